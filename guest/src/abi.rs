@@ -1,0 +1,198 @@
+//! The raw ABI v1 exports of a model module (see `docs/abi.md`).
+//!
+//! Compiled only for `wasm32` with feature `module`. The model blob sits in
+//! linear memory at the first 16-byte boundary at or after `__heap_base`,
+//! where `kiln build` places it in a data segment (growing the initial memory
+//! to hold it). The allocator (`dlmalloc`) takes new memory only through
+//! `memory.grow`, so it never touches that region.
+//!
+//! A module instance is single-threaded; its state lives in two plain cells.
+
+use core::cell::UnsafeCell;
+
+use crate::{DecodeError, Model, Scratch, blob};
+
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+unsafe extern "C" {
+    /// Set by the linker: the first byte past the module's static data.
+    static __heap_base: u8;
+}
+
+/// `kiln_run` codes beyond [`crate::RunError::code`]: no valid model.
+const NO_MODEL: i32 = -1;
+
+/// A static touched only by this module's exports.
+struct Global<T>(UnsafeCell<T>);
+
+// SAFETY: wasm32 without the threads proposal runs one thread per instance.
+unsafe impl<T> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    #[allow(clippy::mut_from_ref)]
+    fn get(&'static self) -> &'static mut T {
+        // SAFETY: single-threaded, and each export takes each static's
+        // reference at most once, so no two live references alias.
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+/// The decoded model, decoded on first use.
+static MODEL: Global<Option<Result<Model<'static>, DecodeError>>> = Global(UnsafeCell::new(None));
+/// Batch buffers, and where the last successful run left its output.
+static RUN: Global<(Scratch, usize)> = Global(UnsafeCell::new((Scratch::new(), 0)));
+
+/// The embedded blob, if a well-formed header lies at the aligned heap base
+/// and the declared length fits in memory.
+fn embedded_blob() -> Option<&'static [u8]> {
+    // SAFETY: only the address of the linker symbol is taken.
+    let base = unsafe { core::ptr::addr_of!(__heap_base) } as usize;
+    let start = base.next_multiple_of(blob::ALIGN);
+    let memory_end = core::arch::wasm32::memory_size(0) * 65536;
+    let header_end = start.checked_add(blob::HEADER_LEN)?;
+    if header_end > memory_end {
+        return None;
+    }
+    // SAFETY: [start, header_end) lies inside linear memory (checked above),
+    // which is always readable.
+    let header = unsafe { core::slice::from_raw_parts(start as *const u8, blob::HEADER_LEN) };
+    let len = blob::declared_len(header).ok()?;
+    if start.checked_add(len)? > memory_end {
+        return None;
+    }
+    // SAFETY: [start, start + len) lies inside linear memory, and nothing
+    // writes to it: it is below the initial memory size the allocator skips.
+    Some(unsafe { core::slice::from_raw_parts(start as *const u8, len) })
+}
+
+fn model() -> Option<&'static Model<'static>> {
+    MODEL
+        .get()
+        .get_or_insert_with(|| {
+            embedded_blob()
+                .ok_or(DecodeError::BadMagic)
+                .and_then(blob::decode)
+        })
+        .as_ref()
+        .ok()
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn kiln_abi_version() -> i32 {
+    crate::ABI_VERSION
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn kiln_input_len() -> i32 {
+    model().map_or(NO_MODEL, |m| m.input_len() as i32)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn kiln_output_len() -> i32 {
+    model().map_or(NO_MODEL, |m| m.output_len() as i32)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn kiln_input(batch: i32) -> i32 {
+    let Some(m) = model() else { return 0 };
+    let Ok(batch) = usize::try_from(batch) else {
+        return 0;
+    };
+    match RUN.get().0.input(m, batch) {
+        Ok(buf) => buf.as_mut_ptr() as i32,
+        Err(_) => 0,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn kiln_run(batch: i32) -> i32 {
+    let Some(m) = model() else { return NO_MODEL };
+    let Ok(batch) = usize::try_from(batch) else {
+        return crate::RunError::BadBatch.code();
+    };
+    let (scratch, output) = RUN.get();
+    match m.run(batch, scratch) {
+        Ok(out) => {
+            *output = out.as_ptr() as usize;
+            0
+        }
+        Err(e) => e.code(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn kiln_output() -> i32 {
+    RUN.get().1 as i32
+}
+
+#[cfg(feature = "kernel-tests")]
+mod kernel_tests {
+    //! Exports that run one dispatched kernel (SIMD128 in a `+simd128`
+    //! build) on host-written buffers, for the host's bit-exactness tests.
+    use alloc::vec::Vec;
+    use core::slice;
+
+    use crate::kernels;
+
+    /// Allocates `n` f32 (leaked; a test instance is short-lived).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_alloc(n: i32) -> i32 {
+        let v: Vec<f32> = alloc::vec![0.0; n.max(0) as usize];
+        v.leak().as_mut_ptr() as i32
+    }
+
+    fn buf(ptr: i32, len: i32) -> &'static mut [f32] {
+        // SAFETY: the host passes pointers from kiln_test_alloc with their
+        // lengths; this build exists only for tests.
+        unsafe { slice::from_raw_parts_mut(ptr as *mut f32, len as usize) }
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_dense(
+        x: i32,
+        w: i32,
+        b: i32,
+        batch: i32,
+        inputs: i32,
+        outputs: i32,
+        y: i32,
+    ) {
+        kernels::dense(
+            buf(x, batch * inputs),
+            buf(w, inputs * outputs),
+            buf(b, outputs),
+            inputs as usize,
+            outputs as usize,
+            buf(y, batch * outputs),
+        );
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_relu(x: i32, n: i32) {
+        kernels::relu(buf(x, n));
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_standardize(x: i32, mean: i32, inv: i32, batch: i32, n: i32) {
+        kernels::standardize(buf(x, batch * n), buf(mean, n), buf(inv, n));
+    }
+
+    /// Applies the scalar transcendental `which` (0 exp, 1 sigmoid, 2 tanh,
+    /// 3 softmax over rows of `row`) in place.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_math(which: i32, x: i32, n: i32, row: i32) {
+        let x = buf(x, n);
+        match which {
+            0 => x.iter_mut().for_each(|v| *v = crate::math::exp(*v)),
+            1 => kernels::sigmoid(x),
+            2 => kernels::tanh(x),
+            _ => kernels::softmax(x, row as usize),
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The compact model blob that `kiln build` embeds into a module.
+//!
+//! The kiln *model file* is safetensors (see `docs/model-format.md`); parsing
+//! its JSON header inside every module would cost ~100 KB of wasm, so the host
+//! derives this small binary form instead and the module decodes it with a
+//! few dozen lines. All integers are little-endian `u32`:
+//!
+//! ```text
+//! 0   magic "KLNB"          4   version (1)         8   total length in bytes
+//! 12  input_len             16  layer count n
+//! 20  n layer records: op, param count k, k params
+//! ... f32 tensor data, each tensor starting at a multiple of 16 bytes
+//! ```
+//!
+//! Tensors are referenced by (byte offset from the blob start, element
+//! count). Op codes and params:
+//!
+//! | op | layer        | params                                   |
+//! |----|--------------|------------------------------------------|
+//! | 1  | standardize  | mean (off, len), inv_std (off, len)      |
+//! | 2  | dense        | inputs, outputs, weight (off, len), bias (off, len) — weight input-major |
+//! | 3  | relu         | len                                      |
+//! | 4  | sigmoid      | len                                      |
+//! | 5  | tanh         | len                                      |
+//! | 6  | softmax      | len                                      |
+//!
+//! [`decode`] is total: every offset, count and width is checked, and the
+//! result goes through [`Model::new`].
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+
+use crate::{Activation, DecodeError, Layer, Model};
+
+/// The first four bytes of every blob.
+pub const MAGIC: [u8; 4] = *b"KLNB";
+/// The blob format version this crate writes and reads.
+pub const VERSION: u32 = 1;
+/// Bytes before the first layer record.
+pub const HEADER_LEN: usize = 20;
+/// Alignment of tensor data inside the blob (and of the blob in memory).
+pub const ALIGN: usize = 16;
+
+const OP_STANDARDIZE: u32 = 1;
+const OP_DENSE: u32 = 2;
+const OP_RELU: u32 = 3;
+const OP_SIGMOID: u32 = 4;
+const OP_TANH: u32 = 5;
+const OP_SOFTMAX: u32 = 6;
+
+/// Serialises `model`. Widths and tensor sizes of a valid [`Model`] fit in
+/// `u32` (see [`crate::model::MAX_WIDTH`]).
+pub fn encode(model: &Model<'_>) -> Vec<u8> {
+    let mut records: Vec<u32> = Vec::new();
+    // (index of the offset word in `records`, tensor): offsets are patched in
+    // once the size of the records is known.
+    let mut tensors: Vec<(usize, &[f32])> = Vec::new();
+    for layer in model.layers() {
+        let refs: [Option<&[f32]>; 2] = match layer {
+            Layer::Standardize { mean, inv_std } => {
+                records.extend([OP_STANDARDIZE, 4]);
+                [Some(mean), Some(inv_std)]
+            }
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => {
+                records.extend([OP_DENSE, 6, *inputs as u32, *outputs as u32]);
+                [Some(weight), Some(bias)]
+            }
+            Layer::Activation { kind, len } => {
+                let op = match kind {
+                    Activation::Relu => OP_RELU,
+                    Activation::Sigmoid => OP_SIGMOID,
+                    Activation::Tanh => OP_TANH,
+                    Activation::Softmax => OP_SOFTMAX,
+                };
+                records.extend([op, 1, *len as u32]);
+                [None, None]
+            }
+        };
+        for t in refs.into_iter().flatten() {
+            tensors.push((records.len(), t));
+            records.extend([0, t.len() as u32]);
+        }
+    }
+    let mut offset = align(HEADER_LEN + records.len() * 4);
+    for &(slot, t) in &tensors {
+        records[slot] = offset as u32;
+        offset = align(offset + t.len() * 4);
+    }
+    let total = offset;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&MAGIC);
+    for v in [
+        VERSION,
+        total as u32,
+        model.input_len() as u32,
+        model.layers().len() as u32,
+    ] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in &records {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for (_, t) in &tensors {
+        out.resize(align(out.len()), 0);
+        for v in t.iter() {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out.resize(total, 0);
+    out
+}
+
+fn align(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Reads the total length a blob declares, after checking magic and version.
+/// The module uses it to find the blob's end before decoding.
+pub fn declared_len(header: &[u8]) -> Result<usize, DecodeError> {
+    let mut r = Reader {
+        bytes: header,
+        pos: 0,
+    };
+    if header.get(..4) != Some(&MAGIC[..]) {
+        return Err(DecodeError::BadMagic);
+    }
+    r.pos = 4;
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(DecodeError::UnsupportedVersion { found: version });
+    }
+    Ok(r.u32()? as usize)
+}
+
+/// Decodes a blob, borrowing tensors from `bytes` where they are aligned.
+pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
+    let declared = declared_len(bytes)?;
+    if declared != bytes.len() {
+        return Err(DecodeError::LengthMismatch {
+            declared,
+            actual: bytes.len(),
+        });
+    }
+    let mut r = Reader { bytes, pos: 12 };
+    let input_len = r.u32()? as usize;
+    let count = r.u32()? as usize;
+    // Every record takes at least 8 bytes: refuse counts the blob cannot hold
+    // before allocating for them.
+    if count > (bytes.len() - HEADER_LEN) / 8 {
+        return Err(DecodeError::TooManyLayers { count });
+    }
+    let mut layers = Vec::with_capacity(count);
+    for index in 0..count {
+        let op = r.u32()?;
+        let k = r.u32()? as usize;
+        let expected = match op {
+            OP_STANDARDIZE => 4,
+            OP_DENSE => 6,
+            OP_RELU | OP_SIGMOID | OP_TANH | OP_SOFTMAX => 1,
+            _ => return Err(DecodeError::UnknownOp { layer: index, op }),
+        };
+        if k != expected {
+            return Err(DecodeError::BadParams { layer: index });
+        }
+        let layer = match op {
+            OP_STANDARDIZE => Layer::Standardize {
+                mean: r.tensor(index)?,
+                inv_std: r.tensor(index)?,
+            },
+            OP_DENSE => Layer::Dense {
+                inputs: r.u32()? as usize,
+                outputs: r.u32()? as usize,
+                weight: r.tensor(index)?,
+                bias: r.tensor(index)?,
+            },
+            _ => {
+                let kind = match op {
+                    OP_RELU => Activation::Relu,
+                    OP_SIGMOID => Activation::Sigmoid,
+                    OP_TANH => Activation::Tanh,
+                    _ => Activation::Softmax,
+                };
+                Layer::Activation {
+                    kind,
+                    len: r.u32()? as usize,
+                }
+            }
+        };
+        layers.push(layer);
+    }
+    Ok(Model::new(input_len, layers)?)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let end = self.pos + 4;
+        let b = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated { at: end })?;
+        self.pos = end;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// An (offset, count) reference to f32 data inside the blob.
+    fn tensor(&mut self, layer: usize) -> Result<Cow<'a, [f32]>, DecodeError> {
+        let bad = DecodeError::BadTensor { layer };
+        let off = self.u32()? as usize;
+        let len = self.u32()? as usize;
+        let end = len
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(off))
+            .ok_or(bad.clone())?;
+        if off % ALIGN != 0 {
+            return Err(bad);
+        }
+        let raw = self.bytes.get(off..end).ok_or(bad)?;
+        #[cfg(target_endian = "little")]
+        if let Ok(floats) = bytemuck::try_cast_slice::<u8, f32>(raw) {
+            return Ok(Cow::Borrowed(floats));
+        }
+        Ok(Cow::Owned(
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Model<'static> {
+        let layers = vec![
+            Layer::Standardize {
+                mean: vec![1.0, 2.0, 3.0].into(),
+                inv_std: vec![0.5, 0.25, 1.0].into(),
+            },
+            Layer::dense_from_rows(
+                1,
+                3,
+                2,
+                &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                vec![0.1, -0.1].into(),
+            )
+            .unwrap(),
+            Layer::Activation {
+                kind: Activation::Tanh,
+                len: 2,
+            },
+            Layer::Activation {
+                kind: Activation::Softmax,
+                len: 2,
+            },
+        ];
+        Model::new(3, layers).unwrap()
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        let blob = encode(&m);
+        assert_eq!(blob.len() % ALIGN, 0);
+        let back = decode(&blob).unwrap();
+        assert_eq!(back, m);
+        let x = [0.5, -1.0, 2.0];
+        assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let blob = encode(&sample());
+        for n in 0..blob.len() {
+            assert!(decode(&blob[..n]).is_err(), "prefix of {n} bytes decoded");
+        }
+    }
+
+    #[test]
+    fn every_single_byte_corruption_is_total() {
+        // Flipping any byte must give an error or a (different) valid model,
+        // never a panic.
+        let blob = encode(&sample());
+        for i in 0..blob.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = blob.clone();
+                b[i] ^= flip;
+                let _ = decode(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn named_errors() {
+        let mut blob = encode(&sample());
+        blob[0] = b'X';
+        assert_eq!(decode(&blob), Err(DecodeError::BadMagic));
+        let mut blob = encode(&sample());
+        blob[4] = 9;
+        assert_eq!(
+            decode(&blob),
+            Err(DecodeError::UnsupportedVersion { found: 9 })
+        );
+        let mut blob = encode(&sample());
+        // First layer's op code.
+        blob[HEADER_LEN] = 77;
+        assert_eq!(
+            decode(&blob),
+            Err(DecodeError::UnknownOp { layer: 0, op: 77 })
+        );
+        let mut blob = encode(&sample());
+        blob[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decode(&blob),
+            Err(DecodeError::TooManyLayers { .. })
+        ));
+    }
+}

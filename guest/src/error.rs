@@ -1,0 +1,154 @@
+//! Typed errors of the guest: decoding a blob, validating a graph, running it.
+//!
+//! `Display` is implemented by hand (no `thiserror`, which needs `std`
+//! formatting machinery the wasm kernel does not otherwise link); the host
+//! wraps these in its own error enums.
+
+use core::fmt;
+
+/// A layer graph that does not hold together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelError {
+    /// The graph has no input features.
+    EmptyInput,
+    /// Layer `layer` expects `expected` values per row but receives `found`.
+    Shape {
+        layer: usize,
+        expected: usize,
+        found: usize,
+    },
+    /// A tensor of layer `layer` has the wrong number of elements.
+    TensorLen {
+        layer: usize,
+        tensor: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    /// Layer `layer`'s dimensions overflow or exceed [`crate::model::MAX_WIDTH`].
+    TooLarge { layer: usize },
+    /// A tensor of layer `layer` holds NaN or an infinity.
+    NotFinite { layer: usize, tensor: &'static str },
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyInput => write!(f, "the model has no input features"),
+            Self::Shape {
+                layer,
+                expected,
+                found,
+            } => write!(
+                f,
+                "layer {layer} expects {expected} values per row but the previous layer produces {found}"
+            ),
+            Self::TensorLen {
+                layer,
+                tensor,
+                expected,
+                found,
+            } => write!(
+                f,
+                "layer {layer}: tensor `{tensor}` has {found} elements, expected {expected}"
+            ),
+            Self::TooLarge { layer } => write!(f, "layer {layer}: dimensions are too large"),
+            Self::NotFinite { layer, tensor } => {
+                write!(f, "layer {layer}: tensor `{tensor}` holds NaN or infinity")
+            }
+        }
+    }
+}
+
+/// A model blob that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The blob ends before byte `at` that it needs.
+    Truncated { at: usize },
+    /// The blob does not start with [`crate::blob::MAGIC`].
+    BadMagic,
+    /// The blob's format version is not one this kernel reads.
+    UnsupportedVersion { found: u32 },
+    /// The header's length disagrees with the bytes present.
+    LengthMismatch { declared: usize, actual: usize },
+    /// Layer `layer` has an op code this kernel does not know.
+    UnknownOp { layer: usize, op: u32 },
+    /// Layer `layer` has the wrong number of parameters for its op.
+    BadParams { layer: usize },
+    /// A tensor of layer `layer` points outside the blob or is misaligned.
+    BadTensor { layer: usize },
+    /// More layers than the blob could possibly hold.
+    TooManyLayers { count: usize },
+    /// The decoded graph is inconsistent.
+    Model(ModelError),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated { at } => write!(f, "model blob is truncated at byte {at}"),
+            Self::BadMagic => write!(f, "not a kiln model blob (bad magic)"),
+            Self::UnsupportedVersion { found } => {
+                write!(f, "model blob version {found} is not supported")
+            }
+            Self::LengthMismatch { declared, actual } => write!(
+                f,
+                "model blob declares {declared} bytes but {actual} are present"
+            ),
+            Self::UnknownOp { layer, op } => write!(f, "layer {layer}: unknown op code {op}"),
+            Self::BadParams { layer } => write!(f, "layer {layer}: wrong parameter count"),
+            Self::BadTensor { layer } => {
+                write!(
+                    f,
+                    "layer {layer}: tensor lies outside the blob or is misaligned"
+                )
+            }
+            Self::TooManyLayers { count } => write!(f, "{count} layers cannot fit in the blob"),
+            Self::Model(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<ModelError> for DecodeError {
+    fn from(e: ModelError) -> Self {
+        Self::Model(e)
+    }
+}
+
+/// A run request that cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunError {
+    /// The batch is zero, or its buffers would exceed the size limit.
+    BadBatch,
+    /// `run` was called for a batch other than the one prepared.
+    NotPrepared,
+    /// The allocator could not provide the buffers.
+    OutOfMemory,
+    /// The input slice is not a whole number of rows.
+    InputLen,
+}
+
+impl RunError {
+    /// The negative code `kiln_run` returns for this error (see docs/abi.md).
+    pub const fn code(self) -> i32 {
+        match self {
+            Self::BadBatch | Self::InputLen => -2,
+            Self::NotPrepared => -3,
+            Self::OutOfMemory => -4,
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BadBatch => "batch size is zero or too large",
+            Self::NotPrepared => "kiln_run called for a batch that kiln_input did not prepare",
+            Self::OutOfMemory => "out of memory for the batch buffers",
+            Self::InputLen => "input is not a whole number of rows",
+        })
+    }
+}
+
+impl core::error::Error for ModelError {}
+impl core::error::Error for DecodeError {}
+impl core::error::Error for RunError {}

@@ -1,0 +1,23 @@
+//! Prediction kernels: one scalar reference per op, SIMD128 overrides on top.
+//!
+//! [`reference`] defines each op's exact arithmetic — including the order in
+//! which sums accumulate — and runs everywhere. [`simd128`] replaces the ops
+//! where vectors pay, inside wasm modules built with `+simd128`; each override
+//! performs the *same* IEEE operations in the same order per output, so it is
+//! bit-identical to the reference (tested in wasmtime by the host's
+//! `kernel_tests`). The functions re-exported here are what the model runs.
+//!
+//! The accumulation order is the contract that makes results bit-exact
+//! across platforms; see `docs/abi.md` ("Arithmetic").
+
+pub mod reference;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use simd128::{dense, relu, standardize};
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use reference::{dense, relu, standardize};
+
+pub use reference::{sigmoid, softmax, tanh};

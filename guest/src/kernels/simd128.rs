@@ -1,0 +1,121 @@
+//! SIMD128 overrides of the reference kernels, for wasm modules built with
+//! `-C target-feature=+simd128`.
+//!
+//! Each function performs, per output element, exactly the IEEE operations of
+//! its twin in [`super::reference`] in the same order — only several outputs
+//! at a time — so results are bit-identical. The host tests this in wasmtime
+//! (`runtime/tests/kernels.rs`, feature `kernel-tests`).
+//!
+//! Loads and stores use raw pointers; every function checks the slice lengths
+//! it relies on before the first access and falls back to the reference if
+//! they do not hold.
+
+use core::arch::wasm32::*;
+
+use super::reference;
+
+/// [`reference::dense`], four output lanes per vector, 16 outputs per pass.
+pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
+    let rows = if inputs == 0 { 0 } else { x.len() / inputs };
+    let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())
+        && b.len() == outputs
+        && rows.checked_mul(outputs).is_some_and(|n| n <= y.len());
+    if !sizes_ok || outputs == 0 {
+        return reference::dense(x, w, b, inputs, outputs, y);
+    }
+    for (xr, yr) in x.chunks_exact(inputs).zip(y.chunks_exact_mut(outputs)) {
+        let mut o = 0;
+        while o + 16 <= outputs {
+            let (mut a0, mut a1, mut a2, mut a3) = (
+                f32x4_splat(0.0),
+                f32x4_splat(0.0),
+                f32x4_splat(0.0),
+                f32x4_splat(0.0),
+            );
+            for (i, &xi) in xr.iter().enumerate() {
+                let xv = f32x4_splat(xi);
+                // SAFETY: i < inputs and o + 16 <= outputs, so the 16 floats
+                // at i * outputs + o lie inside w (w.len() == inputs * outputs).
+                unsafe {
+                    let p = w.as_ptr().add(i * outputs + o) as *const v128;
+                    a0 = f32x4_add(a0, f32x4_mul(xv, v128_load(p)));
+                    a1 = f32x4_add(a1, f32x4_mul(xv, v128_load(p.add(1))));
+                    a2 = f32x4_add(a2, f32x4_mul(xv, v128_load(p.add(2))));
+                    a3 = f32x4_add(a3, f32x4_mul(xv, v128_load(p.add(3))));
+                }
+            }
+            // SAFETY: o + 16 <= outputs == b.len() == yr.len().
+            unsafe {
+                let bp = b.as_ptr().add(o) as *const v128;
+                let yp = yr.as_mut_ptr().add(o) as *mut v128;
+                v128_store(yp, f32x4_add(a0, v128_load(bp)));
+                v128_store(yp.add(1), f32x4_add(a1, v128_load(bp.add(1))));
+                v128_store(yp.add(2), f32x4_add(a2, v128_load(bp.add(2))));
+                v128_store(yp.add(3), f32x4_add(a3, v128_load(bp.add(3))));
+            }
+            o += 16;
+        }
+        while o + 4 <= outputs {
+            let mut a = f32x4_splat(0.0);
+            for (i, &xi) in xr.iter().enumerate() {
+                // SAFETY: as above, with 4 floats.
+                unsafe {
+                    let p = w.as_ptr().add(i * outputs + o) as *const v128;
+                    a = f32x4_add(a, f32x4_mul(f32x4_splat(xi), v128_load(p)));
+                }
+            }
+            // SAFETY: o + 4 <= outputs == b.len() == yr.len().
+            unsafe {
+                let bp = b.as_ptr().add(o) as *const v128;
+                v128_store(
+                    yr.as_mut_ptr().add(o) as *mut v128,
+                    f32x4_add(a, v128_load(bp)),
+                );
+            }
+            o += 4;
+        }
+        for (oo, yo) in yr.iter_mut().enumerate().skip(o) {
+            let mut acc = 0.0f32;
+            for (&xi, wr) in xr.iter().zip(w.chunks_exact(outputs)) {
+                acc += xi * wr[oo];
+            }
+            *yo = acc + b[oo];
+        }
+    }
+}
+
+/// [`reference::relu`] with `f32x4.pmax(x, 0)`, which is `if x < 0 { 0 } else { x }`.
+pub fn relu(x: &mut [f32]) {
+    let zero = f32x4_splat(0.0);
+    let mut chunks = x.chunks_exact_mut(4);
+    for c in &mut chunks {
+        // SAFETY: c has exactly 4 elements.
+        unsafe {
+            let p = c.as_mut_ptr() as *mut v128;
+            v128_store(p, f32x4_pmax(v128_load(p), zero));
+        }
+    }
+    reference::relu(chunks.into_remainder());
+}
+
+/// [`reference::standardize`], four features at a time.
+pub fn standardize(x: &mut [f32], mean: &[f32], inv_std: &[f32]) {
+    let n = mean.len();
+    if n == 0 || inv_std.len() != n {
+        return reference::standardize(x, mean, inv_std);
+    }
+    for row in x.chunks_exact_mut(n) {
+        let mut j = 0;
+        while j + 4 <= n {
+            // SAFETY: j + 4 <= n == row.len() == mean.len() == inv_std.len().
+            unsafe {
+                let p = row.as_mut_ptr().add(j) as *mut v128;
+                let m = v128_load(mean.as_ptr().add(j) as *const v128);
+                let s = v128_load(inv_std.as_ptr().add(j) as *const v128);
+                v128_store(p, f32x4_mul(f32x4_sub(v128_load(p), m), s));
+            }
+            j += 4;
+        }
+        reference::standardize(&mut row[j..], &mean[j..], &inv_std[j..]);
+    }
+}

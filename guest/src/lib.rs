@@ -1,0 +1,37 @@
+//! `kiln-guest`: the prediction side of kiln.
+//!
+//! This crate is compiled twice from the same source:
+//!
+//! * as an rlib linked into the `kiln` host, so `kiln predict --native`
+//!   runs *the same* kernels natively, and
+//! * as a `wasm32-unknown-unknown` cdylib (feature `module`, built by
+//!   `runtime/build.rs`) that becomes the prediction kernel inside every
+//!   model module. `kiln build` embeds a model blob into that module.
+//!
+//! It is `no_std` + `alloc` so it stays small, and every decoder is total:
+//! bad bytes give a [`DecodeError`], never a panic.
+//!
+//! * [`blob`] — the compact model blob embedded into modules (encode/decode).
+//! * [`model`] — the layer graph and its validated execution.
+//! * [`kernels`] — scalar reference kernels and their SIMD128 overrides.
+//! * [`math`] — the one `exp` every platform uses, so results are bit-exact.
+//! * `abi` — the raw ABI v1 exports (wasm32 + feature `module` only; the
+//!   only `unsafe` outside the SIMD kernels).
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod blob;
+mod error;
+pub mod kernels;
+pub mod math;
+pub mod model;
+
+#[cfg(all(target_arch = "wasm32", feature = "module"))]
+mod abi;
+
+pub use error::{DecodeError, ModelError, RunError};
+pub use model::{Activation, Layer, Model, Scratch, Tensor};
+
+/// The version of the compiled-module ABI this crate implements.
+pub const ABI_VERSION: i32 = 1;

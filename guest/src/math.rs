@@ -1,0 +1,115 @@
+//! Transcendental functions defined once, in plain IEEE-754 `f32` arithmetic.
+//!
+//! Platform `libm`s differ in their last bits, and wasm has no `exp`
+//! instruction at all, so kiln carries its own. Every function here uses only
+//! `+ - * /`, comparisons and integer conversions — operations IEEE-754 and
+//! the wasm spec define exactly — written without fused multiply-add, so the
+//! result is the same bits natively, in wasmtime and in V8.
+
+/// `e^x` for `f32` (Cody–Waite range reduction, degree-6 polynomial).
+///
+/// Accurate to about 2 ulp over the normal range. Results that would be
+/// subnormal flush to `0.0`; above `ln(f32::MAX)` it returns `+inf`;
+/// NaN is returned unchanged.
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const HI: f32 = 88.376_26;
+    const LO: f32 = -87.336_55;
+    if x.is_nan() {
+        return x;
+    }
+    if x > HI {
+        return f32::INFINITY;
+    }
+    if x < LO {
+        return 0.0;
+    }
+    let n = round_half_away(x * LOG2E);
+    let nf = n as f32;
+    let r = x - nf * LN2_HI;
+    let r = r - nf * LN2_LO;
+    let z = r * r;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * z + r + 1.0;
+    // n is within [-126, 127] here, so 2^n is a normal f32.
+    let scale = f32::from_bits(((n + 127) as u32) << 23);
+    y * scale
+}
+
+/// Rounds to the nearest integer, halves away from zero. `as` truncates
+/// towards zero and saturates, identically on every platform.
+fn round_half_away(v: f32) -> i32 {
+    if v >= 0.0 {
+        (v + 0.5) as i32
+    } else {
+        (v - 0.5) as i32
+    }
+}
+
+/// The logistic function `1 / (1 + e^-x)`.
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// The hyperbolic tangent, `(e^2x - 1) / (e^2x + 1)`, saturating to ±1.
+pub fn tanh(x: f32) -> f32 {
+    if x > 9.0 {
+        return 1.0;
+    }
+    if x < -9.0 {
+        return -1.0;
+    }
+    if x > -1e-4 && x < 1e-4 {
+        return x;
+    }
+    let e = exp(2.0 * x);
+    (e - 1.0) / (e + 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_close_to_std() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let got = exp(x) as f64;
+            let want = (x as f64).exp();
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+    }
+
+    #[test]
+    fn exp_edges() {
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(100.0), f32::INFINITY);
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!(exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn sigmoid_and_tanh_are_close_to_std() {
+        let mut x = -20.0f32;
+        while x < 20.0 {
+            let s = 1.0 / (1.0 + (-(x as f64)).exp());
+            assert!((sigmoid(x) as f64 - s).abs() < 1e-6, "sigmoid({x})");
+            assert!(
+                (tanh(x) as f64 - (x as f64).tanh()).abs() < 1e-6,
+                "tanh({x})"
+            );
+            x += 0.01;
+        }
+    }
+}

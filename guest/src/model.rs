@@ -1,0 +1,383 @@
+//! The layer graph a model module runs, validated once and executed many times.
+//!
+//! A [`Model`] is an input width plus an ordered list of [`Layer`]s whose
+//! widths chain. It is built either by the host (from a kiln model file, see
+//! `runtime/src/model`) or by [`crate::blob::decode`] inside the module; both
+//! go through [`Model::new`], the one place where a graph is checked.
+//! Execution uses two ping-pong buffers held in a [`Scratch`].
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+
+use crate::{ModelError, RunError, kernels};
+
+/// Largest number of `f32` values a layer may produce per row, and largest
+/// number of values a batch's buffer may hold (2^28 floats = 1 GiB).
+pub const MAX_WIDTH: usize = 1 << 24;
+const MAX_BUFFER: usize = 1 << 28;
+
+/// A weight tensor: borrowed straight from the model blob when it is aligned
+/// (always, inside a module), copied otherwise.
+pub type Tensor<'a> = Cow<'a, [f32]>;
+
+/// An element-wise or row-wise activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    Tanh,
+    /// Softmax over each row.
+    Softmax,
+}
+
+/// One step of the graph.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer<'a> {
+    /// `y = (x − mean) · inv_std`, per input feature.
+    Standardize {
+        mean: Tensor<'a>,
+        inv_std: Tensor<'a>,
+    },
+    /// Fully connected: `y = x·W + b` with `weight` stored input-major
+    /// (`inputs × outputs`), see [`kernels::reference::dense`].
+    Dense {
+        inputs: usize,
+        outputs: usize,
+        weight: Tensor<'a>,
+        bias: Tensor<'a>,
+    },
+    /// An activation over rows of `len` values.
+    Activation { kind: Activation, len: usize },
+}
+
+impl<'a> Layer<'a> {
+    /// A dense layer from PyTorch-style output-major rows (`outputs × inputs`,
+    /// as the model file stores them), transposed to the kernel's layout.
+    /// `layer` is the index reported in errors.
+    pub fn dense_from_rows(
+        layer: usize,
+        inputs: usize,
+        outputs: usize,
+        rows: &[f32],
+        bias: Tensor<'a>,
+    ) -> Result<Self, ModelError> {
+        let n = inputs
+            .checked_mul(outputs)
+            .ok_or(ModelError::TooLarge { layer })?;
+        if rows.len() != n {
+            return Err(ModelError::TensorLen {
+                layer,
+                tensor: "weight",
+                expected: n,
+                found: rows.len(),
+            });
+        }
+        let mut weight = alloc::vec![0.0f32; n];
+        for (o, row) in rows.chunks_exact(inputs.max(1)).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                weight[i * outputs + o] = v;
+            }
+        }
+        Ok(Layer::Dense {
+            inputs,
+            outputs,
+            weight: Cow::Owned(weight),
+            bias,
+        })
+    }
+
+    /// Values per row this layer reads.
+    pub fn input_len(&self) -> usize {
+        match self {
+            Layer::Standardize { mean, .. } => mean.len(),
+            Layer::Dense { inputs, .. } => *inputs,
+            Layer::Activation { len, .. } => *len,
+        }
+    }
+
+    /// Values per row this layer writes.
+    pub fn output_len(&self) -> usize {
+        match self {
+            Layer::Standardize { mean, .. } => mean.len(),
+            Layer::Dense { outputs, .. } => *outputs,
+            Layer::Activation { len, .. } => *len,
+        }
+    }
+
+    /// This layer with every tensor copied out of the blob it borrows.
+    pub fn into_owned(self) -> Layer<'static> {
+        let own = |t: Tensor<'_>| Cow::Owned(t.into_owned());
+        match self {
+            Layer::Standardize { mean, inv_std } => Layer::Standardize {
+                mean: own(mean),
+                inv_std: own(inv_std),
+            },
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => Layer::Dense {
+                inputs,
+                outputs,
+                weight: own(weight),
+                bias: own(bias),
+            },
+            Layer::Activation { kind, len } => Layer::Activation { kind, len },
+        }
+    }
+
+    fn check(&self, index: usize) -> Result<(), ModelError> {
+        let too_large = ModelError::TooLarge { layer: index };
+        if self.input_len() > MAX_WIDTH || self.output_len() > MAX_WIDTH {
+            return Err(too_large);
+        }
+        let tensor_len = |tensor, expected: usize, t: &[f32]| {
+            if t.len() != expected {
+                return Err(ModelError::TensorLen {
+                    layer: index,
+                    tensor,
+                    expected,
+                    found: t.len(),
+                });
+            }
+            if t.iter().any(|v| !v.is_finite()) {
+                return Err(ModelError::NotFinite {
+                    layer: index,
+                    tensor,
+                });
+            }
+            Ok(())
+        };
+        match self {
+            Layer::Standardize { mean, inv_std } => {
+                tensor_len("mean", mean.len(), mean)?;
+                tensor_len("inv_std", mean.len(), inv_std)
+            }
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => {
+                let n = inputs.checked_mul(*outputs).ok_or(too_large)?;
+                tensor_len("weight", n, weight)?;
+                tensor_len("bias", *outputs, bias)
+            }
+            Layer::Activation { .. } => Ok(()),
+        }
+    }
+}
+
+/// A validated graph: every layer's width matches the one before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model<'a> {
+    input_len: usize,
+    output_len: usize,
+    max_width: usize,
+    layers: Vec<Layer<'a>>,
+}
+
+impl<'a> Model<'a> {
+    /// Checks `layers` against each other and against `input_len`.
+    pub fn new(input_len: usize, layers: Vec<Layer<'a>>) -> Result<Self, ModelError> {
+        if input_len == 0 {
+            return Err(ModelError::EmptyInput);
+        }
+        if input_len > MAX_WIDTH {
+            return Err(ModelError::TooLarge { layer: 0 });
+        }
+        let mut width = input_len;
+        let mut max_width = input_len;
+        for (index, layer) in layers.iter().enumerate() {
+            layer.check(index)?;
+            if layer.input_len() != width {
+                return Err(ModelError::Shape {
+                    layer: index,
+                    expected: layer.input_len(),
+                    found: width,
+                });
+            }
+            width = layer.output_len();
+            max_width = max_width.max(width);
+        }
+        Ok(Model {
+            input_len,
+            output_len: width,
+            max_width,
+            layers,
+        })
+    }
+
+    /// This model with every tensor copied out of the blob it borrows.
+    pub fn into_owned(self) -> Model<'static> {
+        Model {
+            input_len: self.input_len,
+            output_len: self.output_len,
+            max_width: self.max_width,
+            layers: self.layers.into_iter().map(Layer::into_owned).collect(),
+        }
+    }
+
+    /// Values per input row.
+    pub fn input_len(&self) -> usize {
+        self.input_len
+    }
+
+    /// Values per output row.
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Layer<'a>] {
+        &self.layers
+    }
+
+    /// Runs `batch` rows that [`Scratch::input`] prepared and returns the
+    /// `batch × output_len` results, which live in `scratch`.
+    pub fn run<'s>(&self, batch: usize, scratch: &'s mut Scratch) -> Result<&'s [f32], RunError> {
+        if scratch.prepared != Some((batch, self.max_width)) {
+            return Err(RunError::NotPrepared);
+        }
+        let mut width = self.input_len;
+        for layer in &self.layers {
+            let cur = &mut scratch.cur[..batch * width];
+            match layer {
+                Layer::Standardize { mean, inv_std } => kernels::standardize(cur, mean, inv_std),
+                Layer::Dense {
+                    inputs,
+                    outputs,
+                    weight,
+                    bias,
+                } => {
+                    let next = &mut scratch.next[..batch * outputs];
+                    kernels::dense(cur, weight, bias, *inputs, *outputs, next);
+                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
+                }
+                Layer::Activation { kind, len } => match kind {
+                    Activation::Relu => kernels::relu(cur),
+                    Activation::Sigmoid => kernels::sigmoid(cur),
+                    Activation::Tanh => kernels::tanh(cur),
+                    Activation::Softmax => kernels::softmax(cur, *len),
+                },
+            }
+            width = layer.output_len();
+        }
+        scratch.prepared = None;
+        Ok(&scratch.cur[..batch * self.output_len])
+    }
+
+    /// Convenience for hosts: predicts every row of `input` (a whole number
+    /// of `input_len` rows) and returns the results.
+    pub fn predict(&self, input: &[f32]) -> Result<Vec<f32>, RunError> {
+        if input.len() % self.input_len != 0 {
+            return Err(RunError::InputLen);
+        }
+        let batch = input.len() / self.input_len;
+        let mut scratch = Scratch::new();
+        scratch.input(self, batch)?.copy_from_slice(input);
+        Ok(self.run(batch, &mut scratch)?.to_vec())
+    }
+}
+
+/// Buffers for running a model: the current activations and the next.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    cur: Vec<f32>,
+    next: Vec<f32>,
+    /// `(batch, max_width)` that [`Scratch::input`] prepared for.
+    prepared: Option<(usize, usize)>,
+}
+
+impl Scratch {
+    /// Empty buffers; they grow on first use and are reused afterwards.
+    pub const fn new() -> Self {
+        Scratch {
+            cur: Vec::new(),
+            next: Vec::new(),
+            prepared: None,
+        }
+    }
+
+    /// Sizes the buffers for `batch` rows of `model` and returns the input
+    /// area (`batch × input_len` values) to fill before [`Model::run`].
+    pub fn input(&mut self, model: &Model<'_>, batch: usize) -> Result<&mut [f32], RunError> {
+        self.prepared = None;
+        let len = batch
+            .checked_mul(model.max_width)
+            .filter(|&n| batch > 0 && n <= MAX_BUFFER)
+            .ok_or(RunError::BadBatch)?;
+        for buf in [&mut self.cur, &mut self.next] {
+            if buf.len() < len {
+                buf.try_reserve_exact(len - buf.len())
+                    .map_err(|_| RunError::OutOfMemory)?;
+                buf.resize(len, 0.0);
+            }
+        }
+        self.prepared = Some((batch, model.max_width));
+        Ok(&mut self.cur[..batch * model.input_len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Model<'static> {
+        let dense =
+            Layer::dense_from_rows(0, 2, 2, &[1.0, 0.0, 0.0, -1.0], vec![0.0, 0.0].into()).unwrap();
+        Model::new(
+            2,
+            vec![
+                dense,
+                Layer::Activation {
+                    kind: Activation::Relu,
+                    len: 2,
+                },
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn predicts_rows() {
+        let m = tiny();
+        assert_eq!(
+            m.predict(&[3.0, 4.0, -1.0, -2.0]).unwrap(),
+            [3.0, 0.0, 0.0, 2.0]
+        );
+        assert_eq!(m.predict(&[1.0]), Err(RunError::InputLen));
+    }
+
+    #[test]
+    fn rejects_mismatched_widths() {
+        let err = Model::new(
+            3,
+            vec![Layer::Activation {
+                kind: Activation::Relu,
+                len: 2,
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ModelError::Shape {
+                layer: 0,
+                expected: 2,
+                found: 3
+            }
+        );
+    }
+
+    #[test]
+    fn run_needs_prepared_batch() {
+        let m = tiny();
+        let mut s = Scratch::new();
+        assert_eq!(m.run(1, &mut s), Err(RunError::NotPrepared));
+        s.input(&m, 2).unwrap();
+        assert_eq!(m.run(1, &mut s), Err(RunError::NotPrepared));
+        assert_eq!(s.input(&m, 0).unwrap_err(), RunError::BadBatch);
+        assert_eq!(s.input(&m, usize::MAX).unwrap_err(), RunError::BadBatch);
+    }
+}

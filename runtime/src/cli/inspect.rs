@@ -1,0 +1,67 @@
+//! `kiln inspect`: show what a model file or a model module holds.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kiln::model::ModelFile;
+use kiln::module;
+
+/// Print the metadata of a model file (.safetensors) or a model module (.wasm)
+/// as JSON: name, task, input and output shapes, labels, layers, sizes.
+/// A module is read without being run.
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    /// A model file or model module.
+    file: PathBuf,
+}
+
+pub(super) fn execute(a: Args) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let report = if bytes.starts_with(b"\0asm") {
+        let meta = module::read_meta(&bytes)?
+            .context("the module has no kiln.meta section; was it built by `kiln build`?")?;
+        let blob_bytes = module::embedded_blob(&bytes)?.map_or(0, <[u8]>::len);
+        serde_json::json!({
+            "kind": "module",
+            "bytes": bytes.len(),
+            "model_blob_bytes": blob_bytes,
+            "meta": meta,
+        })
+    } else {
+        let model = ModelFile::from_bytes(&bytes, &a.file)?;
+        let kernel = model.to_kernel()?;
+        let layers: Vec<_> = model
+            .graph
+            .layers
+            .iter()
+            .map(|l| {
+                let mut v = serde_json::to_value(l).expect("layer serialises");
+                let params: usize = serde_json::to_value(l)
+                    .ok()
+                    .and_then(|j| j.as_object().cloned())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, name)| model.tensors.get(name.as_str()?))
+                    .map(|t| t.data.len())
+                    .sum();
+                v["params"] = params.into();
+                v
+            })
+            .collect();
+        serde_json::json!({
+            "kind": "model",
+            "bytes": bytes.len(),
+            "sha256": module::sha256_hex(&bytes),
+            "name": model.graph.name,
+            "version": model.graph.version,
+            "task": model.graph.task,
+            "input": model.graph.input,
+            "outputs": kernel.output_len(),
+            "target": model.graph.target,
+            "labels": model.graph.labels,
+            "layers": layers,
+        })
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

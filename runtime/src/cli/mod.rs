@@ -1,0 +1,40 @@
+//! Argument parsing (clap) and dispatch to one file per subcommand.
+
+mod build;
+mod inspect;
+mod predict;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// kiln — train a model, compile it into one self-contained WebAssembly
+/// module, and run that module anywhere with the same bits.
+///
+/// A typical session:
+///
+///   kiln train --data builtin:digits --seed 1 -o digits.safetensors
+///   kiln build digits.safetensors -o digits.wasm
+///   kiln predict digits.wasm --input rows.csv
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Train(train::Args),
+    Build(build::Args),
+    Predict(predict::Args),
+    Inspect(inspect::Args),
+}
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Train(a) => train::execute(a),
+        Command::Build(a) => build::execute(a),
+        Command::Predict(a) => predict::execute(a),
+        Command::Inspect(a) => inspect::execute(a),
+    }
+}

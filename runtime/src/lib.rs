@@ -1,0 +1,16 @@
+//! `kiln`: the host side of kiln, a WebAssembly edge inference runtime.
+//!
+//! Models are trained here ([`train`]), stored as safetensors model files
+//! ([`model`]), compiled with the guest kernel into one self-contained,
+//! import-free `.wasm` ([`module`]) and run in a wasmtime sandbox
+//! ([`sandbox`]) — or natively with the very same kernel ([`kiln_guest`]).
+//! See `docs/architecture.md` for the map.
+
+pub mod data;
+pub mod fsutil;
+pub mod model;
+pub mod module;
+pub mod sandbox;
+pub mod train;
+
+pub use kiln_guest;

@@ -1,0 +1,99 @@
+//! The graph a kiln model file carries in its safetensors `__metadata__`.
+//!
+//! Serialised as JSON under the metadata key [`METADATA_KEY`]; layers name
+//! their tensors, which live in the safetensors body. Unknown fields are
+//! refused so a typo never silently changes a model.
+
+use serde::{Deserialize, Serialize};
+
+/// The `__metadata__` key that holds the graph JSON.
+pub const METADATA_KEY: &str = "kiln";
+/// The graph format version this kiln writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Scores per class; the prediction is the arg-max.
+    Classification,
+    /// One or more real values.
+    Regression,
+}
+
+/// The model's input: a tensor of `shape` per row, optionally with names for
+/// its features (the CSV columns it was trained on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+impl InputSpec {
+    /// Values per row (the product of the shape), `None` on overflow.
+    pub fn len(&self) -> Option<usize> {
+        self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+    }
+}
+
+/// One layer. Tensors are referenced by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// `(x − mean) / std` per feature (the kernel multiplies by `1/std`
+    /// rounded to f32). Both tensors have the input's length.
+    Standardize {
+        mean: String,
+        std: String,
+    },
+    /// Fully connected: `weight` is `[outputs, inputs]` (PyTorch's layout),
+    /// `bias` is `[outputs]`.
+    Dense {
+        weight: String,
+        bias: String,
+    },
+    Relu,
+    Sigmoid,
+    Tanh,
+    /// Softmax over the whole row.
+    Softmax,
+    /// Reshape to one dimension; no arithmetic.
+    Flatten,
+}
+
+impl LayerSpec {
+    /// The op name as written in the file.
+    pub fn op(&self) -> &'static str {
+        match self {
+            LayerSpec::Standardize { .. } => "standardize",
+            LayerSpec::Dense { .. } => "dense",
+            LayerSpec::Relu => "relu",
+            LayerSpec::Sigmoid => "sigmoid",
+            LayerSpec::Tanh => "tanh",
+            LayerSpec::Softmax => "softmax",
+            LayerSpec::Flatten => "flatten",
+        }
+    }
+}
+
+/// Everything about a model except its tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Graph {
+    /// [`FORMAT_VERSION`].
+    pub format: u32,
+    pub name: String,
+    pub version: String,
+    pub task: Task,
+    pub input: InputSpec,
+    /// The CSV column the model was trained to predict, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Class names, one per output (classification).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    pub layers: Vec<LayerSpec>,
+}

@@ -1,0 +1,269 @@
+//! The kiln model file: a safetensors file whose `__metadata__` holds the
+//! [`Graph`] as JSON (see `docs/model-format.md`).
+//!
+//! [`ModelFile`] is the in-memory form. Loading is total — every way a file
+//! can be wrong is a [`ModelFileError`] naming the file, layer and tensor —
+//! and saving goes through a temporary file and a rename, so a failed save
+//! never leaves half a model behind. [`ModelFile::to_kernel`] turns the file
+//! into the guest's [`kiln_guest::Model`], the graph the kernel runs natively
+//! and inside modules.
+
+mod graph;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use kiln_guest::{Activation, Layer};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+pub use graph::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY, Task};
+
+use crate::fsutil;
+
+/// A dense f32 tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        Tensor { shape, data }
+    }
+}
+
+/// Why a model file could not be read, written or understood.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid safetensors file: {source}")]
+    SafeTensors {
+        path: PathBuf,
+        source: safetensors::SafeTensorError,
+    },
+    #[error(
+        "{path}: no kiln graph in the safetensors metadata (key `{METADATA_KEY}`); is this a kiln model?"
+    )]
+    NoGraph { path: PathBuf },
+    #[error("{path}: invalid kiln graph JSON: {source}")]
+    GraphJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION})")]
+    Format { path: PathBuf, found: u32 },
+    #[error("{path}: tensor `{tensor}` has dtype {dtype}, expected F32")]
+    Dtype {
+        path: PathBuf,
+        tensor: String,
+        dtype: String,
+    },
+    #[error("layer {layer} ({op}): tensor `{tensor}` is missing")]
+    MissingTensor {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+    },
+    #[error("layer {layer} ({op}): tensor `{tensor}` has shape {found:?}, expected {expected}")]
+    TensorShape {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+        found: Vec<usize>,
+        expected: String,
+    },
+    #[error("input shape {0:?} is empty or overflows")]
+    InputShape(Vec<usize>),
+    #[error("{labels} labels for {outputs} outputs")]
+    Labels { labels: usize, outputs: usize },
+    #[error("{features} feature names for {inputs} inputs")]
+    Features { features: usize, inputs: usize },
+    #[error("invalid graph: {0}")]
+    Graph(#[from] kiln_guest::ModelError),
+}
+
+/// A model: its graph and its tensors, by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    pub graph: Graph,
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+impl ModelFile {
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Self, ModelFileError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses and validates a model file's bytes; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ModelFileError> {
+        let st_err = |source| ModelFileError::SafeTensors {
+            path: path.into(),
+            source,
+        };
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+        let json = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(METADATA_KEY))
+            .ok_or_else(|| ModelFileError::NoGraph { path: path.into() })?;
+        let graph: Graph =
+            serde_json::from_str(json).map_err(|source| ModelFileError::GraphJson {
+                path: path.into(),
+                source,
+            })?;
+        if graph.format != FORMAT_VERSION {
+            return Err(ModelFileError::Format {
+                path: path.into(),
+                found: graph.format,
+            });
+        }
+        let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(ModelFileError::Dtype {
+                    path: path.into(),
+                    tensor: name,
+                    dtype: format!("{:?}", view.dtype()),
+                });
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.insert(name, Tensor::new(view.shape().to_vec(), data));
+        }
+        let model = ModelFile { graph, tensors };
+        model.to_kernel()?;
+        Ok(model)
+    }
+
+    /// The safetensors bytes of this model.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+        let json = serde_json::to_string(&self.graph).expect("graph serialises");
+        let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+        let views = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let view =
+                    TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))?;
+                Ok((name.as_str(), view))
+            })
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        safetensors::serialize(views, Some(metadata))
+    }
+
+    /// Validates and writes the model to `path` (temporary file + rename).
+    pub fn save(&self, path: &Path) -> Result<(), ModelFileError> {
+        self.to_kernel()?;
+        let bytes = self
+            .to_bytes()
+            .map_err(|source| ModelFileError::SafeTensors {
+                path: path.into(),
+                source,
+            })?;
+        fsutil::write_atomic(path, &bytes).map_err(|source| ModelFileError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Values per input row.
+    pub fn input_len(&self) -> Result<usize, ModelFileError> {
+        self.graph
+            .input
+            .len()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| ModelFileError::InputShape(self.graph.input.shape.clone()))
+    }
+
+    /// Builds the graph the kernel runs, checking every tensor's shape
+    /// against its layer and every layer's width against the one before.
+    pub fn to_kernel(&self) -> Result<kiln_guest::Model<'static>, ModelFileError> {
+        let input_len = self.input_len()?;
+        if !self.graph.input.features.is_empty() && self.graph.input.features.len() != input_len {
+            return Err(ModelFileError::Features {
+                features: self.graph.input.features.len(),
+                inputs: input_len,
+            });
+        }
+        let mut width = input_len;
+        let mut layers = Vec::new();
+        for (index, spec) in self.graph.layers.iter().enumerate() {
+            let op = spec.op();
+            let tensor = |name: &str| {
+                self.tensors
+                    .get(name)
+                    .ok_or_else(|| ModelFileError::MissingTensor {
+                        layer: index,
+                        op,
+                        tensor: name.into(),
+                    })
+            };
+            let shape_err =
+                |name: &str, t: &Tensor, expected: String| ModelFileError::TensorShape {
+                    layer: index,
+                    op,
+                    tensor: name.into(),
+                    found: t.shape.clone(),
+                    expected,
+                };
+            let activation = |kind| Layer::Activation { kind, len: width };
+            let layer = match spec {
+                LayerSpec::Standardize { mean, std } => {
+                    let (m, s) = (tensor(mean)?, tensor(std)?);
+                    for (name, t) in [(mean, m), (std, s)] {
+                        if t.shape != [width] {
+                            return Err(shape_err(name, t, format!("[{width}]")));
+                        }
+                    }
+                    Layer::Standardize {
+                        mean: m.data.clone().into(),
+                        inv_std: s.data.iter().map(|&v| 1.0 / v).collect::<Vec<_>>().into(),
+                    }
+                }
+                LayerSpec::Dense { weight, bias } => {
+                    let (w, b) = (tensor(weight)?, tensor(bias)?);
+                    let &[outputs, inputs] = w.shape.as_slice() else {
+                        return Err(shape_err(weight, w, format!("[outputs, {width}]")));
+                    };
+                    if inputs != width {
+                        return Err(shape_err(weight, w, format!("[{outputs}, {width}]")));
+                    }
+                    if b.shape != [outputs] {
+                        return Err(shape_err(bias, b, format!("[{outputs}]")));
+                    }
+                    Layer::dense_from_rows(index, inputs, outputs, &w.data, b.data.clone().into())?
+                }
+                LayerSpec::Relu => activation(Activation::Relu),
+                LayerSpec::Sigmoid => activation(Activation::Sigmoid),
+                LayerSpec::Tanh => activation(Activation::Tanh),
+                LayerSpec::Softmax => activation(Activation::Softmax),
+                LayerSpec::Flatten => continue,
+            };
+            width = layer.output_len();
+            layers.push(layer);
+        }
+        let model = kiln_guest::Model::new(input_len, layers)?;
+        let labels = self.graph.labels.len();
+        if labels != 0 && labels != model.output_len() {
+            return Err(ModelFileError::Labels {
+                labels,
+                outputs: model.output_len(),
+            });
+        }
+        Ok(model)
+    }
+}

@@ -1,0 +1,141 @@
+//! Compiled model modules: the `.wasm` files `kiln build` writes.
+//!
+//! A module is the prebuilt guest kernel ([`KERNEL_WASM`], compiled by
+//! `build.rs`) plus a data segment holding the model blob
+//! ([`kiln_guest::blob`]) and a custom section [`META_SECTION`] holding
+//! [`ModuleMeta`] as JSON. This module writes them ([`build`]) and reads
+//! them back without instantiating ([`read_meta`], [`embedded_blob`]).
+//! The contract is `docs/abi.md`.
+
+mod embed;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wasmparser::{DataKind, Parser, Payload};
+
+use crate::model::{ModelFile, ModelFileError, Task};
+
+/// The kernel module with no model: ABI v1 exports, SIMD128 kernels.
+pub const KERNEL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
+/// The kernel with extra exports running single kernels (tests only).
+#[doc(hidden)]
+pub const KERNEL_TESTS_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-tests.wasm"));
+/// Name of the custom section holding [`ModuleMeta`] JSON.
+pub const META_SECTION: &str = "kiln.meta";
+
+/// One tensor of the module's signature, in KServe v2 terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorMeta {
+    pub name: String,
+    pub datatype: String,
+    /// Shape of one row (without the batch dimension).
+    pub shape: Vec<usize>,
+}
+
+/// What a module says about itself in its `kiln.meta` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleMeta {
+    pub abi_version: i32,
+    pub name: String,
+    pub version: String,
+    pub task: Task,
+    pub input: TensorMeta,
+    pub output: TensorMeta,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Hex sha256 of the model file the module was built from.
+    pub model_sha256: String,
+    pub kiln_version: String,
+}
+
+/// Why a module could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error(transparent)]
+    Model(#[from] ModelFileError),
+    #[error("not a valid WebAssembly module: {0}")]
+    Wasm(#[from] wasmparser::BinaryReaderError),
+    #[error("the kernel has no exported `__heap_base` global")]
+    NoHeapBase,
+    #[error("the model needs {0} bytes of memory, more than a 32-bit module can address")]
+    TooLarge(usize),
+    #[error("re-encoding the kernel failed: {0}")]
+    Reencode(String),
+    #[error("custom section `{META_SECTION}` is not valid metadata JSON: {0}")]
+    MetaJson(serde_json::Error),
+}
+
+/// Builds the module for `model`, whose file bytes hash to `model_sha256`.
+pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleError> {
+    let kernel = model.to_kernel()?;
+    let blob = kiln_guest::blob::encode(&kernel);
+    let g = &model.graph;
+    let meta = ModuleMeta {
+        abi_version: kiln_guest::ABI_VERSION,
+        name: g.name.clone(),
+        version: g.version.clone(),
+        task: g.task,
+        input: TensorMeta {
+            name: g.input.name.clone(),
+            datatype: "FP32".into(),
+            shape: g.input.shape.clone(),
+        },
+        output: TensorMeta {
+            name: "scores".into(),
+            datatype: "FP32".into(),
+            shape: vec![kernel.output_len()],
+        },
+        features: g.input.features.clone(),
+        target: g.target.clone(),
+        labels: g.labels.clone(),
+        model_sha256: model_sha256.into(),
+        kiln_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let meta_json = serde_json::to_vec(&meta).expect("metadata serialises");
+    embed::embed(KERNEL_WASM, &blob, &meta_json)
+}
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads the `kiln.meta` section, if the module has one.
+pub fn read_meta(wasm: &[u8]) -> Result<Option<ModuleMeta>, ModuleError> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::CustomSection(c) = payload? {
+            if c.name() == META_SECTION {
+                return serde_json::from_slice(c.data())
+                    .map(Some)
+                    .map_err(ModuleError::MetaJson);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The model blob embedded in a module: the active data segment that starts
+/// with [`kiln_guest::blob::MAGIC`]. `--native` prediction decodes it, so it
+/// runs exactly the bytes the module runs.
+pub fn embedded_blob(wasm: &[u8]) -> Result<Option<&[u8]>, ModuleError> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::DataSection(reader) = payload? {
+            for data in reader {
+                let data = data?;
+                if matches!(data.kind, DataKind::Active { .. })
+                    && data.data.starts_with(&kiln_guest::blob::MAGIC)
+                {
+                    return Ok(Some(data.data));
+                }
+            }
+        }
+    }
+    Ok(None)
+}

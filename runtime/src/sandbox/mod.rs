@@ -1,0 +1,369 @@
+//! Running untrusted model modules in wasmtime.
+//!
+//! A model module is untrusted code. The [`Sandbox`] gives it nothing: no
+//! imports (a module that asks for any is refused before instantiation), a
+//! memory cap (a [`StoreLimits`] per store), a deadline (epoch interruption,
+//! ticked by a background thread every [`TICK`]) and a fresh instance per
+//! call, so nothing survives from one prediction to the next.
+//!
+//! [`Sandbox::load`] checks the ABI v1 contract (`docs/abi.md`) once;
+//! [`Sandbox::predict`] then runs batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::{
+    Config, Engine, Instance, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder,
+    Trap, TypedFunc, ValType,
+};
+
+use crate::module::{self, ModuleMeta};
+
+/// How often the epoch advances; deadlines are rounded up to it.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cap on the module's linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock deadline of one call into the module.
+    pub deadline: Duration,
+    /// Largest module accepted for compilation, in bytes.
+    pub module_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            deadline: Duration::from_secs(1),
+            module_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why a module was refused or a prediction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("module is {size} bytes, over the {cap}-byte cap")]
+    TooLarge { size: usize, cap: usize },
+    #[error(transparent)]
+    Module(#[from] module::ModuleError),
+    #[error("module does not compile: {0}")]
+    Compile(String),
+    #[error("module imports {0}; model modules must import nothing")]
+    Imports(String),
+    #[error("module lacks the export `{0}` required by kiln ABI v1")]
+    MissingExport(&'static str),
+    #[error("export `{name}` has the wrong type (expected {expected})")]
+    ExportType {
+        name: &'static str,
+        expected: &'static str,
+    },
+    #[error("module implements kiln ABI version {found}; this kiln runs version 1")]
+    AbiVersion { found: i32 },
+    #[error("module has no valid embedded model (kiln_input_len returned {0})")]
+    NoModel(i32),
+    #[error("module reports {module} input values per row but its metadata says {meta}")]
+    MetaMismatch { module: usize, meta: usize },
+    #[error("input has {values} values, not a whole number of {row}-value rows")]
+    InputLen { values: usize, row: usize },
+    #[error("module could not provide an input buffer for {batch} rows (memory cap {cap} bytes)")]
+    NoBuffer { batch: usize, cap: usize },
+    #[error("kiln_run failed with code {0} (see docs/abi.md)")]
+    RunCode(i32),
+    #[error("module returned a buffer outside its memory")]
+    BadPointer,
+    #[error("prediction exceeded its {0:?} deadline")]
+    Deadline(Duration),
+    #[error("module trapped: {0}")]
+    Trap(String),
+}
+
+/// Per-store state: the memory limiter.
+struct Host {
+    limits: StoreLimits,
+}
+
+/// A wasmtime engine configured for model modules, with its epoch ticker.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<Host>,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sandbox {
+    pub fn new(limits: Limits) -> Result<Self, SandboxError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_simd(true);
+        config.wasm_relaxed_simd(true);
+        // Relaxed SIMD must give the same bits on every host.
+        config.relaxed_simd_deterministic(true);
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Compile(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("kiln-epoch".into())
+            .spawn(move || {
+                while !ticker.1.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker.0.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Compile(e.to_string()))?;
+        Ok(Sandbox {
+            linker: Linker::new(&engine),
+            engine,
+            limits,
+            stop,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compiles `wasm` and checks it against ABI v1: no imports, the six
+    /// exports with their types, version 1, a valid embedded model.
+    pub fn load(&self, wasm: &[u8]) -> Result<LoadedModule, SandboxError> {
+        if wasm.len() > self.limits.module_bytes {
+            return Err(SandboxError::TooLarge {
+                size: wasm.len(),
+                cap: self.limits.module_bytes,
+            });
+        }
+        let meta = module::read_meta(wasm)?;
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        let imports: Vec<String> = module
+            .imports()
+            .map(|i| format!("`{}::{}`", i.module(), i.name()))
+            .collect();
+        if !imports.is_empty() {
+            return Err(SandboxError::Imports(imports.join(", ")));
+        }
+        check_exports(&module)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| SandboxError::Compile(e.to_string()))?;
+        let mut loaded = LoadedModule {
+            pre,
+            meta,
+            input_len: 0,
+            output_len: 0,
+        };
+        let mut run = self.instance(&loaded)?;
+        let version = run.call0("kiln_abi_version")?;
+        if version != kiln_guest::ABI_VERSION {
+            return Err(SandboxError::AbiVersion { found: version });
+        }
+        let (input_len, output_len) = (run.call0("kiln_input_len")?, run.call0("kiln_output_len")?);
+        if input_len <= 0 || output_len <= 0 {
+            return Err(SandboxError::NoModel(input_len.min(output_len)));
+        }
+        loaded.input_len = input_len as usize;
+        loaded.output_len = output_len as usize;
+        if let Some(meta) = &loaded.meta {
+            let meta_len: usize = meta.input.shape.iter().product();
+            if meta_len != loaded.input_len {
+                return Err(SandboxError::MetaMismatch {
+                    module: loaded.input_len,
+                    meta: meta_len,
+                });
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Predicts every row of `input` (row-major, `input_len` values per row)
+    /// in one fresh instance and one `kiln_run`.
+    pub fn predict(&self, module: &LoadedModule, input: &[f32]) -> Result<Vec<f32>, SandboxError> {
+        let row = module.input_len;
+        if input.is_empty() || input.len() % row != 0 {
+            return Err(SandboxError::InputLen {
+                values: input.len(),
+                row,
+            });
+        }
+        let batch = input.len() / row;
+        let mut run = self.instance(module)?;
+        let ptr = run.call1("kiln_input", batch as i32)?;
+        if ptr == 0 {
+            return Err(SandboxError::NoBuffer {
+                batch,
+                cap: self.limits.memory_bytes,
+            });
+        }
+        run.write_f32(ptr as u32 as usize, input)?;
+        let code = run.call1("kiln_run", batch as i32)?;
+        if code != 0 {
+            return Err(SandboxError::RunCode(code));
+        }
+        let out = run.call0("kiln_output")?;
+        run.read_f32(out as u32 as usize, batch * module.output_len)
+    }
+
+    fn instance<'m>(&self, module: &'m LoadedModule) -> Result<Run<'m>, SandboxError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(1)
+            .memories(1)
+            .tables(1)
+            .build();
+        let mut store = Store::new(&self.engine, Host { limits });
+        store.limiter(|h| &mut h.limits);
+        let ticks = self.limits.deadline.as_nanos().div_ceil(TICK.as_nanos()) as u64;
+        store.set_epoch_deadline(ticks.max(1) + 1);
+        let deadline = self.limits.deadline;
+        let instance = module
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, deadline))?;
+        Ok(Run {
+            store,
+            instance,
+            deadline,
+            _module: module,
+        })
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A module that passed [`Sandbox::load`].
+pub struct LoadedModule {
+    pre: InstancePre<Host>,
+    meta: Option<ModuleMeta>,
+    input_len: usize,
+    output_len: usize,
+}
+
+impl LoadedModule {
+    pub fn input_len(&self) -> usize {
+        self.input_len
+    }
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+    pub fn meta(&self) -> Option<&ModuleMeta> {
+        self.meta.as_ref()
+    }
+}
+
+const EXPORTS: [(&str, &[ValType]); 6] = [
+    ("kiln_abi_version", &[]),
+    ("kiln_input_len", &[]),
+    ("kiln_output_len", &[]),
+    ("kiln_input", &[ValType::I32]),
+    ("kiln_run", &[ValType::I32]),
+    ("kiln_output", &[]),
+];
+
+fn check_exports(module: &Module) -> Result<(), SandboxError> {
+    match module.get_export("memory") {
+        Some(wasmtime::ExternType::Memory(_)) => {}
+        Some(_) => {
+            return Err(SandboxError::ExportType {
+                name: "memory",
+                expected: "a memory",
+            });
+        }
+        None => return Err(SandboxError::MissingExport("memory")),
+    }
+    for (name, params) in EXPORTS {
+        let Some(ext) = module.get_export(name) else {
+            return Err(SandboxError::MissingExport(name));
+        };
+        let ok = ext.func().is_some_and(|f| {
+            f.params()
+                .map(|p| p.to_string())
+                .eq(params.iter().map(|p| p.to_string()))
+                && f.results().map(|r| r.to_string()).eq(["i32".to_string()])
+        });
+        if !ok {
+            return Err(SandboxError::ExportType {
+                name,
+                expected: if params.is_empty() {
+                    "func() -> i32"
+                } else {
+                    "func(i32) -> i32"
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One fresh instance, dropped after the call it serves.
+struct Run<'m> {
+    store: Store<Host>,
+    instance: Instance,
+    deadline: Duration,
+    _module: &'m LoadedModule,
+}
+
+impl Run<'_> {
+    fn call0(&mut self, name: &'static str) -> Result<i32, SandboxError> {
+        let f: TypedFunc<(), i32> = self
+            .instance
+            .get_typed_func(&mut self.store, name)
+            .map_err(|_| SandboxError::MissingExport(name))?;
+        f.call(&mut self.store, ())
+            .map_err(|e| classify(e, self.deadline))
+    }
+
+    fn call1(&mut self, name: &'static str, arg: i32) -> Result<i32, SandboxError> {
+        let f: TypedFunc<i32, i32> = self
+            .instance
+            .get_typed_func(&mut self.store, name)
+            .map_err(|_| SandboxError::MissingExport(name))?;
+        f.call(&mut self.store, arg)
+            .map_err(|e| classify(e, self.deadline))
+    }
+
+    fn memory(&mut self) -> Result<wasmtime::Memory, SandboxError> {
+        self.instance
+            .get_memory(&mut self.store, "memory")
+            .ok_or(SandboxError::MissingExport("memory"))
+    }
+
+    fn write_f32(&mut self, ptr: usize, values: &[f32]) -> Result<(), SandboxError> {
+        let memory = self.memory()?;
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        let dst = memory
+            .data_mut(&mut self.store)
+            .get_mut(ptr..ptr.saturating_add(bytes.len()))
+            .ok_or(SandboxError::BadPointer)?;
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn read_f32(&mut self, ptr: usize, len: usize) -> Result<Vec<f32>, SandboxError> {
+        let memory = self.memory()?;
+        let src = memory
+            .data(&self.store)
+            .get(ptr..ptr.saturating_add(len * 4))
+            .ok_or(SandboxError::BadPointer)?;
+        Ok(src
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
+fn classify(e: wasmtime::Error, deadline: Duration) -> SandboxError {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => SandboxError::Deadline(deadline),
+        Some(trap) => SandboxError::Trap(trap.to_string()),
+        None => SandboxError::Trap(format!("{e:#}")),
+    }
+}
