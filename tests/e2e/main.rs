@@ -1,1 +1,13 @@
+//! End-to-end tests: they drive the real `kiln` binary as a user would.
+//!
+//! One test binary (one link step), one module per area. Shared helpers —
+//! the binary's path, scratch directories, a trained digits model — live in
+//! `common`.
 
+#![allow(unreachable_pub)]
+
+mod common;
+
+mod cli;
+mod kernels;
+mod modules;

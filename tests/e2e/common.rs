@@ -1,0 +1,120 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `kiln` binary cargo built for these tests.
+pub fn kiln_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln")
+}
+
+/// A `kiln` command with `args`.
+pub fn kiln(args: &[&str]) -> Command {
+    let mut c = Command::new(kiln_bin());
+    c.args(args);
+    c
+}
+
+/// Runs `kiln args…`, asserts success and returns stdout.
+pub fn kiln_ok(args: &[&str]) -> String {
+    let out = kiln(args).output().expect("running kiln");
+    assert!(
+        out.status.success(),
+        "kiln {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs `kiln args…`, asserts it fails cleanly (exit 1 or 2, an `error:`
+/// line, no panic) and returns stderr.
+pub fn kiln_err(args: &[&str]) -> String {
+    check_clean_failure(kiln(args).output().expect("running kiln"), args)
+}
+
+/// Asserts `out` is a clean failure and returns its stderr.
+pub fn check_clean_failure(out: Output, what: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "kiln {what:?} should have failed");
+    assert!(
+        matches!(out.status.code(), Some(1) | Some(2)),
+        "kiln {what:?} exited with {:?}: {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "kiln {what:?} panicked: {stderr}");
+    stderr
+}
+
+/// A fresh scratch directory, removed when the value drops.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("kiln-e2e-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Paths of a digits model trained once per test binary (seed 1), built into
+/// a module, with its held-out rows.
+pub struct Digits {
+    pub model: PathBuf,
+    pub module: PathBuf,
+    pub test_csv: PathBuf,
+}
+
+pub fn digits() -> &'static Digits {
+    static DIGITS: OnceLock<(tempfile::TempDir, Digits)> = OnceLock::new();
+    let (_, d) = DIGITS.get_or_init(|| {
+        let dir = scratch();
+        let p = |n: &str| dir.path().join(n);
+        let d = Digits {
+            model: p("digits.safetensors"),
+            module: p("digits.wasm"),
+            test_csv: p("test.csv"),
+        };
+        kiln_ok(&[
+            "train",
+            "--data",
+            "builtin:digits",
+            "--seed",
+            "1",
+            "-o",
+            s(&d.model),
+            "--test-out",
+            s(&d.test_csv),
+        ]);
+        kiln_ok(&["build", s(&d.model), "-o", s(&d.module)]);
+        (dir, d)
+    });
+    d
+}
+
+/// A path as `&str` (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Parses `kiln predict` output into per-row score vectors.
+pub fn scores(stdout: &str) -> Vec<Vec<f32>> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v["scores"]
+                .as_array()
+                .expect("scores")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect()
+        })
+        .collect()
+}
+
+/// Bit patterns, for exact comparisons that also distinguish -0.0 and NaNs.
+pub fn bits(rows: &[Vec<f32>]) -> Vec<Vec<u32>> {
+    rows.iter()
+        .map(|r| r.iter().map(|v| v.to_bits()).collect())
+        .collect()
+}

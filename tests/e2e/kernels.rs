@@ -1,0 +1,135 @@
+//! The SIMD128 kernels inside the wasm module against the scalar reference,
+//! bit for bit, on random data with awkward values and sizes.
+
+use kiln::kiln_guest::{kernels::reference, math};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use wasmtime::{Engine, Instance, Module, Store};
+
+struct Kernel {
+    store: Store<()>,
+    instance: Instance,
+}
+
+impl Kernel {
+    fn new() -> Self {
+        let engine = Engine::default();
+        let module = Module::new(&engine, kiln::module::KERNEL_TESTS_WASM).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        Kernel { store, instance }
+    }
+
+    fn put(&mut self, v: &[f32]) -> i32 {
+        let alloc = self
+            .instance
+            .get_typed_func::<i32, i32>(&mut self.store, "kiln_test_alloc")
+            .unwrap();
+        let ptr = alloc.call(&mut self.store, v.len() as i32).unwrap();
+        let mem = self.instance.get_memory(&mut self.store, "memory").unwrap();
+        mem.write(&mut self.store, ptr as usize, bytemuck::cast_slice(v)).unwrap();
+        ptr
+    }
+
+    fn get(&mut self, ptr: i32, n: usize) -> Vec<f32> {
+        let mem = self.instance.get_memory(&mut self.store, "memory").unwrap();
+        let mut buf = vec![0u8; n * 4];
+        mem.read(&self.store, ptr as usize, &mut buf).unwrap();
+        bytemuck::cast_slice(&buf).to_vec()
+    }
+
+    fn call<P: wasmtime::WasmParams>(&mut self, name: &str, args: P) {
+        self.instance
+            .get_typed_func::<P, ()>(&mut self.store, name)
+            .unwrap()
+            .call(&mut self.store, args)
+            .unwrap();
+    }
+}
+
+/// Random values spanning magnitudes, with zeros, negative zeros and
+/// subnormals mixed in.
+fn values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| match rng.random_range(0..20) {
+            0 => 0.0,
+            1 => -0.0,
+            2 => f32::from_bits(rng.random_range(1..0x007f_ffff)),
+            3 => rng.random_range(-1e4..1e4),
+            _ => rng.random_range(-2.0..2.0),
+        })
+        .collect()
+}
+
+fn same_bits(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: wasm {x} vs reference {y}");
+    }
+}
+
+#[test]
+fn dense_simd_matches_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut k = Kernel::new();
+    // Sizes around the 16- and 4-wide blocks.
+    for (batch, inputs, outputs) in [(1, 1, 1), (1, 7, 3), (2, 5, 16), (3, 33, 37), (1, 64, 20), (4, 17, 50)] {
+        let x = values(&mut rng, batch * inputs);
+        let w = values(&mut rng, inputs * outputs);
+        let b = values(&mut rng, outputs);
+        let mut want = vec![0.0; batch * outputs];
+        reference::dense(&x, &w, &b, inputs, outputs, &mut want);
+        let (px, pw, pb) = (k.put(&x), k.put(&w), k.put(&b));
+        let py = k.put(&vec![0.0; batch * outputs]);
+        k.call(
+            "kiln_test_dense",
+            (px, pw, pb, batch as i32, inputs as i32, outputs as i32, py),
+        );
+        same_bits(&k.get(py, batch * outputs), &want, &format!("dense {batch}x{inputs}x{outputs}"));
+    }
+}
+
+#[test]
+fn relu_and_standardize_simd_match_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut k = Kernel::new();
+    for n in [1, 3, 4, 5, 64, 67] {
+        let mut x = values(&mut rng, n);
+        x[0] = f32::NAN;
+        let p = k.put(&x);
+        k.call("kiln_test_relu", (p, n as i32));
+        let mut want = x.clone();
+        reference::relu(&mut want);
+        same_bits(&k.get(p, n), &want, &format!("relu {n}"));
+
+        let batch = 3;
+        let x = values(&mut rng, batch * n);
+        let mean = values(&mut rng, n);
+        let inv = values(&mut rng, n);
+        let (px, pm, pi) = (k.put(&x), k.put(&mean), k.put(&inv));
+        k.call("kiln_test_standardize", (px, pm, pi, batch as i32, n as i32));
+        let mut want = x.clone();
+        reference::standardize(&mut want, &mean, &inv);
+        same_bits(&k.get(px, batch * n), &want, &format!("standardize {n}"));
+    }
+}
+
+/// The one `exp` (and what is built on it) gives the same bits in wasm as
+/// natively, over the whole useful range.
+#[test]
+fn math_in_wasm_matches_native() {
+    let mut k = Kernel::new();
+    let x: Vec<f32> = (0..20_000).map(|i| -100.0 + i as f32 * 0.01).collect();
+    for (which, name) in [(0, "exp"), (1, "sigmoid"), (2, "tanh"), (3, "softmax")] {
+        let p = k.put(&x);
+        k.call("kiln_test_math", (which, p, x.len() as i32, 10));
+        let mut want = x.clone();
+        match which {
+            0 => want.iter_mut().for_each(|v| *v = math::exp(*v)),
+            1 => reference::sigmoid(&mut want),
+            2 => reference::tanh(&mut want),
+            _ => reference::softmax(&mut want, 10),
+        }
+        same_bits(&k.get(p, x.len()), &want, name);
+    }
+}
