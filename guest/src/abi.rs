@@ -8,6 +8,9 @@
 //!
 //! A module instance is single-threaded; its state lives in two plain cells.
 
+// The exports are reached through the wasm export table, not Rust paths.
+#![allow(unreachable_pub)]
+
 use core::cell::UnsafeCell;
 
 use crate::{DecodeError, Model, Scratch, blob};
@@ -51,8 +54,7 @@ static RUN: Global<(Scratch, usize)> = Global(UnsafeCell::new((Scratch::new(), 0
 /// The embedded blob, if a well-formed header lies at the aligned heap base
 /// and the declared length fits in memory.
 fn embedded_blob() -> Option<&'static [u8]> {
-    // SAFETY: only the address of the linker symbol is taken.
-    let base = unsafe { core::ptr::addr_of!(__heap_base) } as usize;
+    let base = core::ptr::addr_of!(__heap_base) as usize;
     let start = base.next_multiple_of(blob::ALIGN);
     let memory_end = core::arch::wasm32::memory_size(0) * 65536;
     let header_end = start.checked_add(blob::HEADER_LEN)?;

@@ -221,7 +221,7 @@ impl<'a> Reader<'a> {
             .checked_mul(4)
             .and_then(|n| n.checked_add(off))
             .ok_or(bad.clone())?;
-        if off % ALIGN != 0 {
+        if !off.is_multiple_of(ALIGN) {
             return Err(bad);
         }
         let raw = self.bytes.get(off..end).ok_or(bad)?;

@@ -11,6 +11,7 @@
 /// Accurate to about 2 ulp over the normal range. Results that would be
 /// subnormal flush to `0.0`; above `ln(f32::MAX)` it returns `+inf`;
 /// NaN is returned unchanged.
+#[allow(clippy::excessive_precision)] // Cephes' constants, as published.
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;

@@ -271,7 +271,7 @@ impl<'a> Model<'a> {
     /// Convenience for hosts: predicts every row of `input` (a whole number
     /// of `input_len` rows) and returns the results.
     pub fn predict(&self, input: &[f32]) -> Result<Vec<f32>, RunError> {
-        if input.len() % self.input_len != 0 {
+        if !input.len().is_multiple_of(self.input_len) {
             return Err(RunError::InputLen);
         }
         let batch = input.len() / self.input_len;

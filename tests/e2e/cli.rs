@@ -9,7 +9,13 @@ use crate::common::*;
 fn digits_wasm_matches_native_bit_for_bit_and_is_accurate() {
     let d = digits();
     let wasm = kiln_ok(&["predict", s(&d.module), "--input", s(&d.test_csv)]);
-    let native = kiln_ok(&["predict", s(&d.module), "--native", "--input", s(&d.test_csv)]);
+    let native = kiln_ok(&[
+        "predict",
+        s(&d.module),
+        "--native",
+        "--input",
+        s(&d.test_csv),
+    ]);
     let (w, n) = (scores(&wasm), scores(&native));
     assert_eq!(w.len(), 359, "held-out rows");
     assert_eq!(bits(&w), bits(&n), "wasm and native scores differ");
@@ -37,8 +43,22 @@ fn digits_wasm_matches_native_bit_for_bit_and_is_accurate() {
 #[test]
 fn batch_equals_single_rows() {
     let d = digits();
-    let batched = kiln_ok(&["predict", s(&d.module), "--input", s(&d.test_csv), "--batch", "16"]);
-    let single = kiln_ok(&["predict", s(&d.module), "--input", s(&d.test_csv), "--batch", "1"]);
+    let batched = kiln_ok(&[
+        "predict",
+        s(&d.module),
+        "--input",
+        s(&d.test_csv),
+        "--batch",
+        "16",
+    ]);
+    let single = kiln_ok(&[
+        "predict",
+        s(&d.module),
+        "--input",
+        s(&d.test_csv),
+        "--batch",
+        "1",
+    ]);
     assert_eq!(bits(&scores(&batched)), bits(&scores(&single)));
 }
 
@@ -58,8 +78,19 @@ fn same_seed_gives_identical_bytes() {
     let b = dir.path().join("b.safetensors");
     for out in [&a, &b] {
         kiln_ok(&[
-            "train", "--data", "builtin:digits", "--model", "softmax", "--epochs", "5", "--seed",
-            "42", "--name", "same", "-o", s(out),
+            "train",
+            "--data",
+            "builtin:digits",
+            "--model",
+            "softmax",
+            "--epochs",
+            "5",
+            "--seed",
+            "42",
+            "--name",
+            "same",
+            "-o",
+            s(out),
         ]);
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
@@ -77,11 +108,23 @@ fn softmax_regression_builds_and_matches_native() {
     let module = dir.path().join("m.wasm");
     let test = dir.path().join("test.csv");
     let out = kiln_ok(&[
-        "train", "--data", "builtin:digits", "--model", "softmax", "--seed", "3", "-o", s(&model),
-        "--test-out", s(&test),
+        "train",
+        "--data",
+        "builtin:digits",
+        "--model",
+        "softmax",
+        "--seed",
+        "3",
+        "-o",
+        s(&model),
+        "--test-out",
+        s(&test),
     ]);
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    assert!(summary["test_accuracy"].as_f64().unwrap() >= 0.93, "{summary}");
+    assert!(
+        summary["test_accuracy"].as_f64().unwrap() >= 0.93,
+        "{summary}"
+    );
     kiln_ok(&["build", s(&model), "-o", s(&module)]);
     let wasm = kiln_ok(&["predict", s(&module), "--input", s(&test)]);
     let native = kiln_ok(&["predict", s(&module), "--native", "--input", s(&test)]);
@@ -99,7 +142,12 @@ fn json_rows_and_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let rows = scores(&String::from_utf8(out.stdout).unwrap());
@@ -137,10 +185,18 @@ fn bad_prediction_input_is_a_clear_error() {
     let d = digits();
     let dir = scratch();
     let cases = [
-        ("short.json", "[[1,2,3]]", "row 1 has 3 values, but the model takes 64"),
+        (
+            "short.json",
+            "[[1,2,3]]",
+            "row 1 has 3 values, but the model takes 64",
+        ),
         ("bad.json", "[[1,2", "invalid JSON"),
         ("nan.csv", "a,b\n1,nan\n", "not a finite number"),
-        ("ragged.csv", "a,b\n1,2\n3\n", "line 3: 1 columns, but the header has 2"),
+        (
+            "ragged.csv",
+            "a,b\n1,2\n3\n",
+            "line 3: 1 columns, but the header has 2",
+        ),
         ("empty.csv", "", "empty"),
     ];
     for (name, body, expected) in cases {
@@ -148,7 +204,10 @@ fn bad_prediction_input_is_a_clear_error() {
         std::fs::write(&path, body).unwrap();
         let err = kiln_err(&["predict", s(&d.module), "--input", s(&path)]);
         assert!(err.contains(expected), "{name}: {err}");
-        assert!(err.contains(name), "{name}: error does not name the file: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: error does not name the file: {err}"
+        );
     }
 }
 
@@ -159,9 +218,20 @@ fn bad_training_input_is_a_clear_error() {
     std::fs::write(&csv, "x,y\n1,0\n2,x\n").unwrap();
     let out = dir.path().join("m.safetensors");
     let err = kiln_err(&["train", "--data", s(&csv), "--target", "y", "-o", s(&out)]);
-    assert!(err.contains("line 3, column `y`: `x` is not a number"), "{err}");
+    assert!(
+        err.contains("line 3, column `y`: `x` is not a number"),
+        "{err}"
+    );
     std::fs::write(&csv, "x,y\n1,0\n2,1\n").unwrap();
-    let err = kiln_err(&["train", "--data", s(&csv), "--target", "nope", "-o", s(&out)]);
+    let err = kiln_err(&[
+        "train",
+        "--data",
+        s(&csv),
+        "--target",
+        "nope",
+        "-o",
+        s(&out),
+    ]);
     assert!(err.contains("no column `nope`"), "{err}");
     let err = kiln_err(&["train", "--data", s(&csv), "-o", s(&out)]);
     assert!(err.contains("--target"), "{err}");

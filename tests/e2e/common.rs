@@ -44,7 +44,10 @@ pub fn check_clean_failure(out: Output, what: &[&str]) -> String {
         "kiln {what:?} exited with {:?}: {stderr}",
         out.status
     );
-    assert!(!stderr.contains("panicked"), "kiln {what:?} panicked: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "kiln {what:?} panicked: {stderr}"
+    );
     stderr
 }
 

@@ -27,7 +27,8 @@ impl Kernel {
             .unwrap();
         let ptr = alloc.call(&mut self.store, v.len() as i32).unwrap();
         let mem = self.instance.get_memory(&mut self.store, "memory").unwrap();
-        mem.write(&mut self.store, ptr as usize, bytemuck::cast_slice(v)).unwrap();
+        mem.write(&mut self.store, ptr as usize, bytemuck::cast_slice(v))
+            .unwrap();
         ptr
     }
 
@@ -64,7 +65,11 @@ fn values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 fn same_bits(a: &[f32], b: &[f32], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: wasm {x} vs reference {y}");
+        assert_eq!(
+            x.to_bits(),
+            y.to_bits(),
+            "{what}: element {i}: wasm {x} vs reference {y}"
+        );
     }
 }
 
@@ -73,7 +78,14 @@ fn dense_simd_matches_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut k = Kernel::new();
     // Sizes around the 16- and 4-wide blocks.
-    for (batch, inputs, outputs) in [(1, 1, 1), (1, 7, 3), (2, 5, 16), (3, 33, 37), (1, 64, 20), (4, 17, 50)] {
+    for (batch, inputs, outputs) in [
+        (1, 1, 1),
+        (1, 7, 3),
+        (2, 5, 16),
+        (3, 33, 37),
+        (1, 64, 20),
+        (4, 17, 50),
+    ] {
         let x = values(&mut rng, batch * inputs);
         let w = values(&mut rng, inputs * outputs);
         let b = values(&mut rng, outputs);
@@ -85,7 +97,11 @@ fn dense_simd_matches_reference() {
             "kiln_test_dense",
             (px, pw, pb, batch as i32, inputs as i32, outputs as i32, py),
         );
-        same_bits(&k.get(py, batch * outputs), &want, &format!("dense {batch}x{inputs}x{outputs}"));
+        same_bits(
+            &k.get(py, batch * outputs),
+            &want,
+            &format!("dense {batch}x{inputs}x{outputs}"),
+        );
     }
 }
 
@@ -107,7 +123,10 @@ fn relu_and_standardize_simd_match_reference() {
         let mean = values(&mut rng, n);
         let inv = values(&mut rng, n);
         let (px, pm, pi) = (k.put(&x), k.put(&mean), k.put(&inv));
-        k.call("kiln_test_standardize", (px, pm, pi, batch as i32, n as i32));
+        k.call(
+            "kiln_test_standardize",
+            (px, pm, pi, batch as i32, n as i32),
+        );
         let mut want = x.clone();
         reference::standardize(&mut want, &mean, &inv);
         same_bits(&k.get(px, batch * n), &want, &format!("standardize {n}"));

@@ -77,10 +77,8 @@ fn wrongly_typed_export_is_refused() {
 #[test]
 fn any_import_is_refused() {
     let dir = scratch();
-    let wat = abi_module(1, "call $f i32.const 0", "").replace(
-        "(module",
-        "(module (import \"env\" \"f\" (func $f))",
-    );
+    let wat = abi_module(1, "call $f i32.const 0", "")
+        .replace("(module", "(module (import \"env\" \"f\" (func $f))");
     let path = module(&dir, "imports.wasm", &wat);
     let err = predict_err(&path, &[]);
     assert!(err.contains("imports `env::f`"), "{err}");
@@ -109,7 +107,11 @@ fn garbage_and_truncated_modules_are_refused() {
 fn endless_loop_hits_the_deadline() {
     let dir = scratch();
     let meta = meta_section();
-    let path = module(&dir, "loop.wasm", &abi_module(1, "(loop br 0) i32.const 0", &meta));
+    let path = module(
+        &dir,
+        "loop.wasm",
+        &abi_module(1, "(loop br 0) i32.const 0", &meta),
+    );
     let start = std::time::Instant::now();
     let err = predict_err(&path, &["--timeout-ms", "200"]);
     assert!(err.contains("deadline"), "{err}");

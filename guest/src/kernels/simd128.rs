@@ -16,7 +16,7 @@ use super::reference;
 
 /// [`reference::dense`], four output lanes per vector, 16 outputs per pass.
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
-    let rows = if inputs == 0 { 0 } else { x.len() / inputs };
+    let rows = x.len().checked_div(inputs).unwrap_or(0);
     let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())
         && b.len() == outputs
         && rows.checked_mul(outputs).is_some_and(|n| n <= y.len());

@@ -48,6 +48,9 @@ pub(super) struct Args {
     timeout_ms: u64,
 }
 
+/// Runs one batch of rows (row-major) and returns their scores.
+type Runner = Box<dyn FnMut(&[f32]) -> anyhow::Result<Vec<f32>>>;
+
 /// What the output lines need to know about the model.
 struct Signature {
     task: Task,
@@ -78,10 +81,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     let is_wasm = bytes.starts_with(b"\0asm");
 
     // One closure per way of running, each taking a batch of rows.
-    let (sig, mut run): (
-        Signature,
-        Box<dyn FnMut(&[f32]) -> anyhow::Result<Vec<f32>>>,
-    ) = if !is_wasm {
+    let (sig, mut run): (Signature, Runner) = if !is_wasm {
         let model = ModelFile::from_bytes(&bytes, &a.module)?;
         let kernel = model.to_kernel()?;
         let g = &model.graph;

@@ -165,7 +165,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
 }
 
 /// Writes the selected rows of `table` as CSV (temporary file + rename).
-fn write_rows(table: &data::Table, rows: &[usize], path: &PathBuf) -> anyhow::Result<()> {
+fn write_rows(table: &data::Table, rows: &[usize], path: &std::path::Path) -> anyhow::Result<()> {
     let mut out = Vec::new();
     writeln!(out, "{}", table.columns.join(","))?;
     for &r in rows {

@@ -34,7 +34,7 @@ pub struct InputSpec {
 
 impl InputSpec {
     /// Values per row (the product of the shape), `None` on overflow.
-    pub fn len(&self) -> Option<usize> {
+    pub fn values_per_row(&self) -> Option<usize> {
         self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
     }
 }

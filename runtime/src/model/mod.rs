@@ -184,7 +184,7 @@ impl ModelFile {
     pub fn input_len(&self) -> Result<usize, ModelFileError> {
         self.graph
             .input
-            .len()
+            .values_per_row()
             .filter(|&n| n > 0)
             .ok_or_else(|| ModelFileError::InputShape(self.graph.input.shape.clone()))
     }

@@ -110,12 +110,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Reads the `kiln.meta` section, if the module has one.
 pub fn read_meta(wasm: &[u8]) -> Result<Option<ModuleMeta>, ModuleError> {
     for payload in Parser::new(0).parse_all(wasm) {
-        if let Payload::CustomSection(c) = payload? {
-            if c.name() == META_SECTION {
-                return serde_json::from_slice(c.data())
-                    .map(Some)
-                    .map_err(ModuleError::MetaJson);
-            }
+        if let Payload::CustomSection(c) = payload?
+            && c.name() == META_SECTION
+        {
+            return serde_json::from_slice(c.data())
+                .map(Some)
+                .map_err(ModuleError::MetaJson);
         }
     }
     Ok(None)

@@ -184,7 +184,7 @@ impl Sandbox {
     /// in one fresh instance and one `kiln_run`.
     pub fn predict(&self, module: &LoadedModule, input: &[f32]) -> Result<Vec<f32>, SandboxError> {
         let row = module.input_len;
-        if input.is_empty() || input.len() % row != 0 {
+        if input.is_empty() || !input.len().is_multiple_of(row) {
             return Err(SandboxError::InputLen {
                 values: input.len(),
                 row,
