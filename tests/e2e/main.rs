@@ -11,3 +11,4 @@ mod common;
 mod cli;
 mod kernels;
 mod modules;
+mod node;

@@ -1,0 +1,66 @@
+//! The same module in V8 (Node), driven through the raw ABI with no glue —
+//! the example in docs/abi.md — gives the native kernel's bits.
+
+use crate::common::*;
+
+const EXAMPLE: &str = include_str!("../node/abi-example.mjs");
+
+#[test]
+fn node_runs_the_module_with_native_bits() {
+    let d = digits();
+    let dir = scratch();
+    // The held-out rows as a JSON array (features only: drop the label).
+    let csv = std::fs::read_to_string(&d.test_csv).unwrap();
+    let rows: Vec<Vec<f32>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<f32> = l.split(',').map(|c| c.parse().unwrap()).collect();
+            cells[..cells.len() - 1].to_vec()
+        })
+        .collect();
+    let rows_path = dir.path().join("rows.json");
+    std::fs::write(&rows_path, serde_json::to_string(&rows).unwrap()).unwrap();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/abi-example.mjs");
+    let out = std::process::Command::new("node")
+        .args([script, s(&d.module), s(&rows_path)])
+        .output()
+        .expect("running node (Node.js 20 is part of kiln's test set-up)");
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v8: Vec<Vec<f32>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Vec<f64>>(l)
+                .unwrap()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        })
+        .collect();
+    let native = scores(&kiln_ok(&[
+        "predict",
+        s(&d.module),
+        "--native",
+        "--input",
+        s(&rows_path),
+    ]));
+    assert_eq!(v8.len(), rows.len());
+    assert_eq!(bits(&v8), bits(&native), "V8 and native scores differ");
+}
+
+/// The ABI document shows the example verbatim, so the docs cannot drift
+/// from code that runs.
+#[test]
+fn abi_doc_shows_the_tested_example() {
+    let doc = include_str!("../../docs/abi.md");
+    assert!(
+        doc.contains(EXAMPLE.trim()),
+        "docs/abi.md must contain tests/node/abi-example.mjs verbatim"
+    );
+}
