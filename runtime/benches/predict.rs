@@ -22,7 +22,9 @@ fn mlp(widths: &[usize]) -> ModelFile {
     let mut layers = Vec::new();
     for (i, w) in widths.windows(2).enumerate() {
         let limit = (6.0 / w[0] as f32).sqrt();
-        let weight: Vec<f32> = (0..w[0] * w[1]).map(|_| rng.random_range(-limit..limit)).collect();
+        let weight: Vec<f32> = (0..w[0] * w[1])
+            .map(|_| rng.random_range(-limit..limit))
+            .collect();
         tensors.insert(format!("w{i}"), Tensor::new(vec![w[1], w[0]], weight));
         tensors.insert(format!("b{i}"), Tensor::new(vec![w[1]], vec![0.01; w[1]]));
         layers.push(LayerSpec::Dense {
@@ -105,7 +107,9 @@ fn bench(c: &mut Criterion) {
     let mut out = vec![0.0f32; 10];
 
     let mut g = c.benchmark_group("mlp-784-256-128-10/batch-1");
-    g.bench_function("native", |b| b.iter(|| kernel.predict(black_box(&x)).unwrap()));
+    g.bench_function("native", |b| {
+        b.iter(|| kernel.predict(black_box(&x)).unwrap())
+    });
     g.bench_function("wasmtime (warm instance)", |b| {
         b.iter(|| warm.predict(black_box(&x), &mut out))
     });
@@ -142,8 +146,14 @@ fn summary() {
     let (n, w, f) = (median(&mut n), median(&mut w), median(&mut f));
     println!("\nMLP 784-256-128-10, batch 1, median of 3000 interleaved runs:");
     println!("  native                      {n:8.1} µs");
-    println!("  wasmtime, warm instance     {w:8.1} µs   ({:.2}× native)", w / n);
-    println!("  wasmtime, fresh instance    {f:8.1} µs   ({:.2}× native)", f / n);
+    println!(
+        "  wasmtime, warm instance     {w:8.1} µs   ({:.2}× native)",
+        w / n
+    );
+    println!(
+        "  wasmtime, fresh instance    {f:8.1} µs   ({:.2}× native)",
+        f / n
+    );
 }
 
 criterion_group!(benches, bench);

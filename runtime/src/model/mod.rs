@@ -267,3 +267,143 @@ impl ModelFile {
         Ok(model)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn sample() -> ModelFile {
+        let mut tensors = BTreeMap::new();
+        tensors.insert("w".into(), Tensor::new(vec![3, 2], vec![0.5; 6]));
+        tensors.insert("b".into(), Tensor::new(vec![3], vec![0.0; 3]));
+        ModelFile {
+            graph: Graph {
+                format: FORMAT_VERSION,
+                name: "t".into(),
+                version: "1".into(),
+                task: Task::Classification,
+                input: InputSpec {
+                    name: "x".into(),
+                    shape: vec![2],
+                    features: vec![],
+                },
+                target: None,
+                labels: vec!["a".into(), "b".into(), "c".into()],
+                layers: vec![
+                    LayerSpec::Dense {
+                        weight: "w".into(),
+                        bias: "b".into(),
+                    },
+                    LayerSpec::Softmax,
+                ],
+            },
+            tensors,
+        }
+    }
+
+    /// Raw safetensors bytes with a hand-written header.
+    fn raw(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+        let h = header.to_string().into_bytes();
+        let mut out = (h.len() as u64).to_le_bytes().to_vec();
+        out.extend(h);
+        out.extend(data);
+        out
+    }
+
+    fn err(bytes: &[u8]) -> String {
+        ModelFile::from_bytes(bytes, Path::new("m.safetensors"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        let bytes = m.to_bytes().unwrap();
+        assert_eq!(ModelFile::from_bytes(&bytes, Path::new("m")).unwrap(), m);
+    }
+
+    #[test]
+    fn named_errors() {
+        let graph = |layers: serde_json::Value| {
+            serde_json::json!({"format": 1, "name": "t", "version": "1", "task": "regression",
+                "input": {"name": "x", "shape": [2]}, "layers": layers})
+            .to_string()
+        };
+        let w = |shape: serde_json::Value, end: usize| serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [0, end]});
+        let dense = serde_json::json!([{"op": "dense", "weight": "w", "bias": "b"}]);
+
+        // Unknown layer op.
+        let h = serde_json::json!({"__metadata__": {"kiln": graph(serde_json::json!([{"op": "conv9"}]))}});
+        assert!(
+            err(&raw(&h, &[])).contains("unknown variant `conv9`"),
+            "{}",
+            err(&raw(&h, &[]))
+        );
+
+        // Shape × dtype ≠ byte length.
+        let h = serde_json::json!({"__metadata__": {"kiln": graph(dense.clone())}, "w": w(serde_json::json!([1, 2]), 4)});
+        assert!(err(&raw(&h, &[0; 4])).contains("not a valid safetensors file"));
+
+        // Dimensions that overflow.
+        let h = serde_json::json!({"__metadata__": {"kiln": graph(dense.clone())},
+            "w": w(serde_json::json!([u64::MAX, 4]), 8)});
+        assert!(err(&raw(&h, &[0; 8])).contains("not a valid safetensors file"));
+
+        // Missing tensor, named with its layer.
+        let h = serde_json::json!({"__metadata__": {"kiln": graph(dense.clone())}, "w": w(serde_json::json!([1, 2]), 8)});
+        assert_eq!(
+            err(&raw(&h, &[0; 8])),
+            "layer 0 (dense): tensor `b` is missing"
+        );
+
+        // A weight that does not fit the layer's input width.
+        let h = serde_json::json!({"__metadata__": {"kiln": graph(dense.clone())},
+            "w": w(serde_json::json!([1, 3]), 12),
+            "b": {"dtype": "F32", "shape": [1], "data_offsets": [12, 16]}});
+        assert_eq!(
+            err(&raw(&h, &[0; 16])),
+            "layer 0 (dense): tensor `w` has shape [1, 3], expected [1, 2]"
+        );
+
+        // Wrong dtype.
+        let h = serde_json::json!({"__metadata__": {"kiln": graph(dense)},
+            "w": {"dtype": "I32", "shape": [1, 2], "data_offsets": [0, 8]}});
+        assert!(err(&raw(&h, &[0; 8])).contains("tensor `w` has dtype I32"));
+
+        // No kiln graph at all.
+        let h = serde_json::json!({"w": w(serde_json::json!([1, 2]), 8)});
+        assert!(err(&raw(&h, &[0; 8])).contains("no kiln graph"));
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused() {
+        let mut m = sample();
+        m.tensors.get_mut("w").unwrap().data[1] = f32::NAN;
+        let bytes = m.to_bytes().unwrap();
+        assert!(
+            err(&bytes).contains("holds NaN or infinity"),
+            "{}",
+            err(&bytes)
+        );
+    }
+
+    /// Random corruption of a valid file gives an error or a valid model,
+    /// never a panic.
+    #[test]
+    fn corrupted_files_never_panic() {
+        let bytes = sample().to_bytes().unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..3000 {
+            let mut b = bytes.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(0..b.len());
+                b[i] = rng.random();
+            }
+            let cut = rng.random_range(0..=b.len());
+            let _ = ModelFile::from_bytes(&b[..cut], Path::new("fuzz"));
+            let _ = ModelFile::from_bytes(&b, Path::new("fuzz"));
+        }
+    }
+}
