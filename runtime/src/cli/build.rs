@@ -13,11 +13,8 @@ use kiln::module;
 /// metadata in a `kiln.meta` custom section. It imports nothing and runs
 /// unchanged in wasmtime (`kiln predict`, `kiln serve`), Node and browsers.
 /// The ABI is documented in docs/abi.md.
-///
-/// Example:
-///
-///   kiln build digits.safetensors -o digits.wasm
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  kiln build digits.safetensors -o digits.wasm")]
 pub(super) struct Args {
     /// The model file (.safetensors) written by `kiln train`.
     model: PathBuf,

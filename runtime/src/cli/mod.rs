@@ -9,14 +9,18 @@ use clap::{Parser, Subcommand};
 
 /// kiln — train a model, compile it into one self-contained WebAssembly
 /// module, and run that module anywhere with the same bits.
-///
-/// A typical session:
-///
-///   kiln train --data builtin:digits --seed 1 -o digits.safetensors
-///   kiln build digits.safetensors -o digits.wasm
-///   kiln predict digits.wasm --input rows.csv
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "kiln",
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    after_help = "A typical session:\n  \
+        kiln train --data builtin:digits --seed 1 -o digits.safetensors --test-out test.csv\n  \
+        kiln build digits.safetensors -o digits.wasm\n  \
+        kiln predict digits.wasm --input test.csv"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -23,11 +23,8 @@ use kiln::{data, train};
 /// The module runs in wasmtime with no imports, a memory cap and a deadline;
 /// `--native` runs the same kernel natively instead (same bits). A model file
 /// (.safetensors) can be given too and always runs natively.
-///
-/// Example:
-///
-///   kiln predict digits.wasm --input rows.csv
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  kiln predict digits.wasm --input rows.csv")]
 pub(super) struct Args {
     /// Model module (.wasm) or model file (.safetensors).
     module: PathBuf,

@@ -15,11 +15,10 @@ use kiln::train::{self, Activation, ModelKind, TrainConfig};
 /// inputs) or `builtin:digits`, the 1,797 8×8 handwritten digits.
 /// A fraction of the rows (`--test-split`) is held out and the accuracy on
 /// it is reported last. The same `--seed` gives byte-identical output.
-///
-/// Example:
-///
-///   kiln train --data builtin:digits --model mlp:64,32 --seed 1 -o digits.safetensors
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  kiln train --data builtin:digits --model mlp:64,32 --seed 1 -o digits.safetensors"
+)]
 pub(super) struct Args {
     /// CSV file with a header line, or `builtin:digits`.
     #[arg(long)]
