@@ -85,6 +85,8 @@ fn dense_simd_matches_reference() {
         (3, 33, 37),
         (1, 64, 20),
         (4, 17, 50),
+        (2, 9, 64),
+        (1, 40, 100),
     ] {
         let x = values(&mut rng, batch * inputs);
         let w = values(&mut rng, inputs * outputs);

@@ -14,7 +14,9 @@ use core::arch::wasm32::*;
 
 use super::reference;
 
-/// [`reference::dense`], four output lanes per vector, 16 outputs per pass.
+/// [`reference::dense`], four output lanes per vector: 32 outputs per pass
+/// over the inputs (eight accumulators, enough independent add chains to
+/// hide the add latency), then 4 at a time, then one by one.
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
     let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())
@@ -25,53 +27,12 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
     }
     for (xr, yr) in x.chunks_exact(inputs).zip(y.chunks_exact_mut(outputs)) {
         let mut o = 0;
-        while o + 16 <= outputs {
-            let (mut a0, mut a1, mut a2, mut a3) = (
-                f32x4_splat(0.0),
-                f32x4_splat(0.0),
-                f32x4_splat(0.0),
-                f32x4_splat(0.0),
-            );
-            for (i, &xi) in xr.iter().enumerate() {
-                let xv = f32x4_splat(xi);
-                // SAFETY: i < inputs and o + 16 <= outputs, so the 16 floats
-                // at i * outputs + o lie inside w (w.len() == inputs * outputs).
-                unsafe {
-                    let p = w.as_ptr().add(i * outputs + o) as *const v128;
-                    a0 = f32x4_add(a0, f32x4_mul(xv, v128_load(p)));
-                    a1 = f32x4_add(a1, f32x4_mul(xv, v128_load(p.add(1))));
-                    a2 = f32x4_add(a2, f32x4_mul(xv, v128_load(p.add(2))));
-                    a3 = f32x4_add(a3, f32x4_mul(xv, v128_load(p.add(3))));
-                }
-            }
-            // SAFETY: o + 16 <= outputs == b.len() == yr.len().
-            unsafe {
-                let bp = b.as_ptr().add(o) as *const v128;
-                let yp = yr.as_mut_ptr().add(o) as *mut v128;
-                v128_store(yp, f32x4_add(a0, v128_load(bp)));
-                v128_store(yp.add(1), f32x4_add(a1, v128_load(bp.add(1))));
-                v128_store(yp.add(2), f32x4_add(a2, v128_load(bp.add(2))));
-                v128_store(yp.add(3), f32x4_add(a3, v128_load(bp.add(3))));
-            }
-            o += 16;
+        while o + 32 <= outputs {
+            dense_block::<8>(xr, w, b, outputs, o, yr);
+            o += 32;
         }
         while o + 4 <= outputs {
-            let mut a = f32x4_splat(0.0);
-            for (i, &xi) in xr.iter().enumerate() {
-                // SAFETY: as above, with 4 floats.
-                unsafe {
-                    let p = w.as_ptr().add(i * outputs + o) as *const v128;
-                    a = f32x4_add(a, f32x4_mul(f32x4_splat(xi), v128_load(p)));
-                }
-            }
-            // SAFETY: o + 4 <= outputs == b.len() == yr.len().
-            unsafe {
-                let bp = b.as_ptr().add(o) as *const v128;
-                v128_store(
-                    yr.as_mut_ptr().add(o) as *mut v128,
-                    f32x4_add(a, v128_load(bp)),
-                );
-            }
+            dense_block::<1>(xr, w, b, outputs, o, yr);
             o += 4;
         }
         for (oo, yo) in yr.iter_mut().enumerate().skip(o) {
@@ -80,6 +41,39 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
                 acc += xi * wr[oo];
             }
             *yo = acc + b[oo];
+        }
+    }
+}
+
+/// Outputs `o .. o + 4N` of one row. Callers guarantee `o + 4N <= outputs`,
+/// `w.len() == xr.len() * outputs` and `b.len() == yr.len() == outputs`.
+#[inline(always)]
+fn dense_block<const N: usize>(
+    xr: &[f32],
+    w: &[f32],
+    b: &[f32],
+    outputs: usize,
+    o: usize,
+    yr: &mut [f32],
+) {
+    let mut acc = [f32x4_splat(0.0); N];
+    for (i, &xi) in xr.iter().enumerate() {
+        let xv = f32x4_splat(xi);
+        // SAFETY: i < inputs and o + 4N <= outputs, so the 4N floats at
+        // i * outputs + o lie inside w.
+        unsafe {
+            let p = w.as_ptr().add(i * outputs + o) as *const v128;
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = f32x4_add(*a, f32x4_mul(xv, v128_load(p.add(k))));
+            }
+        }
+    }
+    // SAFETY: o + 4N <= outputs == b.len() == yr.len().
+    unsafe {
+        let bp = b.as_ptr().add(o) as *const v128;
+        let yp = yr.as_mut_ptr().add(o) as *mut v128;
+        for (k, a) in acc.iter().enumerate() {
+            v128_store(yp.add(k), f32x4_add(*a, v128_load(bp.add(k))));
         }
     }
 }
