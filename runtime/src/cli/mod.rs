@@ -1,6 +1,7 @@
 //! Argument parsing (clap) and dispatch to one file per subcommand.
 
 mod build;
+mod eval;
 mod inspect;
 mod predict;
 mod train;
@@ -32,6 +33,7 @@ enum Command {
     Build(build::Args),
     Predict(predict::Args),
     Inspect(inspect::Args),
+    Eval(eval::Args),
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
@@ -40,5 +42,6 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Build(a) => build::execute(a),
         Command::Predict(a) => predict::execute(a),
         Command::Inspect(a) => inspect::execute(a),
+        Command::Eval(a) => eval::execute(a),
     }
 }
