@@ -22,8 +22,8 @@ use kiln::train::{self, Activation, Evaluation, ModelKind, Optimizer, TrainConfi
 /// A CNN SPEC is a comma-separated list: `cNkK[sS][pP]` = convolution with N
 /// filters K×K, stride S (default 1), zero padding P (default K/2); `pK` =
 /// K×K max pooling; `aK` = K×K average pooling; `dN` = dense layer of N.
-/// Plain `cnn` is `c16k3,p2,c32k3,p2,d64` for an 8×8 image (pooling only
-/// while the image is at least 4×4).
+/// Plain `cnn` is `c16k3,p2,d64` for 8×8 images and
+/// `c16k3,p2,c32k3,p2,d64` from 16×16 up.
 ///
 /// A fraction of the rows (`--val-split`) is held out: each epoch reports
 /// its loss and metric, `--early-stop` watches it, and the last line of
@@ -66,7 +66,7 @@ pub(super) struct Args {
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerArg,
     /// Learning rate α (default: 0.1 for gd, 0.05 for sgd and momentum,
-    /// 0.002 for adam).
+    /// 0.01 for adam).
     #[arg(long)]
     lr: Option<f32>,
     /// Momentum's β, and Adam's β₁.
@@ -79,7 +79,7 @@ pub(super) struct Args {
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// L2 penalty λ: adds λ/2·Σw² over the weights (not biases) to the loss.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-3)]
     l2: f32,
     /// Fraction of rows held out for validation and the final score.
     #[arg(long, alias = "test-split", default_value_t = 0.2)]
@@ -186,6 +186,21 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             .map(str::to_ascii_lowercase);
         if !matches!(ext.as_deref(), Some("png" | "svg")) {
             bail!("--plot {}: the file must end in .png or .svg", p.display());
+        }
+    }
+    // Fail before training, not after, when the output cannot be written.
+    for path in [Some(&a.output), a.test_out.as_ref(), a.plot.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            bail!(
+                "{}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
         }
     }
     let seed = match a.seed {

@@ -142,13 +142,18 @@ fn parse_cnn_token(t: &str) -> Option<CnnLayer> {
     }
 }
 
-/// The default CNN for a `c × h × w` input: two 3×3 convolutions with 2×2
-/// max pooling while the image is at least 4 pixels on a side, then a dense
-/// layer of 64 (`c16k3,p2,c32k3,p2,d64` for 8×8 digits).
+/// The default CNN for a `c × h × w` input: a 3×3 convolution with 16
+/// filters and 2×2 max pooling (when the image is at least 4×4), a second
+/// one with 32 filters while the pooled image is still at least 8×8, then a
+/// dense layer of 64: `c16k3,p2,d64` for 8×8 digits, `c16k3,p2,c32k3,p2,d64`
+/// for 28×28 images.
 pub fn default_cnn(h: usize, w: usize) -> Vec<CnnLayer> {
     let mut layers = Vec::new();
     let (mut h, mut w) = (h, w);
     for filters in [16, 32] {
+        if filters > 16 && (h < 8 || w < 8) {
+            break;
+        }
         layers.push(CnnLayer::Conv {
             filters,
             kernel: 3,
@@ -428,6 +433,13 @@ mod tests {
     #[test]
     fn default_cnn_fits_small_images() {
         let mut rng = rand::rng();
+        let conv = |l: &[CnnLayer]| {
+            l.iter()
+                .filter(|l| matches!(l, CnnLayer::Conv { .. }))
+                .count()
+        };
+        assert_eq!(conv(&default_cnn(8, 8)), 1);
+        assert_eq!(conv(&default_cnn(28, 28)), 2);
         for shape in [[1, 8, 8], [3, 2, 2], [1, 28, 28], [2, 5, 3]] {
             let (net, _) = build(
                 &ModelKind::Cnn(None),

@@ -32,7 +32,7 @@ impl Optimizer {
         match self {
             Optimizer::Gd => 0.1,
             Optimizer::Sgd | Optimizer::Momentum { .. } => 0.05,
-            Optimizer::Adam { .. } => 0.002,
+            Optimizer::Adam { .. } => 0.01,
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Training curves: train and validation loss per epoch, drawn with
 //! plotters as a PNG or an SVG (chosen by the file extension).
 //!
-//! Text in PNGs is rendered with DejaVu Sans Mono, compiled into the binary
-//! (`runtime/assets/`, Bitstream Vera/DejaVu licence, redistributable), so
-//! plotting needs no system fonts; SVGs reference a font by name.
+//! Text is measured and (in PNGs) rendered with DejaVu Sans Mono, compiled
+//! into the binary (`runtime/assets/`, Bitstream Vera/DejaVu licence,
+//! redistributable), so plotting needs no system fonts.
 
 use std::path::Path;
 
@@ -44,6 +44,7 @@ pub fn loss_curves(history: &[EpochReport], path: &Path) -> Result<(), PlotError
         path: path.into(),
         message: e,
     };
+    register_font();
     let bytes = match ext.as_deref() {
         Some("svg") => {
             let mut svg = String::new();
@@ -55,7 +56,6 @@ pub fn loss_curves(history: &[EpochReport], path: &Path) -> Result<(), PlotError
             svg.into_bytes()
         }
         Some("png") => {
-            register_font();
             // plotters writes the PNG itself: draw into a temporary file in
             // the same directory, then rename it into place.
             let dir = match path.parent() {
