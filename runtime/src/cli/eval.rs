@@ -47,6 +47,14 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     if a.json {
         let mut v = serde_json::to_value(&evaluation)?;
         v["model"] = a.model.display().to_string().into();
+        if let Some((coefs, intercept)) = train::linear_coefficients(&model) {
+            v["coefficients"] = coefs
+                .into_iter()
+                .map(|(k, c)| (k, c.into()))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            v["intercept"] = intercept.into();
+        }
         println!("{v}");
         return Ok(());
     }
@@ -83,6 +91,14 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         }
         Evaluation::Regression { rows, mse, r2 } => {
             println!("rows: {rows}\nmse: {mse}\nr2: {r2}");
+            if let Some((coefs, intercept)) = train::linear_coefficients(&model) {
+                let terms: Vec<String> = coefs.iter().map(|(k, c)| format!("{c} × {k}")).collect();
+                println!(
+                    "model: {} = {} + {intercept}",
+                    model.graph.target.as_deref().unwrap_or("y"),
+                    terms.join(" + ")
+                );
+            }
         }
     }
     Ok(())

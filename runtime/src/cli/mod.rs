@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Train(train::Args),
+    Train(Box<train::Args>),
     Build(build::Args),
     Predict(predict::Args),
     Inspect(inspect::Args),
@@ -38,7 +38,7 @@ enum Command {
 
 pub(crate) fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Train(a) => train::execute(a),
+        Command::Train(a) => train::execute(*a),
         Command::Build(a) => build::execute(a),
         Command::Predict(a) => predict::execute(a),
         Command::Inspect(a) => inspect::execute(a),

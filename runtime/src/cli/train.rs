@@ -305,7 +305,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
 }
 
 /// Writes `table` as CSV (temporary file + rename).
-fn write_rows(table: &data::Table, path: &PathBuf) -> anyhow::Result<()> {
+fn write_rows(table: &data::Table, path: &std::path::Path) -> anyhow::Result<()> {
     let mut out = Vec::new();
     writeln!(out, "{}", table.columns.join(","))?;
     for r in 0..table.rows() {
