@@ -305,6 +305,8 @@ pub(super) fn export(
         .layers
         .iter()
         .rposition(|l| matches!(l, Layer::Dense(_)));
+    // Tensors are numbered per kind: dense0, dense1, …, conv0, conv1, …
+    let (mut dense_n, mut conv_n) = (0, 0);
     for (i, layer) in net.layers.iter().enumerate() {
         match layer {
             Layer::Dense(d) => {
@@ -312,7 +314,11 @@ pub(super) fn export(
                     specs.push(LayerSpec::Flatten);
                     image = false;
                 }
-                let (wn, bn) = (format!("dense{i}.weight"), format!("dense{i}.bias"));
+                let (wn, bn) = (
+                    format!("dense{dense_n}.weight"),
+                    format!("dense{dense_n}.bias"),
+                );
+                dense_n += 1;
                 let (mut w, mut b) = (d.w.clone(), d.b.clone());
                 if Some(i) == last_dense {
                     if let Some((std, mean)) = target_scale {
@@ -344,7 +350,8 @@ pub(super) fn export(
             Layer::Conv(c) => {
                 image = true;
                 let g = &c.geom;
-                let (wn, bn) = (format!("conv{i}.weight"), format!("conv{i}.bias"));
+                let (wn, bn) = (format!("conv{conv_n}.weight"), format!("conv{conv_n}.bias"));
+                conv_n += 1;
                 tensors.insert(
                     wn.clone(),
                     Tensor::new(
