@@ -544,6 +544,47 @@ fn training_errors_are_clear() {
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(!out.exists(), "{args:?} left an output file");
     }
+    // Malformed CSV: each error names the file, the line and the column.
+    let csv_cases = [
+        (
+            "ragged.csv",
+            "a,b,y\n1,2,0\n3,1\n",
+            "ragged.csv: line 3: 2 columns, but the header has 3",
+        ),
+        (
+            "text.csv",
+            "a,b,y\n1,2,0\n3,four,1\n",
+            "text.csv: line 3, column `b`: `four` is not a number",
+        ),
+        (
+            "nan.csv",
+            "a,b,y\n1,2,0\n3,NaN,1\n",
+            "nan.csv: line 3, column `b`: NaN is not a finite number",
+        ),
+        (
+            "inf.csv",
+            "a,b,y\n1,inf,0\n",
+            "inf.csv: line 2, column `b`: inf is not a finite number",
+        ),
+        ("empty.csv", "", "empty.csv: the file is empty"),
+        ("notarget.csv", "a,b\n1,2\n", "notarget.csv: no column `y`"),
+        (
+            "fraction.csv",
+            "a,b,y\n1,2,0\n3,4,0.5\n",
+            "column `y` has value 0.5 on line 3",
+        ),
+    ];
+    for (name, body, expected) in csv_cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let err = kiln_err(&["train", "--data", s(&path), "--target", "y", "-o", o]);
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+    for (flag, value) in [("--epochs", "0"), ("--batch", "0")] {
+        let err = kiln_err(&["train", "--data", "builtin:digits", flag, value, "-o", o]);
+        assert!(err.contains(&format!("{flag} must be at least 1")), "{err}");
+    }
+
     let csv = dir.path().join("img.csv");
     std::fs::write(&csv, "a,b,c,d,y\n1,2,3,4,0\n4,3,2,1,1\n").unwrap();
     let err = kiln_err(&[

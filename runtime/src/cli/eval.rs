@@ -92,12 +92,13 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         Evaluation::Regression { rows, mse, r2 } => {
             println!("rows: {rows}\nmse: {mse}\nr2: {r2}");
             if let Some((coefs, intercept)) = train::linear_coefficients(&model) {
-                let terms: Vec<String> = coefs.iter().map(|(k, c)| format!("{c} × {k}")).collect();
-                println!(
-                    "model: {} = {} + {intercept}",
-                    model.graph.target.as_deref().unwrap_or("y"),
-                    terms.join(" + ")
-                );
+                let mut formula = format!("{intercept}");
+                for (name, c) in &coefs {
+                    let sign = if *c < 0.0 { '-' } else { '+' };
+                    formula += &format!(" {sign} {} × {name}", c.abs());
+                }
+                let target = model.graph.target.as_deref().unwrap_or("y");
+                println!("fitted: {target} = {formula}");
             }
         }
     }

@@ -153,6 +153,12 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     if !(a.l2 >= 0.0 && a.l2.is_finite()) {
         bail!("--l2 must be a non-negative number, got {}", a.l2);
     }
+    if a.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
     if a.early_stop == Some(0) {
         bail!("--early-stop must be at least 1 epoch");
     }
