@@ -14,13 +14,10 @@ use kiln::train::{self, Evaluation};
 /// so the numbers are the module's. The model's feature columns are read by
 /// name when the data has them; otherwise every column but the target, in
 /// order.
-///
-/// Examples:
-///
-///   kiln eval digits.safetensors --data test.csv
-///
-///   kiln eval price.safetensors --data houses.csv --target price --json
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kiln eval digits.safetensors --data test.csv\n  \
+    kiln eval price.safetensors --data houses.csv --target price --json")]
 pub(super) struct Args {
     /// The model file (.safetensors) to score.
     model: PathBuf,

@@ -28,16 +28,12 @@ use kiln::train::{self, Activation, Evaluation, ModelKind, Optimizer, TrainConfi
 /// A fraction of the rows (`--val-split`) is held out: each epoch reports
 /// its loss and metric, `--early-stop` watches it, and the last line of
 /// output scores the final model on it (accuracy, or MSE and R²). The same
-/// `--seed` gives byte-identical output.
-///
-/// Examples:
-///
-///   kiln train --data builtin:digits --model mlp:64,32 --seed 1 -o digits.safetensors
-///
-///   kiln train --data builtin:digits --model cnn --shape 1x8x8 --plot curve.png -o cnn.safetensors
-///
-///   kiln train --data house.csv --target price --model linear --optimizer sgd -o price.safetensors
+/// `--seed` gives byte-identical output. See docs/training.md.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kiln train --data builtin:digits --model mlp:64,32 --seed 1 -o digits.safetensors\n  \
+    kiln train --data builtin:digits --model cnn --plot curve.png -o cnn.safetensors\n  \
+    kiln train --data xy.csv --target y --model linear --optimizer sgd -o xy.safetensors")]
 pub(super) struct Args {
     /// CSV file with a header line, or `builtin:digits`.
     #[arg(long)]
