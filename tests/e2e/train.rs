@@ -477,6 +477,8 @@ fn eval_reports_accuracy_and_confusion() {
     assert!(acc >= 0.97, "{eval}");
 
     let table = kiln_ok(&["eval", s(&d.model), "--data", s(&d.test_csv)]);
+    let err = kiln_err(&["eval", s(&d.module), "--data", s(&d.test_csv)]);
+    assert!(err.contains("is a module"), "{err}");
     assert!(
         table.contains("confusion matrix") && table.contains("accuracy: "),
         "{table}"

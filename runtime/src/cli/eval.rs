@@ -34,6 +34,12 @@ pub(super) struct Args {
 }
 
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
+    if std::fs::read(&a.model).is_ok_and(|b| b.starts_with(b"\0asm")) {
+        bail!(
+            "{} is a module; kiln eval reads the model file (.safetensors) it was built from",
+            a.model.display()
+        );
+    }
     let model = ModelFile::load(&a.model)?;
     let Some(target) = a.target.clone().or_else(|| model.graph.target.clone()) else {
         bail!("the model records no target column: pass --target COLUMN");
