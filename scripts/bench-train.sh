@@ -29,17 +29,20 @@ for seed in $(seq 1 "$runs"); do
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 epochs = [l for l in lines if "epoch" in l]
-print(len(epochs) / sum(l["seconds"] for l in epochs))' "$out/log-$seed.jsonl")")
+rate = len(epochs) / sum(l["seconds"] for l in epochs)
+print(rate, lines[-1]["test_accuracy"], sep=":")' "$out/log-$seed.jsonl")")
 done
 
 sk=$(python3 scripts/bench_train_sklearn.py "$epochs" "$runs")
 python3 - "$epochs" "$runs" "$sk" "${kiln_rates[@]}" <<'PY'
 import json, statistics, sys
 epochs, runs, sk = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-kiln = [float(r) for r in sys.argv[4:]]
+kiln = [float(r.split(":")[0]) for r in sys.argv[4:]]
+kiln_acc = statistics.median(float(r.split(":")[1]) for r in sys.argv[4:])
 k, s = statistics.median(kiln), sk["median_epochs_per_s"]
 print(f"digits MLP 64-32 relu, sgd batch 32, {epochs} epochs, {runs} runs, 1438 training rows")
 print(f"kiln train            median {k:8.1f} epochs/s  (runs: {', '.join(f'{r:.1f}' for r in kiln)})")
-print(f"scikit-learn {sk['runtime'].split()[-1]:8} median {s:8.1f} epochs/s  (runs: {', '.join(f'{r:.1f}' for r in sk['epochs_per_s'])})")
+print(f"scikit-learn MLP       median {s:8.1f} epochs/s  (runs: {', '.join(f'{r:.1f}' for r in sk['epochs_per_s'])})")
+print(f"median held-out accuracy (359 rows): kiln {kiln_acc:.4f}, scikit-learn {sk['median_test_accuracy']:.4f}")
 print(f"ratio kiln / scikit-learn: {k / s:.2f}x")
 PY
