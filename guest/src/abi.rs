@@ -185,6 +185,65 @@ mod kernel_tests {
         kernels::standardize(buf(x, batch * n), buf(mean, n), buf(inv, n));
     }
 
+    /// Reads `n` geometry values that the host wrote as `i32`s.
+    fn dims<const N: usize>(ptr: i32) -> [usize; N] {
+        let raw = buf(ptr, N as i32);
+        core::array::from_fn(|i| raw[i].to_bits() as usize)
+    }
+
+    /// [`kernels::conv2d`]; `geom` points at 8 `i32`s: in_c, in_h, in_w,
+    /// out_c, kh, kw, stride, pad.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_conv2d(x: i32, w: i32, b: i32, y: i32, batch: i32, geom: i32) {
+        let [in_c, in_h, in_w, out_c, kh, kw, stride, pad] = dims(geom);
+        let g = crate::ConvGeom {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            kh,
+            kw,
+            stride,
+            pad,
+        };
+        let (Some(()), Some(inl), Some(outl), Some(wl)) =
+            (g.check(), g.input_len(), g.output_len(), g.weight_len())
+        else {
+            return;
+        };
+        let rows = batch as usize;
+        kernels::conv2d(
+            buf(x, (rows * inl) as i32),
+            buf(w, wl as i32),
+            buf(b, out_c as i32),
+            &g,
+            buf(y, (rows * outl) as i32),
+        );
+    }
+
+    /// [`kernels::pool`] (`max` 1: max, 0: average); `geom` points at 5
+    /// `i32`s: c, h, w, k, stride.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_pool(max: i32, x: i32, y: i32, batch: i32, geom: i32) {
+        let [c, h, w, k, stride] = dims(geom);
+        let g = crate::PoolGeom { c, h, w, k, stride };
+        let (Some(()), Some(inl)) = (g.check(), g.input_len()) else {
+            return;
+        };
+        let kind = if max != 0 {
+            crate::PoolKind::Max
+        } else {
+            crate::PoolKind::Avg
+        };
+        let rows = batch as usize;
+        kernels::pool(
+            kind,
+            buf(x, (rows * inl) as i32),
+            &g,
+            buf(y, (rows * g.output_len()) as i32),
+        );
+    }
+
     /// Applies the scalar transcendental `which` (0 exp, 1 sigmoid, 2 tanh,
     /// 3 softmax over rows of `row`) in place.
     #[unsafe(no_mangle)]

@@ -23,6 +23,11 @@
 //! | 4  | sigmoid      | len                                      |
 //! | 5  | tanh         | len                                      |
 //! | 6  | softmax      | len                                      |
+//! | 10 | conv2d       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, weight (off, len), bias (off, len) — weight tap-major (`in_c × kh × kw × out_c`) |
+//! | 11 | max pool     | c, h, w, k, stride                       |
+//! | 12 | avg pool     | c, h, w, k, stride                       |
+//!
+//! Op codes 10–19 are reserved for convolution and pooling layers.
 //!
 //! [`decode`] is total: every offset, count and width is checked, and the
 //! result goes through [`Model::new`].
@@ -30,7 +35,7 @@
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use crate::{Activation, DecodeError, Layer, Model};
+use crate::{Activation, ConvGeom, DecodeError, Layer, Model, PoolGeom, PoolKind};
 
 /// The first four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"KLNB";
@@ -47,6 +52,9 @@ const OP_RELU: u32 = 3;
 const OP_SIGMOID: u32 = 4;
 const OP_TANH: u32 = 5;
 const OP_SOFTMAX: u32 = 6;
+const OP_CONV2D: u32 = 10;
+const OP_MAX_POOL: u32 = 11;
+const OP_AVG_POOL: u32 = 12;
 
 /// Serialises `model`. Widths and tensor sizes of a valid [`Model`] fit in
 /// `u32` (see [`crate::model::MAX_WIDTH`]).
@@ -78,6 +86,24 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
                     Activation::Softmax => OP_SOFTMAX,
                 };
                 records.extend([op, 1, *len as u32]);
+                [None, None]
+            }
+            Layer::Conv2d { geom, weight, bias } => {
+                let g = geom;
+                records.extend([OP_CONV2D, 12]);
+                records.extend(
+                    [g.in_c, g.in_h, g.in_w, g.out_c, g.kh, g.kw, g.stride, g.pad]
+                        .map(|v| v as u32),
+                );
+                [Some(weight), Some(bias)]
+            }
+            Layer::Pool { kind, geom: g } => {
+                let op = match kind {
+                    PoolKind::Max => OP_MAX_POOL,
+                    PoolKind::Avg => OP_AVG_POOL,
+                };
+                records.extend([op, 5]);
+                records.extend([g.c, g.h, g.w, g.k, g.stride].map(|v| v as u32));
                 [None, None]
             }
         };
@@ -162,6 +188,8 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
             OP_STANDARDIZE => 4,
             OP_DENSE => 6,
             OP_RELU | OP_SIGMOID | OP_TANH | OP_SOFTMAX => 1,
+            OP_CONV2D => 12,
+            OP_MAX_POOL | OP_AVG_POOL => 5,
             _ => return Err(DecodeError::UnknownOp { layer: index, op }),
         };
         if k != expected {
@@ -178,6 +206,42 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
                 weight: r.tensor(index)?,
                 bias: r.tensor(index)?,
             },
+            OP_CONV2D => {
+                let mut d = [0usize; 8];
+                for v in &mut d {
+                    *v = r.u32()? as usize;
+                }
+                let [in_c, in_h, in_w, out_c, kh, kw, stride, pad] = d;
+                Layer::Conv2d {
+                    geom: ConvGeom {
+                        in_c,
+                        in_h,
+                        in_w,
+                        out_c,
+                        kh,
+                        kw,
+                        stride,
+                        pad,
+                    },
+                    weight: r.tensor(index)?,
+                    bias: r.tensor(index)?,
+                }
+            }
+            OP_MAX_POOL | OP_AVG_POOL => {
+                let mut d = [0usize; 5];
+                for v in &mut d {
+                    *v = r.u32()? as usize;
+                }
+                let [c, h, w, k, stride] = d;
+                Layer::Pool {
+                    kind: if op == OP_MAX_POOL {
+                        PoolKind::Max
+                    } else {
+                        PoolKind::Avg
+                    },
+                    geom: PoolGeom { c, h, w, k, stride },
+                }
+            }
             _ => {
                 let kind = match op {
                     OP_RELU => Activation::Relu,
@@ -276,6 +340,63 @@ mod tests {
         assert_eq!(back, m);
         let x = [0.5, -1.0, 2.0];
         assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
+    }
+
+    fn conv_sample() -> Model<'static> {
+        let geom = ConvGeom {
+            in_c: 1,
+            in_h: 4,
+            in_w: 4,
+            out_c: 2,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let filters: Vec<f32> = (0..18).map(|v| v as f32 * 0.1 - 0.9).collect();
+        let layers = vec![
+            Layer::conv2d_from_filters(0, geom, &filters, vec![0.5, -0.5].into()).unwrap(),
+            Layer::Pool {
+                kind: PoolKind::Max,
+                geom: PoolGeom {
+                    c: 2,
+                    h: 4,
+                    w: 4,
+                    k: 2,
+                    stride: 2,
+                },
+            },
+            Layer::Pool {
+                kind: PoolKind::Avg,
+                geom: PoolGeom {
+                    c: 2,
+                    h: 2,
+                    w: 2,
+                    k: 2,
+                    stride: 1,
+                },
+            },
+        ];
+        Model::new(16, layers).unwrap()
+    }
+
+    #[test]
+    fn conv_and_pool_round_trip() {
+        let m = conv_sample();
+        assert_eq!(m.output_len(), 2);
+        let blob = encode(&m);
+        let back = decode(&blob).unwrap();
+        assert_eq!(back, m);
+        let x: Vec<f32> = (0..16).map(|v| (v as f32 * 0.7).sin()).collect();
+        assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
+        for n in 0..blob.len() {
+            assert!(decode(&blob[..n]).is_err(), "prefix of {n} bytes decoded");
+        }
+        for i in 0..blob.len() {
+            let mut b = blob.clone();
+            b[i] ^= 0xff;
+            let _ = decode(&b);
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum ModelError {
     TooLarge { layer: usize },
     /// A tensor of layer `layer` holds NaN or an infinity.
     NotFinite { layer: usize, tensor: &'static str },
+    /// Layer `layer`'s convolution or pooling geometry is impossible (a zero
+    /// size or stride, a window larger than its padded input).
+    Geometry { layer: usize },
 }
 
 impl fmt::Display for ModelError {
@@ -55,6 +58,10 @@ impl fmt::Display for ModelError {
             Self::NotFinite { layer, tensor } => {
                 write!(f, "layer {layer}: tensor `{tensor}` holds NaN or infinity")
             }
+            Self::Geometry { layer } => write!(
+                f,
+                "layer {layer}: impossible convolution or pooling geometry (zero size or stride, or a window larger than its input)"
+            ),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod model;
 mod abi;
 
 pub use error::{DecodeError, ModelError, RunError};
+pub use kernels::conv::{ConvGeom, PoolGeom, PoolKind};
 pub use model::{Activation, Layer, Model, Scratch, Tensor};
 
 /// The version of the compiled-module ABI this crate implements.

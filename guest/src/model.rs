@@ -9,6 +9,7 @@
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
+use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
 use crate::{ModelError, RunError, kernels};
 
 /// Largest number of `f32` values a layer may produce per row, and largest
@@ -48,6 +49,15 @@ pub enum Layer<'a> {
     },
     /// An activation over rows of `len` values.
     Activation { kind: Activation, len: usize },
+    /// 2-D convolution over NCHW rows, `weight` stored tap-major
+    /// (`in_c × kh × kw × out_c`), see [`kernels::conv::conv2d`].
+    Conv2d {
+        geom: ConvGeom,
+        weight: Tensor<'a>,
+        bias: Tensor<'a>,
+    },
+    /// Max or average pooling over NCHW rows, see [`kernels::conv::pool`].
+    Pool { kind: PoolKind, geom: PoolGeom },
 }
 
 impl<'a> Layer<'a> {
@@ -86,12 +96,32 @@ impl<'a> Layer<'a> {
         })
     }
 
-    /// Values per row this layer reads.
+    /// A convolution from PyTorch-style weights (`out_c × in_c × kh × kw`,
+    /// as the model file stores them), transposed to the kernel's tap-major
+    /// layout. `layer` is the index reported in errors.
+    pub fn conv2d_from_filters(
+        layer: usize,
+        geom: ConvGeom,
+        filters: &[f32],
+        bias: Tensor<'a>,
+    ) -> Result<Self, ModelError> {
+        geom.check().ok_or(ModelError::Geometry { layer })?;
+        let taps = geom.in_c * geom.kh * geom.kw;
+        match Layer::dense_from_rows(layer, taps, geom.out_c, filters, bias)? {
+            Layer::Dense { weight, bias, .. } => Ok(Layer::Conv2d { geom, weight, bias }),
+            _ => unreachable!("dense_from_rows returns a dense layer"),
+        }
+    }
+
+    /// Values per row this layer reads (0 for an invalid geometry, which
+    /// [`Model::new`] refuses).
     pub fn input_len(&self) -> usize {
         match self {
             Layer::Standardize { mean, .. } => mean.len(),
             Layer::Dense { inputs, .. } => *inputs,
             Layer::Activation { len, .. } => *len,
+            Layer::Conv2d { geom, .. } => geom.input_len().unwrap_or(0),
+            Layer::Pool { geom, .. } => geom.input_len().unwrap_or(0),
         }
     }
 
@@ -101,6 +131,8 @@ impl<'a> Layer<'a> {
             Layer::Standardize { mean, .. } => mean.len(),
             Layer::Dense { outputs, .. } => *outputs,
             Layer::Activation { len, .. } => *len,
+            Layer::Conv2d { geom, .. } => geom.output_len().unwrap_or(0),
+            Layer::Pool { geom, .. } => geom.check().map_or(0, |()| geom.output_len()),
         }
     }
 
@@ -124,11 +156,23 @@ impl<'a> Layer<'a> {
                 bias: own(bias),
             },
             Layer::Activation { kind, len } => Layer::Activation { kind, len },
+            Layer::Conv2d { geom, weight, bias } => Layer::Conv2d {
+                geom,
+                weight: own(weight),
+                bias: own(bias),
+            },
+            Layer::Pool { kind, geom } => Layer::Pool { kind, geom },
         }
     }
 
     fn check(&self, index: usize) -> Result<(), ModelError> {
         let too_large = ModelError::TooLarge { layer: index };
+        let geometry = ModelError::Geometry { layer: index };
+        match self {
+            Layer::Conv2d { geom, .. } => geom.check().ok_or(geometry)?,
+            Layer::Pool { geom, .. } => geom.check().ok_or(geometry)?,
+            _ => {}
+        }
         if self.input_len() > MAX_WIDTH || self.output_len() > MAX_WIDTH {
             return Err(too_large);
         }
@@ -164,7 +208,13 @@ impl<'a> Layer<'a> {
                 tensor_len("weight", n, weight)?;
                 tensor_len("bias", *outputs, bias)
             }
-            Layer::Activation { .. } => Ok(()),
+            Layer::Activation { .. } | Layer::Pool { .. } => Ok(()),
+            Layer::Conv2d {
+                geom, weight, bias, ..
+            } => {
+                tensor_len("weight", geom.weight_len().ok_or(too_large)?, weight)?;
+                tensor_len("bias", geom.out_c, bias)
+            }
         }
     }
 }
@@ -261,6 +311,16 @@ impl<'a> Model<'a> {
                     Activation::Tanh => kernels::tanh(cur),
                     Activation::Softmax => kernels::softmax(cur, *len),
                 },
+                Layer::Conv2d { geom, weight, bias } => {
+                    let next = &mut scratch.next[..batch * layer.output_len()];
+                    kernels::conv2d(cur, weight, bias, geom, next);
+                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
+                }
+                Layer::Pool { kind, geom } => {
+                    let next = &mut scratch.next[..batch * layer.output_len()];
+                    kernels::pool(*kind, cur, geom, next);
+                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
+                }
             }
             width = layer.output_len();
         }

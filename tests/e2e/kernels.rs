@@ -154,3 +154,92 @@ fn math_in_wasm_matches_native() {
         same_bits(&k.get(p, x.len()), &want, name);
     }
 }
+
+/// Writes `dims` as `i32`s into the module and returns the pointer.
+fn put_dims(k: &mut Kernel, dims: &[usize]) -> i32 {
+    let as_f32: Vec<f32> = dims.iter().map(|&d| f32::from_bits(d as u32)).collect();
+    k.put(&as_f32)
+}
+
+#[test]
+fn conv2d_simd_matches_reference() {
+    use kiln::kiln_guest::{ConvGeom, kernels::conv};
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut k = Kernel::new();
+    // (in_c, in_h, in_w, out_c, kh, kw, stride, pad): output channels
+    // around the 16- and 4-wide blocks, padding, strides, odd shapes.
+    let cases = [
+        (1, 8, 8, 16, 3, 3, 1, 1),
+        (1, 8, 8, 8, 3, 3, 1, 0),
+        (16, 4, 4, 32, 3, 3, 1, 1),
+        (3, 7, 5, 21, 3, 2, 2, 1),
+        (2, 5, 6, 3, 1, 1, 1, 0),
+        (4, 9, 9, 5, 5, 5, 3, 2),
+    ];
+    for (in_c, in_h, in_w, out_c, kh, kw, stride, pad) in cases {
+        let g = ConvGeom {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            kh,
+            kw,
+            stride,
+            pad,
+        };
+        g.check().expect("valid test geometry");
+        let batch = 3;
+        let x = values(&mut rng, batch * g.input_len().unwrap());
+        let w = values(&mut rng, g.weight_len().unwrap());
+        let b = values(&mut rng, out_c);
+        let out = batch * g.output_len().unwrap();
+        let mut want = vec![0.0; out];
+        conv::conv2d(&x, &w, &b, &g, &mut want);
+        let (px, pw, pb, py) = (k.put(&x), k.put(&w), k.put(&b), k.put(&vec![0.0; out]));
+        let pg = put_dims(&mut k, &[in_c, in_h, in_w, out_c, kh, kw, stride, pad]);
+        k.call("kiln_test_conv2d", (px, pw, pb, py, batch as i32, pg));
+        same_bits(&k.get(py, out), &want, &format!("conv2d {g:?}"));
+    }
+}
+
+#[test]
+fn pooling_simd_matches_reference() {
+    use kiln::kiln_guest::{PoolGeom, PoolKind, kernels::conv};
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut k = Kernel::new();
+    // (c, h, w, k, stride): stride 1 (vector loads), 2 and 3 (gathers),
+    // widths around 4 output columns.
+    let cases = [
+        (16, 8, 8, 2, 2),
+        (3, 9, 11, 3, 1),
+        (2, 12, 13, 3, 3),
+        (1, 4, 4, 2, 2),
+        (5, 6, 17, 2, 1),
+    ];
+    for (c, h, w, kk, stride) in cases {
+        let g = PoolGeom {
+            c,
+            h,
+            w,
+            k: kk,
+            stride,
+        };
+        for (max, kind) in [(1, PoolKind::Max), (0, PoolKind::Avg)] {
+            let batch = 2;
+            let mut x = values(&mut rng, batch * g.input_len().unwrap());
+            // Max never picks a NaN (an average would give a NaN whose
+            // payload wasm leaves unspecified, so averages get none).
+            if kind == PoolKind::Max {
+                x[1] = f32::NAN;
+            }
+            x[7] = f32::NEG_INFINITY;
+            let out = batch * g.output_len();
+            let mut want = vec![0.0; out];
+            conv::pool(kind, &x, &g, &mut want);
+            let (px, py) = (k.put(&x), k.put(&vec![0.0; out]));
+            let pg = put_dims(&mut k, &[c, h, w, kk, stride]);
+            k.call("kiln_test_pool", (max, px, py, batch as i32, pg));
+            same_bits(&k.get(py, out), &want, &format!("{kind:?} pool {g:?}"));
+        }
+    }
+}

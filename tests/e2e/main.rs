@@ -12,3 +12,4 @@ mod cli;
 mod kernels;
 mod modules;
 mod node;
+mod train;

@@ -10,6 +10,9 @@
 //! The accumulation order is the contract that makes results bit-exact
 //! across platforms; see `docs/abi.md` ("Arithmetic").
 
+pub mod conv;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod conv_simd128;
 pub mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128;
@@ -21,3 +24,8 @@ pub use simd128::{dense, relu, standardize};
 pub use reference::{dense, relu, standardize};
 
 pub use reference::{sigmoid, softmax, tanh};
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use conv::{conv2d, pool};
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use conv_simd128::{conv2d, pool};

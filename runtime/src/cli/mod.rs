@@ -1,6 +1,7 @@
 //! Argument parsing (clap) and dispatch to one file per subcommand.
 
 mod build;
+mod eval;
 mod inspect;
 mod predict;
 mod train;
@@ -28,17 +29,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Train(train::Args),
+    Train(Box<train::Args>),
     Build(build::Args),
     Predict(predict::Args),
     Inspect(inspect::Args),
+    Eval(eval::Args),
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Train(a) => train::execute(a),
+        Command::Train(a) => train::execute(*a),
         Command::Build(a) => build::execute(a),
         Command::Predict(a) => predict::execute(a),
         Command::Inspect(a) => inspect::execute(a),
+        Command::Eval(a) => eval::execute(a),
     }
 }

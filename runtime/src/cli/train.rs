@@ -6,19 +6,34 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use kiln::data;
-use kiln::train::{self, Activation, ModelKind, TrainConfig};
+use kiln::train::{self, Activation, Evaluation, ModelKind, Optimizer, TrainConfig};
 
-/// Train a classifier and write it as a kiln model file (safetensors).
+/// Train a model and write it as a kiln model file (safetensors).
 ///
 /// The data is a CSV file with a header line (`--target` names the column to
 /// predict; the other columns, or those listed in `--features`, are the
-/// inputs) or `builtin:digits`, the 1,797 8×8 handwritten digits.
-/// A fraction of the rows (`--test-split`) is held out and the accuracy on
-/// it is reported last. The same `--seed` gives byte-identical output.
+/// inputs) or `builtin:digits`, the 1,797 8×8 handwritten digits. Inputs are
+/// standardised with statistics of the training rows, stored in the model,
+/// so the model takes raw inputs.
+///
+/// Models: `linear` (regression, mean squared error), `logistic` (binary
+/// classification, cross-entropy), `softmax` (multiclass), `mlp:H1,H2,…`
+/// (hidden layers), `cnn[:SPEC]` (convolutions for inputs of `--shape`).
+/// A CNN SPEC is a comma-separated list: `cNkK[sS][pP]` = convolution with N
+/// filters K×K, stride S (default 1), zero padding P (default K/2); `pK` =
+/// K×K max pooling; `aK` = K×K average pooling; `dN` = dense layer of N.
+/// Plain `cnn` is `c16k3,p2,d64` for 8×8 images and
+/// `c16k3,p2,c32k3,p2,d64` from 16×16 up.
+///
+/// A fraction of the rows (`--val-split`) is held out: each epoch reports
+/// its loss and metric, `--early-stop` watches it, and the last line of
+/// output scores the final model on it (accuracy, or MSE and R²). The same
+/// `--seed` gives byte-identical output. See docs/training.md.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Example:\n  kiln train --data builtin:digits --model mlp:64,32 --seed 1 -o digits.safetensors"
-)]
+#[command(after_help = "Examples:\n  \
+    kiln train --data builtin:digits --model mlp:64,32 --seed 1 -o digits.safetensors\n  \
+    kiln train --data builtin:digits --model cnn --plot curve.png -o cnn.safetensors\n  \
+    kiln train --data xy.csv --target y --model linear --optimizer sgd -o xy.safetensors")]
 pub(super) struct Args {
     /// CSV file with a header line, or `builtin:digits`.
     #[arg(long)]
@@ -29,31 +44,46 @@ pub(super) struct Args {
     /// Comma-separated input columns (default: all but the target).
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
-    /// `softmax` (multinomial logistic regression) or `mlp:H1,H2,…`
-    /// (hidden layer widths; plain `mlp` means mlp:64,32).
+    /// `linear`, `logistic`, `softmax`, `mlp:H1,H2,…` (plain `mlp` is
+    /// mlp:64,32) or `cnn[:SPEC]` (see above).
     #[arg(long, default_value = "mlp:64,32")]
     model: ModelKind,
-    /// Activation between hidden layers.
+    /// Shape of one input row as CxHxW, for CNNs (default for
+    /// builtin:digits: 1x8x8).
+    #[arg(long)]
+    shape: Option<String>,
+    /// Activation after hidden dense and convolution layers.
     #[arg(long, value_enum, default_value = "relu")]
     activation: ActivationArg,
-    /// Optimizer. `sgd`: θ ← θ − α (1/m) Σᵢ ∇J(θ; xᵢ, yᵢ) over mini-batches of `--batch` rows.
+    /// `gd`: θ ← θ − α∇J(θ) on all training rows at once.
+    /// `sgd`: θ ← θ − α(1/m)Σᵢ∇J(θ; xᵢ, yᵢ) on mini-batches of `--batch` m rows.
+    /// `momentum`: v ← βv + (1−β)∇J(θ); θ ← θ − αv, on mini-batches.
+    /// `adam`: Adam with β₁ = `--beta`, β₂ = 0.999, ε = 1e-8, on mini-batches.
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerArg,
-    /// Learning rate α.
-    #[arg(long, default_value_t = 0.05)]
-    lr: f32,
+    /// Learning rate α (default: 0.1 for gd, 0.05 for sgd and momentum,
+    /// 0.01 for adam).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Momentum's β, and Adam's β₁.
+    #[arg(long, default_value_t = 0.9)]
+    beta: f32,
     /// Passes over the training rows.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 100)]
     epochs: usize,
-    /// Mini-batch size m.
+    /// Mini-batch size m (sgd, momentum, adam).
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    /// L2 penalty on the weights.
-    #[arg(long, default_value_t = 1e-4)]
+    /// L2 penalty λ: adds λ/2·Σw² over the weights (not biases) to the loss.
+    #[arg(long, default_value_t = 1e-3)]
     l2: f32,
-    /// Fraction of rows held out for the test accuracy.
-    #[arg(long, default_value_t = 0.2)]
-    test_split: f32,
+    /// Fraction of rows held out for validation and the final score.
+    #[arg(long, alias = "test-split", default_value_t = 0.2)]
+    val_split: f32,
+    /// Stop after N epochs without a lower validation loss, and keep the
+    /// weights of the best epoch.
+    #[arg(long, value_name = "N")]
+    early_stop: Option<usize>,
     /// Seed for the split, the initial weights and the batch order. Without
     /// it a seed is drawn from the OS and printed, so the run can be repeated.
     #[arg(long)]
@@ -61,10 +91,14 @@ pub(super) struct Args {
     /// Also write the held-out rows (features and target) to this CSV file.
     #[arg(long)]
     test_out: Option<PathBuf>,
+    /// Draw train and validation loss per epoch to this .png or .svg file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Model name recorded in the file (default: the output file's stem).
     #[arg(long)]
     name: Option<String>,
-    /// Print one JSON line per epoch instead of a progress bar.
+    /// Print one JSON line per epoch (epoch, train_loss, val_loss,
+    /// val_metric, metric, seconds) instead of a progress bar.
     #[arg(long)]
     log_json: bool,
     /// Output model file (.safetensors).
@@ -81,20 +115,95 @@ enum ActivationArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OptimizerArg {
+    Gd,
     Sgd,
+    Momentum,
+    Adam,
+}
+
+/// Parses `1x8x8` (or `1,8,8`) into dimensions.
+fn parse_shape(s: &str) -> anyhow::Result<Vec<usize>> {
+    let dims: Option<Vec<usize>> = s
+        .split(['x', 'X', ','])
+        .map(|d| d.trim().parse().ok().filter(|&n: &usize| n > 0))
+        .collect();
+    match dims {
+        Some(d) if !d.is_empty() => Ok(d),
+        _ => bail!("--shape `{s}` is not a list of positive sizes like 1x8x8"),
+    }
 }
 
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
-    let target = match (&a.target, a.data.as_str()) {
+    let builtin = a.data == "builtin:digits";
+    let target = match (&a.target, builtin) {
         (Some(t), _) => t.clone(),
-        (None, "builtin:digits") => "digit".into(),
-        (None, _) => bail!("--target COLUMN is required: name the CSV column to predict"),
+        (None, true) => "digit".into(),
+        (None, false) => bail!("--target COLUMN is required: name the CSV column to predict"),
     };
-    if !(0.0..1.0).contains(&a.test_split) {
-        bail!("--test-split must be in [0, 1), got {}", a.test_split);
+    if !(0.0..1.0).contains(&a.val_split) {
+        bail!("--val-split must be in [0, 1), got {}", a.val_split);
     }
-    if !(a.lr > 0.0 && a.lr.is_finite()) {
-        bail!("--lr must be a positive number, got {}", a.lr);
+    if !(0.0..1.0).contains(&a.beta) {
+        bail!("--beta must be in [0, 1), got {}", a.beta);
+    }
+    if !(a.l2 >= 0.0 && a.l2.is_finite()) {
+        bail!("--l2 must be a non-negative number, got {}", a.l2);
+    }
+    if a.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if a.early_stop == Some(0) {
+        bail!("--early-stop must be at least 1 epoch");
+    }
+    let optimizer = match a.optimizer {
+        OptimizerArg::Gd => Optimizer::Gd,
+        OptimizerArg::Sgd => Optimizer::Sgd,
+        OptimizerArg::Momentum => Optimizer::Momentum { beta: a.beta },
+        OptimizerArg::Adam => Optimizer::Adam {
+            beta1: a.beta,
+            beta2: 0.999,
+        },
+    };
+    let lr = a.lr.unwrap_or(optimizer.default_lr());
+    if !(lr > 0.0 && lr.is_finite()) {
+        bail!("--lr must be a positive number, got {lr}");
+    }
+    let is_cnn = matches!(a.model, ModelKind::Cnn(_));
+    let shape = match (&a.shape, is_cnn, builtin) {
+        (Some(s), true, _) => Some(parse_shape(s)?),
+        (Some(_), false, _) => bail!("--shape applies to cnn models only"),
+        (None, true, true) => Some(vec![1, 8, 8]),
+        (None, true, false) => {
+            bail!("a cnn needs --shape CxHxW, the image shape of one row (e.g. 1x28x28)")
+        }
+        (None, false, _) => None,
+    };
+    if let Some(p) = &a.plot {
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("png" | "svg")) {
+            bail!("--plot {}: the file must end in .png or .svg", p.display());
+        }
+    }
+    // Fail before training, not after, when the output cannot be written.
+    for path in [Some(&a.output), a.test_out.as_ref(), a.plot.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            bail!(
+                "{}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
     }
     let seed = match a.seed {
         Some(s) => s,
@@ -104,7 +213,6 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             s
         }
     };
-    let OptimizerArg::Sgd = a.optimizer;
     let table = data::load_table(&a.data)?;
     let name = a.name.clone().unwrap_or_else(|| {
         a.output
@@ -118,21 +226,26 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             ActivationArg::Tanh => Activation::Tanh,
             ActivationArg::Sigmoid => Activation::Sigmoid,
         },
-        lr: a.lr,
+        optimizer,
+        lr,
         epochs: a.epochs,
         batch: a.batch,
         l2: a.l2,
-        test_split: a.test_split,
+        val_split: a.val_split,
+        early_stop: a.early_stop,
         seed,
         target,
         features: a.features.clone(),
+        shape,
         name,
     };
 
     let bar = (!a.log_json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
         indicatif::ProgressBar::new(a.epochs as u64).with_style(
-            indicatif::ProgressStyle::with_template("{bar:40} epoch {pos}/{len} {msg}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} epoch {pos}/{len} {msg} [{elapsed}<{eta}]",
+            )
+            .expect("valid template"),
         )
     });
     let trained = train::train(&table, &cfg, |r| {
@@ -140,7 +253,11 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(r).expect("report serialises"));
         } else if let Some(bar) = &bar {
             bar.set_position(r.epoch as u64);
-            bar.set_message(format!("loss {:.4}", r.train_loss));
+            let val = match (r.val_loss, r.val_metric) {
+                (Some(l), Some(m)) => format!(", val loss {l:.4}, val {} {m:.4}", r.metric),
+                _ => String::new(),
+            };
+            bar.set_message(format!("loss {:.4}{val}", r.train_loss));
         }
     })?;
     if let Some(bar) = bar {
@@ -152,22 +269,48 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         .save(&a.output)
         .with_context(|| format!("writing {}", a.output.display()))?;
     if let Some(path) = &a.test_out {
-        write_rows(&table, &trained.test_rows, path)?;
+        write_rows(&trained.held_out, path)?;
     }
-    let summary = serde_json::json!({
+    if let Some(path) = &a.plot {
+        train::plot::loss_curves(&trained.history, path)?;
+    }
+    let mut summary = serde_json::json!({
         "model": a.output,
-        "test_rows": trained.test_rows.len(),
-        "test_accuracy": trained.test_accuracy,
+        "seed": seed,
+        "epochs_run": trained.epochs_run,
+        "best_epoch": trained.best_epoch,
+        "held_out_rows": trained.held_out.rows(),
     });
+    match &trained.evaluation {
+        Some(Evaluation::Classification { accuracy, .. }) => {
+            summary["test_accuracy"] = (*accuracy).into()
+        }
+        Some(Evaluation::Regression { mse, r2, .. }) => {
+            summary["test_mse"] = (*mse).into();
+            summary["test_r2"] = (*r2).into();
+        }
+        None => {}
+    }
+    if let Some(last) = trained.history.last() {
+        summary["train_loss"] = last.train_loss.into();
+    }
+    if let Some((coefs, intercept)) = train::linear_coefficients(&trained.model) {
+        summary["coefficients"] = coefs
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        summary["intercept"] = intercept.into();
+    }
     println!("{summary}");
     Ok(())
 }
 
-/// Writes the selected rows of `table` as CSV (temporary file + rename).
-fn write_rows(table: &data::Table, rows: &[usize], path: &std::path::Path) -> anyhow::Result<()> {
+/// Writes `table` as CSV (temporary file + rename).
+fn write_rows(table: &data::Table, path: &std::path::Path) -> anyhow::Result<()> {
     let mut out = Vec::new();
     writeln!(out, "{}", table.columns.join(","))?;
-    for &r in rows {
+    for r in 0..table.rows() {
         let cells: Vec<String> = (0..table.columns.len())
             .map(|c| table.value(r, c).to_string())
             .collect();

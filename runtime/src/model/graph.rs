@@ -62,6 +62,38 @@ pub enum LayerSpec {
     Softmax,
     /// Reshape to one dimension; no arithmetic.
     Flatten,
+    /// 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) over the
+    /// current `[channels, height, width]` tensor, each row laid out NCHW
+    /// without the N (channel planes one after another, each row-major).
+    /// `weight` is `[out_c, in_c, kh, kw]`, `bias` is `[out_c]`; the output
+    /// is `[out_c, (h + 2·padding − kh) / stride + 1, (w + 2·padding − kw) / stride + 1]`.
+    Conv2d {
+        weight: String,
+        bias: String,
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zeros added on every side.
+        #[serde(default)]
+        padding: usize,
+    },
+    /// Maximum over `kernel × kernel` windows of each channel, no padding.
+    MaxPool {
+        kernel: usize,
+        /// Defaults to `kernel` (non-overlapping windows).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<usize>,
+    },
+    /// Mean over `kernel × kernel` windows of each channel, no padding.
+    AvgPool {
+        kernel: usize,
+        /// Defaults to `kernel` (non-overlapping windows).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<usize>,
+    },
+}
+
+fn one() -> usize {
+    1
 }
 
 impl LayerSpec {
@@ -75,6 +107,9 @@ impl LayerSpec {
             LayerSpec::Tanh => "tanh",
             LayerSpec::Softmax => "softmax",
             LayerSpec::Flatten => "flatten",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::MaxPool { .. } => "max_pool",
+            LayerSpec::AvgPool { .. } => "avg_pool",
         }
     }
 }

@@ -13,7 +13,7 @@ mod graph;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use kiln_guest::{Activation, Layer};
+use kiln_guest::{Activation, ConvGeom, Layer, PoolGeom, PoolKind};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 pub use graph::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY, Task};
@@ -76,6 +76,14 @@ pub enum ModelFileError {
         tensor: String,
         found: Vec<usize>,
         expected: String,
+    },
+    #[error(
+        "layer {layer} ({op}) needs a [channels, height, width] input, but receives shape {found:?}; give the model input a 3-D shape (e.g. `kiln train --shape 1x8x8`)"
+    )]
+    NotImage {
+        layer: usize,
+        op: &'static str,
+        found: Vec<usize>,
     },
     #[error("input shape {0:?} is empty or overflows")]
     InputShape(Vec<usize>),
@@ -200,6 +208,8 @@ impl ModelFile {
             });
         }
         let mut width = input_len;
+        // The logical shape of one row, for the layers that need an image.
+        let mut shape = self.graph.input.shape.clone();
         let mut layers = Vec::new();
         for (index, spec) in self.graph.layers.iter().enumerate() {
             let op = spec.op();
@@ -221,6 +231,14 @@ impl ModelFile {
                     expected,
                 };
             let activation = |kind| Layer::Activation { kind, len: width };
+            let image = || match shape.as_slice() {
+                &[c, h, w] => Ok((c, h, w)),
+                _ => Err(ModelFileError::NotImage {
+                    layer: index,
+                    op,
+                    found: shape.clone(),
+                }),
+            };
             let layer = match spec {
                 LayerSpec::Standardize { mean, std } => {
                     let (m, s) = (tensor(mean)?, tensor(std)?);
@@ -251,9 +269,75 @@ impl ModelFile {
                 LayerSpec::Sigmoid => activation(Activation::Sigmoid),
                 LayerSpec::Tanh => activation(Activation::Tanh),
                 LayerSpec::Softmax => activation(Activation::Softmax),
-                LayerSpec::Flatten => continue,
+                LayerSpec::Flatten => {
+                    shape = vec![width];
+                    continue;
+                }
+                LayerSpec::Conv2d {
+                    weight,
+                    bias,
+                    stride,
+                    padding,
+                } => {
+                    let (in_c, in_h, in_w) = image()?;
+                    let (w, b) = (tensor(weight)?, tensor(bias)?);
+                    let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
+                        return Err(shape_err(weight, w, format!("[out_c, {in_c}, kh, kw]")));
+                    };
+                    if wc != in_c {
+                        return Err(shape_err(
+                            weight,
+                            w,
+                            format!("[{out_c}, {in_c}, {kh}, {kw}]"),
+                        ));
+                    }
+                    if b.shape != [out_c] {
+                        return Err(shape_err(bias, b, format!("[{out_c}]")));
+                    }
+                    let geom = ConvGeom {
+                        in_c,
+                        in_h,
+                        in_w,
+                        out_c,
+                        kh,
+                        kw,
+                        stride: *stride,
+                        pad: *padding,
+                    };
+                    let layer =
+                        Layer::conv2d_from_filters(index, geom, &w.data, b.data.clone().into())?;
+                    shape = vec![out_c, geom.out_h(), geom.out_w()];
+                    layer
+                }
+                LayerSpec::MaxPool { kernel, stride } | LayerSpec::AvgPool { kernel, stride } => {
+                    let (c, h, w) = image()?;
+                    let kind = match spec {
+                        LayerSpec::MaxPool { .. } => PoolKind::Max,
+                        _ => PoolKind::Avg,
+                    };
+                    let geom = PoolGeom {
+                        c,
+                        h,
+                        w,
+                        k: *kernel,
+                        stride: stride.unwrap_or(*kernel),
+                    };
+                    geom.check()
+                        .ok_or(kiln_guest::ModelError::Geometry { layer: index })?;
+                    shape = vec![c, geom.out_h(), geom.out_w()];
+                    Layer::Pool { kind, geom }
+                }
             };
             width = layer.output_len();
+            if !matches!(
+                layer,
+                Layer::Conv2d { .. }
+                    | Layer::Pool { .. }
+                    | Layer::Activation { .. }
+                    | Layer::Standardize { .. }
+            ) {
+                shape = vec![width];
+            }
             layers.push(layer);
         }
         let model = kiln_guest::Model::new(input_len, layers)?;
