@@ -244,6 +244,40 @@ mod kernel_tests {
         );
     }
 
+    /// Runs the dispatched int8 dense kernel (accumulators only). `x` and
+    /// `w` are int8 buffers (`w` packed), `b` and `acc` i32 buffers.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_dense_i8(
+        x: i32,
+        w: i32,
+        b: i32,
+        batch: i32,
+        inputs: i32,
+        outputs: i32,
+        acc: i32,
+    ) {
+        let (inputs_n, outputs_n) = (inputs as usize, outputs as usize);
+        let packed = kernels::int8::packed_len(inputs_n, outputs_n).unwrap_or(0);
+        // SAFETY: as in `buf`, with element types the host wrote.
+        let (x, w, b, acc) = unsafe {
+            (
+                slice::from_raw_parts(x as *const i8, (batch * inputs) as usize),
+                slice::from_raw_parts(w as *const i8, packed),
+                slice::from_raw_parts(b as *const i32, outputs_n),
+                slice::from_raw_parts_mut(acc as *mut i32, (batch * outputs) as usize),
+            )
+        };
+        kernels::dense_i8(x, w, b, inputs_n, outputs_n, acc);
+    }
+
+    /// Runs the dispatched quantize kernel from f32 `x` into int8 `q`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_quantize(x: i32, n: i32, inv_scale: f32, zero_point: i32, q: i32) {
+        // SAFETY: as in `buf`.
+        let q = unsafe { slice::from_raw_parts_mut(q as *mut i8, n as usize) };
+        kernels::quantize_i8(buf(x, n), inv_scale, zero_point, q);
+    }
+
     /// Applies the scalar transcendental `which` (0 exp, 1 sigmoid, 2 tanh,
     /// 3 softmax over rows of `row`) in place.
     #[unsafe(no_mangle)]

@@ -28,6 +28,7 @@
 //! | 12 | avg pool     | c, h, w, k, stride                       |
 //!
 //! Op codes 10–19 are reserved for convolution and pooling layers.
+//! | 20–23 | int8 layers | see [`crate::int8`]'s `blob` module          |
 //!
 //! [`decode`] is total: every offset, count and width is checked, and the
 //! result goes through [`Model::new`].
@@ -62,9 +63,13 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
     let mut records: Vec<u32> = Vec::new();
     // (index of the offset word in `records`, tensor): offsets are patched in
     // once the size of the records is known.
-    let mut tensors: Vec<(usize, &[f32])> = Vec::new();
+    let mut tensors: Vec<(usize, TensorRef<'_>)> = Vec::new();
     for layer in model.layers() {
         let refs: [Option<&[f32]>; 2] = match layer {
+            Layer::Int8(l) => {
+                crate::int8::blob::encode(l, &mut records, &mut tensors);
+                [None, None]
+            }
             Layer::Standardize { mean, inv_std } => {
                 records.extend([OP_STANDARDIZE, 4]);
                 [Some(mean), Some(inv_std)]
@@ -108,14 +113,14 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
             }
         };
         for t in refs.into_iter().flatten() {
-            tensors.push((records.len(), t));
+            tensors.push((records.len(), TensorRef::F32(t)));
             records.extend([0, t.len() as u32]);
         }
     }
     let mut offset = align(HEADER_LEN + records.len() * 4);
-    for &(slot, t) in &tensors {
-        records[slot] = offset as u32;
-        offset = align(offset + t.len() * 4);
+    for (slot, t) in &tensors {
+        records[*slot] = offset as u32;
+        offset = align(offset + t.byte_len());
     }
     let total = offset;
     let mut out = Vec::with_capacity(total);
@@ -133,12 +138,59 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
     }
     for (_, t) in &tensors {
         out.resize(align(out.len()), 0);
-        for v in t.iter() {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        t.write_le(&mut out);
     }
     out.resize(total, 0);
     out
+}
+
+/// A tensor to place in the blob: its record holds (offset, element count).
+pub(crate) enum TensorRef<'t> {
+    F32(&'t [f32]),
+    I8(&'t [i8]),
+    I32(&'t [i32]),
+}
+
+impl TensorRef<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TensorRef::F32(t) => t.len(),
+            TensorRef::I8(t) => t.len(),
+            TensorRef::I32(t) => t.len(),
+        }
+    }
+
+    fn byte_len(&self) -> usize {
+        match self {
+            TensorRef::I8(t) => t.len(),
+            TensorRef::F32(t) => t.len() * 4,
+            TensorRef::I32(t) => t.len() * 4,
+        }
+    }
+
+    fn write_le(&self, out: &mut Vec<u8>) {
+        match self {
+            TensorRef::F32(t) => t
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+            TensorRef::I8(t) => out.extend(t.iter().map(|&v| v as u8)),
+            TensorRef::I32(t) => t
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        }
+    }
+}
+
+/// Appends a tensor reference (offset patched later, element count) to a
+/// layer record.
+pub(crate) fn push_tensor<'t>(
+    records: &mut Vec<u32>,
+    tensors: &mut Vec<(usize, TensorRef<'t>)>,
+    t: TensorRef<'t>,
+) {
+    let count = t.len() as u32;
+    tensors.push((records.len(), t));
+    records.extend([0, count]);
 }
 
 fn align(n: usize) -> usize {
@@ -190,6 +242,10 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
             OP_RELU | OP_SIGMOID | OP_TANH | OP_SOFTMAX => 1,
             OP_CONV2D => 12,
             OP_MAX_POOL | OP_AVG_POOL => 5,
+            op if crate::int8::blob::is_int8_op(op) => {
+                layers.push(crate::int8::blob::decode(op, k, &mut r, index)?);
+                continue;
+            }
             _ => return Err(DecodeError::UnknownOp { layer: index, op }),
         };
         if k != expected {
@@ -260,13 +316,13 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
     Ok(Model::new(input_len, layers)?)
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         let end = self.pos + 4;
         let b = self
             .bytes
@@ -277,12 +333,22 @@ impl<'a> Reader<'a> {
     }
 
     /// An (offset, count) reference to f32 data inside the blob.
-    fn tensor(&mut self, layer: usize) -> Result<Cow<'a, [f32]>, DecodeError> {
+    pub(crate) fn tensor(&mut self, layer: usize) -> Result<Cow<'a, [f32]>, DecodeError> {
+        self.typed(layer, f32::from_le_bytes)
+    }
+
+    /// An (offset, count) reference to `T` data (`N` bytes each, little
+    /// endian) inside the blob, borrowed when aligned.
+    pub(crate) fn typed<T: bytemuck::Pod, const N: usize>(
+        &mut self,
+        layer: usize,
+        from_le: fn([u8; N]) -> T,
+    ) -> Result<Cow<'a, [T]>, DecodeError> {
         let bad = DecodeError::BadTensor { layer };
         let off = self.u32()? as usize;
         let len = self.u32()? as usize;
         let end = len
-            .checked_mul(4)
+            .checked_mul(N)
             .and_then(|n| n.checked_add(off))
             .ok_or(bad.clone())?;
         if !off.is_multiple_of(ALIGN) {
@@ -290,12 +356,16 @@ impl<'a> Reader<'a> {
         }
         let raw = self.bytes.get(off..end).ok_or(bad)?;
         #[cfg(target_endian = "little")]
-        if let Ok(floats) = bytemuck::try_cast_slice::<u8, f32>(raw) {
-            return Ok(Cow::Borrowed(floats));
+        if let Ok(values) = bytemuck::try_cast_slice::<u8, T>(raw) {
+            return Ok(Cow::Borrowed(values));
         }
         Ok(Cow::Owned(
-            raw.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            raw.chunks_exact(N)
+                .map(|c| {
+                    let mut b = [0u8; N];
+                    b.copy_from_slice(c);
+                    from_le(b)
+                })
                 .collect(),
         ))
     }

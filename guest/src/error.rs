@@ -31,6 +31,15 @@ pub enum ModelError {
     /// Layer `layer`'s convolution or pooling geometry is impossible (a zero
     /// size or stride, a window larger than its padded input).
     Geometry { layer: usize },
+    /// Layer `layer` reads `expected` values (f32 or int8) but receives
+    /// `found`; `layer == layers.len()` means the model's output.
+    Domain {
+        layer: usize,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// A quantization parameter of layer `layer` is out of range.
+    Quant { layer: usize, what: &'static str },
 }
 
 impl fmt::Display for ModelError {
@@ -62,6 +71,15 @@ impl fmt::Display for ModelError {
                 f,
                 "layer {layer}: impossible convolution or pooling geometry (zero size or stride, or a window larger than its input)"
             ),
+            Self::Domain {
+                layer,
+                expected,
+                found,
+            } => write!(
+                f,
+                "layer {layer} reads {expected} values but receives {found} values (the model's output must be f32)"
+            ),
+            Self::Quant { layer, what } => write!(f, "layer {layer}: {what}"),
         }
     }
 }

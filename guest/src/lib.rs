@@ -14,6 +14,7 @@
 //! * [`blob`] — the compact model blob embedded into modules (encode/decode).
 //! * [`model`] — the layer graph and its validated execution.
 //! * [`kernels`] — scalar reference kernels and their SIMD128 overrides.
+//! * [`int8`] — quantized layers (int8 × int8 → i32, fixed-point requantize).
 //! * [`math`] — the one `exp` every platform uses, so results are bit-exact.
 //! * `abi` — the raw ABI v1 exports (wasm32 + feature `module` only; the
 //!   only `unsafe` outside the SIMD kernels).
@@ -23,6 +24,7 @@ extern crate alloc;
 
 pub mod blob;
 mod error;
+pub mod int8;
 pub mod kernels;
 pub mod math;
 pub mod model;

@@ -9,6 +9,7 @@
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
+use crate::int8::{Domain, Int8Layer, Int8Scratch};
 use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
 use crate::{ModelError, RunError, kernels};
 
@@ -58,6 +59,8 @@ pub enum Layer<'a> {
     },
     /// Max or average pooling over NCHW rows, see [`kernels::conv::pool`].
     Pool { kind: PoolKind, geom: PoolGeom },
+    /// A quantized layer (see [`crate::int8`]).
+    Int8(Int8Layer<'a>),
 }
 
 impl<'a> Layer<'a> {
@@ -122,6 +125,7 @@ impl<'a> Layer<'a> {
             Layer::Activation { len, .. } => *len,
             Layer::Conv2d { geom, .. } => geom.input_len().unwrap_or(0),
             Layer::Pool { geom, .. } => geom.input_len().unwrap_or(0),
+            Layer::Int8(l) => l.input_len(),
         }
     }
 
@@ -133,6 +137,23 @@ impl<'a> Layer<'a> {
             Layer::Activation { len, .. } => *len,
             Layer::Conv2d { geom, .. } => geom.output_len().unwrap_or(0),
             Layer::Pool { geom, .. } => geom.check().map_or(0, |()| geom.output_len()),
+            Layer::Int8(l) => l.output_len(),
+        }
+    }
+
+    /// The domain (f32 or int8) of the values this layer reads.
+    pub fn input_domain(&self) -> Domain {
+        match self {
+            Layer::Int8(l) => l.input_domain(),
+            _ => Domain::F32,
+        }
+    }
+
+    /// The domain of the values this layer writes.
+    pub fn output_domain(&self) -> Domain {
+        match self {
+            Layer::Int8(l) => l.output_domain(),
+            _ => Domain::F32,
         }
     }
 
@@ -162,6 +183,7 @@ impl<'a> Layer<'a> {
                 bias: own(bias),
             },
             Layer::Pool { kind, geom } => Layer::Pool { kind, geom },
+            Layer::Int8(l) => Layer::Int8(l.into_owned()),
         }
     }
 
@@ -215,6 +237,7 @@ impl<'a> Layer<'a> {
                 tensor_len("weight", geom.weight_len().ok_or(too_large)?, weight)?;
                 tensor_len("bias", geom.out_c, bias)
             }
+            Layer::Int8(l) => l.check(index),
         }
     }
 }
@@ -225,6 +248,8 @@ pub struct Model<'a> {
     input_len: usize,
     output_len: usize,
     max_width: usize,
+    /// Whether any layer runs in int8 (the scratch then needs int8 buffers).
+    int8: bool,
     layers: Vec<Layer<'a>>,
 }
 
@@ -239,8 +264,17 @@ impl<'a> Model<'a> {
         }
         let mut width = input_len;
         let mut max_width = input_len;
+        let mut domain = Domain::F32;
         for (index, layer) in layers.iter().enumerate() {
             layer.check(index)?;
+            if layer.input_domain() != domain {
+                return Err(ModelError::Domain {
+                    layer: index,
+                    expected: layer.input_domain().name(),
+                    found: domain.name(),
+                });
+            }
+            domain = layer.output_domain();
             if layer.input_len() != width {
                 return Err(ModelError::Shape {
                     layer: index,
@@ -251,10 +285,19 @@ impl<'a> Model<'a> {
             width = layer.output_len();
             max_width = max_width.max(width);
         }
+        if domain != Domain::F32 {
+            return Err(ModelError::Domain {
+                layer: layers.len(),
+                expected: Domain::F32.name(),
+                found: domain.name(),
+            });
+        }
+        let int8 = layers.iter().any(|l| matches!(l, Layer::Int8(_)));
         Ok(Model {
             input_len,
             output_len: width,
             max_width,
+            int8,
             layers,
         })
     }
@@ -265,6 +308,7 @@ impl<'a> Model<'a> {
             input_len: self.input_len,
             output_len: self.output_len,
             max_width: self.max_width,
+            int8: self.int8,
             layers: self.layers.into_iter().map(Layer::into_owned).collect(),
         }
     }
@@ -321,6 +365,7 @@ impl<'a> Model<'a> {
                     kernels::pool(*kind, cur, geom, next);
                     core::mem::swap(&mut scratch.cur, &mut scratch.next);
                 }
+                Layer::Int8(l) => l.run(batch, &mut scratch.cur, &mut scratch.int8),
             }
             width = layer.output_len();
         }
@@ -346,6 +391,8 @@ impl<'a> Model<'a> {
 pub struct Scratch {
     cur: Vec<f32>,
     next: Vec<f32>,
+    /// Buffers of the int8 layers, if the model has any.
+    int8: Int8Scratch,
     /// `(batch, max_width)` that [`Scratch::input`] prepared for.
     prepared: Option<(usize, usize)>,
 }
@@ -356,6 +403,7 @@ impl Scratch {
         Scratch {
             cur: Vec::new(),
             next: Vec::new(),
+            int8: Int8Scratch::new(),
             prepared: None,
         }
     }
@@ -374,6 +422,9 @@ impl Scratch {
                     .map_err(|_| RunError::OutOfMemory)?;
                 buf.resize(len, 0.0);
             }
+        }
+        if model.int8 {
+            self.int8.reserve(batch, len)?;
         }
         self.prepared = Some((batch, model.max_width));
         Ok(&mut self.cur[..batch * model.input_len])

@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod model;
 pub mod module;
 pub mod sandbox;
+pub mod shrink;
 pub mod train;
 
 pub use kiln_guest;

@@ -243,3 +243,129 @@ fn pooling_simd_matches_reference() {
         }
     }
 }
+
+impl Kernel {
+    /// Copies raw bytes into a fresh guest buffer (int8 and i32 data).
+    fn put_bytes(&mut self, bytes: &[u8]) -> i32 {
+        let ptr = self.put(&vec![0.0; bytes.len().div_ceil(4).max(1)]);
+        let mem = self.instance.get_memory(&mut self.store, "memory").unwrap();
+        mem.write(&mut self.store, ptr as usize, bytes).unwrap();
+        ptr
+    }
+
+    fn get_bytes(&mut self, ptr: i32, n: usize) -> Vec<u8> {
+        let mem = self.instance.get_memory(&mut self.store, "memory").unwrap();
+        let mut buf = vec![0u8; n];
+        mem.read(&self.store, ptr as usize, &mut buf).unwrap();
+        buf
+    }
+}
+
+/// The SIMD128 int8 dense kernel (i32x4.dot_i16x8_s on packed weights)
+/// gives the reference's accumulators exactly, including the extremes
+/// (−128 · −128) and sizes around its 16-input and 32-output blocks.
+#[test]
+fn int8_dense_simd_matches_reference() {
+    use kiln::kiln_guest::kernels::int8;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut k = Kernel::new();
+    for (batch, inputs, outputs) in [
+        (1, 1, 1),
+        (1, 2, 8),
+        (2, 15, 7),
+        (1, 16, 32),
+        (3, 17, 33),
+        (1, 64, 40),
+        (2, 100, 70),
+        (1, 784, 256),
+        (32, 33, 10),
+    ] {
+        let x: Vec<i8> = (0..batch * inputs)
+            .map(|_| match rng.random_range(0..8) {
+                0 => -128,
+                1 => 127,
+                _ => rng.random(),
+            })
+            .collect();
+        let rows: Vec<i8> = (0..inputs * outputs)
+            .map(|_| {
+                if rng.random_range(0..8) == 0 {
+                    -128
+                } else {
+                    rng.random()
+                }
+            })
+            .collect();
+        let bias: Vec<i32> = (0..outputs)
+            .map(|_| rng.random_range(-1 << 20..1 << 20))
+            .collect();
+        let mut packed = vec![0i8; int8::packed_len(inputs, outputs).unwrap()];
+        int8::pack(&rows, inputs, outputs, &mut packed);
+        let mut want = vec![0i32; batch * outputs];
+        int8::dense_i8(&x, &packed, &bias, inputs, outputs, &mut want);
+        // The reference against the plain definition, on the unpacked rows.
+        for r in 0..batch {
+            for o in 0..outputs {
+                let sum: i32 = (0..inputs)
+                    .map(|i| i32::from(x[r * inputs + i]) * i32::from(rows[o * inputs + i]))
+                    .sum();
+                assert_eq!(want[r * outputs + o], sum + bias[o], "reference {r},{o}");
+            }
+        }
+        let px = k.put_bytes(bytemuck::cast_slice(&x));
+        let pw = k.put_bytes(bytemuck::cast_slice(&packed));
+        let pb = k.put_bytes(bytemuck::cast_slice(&bias));
+        let pa = k.put_bytes(&vec![0u8; 4 * batch * outputs]);
+        k.call(
+            "kiln_test_dense_i8",
+            (px, pw, pb, batch as i32, inputs as i32, outputs as i32, pa),
+        );
+        let got: Vec<i32> = k
+            .get_bytes(pa, 4 * batch * outputs)
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(got, want, "dense_i8 {batch}x{inputs}x{outputs}");
+    }
+}
+
+/// The SIMD128 quantize (f32x4.nearest, pmin/pmax, trunc_sat, narrowing)
+/// gives the reference's int8 values for ties, NaN, infinities, subnormals
+/// and out-of-range values.
+#[test]
+fn int8_quantize_simd_matches_reference() {
+    use kiln::kiln_guest::kernels::int8;
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut k = Kernel::new();
+    for (n, inv_scale, zero_point) in [
+        (1, 1.0, 0),
+        (7, 2.0, -3),
+        (64, 0.5, 127),
+        (333, 37.5, -128),
+        (1000, 1e-3, 5),
+    ] {
+        let mut x = values(&mut rng, n);
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.5,
+            1.5,
+            -2.5,
+            1e30,
+        ];
+        for (i, v) in specials.iter().enumerate().take(n) {
+            x[i] = *v / inv_scale;
+        }
+        let mut want = vec![0i8; n];
+        int8::quantize(&x, inv_scale, zero_point, &mut want);
+        let px = k.put(&x);
+        let pq = k.put_bytes(&vec![0u8; n]);
+        k.call(
+            "kiln_test_quantize",
+            (px, n as i32, inv_scale, zero_point, pq),
+        );
+        let got: Vec<i8> = bytemuck::cast_slice(&k.get_bytes(pq, n)).to_vec();
+        assert_eq!(got, want, "quantize n={n} inv={inv_scale} zp={zero_point}");
+    }
+}

@@ -12,4 +12,5 @@ mod cli;
 mod kernels;
 mod modules;
 mod node;
+mod shrink;
 mod train;

@@ -7,21 +7,42 @@
 //! bit-identical to the reference (tested in wasmtime by the host's
 //! `kernel_tests`). The functions re-exported here are what the model runs.
 //!
+//! [`int8`] is the reference of the integer path (quantized models), with its
+//! SIMD128 overrides in `simd128_int8` and, for the host, an x86-64 SSE2
+//! override of its dense kernel in `sse2_int8`.
+//!
 //! The accumulation order is the contract that makes results bit-exact
 //! across platforms; see `docs/abi.md` ("Arithmetic").
 
 pub mod conv;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod conv_simd128;
+pub mod int8;
 pub mod reference;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128_int8;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub use simd128::{dense, relu, standardize};
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use simd128_int8::{dense_i8, quantize as quantize_i8};
 
+#[cfg(target_arch = "x86_64")]
+pub mod sse2_int8;
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
+pub use int8::dense_i8;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use int8::quantize as quantize_i8;
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 pub use reference::{dense, relu, standardize};
+#[cfg(target_arch = "x86_64")]
+pub use sse2_int8::dense_i8;
 
 pub use reference::{sigmoid, softmax, tanh};
 

@@ -1,10 +1,12 @@
-//! `kiln eval`: score a model on labelled data.
+//! `kiln eval`: score a model on labelled data, or compare two models (an
+//! f32 model and its quantized or pruned version) on the same rows.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use kiln::data;
 use kiln::model::ModelFile;
+use kiln::shrink;
 use kiln::train::{self, Evaluation};
 
 /// Score a model on labelled rows: accuracy and a confusion matrix for a
@@ -14,13 +16,21 @@ use kiln::train::{self, Evaluation};
 /// so the numbers are the module's. The model's feature columns are read by
 /// name when the data has them; otherwise every column but the target, in
 /// order.
+///
+/// With a second model B, both run on the same rows and one JSON object
+/// reports each one's accuracy, the difference in points (B − A), how often
+/// they predict the same class and the largest difference between their
+/// scores.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     kiln eval digits.safetensors --data test.csv\n  \
-    kiln eval price.safetensors --data houses.csv --target price --json")]
+    kiln eval price.safetensors --data houses.csv --target price --json\n  \
+    kiln eval digits.safetensors digits-int8.safetensors --data test.csv")]
 pub(super) struct Args {
     /// The model file (.safetensors) to score.
     model: PathBuf,
+    /// A second model file, compared with the first on the same rows.
+    other: Option<PathBuf>,
     /// CSV file with a header line, or `builtin:digits`.
     #[arg(long)]
     data: String,
@@ -45,6 +55,14 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         bail!("the model records no target column: pass --target COLUMN");
     };
     let table = data::load_table(&a.data)?;
+    if let Some(other) = &a.other {
+        let b = ModelFile::load(other)?;
+        let rows = shrink::labelled_data(&model, &table, Some(&target))?;
+        let cmp = shrink::compare(&model, &b, &rows)
+            .with_context(|| format!("comparing {} with {}", a.model.display(), other.display()))?;
+        println!("{}", serde_json::to_string(&cmp)?);
+        return Ok(());
+    }
     let evaluation = train::evaluate(&model, &table, &target)
         .with_context(|| format!("scoring {} on {}", a.model.display(), a.data))?;
     if a.json {

@@ -7,7 +7,8 @@ use kiln::model::ModelFile;
 use kiln::module;
 
 /// Print the metadata of a model file (.safetensors) or a model module (.wasm)
-/// as JSON: name, task, input and output shapes, labels, layers, sizes.
+/// as JSON: name, task, input and output shapes, labels, and per layer its
+/// parameters, bytes, weight dtype and sparsity.
 /// A module is read without being run.
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -36,15 +37,26 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             .iter()
             .map(|l| {
                 let mut v = serde_json::to_value(l).expect("layer serialises");
-                let params: usize = serde_json::to_value(l)
+                let tensors: Vec<(String, &kiln::model::Tensor)> = serde_json::to_value(l)
                     .ok()
                     .and_then(|j| j.as_object().cloned())
                     .into_iter()
                     .flatten()
-                    .filter_map(|(_, name)| model.tensors.get(name.as_str()?))
-                    .map(|t| t.data.len())
-                    .sum();
+                    .filter_map(|(field, name)| Some((field, model.tensors.get(name.as_str()?)?)))
+                    .collect();
+                let params: usize = tensors.iter().map(|(_, t)| t.data.len()).sum();
                 v["params"] = params.into();
+                // Per-layer size, weight dtype and sparsity (zeros among the
+                // weights), for quantized and pruned models.
+                v["bytes"] = tensors
+                    .iter()
+                    .map(|(_, t)| t.data.byte_len())
+                    .sum::<usize>()
+                    .into();
+                if let Some((_, w)) = tensors.iter().find(|(f, _)| f == "weight") {
+                    v["dtype"] = w.data.dtype_name().into();
+                    v["sparsity"] = (w.data.zeros() as f64 / w.data.len().max(1) as f64).into();
+                }
                 v
             })
             .collect();

@@ -4,6 +4,8 @@ mod build;
 mod eval;
 mod inspect;
 mod predict;
+mod prune;
+mod quantize;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,8 @@ enum Command {
     Build(build::Args),
     Predict(predict::Args),
     Inspect(inspect::Args),
+    Quantize(quantize::Args),
+    Prune(prune::Args),
     Eval(eval::Args),
 }
 
@@ -42,6 +46,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Build(a) => build::execute(a),
         Command::Predict(a) => predict::execute(a),
         Command::Inspect(a) => inspect::execute(a),
+        Command::Quantize(a) => quantize::execute(a),
+        Command::Prune(a) => prune::execute(a),
         Command::Eval(a) => eval::execute(a),
     }
 }

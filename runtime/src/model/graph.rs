@@ -90,10 +90,43 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stride: Option<usize>,
     },
+    /// f32 → int8: `q = clamp(round(x / scale) + zero_point, −128, 127)`
+    /// (see docs/quantization.md).
+    Quantize {
+        scale: f32,
+        zero_point: i32,
+    },
+    /// f32 → int8 with a per-row scale `max|x| / 127` and zero point 0,
+    /// computed at run time (`kiln quantize --dynamic`).
+    QuantizeDynamic,
+    /// int8 fully connected layer. `weight` is I8 `[outputs, inputs]`,
+    /// `weight_scale` F32 `[outputs]` (one scale per output channel), `bias`
+    /// I32 `[outputs]` at the accumulator scale (input scale × weight scale)
+    /// after a static [`LayerSpec::Quantize`], or F32 after a dynamic one.
+    /// With `output` the result is requantized to int8 with those
+    /// parameters (and clamped at zero when `relu`); without it, it is
+    /// dequantized to f32.
+    DenseInt8 {
+        weight: String,
+        weight_scale: String,
+        bias: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<QuantParams>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relu: bool,
+    },
 }
 
 fn one() -> usize {
     1
+}
+
+/// The scale and zero point of an int8 tensor: `real = scale · (q − zero_point)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantParams {
+    pub scale: f32,
+    pub zero_point: i32,
 }
 
 impl LayerSpec {
@@ -110,6 +143,9 @@ impl LayerSpec {
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::MaxPool { .. } => "max_pool",
             LayerSpec::AvgPool { .. } => "avg_pool",
+            LayerSpec::Quantize { .. } => "quantize",
+            LayerSpec::QuantizeDynamic => "quantize_dynamic",
+            LayerSpec::DenseInt8 { .. } => "dense_int8",
         }
     }
 }

@@ -9,29 +9,19 @@
 //! and inside modules.
 
 mod graph;
+mod int8;
+mod tensor;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use kiln_guest::{Activation, ConvGeom, Layer, PoolGeom, PoolKind};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{SafeTensors, tensor::TensorView};
 
-pub use graph::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY, Task};
+pub use graph::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY, QuantParams, Task};
+pub use tensor::{Tensor, TensorData};
 
 use crate::fsutil;
-
-/// A dense f32 tensor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tensor {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
-
-impl Tensor {
-    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
-        Tensor { shape, data }
-    }
-}
 
 /// Why a model file could not be read, written or understood.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +47,36 @@ pub enum ModelFileError {
     },
     #[error("{path}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION})")]
     Format { path: PathBuf, found: u32 },
-    #[error("{path}: tensor `{tensor}` has dtype {dtype}, expected F32")]
+    #[error("{path}: tensor `{tensor}` has dtype {dtype}; kiln reads F32, I8 and I32 tensors")]
     Dtype {
         path: PathBuf,
         tensor: String,
         dtype: String,
+    },
+    #[error(
+        "{path}: tensor `{tensor}` ({dtype}, shape {shape:?}) holds {found} bytes, but its shape needs {expected}"
+    )]
+    TensorBytes {
+        path: PathBuf,
+        tensor: String,
+        dtype: String,
+        shape: Vec<usize>,
+        found: usize,
+        expected: usize,
+    },
+    #[error("layer {layer} ({op}): tensor `{tensor}` has dtype {found}, expected {expected}")]
+    TensorDtype {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error("layer {layer} ({op}): {what}")]
+    Quant {
+        layer: usize,
+        op: &'static str,
+        what: String,
     },
     #[error("layer {layer} ({op}): tensor `{tensor}` is missing")]
     MissingTensor {
@@ -118,7 +133,8 @@ impl ModelFile {
             path: path.into(),
             source,
         };
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| tensor::explain_invalid(bytes, path).unwrap_or_else(|| st_err(e)))?;
         let json = meta
             .metadata()
             .as_ref()
@@ -138,19 +154,20 @@ impl ModelFile {
         let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
-            if view.dtype() != Dtype::F32 {
+            let Some(data) = TensorData::from_le_bytes(view.dtype(), view.data()) else {
                 return Err(ModelFileError::Dtype {
                     path: path.into(),
                     tensor: name,
                     dtype: format!("{:?}", view.dtype()),
                 });
-            }
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            tensors.insert(name, Tensor::new(view.shape().to_vec(), data));
+            };
+            tensors.insert(
+                name,
+                Tensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
         }
         let model = ModelFile { graph, tensors };
         model.to_kernel()?;
@@ -165,9 +182,18 @@ impl ModelFile {
             .tensors
             .iter()
             .map(|(name, t)| {
-                let view =
-                    TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))?;
-                Ok((name.as_str(), view))
+                Ok((
+                    name.as_str(),
+                    t.data.dtype(),
+                    t.shape.clone(),
+                    t.data.to_le_bytes(),
+                ))
+            })
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        let views = views
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                Ok((*name, TensorView::new(*dtype, shape.clone(), bytes)?))
             })
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
         safetensors::serialize(views, Some(metadata))
@@ -211,6 +237,7 @@ impl ModelFile {
         // The logical shape of one row, for the layers that need an image.
         let mut shape = self.graph.input.shape.clone();
         let mut layers = Vec::new();
+        let mut quant = int8::QuantState::F32;
         for (index, spec) in self.graph.layers.iter().enumerate() {
             let op = spec.op();
             let tensor = |name: &str| {
@@ -247,9 +274,10 @@ impl ModelFile {
                             return Err(shape_err(name, t, format!("[{width}]")));
                         }
                     }
+                    let (m, s) = (m.f32_data(index, op, mean)?, s.f32_data(index, op, std)?);
                     Layer::Standardize {
-                        mean: m.data.clone().into(),
-                        inv_std: s.data.iter().map(|&v| 1.0 / v).collect::<Vec<_>>().into(),
+                        mean: m.to_vec().into(),
+                        inv_std: s.iter().map(|&v| 1.0 / v).collect::<Vec<_>>().into(),
                     }
                 }
                 LayerSpec::Dense { weight, bias } => {
@@ -263,8 +291,12 @@ impl ModelFile {
                     if b.shape != [outputs] {
                         return Err(shape_err(bias, b, format!("[{outputs}]")));
                     }
-                    Layer::dense_from_rows(index, inputs, outputs, &w.data, b.data.clone().into())?
+                    let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
+                    Layer::dense_from_rows(index, inputs, outputs, w, b.to_vec().into())?
                 }
+                LayerSpec::Quantize { .. }
+                | LayerSpec::QuantizeDynamic
+                | LayerSpec::DenseInt8 { .. } => int8::layer(self, index, spec, width, &mut quant)?,
                 LayerSpec::Relu => activation(Activation::Relu),
                 LayerSpec::Sigmoid => activation(Activation::Sigmoid),
                 LayerSpec::Tanh => activation(Activation::Tanh),
@@ -304,8 +336,8 @@ impl ModelFile {
                         stride: *stride,
                         pad: *padding,
                     };
-                    let layer =
-                        Layer::conv2d_from_filters(index, geom, &w.data, b.data.clone().into())?;
+                    let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
+                    let layer = Layer::conv2d_from_filters(index, geom, w, b.to_vec().into())?;
                     shape = vec![out_c, geom.out_h(), geom.out_w()];
                     layer
                 }
@@ -328,6 +360,9 @@ impl ModelFile {
                     Layer::Pool { kind, geom }
                 }
             };
+            if !matches!(layer, Layer::Int8(_)) {
+                quant = int8::QuantState::F32;
+            }
             width = layer.output_len();
             if !matches!(
                 layer,
@@ -428,7 +463,12 @@ mod tests {
 
         // Shape × dtype ≠ byte length.
         let h = serde_json::json!({"__metadata__": {"kiln": graph(dense.clone())}, "w": w(serde_json::json!([1, 2]), 4)});
-        assert!(err(&raw(&h, &[0; 4])).contains("not a valid safetensors file"));
+        assert!(
+            err(&raw(&h, &[0; 4]))
+                .contains("tensor `w` (F32, shape [1, 2]) holds 4 bytes, but its shape needs 8"),
+            "{}",
+            err(&raw(&h, &[0; 4]))
+        );
 
         // Dimensions that overflow.
         let h = serde_json::json!({"__metadata__": {"kiln": graph(dense.clone())},
@@ -451,10 +491,19 @@ mod tests {
             "layer 0 (dense): tensor `w` has shape [1, 3], expected [1, 2]"
         );
 
-        // Wrong dtype.
+        // A dtype kiln does not read.
+        let h = serde_json::json!({"__metadata__": {"kiln": graph(dense.clone())},
+            "w": {"dtype": "F64", "shape": [1, 2], "data_offsets": [0, 16]}});
+        assert!(err(&raw(&h, &[0; 16])).contains("tensor `w` has dtype F64"));
+
+        // A dtype kiln reads, in a layer that needs another.
         let h = serde_json::json!({"__metadata__": {"kiln": graph(dense)},
-            "w": {"dtype": "I32", "shape": [1, 2], "data_offsets": [0, 8]}});
-        assert!(err(&raw(&h, &[0; 8])).contains("tensor `w` has dtype I32"));
+            "w": {"dtype": "I32", "shape": [1, 2], "data_offsets": [0, 8]},
+            "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}});
+        assert_eq!(
+            err(&raw(&h, &[0; 12])),
+            "layer 0 (dense): tensor `w` has dtype I32, expected F32"
+        );
 
         // No kiln graph at all.
         let h = serde_json::json!({"w": w(serde_json::json!([1, 2]), 8)});
@@ -464,7 +513,7 @@ mod tests {
     #[test]
     fn non_finite_weights_are_refused() {
         let mut m = sample();
-        m.tensors.get_mut("w").unwrap().data[1] = f32::NAN;
+        m.tensors.get_mut("w").unwrap().as_f32_mut().unwrap()[1] = f32::NAN;
         let bytes = m.to_bytes().unwrap();
         assert!(
             err(&bytes).contains("holds NaN or infinity"),

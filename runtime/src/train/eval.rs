@@ -149,7 +149,7 @@ pub fn linear_coefficients(model: &ModelFile) -> Option<(Vec<(String, f32)>, f32
     else {
         return None;
     };
-    let t = |n: &String| model.tensors.get(n).map(|t| t.data.as_slice());
+    let t = |n: &String| model.tensors.get(n).and_then(|t| t.as_f32());
     let (mean, std, w, b) = (t(mean)?, t(std)?, t(weight)?, t(bias)?);
     if b.len() != 1 || w.len() != mean.len() {
         return None;

@@ -1,0 +1,153 @@
+//! Blob records of the int8 layers (op codes 20–29; see [`crate::blob`]).
+//!
+//! | op | layer                  | params                                                    |
+//! |----|------------------------|-----------------------------------------------------------|
+//! | 20 | quantize               | len, scale (f32 bits), zero_point (i32)                   |
+//! | 21 | quantize_dynamic       | len                                                       |
+//! | 22 | dense_i8 → int8        | inputs, outputs, weight (i8, packed), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
+//! | 23 | dense_i8 → f32         | inputs, outputs, weight (i8, packed), bias (i32), weight_scale (f32), bias_f32 (f32), dynamic (0/1), input_scale (f32 bits) |
+//!
+//! Tensors are (offset, element count) pairs like the f32 ones; int8 data
+//! takes one byte per element.
+
+use alloc::vec::Vec;
+
+use super::{DenseI8, Int8Layer, Int8Output};
+use crate::blob::{Reader, TensorRef, push_tensor};
+use crate::{DecodeError, Layer};
+
+const OP_QUANTIZE: u32 = 20;
+const OP_QUANTIZE_DYNAMIC: u32 = 21;
+const OP_DENSE_I8_TO_I8: u32 = 22;
+const OP_DENSE_I8_TO_F32: u32 = 23;
+
+/// Whether `op` belongs to the int8 range (20–29).
+pub(crate) fn is_int8_op(op: u32) -> bool {
+    (20..=29).contains(&op)
+}
+
+pub(crate) fn encode<'t>(
+    layer: &'t Int8Layer<'_>,
+    records: &mut Vec<u32>,
+    tensors: &mut Vec<(usize, TensorRef<'t>)>,
+) {
+    match layer {
+        Int8Layer::Quantize {
+            len,
+            scale,
+            zero_point,
+        } => records.extend([
+            OP_QUANTIZE,
+            3,
+            *len as u32,
+            scale.to_bits(),
+            *zero_point as u32,
+        ]),
+        Int8Layer::QuantizeDynamic { len } => records.extend([OP_QUANTIZE_DYNAMIC, 1, *len as u32]),
+        Int8Layer::Dense(d) => {
+            let op = match d.output {
+                Int8Output::Int8 { .. } => OP_DENSE_I8_TO_I8,
+                Int8Output::Float { .. } => OP_DENSE_I8_TO_F32,
+            };
+            records.extend([op, 12, d.inputs as u32, d.outputs as u32]);
+            push_tensor(records, tensors, TensorRef::I8(&d.weight));
+            push_tensor(records, tensors, TensorRef::I32(&d.bias));
+            match &d.output {
+                Int8Output::Int8 {
+                    multiplier,
+                    shift,
+                    zero_point,
+                    relu,
+                } => {
+                    push_tensor(records, tensors, TensorRef::I32(multiplier));
+                    push_tensor(records, tensors, TensorRef::I32(shift));
+                    records.extend([*zero_point as u32, u32::from(*relu)]);
+                }
+                Int8Output::Float {
+                    input_scale,
+                    weight_scale,
+                    bias,
+                } => {
+                    push_tensor(records, tensors, TensorRef::F32(weight_scale));
+                    push_tensor(records, tensors, TensorRef::F32(bias));
+                    records.extend([
+                        u32::from(input_scale.is_none()),
+                        input_scale.unwrap_or(0.0).to_bits(),
+                    ]);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn decode<'a>(
+    op: u32,
+    k: usize,
+    r: &mut Reader<'a>,
+    index: usize,
+) -> Result<Layer<'a>, DecodeError> {
+    let expected = match op {
+        OP_QUANTIZE => 3,
+        OP_QUANTIZE_DYNAMIC => 1,
+        OP_DENSE_I8_TO_I8 | OP_DENSE_I8_TO_F32 => 12,
+        _ => return Err(DecodeError::UnknownOp { layer: index, op }),
+    };
+    if k != expected {
+        return Err(DecodeError::BadParams { layer: index });
+    }
+    let layer = match op {
+        OP_QUANTIZE => Int8Layer::Quantize {
+            len: r.u32()? as usize,
+            scale: f32::from_bits(r.u32()?),
+            zero_point: r.u32()? as i32,
+        },
+        OP_QUANTIZE_DYNAMIC => Int8Layer::QuantizeDynamic {
+            len: r.u32()? as usize,
+        },
+        _ => {
+            let inputs = r.u32()? as usize;
+            let outputs = r.u32()? as usize;
+            let weight = r.typed(index, |b: [u8; 1]| b[0] as i8)?;
+            let bias = r.typed(index, i32::from_le_bytes)?;
+            let output = if op == OP_DENSE_I8_TO_I8 {
+                let multiplier = r.typed(index, i32::from_le_bytes)?;
+                let shift = r.typed(index, i32::from_le_bytes)?;
+                let zero_point = r.u32()? as i32;
+                let relu = match r.u32()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::BadParams { layer: index }),
+                };
+                Int8Output::Int8 {
+                    multiplier,
+                    shift,
+                    zero_point,
+                    relu,
+                }
+            } else {
+                let weight_scale = r.tensor(index)?;
+                let bias = r.tensor(index)?;
+                let dynamic = r.u32()?;
+                let scale = f32::from_bits(r.u32()?);
+                let input_scale = match dynamic {
+                    0 => Some(scale),
+                    1 => None,
+                    _ => return Err(DecodeError::BadParams { layer: index }),
+                };
+                Int8Output::Float {
+                    input_scale,
+                    weight_scale,
+                    bias,
+                }
+            };
+            Int8Layer::Dense(DenseI8 {
+                inputs,
+                outputs,
+                weight,
+                bias,
+                output,
+            })
+        }
+    };
+    Ok(Layer::Int8(layer))
+}

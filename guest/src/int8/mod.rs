@@ -1,0 +1,569 @@
+//! Quantized (int8) layers: what a model built by `kiln quantize` runs.
+//!
+//! A quantized graph is an f32 graph in which runs of dense layers execute in
+//! integers. [`Int8Layer::Quantize`] (or [`Int8Layer::QuantizeDynamic`])
+//! turns f32 activations into int8; [`DenseI8`] layers multiply int8 by int8
+//! into i32 and either requantize to int8 with an integer multiplier and
+//! shift ([`Int8Output::Int8`]) or dequantize to f32
+//! ([`Int8Output::Float`]), after which f32 layers (softmax…) continue.
+//! The arithmetic is defined in [`crate::kernels::int8`] and documented in
+//! `docs/quantization.md`.
+//!
+//! Every value flowing between layers has a [`Domain`]; [`crate::Model::new`]
+//! checks that each layer receives the domain it reads.
+
+pub(crate) mod blob;
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+
+use crate::kernels::{self, int8 as k};
+use crate::{ModelError, RunError};
+
+/// Where a layer's input or output lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// f32 values.
+    F32,
+    /// int8 values with a scale and zero point fixed in the model.
+    Int8Static,
+    /// int8 values with a per-row scale computed at run time (zero point 0).
+    Int8Dynamic,
+}
+
+impl Domain {
+    pub fn name(self) -> &'static str {
+        match self {
+            Domain::F32 => "f32",
+            Domain::Int8Static => "int8 (static scale)",
+            Domain::Int8Dynamic => "int8 (dynamic scale)",
+        }
+    }
+}
+
+/// A quantized layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Int8Layer<'a> {
+    /// f32 → int8: `q = clamp(nearest(x · (1/scale)) + zero_point, −128, 127)`.
+    Quantize {
+        len: usize,
+        scale: f32,
+        zero_point: i32,
+    },
+    /// f32 → int8 with a per-row symmetric scale `max|x| / 127`.
+    QuantizeDynamic { len: usize },
+    /// int8 × int8 → i32 → int8 or f32.
+    Dense(DenseI8<'a>),
+}
+
+/// An int8 dense layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseI8<'a> {
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Weights in the packed layout of [`kernels::int8::pack`].
+    pub weight: Cow<'a, [i8]>,
+    /// i32 bias at the accumulator scale, with the input zero point folded
+    /// in (`bias − z_x · Σ_i W[o][i]`).
+    pub bias: Cow<'a, [i32]>,
+    pub output: Int8Output<'a>,
+}
+
+/// What a [`DenseI8`] does with its accumulators.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Int8Output<'a> {
+    /// Requantize to int8 per output channel
+    /// ([`kernels::int8::requantize_one`]); `relu` clamps below at the zero
+    /// point.
+    Int8 {
+        multiplier: Cow<'a, [i32]>,
+        shift: Cow<'a, [i32]>,
+        zero_point: i32,
+        relu: bool,
+    },
+    /// Dequantize to f32 ([`kernels::int8::dequantize`]). `input_scale` is
+    /// `None` when the input was quantized dynamically (the row's scale is
+    /// used).
+    Float {
+        input_scale: Option<f32>,
+        weight_scale: Cow<'a, [f32]>,
+        bias: Cow<'a, [f32]>,
+    },
+}
+
+impl<'a> DenseI8<'a> {
+    /// Packs output-major int8 rows (`outputs × inputs`, the model file's
+    /// layout) into the kernel layout. `layer` is the index used in errors.
+    pub fn from_rows(
+        layer: usize,
+        inputs: usize,
+        outputs: usize,
+        rows: &[i8],
+        bias: Cow<'a, [i32]>,
+        output: Int8Output<'a>,
+    ) -> Result<Self, ModelError> {
+        let too_large = ModelError::TooLarge { layer };
+        let n = inputs.checked_mul(outputs).ok_or(too_large.clone())?;
+        if rows.len() != n {
+            return Err(ModelError::TensorLen {
+                layer,
+                tensor: "weight",
+                expected: n,
+                found: rows.len(),
+            });
+        }
+        let len = k::packed_len(inputs, outputs).ok_or(too_large)?;
+        let mut weight = alloc::vec![0i8; len];
+        k::pack(rows, inputs, outputs, &mut weight);
+        Ok(DenseI8 {
+            inputs,
+            outputs,
+            weight: Cow::Owned(weight),
+            bias,
+            output,
+        })
+    }
+}
+
+impl<'a> Int8Layer<'a> {
+    pub fn input_len(&self) -> usize {
+        match self {
+            Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
+            Int8Layer::Dense(d) => d.inputs,
+        }
+    }
+
+    pub fn output_len(&self) -> usize {
+        match self {
+            Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
+            Int8Layer::Dense(d) => d.outputs,
+        }
+    }
+
+    /// The domain this layer reads.
+    pub fn input_domain(&self) -> Domain {
+        match self {
+            Int8Layer::Quantize { .. } | Int8Layer::QuantizeDynamic { .. } => Domain::F32,
+            Int8Layer::Dense(d) => match &d.output {
+                Int8Output::Float {
+                    input_scale: None, ..
+                } => Domain::Int8Dynamic,
+                _ => Domain::Int8Static,
+            },
+        }
+    }
+
+    /// The domain this layer writes.
+    pub fn output_domain(&self) -> Domain {
+        match self {
+            Int8Layer::Quantize { .. } => Domain::Int8Static,
+            Int8Layer::QuantizeDynamic { .. } => Domain::Int8Dynamic,
+            Int8Layer::Dense(d) => match d.output {
+                Int8Output::Int8 { .. } => Domain::Int8Static,
+                Int8Output::Float { .. } => Domain::F32,
+            },
+        }
+    }
+
+    pub fn into_owned(self) -> Int8Layer<'static> {
+        fn own<T: Clone>(c: Cow<'_, [T]>) -> Cow<'static, [T]> {
+            Cow::Owned(c.into_owned())
+        }
+        match self {
+            Int8Layer::Quantize {
+                len,
+                scale,
+                zero_point,
+            } => Int8Layer::Quantize {
+                len,
+                scale,
+                zero_point,
+            },
+            Int8Layer::QuantizeDynamic { len } => Int8Layer::QuantizeDynamic { len },
+            Int8Layer::Dense(d) => Int8Layer::Dense(DenseI8 {
+                inputs: d.inputs,
+                outputs: d.outputs,
+                weight: own(d.weight),
+                bias: own(d.bias),
+                output: match d.output {
+                    Int8Output::Int8 {
+                        multiplier,
+                        shift,
+                        zero_point,
+                        relu,
+                    } => Int8Output::Int8 {
+                        multiplier: own(multiplier),
+                        shift: own(shift),
+                        zero_point,
+                        relu,
+                    },
+                    Int8Output::Float {
+                        input_scale,
+                        weight_scale,
+                        bias,
+                    } => Int8Output::Float {
+                        input_scale,
+                        weight_scale: own(weight_scale),
+                        bias: own(bias),
+                    },
+                },
+            }),
+        }
+    }
+
+    /// Checks tensor lengths and quantization parameters.
+    pub(crate) fn check(&self, layer: usize) -> Result<(), ModelError> {
+        let bad = |what: &'static str| Err(ModelError::Quant { layer, what });
+        let len = |tensor: &'static str, expected: usize, found: usize| {
+            if expected == found {
+                Ok(())
+            } else {
+                Err(ModelError::TensorLen {
+                    layer,
+                    tensor,
+                    expected,
+                    found,
+                })
+            }
+        };
+        let scale_ok = |s: f32| s.is_finite() && s > 0.0;
+        let zp_ok = |z: i32| (-128..=127).contains(&z);
+        match self {
+            Int8Layer::Quantize {
+                scale, zero_point, ..
+            } => {
+                if !scale_ok(*scale) || !scale_ok(1.0 / *scale) {
+                    return bad("the input scale must be a positive, finite number");
+                }
+                if !zp_ok(*zero_point) {
+                    return bad("the zero point must be in -128..=127");
+                }
+                Ok(())
+            }
+            Int8Layer::QuantizeDynamic { .. } => Ok(()),
+            Int8Layer::Dense(d) => {
+                let packed =
+                    k::packed_len(d.inputs, d.outputs).ok_or(ModelError::TooLarge { layer })?;
+                len("weight", packed, d.weight.len())?;
+                len("bias", d.outputs, d.bias.len())?;
+                match &d.output {
+                    Int8Output::Int8 {
+                        multiplier,
+                        shift,
+                        zero_point,
+                        ..
+                    } => {
+                        len("multiplier", d.outputs, multiplier.len())?;
+                        len("shift", d.outputs, shift.len())?;
+                        if multiplier.iter().any(|&m| m < 0) {
+                            return bad("requantize multipliers must be non-negative");
+                        }
+                        if shift.iter().any(|s| !(1..=62).contains(s)) {
+                            return bad("requantize shifts must be in 1..=62");
+                        }
+                        if !zp_ok(*zero_point) {
+                            return bad("the output zero point must be in -128..=127");
+                        }
+                        Ok(())
+                    }
+                    Int8Output::Float {
+                        input_scale,
+                        weight_scale,
+                        bias,
+                    } => {
+                        len("weight_scale", d.outputs, weight_scale.len())?;
+                        len("bias", d.outputs, bias.len())?;
+                        if input_scale.is_some_and(|s| !scale_ok(s)) {
+                            return bad("the input scale must be a positive, finite number");
+                        }
+                        if weight_scale.iter().any(|&s| !scale_ok(s)) {
+                            return bad("weight scales must be positive, finite numbers");
+                        }
+                        if bias.iter().any(|b| !b.is_finite()) {
+                            return Err(ModelError::NotFinite {
+                                layer,
+                                tensor: "bias",
+                            });
+                        }
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the layer on `batch` rows. f32 data is read from and written to
+    /// `f32_buf`; int8 data lives in `q`.
+    pub(crate) fn run(&self, batch: usize, f32_buf: &mut [f32], q: &mut Int8Scratch) {
+        match self {
+            Int8Layer::Quantize {
+                len,
+                scale,
+                zero_point,
+            } => {
+                let n = batch * len;
+                kernels::quantize_i8(&f32_buf[..n], 1.0 / scale, *zero_point, &mut q.cur[..n]);
+            }
+            Int8Layer::QuantizeDynamic { len } => {
+                let len = (*len).max(1);
+                for (r, (x, y)) in f32_buf
+                    .chunks_exact(len)
+                    .zip(q.cur.chunks_exact_mut(len))
+                    .take(batch)
+                    .enumerate()
+                {
+                    let (scale, inv) = k::dynamic_scale(x);
+                    q.row_scale[r] = scale;
+                    kernels::quantize_i8(x, inv, 0, y);
+                }
+            }
+            Int8Layer::Dense(d) => {
+                let (xn, yn) = (batch * d.inputs, batch * d.outputs);
+                let acc = &mut q.acc[..yn];
+                kernels::dense_i8(&q.cur[..xn], &d.weight, &d.bias, d.inputs, d.outputs, acc);
+                match &d.output {
+                    Int8Output::Int8 {
+                        multiplier,
+                        shift,
+                        zero_point,
+                        relu,
+                    } => {
+                        let lo = if *relu { *zero_point } else { -128 };
+                        k::requantize(acc, multiplier, shift, *zero_point, lo, &mut q.next[..yn]);
+                        core::mem::swap(&mut q.cur, &mut q.next);
+                    }
+                    Int8Output::Float {
+                        input_scale,
+                        weight_scale,
+                        bias,
+                    } => {
+                        if let Some(s) = input_scale {
+                            q.row_scale[..batch].fill(*s);
+                        }
+                        k::dequantize(
+                            acc,
+                            &q.row_scale[..batch],
+                            weight_scale,
+                            bias,
+                            &mut f32_buf[..yn],
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Buffers of the int8 path: current and next int8 activations, the i32
+/// accumulators, and the per-row scales of dynamic quantization.
+#[derive(Debug, Default)]
+pub struct Int8Scratch {
+    cur: Vec<i8>,
+    next: Vec<i8>,
+    acc: Vec<i32>,
+    row_scale: Vec<f32>,
+}
+
+impl Int8Scratch {
+    pub const fn new() -> Self {
+        Int8Scratch {
+            cur: Vec::new(),
+            next: Vec::new(),
+            acc: Vec::new(),
+            row_scale: Vec::new(),
+        }
+    }
+
+    /// Grows the buffers to `batch` rows of `width` values.
+    pub(crate) fn reserve(&mut self, batch: usize, len: usize) -> Result<(), RunError> {
+        fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
+            if v.len() < n {
+                v.try_reserve_exact(n - v.len())
+                    .map_err(|_| RunError::OutOfMemory)?;
+                v.resize(n, T::default());
+            }
+            Ok(())
+        }
+        grow(&mut self.cur, len)?;
+        grow(&mut self.next, len)?;
+        grow(&mut self.acc, len)?;
+        grow(&mut self.row_scale, batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Layer, Model};
+
+    /// x → quantize → dense int8 (relu) → dense int8 → f32, checked against a
+    /// hand computation.
+    #[test]
+    fn static_pipeline() {
+        let q = Layer::Int8(Int8Layer::Quantize {
+            len: 2,
+            scale: 0.5,
+            zero_point: 0,
+        });
+        // W = [[1, 2], [-1, 1]]; M = 0.5 (m = 2^30, shift 31)
+        let d1 = DenseI8::from_rows(
+            1,
+            2,
+            2,
+            &[1, 2, -1, 1],
+            alloc::vec![0, 0].into(),
+            Int8Output::Int8 {
+                multiplier: alloc::vec![1 << 30; 2].into(),
+                shift: alloc::vec![31; 2].into(),
+                zero_point: 0,
+                relu: true,
+            },
+        )
+        .unwrap();
+        let d2 = DenseI8::from_rows(
+            2,
+            2,
+            1,
+            &[3, 1],
+            alloc::vec![4].into(),
+            Int8Output::Float {
+                input_scale: Some(0.25),
+                weight_scale: alloc::vec![2.0].into(),
+                bias: alloc::vec![0.0].into(),
+            },
+        )
+        .unwrap();
+        let m = Model::new(
+            2,
+            alloc::vec![
+                q,
+                Layer::Int8(Int8Layer::Dense(d1)),
+                Layer::Int8(Int8Layer::Dense(d2))
+            ],
+        )
+        .unwrap();
+        // x = [1, 2] → q = [2, 4] → acc1 = [10, 2] → [5, 1] → acc2 = 15 + 1 + 4 = 20
+        // → 20 · (0.25 · 2) = 10
+        assert_eq!(m.predict(&[1.0, 2.0]).unwrap(), [10.0]);
+        // x = [-1, 0] → q = [-2, 0] → acc1 = [-2, 2] → relu [0, 1] → 1 + 4 = 5 → 2.5
+        assert_eq!(m.predict(&[-1.0, 0.0]).unwrap(), [2.5]);
+    }
+
+    /// A static and a dynamic int8 model survive the blob round trip, and
+    /// every truncation or byte flip of their blobs is an error or another
+    /// valid model, never a panic.
+    #[test]
+    fn blob_round_trip_and_totality() {
+        let float_out = |input_scale| Int8Output::Float {
+            input_scale,
+            weight_scale: alloc::vec![0.5, 0.25, 2.0].into(),
+            bias: alloc::vec![0.0, 1.0, -1.0].into(),
+        };
+        let rows: alloc::vec::Vec<i8> = (0..15).map(|v| (v * 17 - 120) as i8).collect();
+        let stat = Model::new(
+            5,
+            alloc::vec![
+                Layer::Int8(Int8Layer::Quantize {
+                    len: 5,
+                    scale: 0.1,
+                    zero_point: -7
+                }),
+                Layer::Int8(Int8Layer::Dense(
+                    DenseI8::from_rows(
+                        1,
+                        5,
+                        3,
+                        &rows,
+                        alloc::vec![1, -2, 3].into(),
+                        Int8Output::Int8 {
+                            multiplier: alloc::vec![1 << 30, 1 << 30, 1 << 30].into(),
+                            shift: alloc::vec![33, 34, 35].into(),
+                            zero_point: -128,
+                            relu: true,
+                        },
+                    )
+                    .unwrap(),
+                )),
+                Layer::Int8(Int8Layer::Dense(
+                    DenseI8::from_rows(
+                        2,
+                        3,
+                        3,
+                        &rows[..9],
+                        alloc::vec![0; 3].into(),
+                        float_out(Some(0.02))
+                    )
+                    .unwrap(),
+                )),
+            ],
+        )
+        .unwrap();
+        let dynamic = Model::new(
+            5,
+            alloc::vec![
+                Layer::Int8(Int8Layer::QuantizeDynamic { len: 5 }),
+                Layer::Int8(Int8Layer::Dense(
+                    DenseI8::from_rows(1, 5, 3, &rows, alloc::vec![0; 3].into(), float_out(None))
+                        .unwrap(),
+                )),
+            ],
+        )
+        .unwrap();
+        let x = [0.3, -1.0, 2.5, 0.0, 7.0, 1.0, 1.0, 1.0, 1.0, -9.0];
+        for m in [stat, dynamic] {
+            let blob = crate::blob::encode(&m);
+            let back = crate::blob::decode(&blob).unwrap();
+            assert_eq!(back, m);
+            assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
+            for n in 0..blob.len() {
+                assert!(crate::blob::decode(&blob[..n]).is_err(), "prefix {n}");
+            }
+            for i in 0..blob.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut b = blob.clone();
+                    b[i] ^= flip;
+                    if let Ok(m) = crate::blob::decode(&b) {
+                        let _ = m.predict(&x);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn domains_are_checked() {
+        let d = DenseI8::from_rows(
+            0,
+            1,
+            1,
+            &[1],
+            alloc::vec![0].into(),
+            Int8Output::Float {
+                input_scale: Some(1.0),
+                weight_scale: alloc::vec![1.0].into(),
+                bias: alloc::vec![0.0].into(),
+            },
+        )
+        .unwrap();
+        let err = Model::new(1, alloc::vec![Layer::Int8(Int8Layer::Dense(d))]).unwrap_err();
+        assert!(
+            matches!(err, ModelError::Domain { layer: 0, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn bad_scales_are_refused() {
+        for scale in [0.0, -1.0, f32::NAN, f32::INFINITY, 1e-45] {
+            let l = Layer::Int8(Int8Layer::Quantize {
+                len: 1,
+                scale,
+                zero_point: 0,
+            });
+            assert!(matches!(
+                Model::new(1, alloc::vec![l]),
+                Err(ModelError::Quant { layer: 0, .. })
+            ));
+        }
+    }
+}

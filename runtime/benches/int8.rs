@@ -1,0 +1,214 @@
+//! The int8 MLP 784-256-128-10 (random weights, quantized with calibration
+//! rows) beside its f32 original: batch 1 and batch 32, natively and in
+//! wasmtime.
+//!
+//! `cargo bench -p kiln --bench int8`. Criterion measures each variant; a
+//! final interleaved pass prints medians per prediction and the int8/f32
+//! ratios from one process, which is what `docs/benchmarks.md` quotes.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use kiln::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor};
+use kiln::sandbox::{Limits, Sandbox};
+use kiln::shrink::{self, QuantizeConfig};
+use rand::{Rng, SeedableRng};
+use wasmtime::{Engine, Instance, Module, Store, TypedFunc};
+
+const WIDTHS: [usize; 4] = [784, 256, 128, 10];
+
+/// A random MLP (He-uniform weights, seed 7), as in benches/predict.rs.
+fn mlp() -> ModelFile {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut tensors = BTreeMap::new();
+    let mut layers = Vec::new();
+    for (i, w) in WIDTHS.windows(2).enumerate() {
+        let limit = (6.0 / w[0] as f32).sqrt();
+        let weight: Vec<f32> = (0..w[0] * w[1])
+            .map(|_| rng.random_range(-limit..limit))
+            .collect();
+        tensors.insert(format!("w{i}"), Tensor::new(vec![w[1], w[0]], weight));
+        tensors.insert(format!("b{i}"), Tensor::new(vec![w[1]], vec![0.01; w[1]]));
+        layers.push(LayerSpec::Dense {
+            weight: format!("w{i}"),
+            bias: format!("b{i}"),
+        });
+        layers.push(LayerSpec::Relu);
+    }
+    layers.pop();
+    layers.push(LayerSpec::Softmax);
+    ModelFile {
+        graph: Graph {
+            format: FORMAT_VERSION,
+            name: "mlp".into(),
+            version: "1".into(),
+            task: Task::Classification,
+            input: InputSpec {
+                name: "input".into(),
+                shape: vec![WIDTHS[0]],
+                features: vec![],
+            },
+            target: None,
+            labels: vec![],
+            layers,
+        },
+        tensors,
+    }
+}
+
+/// `n` rows of pixel-like inputs in [0, 1].
+fn rows(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n * WIDTHS[0])
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect()
+}
+
+/// A module instance kept alive between calls (what a browser or worker does).
+struct Warm {
+    store: Store<()>,
+    memory: wasmtime::Memory,
+    input: TypedFunc<i32, i32>,
+    run: TypedFunc<i32, i32>,
+    output: TypedFunc<(), i32>,
+}
+
+impl Warm {
+    fn new(wasm: &[u8]) -> Self {
+        let engine = Engine::default();
+        let module = Module::new(&engine, wasm).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        Warm {
+            memory: instance.get_memory(&mut store, "memory").unwrap(),
+            input: instance.get_typed_func(&mut store, "kiln_input").unwrap(),
+            run: instance.get_typed_func(&mut store, "kiln_run").unwrap(),
+            output: instance.get_typed_func(&mut store, "kiln_output").unwrap(),
+            store,
+        }
+    }
+
+    fn predict(&mut self, x: &[f32], out: &mut [f32]) {
+        let batch = (x.len() / WIDTHS[0]) as i32;
+        let p = self.input.call(&mut self.store, batch).unwrap() as usize;
+        self.memory
+            .write(&mut self.store, p, bytemuck::cast_slice(x))
+            .unwrap();
+        assert_eq!(self.run.call(&mut self.store, batch).unwrap(), 0);
+        let o = self.output.call(&mut self.store, ()).unwrap() as usize;
+        self.memory
+            .read(&self.store, o, bytemuck::cast_slice_mut(out))
+            .unwrap();
+    }
+}
+
+/// One model in every runner.
+struct Runners {
+    name: &'static str,
+    native: kiln_guest::Model<'static>,
+    warm: Warm,
+    loaded: kiln::sandbox::LoadedModule,
+}
+
+fn runners(sandbox: &Sandbox) -> Vec<Runners> {
+    let f32_model = mlp();
+    let int8_model = shrink::quantize(&f32_model, Some(&rows(256, 1)), &QuantizeConfig::default())
+        .expect("quantizes");
+    [("f32", f32_model), ("int8", int8_model)]
+        .into_iter()
+        .map(|(name, m)| {
+            let wasm = kiln::module::build(&m, "bench").unwrap();
+            Runners {
+                name,
+                native: m.to_kernel().unwrap(),
+                loaded: sandbox.load(&wasm).unwrap(),
+                warm: Warm::new(&wasm),
+            }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let sandbox = Sandbox::new(Limits::default()).unwrap();
+    let mut all = runners(&sandbox);
+    for batch in [1, 32] {
+        let x = rows(batch, 2);
+        let mut out = vec![0.0f32; batch * 10];
+        let mut g = c.benchmark_group(format!("int8/mlp-784-256-128-10/batch-{batch}"));
+        g.sample_size(30).measurement_time(Duration::from_secs(2));
+        for r in &mut all {
+            g.bench_function(format!("{} native", r.name), |b| {
+                b.iter(|| r.native.predict(black_box(&x)).unwrap())
+            });
+            g.bench_function(format!("{} wasmtime warm", r.name), |b| {
+                b.iter(|| r.warm.predict(black_box(&x), &mut out))
+            });
+            g.bench_function(format!("{} wasmtime fresh", r.name), |b| {
+                b.iter(|| sandbox.predict(&r.loaded, black_box(&x)).unwrap())
+            });
+        }
+        g.finish();
+    }
+}
+
+/// Interleaved medians (µs per call) in one process.
+fn summary() {
+    let sandbox = Sandbox::new(Limits::default()).unwrap();
+    let mut all = runners(&sandbox);
+    println!("\nMLP 784-256-128-10, median µs per call of 1000 interleaved rounds:");
+    for batch in [1, 32] {
+        let x = rows(batch, 2);
+        let mut out = vec![0.0f32; batch * 10];
+        // [model][runner] samples.
+        let mut t = vec![vec![Vec::new(); 3]; all.len()];
+        for _ in 0..1000 {
+            for (m, r) in all.iter_mut().enumerate() {
+                let s = Instant::now();
+                black_box(r.native.predict(black_box(&x)).unwrap());
+                t[m][0].push(s.elapsed().as_secs_f64() * 1e6);
+                let s = Instant::now();
+                r.warm.predict(black_box(&x), &mut out);
+                t[m][1].push(s.elapsed().as_secs_f64() * 1e6);
+                let s = Instant::now();
+                black_box(sandbox.predict(&r.loaded, black_box(&x)).unwrap());
+                t[m][2].push(s.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        let med: Vec<Vec<f64>> = t
+            .into_iter()
+            .map(|m| {
+                m.into_iter()
+                    .map(|mut v| {
+                        v.sort_by(f64::total_cmp);
+                        v[v.len() / 2]
+                    })
+                    .collect()
+            })
+            .collect();
+        println!("  batch {batch}:");
+        for (k, runner) in ["native", "wasmtime warm", "wasmtime fresh"]
+            .iter()
+            .enumerate()
+        {
+            println!(
+                "    {runner:15} f32 {:8.1}  int8 {:8.1}  int8/f32 {:.2}",
+                med[0][k],
+                med[1][k],
+                med[1][k] / med[0][k]
+            );
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--summary-only");
+    if !quick {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+    summary();
+}

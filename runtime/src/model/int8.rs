@@ -1,0 +1,267 @@
+//! Quantized layers of a model file → the guest's [`Int8Layer`]s.
+//!
+//! The file keeps what a person can check (int8 weights in PyTorch layout,
+//! float scales, the true i32 bias); this derives what the kernel runs:
+//! packed weights, the input zero point folded into the bias, and each
+//! channel's requantize multiplier as an integer and a shift. The derivation
+//! runs on the host once per build, so the integers in the module — and the
+//! results — are the same everywhere.
+
+use std::borrow::Cow;
+
+use kiln_guest::Layer;
+use kiln_guest::int8::{DenseI8, Int8Layer, Int8Output};
+
+use super::{LayerSpec, ModelFile, ModelFileError, TensorData};
+
+/// The quantization of the values flowing into the next layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum QuantState {
+    F32,
+    Static { scale: f32, zero_point: i32 },
+    Dynamic,
+}
+
+/// `real_multiplier ≈ m / 2^shift` with `m` in `[2^30, 2^31)` (smaller only
+/// when the shift is capped at 62), the fixed-point form of
+/// `input_scale · weight_scale / output_scale`. `None` when the multiplier is
+/// not a positive finite number below 2^29.
+pub(super) fn fixed_point_multiplier(real: f64) -> Option<(i32, i32)> {
+    if !(real.is_finite() && real > 0.0 && real < (1u64 << 29) as f64) {
+        return None;
+    }
+    let mut shift = 30 - real.log2().floor() as i32;
+    while shift > 1 && real * 2f64.powi(shift) >= 2147483648.0 {
+        shift -= 1;
+    }
+    while shift < 62 && real * 2f64.powi(shift) < 1073741824.0 {
+        shift += 1;
+    }
+    let shift = shift.clamp(1, 62);
+    let mut m = (real * 2f64.powi(shift)).round() as i64;
+    let mut shift = shift;
+    if m >= 1 << 31 {
+        m >>= 1;
+        shift -= 1;
+    }
+    (shift >= 1).then_some((m as i32, shift))
+}
+
+fn positive(s: f32) -> bool {
+    s.is_finite() && s > 0.0
+}
+
+/// Converts one quantized layer spec; `width` is its input width and `quant`
+/// the quantization of its input (updated to that of its output).
+pub(super) fn layer(
+    file: &ModelFile,
+    index: usize,
+    spec: &LayerSpec,
+    width: usize,
+    quant: &mut QuantState,
+) -> Result<Layer<'static>, ModelFileError> {
+    let op = spec.op();
+    let quant_err = |what: String| ModelFileError::Quant {
+        layer: index,
+        op,
+        what,
+    };
+    let domain_err = |found: &'static str| {
+        ModelFileError::Graph(kiln_guest::ModelError::Domain {
+            layer: index,
+            expected: "int8",
+            found,
+        })
+    };
+    match spec {
+        LayerSpec::Quantize { scale, zero_point } => {
+            if !positive(*scale) || !positive(1.0 / *scale) {
+                return Err(quant_err(format!(
+                    "scale {scale} must be a positive, finite number"
+                )));
+            }
+            if !(-128..=127).contains(zero_point) {
+                return Err(quant_err(format!(
+                    "zero point {zero_point} must be in -128..=127"
+                )));
+            }
+            *quant = QuantState::Static {
+                scale: *scale,
+                zero_point: *zero_point,
+            };
+            Ok(Layer::Int8(Int8Layer::Quantize {
+                len: width,
+                scale: *scale,
+                zero_point: *zero_point,
+            }))
+        }
+        LayerSpec::QuantizeDynamic => {
+            *quant = QuantState::Dynamic;
+            Ok(Layer::Int8(Int8Layer::QuantizeDynamic { len: width }))
+        }
+        LayerSpec::DenseInt8 {
+            weight,
+            weight_scale,
+            bias,
+            output,
+            relu,
+        } => {
+            let tensor = |name: &str| {
+                file.tensors
+                    .get(name)
+                    .ok_or_else(|| ModelFileError::MissingTensor {
+                        layer: index,
+                        op,
+                        tensor: name.into(),
+                    })
+            };
+            let (w, ws, b) = (tensor(weight)?, tensor(weight_scale)?, tensor(bias)?);
+            let shape_err =
+                |name: &str, found: &[usize], expected: String| ModelFileError::TensorShape {
+                    layer: index,
+                    op,
+                    tensor: name.into(),
+                    found: found.to_vec(),
+                    expected,
+                };
+            let &[outputs, inputs] = w.shape.as_slice() else {
+                return Err(shape_err(weight, &w.shape, format!("[outputs, {width}]")));
+            };
+            if inputs != width {
+                return Err(shape_err(weight, &w.shape, format!("[{outputs}, {width}]")));
+            }
+            for (name, t) in [(weight_scale, ws), (bias, b)] {
+                if t.shape != [outputs] {
+                    return Err(shape_err(name, &t.shape, format!("[{outputs}]")));
+                }
+            }
+            let TensorData::I8(rows) = &w.data else {
+                return Err(w.dtype_err(index, op, weight, "I8"));
+            };
+            let ws = ws.f32_data(index, op, weight_scale)?;
+            if let Some((o, s)) = ws.iter().enumerate().find(|(_, s)| !positive(**s)) {
+                return Err(quant_err(format!(
+                    "`{weight_scale}`[{o}] = {s}: weight scales must be positive, finite numbers"
+                )));
+            }
+            if *relu && output.is_none() {
+                return Err(quant_err(
+                    "`relu` needs an int8 `output` to clamp; apply a relu layer after a float output instead".into(),
+                ));
+            }
+            let (bias_i32, output) = match (*quant, output) {
+                (QuantState::F32, _) => return Err(domain_err("f32")),
+                (QuantState::Dynamic, Some(_)) => {
+                    return Err(quant_err(
+                        "a layer after dynamic quantization must output f32 (no `output`)".into(),
+                    ));
+                }
+                (QuantState::Dynamic, None) => {
+                    let fb = b.f32_data(index, op, bias)?;
+                    *quant = QuantState::F32;
+                    (
+                        vec![0; outputs],
+                        Int8Output::Float {
+                            input_scale: None,
+                            weight_scale: Cow::Owned(ws.to_vec()),
+                            bias: Cow::Owned(fb.to_vec()),
+                        },
+                    )
+                }
+                (QuantState::Static { scale, zero_point }, out) => {
+                    let TensorData::I32(bias_q) = &b.data else {
+                        return Err(b.dtype_err(index, op, bias, "I32"));
+                    };
+                    // Fold the input zero point into the bias:
+                    // Σ (q − z)·w + b = Σ q·w + (b − z·Σ w).
+                    let mut folded = Vec::with_capacity(outputs);
+                    for (o, (row, &bq)) in rows.chunks_exact(inputs.max(1)).zip(bias_q).enumerate()
+                    {
+                        let sum: i64 = row.iter().map(|&v| i64::from(v)).sum();
+                        let v = i64::from(bq) - i64::from(zero_point) * sum;
+                        folded.push(i32::try_from(v).map_err(|_| {
+                            quant_err(format!(
+                                "`{bias}`[{o}] overflows i32 once the input zero point is folded in"
+                            ))
+                        })?);
+                    }
+                    let output = match out {
+                        None => {
+                            *quant = QuantState::F32;
+                            Int8Output::Float {
+                                input_scale: Some(scale),
+                                weight_scale: Cow::Owned(ws.to_vec()),
+                                bias: Cow::Owned(vec![0.0; outputs]),
+                            }
+                        }
+                        Some(q) => {
+                            if !positive(q.scale) {
+                                return Err(quant_err(format!(
+                                    "output scale {} must be a positive, finite number",
+                                    q.scale
+                                )));
+                            }
+                            if !(-128..=127).contains(&q.zero_point) {
+                                return Err(quant_err(format!(
+                                    "output zero point {} must be in -128..=127",
+                                    q.zero_point
+                                )));
+                            }
+                            let mut multiplier = Vec::with_capacity(outputs);
+                            let mut shift = Vec::with_capacity(outputs);
+                            for (o, &s) in ws.iter().enumerate() {
+                                let real = f64::from(scale) * f64::from(s) / f64::from(q.scale);
+                                let (m, n) = fixed_point_multiplier(real).ok_or_else(|| {
+                                    quant_err(format!(
+                                        "channel {o}: requantize multiplier {real:e} is out of range"
+                                    ))
+                                })?;
+                                multiplier.push(m);
+                                shift.push(n);
+                            }
+                            *quant = QuantState::Static {
+                                scale: q.scale,
+                                zero_point: q.zero_point,
+                            };
+                            Int8Output::Int8 {
+                                multiplier: Cow::Owned(multiplier),
+                                shift: Cow::Owned(shift),
+                                zero_point: q.zero_point,
+                                relu: *relu,
+                            }
+                        }
+                    };
+                    (folded, output)
+                }
+            };
+            let dense =
+                DenseI8::from_rows(index, inputs, outputs, rows, Cow::Owned(bias_i32), output)?;
+            Ok(Layer::Int8(Int8Layer::Dense(dense)))
+        }
+        _ => unreachable!("only quantized layers are passed here"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipliers_are_normalised_and_accurate() {
+        for real in [1e-9, 0.0003, 0.02, 0.5, 0.999_999_9, 1.0, 3.7, 1000.0] {
+            let (m, n) = fixed_point_multiplier(real).unwrap();
+            assert!((1..=62).contains(&n), "{real}: shift {n}");
+            if n < 62 {
+                assert!((1 << 30..=i32::MAX).contains(&m), "{real}: m {m}");
+            }
+            let back = f64::from(m) / 2f64.powi(n);
+            assert!(
+                (back - real).abs() <= real * 1e-9 + 2f64.powi(-n),
+                "{real} vs {back}"
+            );
+        }
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
+            assert_eq!(fixed_point_multiplier(bad), None);
+        }
+    }
+}
