@@ -14,3 +14,10 @@ step "cargo test" cargo test --workspace --locked
 
 ensure_pip "safetensors>=0.4" "numpy>=1.24"
 step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
+
+# ONNX import against onnxruntime and the onnx package's conformance cases
+# (tests/python/test_onnx_*.py drive the kiln binary named by $KILN).
+ensure_pip "onnx>=1.16" "onnxruntime>=1.18" "skl2onnx>=1.17" "scikit-learn>=1.4" "numpy" "pytest>=8"
+step "cargo build (kiln binary for the Python tests)" cargo build --locked
+step "pytest tests/python/test_onnx_*.py" env KILN=target/debug/kiln \
+  python3 -m pytest -q tests/python/test_onnx_import.py tests/python/test_onnx_conformance.py

@@ -278,8 +278,61 @@ mod kernel_tests {
         kernels::quantize_i8(buf(x, n), inv_scale, zero_point, q);
     }
 
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_leaky_relu(x: i32, n: i32, alpha: f32) {
+        kernels::leaky_relu(buf(x, n), alpha);
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_prelu(x: i32, slope: i32, batch: i32, channels: i32, inner: i32) {
+        kernels::prelu(
+            buf(x, batch * channels * inner),
+            buf(slope, channels),
+            inner as usize,
+        );
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_scale_shift(
+        x: i32,
+        scale: i32,
+        shift: i32,
+        batch: i32,
+        channels: i32,
+        inner: i32,
+    ) {
+        kernels::scale_shift(
+            buf(x, batch * channels * inner),
+            buf(scale, channels),
+            buf(shift, channels),
+            inner as usize,
+        );
+    }
+
+    /// Grouped softmax (`log` 0 or 1) over `n` values in runs of `group`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_group_softmax(x: i32, n: i32, group: i32, log: i32) {
+        kernels::group_softmax(buf(x, n), group as usize, log != 0);
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_global_avg_pool(
+        x: i32,
+        batch: i32,
+        channels: i32,
+        inner: i32,
+        y: i32,
+    ) {
+        kernels::global_avg_pool(
+            buf(x, batch * channels * inner),
+            channels as usize,
+            inner as usize,
+            buf(y, batch * channels),
+        );
+    }
+
     /// Applies the scalar transcendental `which` (0 exp, 1 sigmoid, 2 tanh,
-    /// 3 softmax over rows of `row`) in place.
+    /// 3 softmax over rows of `row`, 4 ln) in place.
     #[unsafe(no_mangle)]
     pub extern "C" fn kiln_test_math(which: i32, x: i32, n: i32, row: i32) {
         let x = buf(x, n);
@@ -287,6 +340,7 @@ mod kernel_tests {
             0 => x.iter_mut().for_each(|v| *v = crate::math::exp(*v)),
             1 => kernels::sigmoid(x),
             2 => kernels::tanh(x),
+            4 => x.iter_mut().for_each(|v| *v = crate::math::ln(*v)),
             _ => kernels::softmax(x, row as usize),
         }
     }

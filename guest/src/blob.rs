@@ -26,9 +26,14 @@
 //! | 10 | conv2d       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, weight (off, len), bias (off, len) — weight tap-major (`in_c × kh × kw × out_c`) |
 //! | 11 | max pool     | c, h, w, k, stride                       |
 //! | 12 | avg pool     | c, h, w, k, stride                       |
+//! | 30 | leaky_relu   | len, alpha (f32 bits)                    |
+//! | 31 | group_softmax | width, group, log (0 or 1)              |
+//! | 32 | scale_shift  | inner, scale (off, len), shift (off, len) |
+//! | 33 | global_avg_pool | channels, inner                       |
+//! | 34 | prelu        | inner, slope (off, len)                  |
 //!
-//! Op codes 10–19 are reserved for convolution and pooling layers.
-//! | 20–23 | int8 layers | see [`crate::int8`]'s `blob` module          |
+//! Codes 10–19 are convolution and pooling layers, 20–29 int8 layers (20–23
+//! used, see [`crate::int8`]'s `blob` module), 30–39 the ops ONNX import needs.
 //!
 //! [`decode`] is total: every offset, count and width is checked, and the
 //! result goes through [`Model::new`].
@@ -56,6 +61,11 @@ const OP_SOFTMAX: u32 = 6;
 const OP_CONV2D: u32 = 10;
 const OP_MAX_POOL: u32 = 11;
 const OP_AVG_POOL: u32 = 12;
+const OP_LEAKY_RELU: u32 = 30;
+const OP_GROUP_SOFTMAX: u32 = 31;
+const OP_SCALE_SHIFT: u32 = 32;
+const OP_GLOBAL_AVG_POOL: u32 = 33;
+const OP_PRELU: u32 = 34;
 
 /// Serialises `model`. Widths and tensor sizes of a valid [`Model`] fit in
 /// `u32` (see [`crate::model::MAX_WIDTH`]).
@@ -109,6 +119,36 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
                 };
                 records.extend([op, 5]);
                 records.extend([g.c, g.h, g.w, g.k, g.stride].map(|v| v as u32));
+                [None, None]
+            }
+            Layer::LeakyRelu { alpha, len } => {
+                records.extend([OP_LEAKY_RELU, 2, *len as u32, alpha.to_bits()]);
+                [None, None]
+            }
+            Layer::GroupSoftmax { width, group, log } => {
+                records.extend([
+                    OP_GROUP_SOFTMAX,
+                    3,
+                    *width as u32,
+                    *group as u32,
+                    *log as u32,
+                ]);
+                [None, None]
+            }
+            Layer::ScaleShift {
+                inner,
+                scale,
+                shift,
+            } => {
+                records.extend([OP_SCALE_SHIFT, 5, *inner as u32]);
+                [Some(scale), Some(shift)]
+            }
+            Layer::PRelu { inner, slope } => {
+                records.extend([OP_PRELU, 3, *inner as u32]);
+                [Some(slope), None]
+            }
+            Layer::GlobalAvgPool { channels, inner } => {
+                records.extend([OP_GLOBAL_AVG_POOL, 2, *channels as u32, *inner as u32]);
                 [None, None]
             }
         };
@@ -246,6 +286,9 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
                 layers.push(crate::int8::blob::decode(op, k, &mut r, index)?);
                 continue;
             }
+            OP_LEAKY_RELU | OP_GLOBAL_AVG_POOL => 2,
+            OP_GROUP_SOFTMAX | OP_PRELU => 3,
+            OP_SCALE_SHIFT => 5,
             _ => return Err(DecodeError::UnknownOp { layer: index, op }),
         };
         if k != expected {
@@ -298,6 +341,32 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
                     geom: PoolGeom { c, h, w, k, stride },
                 }
             }
+            OP_LEAKY_RELU => Layer::LeakyRelu {
+                len: r.u32()? as usize,
+                alpha: f32::from_bits(r.u32()?),
+            },
+            OP_GROUP_SOFTMAX => Layer::GroupSoftmax {
+                width: r.u32()? as usize,
+                group: r.u32()? as usize,
+                log: match r.u32()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::BadParams { layer: index }),
+                },
+            },
+            OP_SCALE_SHIFT => Layer::ScaleShift {
+                inner: r.u32()? as usize,
+                scale: r.tensor(index)?,
+                shift: r.tensor(index)?,
+            },
+            OP_PRELU => Layer::PRelu {
+                inner: r.u32()? as usize,
+                slope: r.tensor(index)?,
+            },
+            OP_GLOBAL_AVG_POOL => Layer::GlobalAvgPool {
+                channels: r.u32()? as usize,
+                inner: r.u32()? as usize,
+            },
             _ => {
                 let kind = match op {
                     OP_RELU => Activation::Relu,
@@ -396,6 +465,25 @@ mod tests {
             Layer::Activation {
                 kind: Activation::Softmax,
                 len: 2,
+            },
+            Layer::LeakyRelu { alpha: 0.1, len: 2 },
+            Layer::ScaleShift {
+                inner: 1,
+                scale: vec![2.0, -1.0].into(),
+                shift: vec![0.5, 0.25].into(),
+            },
+            Layer::GroupSoftmax {
+                width: 2,
+                group: 1,
+                log: true,
+            },
+            Layer::PRelu {
+                inner: 1,
+                slope: vec![0.5, 0.25].into(),
+            },
+            Layer::GlobalAvgPool {
+                channels: 1,
+                inner: 2,
             },
         ];
         Model::new(3, layers).unwrap()

@@ -40,6 +40,9 @@ pub enum ModelError {
     },
     /// A quantization parameter of layer `layer` is out of range.
     Quant { layer: usize, what: &'static str },
+    /// A scalar parameter of layer `layer` is out of range (zero, not
+    /// finite, or not dividing the row).
+    BadParam { layer: usize, param: &'static str },
 }
 
 impl fmt::Display for ModelError {
@@ -80,6 +83,9 @@ impl fmt::Display for ModelError {
                 "layer {layer} reads {expected} values but receives {found} values (the model's output must be f32)"
             ),
             Self::Quant { layer, what } => write!(f, "layer {layer}: {what}"),
+            Self::BadParam { layer, param } => {
+                write!(f, "layer {layer}: parameter `{param}` is out of range")
+            }
         }
     }
 }

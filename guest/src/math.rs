@@ -54,6 +54,59 @@ fn round_half_away(v: f32) -> i32 {
     }
 }
 
+/// The natural logarithm for `f32` (Cephes' `logf`: mantissa in
+/// `[√½, √2)`, degree-8 polynomial, `ln 2` split in two parts).
+///
+/// Accurate to about 2 ulp. `ln(0) = -inf`, `ln(+inf) = +inf`, negative
+/// numbers and NaN give NaN; subnormals are scaled up first, so they are exact
+/// inputs too.
+#[allow(clippy::excessive_precision)] // Cephes' constants, as published.
+pub fn ln(x: f32) -> f32 {
+    const SQRT_HALF: f32 = core::f32::consts::FRAC_1_SQRT_2;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 {
+        return f32::NEG_INFINITY;
+    }
+    if x == f32::INFINITY {
+        return x;
+    }
+    let (x, mut e) = if x < f32::MIN_POSITIVE {
+        (x * 8_388_608.0, -23i32)
+    } else {
+        (x, 0)
+    };
+    let bits = x.to_bits();
+    e += ((bits >> 23) & 0xff) as i32 - 126;
+    // The mantissa as a value in [0.5, 1).
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    if m < SQRT_HALF {
+        e -= 1;
+        m = m + m - 1.0;
+    } else {
+        m -= 1.0;
+    }
+    let z = m * m;
+    let mut y = 7.037_683_6e-2_f32;
+    y = y * m - 1.151_461_0e-1;
+    y = y * m + 1.167_699_9e-1;
+    y = y * m - 1.242_014_1e-1;
+    y = y * m + 1.424_932_3e-1;
+    y = y * m - 1.666_805_8e-1;
+    y = y * m + 2.000_071_5e-1;
+    y = y * m - 2.499_999_4e-1;
+    y = y * m + 3.333_333_1e-1;
+    y = y * m * z;
+    let fe = e as f32;
+    y += LN2_LO * fe;
+    y += -0.5 * z;
+    let r = m + y;
+    r + LN2_HI * fe
+}
+
 /// The logistic function `1 / (1 + e^-x)`.
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
@@ -98,6 +151,26 @@ mod tests {
         assert_eq!(exp(-100.0), 0.0);
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!(exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn ln_is_close_to_std() {
+        let mut worst = 0.0f64;
+        let mut x = 1e-38f32;
+        while x < 3e38 {
+            let want = (x as f64).ln();
+            let err = (ln(x) as f64 - want).abs() / want.abs().max(1.0);
+            worst = worst.max(err);
+            x *= 1.000_37;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        // Subnormals and the edges.
+        let tiny = f32::from_bits(1);
+        assert!((ln(tiny) as f64 - (tiny as f64).ln()).abs() < 1e-4);
+        assert_eq!(ln(1.0), 0.0);
+        assert_eq!(ln(0.0), f32::NEG_INFINITY);
+        assert_eq!(ln(f32::INFINITY), f32::INFINITY);
+        assert!(ln(-1.0).is_nan() && ln(f32::NAN).is_nan());
     }
 
     #[test]

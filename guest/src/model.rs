@@ -61,6 +61,30 @@ pub enum Layer<'a> {
     Pool { kind: PoolKind, geom: PoolGeom },
     /// A quantized layer (see [`crate::int8`]).
     Int8(Int8Layer<'a>),
+    /// `if x < 0 { alpha · x } else { x }` over rows of `len` values.
+    LeakyRelu { alpha: f32, len: usize },
+    /// Per-channel leaky ReLU (ONNX `PRelu`): `if x < 0 { x · slope[c] }
+    /// else { x }` over rows of `slope.len() × inner` values.
+    PRelu { inner: usize, slope: Tensor<'a> },
+    /// Softmax, or log-softmax with `log`, over each run of `group`
+    /// consecutive values of rows of `width` (a multiple of `group`): the
+    /// last axis of a row tensor.
+    GroupSoftmax {
+        width: usize,
+        group: usize,
+        log: bool,
+    },
+    /// Per-channel affine map `y = x · scale[c] + shift[c]` over rows of
+    /// `scale.len() × inner` values (channel-major). Constant add, subtract,
+    /// multiply and a standalone batch normalization all become this.
+    ScaleShift {
+        inner: usize,
+        scale: Tensor<'a>,
+        shift: Tensor<'a>,
+    },
+    /// The mean of each channel's `inner` values: `channels × inner` in,
+    /// `channels` out.
+    GlobalAvgPool { channels: usize, inner: usize },
 }
 
 impl<'a> Layer<'a> {
@@ -126,6 +150,11 @@ impl<'a> Layer<'a> {
             Layer::Conv2d { geom, .. } => geom.input_len().unwrap_or(0),
             Layer::Pool { geom, .. } => geom.input_len().unwrap_or(0),
             Layer::Int8(l) => l.input_len(),
+            Layer::LeakyRelu { len, .. } => *len,
+            Layer::GroupSoftmax { width, .. } => *width,
+            Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
+            Layer::PRelu { inner, slope } => slope.len().saturating_mul(*inner),
+            Layer::GlobalAvgPool { channels, inner } => channels.saturating_mul(*inner),
         }
     }
 
@@ -138,6 +167,11 @@ impl<'a> Layer<'a> {
             Layer::Conv2d { geom, .. } => geom.output_len().unwrap_or(0),
             Layer::Pool { geom, .. } => geom.check().map_or(0, |()| geom.output_len()),
             Layer::Int8(l) => l.output_len(),
+            Layer::LeakyRelu { len, .. } => *len,
+            Layer::GroupSoftmax { width, .. } => *width,
+            Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
+            Layer::PRelu { inner, slope } => slope.len().saturating_mul(*inner),
+            Layer::GlobalAvgPool { channels, .. } => *channels,
         }
     }
 
@@ -184,6 +218,22 @@ impl<'a> Layer<'a> {
             },
             Layer::Pool { kind, geom } => Layer::Pool { kind, geom },
             Layer::Int8(l) => Layer::Int8(l.into_owned()),
+            Layer::LeakyRelu { alpha, len } => Layer::LeakyRelu { alpha, len },
+            Layer::GroupSoftmax { width, group, log } => Layer::GroupSoftmax { width, group, log },
+            Layer::ScaleShift {
+                inner,
+                scale,
+                shift,
+            } => Layer::ScaleShift {
+                inner,
+                scale: own(scale),
+                shift: own(shift),
+            },
+            Layer::GlobalAvgPool { channels, inner } => Layer::GlobalAvgPool { channels, inner },
+            Layer::PRelu { inner, slope } => Layer::PRelu {
+                inner,
+                slope: own(slope),
+            },
         }
     }
 
@@ -195,6 +245,10 @@ impl<'a> Layer<'a> {
             Layer::Pool { geom, .. } => geom.check().ok_or(geometry)?,
             _ => {}
         }
+        let bad_param = |param| ModelError::BadParam {
+            layer: index,
+            param,
+        };
         if self.input_len() > MAX_WIDTH || self.output_len() > MAX_WIDTH {
             return Err(too_large);
         }
@@ -238,6 +292,42 @@ impl<'a> Layer<'a> {
                 tensor_len("bias", geom.out_c, bias)
             }
             Layer::Int8(l) => l.check(index),
+            Layer::LeakyRelu { alpha, .. } => {
+                if alpha.is_finite() {
+                    Ok(())
+                } else {
+                    Err(bad_param("alpha"))
+                }
+            }
+            Layer::GroupSoftmax { width, group, .. } => {
+                if *group == 0 || !width.is_multiple_of(*group) {
+                    return Err(bad_param("group"));
+                }
+                Ok(())
+            }
+            Layer::ScaleShift {
+                inner,
+                scale,
+                shift,
+            } => {
+                if *inner == 0 || scale.is_empty() {
+                    return Err(bad_param("inner"));
+                }
+                tensor_len("scale", scale.len(), scale)?;
+                tensor_len("shift", scale.len(), shift)
+            }
+            Layer::GlobalAvgPool { channels, inner } => {
+                if *channels == 0 || *inner == 0 {
+                    return Err(bad_param("inner"));
+                }
+                Ok(())
+            }
+            Layer::PRelu { inner, slope } => {
+                if *inner == 0 || slope.is_empty() {
+                    return Err(bad_param("inner"));
+                }
+                tensor_len("slope", slope.len(), slope)
+            }
         }
     }
 }
@@ -366,6 +456,19 @@ impl<'a> Model<'a> {
                     core::mem::swap(&mut scratch.cur, &mut scratch.next);
                 }
                 Layer::Int8(l) => l.run(batch, &mut scratch.cur, &mut scratch.int8),
+                Layer::LeakyRelu { alpha, .. } => kernels::leaky_relu(cur, *alpha),
+                Layer::PRelu { inner, slope } => kernels::prelu(cur, slope, *inner),
+                Layer::GroupSoftmax { group, log, .. } => kernels::group_softmax(cur, *group, *log),
+                Layer::ScaleShift {
+                    inner,
+                    scale,
+                    shift,
+                } => kernels::scale_shift(cur, scale, shift, *inner),
+                Layer::GlobalAvgPool { channels, inner } => {
+                    let next = &mut scratch.next[..batch * channels];
+                    kernels::global_avg_pool(cur, *channels, *inner, next);
+                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
+                }
             }
             width = layer.output_len();
         }
@@ -479,6 +582,60 @@ mod tests {
                 found: 3
             }
         );
+    }
+
+    #[test]
+    fn checks_the_import_layers() {
+        let bad = |layer| Model::new(4, vec![layer]).unwrap_err();
+        assert_eq!(
+            bad(Layer::GroupSoftmax {
+                width: 4,
+                group: 3,
+                log: false
+            }),
+            ModelError::BadParam {
+                layer: 0,
+                param: "group"
+            }
+        );
+        assert!(matches!(
+            bad(Layer::LeakyRelu {
+                alpha: f32::NAN,
+                len: 4
+            }),
+            ModelError::BadParam { .. }
+        ));
+        assert!(matches!(
+            bad(Layer::ScaleShift {
+                inner: 2,
+                scale: vec![1.0, 2.0].into(),
+                shift: vec![0.0].into(),
+            }),
+            ModelError::TensorLen { .. }
+        ));
+        assert!(matches!(
+            bad(Layer::GlobalAvgPool {
+                channels: usize::MAX,
+                inner: 2
+            }),
+            ModelError::TooLarge { .. }
+        ));
+        let m = Model::new(
+            4,
+            vec![
+                Layer::ScaleShift {
+                    inner: 2,
+                    scale: vec![2.0, -1.0].into(),
+                    shift: vec![1.0, 0.0].into(),
+                },
+                Layer::GlobalAvgPool {
+                    channels: 2,
+                    inner: 2,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(m.predict(&[1.0, 2.0, 3.0, 4.0]).unwrap(), [4.0, -3.5]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod data;
 pub mod fsutil;
+pub mod import;
 pub mod model;
 pub mod module;
 pub mod sandbox;

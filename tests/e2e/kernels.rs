@@ -6,13 +6,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wasmtime::{Engine, Instance, Module, Store};
 
-struct Kernel {
+pub(crate) struct Kernel {
     store: Store<()>,
     instance: Instance,
 }
 
 impl Kernel {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let engine = Engine::default();
         let module = Module::new(&engine, kiln::module::KERNEL_TESTS_WASM).unwrap();
         let mut store = Store::new(&engine, ());
@@ -20,7 +20,7 @@ impl Kernel {
         Kernel { store, instance }
     }
 
-    fn put(&mut self, v: &[f32]) -> i32 {
+    pub(crate) fn put(&mut self, v: &[f32]) -> i32 {
         let alloc = self
             .instance
             .get_typed_func::<i32, i32>(&mut self.store, "kiln_test_alloc")
@@ -32,14 +32,14 @@ impl Kernel {
         ptr
     }
 
-    fn get(&mut self, ptr: i32, n: usize) -> Vec<f32> {
+    pub(crate) fn get(&mut self, ptr: i32, n: usize) -> Vec<f32> {
         let mem = self.instance.get_memory(&mut self.store, "memory").unwrap();
         let mut buf = vec![0u8; n * 4];
         mem.read(&self.store, ptr as usize, &mut buf).unwrap();
         bytemuck::cast_slice(&buf).to_vec()
     }
 
-    fn call<P: wasmtime::WasmParams>(&mut self, name: &str, args: P) {
+    pub(crate) fn call<P: wasmtime::WasmParams>(&mut self, name: &str, args: P) {
         self.instance
             .get_typed_func::<P, ()>(&mut self.store, name)
             .unwrap()
@@ -50,7 +50,7 @@ impl Kernel {
 
 /// Random values spanning magnitudes, with zeros, negative zeros and
 /// subnormals mixed in.
-fn values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+pub(crate) fn values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n)
         .map(|_| match rng.random_range(0..20) {
             0 => 0.0,
@@ -62,7 +62,7 @@ fn values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-fn same_bits(a: &[f32], b: &[f32], what: &str) {
+pub(crate) fn same_bits(a: &[f32], b: &[f32], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert_eq!(

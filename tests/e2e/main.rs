@@ -12,5 +12,6 @@ mod cli;
 mod kernels;
 mod modules;
 mod node;
+mod onnx;
 mod shrink;
 mod train;

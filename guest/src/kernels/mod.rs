@@ -6,6 +6,9 @@
 //! performs the *same* IEEE operations in the same order per output, so it is
 //! bit-identical to the reference (tested in wasmtime by the host's
 //! `kernel_tests`). The functions re-exported here are what the model runs.
+//! [`channel`] holds the per-channel and per-group ops (leaky ReLU, scale and
+//! shift, grouped softmax, global average pooling), with `channel_simd128`
+//! as their overrides.
 //!
 //! [`int8`] is the reference of the integer path (quantized models), with its
 //! SIMD128 overrides in `simd128_int8` and, for the host, an x86-64 SSE2
@@ -14,6 +17,9 @@
 //! The accumulation order is the contract that makes results bit-exact
 //! across platforms; see `docs/abi.md` ("Arithmetic").
 
+pub mod channel;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod channel_simd128;
 pub mod conv;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod conv_simd128;
@@ -44,6 +50,13 @@ pub use reference::{dense, relu, standardize};
 #[cfg(target_arch = "x86_64")]
 pub use sse2_int8::dense_i8;
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use channel_simd128::{leaky_relu, prelu, scale_shift};
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use channel::{leaky_relu, prelu, scale_shift};
+
+pub use channel::{global_avg_pool, group_softmax};
 pub use reference::{sigmoid, softmax, tanh};
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]

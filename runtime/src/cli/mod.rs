@@ -2,6 +2,7 @@
 
 mod build;
 mod eval;
+mod import;
 mod inspect;
 mod predict;
 mod prune;
@@ -32,6 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Train(Box<train::Args>),
+    Import(import::Args),
     Build(build::Args),
     Predict(predict::Args),
     Inspect(inspect::Args),
@@ -44,6 +46,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Train(a) => train::execute(*a),
         Command::Build(a) => build::execute(a),
+        Command::Import(a) => import::execute(a),
         Command::Predict(a) => predict::execute(a),
         Command::Inspect(a) => inspect::execute(a),
         Command::Quantize(a) => quantize::execute(a),

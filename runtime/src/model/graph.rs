@@ -115,6 +115,35 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         relu: bool,
     },
+    /// `if x < 0 { alpha · x } else { x }`.
+    LeakyRelu {
+        alpha: f32,
+    },
+    /// Softmax over each run of `group` consecutive values (the last axis
+    /// of the row tensor); `group` must divide the row.
+    GroupSoftmax {
+        group: usize,
+    },
+    /// Log-softmax over the whole row, or over each run of `group` values.
+    LogSoftmax {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<usize>,
+    },
+    /// Per-channel `y = x · scale[c] + shift[c]`: `scale` and `shift` are
+    /// `[channels]`, and the row is `channels × inner` values (channel-major).
+    ScaleShift {
+        scale: String,
+        shift: String,
+    },
+    /// Per-channel leaky ReLU (ONNX `PRelu`): `slope` is `[channels]`.
+    #[serde(rename = "prelu")]
+    PRelu {
+        slope: String,
+    },
+    /// Mean over each of `channels` equal runs of the row (NCHW → NC).
+    GlobalAvgPool {
+        channels: usize,
+    },
 }
 
 fn one() -> usize {
@@ -146,6 +175,12 @@ impl LayerSpec {
             LayerSpec::Quantize { .. } => "quantize",
             LayerSpec::QuantizeDynamic => "quantize_dynamic",
             LayerSpec::DenseInt8 { .. } => "dense_int8",
+            LayerSpec::LeakyRelu { .. } => "leaky_relu",
+            LayerSpec::GroupSoftmax { .. } => "group_softmax",
+            LayerSpec::LogSoftmax { .. } => "log_softmax",
+            LayerSpec::ScaleShift { .. } => "scale_shift",
+            LayerSpec::GlobalAvgPool { .. } => "global_avg_pool",
+            LayerSpec::PRelu { .. } => "prelu",
         }
     }
 }

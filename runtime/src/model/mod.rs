@@ -100,6 +100,14 @@ pub enum ModelFileError {
         op: &'static str,
         found: Vec<usize>,
     },
+    #[error("layer {layer} ({op}): {param} = {value} must divide the row of {width} values")]
+    Divide {
+        layer: usize,
+        op: &'static str,
+        param: &'static str,
+        value: usize,
+        width: usize,
+    },
     #[error("input shape {0:?} is empty or overflows")]
     InputShape(Vec<usize>),
     #[error("{labels} labels for {outputs} outputs")]
@@ -108,6 +116,26 @@ pub enum ModelFileError {
     Features { features: usize, inputs: usize },
     #[error("invalid graph: {0}")]
     Graph(#[from] kiln_guest::ModelError),
+}
+
+/// `value` if it is positive and divides `width`.
+fn divisor(
+    layer: usize,
+    op: &'static str,
+    param: &'static str,
+    value: usize,
+    width: usize,
+) -> Result<usize, ModelFileError> {
+    if value == 0 || !width.is_multiple_of(value) {
+        return Err(ModelFileError::Divide {
+            layer,
+            op,
+            param,
+            value,
+            width,
+        });
+    }
+    Ok(value)
 }
 
 /// A model: its graph and its tensors, by name.
@@ -359,6 +387,50 @@ impl ModelFile {
                     shape = vec![c, geom.out_h(), geom.out_w()];
                     Layer::Pool { kind, geom }
                 }
+                LayerSpec::LeakyRelu { alpha } => Layer::LeakyRelu {
+                    alpha: *alpha,
+                    len: width,
+                },
+                LayerSpec::GroupSoftmax { group } => Layer::GroupSoftmax {
+                    width,
+                    group: divisor(index, op, "group", *group, width)?,
+                    log: false,
+                },
+                LayerSpec::LogSoftmax { group } => Layer::GroupSoftmax {
+                    width,
+                    group: divisor(index, op, "group", group.unwrap_or(width), width)?,
+                    log: true,
+                },
+                LayerSpec::ScaleShift { scale, shift } => {
+                    let (s, t) = (tensor(scale)?, tensor(shift)?);
+                    let &[channels] = s.shape.as_slice() else {
+                        return Err(shape_err(scale, s, "[channels]".into()));
+                    };
+                    divisor(index, op, "channels", channels, width)?;
+                    if t.shape != [channels] {
+                        return Err(shape_err(shift, t, format!("[{channels}]")));
+                    }
+                    Layer::ScaleShift {
+                        inner: width / channels,
+                        scale: s.f32_data(index, op, scale)?.to_vec().into(),
+                        shift: t.f32_data(index, op, shift)?.to_vec().into(),
+                    }
+                }
+                LayerSpec::PRelu { slope } => {
+                    let s = tensor(slope)?;
+                    let &[channels] = s.shape.as_slice() else {
+                        return Err(shape_err(slope, s, "[channels]".into()));
+                    };
+                    divisor(index, op, "channels", channels, width)?;
+                    Layer::PRelu {
+                        inner: width / channels,
+                        slope: s.f32_data(index, op, slope)?.to_vec().into(),
+                    }
+                }
+                LayerSpec::GlobalAvgPool { channels } => Layer::GlobalAvgPool {
+                    channels: *channels,
+                    inner: width / divisor(index, op, "channels", *channels, width)?,
+                },
             };
             if !matches!(layer, Layer::Int8(_)) {
                 quant = int8::QuantState::F32;
@@ -370,6 +442,10 @@ impl ModelFile {
                     | Layer::Pool { .. }
                     | Layer::Activation { .. }
                     | Layer::Standardize { .. }
+                    | Layer::LeakyRelu { .. }
+                    | Layer::PRelu { .. }
+                    | Layer::GroupSoftmax { .. }
+                    | Layer::ScaleShift { .. }
             ) {
                 shape = vec![width];
             }

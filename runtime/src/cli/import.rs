@@ -1,0 +1,89 @@
+//! `kiln import`: convert a model from another framework into a kiln model file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use kiln::import::onnx;
+use kiln::model::Task;
+
+/// Import an ONNX model as a kiln model file (.safetensors).
+///
+/// The result builds, quantizes and serves like a model trained by kiln.
+/// Supported: Gemm, MatMul (+ Add as bias), Add/Sub/Mul/Div by constants,
+/// Relu, LeakyRelu, PRelu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape,
+/// Transpose of weights, GlobalAveragePool, BatchNormalization, Dropout,
+/// Identity, Cast, Constant, and scikit-learn's LinearClassifier,
+/// Normalizer (after a softmax) and Scaler. One input with a symbolic (or
+/// fixed) batch dimension and static other dimensions; one output. Anything
+/// else is refused with an error naming the node, op and attribute — see
+/// docs/onnx.md.
+///
+/// Only the nodes the chosen output depends on are imported, so a
+/// scikit-learn classifier (exported with options={'zipmap': False}) gives
+/// its probabilities, with its class labels.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kiln import mlp.onnx -o mlp.safetensors\n  \
+    kiln import clf.onnx --graph-output probabilities -o clf.safetensors\n  \
+    kiln build mlp.safetensors -o mlp.wasm")]
+pub(super) struct Args {
+    /// The ONNX model (.onnx).
+    model: PathBuf,
+    /// Output model file (.safetensors).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The graph output to import (default: the only float tensor output).
+    #[arg(long = "graph-output", value_name = "NAME")]
+    graph_output: Option<String>,
+    /// Model name recorded in the file (default: the output file's stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// What the model predicts (default: classification when it ends in a
+    /// softmax or is a classifier, regression otherwise).
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Classification,
+    Regression,
+}
+
+pub(super) fn execute(a: Args) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let name = a.name.clone().unwrap_or_else(|| {
+        a.output
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let options = onnx::Options {
+        output: a.graph_output.clone(),
+        name,
+        task: a.task.map(|t| match t {
+            TaskArg::Classification => Task::Classification,
+            TaskArg::Regression => Task::Regression,
+        }),
+    };
+    let imported = onnx::import(&bytes, &options)
+        .with_context(|| format!("importing {}", a.model.display()))?;
+    for note in &imported.notes {
+        eprintln!("note: {note}");
+    }
+    imported
+        .model
+        .save(&a.output)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    let g = &imported.model.graph;
+    let summary = serde_json::json!({
+        "model": a.output,
+        "nodes": imported.nodes,
+        "layers": g.layers.iter().map(|l| l.op()).collect::<Vec<_>>(),
+        "input": g.input.shape,
+        "task": g.task,
+    });
+    println!("{summary}");
+    Ok(())
+}

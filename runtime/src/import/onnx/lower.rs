@@ -1,0 +1,669 @@
+//! Lowering ONNX nodes into a chain of kiln layers.
+//!
+//! Every ONNX value is either a [`Const`] (folded at import time) or the
+//! one computed tensor, an [`Act`]: its per-row shape (the batch dimension
+//! stripped) and the chain `version` it was produced at. A node may only
+//! read the *current* act — kiln graphs are a chain, so a value that was
+//! overtaken by a later layer (a branch, a residual connection) is refused.
+//! Ops are appended as [`Op`]s, whose tensors stay editable so later nodes
+//! can fold into them (bias `Add`, `BatchNormalization` after a dense
+//! layer); the finished chain becomes the model file's layers.
+
+mod ops;
+mod window;
+
+use std::collections::{BTreeSet, HashMap};
+
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
+
+use super::proto::{self, GraphProto, NodeProto};
+use super::tensor::{self, Attrs, Const};
+use super::{ImportError, NodeRef, Options};
+use crate::model::ModelFile;
+
+/// A computed value: one row's shape, and the chain version that made it.
+#[derive(Debug, Clone)]
+struct Act {
+    dims: Vec<usize>,
+    version: usize,
+}
+
+impl Act {
+    fn width(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Value {
+    Const(Const),
+    Act(Act),
+}
+
+/// A kiln layer under construction.
+#[derive(Debug, Clone)]
+enum Op {
+    /// `weight` is `[outputs, inputs]`.
+    Dense {
+        weight: Array2<f32>,
+        bias: Array1<f32>,
+    },
+    ScaleShift {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Relu,
+    Sigmoid,
+    Tanh,
+    LeakyRelu(f32),
+    /// Per-channel slopes.
+    PRelu(Vec<f32>),
+    /// Softmax over runs of `group` values (`None`: the whole row).
+    Softmax {
+        group: Option<usize>,
+        log: bool,
+    },
+    GlobalAvgPool {
+        channels: usize,
+    },
+}
+
+struct Lowering<'g> {
+    opset: i64,
+    values: HashMap<&'g str, Value>,
+    /// Optional outputs nodes left uncomputed, and which node they belong to.
+    unset: HashMap<&'g str, String>,
+    ops: Vec<Op>,
+    /// Bumped by every op appended or folded into.
+    version: usize,
+    /// The input's batch size, when the graph fixes it.
+    batch: Option<usize>,
+    labels: Vec<String>,
+    classifier: bool,
+    notes: &'g mut Vec<String>,
+}
+
+/// Lowers the `needed` nodes of `graph` into a model file computing `output`.
+pub(super) fn lower(
+    graph: &GraphProto,
+    opset: i64,
+    needed: &BTreeSet<usize>,
+    output: &str,
+    options: &Options,
+    notes: &mut Vec<String>,
+) -> Result<ModelFile, ImportError> {
+    let mut values = HashMap::new();
+    for init in &graph.initializer {
+        values.insert(init.name.as_str(), Value::Const(tensor::decode(init)?));
+    }
+    let inputs: Vec<&proto::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !values.contains_key(i.name.as_str()))
+        .collect();
+    let [input] = inputs.as_slice() else {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(ImportError::Graph(format!(
+            "the graph has {} inputs {names:?}; kiln models take exactly one",
+            names.len()
+        )));
+    };
+    let (batch, dims) = input_shape(input)?;
+    values.insert(
+        input.name.as_str(),
+        Value::Act(Act {
+            dims: dims.clone(),
+            version: 0,
+        }),
+    );
+
+    let mut l = Lowering {
+        opset,
+        values,
+        unset: HashMap::new(),
+        ops: Vec::new(),
+        version: 0,
+        batch,
+        labels: Vec::new(),
+        classifier: false,
+        notes,
+    };
+    for &i in needed {
+        let node = &graph.node[i];
+        let r = NodeRef {
+            index: i,
+            name: node.name.clone(),
+            op: node.op_type.clone(),
+        };
+        l.node(&r, node)?;
+    }
+    let out = match l.values.get(output) {
+        Some(Value::Act(a)) if a.version == l.version => a.clone(),
+        Some(Value::Act(_)) => {
+            return Err(ImportError::Graph(format!(
+                "output `{output}` is an intermediate value that later layers overwrite"
+            )));
+        }
+        Some(Value::Const(_)) => {
+            return Err(ImportError::Graph(format!(
+                "output `{output}` is a constant: it does not depend on the input"
+            )));
+        }
+        None => {
+            return Err(ImportError::Graph(format!(
+                "no node produces output `{output}`"
+            )));
+        }
+    };
+    if let Some(info) = graph.output.iter().find(|o| o.name == output) {
+        check_declared(info, &out)?;
+    }
+    if l.labels.is_empty() {
+        l.labels = class_labels(graph, output, &l.values);
+    }
+    l.finish(input.name.clone(), dims, options)
+}
+
+/// The input's batch size (if fixed) and per-row dims.
+fn input_shape(input: &proto::ValueInfoProto) -> Result<(Option<usize>, Vec<usize>), ImportError> {
+    let bad = |why: String| ImportError::Graph(format!("input `{}`: {why}", input.name));
+    let t = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .ok_or_else(|| bad("is not a tensor".into()))?;
+    if t.elem_type != proto::data_type::FLOAT {
+        return Err(bad(format!(
+            "has element type {}; kiln models take FLOAT input",
+            proto::data_type::name(t.elem_type)
+        )));
+    }
+    let shape = t
+        .shape
+        .as_ref()
+        .ok_or_else(|| bad("has no declared shape".into()))?;
+    let Some((first, rest)) = shape.dim.split_first() else {
+        return Err(bad("is a scalar; kiln needs [batch, ...]".into()));
+    };
+    let batch = match first.value {
+        Some(proto::DimensionValue::DimValue(v)) if v > 0 => Some(v as usize),
+        _ => None,
+    };
+    let mut dims = Vec::new();
+    for (i, d) in rest.iter().enumerate() {
+        match d.value {
+            Some(proto::DimensionValue::DimValue(v)) if v > 0 => dims.push(v as usize),
+            _ => {
+                return Err(bad(format!(
+                    "dimension {} is not a fixed size; only the batch dimension may be symbolic",
+                    i + 1
+                )));
+            }
+        }
+    }
+    let width = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if width.is_none_or(|w| w > kiln_guest_max_width()) {
+        return Err(bad(format!("rows of shape {dims:?} are too large")));
+    }
+    Ok((batch, dims))
+}
+
+/// The widest row the kernel runs.
+pub(super) fn kiln_guest_max_width() -> usize {
+    crate::kiln_guest::model::MAX_WIDTH
+}
+
+/// Refuses a result whose per-row shape disagrees with the declared one.
+fn check_declared(info: &proto::ValueInfoProto, out: &Act) -> Result<(), ImportError> {
+    let Some(shape) = info
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+    else {
+        return Ok(());
+    };
+    if shape.dim.is_empty() {
+        return Ok(());
+    }
+    let declared: Vec<Option<usize>> = shape.dim[1..]
+        .iter()
+        .map(|d| match d.value {
+            Some(proto::DimensionValue::DimValue(v)) if v > 0 => Some(v as usize),
+            _ => None,
+        })
+        .collect();
+    let agrees = declared.len() == out.dims.len()
+        && declared
+            .iter()
+            .zip(&out.dims)
+            .all(|(d, &o)| d.is_none_or(|d| d == o));
+    if agrees {
+        Ok(())
+    } else {
+        Err(ImportError::Graph(format!(
+            "output `{}`: kiln computes rows of shape {:?} but the graph declares {declared:?}; \
+             refusing rather than guessing",
+            info.name, out.dims
+        )))
+    }
+}
+
+/// Class names from a scikit-learn label branch:
+/// `ArrayFeatureExtractor(classes, ArgMax(output))`.
+fn class_labels(graph: &GraphProto, output: &str, values: &HashMap<&str, Value>) -> Vec<String> {
+    let argmax: Vec<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "ArgMax" && n.input.first().is_some_and(|i| i == output))
+        .filter_map(|n| n.output.first().map(String::as_str))
+        .collect();
+    for n in &graph.node {
+        if n.op_type == "ArrayFeatureExtractor"
+            && n.input.len() == 2
+            && argmax.contains(&n.input[1].as_str())
+        {
+            let classes = graph
+                .initializer
+                .iter()
+                .find(|t| t.name == n.input[0])
+                .and_then(|t| tensor::decode(t).ok())
+                .or_else(|| match values.get(n.input[0].as_str()) {
+                    Some(Value::Const(c)) => Some(c.clone()),
+                    _ => None,
+                });
+            match classes {
+                Some(Const::I64(a)) => return a.iter().map(|v| v.to_string()).collect(),
+                Some(Const::Str(s)) => return s,
+                _ => {}
+            }
+        }
+    }
+    Vec::new()
+}
+
+impl<'g> Lowering<'g> {
+    fn value(&self, node: &NodeRef, name: &str) -> Result<&Value, ImportError> {
+        self.values.get(name).ok_or_else(|| match self.unset.get(name) {
+            Some(by) => node.err(format!(
+                "reads `{name}`, {by}, which kiln does not compute"
+            )),
+            None => node.err(format!(
+                "reads `{name}`, which no earlier node produces (is the graph topologically sorted?)"
+            )),
+        })
+    }
+
+    /// Input `i` of `n`, if present and non-empty.
+    fn input(&self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<Option<&Value>, ImportError> {
+        match n.input.get(i).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(name) => self.value(r, name).map(Some),
+        }
+    }
+
+    fn need(&self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<&Value, ImportError> {
+        self.input(r, n, i)?
+            .ok_or_else(|| r.err(format!("input {i} is missing")))
+    }
+
+    /// The current act, checking it is not stale.
+    fn act(&self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<Act, ImportError> {
+        match self.need(r, n, i)? {
+            Value::Act(a) if a.version == self.version => Ok(a.clone()),
+            Value::Act(_) => Err(r.err(format!(
+                "reads `{}`, which a later layer has already consumed; kiln graphs are a single \
+                 chain (no branches or residual connections)",
+                n.input[i]
+            ))),
+            Value::Const(_) => Err(r.err(format!(
+                "input `{}` is a constant where kiln expects the computed tensor",
+                n.input[i]
+            ))),
+        }
+    }
+
+    fn const_f32(&self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<ArrayD<f32>, ImportError> {
+        match self.need(r, n, i)? {
+            Value::Const(Const::F32(a)) => Ok(a.clone()),
+            Value::Const(c) => Err(r.err(format!(
+                "input `{}` has type {}, expected FLOAT",
+                n.input[i],
+                c.dtype()
+            ))),
+            Value::Act(_) => Err(r.err(format!(
+                "input `{}` must be a constant (an initializer); kiln cannot use a computed value here",
+                n.input[i]
+            ))),
+        }
+    }
+
+    fn const_i64(&self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<ArrayD<i64>, ImportError> {
+        match self.need(r, n, i)? {
+            Value::Const(Const::I64(a)) => Ok(a.clone()),
+            _ => Err(r.err(format!(
+                "input `{}` must be a constant INT64 tensor",
+                n.input[i]
+            ))),
+        }
+    }
+
+    fn set(&mut self, n: &'g NodeProto, i: usize, v: Value) {
+        if let Some(name) = n.output.get(i).filter(|s| !s.is_empty()) {
+            self.values.insert(name.as_str(), v);
+        }
+    }
+
+    /// Appends `op`; returns the new act with `dims`.
+    fn push(&mut self, op: Op, dims: Vec<usize>) -> Value {
+        self.ops.push(op);
+        self.version += 1;
+        Value::Act(Act {
+            dims,
+            version: self.version,
+        })
+    }
+
+    /// The last op, if `act` is its (current) output — the one layer later
+    /// nodes may fold into.
+    fn foldable(&mut self, act: &Act) -> Option<&mut Op> {
+        if act.version == self.version && self.version > 0 {
+            self.ops.last_mut()
+        } else {
+            None
+        }
+    }
+
+    /// Marks a fold into the last op: earlier names for its output go stale.
+    fn folded(&mut self, dims: Vec<usize>) -> Value {
+        self.version += 1;
+        Value::Act(Act {
+            dims,
+            version: self.version,
+        })
+    }
+
+    fn node(&mut self, r: &NodeRef, n: &'g NodeProto) -> Result<(), ImportError> {
+        let mut a = Attrs::new(r, &n.attribute)?;
+        match n.domain.as_str() {
+            "" | "ai.onnx" => {}
+            "ai.onnx.ml" => return self.ml_node(r, n, a),
+            d => return Err(r.err(format!("domain `{d}` is not supported"))),
+        }
+        // Attributes of legacy opsets that only hinted at in-place updates.
+        a.ignore(&["consumed_inputs"]);
+        match n.op_type.as_str() {
+            "Identity" => {
+                let v = self.need(r, n, 0)?.clone();
+                self.set(n, 0, v);
+            }
+            "Dropout" => {
+                a.ignore(&["ratio", "is_test", "seed"]);
+                if let Some(Value::Const(Const::I64(t))) = self.input(r, n, 2)?
+                    && t.iter().any(|&v| v != 0)
+                {
+                    return Err(r.err("training_mode = true is not supported"));
+                }
+                let v = self.need(r, n, 0)?.clone();
+                self.set(n, 0, v);
+            }
+            "Cast" => {
+                let to = a.int("to", 0)?;
+                let v = match (self.need(r, n, 0)?.clone(), to as i32) {
+                    (v @ Value::Act(_), proto::data_type::FLOAT) => v,
+                    (Value::Const(Const::I64(c)), proto::data_type::FLOAT) => {
+                        Value::Const(Const::F32(c.mapv(|v| v as f32)))
+                    }
+                    (v @ Value::Const(Const::F32(_)), proto::data_type::FLOAT) => v,
+                    (Value::Const(Const::F32(c)), proto::data_type::INT64) => {
+                        Value::Const(Const::I64(c.mapv(|v| v as i64)))
+                    }
+                    (v @ Value::Const(Const::I64(_)), proto::data_type::INT64) => v,
+                    _ => {
+                        return Err(a.unsupported("to", proto::data_type::name(to as i32)));
+                    }
+                };
+                self.set(n, 0, v);
+            }
+            "Constant" => {
+                let value = if let Some(t) = a.tensor("value")? {
+                    t
+                } else if let Some(v) = a.floats("value_floats")? {
+                    Const::F32(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).expect("1-D"))
+                } else if let Some(v) = a.ints("value_ints")? {
+                    Const::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).expect("1-D"))
+                } else if a_has(n, "value_float") {
+                    Const::F32(ArrayD::from_elem(IxDyn(&[]), a.float("value_float", 0.0)?))
+                } else if a_has(n, "value_int") {
+                    Const::I64(ArrayD::from_elem(IxDyn(&[]), a.int("value_int", 0)?))
+                } else {
+                    return Err(
+                        r.err("needs a `value`, `value_float(s)` or `value_int(s)` attribute")
+                    );
+                };
+                a.finish()?;
+                self.set(n, 0, Value::Const(value));
+                return Ok(());
+            }
+            "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Neg" => {
+                let x = self.act(r, n, 0)?;
+                let op = match n.op_type.as_str() {
+                    "Relu" => Op::Relu,
+                    "Sigmoid" => Op::Sigmoid,
+                    "Tanh" => Op::Tanh,
+                    "LeakyRelu" => Op::LeakyRelu(a.float("alpha", 0.01)?),
+                    _ => Op::ScaleShift {
+                        scale: vec![-1.0],
+                        shift: vec![0.0],
+                    },
+                };
+                let v = self.push(op, x.dims);
+                self.set(n, 0, v);
+            }
+            "Add" | "Sub" | "Mul" | "Div" => self.binary(r, n, &mut a)?,
+            "PRelu" => {
+                let x = self.act(r, n, 0)?;
+                let slope = self.const_f32(r, n, 1)?;
+                // Before opset 7 a 1-D slope is one value per channel (axis 1).
+                let legacy = (self.opset < 7
+                    && slope.ndim() == 1
+                    && slope.len() > 1
+                    && x.dims.first() == Some(&slope.len()))
+                .then_some(1);
+                let slope = broadcast_row(r, &slope, &x.dims, legacy)?;
+                let zeros = vec![0.0; slope.len()];
+                let (slope, _) = compress(slope, zeros, &x.dims);
+                let v = self.push(Op::PRelu(slope), x.dims);
+                self.set(n, 0, v);
+            }
+            "Gemm" => self.gemm(r, n, &mut a)?,
+            "MatMul" => self.matmul(r, n)?,
+            "BatchNormalization" => self.batch_norm(r, n, &mut a)?,
+            "Softmax" | "LogSoftmax" => self.softmax(r, n, &mut a)?,
+            "Flatten" => {
+                let x = self.act(r, n, 0)?;
+                let rank = x.dims.len() as i64 + 1;
+                let axis = a.int("axis", 1)?;
+                let axis = if axis < 0 { axis + rank } else { axis };
+                if !(1..=rank).contains(&axis)
+                    || x.dims[..(axis - 1) as usize].iter().product::<usize>() != 1
+                {
+                    return Err(a.unsupported("axis", axis));
+                }
+                let dims = vec![x.width()];
+                self.set(n, 0, Value::Act(Act { dims, ..x }));
+            }
+            "Conv" | "MaxPool" | "AveragePool" => self.windowed(r, n, &mut a)?,
+            "Reshape" => self.reshape(r, n, &mut a)?,
+            "Transpose" => self.transpose(r, n, &mut a)?,
+            "GlobalAveragePool" => {
+                let x = self.act(r, n, 0)?;
+                if x.dims.len() < 2 {
+                    return Err(r.err(format!(
+                        "needs an input of shape [N, C, spatial...], got rows of {:?}",
+                        x.dims
+                    )));
+                }
+                let channels = x.dims[0];
+                let mut dims = vec![1; x.dims.len()];
+                dims[0] = channels;
+                let v = self.push(Op::GlobalAvgPool { channels }, dims);
+                self.set(n, 0, v);
+            }
+            op => {
+                return Err(r.err(format!(
+                    "op `{op}` is not supported (see docs/onnx.md for the ops kiln imports)"
+                )));
+            }
+        }
+        a.finish()?;
+        self.mark_unset(r, n);
+        Ok(())
+    }
+
+    /// Remembers outputs a node does not compute (Dropout's mask, a batch
+    /// norm's running statistics), so reading one names the node.
+    fn mark_unset(&mut self, r: &NodeRef, n: &'g NodeProto) {
+        for (i, out) in n.output.iter().enumerate() {
+            if !out.is_empty() && !self.values.contains_key(out.as_str()) {
+                self.unset
+                    .insert(out.as_str(), format!("output {i} of {r}"));
+            }
+        }
+    }
+}
+
+/// Whether node `n` carries attribute `name`.
+fn a_has(n: &NodeProto, name: &str) -> bool {
+    n.attribute.iter().any(|a| a.name == name)
+}
+
+/// `v` expanded to rows of `dims` (per-row shape), numpy-broadcast: `shape`
+/// is right-aligned against `[batch] + dims` and must not vary along the
+/// batch or enlarge the row.
+fn broadcast_row(
+    r: &NodeRef,
+    c: &ArrayD<f32>,
+    dims: &[usize],
+    legacy_axis: Option<usize>,
+) -> Result<Vec<f32>, ImportError> {
+    let full_rank = dims.len() + 1;
+    let mut shape = c.shape().to_vec();
+    if let Some(axis) = legacy_axis {
+        // Opset < 7 broadcasting: `shape` is aligned at `axis`.
+        if axis + shape.len() > full_rank {
+            return Err(r.err(format!(
+                "constant of shape {shape:?} cannot broadcast at axis {axis}"
+            )));
+        }
+        shape.resize(full_rank - axis, 1);
+    }
+    if shape.len() > full_rank {
+        return Err(r.err(format!(
+            "constant of shape {shape:?} has more dimensions than the input [N, {dims:?}]"
+        )));
+    }
+    if shape.len() == full_rank {
+        if shape[0] != 1 {
+            return Err(r.err(format!(
+                "constant of shape {shape:?} varies along the batch dimension"
+            )));
+        }
+        shape.remove(0);
+    }
+    let c = c
+        .view()
+        .into_shape_with_order(IxDyn(&shape))
+        .map_err(|e| r.err(e.to_string()))?;
+    let expanded = c.broadcast(IxDyn(dims)).ok_or_else(|| {
+        r.err(format!(
+            "constant of shape {:?} does not broadcast to rows of shape {dims:?} (or would enlarge them)",
+            c.shape()
+        ))
+    })?;
+    Ok(expanded.iter().copied().collect())
+}
+
+/// The fewest channels that represent the per-element `scale` and `shift`
+/// of rows shaped `dims`: one, the leading dimension, or every element.
+fn compress(scale: Vec<f32>, shift: Vec<f32>, dims: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let width = scale.len();
+    if width == 0 {
+        return (scale, shift);
+    }
+    let uniform = |v: &[f32], inner: usize| {
+        v.chunks(inner.max(1))
+            .all(|ch| ch.iter().all(|x| x.to_bits() == ch[0].to_bits()))
+    };
+    if uniform(&scale, width) && uniform(&shift, width) {
+        return (vec![scale[0]], vec![shift[0]]);
+    }
+    if let Some(&c) = dims.first()
+        && c > 0
+        && width.is_multiple_of(c)
+    {
+        let inner = width / c;
+        if inner > 1 && uniform(&scale, inner) && uniform(&shift, inner) {
+            let pick = |v: &[f32]| v.iter().step_by(inner).copied().collect();
+            return (pick(&scale), pick(&shift));
+        }
+    }
+    (scale, shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeRef {
+        NodeRef {
+            index: 0,
+            name: "n".into(),
+            op: "Add".into(),
+        }
+    }
+
+    fn arr(shape: &[usize], v: Vec<f32>) -> ArrayD<f32> {
+        ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
+    }
+
+    #[test]
+    fn broadcasts_constants_to_the_row() {
+        let r = node();
+        // Per channel of a [2, 3] row: [2, 1] and [1, 2, 1] both work.
+        let c = arr(&[2, 1], vec![1.0, 2.0]);
+        assert_eq!(
+            broadcast_row(&r, &c, &[2, 3], None).unwrap(),
+            [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+        );
+        let c = arr(&[1, 2, 1], vec![1.0, 2.0]);
+        assert_eq!(broadcast_row(&r, &c, &[2, 3], None).unwrap().len(), 6);
+        // Legacy (opset < 7) alignment at axis 1.
+        let c = arr(&[2], vec![1.0, 2.0]);
+        assert_eq!(
+            broadcast_row(&r, &c, &[2, 3], Some(1)).unwrap(),
+            [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+        );
+        // Varying along the batch, enlarging the row, or mismatching: refused.
+        let c = arr(&[4, 3], vec![0.0; 12]);
+        assert!(broadcast_row(&r, &c, &[3], None).is_err());
+        let c = arr(&[5], vec![0.0; 5]);
+        assert!(broadcast_row(&r, &c, &[1], None).is_err());
+        let c = arr(&[2], vec![0.0; 2]);
+        assert!(broadcast_row(&r, &c, &[2, 3], None).is_err());
+    }
+
+    #[test]
+    fn compresses_to_the_fewest_channels() {
+        let (s, t) = compress(vec![2.0; 6], vec![1.0; 6], &[2, 3]);
+        assert_eq!((s.len(), t.len()), (1, 1));
+        let (s, t) = compress(
+            vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0],
+            vec![0.0, 0.0, 0.0, 5.0, 5.0, 5.0],
+            &[2, 3],
+        );
+        assert_eq!((s, t), (vec![1.0, 2.0], vec![0.0, 5.0]));
+        let (s, _) = compress(vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0], vec![0.0; 6], &[2, 3]);
+        assert_eq!(s.len(), 6);
+    }
+}

@@ -1,0 +1,831 @@
+//! The op handlers of [`super::Lowering`]: arithmetic, dense layers, batch
+//! normalization, softmax, shape ops, the `ai.onnx.ml` classifier ops, and
+//! turning the finished chain into a model file.
+
+use ndarray::{Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
+
+use super::super::proto::NodeProto;
+use super::super::tensor::{Attrs, Const};
+use super::super::{ImportError, NodeRef, Options};
+use super::{Act, Lowering, Op, Value, broadcast_row, compress, window};
+use crate::model::{
+    FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor as KilnTensor,
+};
+
+impl<'g> Lowering<'g> {
+    /// `Add`, `Sub`, `Mul`, `Div` with one constant operand (or two: folded).
+    pub(super) fn binary(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let op = n.op_type.as_str();
+        let mut legacy = None;
+        if self.opset < 7 && a.int("broadcast", 0)? == 1 {
+            let has_axis = n.attribute.iter().any(|x| x.name == "axis");
+            let axis = a.int("axis", 0)?;
+            if has_axis {
+                legacy = Some(usize::try_from(axis).map_err(|_| a.unsupported("axis", axis))?);
+            }
+        }
+        let (x, y) = (self.need(r, n, 0)?.clone(), self.need(r, n, 1)?.clone());
+        let v = match (x, y) {
+            (Value::Const(x), Value::Const(y)) => Value::Const(fold_binary(r, op, x, y, legacy)?),
+            (Value::Act(_), Value::Act(_)) => {
+                return Err(r.err(
+                    "both inputs are computed tensors; kiln supports this op with one constant operand",
+                ));
+            }
+            (Value::Act(_), Value::Const(c)) | (Value::Const(c), Value::Act(_)) => {
+                let act_first = matches!(self.need(r, n, 0)?, Value::Act(_));
+                let x = self.act(r, n, if act_first { 0 } else { 1 })?;
+                let Const::F32(c) = c else {
+                    return Err(r.err(format!(
+                        "the constant has type {}, expected FLOAT",
+                        c.dtype()
+                    )));
+                };
+                let row = broadcast_row(r, &c, &x.dims, legacy)?;
+                let ones = vec![1.0; row.len()];
+                let zeros = vec![0.0; row.len()];
+                let (scale, shift) = match (op, act_first) {
+                    ("Add", _) => (ones, row),
+                    ("Sub", true) => (ones, row.iter().map(|v| -v).collect()),
+                    ("Sub", false) => (vec![-1.0; row.len()], row),
+                    ("Mul", _) => (row, zeros),
+                    ("Div", true) => (row.iter().map(|v| 1.0 / v).collect(), zeros),
+                    _ => {
+                        return Err(
+                            r.err("dividing a constant by the computed tensor is not supported")
+                        );
+                    }
+                };
+                // A constant added right after a dense layer is its bias.
+                let pure_shift = scale.iter().all(|&s| s == 1.0);
+                if pure_shift
+                    && x.dims.len() == 1
+                    && let Some(Op::Dense { bias, .. }) = self.foldable(&x)
+                {
+                    for (b, s) in bias.iter_mut().zip(&shift) {
+                        *b += s;
+                    }
+                    self.folded(x.dims)
+                } else {
+                    let (scale, shift) = compress(scale, shift, &x.dims);
+                    self.push(Op::ScaleShift { scale, shift }, x.dims)
+                }
+            }
+        };
+        self.set(n, 0, v);
+        Ok(())
+    }
+
+    /// `Gemm`: `alpha · A·B' + beta · C` with A computed, B and C constant.
+    pub(super) fn gemm(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let alpha = a.float("alpha", 1.0)?;
+        let beta = a.float("beta", 1.0)?;
+        let trans_a = a.int("transA", 0)?;
+        let trans_b = a.int("transB", 0)?;
+        if self.opset < 7 {
+            a.ignore(&["broadcast"]);
+        }
+        if trans_a != 0 {
+            return Err(a.unsupported("transA", trans_a));
+        }
+        let x = self.act(r, n, 0)?;
+        let b = self.const_f32(r, n, 1)?;
+        let b = b
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| r.err("input B must be a 2-D constant"))?;
+        let mut w = if trans_b != 0 { b } else { b.t().to_owned() };
+        self.check_dense_input(r, &x, w.ncols(), w.nrows())?;
+        if alpha != 1.0 {
+            w.mapv_inplace(|v| v * alpha);
+        }
+        let m = w.nrows();
+        let bias = match self.input(r, n, 2)? {
+            None => Array1::zeros(m),
+            Some(_) => {
+                let c = self.const_f32(r, n, 2)?;
+                Array1::from(broadcast_row(r, &c, &[m], None)?).mapv(|v| v * beta)
+            }
+        };
+        let v = self.push(Op::Dense { weight: w, bias }, vec![m]);
+        self.set(n, 0, v);
+        Ok(())
+    }
+
+    /// `MatMul` of the computed `[N, K]` tensor by a constant `[K, M]` (or `[K]`).
+    pub(super) fn matmul(&mut self, r: &NodeRef, n: &'g NodeProto) -> Result<(), ImportError> {
+        let x = self.act(r, n, 0)?;
+        let b = self.const_f32(r, n, 1)?;
+        let (w, dims) = match b.ndim() {
+            2 => {
+                let b = b.into_dimensionality::<Ix2>().expect("2-D");
+                let m = b.ncols();
+                (b.t().to_owned(), vec![m])
+            }
+            1 => {
+                let k = b.len();
+                (b.into_shape_with_order((1, k)).expect("1-D"), vec![])
+            }
+            _ => {
+                return Err(r.err(format!(
+                    "input B has shape {:?}; kiln supports a 2-D (or 1-D) constant B",
+                    b.shape()
+                )));
+            }
+        };
+        self.check_dense_input(r, &x, w.ncols(), w.nrows())?;
+        let m = w.nrows();
+        let v = self.push(
+            Op::Dense {
+                weight: w,
+                bias: Array1::zeros(m),
+            },
+            dims,
+        );
+        self.set(n, 0, v);
+        Ok(())
+    }
+
+    fn check_dense_input(
+        &self,
+        r: &NodeRef,
+        x: &Act,
+        k: usize,
+        m: usize,
+    ) -> Result<(), ImportError> {
+        if m == 0 || m > super::kiln_guest_max_width() {
+            return Err(r.err(format!("the weight has {m} outputs")));
+        }
+        if x.dims.len() != 1 {
+            return Err(r.err(format!(
+                "needs a 2-D input [N, K] but rows here have shape {:?} (add a Flatten first)",
+                x.dims
+            )));
+        }
+        if x.dims[0] != k {
+            return Err(r.err(format!(
+                "the weight expects {k} inputs but rows have {}",
+                x.dims[0]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inference-mode `BatchNormalization`: folded into a dense layer right
+    /// before it, a per-channel scale and shift otherwise.
+    pub(super) fn batch_norm(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let eps = a.float("epsilon", 1e-5)?;
+        a.ignore(&["momentum", "is_test"]);
+        if self.opset < 9 {
+            let spatial = a.int("spatial", 1)?;
+            if spatial != 1 {
+                return Err(a.unsupported("spatial", spatial));
+            }
+        }
+        let training = a.int("training_mode", 0)?;
+        if training != 0 {
+            return Err(a.unsupported("training_mode", training));
+        }
+        let x = self.act(r, n, 0)?;
+        let Some(&channels) = x.dims.first() else {
+            return Err(r.err("needs an input of shape [N, C, ...]"));
+        };
+        let mut p = Vec::new();
+        for (i, what) in ["scale", "B", "mean", "var"].into_iter().enumerate() {
+            let t = self.const_f32(r, n, i + 1)?;
+            if t.len() != channels || t.ndim() != 1 {
+                return Err(r.err(format!(
+                    "{what} has shape {:?}, expected [{channels}]",
+                    t.shape()
+                )));
+            }
+            p.push(t.into_iter().collect::<Vec<f32>>());
+        }
+        let (gamma, beta, mean, var) = (&p[0], &p[1], &p[2], &p[3]);
+        let s: Vec<f32> = gamma
+            .iter()
+            .zip(var)
+            .map(|(g, v)| g / (v + eps).sqrt())
+            .collect();
+        let t: Vec<f32> = beta
+            .iter()
+            .zip(mean)
+            .zip(&s)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
+        let v = if x.dims.len() == 1
+            && let Some(Op::Dense { weight, bias }) = self.foldable(&x)
+        {
+            for (o, mut row) in weight.axis_iter_mut(Axis(0)).enumerate() {
+                row.mapv_inplace(|w| w * s[o]);
+                bias[o] = bias[o] * s[o] + t[o];
+            }
+            self.notes
+                .push(format!("{r}: folded into the dense layer before it"));
+            self.folded(x.dims)
+        } else {
+            self.push(Op::ScaleShift { scale: s, shift: t }, x.dims)
+        };
+        self.set(n, 0, v);
+        Ok(())
+    }
+
+    /// `Softmax` / `LogSoftmax` over the whole row or its last axis.
+    pub(super) fn softmax(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let log = n.op_type == "LogSoftmax";
+        let x = self.act(r, n, 0)?;
+        let rank = x.dims.len() as i64 + 1;
+        let legacy = self.opset < 13;
+        let axis = a.int("axis", if legacy { 1 } else { -1 })?;
+        let ax = if axis < 0 { axis + rank } else { axis };
+        if !(1..rank).contains(&ax) {
+            return Err(a.unsupported("axis", axis));
+        }
+        let ax = ax as usize - 1; // into the row's dims
+        let group = if legacy {
+            // Opsets < 13 flatten to 2-D at `axis`.
+            x.dims[ax..].iter().product()
+        } else {
+            if x.dims[ax + 1..].iter().product::<usize>() != 1 {
+                return Err(r.err(format!(
+                    "attribute `axis` = {axis} is not supported for rows of shape {:?}: kiln \
+                     computes softmax over the last axis only",
+                    x.dims
+                )));
+            }
+            x.dims[ax]
+        };
+        let group = (group != x.width()).then_some(group);
+        let v = self.push(Op::Softmax { group, log }, x.dims);
+        self.set(n, 0, v);
+        Ok(())
+    }
+
+    /// `Conv`, `MaxPool`, `AveragePool`: the geometry and weights are
+    /// checked (so a configuration kiln will never support is named), then
+    /// the node is refused: the kernel has no 2-D convolution or pooling
+    /// layer yet (issue #3).
+    pub(super) fn windowed(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let x = self.act(r, n, 0)?;
+        let &[channels, h, w] = x.dims.as_slice() else {
+            return Err(r.err(format!(
+                "rows of shape {:?}: kiln supports 2-D windows over [C, H, W] only",
+                x.dims
+            )));
+        };
+        let kernel = if n.op_type == "Conv" {
+            let weight = self.const_f32(r, n, 1)?;
+            let &[out, per_group, kh, kw] = weight.shape() else {
+                return Err(r.err(format!("weight of shape {:?} is not 4-D", weight.shape())));
+            };
+            let group = a.int("group", 1)?;
+            let depthwise = group as usize == channels && out % channels == 0;
+            if group != 1 && !depthwise {
+                return Err(
+                    a.unsupported("group", format!("{group} (kiln supports 1 and depthwise)"))
+                );
+            }
+            if per_group * group as usize != channels {
+                return Err(r.err(format!(
+                    "weight of shape {:?} does not match {channels} input channels",
+                    weight.shape()
+                )));
+            }
+            if let Some(Value::Const(b)) = self.input(r, n, 2)?
+                && b.shape() != [out]
+            {
+                return Err(r.err(format!("bias of shape {:?}, expected [{out}]", b.shape())));
+            }
+            Some([kh, kw])
+        } else {
+            if n.op_type == "MaxPool" {
+                let order = a.int("storage_order", 0)?;
+                if order != 0 {
+                    return Err(a.unsupported("storage_order", order));
+                }
+            } else {
+                a.int("count_include_pad", 0)?;
+            }
+            None
+        };
+        window::window(r, a, [h, w], kernel)?;
+        Err(r.err(format!(
+            "op `{}` needs kiln's 2-D convolution and pooling layers, which this build does not have yet",
+            n.op_type
+        )))
+    }
+
+    /// `Reshape` with a constant target shape that keeps the batch.
+    pub(super) fn reshape(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let target: Vec<i64> = if self.opset < 5 {
+            a.ints("shape")?
+                .ok_or_else(|| r.err("needs a `shape` attribute"))?
+        } else {
+            self.const_i64(r, n, 1)?.into_iter().collect()
+        };
+        let allow_zero = a.int("allowzero", 0)? != 0;
+        if allow_zero && target.contains(&0) {
+            return Err(a.unsupported("allowzero", 1));
+        }
+        let v = match self.need(r, n, 0)?.clone() {
+            Value::Const(c) => {
+                let shape = resolve_shape(r, &target, &c.shape())?;
+                let c = match c {
+                    Const::F32(c) => Const::F32(reshape_const(r, c, &shape)?),
+                    Const::I64(c) => Const::I64(reshape_const(r, c, &shape)?),
+                    Const::Str(_) => return Err(r.err("cannot reshape a string tensor")),
+                };
+                Value::Const(c)
+            }
+            Value::Act(_) => {
+                let x = self.act(r, n, 0)?;
+                let Some((&first, rest)) = target.split_first() else {
+                    return Err(r.err("target shape is empty"));
+                };
+                let keeps_batch = first == 0
+                    || self.batch.is_some_and(|b| first == b as i64)
+                    || (first == -1 && rest.iter().all(|&d| d > 0));
+                if !keeps_batch {
+                    return Err(r.err(format!(
+                        "target shape {target:?} does not keep the batch dimension first"
+                    )));
+                }
+                let mut rest = rest.to_vec();
+                // Copy-dimensions (0) refer to the input's dims after the batch.
+                for (i, d) in rest.iter_mut().enumerate() {
+                    if *d == 0 {
+                        *d = *x.dims.get(i).ok_or_else(|| {
+                            r.err(format!(
+                                "target shape {target:?} copies a missing dimension"
+                            ))
+                        })? as i64;
+                    }
+                }
+                let dims = resolve_shape(r, &rest, &x.dims)?;
+                if dims.iter().product::<usize>() != x.width() {
+                    return Err(r.err(format!(
+                        "target shape {target:?} does not hold rows of {:?}",
+                        x.dims
+                    )));
+                }
+                Value::Act(Act { dims, ..x })
+            }
+        };
+        self.set(n, 0, v);
+        Ok(())
+    }
+
+    /// `Transpose`: folded on constants; on the computed tensor only when it
+    /// moves no data (the batch stays first and non-unit axes keep order).
+    pub(super) fn transpose(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let perm = a.ints("perm")?;
+        let v = match self.need(r, n, 0)?.clone() {
+            Value::Const(c) => {
+                let rank = c.shape().len();
+                let perm = check_perm(r, perm, rank)?;
+                let c = match c {
+                    Const::F32(c) => {
+                        Const::F32(c.permuted_axes(perm).as_standard_layout().into_owned())
+                    }
+                    Const::I64(c) => {
+                        Const::I64(c.permuted_axes(perm).as_standard_layout().into_owned())
+                    }
+                    Const::Str(_) => return Err(r.err("cannot transpose a string tensor")),
+                };
+                Value::Const(c)
+            }
+            Value::Act(_) => {
+                let x = self.act(r, n, 0)?;
+                let mut full = vec![1usize];
+                full.extend(&x.dims);
+                let perm = check_perm(r, perm, full.len())?;
+                let moved: Vec<usize> = perm
+                    .iter()
+                    .copied()
+                    .filter(|&p| full[p] != 1 || p == 0)
+                    .collect();
+                let kept: Vec<usize> = (0..full.len())
+                    .filter(|&p| full[p] != 1 || p == 0)
+                    .collect();
+                if perm[0] != 0 || moved != kept {
+                    return Err(a.unsupported(
+                        "perm",
+                        format!("{perm:?} (it moves data of the computed tensor; only transposes of weights fold)"),
+                    ));
+                }
+                let dims = perm[1..].iter().map(|&p| full[p]).collect();
+                Value::Act(Act { dims, ..x })
+            }
+        };
+        self.set(n, 0, v);
+        Ok(())
+    }
+
+    /// Ops of the `ai.onnx.ml` domain that scikit-learn exports use.
+    pub(super) fn ml_node(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        mut a: Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        match n.op_type.as_str() {
+            "LinearClassifier" => {
+                let coef = a
+                    .floats("coefficients")?
+                    .ok_or_else(|| r.err("needs `coefficients`"))?;
+                let intercepts = a.floats("intercepts")?;
+                let labels = match (
+                    a.ints("classlabels_ints")?,
+                    a.strings("classlabels_strings")?,
+                ) {
+                    (Some(i), _) => i.iter().map(|v| v.to_string()).collect(),
+                    (None, Some(s)) => s,
+                    (None, None) => return Err(r.err("needs class labels")),
+                };
+                a.ignore(&["multi_class"]);
+                let post = a.string("post_transform")?.unwrap_or_else(|| "NONE".into());
+                let x = self.act(r, n, 0)?;
+                let classes = labels.len();
+                if x.dims.len() != 1 || coef.len() != classes * x.dims[0] {
+                    return Err(r.err(format!(
+                        "{} coefficients for {classes} classes and rows of {:?}: only \
+                         one coefficient row per class is supported (binary classifiers \
+                         with a single row are not)",
+                        coef.len(),
+                        x.dims
+                    )));
+                }
+                let weight = Array2::from_shape_vec((classes, x.dims[0]), coef).expect("sized");
+                let bias = match intercepts {
+                    Some(b) if b.len() == classes => Array1::from(b),
+                    None => Array1::zeros(classes),
+                    Some(b) => {
+                        return Err(r.err(format!("{} intercepts for {classes} classes", b.len())));
+                    }
+                };
+                let mut v = self.push(Op::Dense { weight, bias }, vec![classes]);
+                match post.as_str() {
+                    "NONE" => {}
+                    "SOFTMAX" => {
+                        v = self.push(
+                            Op::Softmax {
+                                group: None,
+                                log: false,
+                            },
+                            vec![classes],
+                        )
+                    }
+                    "LOGISTIC" => v = self.push(Op::Sigmoid, vec![classes]),
+                    other => return Err(a.unsupported("post_transform", format!("{other:?}"))),
+                }
+                a.finish()?;
+                self.labels = labels;
+                self.classifier = true;
+                // Output 0 is the label, which kiln does not compute.
+                self.set(n, 1, v);
+            }
+            "Normalizer" => {
+                let norm = a.string("norm")?.unwrap_or_default();
+                a.finish()?;
+                let x = self.act(r, n, 0)?;
+                let after_softmax = matches!(
+                    self.foldable(&x),
+                    Some(Op::Softmax {
+                        group: None,
+                        log: false
+                    })
+                );
+                if norm != "L1" || !after_softmax {
+                    return Err(r.err(format!(
+                        "norm {norm:?} is supported only as L1 right after a softmax (where it changes nothing)"
+                    )));
+                }
+                self.notes.push(format!(
+                    "{r}: L1 normalization after a softmax removed (rows already sum to 1)"
+                ));
+                self.set(n, 0, Value::Act(x));
+            }
+            "Scaler" => {
+                let offset = a.floats("offset")?.unwrap_or_else(|| vec![0.0]);
+                let scale = a.floats("scale")?.unwrap_or_else(|| vec![1.0]);
+                a.finish()?;
+                let x = self.act(r, n, 0)?;
+                let w = x.width();
+                let full = |v: Vec<f32>, what: &str| match v.len() {
+                    1 => Ok(vec![v[0]; w]),
+                    l if l == w => Ok(v),
+                    l => Err(r.err(format!("{l} {what} values for rows of {w}"))),
+                };
+                let (offset, scale) = (full(offset, "offset")?, full(scale, "scale")?);
+                let shift = offset.iter().zip(&scale).map(|(o, s)| -o * s).collect();
+                let (scale, shift) = compress(scale, shift, &x.dims);
+                let v = self.push(Op::ScaleShift { scale, shift }, x.dims);
+                self.set(n, 0, v);
+            }
+            op => {
+                return Err(r.err(format!(
+                    "op `{op}` of domain ai.onnx.ml is not supported (see docs/onnx.md)"
+                )));
+            }
+        }
+        self.mark_unset(r, n);
+        Ok(())
+    }
+
+    /// The model file for the finished chain.
+    pub(super) fn finish(
+        self,
+        input: String,
+        dims: Vec<usize>,
+        options: &Options,
+    ) -> Result<ModelFile, ImportError> {
+        let mut layers = Vec::new();
+        let mut tensors = std::collections::BTreeMap::new();
+        let ends_in_softmax = matches!(self.ops.last(), Some(Op::Softmax { .. }));
+        for (i, op) in self.ops.into_iter().enumerate() {
+            let mut add = |name: &str, shape: Vec<usize>, data: Vec<f32>| {
+                let key = format!("layer{i}.{name}");
+                tensors.insert(key.clone(), KilnTensor::new(shape, data));
+                key
+            };
+            layers.push(match op {
+                Op::Dense { weight, bias } => {
+                    let shape = weight.shape().to_vec();
+                    let m = bias.len();
+                    LayerSpec::Dense {
+                        weight: add("weight", shape, weight.into_iter().collect()),
+                        bias: add("bias", vec![m], bias.to_vec()),
+                    }
+                }
+                Op::ScaleShift { scale, shift } => {
+                    let c = scale.len();
+                    LayerSpec::ScaleShift {
+                        scale: add("scale", vec![c], scale),
+                        shift: add("shift", vec![c], shift),
+                    }
+                }
+                Op::Relu => LayerSpec::Relu,
+                Op::Sigmoid => LayerSpec::Sigmoid,
+                Op::Tanh => LayerSpec::Tanh,
+                Op::LeakyRelu(alpha) => LayerSpec::LeakyRelu { alpha },
+                Op::PRelu(slope) => {
+                    let c = slope.len();
+                    LayerSpec::PRelu {
+                        slope: add("slope", vec![c], slope),
+                    }
+                }
+                Op::Softmax {
+                    group: None,
+                    log: false,
+                } => LayerSpec::Softmax,
+                Op::Softmax {
+                    group: Some(group),
+                    log: false,
+                } => LayerSpec::GroupSoftmax { group },
+                Op::Softmax { group, log: true } => LayerSpec::LogSoftmax { group },
+                Op::GlobalAvgPool { channels } => LayerSpec::GlobalAvgPool { channels },
+            });
+        }
+        let task = options
+            .task
+            .unwrap_or(if self.classifier || ends_in_softmax {
+                Task::Classification
+            } else {
+                Task::Regression
+            });
+        let graph = Graph {
+            format: FORMAT_VERSION,
+            name: options.name.clone(),
+            version: "1".into(),
+            task,
+            input: InputSpec {
+                name: input,
+                shape: if dims.is_empty() { vec![1] } else { dims },
+                features: Vec::new(),
+            },
+            target: None,
+            labels: Vec::new(),
+            layers,
+        };
+        let mut model = ModelFile { graph, tensors };
+        let outputs = model.to_kernel()?.output_len();
+        if task == Task::Classification && self.labels.len() == outputs {
+            model.graph.labels = self.labels;
+        }
+        Ok(model)
+    }
+}
+
+/// Elementwise arithmetic on two constants (shape computations, weights
+/// built from several initializers).
+fn fold_binary(
+    r: &NodeRef,
+    op: &str,
+    x: Const,
+    y: Const,
+    legacy: Option<usize>,
+) -> Result<Const, ImportError> {
+    let bad = || r.err("constant operands do not broadcast together");
+    let align = |x: &[usize], y: ArrayD<f32>| -> Result<ArrayD<f32>, ImportError> {
+        match legacy {
+            Some(axis) => {
+                let mut shape = vec![1; axis];
+                shape.extend(y.shape());
+                shape.resize(x.len().max(shape.len()), 1);
+                y.into_shape_with_order(IxDyn(&shape)).map_err(|_| bad())
+            }
+            None => Ok(y),
+        }
+    };
+    match (x, y) {
+        (Const::F32(x), Const::F32(y)) => {
+            let y = align(x.shape(), y)?;
+            let z = match op {
+                "Add" => ndarray_op(&x, &y, |a, b| a + b),
+                "Sub" => ndarray_op(&x, &y, |a, b| a - b),
+                "Mul" => ndarray_op(&x, &y, |a, b| a * b),
+                _ => ndarray_op(&x, &y, |a, b| a / b),
+            };
+            z.map(Const::F32).ok_or_else(bad)
+        }
+        (Const::I64(x), Const::I64(y)) if legacy.is_none() => {
+            let z = match op {
+                "Add" => ndarray_op(&x, &y, |a, b| a.wrapping_add(b)),
+                "Sub" => ndarray_op(&x, &y, |a, b| a.wrapping_sub(b)),
+                "Mul" => ndarray_op(&x, &y, |a, b| a.wrapping_mul(b)),
+                _ => ndarray_op(&x, &y, |a, b| a.checked_div(b).unwrap_or(0)),
+            };
+            z.map(Const::I64).ok_or_else(bad)
+        }
+        _ => Err(r.err("constant operands have different or unsupported types")),
+    }
+}
+
+/// `f` applied elementwise after numpy broadcasting, `None` if the shapes
+/// do not broadcast.
+fn ndarray_op<T: Copy>(x: &ArrayD<T>, y: &ArrayD<T>, f: impl Fn(T, T) -> T) -> Option<ArrayD<T>> {
+    let rank = x.ndim().max(y.ndim());
+    let pad = |s: &[usize]| {
+        let mut v = vec![1; rank - s.len()];
+        v.extend(s);
+        v
+    };
+    let (sx, sy) = (pad(x.shape()), pad(y.shape()));
+    let mut shape = Vec::with_capacity(rank);
+    for (&a, &b) in sx.iter().zip(&sy) {
+        shape.push(match (a, b) {
+            (a, b) if a == b => a,
+            (1, b) => b,
+            (a, 1) => a,
+            _ => return None,
+        });
+    }
+    let size = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if size > 1 << 28 {
+        return None;
+    }
+    let xb = x.broadcast(IxDyn(&shape))?;
+    let yb = y.broadcast(IxDyn(&shape))?;
+    let data: Vec<T> = xb.iter().zip(yb.iter()).map(|(&a, &b)| f(a, b)).collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), data).ok()
+}
+
+/// Resolves a reshape target against `from` (its size): `-1` is inferred.
+fn resolve_shape(r: &NodeRef, target: &[i64], from: &[usize]) -> Result<Vec<usize>, ImportError> {
+    let total: usize = from.iter().product();
+    let too_large = || r.err(format!("target shape {target:?} is too large"));
+    let mut infer = None;
+    let mut dims = Vec::with_capacity(target.len());
+    for (i, &d) in target.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                dims.push(1);
+            }
+            0 => dims.push(
+                *from
+                    .get(i)
+                    .ok_or_else(|| r.err("shape copies a missing dimension"))?,
+            ),
+            d if d > 0 => dims.push(d as usize),
+            _ => return Err(r.err(format!("invalid target shape {target:?}"))),
+        }
+    }
+    let known = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(too_large)?;
+    if let Some(i) = infer {
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(r.err(format!("target shape {target:?} does not fit {from:?}")));
+        }
+        dims[i] = total / known;
+    } else if known != total {
+        return Err(r.err(format!("target shape {target:?} does not fit {from:?}")));
+    }
+    Ok(dims)
+}
+
+fn reshape_const<T: Clone>(
+    r: &NodeRef,
+    c: ArrayD<T>,
+    shape: &[usize],
+) -> Result<ArrayD<T>, ImportError> {
+    let c = c.as_standard_layout().into_owned();
+    c.into_shape_with_order(IxDyn(shape))
+        .map_err(|e| r.err(e.to_string()))
+}
+
+/// `perm` (default: reversed axes), checked to be a permutation of `rank`.
+fn check_perm(r: &NodeRef, perm: Option<Vec<i64>>, rank: usize) -> Result<Vec<usize>, ImportError> {
+    let perm: Vec<usize> = match perm {
+        None => (0..rank).rev().collect(),
+        Some(p) => p
+            .iter()
+            .map(|&v| usize::try_from(v).ok().filter(|&v| v < rank))
+            .collect::<Option<_>>()
+            .ok_or_else(|| r.err(format!("perm {p:?} is not a permutation of {rank} axes")))?,
+    };
+    let mut seen = vec![false; rank];
+    if perm.len() != rank || perm.iter().any(|&p| std::mem::replace(&mut seen[p], true)) {
+        return Err(r.err(format!("perm {perm:?} is not a permutation of {rank} axes")));
+    }
+    Ok(perm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_reshape_targets() {
+        let r = NodeRef {
+            index: 0,
+            name: String::new(),
+            op: "Reshape".into(),
+        };
+        assert_eq!(resolve_shape(&r, &[-1], &[2, 3, 4]).unwrap(), [24]);
+        assert_eq!(resolve_shape(&r, &[0, -1], &[2, 3, 4]).unwrap(), [2, 12]);
+        assert_eq!(resolve_shape(&r, &[4, 6], &[24]).unwrap(), [4, 6]);
+        assert!(resolve_shape(&r, &[5, -1], &[24]).is_err());
+        assert!(resolve_shape(&r, &[-1, -1], &[24]).is_err());
+        assert!(resolve_shape(&r, &[i64::MAX, i64::MAX], &[24]).is_err());
+        assert!(resolve_shape(&r, &[-2], &[24]).is_err());
+    }
+
+    #[test]
+    fn folds_constant_arithmetic_with_broadcasting() {
+        let r = NodeRef {
+            index: 0,
+            name: String::new(),
+            op: "Add".into(),
+        };
+        let x = Const::F32(ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, 2.0]).unwrap());
+        let y = Const::F32(ArrayD::from_shape_vec(IxDyn(&[3]), vec![10.0, 20.0, 30.0]).unwrap());
+        let Const::F32(z) = fold_binary(&r, "Add", x, y, None).unwrap() else {
+            panic!("not f32")
+        };
+        assert_eq!(z.shape(), [2, 3]);
+        assert_eq!(
+            z.iter().copied().collect::<Vec<_>>(),
+            [11.0, 21.0, 31.0, 12.0, 22.0, 32.0]
+        );
+        let big = |n| Const::F32(ArrayD::zeros(IxDyn(&[n, 1])));
+        let wide = |n| Const::F32(ArrayD::zeros(IxDyn(&[1, n])));
+        assert!(fold_binary(&r, "Mul", big(1 << 15), wide(1 << 15), None).is_err());
+    }
+}

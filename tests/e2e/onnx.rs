@@ -1,0 +1,500 @@
+//! `kiln import` of ONNX models written here with the prost messages: a
+//! small network against an f64 reference, malformed files, and the new
+//! kernels' SIMD128 overrides against the scalar reference in wasmtime.
+//! (Comparisons with onnxruntime live in tests/python/test_onnx_*.py.)
+
+use kiln::import::onnx::{self, proto::*};
+use kiln::kiln_guest::{kernels::channel, math};
+use prost::Message;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::common::*;
+use crate::kernels::{Kernel, same_bits, values};
+
+fn tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: data_type::FLOAT,
+        raw_data: Some(bytemuck::cast_slice(data).to_vec()),
+        ..Default::default()
+    }
+}
+
+fn attr_f(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::FLOAT,
+        f,
+        ..Default::default()
+    }
+}
+
+fn attr_i(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::INT,
+        i,
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: format!("{op}_node"),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, width: i64) -> ValueInfoProto {
+    value_info_dims(name, &[width])
+}
+
+/// `[N, dims…]` with a symbolic batch.
+fn value_info_dims(name: &str, dims: &[i64]) -> ValueInfoProto {
+    let dim = |value| Dimension {
+        value: Some(value),
+        denotation: String::new(),
+    };
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: data_type::FLOAT,
+                shape: Some(TensorShapeProto {
+                    dim: std::iter::once(dim(DimensionValue::DimParam("N".into())))
+                        .chain(dims.iter().map(|&d| dim(DimensionValue::DimValue(d))))
+                        .collect(),
+                }),
+            }),
+            denotation: String::new(),
+        }),
+        doc_string: String::new(),
+    }
+}
+
+fn model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, opset: i64) -> ModelProto {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: "g".into(),
+            initializer: inits,
+            input: vec![value_info("x", 4)],
+            output: vec![value_info("y", 3)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+const W: [f32; 12] = [
+    0.5, -1.0, 0.25, 2.0, -0.75, 0.1, 1.5, -0.5, 0.3, 0.9, -1.2, 0.05,
+];
+const B: [f32; 3] = [0.1, -0.2, 0.3];
+const GAMMA: [f32; 3] = [1.5, 0.5, -1.0];
+const BETA: [f32; 3] = [0.0, 0.25, -0.5];
+const MEAN: [f32; 3] = [0.2, -0.1, 0.4];
+const VAR: [f32; 3] = [1.0, 0.5, 2.0];
+
+/// Gemm (transB) → BatchNormalization → LeakyRelu → Softmax.
+fn small_network() -> ModelProto {
+    model(
+        vec![
+            node("Gemm", &["x", "w", "b"], "h", vec![attr_i("transB", 1)]),
+            node(
+                "BatchNormalization",
+                &["h", "gamma", "beta", "mean", "var"],
+                "bn",
+                vec![attr_f("epsilon", 1e-5)],
+            ),
+            node("LeakyRelu", &["bn"], "lr", vec![attr_f("alpha", 0.1)]),
+            node("Softmax", &["lr"], "y", vec![]),
+        ],
+        vec![
+            tensor("w", &[3, 4], &W),
+            tensor("b", &[3], &B),
+            tensor("gamma", &[3], &GAMMA),
+            tensor("beta", &[3], &BETA),
+            tensor("mean", &[3], &MEAN),
+            tensor("var", &[3], &VAR),
+        ],
+        17,
+    )
+}
+
+/// The same network in f64, straight from the ONNX operator definitions.
+fn reference(x: &[f64; 4]) -> Vec<f64> {
+    let mut z: Vec<f64> = (0..3)
+        .map(|o| {
+            let h: f64 = (0..4).map(|i| x[i] * W[o * 4 + i] as f64).sum::<f64>() + B[o] as f64;
+            let bn = (h - MEAN[o] as f64) / (VAR[o] as f64 + 1e-5).sqrt() * GAMMA[o] as f64
+                + BETA[o] as f64;
+            if bn < 0.0 { 0.1 * bn } else { bn }
+        })
+        .collect();
+    let max = z.iter().cloned().fold(f64::MIN, f64::max);
+    let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+    z.iter_mut().for_each(|v| *v = (*v - max).exp() / sum);
+    z
+}
+
+#[test]
+fn small_network_matches_the_onnx_definitions() {
+    let dir = scratch();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(p("net.onnx"), small_network().encode_to_vec()).unwrap();
+    let out = kiln_ok(&["import", s(&p("net.onnx")), "-o", s(&p("net.safetensors"))]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The batch norm folded into the dense layer.
+    assert_eq!(
+        summary["layers"],
+        serde_json::json!(["dense", "leaky_relu", "softmax"])
+    );
+    kiln_ok(&["build", s(&p("net.safetensors")), "-o", s(&p("net.wasm"))]);
+    let rows: [[f64; 4]; 4] = [
+        [0.0, 0.0, 0.0, 0.0],
+        [1.0, -2.0, 3.0, -4.0],
+        [0.5, 0.25, -0.125, 8.0],
+        [-3.0, 1.5, 2.5, -0.5],
+    ];
+    std::fs::write(p("rows.json"), serde_json::to_string(&rows).unwrap()).unwrap();
+    let wasm = scores(&kiln_ok(&[
+        "predict",
+        s(&p("net.wasm")),
+        "-i",
+        s(&p("rows.json")),
+    ]));
+    let native = scores(&kiln_ok(&[
+        "predict",
+        s(&p("net.wasm")),
+        "-i",
+        s(&p("rows.json")),
+        "--native",
+    ]));
+    assert_eq!(bits(&wasm), bits(&native), "wasm and native differ");
+    for (row, got) in rows.iter().zip(&wasm) {
+        for (g, w) in got.iter().zip(reference(row)) {
+            assert!((*g as f64 - w).abs() < 1e-6, "{g} vs {w} for {row:?}");
+        }
+    }
+}
+
+fn import_err(bytes: &[u8]) -> String {
+    match onnx::import(bytes, &onnx::Options::default()) {
+        Ok(_) => panic!("import should have failed"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn truncated_and_foreign_files_are_refused() {
+    let good = small_network().encode_to_vec();
+    assert!(onnx::import(&good, &onnx::Options::default()).is_ok());
+    // Every strict prefix fails with an error, never a panic.
+    for n in 0..good.len() {
+        let _ = import_err(&good[..n]);
+    }
+    assert!(import_err(&good[..good.len() / 2]).contains("not an ONNX model"));
+    assert!(import_err(b"").contains("not an ONNX model"));
+    assert!(import_err(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").contains("not an ONNX model"));
+
+    // Through the CLI: a clean failure naming the file, and no output file.
+    let dir = scratch();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(p("half.onnx"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(p("text.onnx"), "name,value\na,1\n").unwrap();
+    for f in ["half.onnx", "text.onnx"] {
+        let err = kiln_err(&["import", s(&p(f)), "-o", s(&p("out.safetensors"))]);
+        assert!(
+            err.contains(f) && err.contains("not an ONNX model"),
+            "{err}"
+        );
+        assert!(!p("out.safetensors").exists());
+    }
+}
+
+#[test]
+fn opset_newer_than_supported_is_refused() {
+    let mut m = small_network();
+    m.opset_import[0].version = onnx::MAX_OPSET + 1;
+    let err = import_err(&m.encode_to_vec());
+    assert!(
+        err.contains(&format!("opset {}", onnx::MAX_OPSET + 1))
+            && err.contains(&format!("up to {}", onnx::MAX_OPSET)),
+        "{err}"
+    );
+    m.opset_import.clear();
+    assert!(import_err(&m.encode_to_vec()).contains("no opset"));
+}
+
+#[test]
+fn initializer_data_must_match_its_shape() {
+    let mut m = small_network();
+    let w = &mut m.graph.as_mut().unwrap().initializer[0];
+    w.raw_data.as_mut().unwrap().truncate(44);
+    let err = import_err(&m.encode_to_vec());
+    assert!(
+        err.contains("tensor `w`") && err.contains("needs 48 bytes") && err.contains("44"),
+        "{err}"
+    );
+
+    let mut m = small_network();
+    let w = &mut m.graph.as_mut().unwrap().initializer[0];
+    w.raw_data = None;
+    w.float_data = vec![1.0; 11];
+    let err = import_err(&m.encode_to_vec());
+    assert!(
+        err.contains("tensor `w`") && err.contains("12 values"),
+        "{err}"
+    );
+
+    let mut m = small_network();
+    m.graph.as_mut().unwrap().initializer[0].data_type = data_type::FLOAT16;
+    let err = import_err(&m.encode_to_vec());
+    assert!(err.contains("FLOAT16"), "{err}");
+
+    let mut m = small_network();
+    m.graph.as_mut().unwrap().initializer[0].data_location = DATA_LOCATION_EXTERNAL;
+    assert!(import_err(&m.encode_to_vec()).contains("external"));
+}
+
+#[test]
+fn unsupported_ops_and_attributes_name_the_node() {
+    let mut m = small_network();
+    m.graph.as_mut().unwrap().node[2].op_type = "Elu".into();
+    let err = import_err(&m.encode_to_vec());
+    assert!(
+        err.contains("node 2 \"LeakyRelu_node\" (Elu)") && err.contains("not supported"),
+        "{err}"
+    );
+
+    let mut m = small_network();
+    m.graph.as_mut().unwrap().node[0]
+        .attribute
+        .push(attr_i("transA", 1));
+    let err = import_err(&m.encode_to_vec());
+    assert!(err.contains("(Gemm)") && err.contains("transA"), "{err}");
+
+    // An attribute kiln has never heard of is refused, not ignored.
+    let mut m = small_network();
+    m.graph.as_mut().unwrap().node[3]
+        .attribute
+        .push(attr_i("temperature", 2));
+    let err = import_err(&m.encode_to_vec());
+    assert!(
+        err.contains("(Softmax)") && err.contains("`temperature` = 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn channel_kernels_simd_match_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut k = Kernel::new();
+    for n in [1, 3, 4, 7, 64, 67] {
+        let mut x = values(&mut rng, n);
+        x[0] = f32::NAN;
+        let p = k.put(&x);
+        k.call("kiln_test_leaky_relu", (p, n as i32, 0.01f32));
+        let mut want = x.clone();
+        channel::leaky_relu(&mut want, 0.01);
+        same_bits(&k.get(p, n), &want, &format!("leaky_relu {n}"));
+    }
+    // (batch, channels, inner) around the 4-wide blocks, inner == 1 included.
+    for (batch, channels, inner) in [
+        (1, 1, 1),
+        (2, 5, 1),
+        (3, 8, 1),
+        (2, 3, 4),
+        (2, 4, 7),
+        (1, 6, 25),
+    ] {
+        let x = values(&mut rng, batch * channels * inner);
+        let scale = values(&mut rng, channels);
+        let shift = values(&mut rng, channels);
+        let (px, ps, pt) = (k.put(&x), k.put(&scale), k.put(&shift));
+        k.call(
+            "kiln_test_scale_shift",
+            (px, ps, pt, batch as i32, channels as i32, inner as i32),
+        );
+        let mut want = x.clone();
+        channel::scale_shift(&mut want, &scale, &shift, inner);
+        same_bits(
+            &k.get(px, x.len()),
+            &want,
+            &format!("scale_shift {batch}x{channels}x{inner}"),
+        );
+
+        let x = values(&mut rng, batch * channels * inner);
+        let px = k.put(&x);
+        k.call(
+            "kiln_test_prelu",
+            (px, ps, batch as i32, channels as i32, inner as i32),
+        );
+        let mut want = x.clone();
+        channel::prelu(&mut want, &scale, inner);
+        same_bits(
+            &k.get(px, x.len()),
+            &want,
+            &format!("prelu {batch}x{channels}x{inner}"),
+        );
+
+        let py = k.put(&vec![0.0; batch * channels]);
+        k.call(
+            "kiln_test_global_avg_pool",
+            (px, batch as i32, channels as i32, inner as i32, py),
+        );
+        let mut want = vec![0.0; batch * channels];
+        channel::global_avg_pool(&k.get(px, x.len()), channels, inner, &mut want);
+        same_bits(&k.get(py, batch * channels), &want, "global_avg_pool");
+    }
+    let x: Vec<f32> = (0..6000).map(|i| -30.0 + i as f32 * 0.01).collect();
+    for (group, log) in [(1, false), (5, false), (10, true), (6000, true)] {
+        let p = k.put(&x);
+        k.call(
+            "kiln_test_group_softmax",
+            (p, x.len() as i32, group, log as i32),
+        );
+        let mut want = x.clone();
+        channel::group_softmax(&mut want, group as usize, log);
+        same_bits(
+            &k.get(p, x.len()),
+            &want,
+            &format!("group_softmax {group} {log}"),
+        );
+    }
+}
+
+/// `ln` gives the same bits in wasm as natively, subnormals to the maximum.
+#[test]
+fn ln_in_wasm_matches_native() {
+    let mut k = Kernel::new();
+    let mut x: Vec<f32> = (0..30_000)
+        .map(|i| f32::from_bits(1 + i * 71_000))
+        .collect();
+    x.extend([0.0, -1.0, f32::INFINITY, f32::MAX, f32::MIN_POSITIVE, 1.0]);
+    let p = k.put(&x);
+    k.call("kiln_test_math", (4, p, x.len() as i32, 1));
+    let want: Vec<f32> = x.iter().map(|&v| math::ln(v)).collect();
+    same_bits(&k.get(p, x.len()), &want, "ln");
+}
+
+/// Any single corrupted byte gives an error or a model, never a panic.
+#[test]
+fn corrupted_bytes_never_panic() {
+    let good = small_network().encode_to_vec();
+    for i in 0..good.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut b = good.clone();
+            b[i] ^= flip;
+            let _ = onnx::import(&b, &onnx::Options::default());
+        }
+    }
+}
+
+/// Every layer added for import, in one model: per-channel and per-value
+/// constants, PRelu, LeakyRelu, last-axis LogSoftmax, GlobalAveragePool.
+fn every_new_layer() -> ModelProto {
+    let mut m = model(
+        vec![
+            node("Mul", &["x", "s"], "a", vec![]),
+            node("Add", &["a", "t"], "b", vec![]),
+            node("PRelu", &["b", "slope"], "c", vec![]),
+            node("LeakyRelu", &["c"], "d", vec![attr_f("alpha", 0.3)]),
+            node("LogSoftmax", &["d"], "e", vec![attr_i("axis", -1)]),
+            node("GlobalAveragePool", &["e"], "f", vec![]),
+            node("Flatten", &["f"], "g", vec![]),
+            node("Gemm", &["g", "w", "bias"], "h", vec![attr_i("transB", 1)]),
+            node("Tanh", &["h"], "i", vec![]),
+            node("Softmax", &["i"], "y", vec![]),
+        ],
+        vec![
+            tensor("s", &[2, 1, 1], &[1.5, -0.5]),
+            tensor("t", &[2, 3], &[0.1, 0.2, 0.3, -0.1, -0.2, -0.3]),
+            tensor("slope", &[2, 1, 1], &[0.25, 2.0]),
+            tensor("w", &[3, 2], &[1.0, -2.0, 0.5, 0.25, -1.5, 3.0]),
+            tensor("bias", &[3], &[0.0, 0.1, -0.1]),
+        ],
+        17,
+    );
+    let g = m.graph.as_mut().unwrap();
+    g.input = vec![value_info_dims("x", &[2, 2, 3])];
+    m
+}
+
+/// The new layers give the same bits in wasmtime, V8 (Node) and natively.
+#[test]
+fn new_layers_have_the_same_bits_in_wasmtime_v8_and_native() {
+    let dir = scratch();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(p("all.onnx"), every_new_layer().encode_to_vec()).unwrap();
+    let out = kiln_ok(&["import", s(&p("all.onnx")), "-o", s(&p("all.safetensors"))]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        summary["layers"],
+        serde_json::json!([
+            "scale_shift",
+            "scale_shift",
+            "prelu",
+            "leaky_relu",
+            "log_softmax",
+            "global_avg_pool",
+            "dense",
+            "tanh",
+            "softmax"
+        ])
+    );
+    kiln_ok(&["build", s(&p("all.safetensors")), "-o", s(&p("all.wasm"))]);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let rows: Vec<Vec<f32>> = (0..64)
+        .map(|_| {
+            values(&mut rng, 12)
+                .into_iter()
+                .map(|v| v.clamp(-50.0, 50.0))
+                .collect()
+        })
+        .collect();
+    std::fs::write(p("rows.json"), serde_json::to_string(&rows).unwrap()).unwrap();
+    let (module, rows_path) = (p("all.wasm"), p("rows.json"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["predict", s(&module), "-i", s(&rows_path)];
+        args.extend(extra);
+        scores(&kiln_ok(&args))
+    };
+    let (wasm, native) = (run(&[]), run(&["--native"]));
+    assert_eq!(wasm.len(), 64);
+    assert_eq!(bits(&wasm), bits(&native), "wasmtime and native differ");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/abi-example.mjs");
+    let out = std::process::Command::new("node")
+        .args([script, s(&p("all.wasm")), s(&p("rows.json"))])
+        .output()
+        .expect("running node (Node.js 20 is part of kiln's test set-up)");
+    assert!(
+        out.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v8: Vec<Vec<f32>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Vec<f64>>(l)
+                .unwrap()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        })
+        .collect();
+    assert_eq!(bits(&v8), bits(&native), "V8 and native differ");
+}

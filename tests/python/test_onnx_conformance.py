@@ -1,0 +1,77 @@
+"""The PyTorch-converted conformance cases shipped inside the `onnx` package
+(`onnx/backend/test/data/pytorch-converted/*`): every case whose ops kiln
+supports must import, build and predict within 1e-4 of the reference
+outputs; every other case must be refused with an error naming the node and
+its op (or the unsupported input type). Prints the pass count."""
+
+import glob
+import os
+import re
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from onnx_kiln import kiln, predict
+
+CASES = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/pytorch-converted")
+TOL = 1e-4
+
+# The ops `kiln import` lowers (docs/onnx.md).
+SUPPORTED = {
+    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Relu", "LeakyRelu", "PRelu", "Sigmoid",
+    "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Transpose", "BatchNormalization",
+    "GlobalAveragePool", "Dropout", "Identity", "Constant", "Cast",
+}  # fmt: skip
+# Cases made of supported ops that use them outside the supported set:
+# PixelShuffle transposes the computed tensor (only weights may be transposed).
+OUT_OF_SCOPE = {"test_PixelShuffle": "Transpose"}
+
+
+def run_case(case_dir, tmp):
+    """None if the case passes; otherwise why not."""
+    m = onnx.load(os.path.join(case_dir, "model.onnx"))
+    ops = {n.op_type for n in m.graph.node}
+    name = os.path.basename(case_dir)
+    in_scope = ops <= SUPPORTED and name not in OUT_OF_SCOPE
+    lib = tmp / f"{name}.safetensors"
+    r = kiln("import", os.path.join(case_dir, "model.onnx"), "-o", lib, check=False)
+    if r.returncode != 0:
+        assert r.returncode == 1 and "panicked" not in r.stderr, r.stderr
+        assert not in_scope, f"{name}: in scope but refused: {r.stderr}"
+        named_op = re.search(r"node \d+ .*\((\w+)\)", r.stderr)
+        named_input = re.search(r"input `[^`]*`: has element type \w+", r.stderr)
+        assert named_input or (named_op and named_op.group(1) in ops), (
+            f"{name}: refusal does not name the node and op: {r.stderr}"
+        )
+        if name in OUT_OF_SCOPE:
+            assert OUT_OF_SCOPE[name] in r.stderr, r.stderr
+        return "refused"
+    assert in_scope, f"{name}: imported although {ops - SUPPORTED or name} is out of scope"
+    module = tmp / f"{name}.wasm"
+    kiln("build", lib, "-o", module)
+    sets = sorted(glob.glob(os.path.join(case_dir, "test_data_set_*")))
+    assert sets, f"{name}: no test data"
+    for ds in sets:
+        x = numpy_helper.to_array(onnx.load_tensor(os.path.join(ds, "input_0.pb")))
+        want = numpy_helper.to_array(onnx.load_tensor(os.path.join(ds, "output_0.pb")))
+        got, _ = predict(module, x, tmp)
+        want = want.reshape(want.shape[0], -1)
+        assert got.shape == want.shape, f"{name}: shape {got.shape} vs {want.shape}"
+        diff = float(np.abs(got - want).max())
+        assert diff <= TOL, f"{name}: max |kiln - reference| = {diff}"
+    return None
+
+
+def test_pytorch_converted_cases(tmp_path):
+    cases = sorted(glob.glob(os.path.join(CASES, "test_*")))
+    assert cases, f"no conformance cases under {CASES}"
+    passed, refused = [], []
+    for case in cases:
+        (refused if run_case(case, tmp_path) else passed).append(os.path.basename(case))
+    print(
+        f"\npytorch-converted: {len(passed)} of {len(cases)} cases pass through "
+        f"kiln import + build + predict; {len(refused)} refused with a named error"
+    )
+    print("passed:", " ".join(passed))
+    assert passed, "no case passed"
