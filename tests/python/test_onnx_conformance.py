@@ -22,10 +22,35 @@ SUPPORTED = {
     "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Relu", "LeakyRelu", "PRelu", "Sigmoid",
     "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Transpose", "BatchNormalization",
     "GlobalAveragePool", "Dropout", "Identity", "Constant", "Cast",
+    "Conv", "MaxPool", "AveragePool",
 }  # fmt: skip
 # Cases made of supported ops that use them outside the supported set:
 # PixelShuffle transposes the computed tensor (only weights may be transposed).
 OUT_OF_SCOPE = {"test_PixelShuffle": "Transpose"}
+
+
+def window_in_scope(m):
+    """Conv and pools map onto kiln's conv2d / max_pool / avg_pool: 2-D over
+    [N, C, H, W], no dilation, one stride, convolutions padded equally on
+    every side, pools unpadded with square windows and no ceil_mode."""
+    rank = len(m.graph.input[0].type.tensor_type.shape.dim)
+    for n in m.graph.node:
+        if n.op_type not in ("Conv", "MaxPool", "AveragePool"):
+            continue
+        if rank != 4:
+            return False
+        at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        pads = list(at.get("pads", [0, 0, 0, 0]))
+        strides = list(at.get("strides", [1, 1]))
+        if list(at.get("dilations", [1, 1])) != [1, 1] or strides[0] != strides[1]:
+            return False
+        if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or len(set(pads)) > 1:
+            return False
+        if n.op_type != "Conv":
+            k = list(at["kernel_shape"])
+            if pads[0] != 0 or k[0] != k[1] or at.get("ceil_mode", 0) != 0:
+                return False
+    return True
 
 
 def run_case(case_dir, tmp):
@@ -33,7 +58,7 @@ def run_case(case_dir, tmp):
     m = onnx.load(os.path.join(case_dir, "model.onnx"))
     ops = {n.op_type for n in m.graph.node}
     name = os.path.basename(case_dir)
-    in_scope = ops <= SUPPORTED and name not in OUT_OF_SCOPE
+    in_scope = ops <= SUPPORTED and name not in OUT_OF_SCOPE and window_in_scope(m)
     lib = tmp / f"{name}.safetensors"
     r = kiln("import", os.path.join(case_dir, "model.onnx"), "-o", lib, check=False)
     if r.returncode != 0:

@@ -66,6 +66,19 @@ enum Op {
     GlobalAvgPool {
         channels: usize,
     },
+    /// `weight` is `[out_c, in_c, kh, kw]` (grouped convolutions expanded
+    /// to a block-diagonal weight).
+    Conv {
+        weight: ArrayD<f32>,
+        bias: Vec<f32>,
+        stride: usize,
+        pad: usize,
+    },
+    Pool {
+        max: bool,
+        kernel: usize,
+        stride: usize,
+    },
 }
 
 struct Lowering<'g> {
@@ -78,6 +91,12 @@ struct Lowering<'g> {
     version: usize,
     /// The input's batch size, when the graph fixes it.
     batch: Option<usize>,
+    /// The model file's input shape (a reshape before any layer may give
+    /// the image shape a convolution needs).
+    input_dims: Vec<usize>,
+    /// The row shape the model file's `to_kernel` tracks after the last op:
+    /// image layers need it to be `[C, H, W]`.
+    kiln_shape: Vec<usize>,
     labels: Vec<String>,
     classifier: bool,
     notes: &'g mut Vec<String>,
@@ -124,6 +143,8 @@ pub(super) fn lower(
         ops: Vec::new(),
         version: 0,
         batch,
+        input_dims: dims.clone(),
+        kiln_shape: dims,
         labels: Vec::new(),
         classifier: false,
         notes,
@@ -161,7 +182,7 @@ pub(super) fn lower(
     if l.labels.is_empty() {
         l.labels = class_labels(graph, output, &l.values);
     }
-    l.finish(input.name.clone(), dims, options)
+    l.finish(input.name.clone(), options)
 }
 
 /// The input's batch size (if fixed) and per-row dims.
@@ -356,6 +377,13 @@ impl<'g> Lowering<'g> {
 
     /// Appends `op`; returns the new act with `dims`.
     fn push(&mut self, op: Op, dims: Vec<usize>) -> Value {
+        match op {
+            Op::Dense { .. } | Op::GlobalAvgPool { .. } => {
+                self.kiln_shape = vec![dims.iter().product()];
+            }
+            Op::Conv { .. } | Op::Pool { .. } => self.kiln_shape = dims.clone(),
+            _ => {}
+        }
         self.ops.push(op);
         self.version += 1;
         Value::Act(Act {

@@ -73,7 +73,15 @@ impl<'g> Lowering<'g> {
                     self.folded(x.dims)
                 } else {
                     let (scale, shift) = compress(scale, shift, &x.dims);
-                    self.push(Op::ScaleShift { scale, shift }, x.dims)
+                    let per_channel = pure_shift && x.dims.len() == 3 && shift.len() == x.dims[0];
+                    if per_channel && let Some(Op::Conv { bias, .. }) = self.foldable(&x) {
+                        for (b, s) in bias.iter_mut().zip(&shift) {
+                            *b += s;
+                        }
+                        self.folded(x.dims)
+                    } else {
+                        self.push(Op::ScaleShift { scale, shift }, x.dims)
+                    }
                 }
             }
         };
@@ -227,7 +235,17 @@ impl<'g> Lowering<'g> {
             .zip(&s)
             .map(|((b, m), s)| b - m * s)
             .collect();
-        let v = if x.dims.len() == 1
+        let v = if x.dims.len() == 3
+            && let Some(Op::Conv { weight, bias, .. }) = self.foldable(&x)
+        {
+            for (o, mut filter) in weight.axis_iter_mut(Axis(0)).enumerate() {
+                filter.mapv_inplace(|w| w * s[o]);
+                bias[o] = bias[o] * s[o] + t[o];
+            }
+            self.notes
+                .push(format!("{r}: folded into the convolution before it"));
+            self.folded(x.dims)
+        } else if x.dims.len() == 1
             && let Some(Op::Dense { weight, bias }) = self.foldable(&x)
         {
             for (o, mut row) in weight.axis_iter_mut(Axis(0)).enumerate() {
@@ -280,10 +298,10 @@ impl<'g> Lowering<'g> {
         Ok(())
     }
 
-    /// `Conv`, `MaxPool`, `AveragePool`: the geometry and weights are
-    /// checked (so a configuration kiln will never support is named), then
-    /// the node is refused: the kernel has no 2-D convolution or pooling
-    /// layer yet (issue #3).
+    /// `Conv`, `MaxPool`, `AveragePool` over `[C, H, W]` rows, onto kiln's
+    /// `conv2d` (one stride, the same padding on every side, no dilation;
+    /// grouped convolutions become a block-diagonal full one) and
+    /// `max_pool`/`avg_pool` (square windows, no padding).
     pub(super) fn windowed(
         &mut self,
         r: &NodeRef,
@@ -297,29 +315,37 @@ impl<'g> Lowering<'g> {
                 x.dims
             )));
         };
-        let kernel = if n.op_type == "Conv" {
+        let conv = n.op_type == "Conv";
+        let mut filters = None;
+        let kernel = if conv {
             let weight = self.const_f32(r, n, 1)?;
             let &[out, per_group, kh, kw] = weight.shape() else {
                 return Err(r.err(format!("weight of shape {:?} is not 4-D", weight.shape())));
             };
             let group = a.int("group", 1)?;
-            let depthwise = group as usize == channels && out % channels == 0;
-            if group != 1 && !depthwise {
-                return Err(
-                    a.unsupported("group", format!("{group} (kiln supports 1 and depthwise)"))
-                );
-            }
-            if per_group * group as usize != channels {
+            let groups = usize::try_from(group)
+                .ok()
+                .filter(|&g| g >= 1 && channels % g == 0 && out % g == 0)
+                .ok_or_else(|| a.unsupported("group", group))?;
+            if per_group * groups != channels {
                 return Err(r.err(format!(
                     "weight of shape {:?} does not match {channels} input channels",
                     weight.shape()
                 )));
             }
-            if let Some(Value::Const(b)) = self.input(r, n, 2)?
-                && b.shape() != [out]
-            {
-                return Err(r.err(format!("bias of shape {:?}, expected [{out}]", b.shape())));
-            }
+            let bias = match self.input(r, n, 2)? {
+                None => vec![0.0; out],
+                Some(_) => {
+                    let b = self.const_f32(r, n, 2)?;
+                    if b.shape() != [out] {
+                        return Err(
+                            r.err(format!("bias of shape {:?}, expected [{out}]", b.shape()))
+                        );
+                    }
+                    b.into_iter().collect()
+                }
+            };
+            filters = Some((expand_groups(weight, groups, channels), bias));
             Some([kh, kw])
         } else {
             if n.op_type == "MaxPool" {
@@ -332,11 +358,83 @@ impl<'g> Lowering<'g> {
             }
             None
         };
-        window::window(r, a, [h, w], kernel)?;
-        Err(r.err(format!(
-            "op `{}` needs kiln's 2-D convolution and pooling layers, which this build does not have yet",
-            n.op_type
-        )))
+        if conv && n.attribute.iter().any(|x| x.name == "ceil_mode") {
+            return Err(r.err("attribute `ceil_mode` belongs to pooling ops"));
+        }
+        let win = window::window(r, a, [h, w], kernel)?;
+        let [t, l, b, rr] = win.pads;
+        if win.dilations != [1, 1] {
+            return Err(a.unsupported("dilations", format!("{:?}", win.dilations)));
+        }
+        if win.strides[0] != win.strides[1] {
+            return Err(a.unsupported(
+                "strides",
+                format!("{:?} (kiln uses one stride for both axes)", win.strides),
+            ));
+        }
+        let stride = win.strides[0];
+        let pad = t;
+        if [l, b, rr] != [pad; 3] || (!conv && pad != 0) {
+            return Err(a.unsupported(
+                "pads",
+                format!(
+                    "{:?} (kiln pads convolutions equally on every side, pools not at all)",
+                    win.pads
+                ),
+            ));
+        }
+        if !conv && win.kernel[0] != win.kernel[1] {
+            return Err(a.unsupported(
+                "kernel_shape",
+                format!("{:?} (kiln pools square windows)", win.kernel),
+            ));
+        }
+        // kiln's output size: floor((in + 2·pad − k) / stride) + 1.
+        let kiln_out = |d: usize| (([h, w][d] + 2 * pad - win.kernel[d]) / stride) + 1;
+        if win.out != [kiln_out(0), kiln_out(1)] {
+            return Err(a.unsupported(
+                "ceil_mode",
+                format!("1 (it changes the output to {:?})", win.out),
+            ));
+        }
+        if self.kiln_shape != x.dims {
+            if self.version == 0 {
+                // A reshape of the input into an image: the model file's
+                // input takes that shape.
+                self.input_dims = x.dims.clone();
+            } else {
+                return Err(r.err(format!(
+                    "its input was reshaped to {:?} after other layers; kiln image layers need the \
+                     [C, H, W] shape a convolution, pooling or the model input gives",
+                    x.dims
+                )));
+            }
+        }
+        let (op, out_c) = match filters {
+            Some((weight, bias)) => {
+                let out_c = weight.shape()[0];
+                (
+                    Op::Conv {
+                        weight,
+                        bias,
+                        stride,
+                        pad,
+                    },
+                    out_c,
+                )
+            }
+            None => (
+                Op::Pool {
+                    max: n.op_type == "MaxPool",
+                    kernel: win.kernel[0],
+                    stride,
+                },
+                channels,
+            ),
+        };
+        let v = self.push(op, vec![out_c, win.out[0], win.out[1]]);
+        self.set(n, 0, v);
+        Ok(())
     }
 
     /// `Reshape` with a constant target shape that keeps the batch.
@@ -567,12 +665,8 @@ impl<'g> Lowering<'g> {
     }
 
     /// The model file for the finished chain.
-    pub(super) fn finish(
-        self,
-        input: String,
-        dims: Vec<usize>,
-        options: &Options,
-    ) -> Result<ModelFile, ImportError> {
+    pub(super) fn finish(self, input: String, options: &Options) -> Result<ModelFile, ImportError> {
+        let dims = self.input_dims;
         let mut layers = Vec::new();
         let mut tensors = std::collections::BTreeMap::new();
         let ends_in_softmax = matches!(self.ops.last(), Some(Op::Softmax { .. }));
@@ -618,6 +712,37 @@ impl<'g> Lowering<'g> {
                 } => LayerSpec::GroupSoftmax { group },
                 Op::Softmax { group, log: true } => LayerSpec::LogSoftmax { group },
                 Op::GlobalAvgPool { channels } => LayerSpec::GlobalAvgPool { channels },
+                Op::Conv {
+                    weight,
+                    bias,
+                    stride,
+                    pad,
+                } => {
+                    let shape = weight.shape().to_vec();
+                    let m = bias.len();
+                    LayerSpec::Conv2d {
+                        weight: add("weight", shape, weight.into_iter().collect()),
+                        bias: add("bias", vec![m], bias),
+                        stride,
+                        padding: pad,
+                    }
+                }
+                Op::Pool {
+                    max: true,
+                    kernel,
+                    stride,
+                } => LayerSpec::MaxPool {
+                    kernel,
+                    stride: Some(stride),
+                },
+                Op::Pool {
+                    max: false,
+                    kernel,
+                    stride,
+                } => LayerSpec::AvgPool {
+                    kernel,
+                    stride: Some(stride),
+                },
             });
         }
         let task = options
@@ -648,6 +773,29 @@ impl<'g> Lowering<'g> {
         }
         Ok(model)
     }
+}
+
+/// A grouped convolution's `[out, in/groups, kh, kw]` weight as the
+/// equivalent full `[out, in, kh, kw]` one: zeros outside each group's block.
+fn expand_groups(weight: ArrayD<f32>, groups: usize, channels: usize) -> ArrayD<f32> {
+    if groups == 1 {
+        return weight;
+    }
+    let shape = weight.shape().to_vec();
+    let (out, per_group, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
+    let outs_per_group = out / groups;
+    let mut full = ArrayD::zeros(IxDyn(&[out, channels, kh, kw]));
+    for o in 0..out {
+        let g = o / outs_per_group;
+        for i in 0..per_group {
+            for y in 0..kh {
+                for x in 0..kw {
+                    full[[o, g * per_group + i, y, x]] = weight[[o, i, y, x]];
+                }
+            }
+        }
+    }
+    full
 }
 
 /// Elementwise arithmetic on two constants (shape computations, weights
