@@ -177,6 +177,73 @@ def test_last_axis_softmax_of_a_row_tensor(tmp_path):
     compare(m, x, tmp_path)
 
 
+def bn_inits(prefix, c):
+    return [
+        init(f"{prefix}g", (c,)),
+        init(f"{prefix}b", (c,)),
+        init(f"{prefix}m", (c,)),
+        numpy_helper.from_array(rng.uniform(0.5, 2, c).astype(np.float32), f"{prefix}v"),
+    ]
+
+
+def bn(x, prefix, y):
+    return helper.make_node(
+        "BatchNormalization", [x, f"{prefix}g", f"{prefix}b", f"{prefix}m", f"{prefix}v"], [y]
+    )
+
+
+def test_cnn_on_digits(digits, tmp_path):
+    """Conv (padded) + BatchNorm (folded) + Relu + MaxPool, a depthwise
+    Conv (strided, bias added by a separate Add) + AveragePool, Flatten,
+    Gemm, Softmax — on the digits images as [N, 1, 8, 8]."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        bn("c1", "bn1", "n1"),
+        helper.make_node("Relu", ["n1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2"], ["c2"], group=8, pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("Add", ["c2", "b2"], ["a2"]),
+        helper.make_node("LeakyRelu", ["a2"], ["r2"], alpha=0.1),
+        helper.make_node("AveragePool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p2"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["y"], axis=1),
+    ]
+    inits = [
+        init("w1", (8, 1, 3, 3)),
+        init("b1", (8,)),
+        *bn_inits("bn1", 8),
+        init("w2", (8, 1, 3, 3)),
+        init("b2", (8, 1, 1)),
+        init("wf", (10, 8 * 2 * 2)),
+        init("bf", (10,)),
+    ]
+    m = model(nodes, inits, [1, 8, 8], [10])
+    x = (digits[0] / 16).reshape(-1, 1, 8, 8)
+    compare(m, x, tmp_path)
+    layers = kiln("inspect", tmp_path / "model.safetensors").stdout
+    # BatchNorm and the Add folded into the convolutions.
+    assert '"scale_shift"' not in layers and layers.count('"conv2d"') == 2, layers
+
+
+def test_cnn_global_average_pool_head(tmp_path):
+    """Conv (stride 2) + standalone BatchNorm after a Relu + GlobalAveragePool
+    + Gemm + LogSoftmax."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        bn("r", "bn", "n"),
+        helper.make_node("GlobalAveragePool", ["n"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["l"], transB=1),
+        helper.make_node("LogSoftmax", ["l"], ["y"], axis=1),
+    ]
+    inits = [init("w", (6, 3, 3, 3)), init("b", (6,)), *bn_inits("bn", 6), init("wf", (4, 6)), init("bf", (4,))]
+    m = model(nodes, inits, [3, 9, 7], [4])
+    x = rng.standard_normal((30, 3, 9, 7)).astype(np.float32)
+    compare(m, x, tmp_path)
+
+
 # --- refusals ----------------------------------------------------------------
 
 
