@@ -9,15 +9,15 @@ use kiln::model::Task;
 
 /// Import an ONNX model as a kiln model file (.safetensors).
 ///
-/// The result builds, quantizes and serves like a model trained by kiln.
-/// Supported: Gemm, MatMul (+ Add as bias), Add/Sub/Mul/Div by constants,
-/// Relu, LeakyRelu, PRelu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape,
-/// Transpose of weights, GlobalAveragePool, BatchNormalization, Dropout,
-/// Identity, Cast, Constant, and scikit-learn's LinearClassifier,
-/// Normalizer (after a softmax) and Scaler. One input with a symbolic (or
-/// fixed) batch dimension and static other dimensions; one output. Anything
-/// else is refused with an error naming the node, op and attribute — see
-/// docs/onnx.md.
+/// The result builds and predicts like a model trained by kiln. Supported:
+/// Gemm, MatMul (+ Add as bias), Add/Sub/Mul/Div by constants, Relu,
+/// LeakyRelu, PRelu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape,
+/// Transpose of weights, Conv, MaxPool, AveragePool, GlobalAveragePool,
+/// BatchNormalization, Dropout, Identity, Cast, Constant, and
+/// scikit-learn's LinearClassifier, Normalizer (after a softmax) and Scaler.
+/// One input with a symbolic (or fixed) batch dimension and static other
+/// dimensions; one output. Anything else is refused with an error naming
+/// the node, op and attribute — see docs/onnx.md.
 ///
 /// Only the nodes the chosen output depends on are imported, so a
 /// scikit-learn classifier (exported with options={'zipmap': False}) gives
