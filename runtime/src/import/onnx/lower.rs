@@ -9,6 +9,7 @@
 //! can fold into them (bias `Add`, `BatchNormalization` after a dense
 //! layer); the finished chain becomes the model file's layers.
 
+mod ml;
 mod ops;
 mod window;
 

@@ -1,13 +1,13 @@
 //! The op handlers of [`super::Lowering`]: arithmetic, dense layers, batch
-//! normalization, softmax, shape ops, the `ai.onnx.ml` classifier ops, and
-//! turning the finished chain into a model file.
+//! normalization, softmax, shape ops, and turning the finished chain into a
+//! model file. (Windows live in `window.rs`, `ai.onnx.ml` ops in `ml.rs`.)
 
-use ndarray::{Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
+use ndarray::{Array1, ArrayD, Axis, Ix2, IxDyn};
 
 use super::super::proto::NodeProto;
 use super::super::tensor::{Attrs, Const};
 use super::super::{ImportError, NodeRef, Options};
-use super::{Act, Lowering, Op, Value, broadcast_row, compress, window};
+use super::{Act, Lowering, Op, Value, broadcast_row, compress};
 use crate::model::{
     FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor as KilnTensor,
 };
@@ -298,145 +298,6 @@ impl<'g> Lowering<'g> {
         Ok(())
     }
 
-    /// `Conv`, `MaxPool`, `AveragePool` over `[C, H, W]` rows, onto kiln's
-    /// `conv2d` (one stride, the same padding on every side, no dilation;
-    /// grouped convolutions become a block-diagonal full one) and
-    /// `max_pool`/`avg_pool` (square windows, no padding).
-    pub(super) fn windowed(
-        &mut self,
-        r: &NodeRef,
-        n: &'g NodeProto,
-        a: &mut Attrs<'_>,
-    ) -> Result<(), ImportError> {
-        let x = self.act(r, n, 0)?;
-        let &[channels, h, w] = x.dims.as_slice() else {
-            return Err(r.err(format!(
-                "rows of shape {:?}: kiln supports 2-D windows over [C, H, W] only",
-                x.dims
-            )));
-        };
-        let conv = n.op_type == "Conv";
-        let mut filters = None;
-        let kernel = if conv {
-            let weight = self.const_f32(r, n, 1)?;
-            let &[out, per_group, kh, kw] = weight.shape() else {
-                return Err(r.err(format!("weight of shape {:?} is not 4-D", weight.shape())));
-            };
-            let group = a.int("group", 1)?;
-            let groups = usize::try_from(group)
-                .ok()
-                .filter(|&g| g >= 1 && channels % g == 0 && out % g == 0)
-                .ok_or_else(|| a.unsupported("group", group))?;
-            if per_group * groups != channels {
-                return Err(r.err(format!(
-                    "weight of shape {:?} does not match {channels} input channels",
-                    weight.shape()
-                )));
-            }
-            let bias = match self.input(r, n, 2)? {
-                None => vec![0.0; out],
-                Some(_) => {
-                    let b = self.const_f32(r, n, 2)?;
-                    if b.shape() != [out] {
-                        return Err(
-                            r.err(format!("bias of shape {:?}, expected [{out}]", b.shape()))
-                        );
-                    }
-                    b.into_iter().collect()
-                }
-            };
-            filters = Some((expand_groups(weight, groups, channels), bias));
-            Some([kh, kw])
-        } else {
-            if n.op_type == "MaxPool" {
-                let order = a.int("storage_order", 0)?;
-                if order != 0 {
-                    return Err(a.unsupported("storage_order", order));
-                }
-            } else {
-                a.int("count_include_pad", 0)?;
-            }
-            None
-        };
-        if conv && n.attribute.iter().any(|x| x.name == "ceil_mode") {
-            return Err(r.err("attribute `ceil_mode` belongs to pooling ops"));
-        }
-        let win = window::window(r, a, [h, w], kernel)?;
-        let [t, l, b, rr] = win.pads;
-        if win.dilations != [1, 1] {
-            return Err(a.unsupported("dilations", format!("{:?}", win.dilations)));
-        }
-        if win.strides[0] != win.strides[1] {
-            return Err(a.unsupported(
-                "strides",
-                format!("{:?} (kiln uses one stride for both axes)", win.strides),
-            ));
-        }
-        let stride = win.strides[0];
-        let pad = t;
-        if [l, b, rr] != [pad; 3] || (!conv && pad != 0) {
-            return Err(a.unsupported(
-                "pads",
-                format!(
-                    "{:?} (kiln pads convolutions equally on every side, pools not at all)",
-                    win.pads
-                ),
-            ));
-        }
-        if !conv && win.kernel[0] != win.kernel[1] {
-            return Err(a.unsupported(
-                "kernel_shape",
-                format!("{:?} (kiln pools square windows)", win.kernel),
-            ));
-        }
-        // kiln's output size: floor((in + 2·pad − k) / stride) + 1.
-        let kiln_out = |d: usize| (([h, w][d] + 2 * pad - win.kernel[d]) / stride) + 1;
-        if win.out != [kiln_out(0), kiln_out(1)] {
-            return Err(a.unsupported(
-                "ceil_mode",
-                format!("1 (it changes the output to {:?})", win.out),
-            ));
-        }
-        if self.kiln_shape != x.dims {
-            if self.version == 0 {
-                // A reshape of the input into an image: the model file's
-                // input takes that shape.
-                self.input_dims = x.dims.clone();
-            } else {
-                return Err(r.err(format!(
-                    "its input was reshaped to {:?} after other layers; kiln image layers need the \
-                     [C, H, W] shape a convolution, pooling or the model input gives",
-                    x.dims
-                )));
-            }
-        }
-        let (op, out_c) = match filters {
-            Some((weight, bias)) => {
-                let out_c = weight.shape()[0];
-                (
-                    Op::Conv {
-                        weight,
-                        bias,
-                        stride,
-                        pad,
-                    },
-                    out_c,
-                )
-            }
-            None => (
-                Op::Pool {
-                    max: n.op_type == "MaxPool",
-                    kernel: win.kernel[0],
-                    stride,
-                },
-                channels,
-            ),
-        };
-        let v = self.push(op, vec![out_c, win.out[0], win.out[1]]);
-        self.set(n, 0, v);
-        Ok(())
-    }
-
     /// `Reshape` with a constant target shape that keeps the batch.
     pub(super) fn reshape(
         &mut self,
@@ -553,117 +414,6 @@ impl<'g> Lowering<'g> {
         Ok(())
     }
 
-    /// Ops of the `ai.onnx.ml` domain that scikit-learn exports use.
-    pub(super) fn ml_node(
-        &mut self,
-        r: &NodeRef,
-        n: &'g NodeProto,
-        mut a: Attrs<'_>,
-    ) -> Result<(), ImportError> {
-        match n.op_type.as_str() {
-            "LinearClassifier" => {
-                let coef = a
-                    .floats("coefficients")?
-                    .ok_or_else(|| r.err("needs `coefficients`"))?;
-                let intercepts = a.floats("intercepts")?;
-                let labels = match (
-                    a.ints("classlabels_ints")?,
-                    a.strings("classlabels_strings")?,
-                ) {
-                    (Some(i), _) => i.iter().map(|v| v.to_string()).collect(),
-                    (None, Some(s)) => s,
-                    (None, None) => return Err(r.err("needs class labels")),
-                };
-                a.ignore(&["multi_class"]);
-                let post = a.string("post_transform")?.unwrap_or_else(|| "NONE".into());
-                let x = self.act(r, n, 0)?;
-                let classes = labels.len();
-                if x.dims.len() != 1 || coef.len() != classes * x.dims[0] {
-                    return Err(r.err(format!(
-                        "{} coefficients for {classes} classes and rows of {:?}: only \
-                         one coefficient row per class is supported (binary classifiers \
-                         with a single row are not)",
-                        coef.len(),
-                        x.dims
-                    )));
-                }
-                let weight = Array2::from_shape_vec((classes, x.dims[0]), coef).expect("sized");
-                let bias = match intercepts {
-                    Some(b) if b.len() == classes => Array1::from(b),
-                    None => Array1::zeros(classes),
-                    Some(b) => {
-                        return Err(r.err(format!("{} intercepts for {classes} classes", b.len())));
-                    }
-                };
-                let mut v = self.push(Op::Dense { weight, bias }, vec![classes]);
-                match post.as_str() {
-                    "NONE" => {}
-                    "SOFTMAX" => {
-                        v = self.push(
-                            Op::Softmax {
-                                group: None,
-                                log: false,
-                            },
-                            vec![classes],
-                        )
-                    }
-                    "LOGISTIC" => v = self.push(Op::Sigmoid, vec![classes]),
-                    other => return Err(a.unsupported("post_transform", format!("{other:?}"))),
-                }
-                a.finish()?;
-                self.labels = labels;
-                self.classifier = true;
-                // Output 0 is the label, which kiln does not compute.
-                self.set(n, 1, v);
-            }
-            "Normalizer" => {
-                let norm = a.string("norm")?.unwrap_or_default();
-                a.finish()?;
-                let x = self.act(r, n, 0)?;
-                let after_softmax = matches!(
-                    self.foldable(&x),
-                    Some(Op::Softmax {
-                        group: None,
-                        log: false
-                    })
-                );
-                if norm != "L1" || !after_softmax {
-                    return Err(r.err(format!(
-                        "norm {norm:?} is supported only as L1 right after a softmax (where it changes nothing)"
-                    )));
-                }
-                self.notes.push(format!(
-                    "{r}: L1 normalization after a softmax removed (rows already sum to 1)"
-                ));
-                self.set(n, 0, Value::Act(x));
-            }
-            "Scaler" => {
-                let offset = a.floats("offset")?.unwrap_or_else(|| vec![0.0]);
-                let scale = a.floats("scale")?.unwrap_or_else(|| vec![1.0]);
-                a.finish()?;
-                let x = self.act(r, n, 0)?;
-                let w = x.width();
-                let full = |v: Vec<f32>, what: &str| match v.len() {
-                    1 => Ok(vec![v[0]; w]),
-                    l if l == w => Ok(v),
-                    l => Err(r.err(format!("{l} {what} values for rows of {w}"))),
-                };
-                let (offset, scale) = (full(offset, "offset")?, full(scale, "scale")?);
-                let shift = offset.iter().zip(&scale).map(|(o, s)| -o * s).collect();
-                let (scale, shift) = compress(scale, shift, &x.dims);
-                let v = self.push(Op::ScaleShift { scale, shift }, x.dims);
-                self.set(n, 0, v);
-            }
-            op => {
-                return Err(r.err(format!(
-                    "op `{op}` of domain ai.onnx.ml is not supported (see docs/onnx.md)"
-                )));
-            }
-        }
-        self.mark_unset(r, n);
-        Ok(())
-    }
-
     /// The model file for the finished chain.
     pub(super) fn finish(self, input: String, options: &Options) -> Result<ModelFile, ImportError> {
         let dims = self.input_dims;
@@ -773,29 +523,6 @@ impl<'g> Lowering<'g> {
         }
         Ok(model)
     }
-}
-
-/// A grouped convolution's `[out, in/groups, kh, kw]` weight as the
-/// equivalent full `[out, in, kh, kw]` one: zeros outside each group's block.
-fn expand_groups(weight: ArrayD<f32>, groups: usize, channels: usize) -> ArrayD<f32> {
-    if groups == 1 {
-        return weight;
-    }
-    let shape = weight.shape().to_vec();
-    let (out, per_group, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
-    let outs_per_group = out / groups;
-    let mut full = ArrayD::zeros(IxDyn(&[out, channels, kh, kw]));
-    for o in 0..out {
-        let g = o / outs_per_group;
-        for i in 0..per_group {
-            for y in 0..kh {
-                for x in 0..kw {
-                    full[[o, g * per_group + i, y, x]] = weight[[o, i, y, x]];
-                }
-            }
-        }
-    }
-    full
 }
 
 /// Elementwise arithmetic on two constants (shape computations, weights

@@ -1,9 +1,14 @@
-//! The sliding-window geometry of `Conv`, `MaxPool` and `AveragePool`:
-//! kernel, strides, dilations and padding read from a node's attributes
-//! (explicit `pads` or `auto_pad`), checked, and the output size they give.
+//! `Conv`, `MaxPool` and `AveragePool`: the sliding-window geometry read
+//! from a node's attributes (kernel, strides, dilations, explicit `pads` or
+//! `auto_pad`, `ceil_mode`), checked, and mapped onto kiln's `conv2d`,
+//! `max_pool` and `avg_pool` layers.
 
+use ndarray::{ArrayD, IxDyn};
+
+use super::super::proto::NodeProto;
 use super::super::tensor::Attrs;
 use super::super::{ImportError, NodeRef};
+use super::{Lowering, Op};
 
 /// A 2-D window over `[C, H, W]` rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +115,170 @@ pub(super) fn window(
         pads,
         out,
     })
+}
+
+impl<'g> Lowering<'g> {
+    /// `Conv`, `MaxPool`, `AveragePool` over `[C, H, W]` rows, onto kiln's
+    /// `conv2d` (one stride, the same padding on every side, no dilation;
+    /// grouped convolutions become a block-diagonal full one) and
+    /// `max_pool`/`avg_pool` (square windows, no padding).
+    pub(super) fn windowed(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let x = self.act(r, n, 0)?;
+        let &[channels, h, w] = x.dims.as_slice() else {
+            return Err(r.err(format!(
+                "rows of shape {:?}: kiln supports 2-D windows over [C, H, W] only",
+                x.dims
+            )));
+        };
+        let conv = n.op_type == "Conv";
+        let mut filters = None;
+        let kernel = if conv {
+            let weight = self.const_f32(r, n, 1)?;
+            let &[out, per_group, kh, kw] = weight.shape() else {
+                return Err(r.err(format!("weight of shape {:?} is not 4-D", weight.shape())));
+            };
+            let group = a.int("group", 1)?;
+            let groups = usize::try_from(group)
+                .ok()
+                .filter(|&g| g >= 1 && channels % g == 0 && out % g == 0)
+                .ok_or_else(|| a.unsupported("group", group))?;
+            if per_group * groups != channels {
+                return Err(r.err(format!(
+                    "weight of shape {:?} does not match {channels} input channels",
+                    weight.shape()
+                )));
+            }
+            let bias = match self.input(r, n, 2)? {
+                None => vec![0.0; out],
+                Some(_) => {
+                    let b = self.const_f32(r, n, 2)?;
+                    if b.shape() != [out] {
+                        return Err(
+                            r.err(format!("bias of shape {:?}, expected [{out}]", b.shape()))
+                        );
+                    }
+                    b.into_iter().collect()
+                }
+            };
+            filters = Some((expand_groups(weight, groups, channels), bias));
+            Some([kh, kw])
+        } else {
+            if n.op_type == "MaxPool" {
+                let order = a.int("storage_order", 0)?;
+                if order != 0 {
+                    return Err(a.unsupported("storage_order", order));
+                }
+            } else {
+                a.int("count_include_pad", 0)?;
+            }
+            None
+        };
+        if conv && n.attribute.iter().any(|x| x.name == "ceil_mode") {
+            return Err(r.err("attribute `ceil_mode` belongs to pooling ops"));
+        }
+        let win = window(r, a, [h, w], kernel)?;
+        let [t, l, b, rr] = win.pads;
+        if win.dilations != [1, 1] {
+            return Err(a.unsupported("dilations", format!("{:?}", win.dilations)));
+        }
+        if win.strides[0] != win.strides[1] {
+            return Err(a.unsupported(
+                "strides",
+                format!("{:?} (kiln uses one stride for both axes)", win.strides),
+            ));
+        }
+        let stride = win.strides[0];
+        let pad = t;
+        if [l, b, rr] != [pad; 3] || (!conv && pad != 0) {
+            return Err(a.unsupported(
+                "pads",
+                format!(
+                    "{:?} (kiln pads convolutions equally on every side, pools not at all)",
+                    win.pads
+                ),
+            ));
+        }
+        if !conv && win.kernel[0] != win.kernel[1] {
+            return Err(a.unsupported(
+                "kernel_shape",
+                format!("{:?} (kiln pools square windows)", win.kernel),
+            ));
+        }
+        // kiln's output size: floor((in + 2·pad − k) / stride) + 1.
+        let kiln_out = |d: usize| (([h, w][d] + 2 * pad - win.kernel[d]) / stride) + 1;
+        if win.out != [kiln_out(0), kiln_out(1)] {
+            return Err(a.unsupported(
+                "ceil_mode",
+                format!("1 (it changes the output to {:?})", win.out),
+            ));
+        }
+        if self.kiln_shape != x.dims {
+            if self.version == 0 {
+                // A reshape of the input into an image: the model file's
+                // input takes that shape.
+                self.input_dims = x.dims.clone();
+            } else {
+                return Err(r.err(format!(
+                    "its input was reshaped to {:?} after other layers; kiln image layers need the \
+                     [C, H, W] shape a convolution, pooling or the model input gives",
+                    x.dims
+                )));
+            }
+        }
+        let (op, out_c) = match filters {
+            Some((weight, bias)) => {
+                let out_c = weight.shape()[0];
+                (
+                    Op::Conv {
+                        weight,
+                        bias,
+                        stride,
+                        pad,
+                    },
+                    out_c,
+                )
+            }
+            None => (
+                Op::Pool {
+                    max: n.op_type == "MaxPool",
+                    kernel: win.kernel[0],
+                    stride,
+                },
+                channels,
+            ),
+        };
+        let v = self.push(op, vec![out_c, win.out[0], win.out[1]]);
+        self.set(n, 0, v);
+        Ok(())
+    }
+}
+
+/// A grouped convolution's `[out, in/groups, kh, kw]` weight as the
+/// equivalent full `[out, in, kh, kw]` one: zeros outside each group's block.
+fn expand_groups(weight: ArrayD<f32>, groups: usize, channels: usize) -> ArrayD<f32> {
+    if groups == 1 {
+        return weight;
+    }
+    let shape = weight.shape().to_vec();
+    let (out, per_group, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
+    let outs_per_group = out / groups;
+    let mut full = ArrayD::zeros(IxDyn(&[out, channels, kh, kw]));
+    for o in 0..out {
+        let g = o / outs_per_group;
+        for i in 0..per_group {
+            for y in 0..kh {
+                for x in 0..kw {
+                    full[[o, g * per_group + i, y, x]] = weight[[o, i, y, x]];
+                }
+            }
+        }
+    }
+    full
 }
 
 #[cfg(test)]
