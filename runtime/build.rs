@@ -6,6 +6,10 @@
 //! * `kernel-tests.wasm` — feature `kernel-tests`: also exports single
 //!   kernels, for the host's SIMD-vs-reference tests.
 //!
+//! It also generates the KServe v2 gRPC service (`proto/grpc_service.proto`)
+//! with tonic-prost-build, which needs `protoc` (Debian `protobuf-compiler`,
+//! or `PROTOC=/path/to/protoc`).
+//!
 //! Like wasmtime's test-programs build script, this runs a nested cargo with
 //! its own target directory (so it never waits on the outer build's lock)
 //! and a clean set of RUSTFLAGS.
@@ -23,6 +27,13 @@ fn main() {
         guest.join("Cargo.toml").display()
     );
     println!("cargo:rerun-if-changed=../Cargo.toml");
+
+    println!("cargo:rerun-if-changed=proto/grpc_service.proto");
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/grpc_service.proto"], &["proto"])
+        .unwrap_or_else(|e| {
+            panic!("generating the gRPC service failed ({e}). Is protoc installed? apt-get install protobuf-compiler, or set PROTOC")
+        });
 
     for (feature, name) in [
         ("module", "kernel.wasm"),

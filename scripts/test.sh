@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_wasm_target
+ensure_apt protobuf-compiler   # protoc, for the gRPC service (runtime/build.rs)
+ensure_pip "tritonclient[all]" pytest numpy
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -21,3 +23,7 @@ ensure_pip "onnx>=1.16" "onnxruntime>=1.18" "skl2onnx>=1.17" "scikit-learn>=1.4"
 step "cargo build (kiln binary for the Python tests)" cargo build --locked
 step "pytest tests/python/test_onnx_*.py" env KILN=target/debug/kiln \
   python3 -m pytest -q tests/python/test_onnx_import.py tests/python/test_onnx_conformance.py
+
+# The stock Python tritonclient (http and grpc) against a real `kiln serve`.
+step "pytest tests/python/test_tritonclient.py" env KILN=target/debug/kiln \
+  python3 -m pytest -q tests/python/test_tritonclient.py

@@ -4,6 +4,8 @@
 //! ([`model`]), compiled with the guest kernel into one self-contained,
 //! import-free `.wasm` ([`module`]) and run in a wasmtime sandbox
 //! ([`sandbox`]) — or natively with the very same kernel ([`kiln_guest`]).
+//! [`serve`] puts many modules behind the KServe v2 protocol, with the
+//! models held by [`registry`].
 //! See `docs/architecture.md` for the map.
 
 pub mod data;
@@ -11,7 +13,9 @@ pub mod fsutil;
 pub mod import;
 pub mod model;
 pub mod module;
+pub mod registry;
 pub mod sandbox;
+pub mod serve;
 pub mod shrink;
 pub mod train;
 

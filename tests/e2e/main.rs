@@ -15,3 +15,4 @@ mod node;
 mod onnx;
 mod shrink;
 mod train;
+mod serve;

@@ -7,6 +7,7 @@ mod inspect;
 mod predict;
 mod prune;
 mod quantize;
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -23,7 +24,8 @@ use clap::{Parser, Subcommand};
     after_help = "A typical session:\n  \
         kiln train --data builtin:digits --seed 1 -o digits.safetensors --test-out test.csv\n  \
         kiln build digits.safetensors -o digits.wasm\n  \
-        kiln predict digits.wasm --input test.csv"
+        kiln predict digits.wasm --input test.csv\n  \
+        kiln serve   # the demo model over KServe v2 on http://127.0.0.1:8000"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +42,7 @@ enum Command {
     Quantize(quantize::Args),
     Prune(prune::Args),
     Eval(eval::Args),
+    Serve(serve::Args),
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
@@ -52,5 +55,6 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Quantize(a) => quantize::execute(a),
         Command::Prune(a) => prune::execute(a),
         Command::Eval(a) => eval::execute(a),
+        Command::Serve(a) => serve::execute(a),
     }
 }

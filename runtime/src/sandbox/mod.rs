@@ -2,26 +2,40 @@
 //!
 //! A model module is untrusted code. The [`Sandbox`] gives it nothing: no
 //! imports (a module that asks for any is refused before instantiation), a
-//! memory cap (a [`StoreLimits`] per store), a deadline (epoch interruption,
+//! memory cap (a resource limiter per store), a deadline (epoch interruption,
 //! ticked by a background thread every [`TICK`]) and a fresh instance per
 //! call, so nothing survives from one prediction to the next.
 //!
 //! [`Sandbox::load`] checks the ABI v1 contract (`docs/abi.md`) once;
 //! [`Sandbox::predict`] then runs batches.
+//!
+//! A server builds its sandbox with [`Sandbox::with_options`]: instances then
+//! come from wasmtime's pooling allocator with copy-on-write memory images
+//! (an [`InstancePre`] per module), so a fresh instance per request costs
+//! microseconds, and compiled code is cached on disk ([`cache`]) so a restart
+//! does not recompile. Each module may carry its own [`Limits`]
+//! ([`Sandbox::load_with`]).
+
+mod cache;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::path::PathBuf;
+use std::time::Instant;
+
 use wasmtime::{
-    Config, Engine, Instance, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder,
-    Trap, TypedFunc, ValType,
+    Config, Engine, Instance, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline, ValType,
 };
 
 use crate::module::{self, ModuleMeta};
 
-/// How often the epoch advances; deadlines are rounded up to it.
-pub const TICK: Duration = Duration::from_millis(5);
+/// How often the epoch advances. At each tick a running instance compares
+/// the wall clock with its deadline, so a deadline is overshot by at most
+/// about one tick, even when a busy machine delays the ticker thread.
+pub const TICK: Duration = Duration::from_millis(2);
 
 /// Limits applied to every instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +56,18 @@ impl Default for Limits {
             module_bytes: 64 << 20,
         }
     }
+}
+
+/// How a server's engine is set up (see [`Sandbox::with_options`]).
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Instance slots of the pooling allocator (concurrent instances);
+    /// `None` allocates on demand (what `kiln predict` uses).
+    pub pool_slots: Option<u32>,
+    /// Largest memory cap any module will get (sizes the pool's slots).
+    pub max_memory_bytes: usize,
+    /// Where compiled modules are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Why a module was refused or a prediction failed.
@@ -80,24 +106,96 @@ pub enum SandboxError {
     Deadline(Duration),
     #[error("module trapped: {0}")]
     Trap(String),
+    #[error("module trapped at its memory cap of {0} bytes")]
+    MemoryCap(usize),
 }
 
-/// Per-store state: the memory limiter.
-struct Host {
-    limits: StoreLimits,
+/// One prediction and what it cost.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// `batch * output_len` scores, row-major.
+    pub scores: Vec<f32>,
+    /// Time to create the fresh instance.
+    pub instantiate: Duration,
+    /// Time in the module (input copy, `kiln_run`, output copy).
+    pub compute: Duration,
+    /// Size of the instance's linear memory when the call ended.
+    pub memory_bytes: usize,
 }
+
+/// Per-store state: the resource limiter. Growing memory past the cap traps
+/// at once (rather than letting `memory.grow` return -1), and the trap is
+/// reported as [`SandboxError::MemoryCap`].
+struct Host {
+    memory_cap: usize,
+    hit_cap: bool,
+}
+
+impl ResourceLimiter for Host {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.hit_cap = true;
+            wasmtime::bail!("memory cap of {} bytes reached", self.memory_cap);
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+    fn tables(&self) -> usize {
+        1
+    }
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// Table elements a module may have (the kernel needs a few dozen).
+const MAX_TABLE_ELEMENTS: usize = 10_000;
 
 /// A wasmtime engine configured for model modules, with its epoch ticker.
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<Host>,
     limits: Limits,
+    cache: Option<cache::Cache>,
     stop: Arc<AtomicBool>,
 }
 
 impl Sandbox {
+    /// A sandbox allocating instances on demand, with no compile cache:
+    /// right for one-shot use such as `kiln predict`.
     pub fn new(limits: Limits) -> Result<Self, SandboxError> {
+        Self::with_options(limits, EngineOptions::default())
+    }
+
+    /// A sandbox for a server: pooled instances and a compile cache, as
+    /// `options` says. `limits` are the defaults for [`Sandbox::load`].
+    pub fn with_options(limits: Limits, options: EngineOptions) -> Result<Self, SandboxError> {
         let mut config = Config::new();
+        if let Some(slots) = options.pool_slots {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_core_instances(slots)
+                .total_memories(slots)
+                .total_tables(slots)
+                .max_memory_size(options.max_memory_bytes.max(limits.memory_bytes));
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         config.epoch_interruption(true);
         config.wasm_simd(true);
         config.wasm_relaxed_simd(true);
@@ -115,14 +213,17 @@ impl Sandbox {
                 }
             })
             .map_err(|e| SandboxError::Compile(e.to_string()))?;
+        let cache = options.cache_dir.map(|dir| cache::Cache::new(dir, &engine));
         Ok(Sandbox {
             linker: Linker::new(&engine),
             engine,
             limits,
+            cache,
             stop,
         })
     }
 
+    /// The default limits of [`Sandbox::load`].
     pub fn limits(&self) -> Limits {
         self.limits
     }
@@ -130,15 +231,27 @@ impl Sandbox {
     /// Compiles `wasm` and checks it against ABI v1: no imports, the six
     /// exports with their types, version 1, a valid embedded model.
     pub fn load(&self, wasm: &[u8]) -> Result<LoadedModule, SandboxError> {
-        if wasm.len() > self.limits.module_bytes {
+        self.load_with(wasm, self.limits)
+    }
+
+    /// [`Sandbox::load`] with this module's own limits. The module size cap
+    /// is checked before anything parses or compiles the bytes.
+    pub fn load_with(&self, wasm: &[u8], limits: Limits) -> Result<LoadedModule, SandboxError> {
+        if wasm.len() > limits.module_bytes {
             return Err(SandboxError::TooLarge {
                 size: wasm.len(),
-                cap: self.limits.module_bytes,
+                cap: limits.module_bytes,
             });
         }
         let meta = module::read_meta(wasm)?;
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        let (module, from_cache) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, wasm)?,
+            None => (
+                Module::new(&self.engine, wasm)
+                    .map_err(|e| SandboxError::Compile(format!("{e:#}")))?,
+                false,
+            ),
+        };
         let imports: Vec<String> = module
             .imports()
             .map(|i| format!("`{}::{}`", i.module(), i.name()))
@@ -154,6 +267,8 @@ impl Sandbox {
         let mut loaded = LoadedModule {
             pre,
             meta,
+            limits,
+            from_cache,
             input_len: 0,
             output_len: 0,
         };
@@ -183,6 +298,16 @@ impl Sandbox {
     /// Predicts every row of `input` (row-major, `input_len` values per row)
     /// in one fresh instance and one `kiln_run`.
     pub fn predict(&self, module: &LoadedModule, input: &[f32]) -> Result<Vec<f32>, SandboxError> {
+        self.predict_measured(module, input).map(|p| p.scores)
+    }
+
+    /// [`Sandbox::predict`], also reporting instantiate and compute times and
+    /// the instance's memory.
+    pub fn predict_measured(
+        &self,
+        module: &LoadedModule,
+        input: &[f32],
+    ) -> Result<Prediction, SandboxError> {
         let row = module.input_len;
         if input.is_empty() || !input.len().is_multiple_of(row) {
             return Err(SandboxError::InputLen {
@@ -191,43 +316,45 @@ impl Sandbox {
             });
         }
         let batch = input.len() / row;
+        let start = Instant::now();
         let mut run = self.instance(module)?;
-        let ptr = run.call1("kiln_input", batch as i32)?;
-        if ptr == 0 {
-            return Err(SandboxError::NoBuffer {
-                batch,
-                cap: self.limits.memory_bytes,
-            });
-        }
-        run.write_f32(ptr as u32 as usize, input)?;
-        let code = run.call1("kiln_run", batch as i32)?;
-        if code != 0 {
-            return Err(SandboxError::RunCode(code));
-        }
-        let out = run.call0("kiln_output")?;
-        run.read_f32(out as u32 as usize, batch * module.output_len)
+        let instantiated = Instant::now();
+        let scores = run.predict(batch, input, module.output_len);
+        let compute = instantiated.elapsed();
+        let memory_bytes = run.memory_size();
+        Ok(Prediction {
+            scores: scores?,
+            instantiate: instantiated - start,
+            compute,
+            memory_bytes,
+        })
     }
 
     fn instance<'m>(&self, module: &'m LoadedModule) -> Result<Run<'m>, SandboxError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .instances(1)
-            .memories(1)
-            .tables(1)
-            .build();
-        let mut store = Store::new(&self.engine, Host { limits });
-        store.limiter(|h| &mut h.limits);
-        let ticks = self.limits.deadline.as_nanos().div_ceil(TICK.as_nanos()) as u64;
-        store.set_epoch_deadline(ticks.max(1) + 1);
-        let deadline = self.limits.deadline;
-        let instance = module
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, deadline))?;
+        let limits = module.limits;
+        let host = Host {
+            memory_cap: limits.memory_bytes,
+            hit_cap: false,
+        };
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|h| h);
+        let deadline_at = Instant::now() + limits.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline_at {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
+        let instance = match module.pre.instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => return Err(classify(e, &store, limits.deadline)),
+        };
         Ok(Run {
             store,
             instance,
-            deadline,
+            deadline: limits.deadline,
             _module: module,
         })
     }
@@ -243,11 +370,21 @@ impl Drop for Sandbox {
 pub struct LoadedModule {
     pre: InstancePre<Host>,
     meta: Option<ModuleMeta>,
+    limits: Limits,
+    from_cache: bool,
     input_len: usize,
     output_len: usize,
 }
 
 impl LoadedModule {
+    /// The limits every instance of this module runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
     pub fn input_len(&self) -> usize {
         self.input_len
     }
@@ -312,13 +449,40 @@ struct Run<'m> {
 }
 
 impl Run<'_> {
+    /// The ABI v1 call sequence for one batch.
+    fn predict(
+        &mut self,
+        batch: usize,
+        input: &[f32],
+        output_len: usize,
+    ) -> Result<Vec<f32>, SandboxError> {
+        let ptr = self.call1("kiln_input", batch as i32)?;
+        if ptr == 0 {
+            return Err(SandboxError::NoBuffer {
+                batch,
+                cap: self.store.data().memory_cap,
+            });
+        }
+        self.write_f32(ptr as u32 as usize, input)?;
+        let code = self.call1("kiln_run", batch as i32)?;
+        if code != 0 {
+            return Err(SandboxError::RunCode(code));
+        }
+        let out = self.call0("kiln_output")?;
+        self.read_f32(out as u32 as usize, batch * output_len)
+    }
+
+    fn memory_size(&mut self) -> usize {
+        self.memory().map_or(0, |m| m.data_size(&self.store))
+    }
+
     fn call0(&mut self, name: &'static str) -> Result<i32, SandboxError> {
         let f: TypedFunc<(), i32> = self
             .instance
             .get_typed_func(&mut self.store, name)
             .map_err(|_| SandboxError::MissingExport(name))?;
         f.call(&mut self.store, ())
-            .map_err(|e| classify(e, self.deadline))
+            .map_err(|e| classify(e, &self.store, self.deadline))
     }
 
     fn call1(&mut self, name: &'static str, arg: i32) -> Result<i32, SandboxError> {
@@ -327,7 +491,7 @@ impl Run<'_> {
             .get_typed_func(&mut self.store, name)
             .map_err(|_| SandboxError::MissingExport(name))?;
         f.call(&mut self.store, arg)
-            .map_err(|e| classify(e, self.deadline))
+            .map_err(|e| classify(e, &self.store, self.deadline))
     }
 
     fn memory(&mut self) -> Result<wasmtime::Memory, SandboxError> {
@@ -360,7 +524,10 @@ impl Run<'_> {
     }
 }
 
-fn classify(e: wasmtime::Error, deadline: Duration) -> SandboxError {
+fn classify(e: wasmtime::Error, store: &Store<Host>, deadline: Duration) -> SandboxError {
+    if store.data().hit_cap {
+        return SandboxError::MemoryCap(store.data().memory_cap);
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => SandboxError::Deadline(deadline),
         Some(trap) => SandboxError::Trap(trap.to_string()),

@@ -1,0 +1,524 @@
+//! The models a server holds: names, versions, loading, unloading and hot
+//! swap.
+//!
+//! A request looks a version up and keeps an `Arc` to it for its whole life,
+//! so swapping is one map update under a short write lock: requests that
+//! already hold the old version finish on it (its queue drains before its
+//! task ends), new requests get the new one, and none fails. A load compiles
+//! every new version *before* touching the map, so a load that fails leaves
+//! whatever was serving in place. Loads and unloads are serialised by one
+//! async mutex; lookups never wait for them.
+//!
+//! Models come from a repository directory ([`repo`]) or are built in (the
+//! demo model of `kiln serve` without a repository).
+
+pub mod batching;
+pub mod repo;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::module::{ModuleMeta, sha256_hex};
+use crate::sandbox::{LoadedModule, Sandbox, SandboxError};
+use crate::serve::config::Config;
+use crate::serve::metrics::{Metrics, ModelMetrics};
+use batching::{BatchSettings, Batcher, Outcome};
+
+/// Why a model could not be found, loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
+    #[error("model `{model}` has no version `{version}` loaded")]
+    UnknownVersion { model: String, version: String },
+    #[error("model `{model}` is not ready: {reason}")]
+    NotReady { model: String, reason: String },
+    #[error("model `{0}` is not in the repository")]
+    NotInRepository(String),
+    #[error("model `{model}` version {version} ({path}) failed to load: {source}")]
+    Load {
+        model: String,
+        version: u64,
+        path: String,
+        source: Box<SandboxError>,
+    },
+    #[error(
+        "model `{model}` version {version} ({path}) has no kiln.meta section; build it with `kiln build`"
+    )]
+    NoMeta {
+        model: String,
+        version: u64,
+        path: String,
+    },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("model `{model}`: the version policy selects none of the versions found ({found:?})")]
+    NoVersionSelected { model: String, found: Vec<u64> },
+}
+
+/// A model built into the binary.
+#[derive(Clone)]
+pub struct BuiltinModel {
+    pub name: String,
+    pub wasm: Arc<[u8]>,
+    pub safetensors: Option<Arc<[u8]>>,
+}
+
+/// Where models come from.
+#[derive(Clone)]
+pub enum Source {
+    Dir(PathBuf),
+    Builtin(Vec<BuiltinModel>),
+}
+
+/// One loaded version of a model.
+pub struct Version {
+    pub name: String,
+    pub version: u64,
+    pub meta: ModuleMeta,
+    /// Hex sha256 of the module bytes.
+    pub digest: String,
+    /// The module, for download.
+    pub wasm: Arc<[u8]>,
+    /// The model file it was built from, when the repository has it.
+    pub safetensors: Option<Arc<[u8]>>,
+    pub metrics: Arc<ModelMetrics>,
+    /// Whether its compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    module: Arc<LoadedModule>,
+    batcher: Batcher,
+}
+
+impl Version {
+    /// Values per input row.
+    pub fn row_len(&self) -> usize {
+        self.module.input_len()
+    }
+    /// Scores per output row.
+    pub fn output_len(&self) -> usize {
+        self.module.output_len()
+    }
+    /// Predicts whole rows through the version's batching queue.
+    pub async fn infer(&self, input: Vec<f32>) -> Result<Outcome, SandboxError> {
+        self.batcher.submit(input).await
+    }
+}
+
+/// A model's entry: its serving versions, or why it has none.
+#[derive(Clone)]
+struct Entry {
+    versions: BTreeMap<u64, Arc<Version>>,
+    ready: bool,
+    reason: String,
+    fingerprint: repo::Fingerprint,
+}
+
+/// One row of the repository index.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexEntry {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// The server's models.
+pub struct Registry {
+    sandbox: Arc<Sandbox>,
+    config: Arc<Config>,
+    source: Source,
+    metrics: Arc<Metrics>,
+    models: RwLock<BTreeMap<String, Entry>>,
+    loading: tokio::sync::Mutex<()>,
+    concurrency: usize,
+}
+
+/// A version read from its source, not yet compiled.
+struct Candidate {
+    version: u64,
+    path: String,
+    wasm: Arc<[u8]>,
+    safetensors: Option<Arc<[u8]>>,
+}
+
+impl Registry {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        config: Arc<Config>,
+        source: Source,
+        metrics: Arc<Metrics>,
+    ) -> Registry {
+        let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Registry {
+            sandbox,
+            config,
+            source,
+            metrics,
+            models: RwLock::new(BTreeMap::new()),
+            loading: tokio::sync::Mutex::new(()),
+            concurrency,
+        }
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Names of every model the source holds.
+    pub fn available(&self) -> Result<Vec<String>, RegistryError> {
+        match &self.source {
+            Source::Dir(dir) => repo::names(dir).map_err(|source| RegistryError::Io {
+                path: dir.clone(),
+                source,
+            }),
+            Source::Builtin(b) => Ok(b.iter().map(|m| m.name.clone()).collect()),
+        }
+    }
+
+    /// Loads every model of the source; returns each model's outcome. A model
+    /// that fails is listed as unavailable with the reason.
+    pub async fn load_all(
+        &self,
+    ) -> Result<Vec<(String, Result<(), RegistryError>)>, RegistryError> {
+        let mut out = Vec::new();
+        for name in self.available()? {
+            let r = self.load(&name).await;
+            out.push((name, r));
+        }
+        Ok(out)
+    }
+
+    /// Loads (or reloads) `name`: the versions its policy selects. Versions
+    /// whose bytes did not change are kept as they are; the others are
+    /// compiled first, and only if all succeed does the model switch.
+    pub async fn load(&self, name: &str) -> Result<(), RegistryError> {
+        let _guard = self.loading.lock().await;
+        let (candidates, fingerprint) = self.read_source(name)?;
+        let settings = self.config.settings(name);
+        let old = self.entry(name);
+        let mut versions = BTreeMap::new();
+        let mut failure = None;
+        for c in candidates {
+            let digest = sha256_hex(&c.wasm);
+            if let Some(v) = old
+                .as_ref()
+                .and_then(|e| e.versions.get(&c.version))
+                .filter(|v| v.digest == digest)
+            {
+                versions.insert(c.version, v.clone());
+                continue;
+            }
+            match self.compile(name, c, digest, &settings).await {
+                Ok(v) => {
+                    versions.insert(v.version, Arc::new(v));
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut models = self.models.write().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            None => {
+                models.insert(
+                    name.into(),
+                    Entry {
+                        versions,
+                        ready: true,
+                        reason: String::new(),
+                        fingerprint,
+                    },
+                );
+                Ok(())
+            }
+            Some(e) => {
+                let entry = models.entry(name.into()).or_insert_with(|| Entry {
+                    versions: BTreeMap::new(),
+                    ready: false,
+                    reason: String::new(),
+                    fingerprint: Vec::new(),
+                });
+                // Remember what failed so --watch does not retry unchanged
+                // files; the versions that were serving keep serving.
+                entry.fingerprint = fingerprint;
+                entry.reason = if entry.ready {
+                    format!("reload failed, previous versions still serving: {e}")
+                } else {
+                    e.to_string()
+                };
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops serving `name`. Requests already holding a version finish.
+    pub async fn unload(&self, name: &str) -> Result<(), RegistryError> {
+        let _guard = self.loading.lock().await;
+        let mut models = self.models.write().unwrap_or_else(|p| p.into_inner());
+        models
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| RegistryError::UnknownModel(name.into()))
+    }
+
+    /// The version to serve: `version`, or the highest loaded one.
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<Version>, RegistryError> {
+        let models = self.models.read().unwrap_or_else(|p| p.into_inner());
+        let entry = models
+            .get(name)
+            .ok_or_else(|| RegistryError::UnknownModel(name.into()))?;
+        if !entry.ready {
+            return Err(RegistryError::NotReady {
+                model: name.into(),
+                reason: entry.reason.clone(),
+            });
+        }
+        let found = match version {
+            None | Some("") => entry.versions.values().next_back(),
+            Some(v) => v.parse::<u64>().ok().and_then(|v| entry.versions.get(&v)),
+        };
+        found.cloned().ok_or_else(|| RegistryError::UnknownVersion {
+            model: name.into(),
+            version: version.unwrap_or("").into(),
+        })
+    }
+
+    /// The loaded version numbers of `name`, ascending.
+    pub fn versions(&self, name: &str) -> Vec<u64> {
+        self.entry(name)
+            .map(|e| e.versions.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The loaded versions of `name`, ascending.
+    pub fn loaded(&self, name: &str) -> Vec<Arc<Version>> {
+        self.entry(name)
+            .map(|e| e.versions.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether every model in the registry is ready.
+    pub fn all_ready(&self) -> bool {
+        let models = self.models.read().unwrap_or_else(|p| p.into_inner());
+        models.values().all(|e| e.ready)
+    }
+
+    /// Loaded model versions.
+    pub fn loaded_versions(&self) -> usize {
+        let models = self.models.read().unwrap_or_else(|p| p.into_inner());
+        models.values().map(|e| e.versions.len()).sum()
+    }
+
+    /// The repository index: every model of the source and every loaded one.
+    pub fn index(&self) -> Vec<IndexEntry> {
+        let models = self
+            .models
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut out = Vec::new();
+        let mut names: Vec<String> = self.available().unwrap_or_default();
+        names.extend(models.keys().cloned());
+        names.sort();
+        names.dedup();
+        for name in names {
+            match models.get(&name) {
+                Some(e) if !e.versions.is_empty() => {
+                    out.extend(e.versions.keys().map(|v| IndexEntry {
+                        name: name.clone(),
+                        version: v.to_string(),
+                        state: "READY",
+                        reason: e.reason.clone(),
+                    }))
+                }
+                Some(e) => out.push(IndexEntry {
+                    name,
+                    version: String::new(),
+                    state: "UNAVAILABLE",
+                    reason: e.reason.clone(),
+                }),
+                None => out.push(IndexEntry {
+                    name,
+                    version: String::new(),
+                    state: "UNAVAILABLE",
+                    reason: "unloaded".into(),
+                }),
+            }
+        }
+        out
+    }
+
+    /// One `--watch` pass: loads new and changed models, unloads removed
+    /// ones. Returns what it did, for the log.
+    pub async fn poll(&self) -> Vec<String> {
+        let Source::Dir(dir) = &self.source else {
+            return Vec::new();
+        };
+        let Ok(names) = repo::names(dir) else {
+            return Vec::new();
+        };
+        let mut log = Vec::new();
+        let loaded: Vec<String> = {
+            let models = self.models.read().unwrap_or_else(|p| p.into_inner());
+            models.keys().cloned().collect()
+        };
+        for name in &loaded {
+            if !names.contains(name) && self.unload(name).await.is_ok() {
+                log.push(format!("unloaded `{name}` (removed from the repository)"));
+            }
+        }
+        for name in names {
+            let now = repo::versions(dir, &name)
+                .map(|f| repo::fingerprint(&f))
+                .unwrap_or_default();
+            if self.entry(&name).is_some_and(|e| e.fingerprint == now) {
+                continue;
+            }
+            match self.load(&name).await {
+                Ok(()) => log.push(format!(
+                    "loaded `{name}` versions {:?}",
+                    self.versions(&name)
+                )),
+                Err(e) => log.push(format!("error: {e}")),
+            }
+        }
+        log
+    }
+
+    fn entry(&self, name: &str) -> Option<Entry> {
+        let models = self.models.read().unwrap_or_else(|p| p.into_inner());
+        models.get(name).cloned()
+    }
+
+    /// The versions of `name` its policy selects, read into memory.
+    fn read_source(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<Candidate>, repo::Fingerprint), RegistryError> {
+        match &self.source {
+            Source::Builtin(models) => {
+                let m = models
+                    .iter()
+                    .find(|m| m.name == name)
+                    .ok_or_else(|| RegistryError::NotInRepository(name.into()))?;
+                let c = Candidate {
+                    version: 1,
+                    path: format!("built-in model `{name}`"),
+                    wasm: m.wasm.clone(),
+                    safetensors: m.safetensors.clone(),
+                };
+                Ok((vec![c], Vec::new()))
+            }
+            Source::Dir(dir) => {
+                let io = |path: &std::path::Path| {
+                    let path = path.to_path_buf();
+                    move |source| RegistryError::Io { path, source }
+                };
+                let found = repo::versions(dir, name).map_err(io(dir))?;
+                if found.is_empty() {
+                    return Err(RegistryError::NotInRepository(name.into()));
+                }
+                let fingerprint = repo::fingerprint(&found);
+                let numbers: Vec<u64> = found.iter().map(|f| f.version).collect();
+                let selected = self.config.settings(name).versions.select(&numbers);
+                if selected.is_empty() {
+                    return Err(RegistryError::NoVersionSelected {
+                        model: name.into(),
+                        found: numbers,
+                    });
+                }
+                let cap = self.config.settings(name).module_mib << 20;
+                let mut out = Vec::new();
+                for f in found.into_iter().filter(|f| selected.contains(&f.version)) {
+                    let len = std::fs::metadata(&f.wasm).map_err(io(&f.wasm))?.len();
+                    if len > cap as u64 {
+                        // Refused before reading it into memory.
+                        return Err(RegistryError::Load {
+                            model: name.into(),
+                            version: f.version,
+                            path: f.wasm.display().to_string(),
+                            source: Box::new(SandboxError::TooLarge {
+                                size: len as usize,
+                                cap,
+                            }),
+                        });
+                    }
+                    let wasm = std::fs::read(&f.wasm).map_err(io(&f.wasm))?;
+                    let safetensors = match &f.safetensors {
+                        Some(p) => Some(std::fs::read(p).map_err(io(p))?.into()),
+                        None => None,
+                    };
+                    out.push(Candidate {
+                        version: f.version,
+                        path: f.wasm.display().to_string(),
+                        wasm: wasm.into(),
+                        safetensors,
+                    });
+                }
+                Ok((out, fingerprint))
+            }
+        }
+    }
+
+    async fn compile(
+        &self,
+        name: &str,
+        c: Candidate,
+        digest: String,
+        settings: &crate::serve::config::ModelSettings,
+    ) -> Result<Version, RegistryError> {
+        let (sandbox, wasm, limits) = (self.sandbox.clone(), c.wasm.clone(), settings.limits());
+        let loaded = tokio::task::spawn_blocking(move || sandbox.load_with(&wasm, limits))
+            .await
+            .unwrap_or_else(|e| {
+                Err(SandboxError::Compile(format!(
+                    "compiler thread failed: {e}"
+                )))
+            })
+            .map_err(|source| RegistryError::Load {
+                model: name.into(),
+                version: c.version,
+                path: c.path.clone(),
+                source: Box::new(source),
+            })?;
+        let Some(meta) = loaded.meta().cloned() else {
+            return Err(RegistryError::NoMeta {
+                model: name.into(),
+                version: c.version,
+                path: c.path,
+            });
+        };
+        let module = Arc::new(loaded);
+        let metrics = self.metrics.model(name, &c.version.to_string());
+        let batcher = Batcher::spawn(
+            self.sandbox.clone(),
+            module.clone(),
+            BatchSettings {
+                max_batch: settings.max_batch,
+                max_queue_delay: Duration::from_micros(settings.max_queue_delay_us),
+                concurrency: self.concurrency,
+            },
+            metrics.clone(),
+        );
+        Ok(Version {
+            name: name.into(),
+            version: c.version,
+            meta,
+            digest,
+            wasm: c.wasm,
+            safetensors: c.safetensors,
+            metrics,
+            from_cache: module.from_cache(),
+            module,
+            batcher,
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! API keys: who may call which model, and who may use the repository API.
+//!
+//! A key arrives as `Authorization: Bearer KEY` or `X-Api-Key: KEY` (HTTP
+//! headers or gRPC metadata). Keys are held as sha256 digests and the
+//! presented key's digest is compared with every configured one in constant
+//! time ([`subtle`]), without stopping at a match, so timing says nothing
+//! about which key or how much of it matched. Keys are never logged.
+//! With no keys configured, everything is open (and the server binds to
+//! loopback only; see `serve::mod`).
+
+use axum::http::{HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::config::KeyConfig;
+use super::error::ApiError;
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Infer with, or read the metadata of, this model.
+    Model(&'a str),
+    /// Use the repository API (index, load, unload).
+    Admin,
+}
+
+struct Key {
+    digest: [u8; 32],
+    models: Vec<String>,
+    admin: bool,
+}
+
+/// The configured keys.
+pub struct Auth {
+    keys: Vec<Key>,
+}
+
+impl Auth {
+    pub fn new(keys: &[KeyConfig]) -> Auth {
+        Auth {
+            keys: keys
+                .iter()
+                .map(|k| Key {
+                    digest: Sha256::digest(k.key.as_bytes()).into(),
+                    models: k.models.clone(),
+                    admin: k.admin,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether any key is configured (otherwise everything is open).
+    pub fn enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// 401 without a (known) key, 403 with a key that lacks `scope`.
+    pub fn check(&self, presented: Option<&str>, scope: Scope<'_>) -> Result<(), ApiError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let Some(presented) = presented else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this server needs an API key: send `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
+            ));
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found: Option<&Key> = None;
+        for key in &self.keys {
+            // No early exit: every key is compared.
+            if bool::from(key.digest.ct_eq(&digest)) {
+                found = Some(key);
+            }
+        }
+        let Some(key) = found else {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"));
+        };
+        let allowed = match scope {
+            Scope::Admin => key.admin,
+            Scope::Model(m) => key.admin || key.models.iter().any(|k| k == "*" || k == m),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                match scope {
+                    Scope::Admin => "this API key may not use the repository API".to_string(),
+                    Scope::Model(m) => format!("this API key may not use model `{m}`"),
+                },
+            ))
+        }
+    }
+}
+
+/// The key a request presents, from `Authorization: Bearer` or `X-Api-Key`.
+pub fn presented(headers: &HeaderMap) -> Option<&str> {
+    let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    key_from(get("authorization"), get("x-api-key"))
+}
+
+/// The key in an `Authorization: Bearer KEY` value, else in `X-Api-Key`.
+pub fn key_from<'a>(authorization: Option<&'a str>, api_key: Option<&'a str>) -> Option<&'a str> {
+    authorization
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or(api_key)
+        .map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Auth {
+        Auth::new(&[
+            KeyConfig {
+                key: "user-key-0123456789".into(),
+                models: vec!["a".into()],
+                admin: false,
+            },
+            KeyConfig {
+                key: "admin-key-0123456789".into(),
+                models: vec![],
+                admin: true,
+            },
+        ])
+    }
+
+    #[test]
+    fn scopes() {
+        let a = auth();
+        let code = |k: Option<&str>, s| a.check(k, s).map_err(|e| e.status.as_u16());
+        assert_eq!(code(None, Scope::Model("a")), Err(401));
+        assert_eq!(code(Some("wrong"), Scope::Model("a")), Err(401));
+        assert_eq!(code(Some("user-key-0123456789"), Scope::Model("a")), Ok(()));
+        assert_eq!(
+            code(Some("user-key-0123456789"), Scope::Model("b")),
+            Err(403)
+        );
+        assert_eq!(code(Some("user-key-0123456789"), Scope::Admin), Err(403));
+        assert_eq!(code(Some("admin-key-0123456789"), Scope::Admin), Ok(()));
+        assert_eq!(
+            code(Some("admin-key-0123456789"), Scope::Model("b")),
+            Ok(())
+        );
+        assert!(Auth::new(&[]).check(None, Scope::Admin).is_ok());
+    }
+}

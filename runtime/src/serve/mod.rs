@@ -1,0 +1,267 @@
+//! `kiln serve`: many sandboxed model modules behind the KServe v2 protocol,
+//! over REST ([`router`]) and gRPC ([`grpc`]).
+//!
+//! The pieces: [`config`] (kiln.toml), [`crate::registry`] (models, versions,
+//! hot swap, batching), [`auth`] (API keys), [`metrics`] (Prometheus),
+//! [`v2`] (request checks shared by both protocols), [`error`] (statuses),
+//! [`demo`] (the built-in model and the landing page). [`run`] wires them:
+//! it loads the models, binds the listeners, polls the repository with
+//! `--watch`, and on SIGTERM or Ctrl-C turns readiness to 503, lets
+//! in-flight requests finish (at most `shutdown_grace_ms`) and returns.
+
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod router;
+pub mod v2;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::registry::{Registry, RegistryError, Source};
+use crate::sandbox::{EngineOptions, Sandbox, SandboxError};
+use auth::Auth;
+use config::Config;
+use metrics::Metrics;
+
+/// What the handlers share.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Auth,
+    /// Set on SIGTERM: readiness and new inferences answer 503.
+    pub draining: AtomicBool,
+    pub max_body: usize,
+    pub static_dir: Option<PathBuf>,
+    /// Bound addresses, for the landing page.
+    pub http_addr: OnceLock<SocketAddr>,
+    pub grpc_addr: OnceLock<SocketAddr>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("building the demo model: {0}")]
+    Demo(String),
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Model repository; `None` serves the built-in demo model.
+    pub repo: Option<PathBuf>,
+    pub http: SocketAddr,
+    /// gRPC address; `None` serves no gRPC.
+    pub grpc: Option<SocketAddr>,
+    pub config: Config,
+    pub watch: bool,
+    pub static_dir: Option<PathBuf>,
+}
+
+/// Builds the sandbox, registry and state, and loads every model. Models
+/// that fail to load are reported on stderr and left unavailable.
+pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
+    let config = Arc::new(opts.config.clone());
+    let sandbox = Arc::new(Sandbox::with_options(
+        config.defaults.limits(),
+        EngineOptions {
+            pool_slots: Some(config.server.instances),
+            max_memory_bytes: config.max_memory_bytes(),
+            cache_dir: config.cache_dir(),
+        },
+    )?);
+    let source = match &opts.repo {
+        Some(dir) if !dir.is_dir() => return Err(ServeError::NotADirectory(dir.clone())),
+        Some(dir) => Source::Dir(dir.clone()),
+        None => Source::Builtin(vec![demo::builtin().map_err(ServeError::Demo)?]),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let registry = Arc::new(Registry::new(
+        sandbox,
+        config.clone(),
+        source,
+        metrics.clone(),
+    ));
+    for (name, result) in registry.load_all().await? {
+        match result {
+            Ok(()) => {
+                for v in registry.loaded(&name) {
+                    let how = if v.from_cache {
+                        "from the compile cache"
+                    } else {
+                        "compiled"
+                    };
+                    eprintln!("loaded model `{name}` version {} ({how})", v.version);
+                }
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    Ok(Arc::new(AppState {
+        registry,
+        metrics,
+        auth: Auth::new(&config.keys),
+        draining: AtomicBool::new(false),
+        max_body: config.server.max_body_mib << 20,
+        static_dir: opts.static_dir.clone(),
+        http_addr: OnceLock::new(),
+        grpc_addr: OnceLock::new(),
+    }))
+}
+
+/// Without API keys, only loopback addresses are served.
+fn loopback_only(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_loopback() {
+        addr
+    } else {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C. Prints one line
+/// `kiln serve: http=ADDR grpc=ADDR` on stdout once both listen.
+pub async fn run(opts: Options) -> Result<(), ServeError> {
+    let state = prepare(&opts).await?;
+    let (mut http, mut grpc) = (opts.http, opts.grpc);
+    if !state.auth.enabled() {
+        let (h, g) = (loopback_only(http), grpc.map(loopback_only));
+        if h != http || g != grpc {
+            eprintln!(
+                "warning: no API keys in the config: listening on loopback only. \
+                 Add [[keys]] to kiln.toml to serve other hosts."
+            );
+        } else {
+            eprintln!("no API keys configured: serving loopback only, without authentication");
+        }
+        (http, grpc) = (h, g);
+    }
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let http_listener = bind(http).await?;
+    let http_addr = http_listener.local_addr()?;
+    let _ = state.http_addr.set(http_addr);
+    let grpc_listener = match grpc {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let grpc_addr = match &grpc_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    if let Some(a) = grpc_addr {
+        let _ = state.grpc_addr.set(a);
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let app = router::router(state.clone());
+    let http_task = tokio::spawn(
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+    let grpc_task = grpc_listener.map(|l| {
+        let svc = grpc::Grpc::service(state.clone());
+        let stop = stopped();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(l), stop),
+        )
+    });
+    let grpc_text = grpc_addr.map_or("off".to_string(), |a| a.to_string());
+    println!("kiln serve: http={http_addr} grpc={grpc_text}");
+    eprintln!("serving on http://{http_addr} (KServe v2 REST; see / for how to call it)");
+    if let Some(a) = grpc_addr {
+        eprintln!("serving on {a} (KServe v2 gRPC, inference.GRPCInferenceService)");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    let watcher = opts.watch.then(|| {
+        let (registry, every) = (
+            state.registry.clone(),
+            Duration::from_millis(opts.config.server.watch_interval_ms.max(10)),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                for line in registry.poll().await {
+                    eprintln!("watch: {line}");
+                }
+            }
+        })
+    });
+
+    shutdown_signal().await;
+    eprintln!("shutting down: readiness is 503, finishing in-flight requests");
+    state.draining.store(true, Ordering::Relaxed);
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_millis(opts.config.server.shutdown_grace_ms);
+    let finish = async {
+        let _ = http_task.await;
+        if let Some(g) = grpc_task {
+            let _ = g.await;
+        }
+    };
+    if tokio::time::timeout(grace, finish).await.is_err() {
+        eprintln!("shutdown grace of {grace:?} over: exiting with requests still in flight");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
