@@ -13,6 +13,6 @@ mod kernels;
 mod modules;
 mod node;
 mod onnx;
+mod serve;
 mod shrink;
 mod train;
-mod serve;
