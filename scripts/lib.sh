@@ -42,3 +42,18 @@ ensure_npm() {
     step "npm ci in $dir" npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
   fi
 }
+
+# ensure_wasm_bindgen — installs the wasm-bindgen CLI at exactly the version
+# of the wasm-bindgen crate in Cargo.lock (the two must match).
+ensure_wasm_bindgen() {
+  local want
+  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+  if [ -z "$want" ]; then
+    echo "error: no wasm-bindgen crate in Cargo.lock" >&2
+    return 1
+  fi
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }')" != "$want" ]; then
+    step "cargo install wasm-bindgen-cli --version $want" \
+      cargo install -q wasm-bindgen-cli --version "$want"
+  fi
+}

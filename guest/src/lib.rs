@@ -18,7 +18,9 @@
 //! * [`math`] — the one `exp` every platform uses, so results are bit-exact.
 //! * `abi` — the raw ABI v1 exports (wasm32 + feature `module` only; the
 //!   only `unsafe` outside the SIMD kernels).
-#![cfg_attr(not(test), no_std)]
+//! * `browser` — the wasm-bindgen `Model` class for web pages (feature
+//!   `browser`, which links `std`; see `web/` and `docs/web.md`).
+#![cfg_attr(not(any(test, feature = "browser")), no_std)]
 
 extern crate alloc;
 
@@ -31,6 +33,12 @@ pub mod model;
 
 #[cfg(all(target_arch = "wasm32", feature = "module"))]
 mod abi;
+
+#[cfg(feature = "browser")]
+pub mod browser;
+
+#[cfg(all(target_arch = "wasm32", feature = "module", feature = "browser"))]
+compile_error!("features `module` and `browser` build different wasm artifacts; enable one");
 
 pub use error::{DecodeError, ModelError, RunError};
 pub use kernels::conv::{ConvGeom, PoolGeom, PoolKind};

@@ -1,0 +1,267 @@
+//! The browser API (feature `browser`): a wasm-bindgen `Model` class over
+//! the same kernels every model module runs.
+//!
+//! `scripts/web.sh` compiles this crate for `wasm32-unknown-unknown` with
+//! `+simd128` (like the module kernel) and packages it with the wasm-bindgen
+//! CLI (`--target web`) into `web/pkg/kiln.js` + `kiln_bg.wasm` + `kiln.d.ts`:
+//!
+//! ```js
+//! import init, { Model } from "./pkg/kiln.js";
+//! await init();
+//! const model = await Model.load("digits.wasm");      // or .safetensors, or bytes
+//! const scores = model.predict(new Float32Array(64));  // Float32Array
+//! const top3 = model.classify(pixels, 3);              // [{label, index, score}]
+//! model.free();
+//! ```
+//!
+//! Loading is [`file::load`] (plain Rust, tested natively against the host's
+//! reader); this file is only the JS boundary. Errors become JS `Error`s with
+//! the host's messages. Randomness (`randomIndex`, for the demo's "random
+//! test digit") comes from `getrandom`'s `wasm_js` backend and is never used
+//! in prediction.
+
+pub mod file;
+mod json;
+mod wasm;
+
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::{Scratch, model};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch` (windows and workers alike).
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch(url: &str) -> js_sys::Promise;
+
+    /// The `Response` a `fetch` resolves to (only what `load` needs).
+    type Response;
+    #[wasm_bindgen(method, getter)]
+    fn ok(this: &Response) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &Response) -> u16;
+    #[wasm_bindgen(method, getter, js_name = statusText)]
+    fn status_text(this: &Response) -> String;
+    #[wasm_bindgen(method, js_name = arrayBuffer)]
+    fn array_buffer(this: &Response) -> js_sys::Promise;
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** One tensor of a model's signature (one row; KServe v2 terms). */
+export interface TensorMeta { name: string; datatype: string; shape: number[] }
+/** What `model.meta` returns. */
+export interface ModelMeta {
+  name: string; version: string; task: "classification" | "regression";
+  input: TensorMeta; output: TensorMeta; features: string[]; labels: string[];
+  target?: string; source: "model-file" | "module";
+  abi_version?: number; model_sha256?: string; kiln_version?: string;
+}
+/** One entry of `model.classify(...)`. */
+export interface Class { label: string; index: number; score: number }
+"#;
+
+/// A loaded model. Create one with `await Model.load(urlOrBytes)` or
+/// `Model.fromBytes(bytes)`; release its memory with `free()`.
+#[wasm_bindgen]
+pub struct Model {
+    model: model::Model<'static>,
+    meta: file::Meta,
+    scratch: Scratch,
+}
+
+/// One entry of `classify`'s answer.
+#[derive(Serialize)]
+struct Class<'a> {
+    label: &'a str,
+    index: usize,
+    score: f32,
+}
+
+fn js_error(e: impl ToString) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Loads a model from a URL (string or `URL`) or from its bytes
+    /// (`ArrayBuffer`, `Uint8Array` or any typed array). Accepts a kiln
+    /// model file (`.safetensors`) or a module built by `kiln build`
+    /// (`.wasm`); both predict the same bits. Rejects with an `Error`
+    /// naming what is wrong with the file.
+    pub async fn load(
+        #[wasm_bindgen(unchecked_param_type = "string | URL | ArrayBuffer | ArrayBufferView")]
+        source: JsValue,
+    ) -> Result<Model, JsError> {
+        let url = source.as_string().or_else(|| {
+            source
+                .is_object()
+                .then(|| js_sys::Reflect::get(&source, &"href".into()).ok())
+                .flatten()
+                .and_then(|h| h.as_string())
+        });
+        let (bytes, name) = match url {
+            Some(url) => (fetch_bytes(&url).await?, url),
+            None => (bytes_of(&source)?, "model bytes".to_string()),
+        };
+        Self::load_bytes(&bytes, &name)
+    }
+
+    /// Loads a model from bytes already in memory (synchronous).
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, JsError> {
+        Self::load_bytes(bytes, "model bytes")
+    }
+
+    fn load_bytes(bytes: &[u8], name: &str) -> Result<Model, JsError> {
+        let loaded = file::load(bytes, name).map_err(js_error)?;
+        Ok(Model {
+            model: loaded.model,
+            meta: loaded.meta,
+            scratch: Scratch::new(),
+        })
+    }
+
+    /// What the model says about itself, as a plain object: `name`,
+    /// `version`, `task`, `input` / `output` (`{name, datatype, shape}`),
+    /// `labels`, `features`, `source` (`"model-file"` or `"module"`), and for
+    /// modules `model_sha256`, `kiln_version`, `abi_version`.
+    #[wasm_bindgen(getter, unchecked_return_type = "ModelMeta")]
+    pub fn meta(&self) -> Result<JsValue, JsError> {
+        self.meta
+            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(js_error)
+    }
+
+    /// Values per input row.
+    #[wasm_bindgen(getter, js_name = inputLength)]
+    pub fn input_length(&self) -> usize {
+        self.model.input_len()
+    }
+
+    /// Values per output row.
+    #[wasm_bindgen(getter, js_name = outputLength)]
+    pub fn output_length(&self) -> usize {
+        self.model.output_len()
+    }
+
+    /// Predicts `batch` rows (default: as many as `input` holds) given as one
+    /// flat row-major `Float32Array`; returns the scores, flat, row-major.
+    pub fn predict(&mut self, input: &[f32], batch: Option<usize>) -> Result<Vec<f32>, JsError> {
+        let width = self.model.input_len();
+        let batch = batch.unwrap_or(input.len() / width);
+        if batch == 0 || batch.checked_mul(width) != Some(input.len()) {
+            return Err(JsError::new(&format!(
+                "input has {} values; expected {} (batch) × {width} (values per row)",
+                input.len(),
+                if batch == 0 { 1 } else { batch },
+            )));
+        }
+        self.scratch
+            .input(&self.model, batch)
+            .map_err(js_error)?
+            .copy_from_slice(input);
+        let out = self.model.run(batch, &mut self.scratch).map_err(js_error)?;
+        Ok(out.to_vec())
+    }
+
+    /// The `k` (default 3) highest-scoring classes of ONE row, best first:
+    /// `[{label, index, score}]` (ties keep the lower index first).
+    #[wasm_bindgen(unchecked_return_type = "Class[]")]
+    pub fn classify(&mut self, input: &[f32], k: Option<usize>) -> Result<JsValue, JsError> {
+        let scores = self.predict(input, Some(1))?;
+        // Selection of the top k (k is tiny): no sort routine in the package.
+        let mut order: Vec<usize> = Vec::new();
+        let mut taken = std::vec![false; scores.len()];
+        for _ in 0..k.unwrap_or(3).min(scores.len()) {
+            let best = (0..scores.len()).filter(|&i| !taken[i]).reduce(|a, b| {
+                if scores[b].total_cmp(&scores[a]).is_gt() {
+                    b
+                } else {
+                    a
+                }
+            });
+            if let Some(i) = best {
+                taken[i] = true;
+                order.push(i);
+            }
+        }
+        let index_labels: Vec<String> = (0..scores.len()).map(|i| i.to_string()).collect();
+        let labels = if self.meta.labels.len() == scores.len() {
+            &self.meta.labels
+        } else {
+            &index_labels
+        };
+        let top: Vec<Class<'_>> = order
+            .into_iter()
+            .map(|index| Class {
+                label: &labels[index],
+                index,
+                score: scores[index],
+            })
+            .collect();
+        top.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(js_error)
+    }
+}
+
+/// A uniformly random integer in `0..n` from the platform's CSPRNG
+/// (`crypto.getRandomValues`). For demos (a random test row); prediction
+/// never uses randomness.
+#[wasm_bindgen(js_name = randomIndex)]
+pub fn random_index(n: u32) -> Result<u32, JsError> {
+    if n == 0 {
+        return Err(JsError::new("randomIndex needs n ≥ 1"));
+    }
+    let r = getrandom::u64().map_err(js_error)?;
+    // Lemire's multiply-shift: unbiased enough for n ≪ 2^64.
+    Ok(((u128::from(r) * u128::from(n)) >> 64) as u32)
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsError> {
+    let failed = |e: JsValue| {
+        let why = e
+            .dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .or_else(|| e.as_string())
+            .unwrap_or_else(|| "network error".into());
+        JsError::new(&format!("fetching {url}: {why}"))
+    };
+    let response: Response = wasm_bindgen_futures::JsFuture::from(fetch(url))
+        .await
+        .map_err(failed)?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(JsError::new(&format!(
+            "fetching {url}: HTTP {} {}",
+            response.status(),
+            response.status_text()
+        )));
+    }
+    let buffer = wasm_bindgen_futures::JsFuture::from(response.array_buffer())
+        .await
+        .map_err(failed)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+fn bytes_of(source: &JsValue) -> Result<Vec<u8>, JsError> {
+    if source.is_instance_of::<js_sys::ArrayBuffer>() {
+        return Ok(js_sys::Uint8Array::new(source).to_vec());
+    }
+    if js_sys::ArrayBuffer::is_view(source) {
+        let get = |k: &str| js_sys::Reflect::get(source, &k.into()).unwrap_or_default();
+        let view = js_sys::Uint8Array::new_with_byte_offset_and_length(
+            &get("buffer"),
+            get("byteOffset").as_f64().unwrap_or(0.0) as u32,
+            get("byteLength").as_f64().unwrap_or(0.0) as u32,
+        );
+        return Ok(view.to_vec());
+    }
+    Err(JsError::new(
+        "Model.load expects a URL (string or URL) or the model's bytes (ArrayBuffer or typed array)",
+    ))
+}
