@@ -1,10 +1,15 @@
-//! `kiln build`: compile a model file into a self-contained model module.
+//! `kiln build`: compile a model file into a self-contained model module,
+//! or (`--target worker`) into a deployable edge worker around one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use kiln::model::ModelFile;
 use kiln::module;
+
+/// The worker source (`web/worker/worker.js`), embedded so `kiln build
+/// --target worker` needs nothing but the kiln binary.
+const WORKER_JS: &str = include_str!("../../../web/worker/worker.js");
 
 /// Compile a model file into ONE self-contained `.wasm` model module.
 ///
@@ -13,14 +18,34 @@ use kiln::module;
 /// metadata in a `kiln.meta` custom section. It imports nothing and runs
 /// unchanged in wasmtime (`kiln predict`, `kiln serve`), Node and browsers.
 /// The ABI is documented in docs/abi.md.
+///
+/// With `--target worker`, OUTPUT is a directory that receives a module
+/// worker for Cloudflare Workers / workerd: `worker.js` (the KServe v2 REST
+/// subset of `kiln serve`), `model.wasm` (the module, imported by the
+/// worker) and `wrangler.toml`; `cd OUTPUT && npx wrangler deploy` deploys
+/// it (see web/worker/README.md).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  kiln build digits.safetensors -o digits.wasm")]
+#[command(
+    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/"
+)]
 pub(super) struct Args {
     /// The model file (.safetensors) written by `kiln train`.
     model: PathBuf,
-    /// Output module (.wasm).
+    /// Output: the module (.wasm), or the worker's directory for `--target worker`.
     #[arg(short, long)]
     output: PathBuf,
+    /// What to build.
+    #[arg(long, value_enum, default_value_t = Target::Module)]
+    target: Target,
+}
+
+/// The kinds of artifact `kiln build` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// One self-contained `.wasm` model module.
+    Module,
+    /// A directory with a Cloudflare-style module worker serving the model.
+    Worker,
 }
 
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
@@ -28,11 +53,88 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let model = ModelFile::from_bytes(&bytes, &a.model)?;
     let wasm = module::build(&model, &module::sha256_hex(&bytes))?;
-    kiln::fsutil::write_atomic(&a.output, &wasm)
-        .with_context(|| format!("writing {}", a.output.display()))?;
-    println!(
-        "{}",
-        serde_json::json!({ "module": a.output, "bytes": wasm.len() })
-    );
+    match a.target {
+        Target::Module => {
+            write(&a.output, wasm.as_slice())?;
+            println!(
+                "{}",
+                serde_json::json!({ "module": a.output, "bytes": wasm.len() })
+            );
+        }
+        Target::Worker => {
+            let files = worker_files(&model.graph.name, wasm);
+            if a.output.is_file() {
+                bail!(
+                    "{} is a file; --target worker writes a directory (worker.js, model.wasm, wrangler.toml)",
+                    a.output.display()
+                );
+            }
+            std::fs::create_dir_all(&a.output)
+                .with_context(|| format!("creating {}", a.output.display()))?;
+            let mut total = 0;
+            for (name, contents) in &files {
+                write(&a.output.join(name), contents)?;
+                total += contents.len();
+            }
+            let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+            println!(
+                "{}",
+                serde_json::json!({ "worker": a.output, "files": names, "bytes": total })
+            );
+        }
+    }
     Ok(())
+}
+
+/// The files of a worker directory for the model `name`.
+fn worker_files(name: &str, wasm: Vec<u8>) -> [(&'static str, Vec<u8>); 3] {
+    let wrangler = format!(
+        "# Deploy with `npx wrangler deploy` from this directory (see kiln's web/worker/README.md).\n\
+         # Wrangler's default rules import `*.wasm` as a compiled WebAssembly.Module.\n\
+         name = \"{}\"\n\
+         main = \"worker.js\"\n\
+         compatibility_date = \"2025-01-01\"\n",
+        worker_name(name)
+    );
+    [
+        ("worker.js", WORKER_JS.as_bytes().to_vec()),
+        ("model.wasm", wasm),
+        ("wrangler.toml", wrangler.into_bytes()),
+    ]
+}
+
+/// A Workers script name for model `name`: `kiln-` + lowercase letters,
+/// digits and dashes (at most 63 characters, as Cloudflare requires).
+fn worker_name(name: &str) -> String {
+    let mut out = String::from("kiln");
+    for c in name.chars().map(|c| c.to_ascii_lowercase()) {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && (out.len() == 4 || out.ends_with('-')) {
+            continue;
+        }
+        if out.len() == 4 {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    out.truncate(63);
+    out.trim_end_matches('-').to_string()
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    kiln::fsutil::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_name;
+
+    #[test]
+    fn worker_names_are_valid_script_names() {
+        assert_eq!(worker_name("digits"), "kiln-digits");
+        assert_eq!(worker_name("My Model_v2!"), "kiln-my-model-v2");
+        assert_eq!(worker_name(""), "kiln");
+        assert_eq!(worker_name("--a"), "kiln-a");
+        assert!(worker_name(&"x".repeat(100)).len() <= 63);
+    }
 }

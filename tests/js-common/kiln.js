@@ -1,0 +1,128 @@
+// Helpers shared by kiln's JavaScript end-to-end tests (tests/browser,
+// tests/worker): the kiln binary, scratch directories, a trained digits
+// model, native reference scores and bit-exact comparison.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** The kiln binary: $KILN, else the debug build `cargo test` leaves behind. */
+export const KILN = process.env.KILN ?? join(REPO, "target/debug/kiln");
+if (!existsSync(KILN)) {
+  throw new Error(`kiln binary not found at ${KILN}: run \`cargo build -p kiln\` first or set KILN`);
+}
+
+/** Runs `kiln ...args`; returns stdout, throws with stderr on failure. */
+export function kiln(...args) {
+  try {
+    return execFileSync(KILN, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (e) {
+    throw new Error(`kiln ${args.join(" ")} failed:\n${e.stderr}`);
+  }
+}
+
+/** A scratch directory removed when the process exits. */
+export function scratch(prefix = "kiln-js-") {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Trains the digits classifier (seed 1) into `dir`; returns its paths. */
+export function trainDigits(dir) {
+  const d = {
+    model: join(dir, "digits.safetensors"),
+    module: join(dir, "digits.wasm"),
+    testCsv: join(dir, "test.csv"),
+  };
+  kiln("train", "--data", "builtin:digits", "--seed", "1", "-o", d.model, "--test-out", d.testCsv);
+  kiln("build", d.model, "-o", d.module);
+  return d;
+}
+
+/** The first `width` columns of every data row of a CSV file with a header. */
+export function csvRows(path, width) {
+  return readFileSync(path, "utf8")
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((line) => Float32Array.from(line.split(",").slice(0, width).map(Number)));
+}
+
+/** Scores of `kiln predict --native` for `rows` (arrays of numbers). */
+export function nativeScores(model, rows, dir) {
+  const input = join(dir, `rows-${process.hrtime.bigint()}.json`);
+  writeFileSync(input, JSON.stringify(rows.map((r) => Array.from(r))));
+  return kiln("predict", model, "--native", "--input", input)
+    .trim()
+    .split("\n")
+    .map((line) => Float32Array.from(JSON.parse(line).scores));
+}
+
+/** The f32 bit patterns of `values` (so -0, NaN payloads, ulps all count). */
+export function bits(values) {
+  return Array.from(new Uint32Array(Float32Array.from(values).buffer));
+}
+
+/** A deterministic PRNG (mulberry32) in [0, 1). */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Writes a kiln model file: an MLP with layer widths `sizes` (e.g.
+ * [784, 256, 128, 10]), ReLU between layers, softmax on top, seeded random
+ * weights. The safetensors layout follows docs/model-format.md.
+ */
+export function writeMlp(path, sizes, seed = 1) {
+  const next = rng(seed);
+  const tensors = [];
+  const layers = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    const [inputs, outputs] = [sizes[i], sizes[i + 1]];
+    const scale = Math.sqrt(2 / inputs);
+    const w = Float32Array.from({ length: inputs * outputs }, () => (next() * 2 - 1) * scale);
+    const b = Float32Array.from({ length: outputs }, () => (next() * 2 - 1) * 0.1);
+    tensors.push([`l${i}.weight`, [outputs, inputs], w], [`l${i}.bias`, [outputs], b]);
+    layers.push({ op: "dense", weight: `l${i}.weight`, bias: `l${i}.bias` });
+    layers.push(i + 2 < sizes.length ? { op: "relu" } : { op: "softmax" });
+  }
+  const out = sizes[sizes.length - 1];
+  const graph = {
+    format: 1,
+    name: "mlp",
+    version: "1",
+    task: "classification",
+    input: { name: "input", shape: [sizes[0]] },
+    labels: Array.from({ length: out }, (_, i) => String(i)),
+    layers,
+  };
+  const header = { __metadata__: { kiln: JSON.stringify(graph) } };
+  let offset = 0;
+  for (const [name, shape, data] of tensors) {
+    header[name] = { dtype: "F32", shape, data_offsets: [offset, offset + data.byteLength] };
+    offset += data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(path, Buffer.concat([head, Buffer.from(json), ...tensors.map(([, , d]) => Buffer.from(d.buffer))]));
+}
+
+/** Random rows of `width` values in [0, 1), seeded. */
+export function randomRows(n, width, seed = 7) {
+  const next = rng(seed);
+  return Array.from({ length: n }, () => Float32Array.from({ length: width }, next));
+}

@@ -1,0 +1,241 @@
+// The edge worker written by `kiln build --target worker`, run in workerd
+// (the open-source Workers runtime, npm `workerd`) on 127.0.0.1 with an
+// OS-chosen port: scores must be bit-identical to `kiln predict --native`,
+// bad requests must get KServe-style JSON errors, and the bundle for an
+// MLP 784-256-128-10 must stay under 1 MB.
+//
+// Run from scripts/test.sh (after `cargo test` built target/debug/kiln):
+//   npm ci --prefix tests/worker && node --test tests/worker/
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { bits, csvRows, kiln, nativeScores, randomRows, scratch, trainDigits, writeMlp } from "../js-common/kiln.js";
+
+const WORKERD = createRequire(import.meta.url)("workerd").default;
+
+/**
+ * Starts workerd on the worker in `dir` and resolves once it listens:
+ * `{ url, child, startedAt }`. The port is chosen by the OS and reported
+ * on workerd's control fd.
+ */
+async function startWorkerd(dir) {
+  const config = join(dir, "config.capnp");
+  writeFileSync(
+    config,
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .kiln)],
+  sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
+);
+const kiln :Workerd.Worker = (
+  modules = [
+    (name = "worker.js", esModule = embed "worker.js"),
+    (name = "model.wasm", wasm = embed "model.wasm"),
+  ],
+  compatibilityDate = "2025-01-01",
+);
+`,
+  );
+  const startedAt = performance.now();
+  const child = spawn(WORKERD, ["serve", config, "--control-fd=3"], {
+    stdio: ["ignore", "inherit", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const port = await new Promise((resolve, reject) => {
+    let buf = "";
+    child.stdio[3].on("data", (d) => {
+      buf += d;
+      for (const line of buf.split("\n").slice(0, -1)) {
+        const ev = JSON.parse(line);
+        if (ev.event === "listen" && ev.socket === "http") resolve(ev.port);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`workerd exited with ${code}:\n${stderr}`)));
+    setTimeout(() => reject(new Error(`workerd did not listen within 20 s:\n${stderr}`)), 20000);
+  });
+  return { url: `http://127.0.0.1:${port}`, child, startedAt, stderr: () => stderr };
+}
+
+/**
+ * Sends only the headers of a POST declaring a `length`-byte JSON body and
+ * returns the answer as a Response: a server must refuse an oversized body
+ * without reading it (fetch cannot do this: it always sends the body).
+ */
+function headersOnly(url, length) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(
+        `POST /v2/models/digits/infer HTTP/1.1\r\nHost: ${hostname}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    let raw = "";
+    socket.on("data", (d) => (raw += d));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const [head, ...rest] = raw.split("\r\n\r\n");
+      const [status, ...lines] = head.split("\r\n");
+      const headers = new Headers(lines.map((l) => l.split(/:\s*/, 2)));
+      let body = rest.join("\r\n\r\n");
+      if (headers.get("transfer-encoding") === "chunked") {
+        body = body.replace(/^[0-9a-f]+\r\n/, "").replace(/\r\n0\r\n\r\n$/, "");
+      }
+      resolve(new Response(body, { status: Number(status.split(" ")[1]), headers }));
+    });
+  });
+}
+
+function stop(w) {
+  if (w && w.child.exitCode === null) w.child.kill("SIGTERM");
+}
+
+async function infer(url, model, rows, extra = {}) {
+  const width = rows[0].length;
+  const body = {
+    id: "t",
+    inputs: [{ name: "input", datatype: "FP32", shape: [rows.length, width], data: rows.flatMap((r) => Array.from(r)) }],
+    ...extra,
+  };
+  const res = await fetch(`${url}/v2/models/${model}/infer`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(json));
+  return json;
+}
+
+/** Splits a flat v2 output into rows of Float32. */
+function outputRows(out) {
+  const [batch, width] = out.shape;
+  return Array.from({ length: batch }, (_, i) => Float32Array.from(out.data.slice(i * width, (i + 1) * width)));
+}
+
+describe("digits worker in workerd", () => {
+  const dir = scratch("kiln-worker-");
+  let digits;
+  let rows;
+  let w;
+
+  before(async () => {
+    digits = trainDigits(dir);
+    rows = csvRows(digits.testCsv, 64);
+    kiln("build", digits.model, "--target", "worker", "-o", join(dir, "worker"));
+    w = await startWorkerd(join(dir, "worker"));
+  });
+  after(() => stop(w));
+
+  test("first request, then every held-out row bit-identical to kiln predict --native", async () => {
+    const first = await infer(w.url, "digits", rows.slice(0, 1));
+    const ms = performance.now() - w.startedAt;
+    console.log(`worker: ${ms.toFixed(0)} ms from starting workerd to the first answered infer request`);
+    assert.equal(first.model_name, "digits");
+    assert.equal(first.id, "t");
+
+    const want = nativeScores(digits.module, rows, dir);
+    const got = outputRows((await infer(w.url, "digits", rows)).outputs[0]);
+    assert.equal(got.length, rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      assert.deepEqual(bits(got[i]), bits(want[i]), `row ${i}`);
+    }
+    // One row at a time (a fresh batch size each call) gives the same bits.
+    for (const i of [0, 17, rows.length - 1]) {
+      const one = outputRows((await infer(w.url, "digits", [rows[i]])).outputs[0]);
+      assert.deepEqual(bits(one[0]), bits(want[i]), `single row ${i}`);
+    }
+    // The model file (not the module) natively: still the same bits.
+    const fromFile = nativeScores(digits.model, rows.slice(0, 5), dir);
+    for (let i = 0; i < 5; i++) assert.deepEqual(bits(fromFile[i]), bits(want[i]));
+  });
+
+  test("health and metadata", async () => {
+    for (const [path, body] of [
+      ["/v2/health/live", { live: true }],
+      ["/v2/health/ready", { ready: true }],
+      ["/v2/models/digits/ready", { name: "digits", ready: true }],
+    ]) {
+      const res = await fetch(w.url + path);
+      assert.equal(res.status, 200, path);
+      assert.deepEqual(await res.json(), body, path);
+    }
+    const meta = await (await fetch(`${w.url}/v2/models/digits`)).json();
+    assert.equal(meta.name, "digits");
+    assert.deepEqual(meta.inputs, [{ name: "input", datatype: "FP32", shape: [-1, 64] }]);
+    assert.deepEqual(meta.outputs, [{ name: "scores", datatype: "FP32", shape: [-1, 10] }]);
+  });
+
+  test("bad requests get KServe-style JSON errors, and the worker keeps serving", async () => {
+    const post = (body, headers = { "content-type": "application/json" }, path = "/v2/models/digits/infer") =>
+      fetch(w.url + path, { method: "POST", headers, body });
+    const input = (over) => JSON.stringify({ inputs: [{ name: "input", datatype: "FP32", shape: [1, 64], data: Array(64).fill(0), ...over }] });
+    const cases = [
+      ["malformed JSON", () => post("{\"inputs\": [", undefined), 400, /malformed JSON/],
+      ["not an object", () => post("[1, 2]"), 400, /JSON object/],
+      ["no inputs", () => post("{}"), 400, /inputs/],
+      ["two inputs", () => post(JSON.stringify({ inputs: [{}, {}] })), 400, /expected 1 input but got 2/],
+      ["wrong shape", () => post(input({ shape: [1, 63] })), 400, /shape/],
+      ["shape vs data", () => post(input({ shape: [2, 64] })), 400, /needs 128 values but data has 64/],
+      ["zero batch", () => post(input({ shape: [0, 64], data: [] })), 400, /batch/],
+      ["datatype", () => post(input({ datatype: "INT64" })), 400, /datatype/],
+      ["input name", () => post(input({ name: "pixels" })), 400, /unknown input `pixels`/],
+      ["non-number", () => post(input({ data: [...Array(63).fill(0), "x"] })), 400, /data\[63\]/],
+      ["overflowing number", () => post(`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,64],"data":[${"0,".repeat(63)}1e999]}]}`), 400, /finite/],
+      ["text/plain", () => post(input({}), { "content-type": "text/plain" }), 415, /application\/json/],
+      ["too large (declared)", () => headersOnly(w.url, 9 << 20), 413, /exceeds/],
+      ["unknown model", () => post(input({}), undefined, "/v2/models/nope/infer"), 404, /unknown model `nope`/],
+      ["unknown version", () => post(input({}), undefined, "/v2/models/digits/versions/9/infer"), 404, /version/],
+      ["unknown path", () => fetch(`${w.url}/nope`), 404, /no route/],
+      ["GET infer", () => fetch(`${w.url}/v2/models/digits/infer`), 405, /use POST/],
+      ["POST health", () => post("", undefined, "/v2/health/live"), 405, /use GET/],
+    ];
+    for (const [name, send, status, message] of cases) {
+      const res = await send().catch((e) => assert.fail(`${name}: ${e.cause ?? e}`));
+      assert.equal(res.status, status, name);
+      assert.match(res.headers.get("content-type"), /application\/json/, name);
+      const body = await res.json();
+      assert.equal(typeof body.error, "string", name);
+      assert.match(body.error, message, `${name}: ${body.error}`);
+    }
+    // Still serving, same bits.
+    const want = nativeScores(digits.module, rows.slice(0, 2), dir);
+    const got = outputRows((await infer(w.url, "digits", rows.slice(0, 2))).outputs[0]);
+    assert.deepEqual(got.map(bits), want.map(bits));
+  });
+});
+
+describe("MLP 784-256-128-10 worker (f32; int8 once quantization lands)", () => {
+  const dir = scratch("kiln-worker-mlp-");
+  let w;
+  after(() => stop(w));
+
+  test("bundle ≤ 1 MB and bit-identical to kiln predict --native", async () => {
+    const model = join(dir, "mlp.safetensors");
+    writeMlp(model, [784, 256, 128, 10], 3);
+    const out = join(dir, "worker");
+    kiln("build", model, "--target", "worker", "-o", out);
+    const sizes = Object.fromEntries(readdirSync(out).map((f) => [f, statSync(join(out, f)).size]));
+    const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+    console.log(`worker bundle for MLP 784-256-128-10 (f32): ${total} bytes ${JSON.stringify(sizes)}`);
+    assert.ok(total <= 1_000_000, `bundle is ${total} bytes`);
+
+    w = await startWorkerd(out);
+    const rows = randomRows(8, 784, 11);
+    const first = await infer(w.url, "mlp", rows.slice(0, 1));
+    console.log(`worker (MLP): ${(performance.now() - w.startedAt).toFixed(0)} ms from starting workerd to the first answered infer request`);
+    assert.equal(first.outputs[0].shape.join(), "1,10");
+    const kilnModule = join(dir, "mlp.wasm");
+    kiln("build", model, "-o", kilnModule);
+    const want = nativeScores(kilnModule, rows, dir);
+    const got = outputRows((await infer(w.url, "mlp", rows)).outputs[0]);
+    assert.deepEqual(got.map(bits), want.map(bits));
+  });
+});

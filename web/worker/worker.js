@@ -1,0 +1,233 @@
+// kiln edge worker: serves ONE kiln model module over the KServe v2 REST
+// subset that `kiln serve` speaks, in Cloudflare Workers / workerd.
+//
+// Written next to model.wasm by `kiln build MODEL --target worker -o DIR`
+// (this file is embedded in the kiln binary). The module is imported as a
+// compiled WebAssembly.Module — the only way Workers accept wasm — and run
+// through its raw ABI v1 exports (docs/abi.md): kiln_input(batch) gives the
+// input buffer, kiln_run(batch) predicts, kiln_output() points at the
+// scores. It imports nothing. One instance per isolate, created on first
+// use and dropped after any trap, so a failed request never poisons the next.
+//
+// Routes:
+//   GET  /v2/health/live · /v2/health/ready · /v2
+//   GET  /v2/models/{m}[/versions/{v}] · /v2/models/{m}[/versions/{v}]/ready
+//   POST /v2/models/{m}[/versions/{v}]/infer
+// Errors are {"error": "..."} with 400 (bad JSON, shape, datatype, data),
+// 404 (unknown model/path), 405 (wrong method), 413 (body too large),
+// 415 (not JSON), 500 (the module failed).
+
+import model from "./model.wasm";
+
+/** Largest request body accepted, in bytes. */
+const MAX_BODY = 8 << 20;
+const VERSION = "0.1.0";
+
+const meta = readMeta(model);
+const inputLen = meta.input.shape.reduce((a, b) => a * b, 1);
+const outputLen = meta.output.shape.reduce((a, b) => a * b, 1);
+
+/** @type {WebAssembly.Instance | null} */
+let instance = null;
+
+function readMeta(module) {
+  const sections = WebAssembly.Module.customSections(module, "kiln.meta");
+  if (sections.length === 0) {
+    throw new Error("model.wasm has no kiln.meta section: build it with `kiln build`");
+  }
+  return JSON.parse(new TextDecoder().decode(sections[0]));
+}
+
+class HttpError extends Error {
+  constructor(status, message, headers = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+function json(body, status = 200, headers = {}) {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+/** Runs `batch` rows (a Float32Array of batch × inputLen) through the module. */
+function predict(rows, batch) {
+  instance ??= new WebAssembly.Instance(model, {});
+  const ex = instance.exports;
+  try {
+    const ptr = ex.kiln_input(batch);
+    if (ptr === 0) {
+      throw new HttpError(413, `batch of ${batch} rows does not fit in the model's memory`);
+    }
+    new Float32Array(ex.memory.buffer, ptr, rows.length).set(rows);
+    const code = ex.kiln_run(batch);
+    if (code !== 0) throw new HttpError(500, `kiln_run failed with code ${code} (see docs/abi.md)`);
+    const out = ex.kiln_output();
+    return new Float32Array(ex.memory.buffer, out, batch * outputLen).slice();
+  } catch (e) {
+    // After a trap or a failed call the instance's state is unknown: drop it.
+    instance = null;
+    if (e instanceof HttpError) throw e;
+    throw new HttpError(500, `the model failed: ${e.message}`);
+  }
+}
+
+function modelMetadata() {
+  return {
+    name: meta.name,
+    versions: [meta.version],
+    platform: "kiln",
+    inputs: [{ name: meta.input.name, datatype: meta.input.datatype, shape: [-1, ...meta.input.shape] }],
+    outputs: [{ name: meta.output.name, datatype: meta.output.datatype, shape: [-1, ...meta.output.shape] }],
+  };
+}
+
+/** Reads the body as JSON, enforcing content type and size. */
+async function readJson(request) {
+  const type = request.headers.get("content-type");
+  if (type !== null && !/^application\/json\s*(;|$)/i.test(type)) {
+    throw new HttpError(415, `unsupported Content-Type "${type}": send application/json`);
+  }
+  if (request.headers.has("inference-header-content-length")) {
+    throw new HttpError(400, "the binary tensor extension is not supported by this worker: send JSON");
+  }
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > MAX_BODY) throw new HttpError(413, `request body of ${declared} bytes exceeds ${MAX_BODY}`);
+  const bytes = await readCapped(request);
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new HttpError(400, `malformed JSON: ${e.message}`);
+  }
+}
+
+/** The body's bytes; stops reading (413) once it exceeds MAX_BODY. */
+async function readCapped(request) {
+  if (request.body === null) return new Uint8Array(0);
+  const chunks = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY) {
+      await reader.cancel();
+      throw new HttpError(413, `request body exceeds ${MAX_BODY} bytes`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** Flattens `data` (flat or nested to the shape's depth) into a Float32Array. */
+function tensorData(input, count) {
+  const name = input.name;
+  const flat = Array.isArray(input.data) ? input.data.flat(Infinity) : null;
+  if (flat === null) throw new HttpError(400, `input \`${name}\`: \`data\` must be an array of numbers`);
+  if (flat.length !== count) {
+    throw new HttpError(400, `input \`${name}\`: shape [${input.shape}] needs ${count} values but data has ${flat.length}`);
+  }
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = flat[i];
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new HttpError(400, `input \`${name}\`: data[${i}] is ${typeof v === "number" ? v : JSON.stringify(v)}, not a finite number`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+async function infer(request) {
+  const body = await readJson(request);
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new HttpError(400, "the request body must be a JSON object with `inputs`");
+  }
+  const inputs = body.inputs;
+  if (!Array.isArray(inputs)) throw new HttpError(400, "missing `inputs` array");
+  if (inputs.length !== 1) throw new HttpError(400, `expected 1 input but got ${inputs.length}`);
+  const input = inputs[0];
+  if (input === null || typeof input !== "object") throw new HttpError(400, "`inputs[0]` must be an object");
+  if (input.name !== meta.input.name) {
+    throw new HttpError(400, `unknown input \`${input.name}\`; the model's input is \`${meta.input.name}\``);
+  }
+  if (input.datatype !== "FP32") {
+    throw new HttpError(400, `input \`${input.name}\`: datatype ${JSON.stringify(input.datatype)} is not supported; send FP32`);
+  }
+  const shape = input.shape;
+  if (!Array.isArray(shape) || shape.length < 2 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new HttpError(400, `input \`${input.name}\`: shape must be [batch, ${meta.input.shape}] (non-negative integers)`);
+  }
+  const [batch, ...row] = shape;
+  const rowLen = row.reduce((a, b) => a * b, 1);
+  if (rowLen !== inputLen || batch < 1) {
+    throw new HttpError(400, `input \`${input.name}\`: shape [${shape}] does not match [batch ≥ 1, ${meta.input.shape}]`);
+  }
+  if (body.outputs !== undefined) {
+    if (!Array.isArray(body.outputs) || body.outputs.some((o) => o?.name !== meta.output.name)) {
+      throw new HttpError(400, `unknown output requested; the model's output is \`${meta.output.name}\``);
+    }
+  }
+  const scores = predict(tensorData(input, batch * inputLen), batch);
+  const response = {
+    model_name: meta.name,
+    model_version: meta.version,
+    outputs: [{ name: meta.output.name, datatype: "FP32", shape: [batch, outputLen], data: Array.from(scores) }],
+  };
+  if (body.id !== undefined) response.id = String(body.id);
+  return json(response);
+}
+
+/** Routes one request; every failure becomes an HttpError. */
+async function route(request) {
+  const url = new URL(request.url);
+  const parts = url.pathname.split("/").filter((p) => p !== "");
+  const method = request.method;
+  const only = (allowed, handler) => {
+    if (method !== allowed && !(allowed === "GET" && method === "HEAD")) {
+      throw new HttpError(405, `${method} is not allowed on ${url.pathname}; use ${allowed}`, { allow: allowed });
+    }
+    return handler();
+  };
+  if (parts[0] !== "v2") throw new HttpError(404, `no route for ${url.pathname}; try /v2/models/${meta.name}`);
+  if (parts.length === 1) return only("GET", () => json({ name: "kiln-worker", version: VERSION, extensions: [] }));
+  if (parts[1] === "health" && parts.length === 3 && (parts[2] === "live" || parts[2] === "ready")) {
+    return only("GET", () => json({ [parts[2]]: true }));
+  }
+  if (parts[1] !== "models" || parts.length < 3) throw new HttpError(404, `no route for ${url.pathname}`);
+  const name = decodeURIComponent(parts[2]);
+  if (name !== meta.name) throw new HttpError(404, `unknown model \`${name}\`; this worker serves \`${meta.name}\``);
+  let rest = parts.slice(3);
+  if (rest[0] === "versions") {
+    const version = rest[1] === undefined ? "" : decodeURIComponent(rest[1]);
+    if (version !== meta.version) {
+      throw new HttpError(404, `unknown version \`${version}\` of model \`${meta.name}\`; it has \`${meta.version}\``);
+    }
+    rest = rest.slice(2);
+  }
+  if (rest.length === 0) return only("GET", () => json(modelMetadata()));
+  if (rest.length === 1 && rest[0] === "ready") return only("GET", () => json({ name: meta.name, ready: true }));
+  if (rest.length === 1 && rest[0] === "infer") return only("POST", () => infer(request));
+  throw new HttpError(404, `no route for ${url.pathname}`);
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    try {
+      return await route(request);
+    } catch (e) {
+      if (e instanceof HttpError) return json({ error: e.message }, e.status, e.headers);
+      return json({ error: `internal error: ${e?.message ?? e}` }, 500);
+    }
+  },
+};
