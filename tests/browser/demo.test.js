@@ -1,0 +1,309 @@
+// The browser package (web/pkg) and the demo page (web/demo), tested in real
+// headless Chromium (Debian `chromium`, driven by npm `playwright-core`):
+//
+// * draw strokes with the mouse; the page's scores must equal the server's
+//   and `kiln predict --native`'s for the same pixels, bit for bit;
+// * every held-out digit, predicted in V8 from the .wasm module AND from the
+//   .safetensors model file, bit-identical to native;
+// * corrupt model files show their error on the page;
+// * no console errors or uncaught exceptions anywhere;
+// * a screenshot of the page; predictions per second in Chromium.
+//
+// The server: `kiln serve` is not on main yet, so `serveDemo` below is a
+// minimal static server whose /v2/models/{m}/infer runs `kiln predict`
+// (the module in wasmtime). Run from scripts/test.sh after scripts/web.sh:
+//   npm ci --prefix tests/browser && node --test tests/browser/
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { extname, join, normalize } from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { chromium } from "playwright-core";
+
+import { KILN, REPO, bits, csvRows, nativeScores, scratch, trainDigits, writeMlp } from "../js-common/kiln.js";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WEB = join(REPO, "web");
+const SCREENSHOT = process.env.KILN_SCREENSHOT ?? join(REPO, "target/browser/demo.png");
+
+if (!existsSync(join(WEB, "pkg/kiln.js"))) {
+  throw new Error("web/pkg is missing: run scripts/web.sh first");
+}
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".csv": "text/csv" };
+
+/**
+ * Serves web/ at / and `models` at /models/, and answers
+ * POST /v2/models/{m}/infer by running `kiln predict` on {m}.wasm in
+ * wasmtime (the role `kiln serve` takes once it lands).
+ */
+function serveDemo(models) {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    const infer = url.pathname.match(/^\/v2\/models\/([a-z0-9_-]+)\/infer$/);
+    if (infer && req.method === "POST") {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        try {
+          const input = JSON.parse(body).inputs[0];
+          const [batch, width] = input.shape;
+          const rows = Array.from({ length: batch }, (_, i) => input.data.slice(i * width, (i + 1) * width));
+          const file = join(models, `rows-${Date.now()}.json`);
+          writeFileSync(file, JSON.stringify(rows));
+          const out = execFileSync(KILN, ["predict", join(models, `${infer[1]}.wasm`), "--input", file], { encoding: "utf8" });
+          const scores = out.trim().split("\n").flatMap((l) => JSON.parse(l).scores);
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify({ model_name: infer[1], outputs: [{ name: "scores", datatype: "FP32", shape: [batch, scores.length / batch], data: scores }] }));
+        } catch (e) {
+          res.writeHead(400, { "content-type": "application/json" });
+          res.end(JSON.stringify({ error: String(e.message) }));
+        }
+      });
+      return;
+    }
+    let path = decodeURIComponent(url.pathname);
+    const root = path.startsWith("/models/") ? models : WEB;
+    if (path.startsWith("/models/")) path = path.slice("/models".length);
+    if (path.endsWith("/")) path += "index.html";
+    const file = normalize(join(root, path));
+    if (!file.startsWith(root) || !existsSync(file)) {
+      res.writeHead(404).end("not found");
+      return;
+    }
+    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+    res.end(readFileSync(file));
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+describe("demo page in headless Chromium", () => {
+  const dir = scratch("kiln-browser-");
+  const models = join(dir, "models");
+  let digits;
+  let server;
+  let base;
+  let browser;
+  let page;
+  let problems;
+
+  before(async () => {
+    mkdirSync(models);
+    digits = trainDigits(models);
+    // Broken models for the error tests.
+    const wasm = readFileSync(digits.module);
+    writeFileSync(join(models, "truncated.wasm"), wasm.subarray(0, wasm.length >> 1));
+    writeFileSync(join(models, "garbage.safetensors"), Buffer.from("this is not a model file"));
+    const st = readFileSync(digits.model);
+    writeFileSync(join(models, "no-graph.safetensors"), Buffer.concat([st.subarray(0, 8), Buffer.from(st.subarray(8).toString("latin1").replace('"kiln"', '"nope"'), "latin1")]));
+    writeMlp(join(models, "mlp.safetensors"), [784, 256, 128, 10], 3);
+    copyFileSync(digits.module, join(models, "digits.wasm"));
+
+    server = await serveDemo(models);
+    base = `http://127.0.0.1:${server.address().port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+      ],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  /** A fresh page on `path`; console errors and uncaught exceptions are collected. */
+  async function open(path) {
+    page = await browser.newPage({ viewport: { width: 820, height: 640 } });
+    problems = [];
+    page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+    page.on("pageerror", (e) => problems.push(`uncaught: ${e.message}`));
+    await page.goto(base + path);
+    await page.waitForFunction(() => window.kilnDemo?.loaded, null, { timeout: 20000 }).catch((e) => {
+      throw new Error(`the page did not finish loading: ${e.message}\n${problems.join("\n")}`);
+    });
+    return page;
+  }
+
+  function assertNoProblems() {
+    assert.deepEqual(problems, [], "console errors or uncaught exceptions on the page");
+  }
+
+  /** Waits until the page has predicted and the server has answered. */
+  async function settled() {
+    await page.waitForFunction(() => {
+      const s = window.kilnDemo.state;
+      return s.scores !== null && (s.server !== null || s.serverError !== null);
+    });
+    return page.evaluate(() => window.kilnDemo.state);
+  }
+
+  test("the package for the digits model is ≤ 150 KB (wasm + JS)", () => {
+    const wasm = statSync(join(WEB, "pkg/kiln_bg.wasm")).size;
+    const js = statSync(join(WEB, "pkg/kiln.js")).size;
+    console.log(`browser: web/pkg kiln_bg.wasm ${wasm} B + kiln.js ${js} B = ${wasm + js} B`);
+    assert.ok(wasm + js <= 150_000, `${wasm + js} bytes`);
+  });
+
+  test("drawn strokes: page scores == server scores == kiln predict --native, bit for bit", async () => {
+    await open("/");
+    assert.match(page.url(), /\/demo\/$/);
+    const box = await page.locator("#pad").boundingBox();
+    const at = (x, y) => [box.x + x * box.width, box.y + y * box.height];
+    // A "7": a bar across the top, then a stroke down to the lower left.
+    const strokes = [
+      [[0.25, 0.2], [0.75, 0.2]],
+      [[0.75, 0.2], [0.4, 0.85]],
+    ];
+    for (const [from, to] of strokes) {
+      await page.mouse.move(...at(...from));
+      await page.mouse.down();
+      for (let i = 1; i <= 12; i++) {
+        const t = i / 12;
+        await page.mouse.move(...at(from[0] + (to[0] - from[0]) * t, from[1] + (to[1] - from[1]) * t));
+      }
+      await page.mouse.up();
+    }
+    const s = await settled();
+    assert.equal(s.input.length, 64);
+    assert.ok(s.input.some((v) => v > 0), "the drawing produced an empty input");
+    assert.ok(s.input.every((v) => Number.isInteger(v) && v >= 0 && v <= 16), "inputs are UCI-style counts 0..16");
+    assert.equal(s.serverError, null);
+    assert.deepEqual(bits(s.scores), bits(s.server), "page vs server");
+    const [native] = nativeScores(digits.module, [s.input], dir);
+    assert.deepEqual(bits(s.scores), bits(native), "page vs kiln predict --native");
+    assert.match(await page.locator("#server").textContent(), /same bits as this page/);
+    assert.equal(await page.locator("#top li").count(), 3);
+    const top = await page.locator("#top li .label").first().textContent();
+    console.log(`browser: drew a 7, the page says ${top}; input ${JSON.stringify(s.input)}`);
+    assert.match(await page.locator("#time").textContent(), /^[0-9.]+ µs$/);
+
+    mkdirSync(join(SCREENSHOT, ".."), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+    console.log(`browser: screenshot saved to ${SCREENSHOT}`);
+    assertNoProblems();
+    await page.close();
+  });
+
+  test("random test digit and every held-out row: module and model file both == native", async () => {
+    await open("/demo/");
+    await page.click("#random");
+    const s = await settled();
+    const rows = csvRows(digits.testCsv, 64);
+    assert.ok(rows.some((r) => r.every((v, i) => v === s.input[i])), "random digit is a held-out row");
+    assert.deepEqual(bits(s.scores), bits(s.server));
+    assert.match(await page.locator("#truth").textContent(), /true label/);
+
+    const want = nativeScores(digits.module, rows, dir).map(bits);
+    const flat = rows.flatMap((r) => Array.from(r));
+    for (const url of ["/models/digits.wasm", "/models/digits.safetensors"]) {
+      const got = await page.evaluate(
+        async ([url, flat]) => {
+          const { Model } = await import("/pkg/kiln.js");
+          const m = await Model.load(url);
+          const out = Array.from(m.predict(new Float32Array(flat)));
+          const meta = m.meta;
+          m.free();
+          return { out, meta };
+        },
+        [url, flat],
+      );
+      assert.equal(got.meta.name, "digits");
+      assert.deepEqual(got.meta.labels, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+      const scores = Array.from({ length: rows.length }, (_, i) => bits(got.out.slice(i * 10, (i + 1) * 10)));
+      assert.deepEqual(scores, want, `${url}: all ${rows.length} held-out rows`);
+    }
+    assertNoProblems();
+    await page.close();
+  });
+
+  test("corrupt model files: the error is shown on the page, no exception", async () => {
+    for (const [file, message] of [
+      ["truncated.wasm", /truncated\.wasm: not a valid WebAssembly module: unexpected end/],
+      ["garbage.safetensors", /garbage\.safetensors: not a valid safetensors file/],
+      ["no-graph.safetensors", /no kiln graph in the safetensors metadata/],
+      ["missing.wasm", /HTTP 404/],
+    ]) {
+      problems = [];
+      await open(`/demo/?model=../models/${file}`);
+      const error = page.locator("#error");
+      assert.ok(await error.isVisible(), `${file}: error element visible`);
+      assert.match(await error.textContent(), message, file);
+      assert.equal(await page.locator("#status").textContent(), "no model loaded");
+      // A 404 is logged by Chromium itself as a failed resource load.
+      const expected = file === "missing.wasm" ? problems.filter((p) => !/404/.test(p)) : problems;
+      assert.deepEqual(expected, [], `${file}: console errors or uncaught exceptions`);
+      await page.close();
+    }
+    // The API rejects with a JS Error carrying the message.
+    await open("/demo/");
+    const thrown = await page.evaluate(async () => {
+      const { Model } = await import("/pkg/kiln.js");
+      const errors = [];
+      for (const bad of [new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 11, 200]), "/models/garbage.safetensors", 42]) {
+        try {
+          await Model.load(bad);
+          errors.push("no error");
+        } catch (e) {
+          errors.push(`${e instanceof Error}: ${e.message}`);
+        }
+      }
+      const m = await Model.load("/models/digits.wasm");
+      try {
+        m.predict(new Float32Array(63));
+      } catch (e) {
+        errors.push(`${e instanceof Error}: ${e.message}`);
+      }
+      m.free();
+      return errors;
+    });
+    assert.match(thrown[0], /^true: model bytes: not a valid WebAssembly module/);
+    assert.match(thrown[1], /^true: \/models\/garbage\.safetensors: not a valid safetensors file/);
+    assert.match(thrown[2], /^true: Model\.load expects a URL/);
+    assert.match(thrown[3], /^true: input has 63 values/);
+    assertNoProblems();
+    await page.close();
+  });
+
+  test("predictions per second in Chromium, MLP 784-256-128-10 (f32; int8 once quantization lands)", async () => {
+    await open("/demo/");
+    const r = await page.evaluate(async () => {
+      const { Model } = await import("/pkg/kiln.js");
+      const m = await Model.load("/models/mlp.safetensors");
+      const x = new Float32Array(784).map((_, i) => (i % 17) / 17);
+      for (let i = 0; i < 200; i++) m.predict(x);
+      const rates = [];
+      for (let run = 0; run < 5; run++) {
+        let n = 0;
+        const t0 = performance.now();
+        while (performance.now() - t0 < 300) {
+          m.predict(x);
+          n++;
+        }
+        rates.push((n * 1000) / (performance.now() - t0));
+      }
+      m.free();
+      rates.sort((a, b) => a - b);
+      return { median: rates[2], rates };
+    });
+    console.log(
+      `browser: MLP 784-256-128-10 f32, batch 1, in Chromium: median ${r.median.toFixed(0)} predictions/s ` +
+        `(${(1e6 / r.median).toFixed(1)} µs each; 5 runs of 300 ms: ${r.rates.map((v) => v.toFixed(0)).join(", ")})`,
+    );
+    assert.ok(r.median > 0);
+    assertNoProblems();
+    await page.close();
+  });
+});
+
