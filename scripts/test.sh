@@ -27,3 +27,15 @@ step "pytest tests/python/test_onnx_*.py" env KILN=target/debug/kiln \
 # The stock Python tritonclient (http and grpc) against a real `kiln serve`.
 step "pytest tests/python/test_tritonclient.py" env KILN=target/debug/kiln \
   python3 -m pytest -q tests/python/test_tritonclient.py
+
+step "cargo clippy (browser package, wasm32)" cargo clippy -p kiln-guest --features browser \
+  --target wasm32-unknown-unknown --locked -- -D warnings
+
+# The browser package + demo page in headless Chromium (issue #6) and the edge
+# worker in workerd (issue #7). Both drive target/debug/kiln, built above.
+ensure_apt chromium
+./scripts/web.sh
+ensure_npm tests/browser
+ensure_npm tests/worker
+step "node --test tests/worker" env KILN=target/debug/kiln node --test tests/worker/
+step "node --test tests/browser" env KILN=target/debug/kiln node --test tests/browser/

@@ -1,0 +1,146 @@
+//! The browser package's loader (`kiln_guest::browser::file`, feature
+//! `browser`) against the host's readers, natively: the page must build the
+//! very same graph as `kiln` from a model file or a module — same layers,
+//! same bits — and refuse what the host refuses with the same message.
+//! (The package itself is exercised in Chromium by tests/browser.)
+
+use std::path::Path;
+
+use kiln::model::{LayerSpec, ModelFile};
+use kiln::module;
+use kiln_guest::browser::file::{self, LoadError};
+
+use crate::common::*;
+
+fn host_model(bytes: &[u8]) -> Result<kiln_guest::Model<'static>, String> {
+    ModelFile::from_bytes(bytes, Path::new("m.safetensors"))
+        .and_then(|m| m.to_kernel())
+        .map_err(|e| e.to_string())
+}
+
+fn page_model(bytes: &[u8]) -> Result<kiln_guest::Model<'static>, LoadError> {
+    file::load(bytes, "m.safetensors").map(|l| l.model)
+}
+
+#[test]
+fn model_file_and_module_load_as_the_host_reads_them() {
+    let d = digits();
+    let st = std::fs::read(&d.model).unwrap();
+    let wasm = std::fs::read(&d.module).unwrap();
+
+    let from_file = file::load(&st, "digits.safetensors").unwrap();
+    assert_eq!(from_file.model, host_model(&st).unwrap());
+    assert_eq!(from_file.meta.source, "model-file");
+
+    let from_module = file::load(&wasm, "digits.wasm").unwrap();
+    let blob = module::embedded_blob(&wasm).unwrap().unwrap();
+    assert_eq!(
+        from_module.model,
+        kiln_guest::blob::decode(blob).unwrap().into_owned()
+    );
+    assert_eq!(from_module.meta.source, "module");
+    let host_meta = module::read_meta(&wasm).unwrap().unwrap();
+    assert_eq!(from_module.meta.model_sha256, Some(host_meta.model_sha256));
+    assert_eq!(from_module.meta.labels, host_meta.labels);
+
+    // The two inputs give the same graph, hence the same scores.
+    assert_eq!(from_file.model, from_module.model);
+    for key in ["name", "version", "task", "input", "output", "labels"] {
+        let f = serde_json::to_value(&from_file.meta).unwrap()[key].clone();
+        let m = serde_json::to_value(&from_module.meta).unwrap()[key].clone();
+        assert_eq!(f, m, "meta.{key}");
+    }
+}
+
+#[test]
+fn graph_errors_carry_the_hosts_messages() {
+    let base = ModelFile::load(&digits().model).unwrap();
+    let variants: Vec<(&str, Box<dyn Fn(&mut ModelFile)>)> = vec![
+        ("format", Box::new(|m| m.graph.format = 7)),
+        (
+            "labels",
+            Box::new(|m| m.graph.labels.pop().map(drop).unwrap_or(())),
+        ),
+        ("features", Box::new(|m| m.graph.input.features.truncate(3))),
+        ("input shape", Box::new(|m| m.graph.input.shape = vec![0])),
+        (
+            "missing tensor",
+            Box::new(|m| {
+                let name = m.tensors.keys().next().unwrap().clone();
+                m.tensors.remove(&name);
+            }),
+        ),
+        (
+            "tensor shape",
+            Box::new(|m| {
+                let t = m
+                    .tensors
+                    .values_mut()
+                    .find(|t| t.shape.len() == 2 && t.shape[0] != t.shape[1])
+                    .unwrap();
+                t.shape.swap(0, 1);
+            }),
+        ),
+        (
+            "width chain",
+            Box::new(|m| {
+                m.graph.layers.insert(0, LayerSpec::Softmax);
+                m.graph.input.shape = vec![63];
+                m.graph.input.features.clear();
+            }),
+        ),
+        (
+            "not finite",
+            Box::new(|m| {
+                m.tensors.values_mut().next().unwrap().data[0] = f32::NAN;
+            }),
+        ),
+    ];
+    for (what, change) in variants {
+        let mut m = base.clone();
+        change(&mut m);
+        let bytes = m.to_bytes().unwrap();
+        let host = host_model(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the host accepted it"));
+        let page = page_model(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the page accepted it"))
+            .to_string();
+        assert_eq!(page, host, "{what}");
+    }
+}
+
+#[test]
+fn broken_files_are_refused_without_panics() {
+    let st = std::fs::read(&digits().model).unwrap();
+    let wasm = std::fs::read(&digits().module).unwrap();
+    // Every prefix: refused by both readers (a prefix is never a whole file).
+    for n in (0..st.len()).step_by(7) {
+        assert!(host_model(&st[..n]).is_err());
+        assert!(page_model(&st[..n]).is_err(), "prefix {n}");
+    }
+    for n in (0..wasm.len()).step_by(5) {
+        assert!(
+            file::load(&wasm[..n], "m.wasm").is_err(),
+            "module prefix {n}"
+        );
+    }
+    // Byte flips in the safetensors header (lengths, JSON, graph): never a
+    // panic, and whenever both accept the result the graphs agree.
+    let header_end = 8 + u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
+    for i in (0..header_end).step_by(3) {
+        for flip in [0x01u8, 0x20, 0x80] {
+            let mut b = st.clone();
+            b[i] ^= flip;
+            if let (Ok(h), Ok(p)) = (host_model(&b), page_model(&b)) {
+                assert_eq!(h, p, "flip {flip:#x} at {i}");
+            }
+        }
+    }
+    let message = page_model(b"not a model").unwrap_err().to_string();
+    assert!(
+        message.starts_with("m.safetensors: not a valid safetensors file"),
+        "{message}"
+    );
+}
