@@ -52,6 +52,52 @@ fn model_file_and_module_load_as_the_host_reads_them() {
     }
 }
 
+/// A small CNN (conv2d, relu, max_pool, dense) trained for one epoch.
+fn cnn_model_file() -> Vec<u8> {
+    let dir = scratch();
+    let path = dir.path().join("cnn.safetensors");
+    kiln_ok(&[
+        "train",
+        "--data",
+        "builtin:digits",
+        "--model",
+        "cnn",
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+        "-o",
+        s(&path),
+    ]);
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn cnn_loads_as_the_host_reads_it() {
+    let st = cnn_model_file();
+    let host = ModelFile::from_bytes(&st, Path::new("cnn.safetensors")).unwrap();
+    assert!(
+        host.graph
+            .layers
+            .iter()
+            .any(|l| matches!(l, LayerSpec::Conv2d { .. }))
+    );
+    assert_eq!(page_model(&st).unwrap(), host.to_kernel().unwrap());
+    let wasm = module::build(&host, "x").unwrap();
+    assert_eq!(
+        file::load(&wasm, "cnn.wasm").unwrap().model,
+        host.to_kernel().unwrap()
+    );
+    // A conv layer on a flat input: the host's message, word for word.
+    let mut flat = host.clone();
+    flat.graph.input.shape = vec![64];
+    let bytes = flat.to_bytes().unwrap();
+    assert_eq!(
+        page_model(&bytes).unwrap_err().to_string(),
+        host_model(&bytes).unwrap_err()
+    );
+}
+
 #[test]
 fn graph_errors_carry_the_hosts_messages() {
     let base = ModelFile::load(&digits().model).unwrap();

@@ -26,7 +26,9 @@ use serde::Serialize;
 
 use super::json::Json;
 use super::wasm;
-use crate::{Activation, DecodeError, Layer, Model, ModelError, blob};
+use crate::{
+    Activation, ConvGeom, DecodeError, Layer, Model, ModelError, PoolGeom, PoolKind, blob,
+};
 
 /// The `__metadata__` key holding the graph JSON (the host's `METADATA_KEY`).
 const METADATA_KEY: &str = "kiln";
@@ -111,6 +113,11 @@ pub enum LoadError {
         found: Vec<usize>,
         expected: String,
     },
+    NotImage {
+        layer: usize,
+        op: &'static str,
+        found: Vec<usize>,
+    },
     InputShape(Vec<usize>),
     Labels {
         labels: usize,
@@ -179,6 +186,10 @@ impl fmt::Display for LoadError {
             } => write!(
                 f,
                 "layer {layer} ({op}): tensor `{tensor}` has shape {found:?}, expected {expected}"
+            ),
+            Self::NotImage { layer, op, found } => write!(
+                f,
+                "layer {layer} ({op}) needs a [channels, height, width] input, but receives shape {found:?}; give the model input a 3-D shape (e.g. `kiln train --shape 1x8x8`)"
             ),
             Self::InputShape(shape) => write!(f, "input shape {shape:?} is empty or overflows"),
             Self::Labels { labels, outputs } => write!(f, "{labels} labels for {outputs} outputs"),
@@ -385,10 +396,28 @@ struct Graph {
 
 /// One layer of the graph (the host's `LayerSpec`).
 enum LayerSpec {
-    Standardize { mean: String, std: String },
-    Dense { weight: String, bias: String },
+    Standardize {
+        mean: String,
+        std: String,
+    },
+    Dense {
+        weight: String,
+        bias: String,
+    },
     Activation(&'static str, Activation),
     Flatten,
+    Conv2d {
+        weight: String,
+        bias: String,
+        stride: usize,
+        padding: usize,
+    },
+    Pool {
+        op: &'static str,
+        kind: PoolKind,
+        kernel: usize,
+        stride: Option<usize>,
+    },
 }
 
 impl LayerSpec {
@@ -398,6 +427,8 @@ impl LayerSpec {
             LayerSpec::Dense { .. } => "dense",
             LayerSpec::Activation(op, _) => op,
             LayerSpec::Flatten => "flatten",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::Pool { op, .. } => op,
         }
     }
 
@@ -407,6 +438,8 @@ impl LayerSpec {
         let known: &[&str] = match op.as_str() {
             "standardize" => &["op", "mean", "std"],
             "dense" => &["op", "weight", "bias"],
+            "conv2d" => &["op", "weight", "bias", "stride", "padding"],
+            "max_pool" | "avg_pool" => &["op", "kernel", "stride"],
             _ => &["op"],
         };
         let f = Fields::new(json, &what, known)?;
@@ -424,9 +457,29 @@ impl LayerSpec {
             "tanh" => LayerSpec::Activation("tanh", Activation::Tanh),
             "softmax" => LayerSpec::Activation("softmax", Activation::Softmax),
             "flatten" => LayerSpec::Flatten,
+            "conv2d" => LayerSpec::Conv2d {
+                weight: f.string("weight")?,
+                bias: f.string("bias")?,
+                stride: f.opt("stride").map_or(Ok(1), |_| f.usize("stride"))?,
+                padding: f.opt("padding").map_or(Ok(0), |_| f.usize("padding"))?,
+            },
+            "max_pool" | "avg_pool" => LayerSpec::Pool {
+                op: if op == "max_pool" {
+                    "max_pool"
+                } else {
+                    "avg_pool"
+                },
+                kind: if op == "max_pool" {
+                    PoolKind::Max
+                } else {
+                    PoolKind::Avg
+                },
+                kernel: f.usize("kernel")?,
+                stride: f.opt("stride").map(|_| f.usize("stride")).transpose()?,
+            },
             other => {
                 return Err(format!(
-                    "{what}: unknown variant `{other}`, expected one of `standardize`, `dense`, `relu`, `sigmoid`, `tanh`, `softmax`, `flatten`"
+                    "{what}: unknown variant `{other}`, expected one of `standardize`, `dense`, `relu`, `sigmoid`, `tanh`, `softmax`, `flatten`, `conv2d`, `max_pool`, `avg_pool`"
                 ));
             }
         })
@@ -647,6 +700,8 @@ fn to_kernel(
         });
     }
     let mut width = input_len;
+    // The logical shape of one row, for the layers that need an image.
+    let mut shape = graph.input_shape.clone();
     let mut layers = Vec::new();
     for (index, spec) in graph.layers.iter().enumerate() {
         let op = spec.op();
@@ -665,6 +720,14 @@ fn to_kernel(
             expected,
         };
         let activation = |kind| Layer::Activation { kind, len: width };
+        let image = || match shape.as_slice() {
+            &[c, h, w] => Ok((c, h, w)),
+            _ => Err(LoadError::NotImage {
+                layer: index,
+                op,
+                found: shape.clone(),
+            }),
+        };
         let layer = match spec {
             LayerSpec::Standardize { mean, std } => {
                 let (m, s) = (tensor(mean)?, tensor(std)?);
@@ -692,9 +755,75 @@ fn to_kernel(
                 Layer::dense_from_rows(index, inputs, outputs, &w.floats(), b.floats().into())?
             }
             LayerSpec::Activation(_, kind) => activation(*kind),
-            LayerSpec::Flatten => continue,
+            LayerSpec::Flatten => {
+                shape = std::vec![width];
+                continue;
+            }
+            LayerSpec::Conv2d {
+                weight,
+                bias,
+                stride,
+                padding,
+            } => {
+                let (in_c, in_h, in_w) = image()?;
+                let (w, b) = (tensor(weight)?, tensor(bias)?);
+                let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
+                    return Err(shape_err(weight, w, format!("[out_c, {in_c}, kh, kw]")));
+                };
+                if wc != in_c {
+                    return Err(shape_err(
+                        weight,
+                        w,
+                        format!("[{out_c}, {in_c}, {kh}, {kw}]"),
+                    ));
+                }
+                if b.shape != [out_c] {
+                    return Err(shape_err(bias, b, format!("[{out_c}]")));
+                }
+                let geom = ConvGeom {
+                    in_c,
+                    in_h,
+                    in_w,
+                    out_c,
+                    kh,
+                    kw,
+                    stride: *stride,
+                    pad: *padding,
+                };
+                let layer =
+                    Layer::conv2d_from_filters(index, geom, &w.floats(), b.floats().into())?;
+                shape = std::vec![out_c, geom.out_h(), geom.out_w()];
+                layer
+            }
+            LayerSpec::Pool {
+                kind,
+                kernel,
+                stride,
+                ..
+            } => {
+                let (c, h, w) = image()?;
+                let geom = PoolGeom {
+                    c,
+                    h,
+                    w,
+                    k: *kernel,
+                    stride: stride.unwrap_or(*kernel),
+                };
+                geom.check().ok_or(ModelError::Geometry { layer: index })?;
+                shape = std::vec![c, geom.out_h(), geom.out_w()];
+                Layer::Pool { kind: *kind, geom }
+            }
         };
         width = layer.output_len();
+        if !matches!(
+            layer,
+            Layer::Conv2d { .. }
+                | Layer::Pool { .. }
+                | Layer::Activation { .. }
+                | Layer::Standardize { .. }
+        ) {
+            shape = std::vec![width];
+        }
         layers.push(layer);
     }
     let model = Model::new(input_len, layers)?;
