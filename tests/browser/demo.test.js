@@ -16,7 +16,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { extname, join, normalize } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -36,9 +36,11 @@ if (!existsSync(join(WEB, "pkg/kiln.js"))) {
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".csv": "text/csv" };
 
 /**
- * Serves web/ at / and `models` at /models/, and answers
- * POST /v2/models/{m}/infer by running `kiln predict` on {m}.wasm in
- * wasmtime (the role `kiln serve` takes once it lands).
+ * Serves web/ at /, `models/{m}.wasm|.safetensors` at
+ * /models/{m}/model.wasm|.safetensors (kiln serve's download routes), any
+ * file of `models` at /files/, and answers POST /v2/models/{m}/infer by
+ * running `kiln predict` on {m}.wasm in wasmtime — the role `kiln serve
+ * --static web/` takes once it lands on main.
  */
 function serveDemo(models) {
   const server = createServer((req, res) => {
@@ -66,8 +68,13 @@ function serveDemo(models) {
       return;
     }
     let path = decodeURIComponent(url.pathname);
-    const root = path.startsWith("/models/") ? models : WEB;
-    if (path.startsWith("/models/")) path = path.slice("/models".length);
+    let root = WEB;
+    const download = path.match(/^\/models\/([a-z0-9_-]+)\/model\.(wasm|safetensors)$/);
+    if (download) {
+      [root, path] = [models, `/${download[1]}.${download[2]}`];
+    } else if (path.startsWith("/files/")) {
+      [root, path] = [models, path.slice("/files".length)];
+    }
     if (path.endsWith("/")) path += "index.html";
     const file = normalize(join(root, path));
     if (!file.startsWith(root) || !existsSync(file)) {
@@ -100,7 +107,6 @@ describe("demo page in headless Chromium", () => {
     const st = readFileSync(digits.model);
     writeFileSync(join(models, "no-graph.safetensors"), Buffer.concat([st.subarray(0, 8), Buffer.from(st.subarray(8).toString("latin1").replace('"kiln"', '"nope"'), "latin1")]));
     writeMlp(join(models, "mlp.safetensors"), [784, 256, 128, 10], 3);
-    copyFileSync(digits.module, join(models, "digits.wasm"));
 
     server = await serveDemo(models);
     base = `http://127.0.0.1:${server.address().port}`;
@@ -200,14 +206,15 @@ describe("demo page in headless Chromium", () => {
     await open("/demo/");
     await page.click("#random");
     const s = await settled();
+    const shipped = csvRows(join(WEB, "demo/test-digits.csv"), 64);
+    assert.ok(shipped.some((r) => r.every((v, i) => v === s.input[i])), "random digit is a row of test-digits.csv");
     const rows = csvRows(digits.testCsv, 64);
-    assert.ok(rows.some((r) => r.every((v, i) => v === s.input[i])), "random digit is a held-out row");
     assert.deepEqual(bits(s.scores), bits(s.server));
     assert.match(await page.locator("#truth").textContent(), /true label/);
 
     const want = nativeScores(digits.module, rows, dir).map(bits);
     const flat = rows.flatMap((r) => Array.from(r));
-    for (const url of ["/models/digits.wasm", "/models/digits.safetensors"]) {
+    for (const url of ["/models/digits/model.wasm", "/models/digits/model.safetensors"]) {
       const got = await page.evaluate(
         async ([url, flat]) => {
           const { Model } = await import("/pkg/kiln.js");
@@ -236,7 +243,7 @@ describe("demo page in headless Chromium", () => {
       ["missing.wasm", /HTTP 404/],
     ]) {
       problems = [];
-      await open(`/demo/?model=../models/${file}`);
+      await open(`/demo/?model=/files/${file}`);
       const error = page.locator("#error");
       assert.ok(await error.isVisible(), `${file}: error element visible`);
       assert.match(await error.textContent(), message, file);
@@ -251,7 +258,7 @@ describe("demo page in headless Chromium", () => {
     const thrown = await page.evaluate(async () => {
       const { Model } = await import("/pkg/kiln.js");
       const errors = [];
-      for (const bad of [new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 11, 200]), "/models/garbage.safetensors", 42]) {
+      for (const bad of [new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 11, 200]), "/files/garbage.safetensors", 42]) {
         try {
           await Model.load(bad);
           errors.push("no error");
@@ -259,7 +266,7 @@ describe("demo page in headless Chromium", () => {
           errors.push(`${e instanceof Error}: ${e.message}`);
         }
       }
-      const m = await Model.load("/models/digits.wasm");
+      const m = await Model.load("/models/digits/model.wasm");
       try {
         m.predict(new Float32Array(63));
       } catch (e) {
@@ -269,7 +276,7 @@ describe("demo page in headless Chromium", () => {
       return errors;
     });
     assert.match(thrown[0], /^true: model bytes: not a valid WebAssembly module/);
-    assert.match(thrown[1], /^true: \/models\/garbage\.safetensors: not a valid safetensors file/);
+    assert.match(thrown[1], /^true: \/files\/garbage\.safetensors: not a valid safetensors file/);
     assert.match(thrown[2], /^true: Model\.load expects a URL/);
     assert.match(thrown[3], /^true: input has 63 values/);
     assertNoProblems();
@@ -280,7 +287,7 @@ describe("demo page in headless Chromium", () => {
     await open("/demo/");
     const r = await page.evaluate(async () => {
       const { Model } = await import("/pkg/kiln.js");
-      const m = await Model.load("/models/mlp.safetensors");
+      const m = await Model.load("/files/mlp.safetensors");
       const x = new Float32Array(784).map((_, i) => (i % 17) / 17);
       for (let i = 0; i < 200; i++) m.predict(x);
       const rates = [];

@@ -2,10 +2,12 @@
 // browser package (web/pkg) and asks the server for the same pixels.
 //
 // No bundler: an ES module importing ../pkg/kiln.js. Query parameters:
-//   ?model=URL   the model to load (default ../models/digits.wasm; a
-//                .safetensors model file works too)
-//   ?test=URL    held-out rows for "random test digit" (a CSV written by
-//                `kiln train --test-out`; default ../models/test.csv)
+//   ?model=URL   the model to load (default /models/digits/model.wasm, where
+//                `kiln serve` serves the digits module; a .safetensors model
+//                file works too)
+//   ?test=URL    rows for "random test digit" (a CSV as written by `kiln
+//                train --test-out`; default test-digits.csv beside this page:
+//                100 UCI digits the seed-1 model did not train on)
 // The f32/int8 selector maps to VARIANTS below; int8 is enabled once
 // quantized modules exist (issue #4).
 //
@@ -16,10 +18,10 @@ import init, { Model, randomIndex } from "../pkg/kiln.js";
 
 const params = new URLSearchParams(location.search);
 const VARIANTS = {
-  f32: params.get("model") ?? "../models/digits.wasm",
-  int8: params.get("model-int8") ?? "../models/digits-int8.wasm",
+  f32: params.get("model") ?? "/models/digits/model.wasm",
+  int8: params.get("model-int8") ?? "/models/digits-int8/model.wasm",
 };
-const TEST_URL = params.get("test") ?? "../models/test.csv";
+const TEST_URL = params.get("test") ?? "test-digits.csv";
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
