@@ -101,7 +101,8 @@ fn cnn_loads_as_the_host_reads_it() {
 #[test]
 fn graph_errors_carry_the_hosts_messages() {
     let base = ModelFile::load(&digits().model).unwrap();
-    let variants: Vec<(&str, Box<dyn Fn(&mut ModelFile)>)> = vec![
+    type Change = Box<dyn Fn(&mut ModelFile)>;
+    let variants: Vec<(&str, Change)> = vec![
         ("format", Box::new(|m| m.graph.format = 7)),
         (
             "labels",
