@@ -20,7 +20,7 @@ step "cargo rustc kiln-guest --features browser (wasm32, +simd128)" \
 # wasm-opt runs before wasm-bindgen: binaryen 108 (Debian) mangles the
 # externref table wasm-bindgen adds. wasm-strip then drops the name section.
 built="$target/wasm32-unknown-unknown/web/kiln_guest.wasm"
-step "wasm-opt -Os" wasm-opt -Os --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+step "wasm-opt -Oz" wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$built" -o "$target/kiln_opt.wasm"
 step "wasm-bindgen --target web" wasm-bindgen --target web --out-dir "$out" --out-name kiln \

@@ -23,7 +23,7 @@ import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { KILN, REPO, bits, csvRows, nativeScores, scratch, trainDigits, writeMlp } from "../js-common/kiln.js";
+import { KILN, REPO, bits, csvRows, kiln, nativeScores, randomRows, scratch, trainDigits, writeMlp } from "../js-common/kiln.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WEB = join(REPO, "web");
@@ -106,7 +106,14 @@ describe("demo page in headless Chromium", () => {
     writeFileSync(join(models, "garbage.safetensors"), Buffer.from("this is not a model file"));
     const st = readFileSync(digits.model);
     writeFileSync(join(models, "no-graph.safetensors"), Buffer.concat([st.subarray(0, 8), Buffer.from(st.subarray(8).toString("latin1").replace('"kiln"', '"nope"'), "latin1")]));
-    writeMlp(join(models, "mlp.safetensors"), [784, 256, 128, 10], 3);
+    // MLP 784-256-128-10: f32 module, and int8 (static, calibrated) module.
+    const mlp = join(models, "mlp.safetensors");
+    writeMlp(mlp, [784, 256, 128, 10], 3);
+    const calib = join(models, "calib.json");
+    writeFileSync(calib, JSON.stringify(randomRows(200, 784, 5).map((r) => Array.from(r))));
+    kiln("quantize", mlp, "--calibrate", calib, "-o", join(models, "mlp-int8.safetensors"));
+    kiln("build", mlp, "-o", join(models, "mlp.wasm"));
+    kiln("build", join(models, "mlp-int8.safetensors"), "-o", join(models, "mlp-int8.wasm"));
 
     server = await serveDemo(models);
     base = `http://127.0.0.1:${server.address().port}`;
@@ -283,32 +290,48 @@ describe("demo page in headless Chromium", () => {
     await page.close();
   });
 
-  test("predictions per second in Chromium, MLP 784-256-128-10 (f32; int8 once quantization lands)", async () => {
+  test("predictions per second in Chromium, MLP 784-256-128-10, int8 and f32; int8 bits == native", async () => {
     await open("/demo/");
-    const r = await page.evaluate(async () => {
+    const rows = randomRows(4, 784, 9);
+    const r = await page.evaluate(async (rows) => {
       const { Model } = await import("/pkg/kiln.js");
-      const m = await Model.load("/files/mlp.safetensors");
+      const out = {};
+      // Interleaved runs of both models in one page: a ratio from one process.
+      const models = { int8: await Model.load("/files/mlp-int8.wasm"), f32: await Model.load("/files/mlp.wasm") };
       const x = new Float32Array(784).map((_, i) => (i % 17) / 17);
-      for (let i = 0; i < 200; i++) m.predict(x);
-      const rates = [];
+      for (const m of Object.values(models)) for (let i = 0; i < 200; i++) m.predict(x);
+      const rates = { int8: [], f32: [] };
       for (let run = 0; run < 5; run++) {
-        let n = 0;
-        const t0 = performance.now();
-        while (performance.now() - t0 < 300) {
-          m.predict(x);
-          n++;
+        for (const [name, m] of Object.entries(models)) {
+          let n = 0;
+          const t0 = performance.now();
+          while (performance.now() - t0 < 200) {
+            m.predict(x);
+            n++;
+          }
+          rates[name].push((n * 1000) / (performance.now() - t0));
         }
-        rates.push((n * 1000) / (performance.now() - t0));
       }
-      m.free();
-      rates.sort((a, b) => a - b);
-      return { median: rates[2], rates };
-    });
-    console.log(
-      `browser: MLP 784-256-128-10 f32, batch 1, in Chromium: median ${r.median.toFixed(0)} predictions/s ` +
-        `(${(1e6 / r.median).toFixed(1)} µs each; 5 runs of 300 ms: ${r.rates.map((v) => v.toFixed(0)).join(", ")})`,
-    );
-    assert.ok(r.median > 0);
+      for (const [name, v] of Object.entries(rates)) {
+        v.sort((a, b) => a - b);
+        out[name] = { median: v[2], rates: v };
+      }
+      out.int8Scores = Array.from(models.int8.predict(new Float32Array(rows.flat())));
+      for (const m of Object.values(models)) m.free();
+      return out;
+    }, rows.map((r) => Array.from(r)));
+    for (const name of ["int8", "f32"]) {
+      const { median, rates } = r[name];
+      console.log(
+        `browser: MLP 784-256-128-10 ${name}, batch 1, in Chromium: median ${median.toFixed(0)} predictions/s ` +
+          `(${(1e6 / median).toFixed(1)} µs each; 5 runs of 200 ms: ${rates.map((v) => v.toFixed(0)).join(", ")})`,
+      );
+      assert.ok(median > 0);
+    }
+    console.log(`browser: int8 / f32 throughput ratio in the same page: ${(r.int8.median / r.f32.median).toFixed(2)}`);
+    const want = nativeScores(join(models, "mlp-int8.wasm"), rows, dir);
+    const got = Array.from({ length: rows.length }, (_, i) => bits(r.int8Scores.slice(i * 10, (i + 1) * 10)));
+    assert.deepEqual(got, want.map(bits), "int8 module in V8 vs kiln predict --native");
     assertNoProblems();
     await page.close();
   });

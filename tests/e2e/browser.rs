@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use kiln::model::{LayerSpec, ModelFile};
+use kiln::model::{LayerSpec, ModelFile, TensorData};
 use kiln::module;
 use kiln_guest::browser::file::{self, LoadError};
 
@@ -139,7 +139,10 @@ fn graph_errors_carry_the_hosts_messages() {
         (
             "not finite",
             Box::new(|m| {
-                m.tensors.values_mut().next().unwrap().data[0] = f32::NAN;
+                let t = m.tensors.values_mut().next().unwrap();
+                if let TensorData::F32(d) = &mut t.data {
+                    d[0] = f32::NAN;
+                }
             }),
         ),
     ];
@@ -189,5 +192,30 @@ fn broken_files_are_refused_without_panics() {
     assert!(
         message.starts_with("m.safetensors: not a valid safetensors file"),
         "{message}"
+    );
+}
+
+/// Quantized models: the module loads (its blob holds the kernel's
+/// integers, derived once by the host); the model file is refused with a
+/// pointer to the module.
+#[test]
+fn int8_loads_from_its_module() {
+    let dir = scratch();
+    let q = dir.path().join("q.safetensors");
+    let wasm = dir.path().join("q.wasm");
+    kiln_ok(&["quantize", s(&digits().model), "--dynamic", "-o", s(&q)]);
+    kiln_ok(&["build", s(&q), "-o", s(&wasm)]);
+    let wasm = std::fs::read(&wasm).unwrap();
+    let blob = module::embedded_blob(&wasm).unwrap().unwrap();
+    assert_eq!(
+        file::load(&wasm, "q.wasm").unwrap().model,
+        kiln_guest::blob::decode(blob).unwrap().into_owned()
+    );
+    let err = page_model(&std::fs::read(&q).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is quantized; load the module instead"),
+        "{err}"
     );
 }

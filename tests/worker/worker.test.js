@@ -212,30 +212,45 @@ describe("digits worker in workerd", () => {
   });
 });
 
-describe("MLP 784-256-128-10 worker (f32; int8 once quantization lands)", () => {
+describe("MLP 784-256-128-10 workers, int8 and f32", () => {
   const dir = scratch("kiln-worker-mlp-");
-  let w;
-  after(() => stop(w));
+  const workers = [];
+  after(() => workers.forEach(stop));
 
-  test("bundle ≤ 1 MB and bit-identical to kiln predict --native", async () => {
-    const model = join(dir, "mlp.safetensors");
-    writeMlp(model, [784, 256, 128, 10], 3);
-    const out = join(dir, "worker");
-    kiln("build", model, "--target", "worker", "-o", out);
-    const sizes = Object.fromEntries(readdirSync(out).map((f) => [f, statSync(join(out, f)).size]));
-    const total = Object.values(sizes).reduce((a, b) => a + b, 0);
-    console.log(`worker bundle for MLP 784-256-128-10 (f32): ${total} bytes ${JSON.stringify(sizes)}`);
-    assert.ok(total <= 1_000_000, `bundle is ${total} bytes`);
+  for (const variant of ["int8", "f32"]) {
+    test(`${variant}: bundle size and bit-identical to kiln predict --native`, async () => {
+      const f32 = join(dir, "mlp.safetensors");
+      writeMlp(f32, [784, 256, 128, 10], 3);
+      let model = f32;
+      if (variant === "int8") {
+        const calib = join(dir, "calib.json");
+        writeFileSync(calib, JSON.stringify(randomRows(200, 784, 5).map((r) => Array.from(r))));
+        model = join(dir, "mlp-int8.safetensors");
+        kiln("quantize", f32, "--calibrate", calib, "-o", model);
+      }
+      const out = join(dir, `worker-${variant}`);
+      kiln("build", model, "--target", "worker", "-o", out);
+      const sizes = Object.fromEntries(readdirSync(out).map((f) => [f, statSync(join(out, f)).size]));
+      const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+      console.log(`worker bundle for MLP 784-256-128-10 (${variant}): ${total} bytes ${JSON.stringify(sizes)}`);
+      // The requirement is the int8 bundle ≤ 1 MB; f32 weights alone are
+      // 940,584 bytes, so f32 is only held to 1 MiB.
+      const limit = variant === "int8" ? 1_000_000 : 1 << 20;
+      assert.ok(total <= limit, `bundle is ${total} bytes (limit ${limit})`);
 
-    w = await startWorkerd(out);
-    const rows = randomRows(8, 784, 11);
-    const first = await infer(w.url, "mlp", rows.slice(0, 1));
-    console.log(`worker (MLP): ${(performance.now() - w.startedAt).toFixed(0)} ms from starting workerd to the first answered infer request`);
-    assert.equal(first.outputs[0].shape.join(), "1,10");
-    const kilnModule = join(dir, "mlp.wasm");
-    kiln("build", model, "-o", kilnModule);
-    const want = nativeScores(kilnModule, rows, dir);
-    const got = outputRows((await infer(w.url, "mlp", rows)).outputs[0]);
-    assert.deepEqual(got.map(bits), want.map(bits));
-  });
+      const w = await startWorkerd(out);
+      workers.push(w);
+      const rows = randomRows(8, 784, 11);
+      const first = await infer(w.url, "mlp", rows.slice(0, 1));
+      console.log(
+        `worker (MLP ${variant}): ${(performance.now() - w.startedAt).toFixed(0)} ms from starting workerd to the first answered infer request`,
+      );
+      assert.equal(first.outputs[0].shape.join(), "1,10");
+      const module = join(dir, `mlp-${variant}.wasm`);
+      kiln("build", model, "-o", module);
+      const want = nativeScores(module, rows, dir);
+      const got = outputRows((await infer(w.url, "mlp", rows)).outputs[0]);
+      assert.deepEqual(got.map(bits), want.map(bits));
+    });
+  }
 });

@@ -128,6 +128,13 @@ pub enum LoadError {
         inputs: usize,
     },
     Graph(ModelError),
+    /// An int8 layer in a model file: the browser reads quantized models
+    /// from their compiled module (the host derives the kernel's integers).
+    Int8ModelFile {
+        name: String,
+        layer: usize,
+        op: String,
+    },
     /// A `\0asm` file that is not a well-formed module.
     Wasm {
         name: String,
@@ -197,6 +204,10 @@ impl fmt::Display for LoadError {
                 write!(f, "{features} feature names for {inputs} inputs")
             }
             Self::Graph(e) => write!(f, "invalid graph: {e}"),
+            Self::Int8ModelFile { name, layer, op } => write!(
+                f,
+                "{name}: layer {layer} ({op}) is quantized; load the module instead: `kiln build {name} -o model.wasm`, then Model.load(\"model.wasm\")"
+            ),
             Self::Wasm { name, message } => {
                 write!(f, "{name}: not a valid WebAssembly module: {message}")
             }
@@ -418,6 +429,9 @@ enum LayerSpec {
         kernel: usize,
         stride: Option<usize>,
     },
+    /// `quantize`, `quantize_dynamic`, `dense_int8`: refused with a pointer
+    /// to the module (see [`LoadError::Int8ModelFile`]).
+    Int8(String),
 }
 
 impl LayerSpec {
@@ -429,6 +443,7 @@ impl LayerSpec {
             LayerSpec::Flatten => "flatten",
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::Pool { op, .. } => op,
+            LayerSpec::Int8(_) => "int8",
         }
     }
 
@@ -440,6 +455,8 @@ impl LayerSpec {
             "dense" => &["op", "weight", "bias"],
             "conv2d" => &["op", "weight", "bias", "stride", "padding"],
             "max_pool" | "avg_pool" => &["op", "kernel", "stride"],
+            // Refused later with a pointer to the module; any fields.
+            "quantize" | "quantize_dynamic" | "dense_int8" => &[],
             _ => &["op"],
         };
         let f = Fields::new(json, &what, known)?;
@@ -477,9 +494,10 @@ impl LayerSpec {
                 kernel: f.usize("kernel")?,
                 stride: f.opt("stride").map(|_| f.usize("stride")).transpose()?,
             },
+            "quantize" | "quantize_dynamic" | "dense_int8" => LayerSpec::Int8(op.clone()),
             other => {
                 return Err(format!(
-                    "{what}: unknown variant `{other}`, expected one of `standardize`, `dense`, `relu`, `sigmoid`, `tanh`, `softmax`, `flatten`, `conv2d`, `max_pool`, `avg_pool`"
+                    "{what}: unknown variant `{other}`, expected one of `standardize`, `dense`, `relu`, `sigmoid`, `tanh`, `softmax`, `flatten`, `conv2d`, `max_pool`, `avg_pool`, `quantize`, `quantize_dynamic`, `dense_int8`"
                 ));
             }
         })
@@ -644,6 +662,18 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
             found: graph.format,
         });
     }
+    if let Some((layer, LayerSpec::Int8(op))) = graph
+        .layers
+        .iter()
+        .enumerate()
+        .find(|(_, l)| matches!(l, LayerSpec::Int8(_)))
+    {
+        return Err(LoadError::Int8ModelFile {
+            name: name.into(),
+            layer,
+            op: op.clone(),
+        });
+    }
     let mut tensors = BTreeMap::new();
     for (tensor, dtype, shape, data) in c.tensors {
         if dtype != "F32" {
@@ -794,6 +824,14 @@ fn to_kernel(
                     Layer::conv2d_from_filters(index, geom, &w.floats(), b.floats().into())?;
                 shape = std::vec![out_c, geom.out_h(), geom.out_w()];
                 layer
+            }
+            // Refused by `load_model_file` before this runs.
+            LayerSpec::Int8(op) => {
+                return Err(LoadError::Int8ModelFile {
+                    name: String::new(),
+                    layer: index,
+                    op: op.clone(),
+                });
             }
             LayerSpec::Pool {
                 kind,
