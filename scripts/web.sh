@@ -20,12 +20,14 @@ step "cargo rustc kiln-guest --features browser (wasm32, +simd128)" \
 # wasm-opt runs before wasm-bindgen: binaryen 108 (Debian) mangles the
 # externref table wasm-bindgen adds. wasm-strip then drops the name section.
 built="$target/wasm32-unknown-unknown/web/kiln_guest.wasm"
-step "wasm-opt -Oz" wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+step "wasm-opt -Oz" wasm-opt -Oz --converge --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$built" -o "$target/kiln_opt.wasm"
 step "wasm-bindgen --target web" wasm-bindgen --target web --out-dir "$out" --out-name kiln \
   "$target/kiln_opt.wasm"
 step "wasm-strip" wasm-strip "$out/kiln_bg.wasm"
+# The API docs live in kiln.d.ts; drop their JSDoc copies from kiln.js.
+perl -0pi -e 's{\n\s*/\*\*.*?\*/}{}gs' "$out/kiln.js"
 wasm=$(stat -c %s "$out/kiln_bg.wasm")
 js=$(stat -c %s "$out/kiln.js")
 echo "web/pkg: kiln_bg.wasm $wasm B + kiln.js $js B = $((wasm + js)) B ($(( (wasm + js) / 1024 )) KiB)"

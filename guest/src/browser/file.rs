@@ -34,6 +34,19 @@ use crate::{
 const METADATA_KEY: &str = "kiln";
 /// The graph format version this reader understands (the host's).
 const FORMAT_VERSION: u32 = 1;
+/// Ops of the host's model format that the browser reads from compiled
+/// modules only (whose blobs hold what the host derived from them).
+const MODULE_ONLY: [&str; 9] = [
+    "quantize",
+    "quantize_dynamic",
+    "dense_int8",
+    "leaky_relu",
+    "prelu",
+    "group_softmax",
+    "log_softmax",
+    "scale_shift",
+    "global_avg_pool",
+];
 /// The custom section of a module holding its metadata JSON.
 const META_SECTION: &str = "kiln.meta";
 
@@ -128,9 +141,10 @@ pub enum LoadError {
         inputs: usize,
     },
     Graph(ModelError),
-    /// An int8 layer in a model file: the browser reads quantized models
-    /// from their compiled module (the host derives the kernel's integers).
-    Int8ModelFile {
+    /// A layer the browser reads from compiled modules only: int8 layers
+    /// (the host derives the kernel's integers) and the ops ONNX import
+    /// adds (the host folds their parameters).
+    ModuleOnly {
         name: String,
         layer: usize,
         op: String,
@@ -204,9 +218,9 @@ impl fmt::Display for LoadError {
                 write!(f, "{features} feature names for {inputs} inputs")
             }
             Self::Graph(e) => write!(f, "invalid graph: {e}"),
-            Self::Int8ModelFile { name, layer, op } => write!(
+            Self::ModuleOnly { name, layer, op } => write!(
                 f,
-                "{name}: layer {layer} ({op}) is quantized; load the module instead: `kiln build {name} -o model.wasm`, then Model.load(\"model.wasm\")"
+                "{name}: layer {layer} ({op}) is read from compiled modules only in the browser; load the module instead: `kiln build {name} -o model.wasm`, then Model.load(\"model.wasm\")"
             ),
             Self::Wasm { name, message } => {
                 write!(f, "{name}: not a valid WebAssembly module: {message}")
@@ -429,9 +443,8 @@ enum LayerSpec {
         kernel: usize,
         stride: Option<usize>,
     },
-    /// `quantize`, `quantize_dynamic`, `dense_int8`: refused with a pointer
-    /// to the module (see [`LoadError::Int8ModelFile`]).
-    Int8(String),
+    /// One of [`MODULE_ONLY`]: refused with a pointer to the module.
+    ModuleOnly(String),
 }
 
 impl LayerSpec {
@@ -443,7 +456,7 @@ impl LayerSpec {
             LayerSpec::Flatten => "flatten",
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::Pool { op, .. } => op,
-            LayerSpec::Int8(_) => "int8",
+            LayerSpec::ModuleOnly(_) => "module-only",
         }
     }
 
@@ -456,7 +469,7 @@ impl LayerSpec {
             "conv2d" => &["op", "weight", "bias", "stride", "padding"],
             "max_pool" | "avg_pool" => &["op", "kernel", "stride"],
             // Refused later with a pointer to the module; any fields.
-            "quantize" | "quantize_dynamic" | "dense_int8" => &[],
+            op if MODULE_ONLY.contains(&op) => &[],
             _ => &["op"],
         };
         let f = Fields::new(json, &what, known)?;
@@ -494,10 +507,10 @@ impl LayerSpec {
                 kernel: f.usize("kernel")?,
                 stride: f.opt("stride").map(|_| f.usize("stride")).transpose()?,
             },
-            "quantize" | "quantize_dynamic" | "dense_int8" => LayerSpec::Int8(op.clone()),
+            op if MODULE_ONLY.contains(&op) => LayerSpec::ModuleOnly(op.into()),
             other => {
                 return Err(format!(
-                    "{what}: unknown variant `{other}`, expected one of `standardize`, `dense`, `relu`, `sigmoid`, `tanh`, `softmax`, `flatten`, `conv2d`, `max_pool`, `avg_pool`, `quantize`, `quantize_dynamic`, `dense_int8`"
+                    "{what}: unknown variant `{other}`, expected one of `standardize`, `dense`, `relu`, `sigmoid`, `tanh`, `softmax`, `flatten`, `conv2d`, `max_pool`, `avg_pool`, or one of {MODULE_ONLY:?}"
                 ));
             }
         })
@@ -662,13 +675,13 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
             found: graph.format,
         });
     }
-    if let Some((layer, LayerSpec::Int8(op))) = graph
+    if let Some((layer, LayerSpec::ModuleOnly(op))) = graph
         .layers
         .iter()
         .enumerate()
-        .find(|(_, l)| matches!(l, LayerSpec::Int8(_)))
+        .find(|(_, l)| matches!(l, LayerSpec::ModuleOnly(_)))
     {
-        return Err(LoadError::Int8ModelFile {
+        return Err(LoadError::ModuleOnly {
             name: name.into(),
             layer,
             op: op.clone(),
@@ -826,8 +839,8 @@ fn to_kernel(
                 layer
             }
             // Refused by `load_model_file` before this runs.
-            LayerSpec::Int8(op) => {
-                return Err(LoadError::Int8ModelFile {
+            LayerSpec::ModuleOnly(op) => {
+                return Err(LoadError::ModuleOnly {
                     name: String::new(),
                     layer: index,
                     op: op.clone(),
