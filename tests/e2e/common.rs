@@ -121,3 +121,30 @@ pub fn bits(rows: &[Vec<f32>]) -> Vec<Vec<u32>> {
         .map(|r| r.iter().map(|v| v.to_bits()).collect())
         .collect()
 }
+
+/// Runs `module` on the JSON rows at `rows` in Node/V8 through the raw ABI
+/// with no glue (`tests/node/abi-example.mjs`, the example in docs/abi.md)
+/// and returns one score vector per row.
+pub fn run_in_node(module: &Path, rows: &Path) -> Vec<Vec<f32>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/abi-example.mjs");
+    let out = Command::new("node")
+        .args([script, s(module), s(rows)])
+        .output()
+        .expect("running node (Node.js 20 is part of kiln's test set-up)");
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 stdout")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Vec<f64>>(l)
+                .expect("a JSON array of scores")
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        })
+        .collect()
+}

@@ -22,27 +22,7 @@ fn node_runs_the_module_with_native_bits() {
     let rows_path = dir.path().join("rows.json");
     std::fs::write(&rows_path, serde_json::to_string(&rows).unwrap()).unwrap();
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/abi-example.mjs");
-    let out = std::process::Command::new("node")
-        .args([script, s(&d.module), s(&rows_path)])
-        .output()
-        .expect("running node (Node.js 20 is part of kiln's test set-up)");
-    assert!(
-        out.status.success(),
-        "node failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v8: Vec<Vec<f32>> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Vec<f64>>(l)
-                .unwrap()
-                .into_iter()
-                .map(|v| v as f32)
-                .collect()
-        })
-        .collect();
+    let v8 = run_in_node(&d.module, &rows_path);
     let native = scores(&kiln_ok(&[
         "predict",
         s(&d.module),

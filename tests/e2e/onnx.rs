@@ -475,26 +475,6 @@ fn new_layers_have_the_same_bits_in_wasmtime_v8_and_native() {
     assert_eq!(wasm.len(), 64);
     assert_eq!(bits(&wasm), bits(&native), "wasmtime and native differ");
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/abi-example.mjs");
-    let out = std::process::Command::new("node")
-        .args([script, s(&p("all.wasm")), s(&p("rows.json"))])
-        .output()
-        .expect("running node (Node.js 20 is part of kiln's test set-up)");
-    assert!(
-        out.status.success(),
-        "node: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v8: Vec<Vec<f32>> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Vec<f64>>(l)
-                .unwrap()
-                .into_iter()
-                .map(|v| v as f32)
-                .collect()
-        })
-        .collect();
+    let v8 = run_in_node(&p("all.wasm"), &p("rows.json"));
     assert_eq!(bits(&v8), bits(&native), "V8 and native differ");
 }
