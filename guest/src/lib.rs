@@ -16,11 +16,14 @@
 //! * [`kernels`] — scalar reference kernels and their SIMD128 overrides.
 //! * [`int8`] — quantized layers (int8 × int8 → i32, fixed-point requantize).
 //! * [`math`] — the one `exp` every platform uses, so results are bit-exact.
+//! * `graph` — the model file's graph schema and its conversion into a
+//!   [`Model`] (feature `graph`, which links `std`; shared by the host and
+//!   the browser package).
 //! * `abi` — the raw ABI v1 exports (wasm32 + feature `module` only; the
 //!   only `unsafe` outside the SIMD kernels).
 //! * `browser` — the wasm-bindgen `Model` class for web pages (feature
 //!   `browser`, which links `std`; see `web/` and `docs/web.md`).
-#![cfg_attr(not(any(test, feature = "browser")), no_std)]
+#![cfg_attr(not(any(test, feature = "browser", feature = "graph")), no_std)]
 
 extern crate alloc;
 
@@ -36,6 +39,8 @@ mod abi;
 
 #[cfg(feature = "browser")]
 pub mod browser;
+#[cfg(feature = "graph")]
+pub mod graph;
 
 #[cfg(all(target_arch = "wasm32", feature = "module", feature = "browser"))]
 compile_error!("features `module` and `browser` build different wasm artifacts; enable one");

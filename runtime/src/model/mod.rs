@@ -4,22 +4,21 @@
 //! [`ModelFile`] is the in-memory form. Loading is total — every way a file
 //! can be wrong is a [`ModelFileError`] naming the file, layer and tensor —
 //! and saving goes through a temporary file and a rename, so a failed save
-//! never leaves half a model behind. [`ModelFile::to_kernel`] turns the file
-//! into the guest's [`kiln_guest::Model`], the graph the kernel runs natively
-//! and inside modules.
+//! never leaves half a model behind. The graph schema and its conversion into
+//! the guest's [`kiln_guest::Model`] live in `kiln_guest::graph` (shared with
+//! the browser package); [`ModelFile::to_kernel`] applies it to this file.
 
-mod graph;
-mod int8;
 mod tensor;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use kiln_guest::{Activation, ConvGeom, Layer, PoolGeom, PoolKind};
 use safetensors::{SafeTensors, tensor::TensorView};
 
-pub use graph::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY, QuantParams, Task};
-pub use tensor::{Tensor, TensorData};
+pub use kiln_guest::graph::{
+    ConvertError, FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY, QuantParams, Task,
+    Tensor, TensorData,
+};
 
 use crate::fsutil;
 
@@ -64,78 +63,9 @@ pub enum ModelFileError {
         found: usize,
         expected: usize,
     },
-    #[error("layer {layer} ({op}): tensor `{tensor}` has dtype {found}, expected {expected}")]
-    TensorDtype {
-        layer: usize,
-        op: &'static str,
-        tensor: String,
-        found: &'static str,
-        expected: &'static str,
-    },
-    #[error("layer {layer} ({op}): {what}")]
-    Quant {
-        layer: usize,
-        op: &'static str,
-        what: String,
-    },
-    #[error("layer {layer} ({op}): tensor `{tensor}` is missing")]
-    MissingTensor {
-        layer: usize,
-        op: &'static str,
-        tensor: String,
-    },
-    #[error("layer {layer} ({op}): tensor `{tensor}` has shape {found:?}, expected {expected}")]
-    TensorShape {
-        layer: usize,
-        op: &'static str,
-        tensor: String,
-        found: Vec<usize>,
-        expected: String,
-    },
-    #[error(
-        "layer {layer} ({op}) needs a [channels, height, width] input, but receives shape {found:?}; give the model input a 3-D shape (e.g. `kiln train --shape 1x8x8`)"
-    )]
-    NotImage {
-        layer: usize,
-        op: &'static str,
-        found: Vec<usize>,
-    },
-    #[error("layer {layer} ({op}): {param} = {value} must divide the row of {width} values")]
-    Divide {
-        layer: usize,
-        op: &'static str,
-        param: &'static str,
-        value: usize,
-        width: usize,
-    },
-    #[error("input shape {0:?} is empty or overflows")]
-    InputShape(Vec<usize>),
-    #[error("{labels} labels for {outputs} outputs")]
-    Labels { labels: usize, outputs: usize },
-    #[error("{features} feature names for {inputs} inputs")]
-    Features { features: usize, inputs: usize },
-    #[error("invalid graph: {0}")]
-    Graph(#[from] kiln_guest::ModelError),
-}
-
-/// `value` if it is positive and divides `width`.
-fn divisor(
-    layer: usize,
-    op: &'static str,
-    param: &'static str,
-    value: usize,
-    width: usize,
-) -> Result<usize, ModelFileError> {
-    if value == 0 || !width.is_multiple_of(value) {
-        return Err(ModelFileError::Divide {
-            layer,
-            op,
-            param,
-            value,
-            width,
-        });
-    }
-    Ok(value)
+    /// The graph does not fit its tensors or the kernel (names the layer).
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
 }
 
 /// A model: its graph and its tensors, by name.
@@ -182,7 +112,7 @@ impl ModelFile {
         let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
-            let Some(data) = TensorData::from_le_bytes(view.dtype(), view.data()) else {
+            let Some(data) = tensor::from_le_bytes(view.dtype(), view.data()) else {
                 return Err(ModelFileError::Dtype {
                     path: path.into(),
                     tensor: name,
@@ -212,7 +142,7 @@ impl ModelFile {
             .map(|(name, t)| {
                 Ok((
                     name.as_str(),
-                    t.data.dtype(),
+                    tensor::dtype(&t.data),
                     t.shape.clone(),
                     t.data.to_le_bytes(),
                 ))
@@ -244,222 +174,13 @@ impl ModelFile {
 
     /// Values per input row.
     pub fn input_len(&self) -> Result<usize, ModelFileError> {
-        self.graph
-            .input
-            .values_per_row()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| ModelFileError::InputShape(self.graph.input.shape.clone()))
+        Ok(self.graph.input_len()?)
     }
 
-    /// Builds the graph the kernel runs, checking every tensor's shape
-    /// against its layer and every layer's width against the one before.
+    /// Builds the graph the kernel runs (the guest's
+    /// [`kiln_guest::graph::to_kernel`], which the browser package shares).
     pub fn to_kernel(&self) -> Result<kiln_guest::Model<'static>, ModelFileError> {
-        let input_len = self.input_len()?;
-        if !self.graph.input.features.is_empty() && self.graph.input.features.len() != input_len {
-            return Err(ModelFileError::Features {
-                features: self.graph.input.features.len(),
-                inputs: input_len,
-            });
-        }
-        let mut width = input_len;
-        // The logical shape of one row, for the layers that need an image.
-        let mut shape = self.graph.input.shape.clone();
-        let mut layers = Vec::new();
-        let mut quant = int8::QuantState::F32;
-        for (index, spec) in self.graph.layers.iter().enumerate() {
-            let op = spec.op();
-            let tensor = |name: &str| {
-                self.tensors
-                    .get(name)
-                    .ok_or_else(|| ModelFileError::MissingTensor {
-                        layer: index,
-                        op,
-                        tensor: name.into(),
-                    })
-            };
-            let shape_err =
-                |name: &str, t: &Tensor, expected: String| ModelFileError::TensorShape {
-                    layer: index,
-                    op,
-                    tensor: name.into(),
-                    found: t.shape.clone(),
-                    expected,
-                };
-            let activation = |kind| Layer::Activation { kind, len: width };
-            let image = || match shape.as_slice() {
-                &[c, h, w] => Ok((c, h, w)),
-                _ => Err(ModelFileError::NotImage {
-                    layer: index,
-                    op,
-                    found: shape.clone(),
-                }),
-            };
-            let layer = match spec {
-                LayerSpec::Standardize { mean, std } => {
-                    let (m, s) = (tensor(mean)?, tensor(std)?);
-                    for (name, t) in [(mean, m), (std, s)] {
-                        if t.shape != [width] {
-                            return Err(shape_err(name, t, format!("[{width}]")));
-                        }
-                    }
-                    let (m, s) = (m.f32_data(index, op, mean)?, s.f32_data(index, op, std)?);
-                    Layer::Standardize {
-                        mean: m.to_vec().into(),
-                        inv_std: s.iter().map(|&v| 1.0 / v).collect::<Vec<_>>().into(),
-                    }
-                }
-                LayerSpec::Dense { weight, bias } => {
-                    let (w, b) = (tensor(weight)?, tensor(bias)?);
-                    let &[outputs, inputs] = w.shape.as_slice() else {
-                        return Err(shape_err(weight, w, format!("[outputs, {width}]")));
-                    };
-                    if inputs != width {
-                        return Err(shape_err(weight, w, format!("[{outputs}, {width}]")));
-                    }
-                    if b.shape != [outputs] {
-                        return Err(shape_err(bias, b, format!("[{outputs}]")));
-                    }
-                    let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
-                    Layer::dense_from_rows(index, inputs, outputs, w, b.to_vec().into())?
-                }
-                LayerSpec::Quantize { .. }
-                | LayerSpec::QuantizeDynamic
-                | LayerSpec::DenseInt8 { .. } => int8::layer(self, index, spec, width, &mut quant)?,
-                LayerSpec::Relu => activation(Activation::Relu),
-                LayerSpec::Sigmoid => activation(Activation::Sigmoid),
-                LayerSpec::Tanh => activation(Activation::Tanh),
-                LayerSpec::Softmax => activation(Activation::Softmax),
-                LayerSpec::Flatten => {
-                    shape = vec![width];
-                    continue;
-                }
-                LayerSpec::Conv2d {
-                    weight,
-                    bias,
-                    stride,
-                    padding,
-                } => {
-                    let (in_c, in_h, in_w) = image()?;
-                    let (w, b) = (tensor(weight)?, tensor(bias)?);
-                    let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
-                        return Err(shape_err(weight, w, format!("[out_c, {in_c}, kh, kw]")));
-                    };
-                    if wc != in_c {
-                        return Err(shape_err(
-                            weight,
-                            w,
-                            format!("[{out_c}, {in_c}, {kh}, {kw}]"),
-                        ));
-                    }
-                    if b.shape != [out_c] {
-                        return Err(shape_err(bias, b, format!("[{out_c}]")));
-                    }
-                    let geom = ConvGeom {
-                        in_c,
-                        in_h,
-                        in_w,
-                        out_c,
-                        kh,
-                        kw,
-                        stride: *stride,
-                        pad: *padding,
-                    };
-                    let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
-                    let layer = Layer::conv2d_from_filters(index, geom, w, b.to_vec().into())?;
-                    shape = vec![out_c, geom.out_h(), geom.out_w()];
-                    layer
-                }
-                LayerSpec::MaxPool { kernel, stride } | LayerSpec::AvgPool { kernel, stride } => {
-                    let (c, h, w) = image()?;
-                    let kind = match spec {
-                        LayerSpec::MaxPool { .. } => PoolKind::Max,
-                        _ => PoolKind::Avg,
-                    };
-                    let geom = PoolGeom {
-                        c,
-                        h,
-                        w,
-                        k: *kernel,
-                        stride: stride.unwrap_or(*kernel),
-                    };
-                    geom.check()
-                        .ok_or(kiln_guest::ModelError::Geometry { layer: index })?;
-                    shape = vec![c, geom.out_h(), geom.out_w()];
-                    Layer::Pool { kind, geom }
-                }
-                LayerSpec::LeakyRelu { alpha } => Layer::LeakyRelu {
-                    alpha: *alpha,
-                    len: width,
-                },
-                LayerSpec::GroupSoftmax { group } => Layer::GroupSoftmax {
-                    width,
-                    group: divisor(index, op, "group", *group, width)?,
-                    log: false,
-                },
-                LayerSpec::LogSoftmax { group } => Layer::GroupSoftmax {
-                    width,
-                    group: divisor(index, op, "group", group.unwrap_or(width), width)?,
-                    log: true,
-                },
-                LayerSpec::ScaleShift { scale, shift } => {
-                    let (s, t) = (tensor(scale)?, tensor(shift)?);
-                    let &[channels] = s.shape.as_slice() else {
-                        return Err(shape_err(scale, s, "[channels]".into()));
-                    };
-                    divisor(index, op, "channels", channels, width)?;
-                    if t.shape != [channels] {
-                        return Err(shape_err(shift, t, format!("[{channels}]")));
-                    }
-                    Layer::ScaleShift {
-                        inner: width / channels,
-                        scale: s.f32_data(index, op, scale)?.to_vec().into(),
-                        shift: t.f32_data(index, op, shift)?.to_vec().into(),
-                    }
-                }
-                LayerSpec::PRelu { slope } => {
-                    let s = tensor(slope)?;
-                    let &[channels] = s.shape.as_slice() else {
-                        return Err(shape_err(slope, s, "[channels]".into()));
-                    };
-                    divisor(index, op, "channels", channels, width)?;
-                    Layer::PRelu {
-                        inner: width / channels,
-                        slope: s.f32_data(index, op, slope)?.to_vec().into(),
-                    }
-                }
-                LayerSpec::GlobalAvgPool { channels } => Layer::GlobalAvgPool {
-                    channels: *channels,
-                    inner: width / divisor(index, op, "channels", *channels, width)?,
-                },
-            };
-            if !matches!(layer, Layer::Int8(_)) {
-                quant = int8::QuantState::F32;
-            }
-            width = layer.output_len();
-            if !matches!(
-                layer,
-                Layer::Conv2d { .. }
-                    | Layer::Pool { .. }
-                    | Layer::Activation { .. }
-                    | Layer::Standardize { .. }
-                    | Layer::LeakyRelu { .. }
-                    | Layer::PRelu { .. }
-                    | Layer::GroupSoftmax { .. }
-                    | Layer::ScaleShift { .. }
-            ) {
-                shape = vec![width];
-            }
-            layers.push(layer);
-        }
-        let model = kiln_guest::Model::new(input_len, layers)?;
-        let labels = self.graph.labels.len();
-        if labels != 0 && labels != model.output_len() {
-            return Err(ModelFileError::Labels {
-                labels,
-                outputs: model.output_len(),
-            });
-        }
-        Ok(model)
+        Ok(kiln_guest::graph::to_kernel(&self.graph, &self.tensors)?)
     }
 }
 

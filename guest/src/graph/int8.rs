@@ -8,11 +8,13 @@
 //! results — are the same everywhere.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::string::String;
+use std::{format, vec};
 
-use kiln_guest::Layer;
-use kiln_guest::int8::{DenseI8, Int8Layer, Int8Output};
-
-use super::{LayerSpec, ModelFile, ModelFileError, TensorData};
+use super::{ConvertError, LayerSpec, Tensor, TensorData};
+use crate::Layer;
+use crate::int8::{DenseI8, Int8Layer, Int8Output};
 
 /// The quantization of the values flowing into the next layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,20 +56,20 @@ fn positive(s: f32) -> bool {
 /// Converts one quantized layer spec; `width` is its input width and `quant`
 /// the quantization of its input (updated to that of its output).
 pub(super) fn layer(
-    file: &ModelFile,
+    tensors: &BTreeMap<String, Tensor>,
     index: usize,
     spec: &LayerSpec,
     width: usize,
     quant: &mut QuantState,
-) -> Result<Layer<'static>, ModelFileError> {
+) -> Result<Layer<'static>, ConvertError> {
     let op = spec.op();
-    let quant_err = |what: String| ModelFileError::Quant {
+    let quant_err = |what: String| ConvertError::Quant {
         layer: index,
         op,
         what,
     };
     let domain_err = |found: &'static str| {
-        ModelFileError::Graph(kiln_guest::ModelError::Domain {
+        ConvertError::Graph(crate::ModelError::Domain {
             layer: index,
             expected: "int8",
             found,
@@ -107,9 +109,9 @@ pub(super) fn layer(
             relu,
         } => {
             let tensor = |name: &str| {
-                file.tensors
+                tensors
                     .get(name)
-                    .ok_or_else(|| ModelFileError::MissingTensor {
+                    .ok_or_else(|| ConvertError::MissingTensor {
                         layer: index,
                         op,
                         tensor: name.into(),
@@ -117,7 +119,7 @@ pub(super) fn layer(
             };
             let (w, ws, b) = (tensor(weight)?, tensor(weight_scale)?, tensor(bias)?);
             let shape_err =
-                |name: &str, found: &[usize], expected: String| ModelFileError::TensorShape {
+                |name: &str, found: &[usize], expected: String| ConvertError::TensorShape {
                     layer: index,
                     op,
                     tensor: name.into(),

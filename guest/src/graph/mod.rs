@@ -1,10 +1,27 @@
-//! The graph a kiln model file carries in its safetensors `__metadata__`.
+//! The graph a kiln model file carries in its safetensors `__metadata__`,
+//! and its conversion into the kernel's [`Model`](crate::Model) (feature
+//! `graph`, which links `std`).
 //!
 //! Serialised as JSON under the metadata key [`METADATA_KEY`]; layers name
 //! their tensors, which live in the safetensors body. Unknown fields are
 //! refused so a typo never silently changes a model.
+//!
+//! This is the one home of the schema and of [`to_kernel`]: the host
+//! (`kiln::model::ModelFile`) and the browser package (`browser::file`) both
+//! read model files through it, so a page builds exactly the layers — and
+//! derives exactly the int8 integers — that `kiln build` embeds.
+
+mod convert;
+mod int8;
+mod tensor;
+
+use std::string::String;
+use std::vec::Vec;
 
 use serde::{Deserialize, Serialize};
+
+pub use convert::{ConvertError, to_kernel};
+pub use tensor::{Tensor, TensorData};
 
 /// The `__metadata__` key that holds the graph JSON.
 pub const METADATA_KEY: &str = "kiln";

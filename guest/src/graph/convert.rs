@@ -1,0 +1,311 @@
+//! [`to_kernel`]: a model file's [`Graph`] and tensors → the kernel's
+//! [`Model`], checking every tensor's shape against its layer and every
+//! layer's width against the one before. Every way a graph can be wrong is a
+//! [`ConvertError`] naming the layer, op and tensor.
+
+use std::collections::BTreeMap;
+use std::string::String;
+use std::vec::Vec;
+use std::{format, vec};
+
+use super::{Graph, LayerSpec, Tensor, int8};
+use crate::{Activation, ConvGeom, Layer, Model, ModelError, PoolGeom, PoolKind};
+
+/// Why a graph and its tensors do not make a model the kernel can run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("layer {layer} ({op}): tensor `{tensor}` has dtype {found}, expected {expected}")]
+    TensorDtype {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error("layer {layer} ({op}): {what}")]
+    Quant {
+        layer: usize,
+        op: &'static str,
+        what: String,
+    },
+    #[error("layer {layer} ({op}): tensor `{tensor}` is missing")]
+    MissingTensor {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+    },
+    #[error("layer {layer} ({op}): tensor `{tensor}` has shape {found:?}, expected {expected}")]
+    TensorShape {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+        found: Vec<usize>,
+        expected: String,
+    },
+    #[error(
+        "layer {layer} ({op}) needs a [channels, height, width] input, but receives shape {found:?}; give the model input a 3-D shape (e.g. `kiln train --shape 1x8x8`)"
+    )]
+    NotImage {
+        layer: usize,
+        op: &'static str,
+        found: Vec<usize>,
+    },
+    #[error("layer {layer} ({op}): {param} = {value} must divide the row of {width} values")]
+    Divide {
+        layer: usize,
+        op: &'static str,
+        param: &'static str,
+        value: usize,
+        width: usize,
+    },
+    #[error("input shape {0:?} is empty or overflows")]
+    InputShape(Vec<usize>),
+    #[error("{labels} labels for {outputs} outputs")]
+    Labels { labels: usize, outputs: usize },
+    #[error("{features} feature names for {inputs} inputs")]
+    Features { features: usize, inputs: usize },
+    #[error("invalid graph: {0}")]
+    Graph(#[from] ModelError),
+}
+
+/// `value` if it is positive and divides `width`.
+fn divisor(
+    layer: usize,
+    op: &'static str,
+    param: &'static str,
+    value: usize,
+    width: usize,
+) -> Result<usize, ConvertError> {
+    if value == 0 || !width.is_multiple_of(value) {
+        return Err(ConvertError::Divide {
+            layer,
+            op,
+            param,
+            value,
+            width,
+        });
+    }
+    Ok(value)
+}
+
+impl Graph {
+    /// Values per input row.
+    pub fn input_len(&self) -> Result<usize, ConvertError> {
+        self.input
+            .values_per_row()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| ConvertError::InputShape(self.input.shape.clone()))
+    }
+}
+
+/// Builds the graph the kernel runs, checking every tensor's shape
+/// against its layer and every layer's width against the one before.
+pub fn to_kernel(
+    graph: &Graph,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<Model<'static>, ConvertError> {
+    let input_len = graph.input_len()?;
+    if !graph.input.features.is_empty() && graph.input.features.len() != input_len {
+        return Err(ConvertError::Features {
+            features: graph.input.features.len(),
+            inputs: input_len,
+        });
+    }
+    let mut width = input_len;
+    // The logical shape of one row, for the layers that need an image.
+    let mut shape = graph.input.shape.clone();
+    let mut layers = Vec::new();
+    let mut quant = int8::QuantState::F32;
+    for (index, spec) in graph.layers.iter().enumerate() {
+        let op = spec.op();
+        let tensor = |name: &str| {
+            tensors
+                .get(name)
+                .ok_or_else(|| ConvertError::MissingTensor {
+                    layer: index,
+                    op,
+                    tensor: name.into(),
+                })
+        };
+        let shape_err = |name: &str, t: &Tensor, expected: String| ConvertError::TensorShape {
+            layer: index,
+            op,
+            tensor: name.into(),
+            found: t.shape.clone(),
+            expected,
+        };
+        let activation = |kind| Layer::Activation { kind, len: width };
+        let image = || match shape.as_slice() {
+            &[c, h, w] => Ok((c, h, w)),
+            _ => Err(ConvertError::NotImage {
+                layer: index,
+                op,
+                found: shape.clone(),
+            }),
+        };
+        let layer = match spec {
+            LayerSpec::Standardize { mean, std } => {
+                let (m, s) = (tensor(mean)?, tensor(std)?);
+                for (name, t) in [(mean, m), (std, s)] {
+                    if t.shape != [width] {
+                        return Err(shape_err(name, t, format!("[{width}]")));
+                    }
+                }
+                let (m, s) = (m.f32_data(index, op, mean)?, s.f32_data(index, op, std)?);
+                Layer::Standardize {
+                    mean: m.to_vec().into(),
+                    inv_std: s.iter().map(|&v| 1.0 / v).collect::<Vec<_>>().into(),
+                }
+            }
+            LayerSpec::Dense { weight, bias } => {
+                let (w, b) = (tensor(weight)?, tensor(bias)?);
+                let &[outputs, inputs] = w.shape.as_slice() else {
+                    return Err(shape_err(weight, w, format!("[outputs, {width}]")));
+                };
+                if inputs != width {
+                    return Err(shape_err(weight, w, format!("[{outputs}, {width}]")));
+                }
+                if b.shape != [outputs] {
+                    return Err(shape_err(bias, b, format!("[{outputs}]")));
+                }
+                let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
+                Layer::dense_from_rows(index, inputs, outputs, w, b.to_vec().into())?
+            }
+            LayerSpec::Quantize { .. }
+            | LayerSpec::QuantizeDynamic
+            | LayerSpec::DenseInt8 { .. } => int8::layer(tensors, index, spec, width, &mut quant)?,
+            LayerSpec::Relu => activation(Activation::Relu),
+            LayerSpec::Sigmoid => activation(Activation::Sigmoid),
+            LayerSpec::Tanh => activation(Activation::Tanh),
+            LayerSpec::Softmax => activation(Activation::Softmax),
+            LayerSpec::Flatten => {
+                shape = vec![width];
+                continue;
+            }
+            LayerSpec::Conv2d {
+                weight,
+                bias,
+                stride,
+                padding,
+            } => {
+                let (in_c, in_h, in_w) = image()?;
+                let (w, b) = (tensor(weight)?, tensor(bias)?);
+                let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
+                    return Err(shape_err(weight, w, format!("[out_c, {in_c}, kh, kw]")));
+                };
+                if wc != in_c {
+                    return Err(shape_err(
+                        weight,
+                        w,
+                        format!("[{out_c}, {in_c}, {kh}, {kw}]"),
+                    ));
+                }
+                if b.shape != [out_c] {
+                    return Err(shape_err(bias, b, format!("[{out_c}]")));
+                }
+                let geom = ConvGeom {
+                    in_c,
+                    in_h,
+                    in_w,
+                    out_c,
+                    kh,
+                    kw,
+                    stride: *stride,
+                    pad: *padding,
+                };
+                let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
+                let layer = Layer::conv2d_from_filters(index, geom, w, b.to_vec().into())?;
+                shape = vec![out_c, geom.out_h(), geom.out_w()];
+                layer
+            }
+            LayerSpec::MaxPool { kernel, stride } | LayerSpec::AvgPool { kernel, stride } => {
+                let (c, h, w) = image()?;
+                let kind = match spec {
+                    LayerSpec::MaxPool { .. } => PoolKind::Max,
+                    _ => PoolKind::Avg,
+                };
+                let geom = PoolGeom {
+                    c,
+                    h,
+                    w,
+                    k: *kernel,
+                    stride: stride.unwrap_or(*kernel),
+                };
+                geom.check().ok_or(ModelError::Geometry { layer: index })?;
+                shape = vec![c, geom.out_h(), geom.out_w()];
+                Layer::Pool { kind, geom }
+            }
+            LayerSpec::LeakyRelu { alpha } => Layer::LeakyRelu {
+                alpha: *alpha,
+                len: width,
+            },
+            LayerSpec::GroupSoftmax { group } => Layer::GroupSoftmax {
+                width,
+                group: divisor(index, op, "group", *group, width)?,
+                log: false,
+            },
+            LayerSpec::LogSoftmax { group } => Layer::GroupSoftmax {
+                width,
+                group: divisor(index, op, "group", group.unwrap_or(width), width)?,
+                log: true,
+            },
+            LayerSpec::ScaleShift { scale, shift } => {
+                let (s, t) = (tensor(scale)?, tensor(shift)?);
+                let &[channels] = s.shape.as_slice() else {
+                    return Err(shape_err(scale, s, "[channels]".into()));
+                };
+                divisor(index, op, "channels", channels, width)?;
+                if t.shape != [channels] {
+                    return Err(shape_err(shift, t, format!("[{channels}]")));
+                }
+                Layer::ScaleShift {
+                    inner: width / channels,
+                    scale: s.f32_data(index, op, scale)?.to_vec().into(),
+                    shift: t.f32_data(index, op, shift)?.to_vec().into(),
+                }
+            }
+            LayerSpec::PRelu { slope } => {
+                let s = tensor(slope)?;
+                let &[channels] = s.shape.as_slice() else {
+                    return Err(shape_err(slope, s, "[channels]".into()));
+                };
+                divisor(index, op, "channels", channels, width)?;
+                Layer::PRelu {
+                    inner: width / channels,
+                    slope: s.f32_data(index, op, slope)?.to_vec().into(),
+                }
+            }
+            LayerSpec::GlobalAvgPool { channels } => Layer::GlobalAvgPool {
+                channels: *channels,
+                inner: width / divisor(index, op, "channels", *channels, width)?,
+            },
+        };
+        if !matches!(layer, Layer::Int8(_)) {
+            quant = int8::QuantState::F32;
+        }
+        width = layer.output_len();
+        if !matches!(
+            layer,
+            Layer::Conv2d { .. }
+                | Layer::Pool { .. }
+                | Layer::Activation { .. }
+                | Layer::Standardize { .. }
+                | Layer::LeakyRelu { .. }
+                | Layer::PRelu { .. }
+                | Layer::GroupSoftmax { .. }
+                | Layer::ScaleShift { .. }
+        ) {
+            shape = vec![width];
+        }
+        layers.push(layer);
+    }
+    let model = Model::new(input_len, layers)?;
+    let labels = graph.labels.len();
+    if labels != 0 && labels != model.output_len() {
+        return Err(ConvertError::Labels {
+            labels,
+            outputs: model.output_len(),
+        });
+    }
+    Ok(model)
+}
