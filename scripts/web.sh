@@ -26,8 +26,12 @@ step "wasm-opt -Oz" wasm-opt -Oz --converge --enable-simd --enable-bulk-memory -
 step "wasm-bindgen --target web" wasm-bindgen --target web --out-dir "$out" --out-name kiln \
   "$target/kiln_opt.wasm"
 step "wasm-strip" wasm-strip "$out/kiln_bg.wasm"
-# The API docs live in kiln.d.ts; drop their JSDoc copies from kiln.js.
+# The API docs live in kiln.d.ts; drop their JSDoc copies from kiln.js, then
+# line comments and indentation (the generated glue has no multi-line
+# strings, so only whitespace and comments go; every statement stays on its
+# own line). Saves ~5 KB of the 150 KB budget without a JS minifier.
 perl -0pi -e 's{\n\s*/\*\*.*?\*/}{}gs' "$out/kiln.js"
+perl -ni -e 's/^\s+//; print unless m{^//} && !m{^//# }' "$out/kiln.js"
 wasm=$(stat -c %s "$out/kiln_bg.wasm")
 js=$(stat -c %s "$out/kiln.js")
 echo "web/pkg: kiln_bg.wasm $wasm B + kiln.js $js B = $((wasm + js)) B ($(( (wasm + js) / 1024 )) KiB)"

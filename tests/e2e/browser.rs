@@ -217,3 +217,33 @@ fn int8_loads_from_its_module() {
     assert!(err.contains("(quantize"), "{err}");
     assert!(err.contains("load the module instead"), "{err}");
 }
+
+/// The ops ONNX import adds (float parameters aside) load from model files
+/// through the shared conversion, as the host reads them.
+#[test]
+fn onnx_ops_load_from_model_files() {
+    let mut m = ModelFile::load(&digits().model).unwrap();
+    let ramp = |k: f32| kiln::model::Tensor::new(vec![10], (0..10).map(|i| k * i as f32).collect());
+    m.tensors.insert("ss.scale".into(), ramp(0.5));
+    m.tensors.insert("ss.shift".into(), ramp(-0.25));
+    m.tensors.insert("pr.slope".into(), ramp(0.1));
+    m.graph.layers.extend([
+        LayerSpec::ScaleShift {
+            scale: "ss.scale".into(),
+            shift: "ss.shift".into(),
+        },
+        LayerSpec::PRelu {
+            slope: "pr.slope".into(),
+        },
+        LayerSpec::GroupSoftmax { group: 5 },
+        LayerSpec::LogSoftmax { group: None },
+    ]);
+    let bytes = m.to_bytes().unwrap();
+    let page = page_model(&bytes).unwrap();
+    assert_eq!(page, host_model(&bytes).unwrap());
+    assert!(
+        page.layers()
+            .iter()
+            .any(|l| matches!(l, kiln_guest::Layer::PRelu { .. }))
+    );
+}

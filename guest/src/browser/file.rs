@@ -3,10 +3,12 @@
 //! Two inputs are accepted, told apart by their first four bytes:
 //!
 //! * a kiln **model file** (safetensors with the graph JSON under
-//!   `__metadata__["kiln"]`, see `docs/model-format.md`), read with a small
-//!   JSON reader ([`super::json`]) and converted exactly as the host's
-//!   `ModelFile::to_kernel` does — same layers, same `1/std` rounding, same
-//!   messages for every graph error (the host's tests check both agree);
+//!   `__metadata__["kiln"]`, see `docs/model-format.md`): its container and
+//!   graph are read with the package's small JSON reader ([`super::json`],
+//!   [`super::graph_json`]) and converted by [`graph::to_kernel_float`] — the
+//!   conversion the host runs too, so the page builds the same layers and
+//!   refuses what the host refuses with the same message (int8 layers and
+//!   `leaky_relu` are read from compiled modules only, see `graph_json`);
 //! * a compiled **model module** (`\0asm`): it is *read*, not instantiated —
 //!   its `kiln.meta` section gives the metadata and its embedded model blob
 //!   is decoded with [`blob::decode`], exactly what the module itself runs.
@@ -16,37 +18,19 @@
 //! plain Rust (no JS types), so the host's tests check it natively against
 //! the host's own reader.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::string::{String, ToString};
 use std::vec::Vec;
+use std::{format, vec};
 
 use serde::Serialize;
 
+use super::graph_json::{self, Fields, ReadError};
 use super::json::Json;
 use super::wasm;
-use crate::{
-    Activation, ConvGeom, DecodeError, Layer, Model, ModelError, PoolGeom, PoolKind, blob,
-};
+use crate::graph::{self, ConvertError, FORMAT_VERSION, METADATA_KEY, Task, Tensor, TensorData};
+use crate::{DecodeError, Model, blob};
 
-/// The `__metadata__` key holding the graph JSON (the host's `METADATA_KEY`).
-const METADATA_KEY: &str = "kiln";
-/// The graph format version this reader understands (the host's).
-const FORMAT_VERSION: u32 = 1;
-/// Ops of the host's model format that the browser reads from compiled
-/// modules only (whose blobs hold what the host derived from them).
-const MODULE_ONLY: [&str; 9] = [
-    "quantize",
-    "quantize_dynamic",
-    "dense_int8",
-    "leaky_relu",
-    "prelu",
-    "group_softmax",
-    "log_softmax",
-    "scale_shift",
-    "global_avg_pool",
-];
 /// The custom section of a module holding its metadata JSON.
 const META_SECTION: &str = "kiln.meta";
 
@@ -91,162 +75,49 @@ pub struct Meta {
 
 /// Why bytes could not be loaded. Messages follow the host's (`kiln predict`
 /// on the same file prints the same text); `name` is the URL or file name.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LoadError {
     /// The safetensors container is broken (the host's `SafeTensors`).
-    SafeTensors {
-        name: String,
-        message: String,
-    },
-    NoGraph {
-        name: String,
-    },
-    GraphJson {
-        name: String,
-        message: String,
-    },
-    Format {
-        name: String,
-        found: u32,
-    },
-    Dtype {
-        name: String,
-        tensor: String,
-        dtype: String,
-    },
-    MissingTensor {
-        layer: usize,
-        op: &'static str,
-        tensor: String,
-    },
-    TensorShape {
-        layer: usize,
-        op: &'static str,
-        tensor: String,
-        found: Vec<usize>,
-        expected: String,
-    },
-    NotImage {
-        layer: usize,
-        op: &'static str,
-        found: Vec<usize>,
-    },
-    InputShape(Vec<usize>),
-    Labels {
-        labels: usize,
-        outputs: usize,
-    },
-    Features {
-        features: usize,
-        inputs: usize,
-    },
-    Graph(ModelError),
-    /// A layer the browser reads from compiled modules only: int8 layers
-    /// (the host derives the kernel's integers) and the ops ONNX import
-    /// adds (the host folds their parameters).
+    #[error("{name}: not a valid safetensors file: {message}")]
+    SafeTensors { name: String, message: String },
+    #[error(
+        "{name}: no kiln graph in the safetensors metadata (key `{METADATA_KEY}`); is this a kiln model?"
+    )]
+    NoGraph { name: String },
+    #[error("{name}: invalid kiln graph JSON: {message}")]
+    GraphJson { name: String, message: String },
+    /// A layer the browser reads from compiled modules only.
+    #[error(
+        "{name}: layer {layer} ({op}) is read from compiled modules only in the browser; load the module instead: `kiln build {name} -o model.wasm`, then Model.load(\"model.wasm\")"
+    )]
     ModuleOnly {
         name: String,
         layer: usize,
         op: String,
     },
+    #[error("{name}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION})")]
+    Format { name: String, found: u32 },
+    #[error("{name}: tensor `{tensor}` has dtype {dtype}; kiln reads F32, I8 and I32 tensors")]
+    Dtype {
+        name: String,
+        tensor: String,
+        dtype: String,
+    },
+    /// The graph does not fit its tensors or the kernel (the shared
+    /// conversion's error, naming the layer).
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
     /// A `\0asm` file that is not a well-formed module.
-    Wasm {
-        name: String,
-        message: String,
-    },
-    NoMeta {
-        name: String,
-    },
-    MetaJson {
-        name: String,
-        message: String,
-    },
-    NoBlob {
-        name: String,
-    },
-    Blob {
-        name: String,
-        source: DecodeError,
-    },
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::SafeTensors { name, message } => {
-                write!(f, "{name}: not a valid safetensors file: {message}")
-            }
-            Self::NoGraph { name } => write!(
-                f,
-                "{name}: no kiln graph in the safetensors metadata (key `{METADATA_KEY}`); is this a kiln model?"
-            ),
-            Self::GraphJson { name, message } => {
-                write!(f, "{name}: invalid kiln graph JSON: {message}")
-            }
-            Self::Format { name, found } => write!(
-                f,
-                "{name}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION})"
-            ),
-            Self::Dtype {
-                name,
-                tensor,
-                dtype,
-            } => write!(
-                f,
-                "{name}: tensor `{tensor}` has dtype {dtype}, expected F32"
-            ),
-            Self::MissingTensor { layer, op, tensor } => {
-                write!(f, "layer {layer} ({op}): tensor `{tensor}` is missing")
-            }
-            Self::TensorShape {
-                layer,
-                op,
-                tensor,
-                found,
-                expected,
-            } => write!(
-                f,
-                "layer {layer} ({op}): tensor `{tensor}` has shape {found:?}, expected {expected}"
-            ),
-            Self::NotImage { layer, op, found } => write!(
-                f,
-                "layer {layer} ({op}) needs a [channels, height, width] input, but receives shape {found:?}; give the model input a 3-D shape (e.g. `kiln train --shape 1x8x8`)"
-            ),
-            Self::InputShape(shape) => write!(f, "input shape {shape:?} is empty or overflows"),
-            Self::Labels { labels, outputs } => write!(f, "{labels} labels for {outputs} outputs"),
-            Self::Features { features, inputs } => {
-                write!(f, "{features} feature names for {inputs} inputs")
-            }
-            Self::Graph(e) => write!(f, "invalid graph: {e}"),
-            Self::ModuleOnly { name, layer, op } => write!(
-                f,
-                "{name}: layer {layer} ({op}) is read from compiled modules only in the browser; load the module instead: `kiln build {name} -o model.wasm`, then Model.load(\"model.wasm\")"
-            ),
-            Self::Wasm { name, message } => {
-                write!(f, "{name}: not a valid WebAssembly module: {message}")
-            }
-            Self::NoMeta { name } => write!(
-                f,
-                "{name}: the module has no {META_SECTION} section; was it built by `kiln build`?"
-            ),
-            Self::MetaJson { name, message } => write!(
-                f,
-                "{name}: custom section `{META_SECTION}` is not valid metadata JSON: {message}"
-            ),
-            Self::NoBlob { name } => write!(f, "{name}: the module embeds no model"),
-            Self::Blob { name, source } => {
-                write!(f, "{name}: the embedded model is invalid: {source}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
-
-impl From<ModelError> for LoadError {
-    fn from(e: ModelError) -> Self {
-        Self::Graph(e)
-    }
+    #[error("{name}: not a valid WebAssembly module: {message}")]
+    Wasm { name: String, message: String },
+    #[error("{name}: the module has no {META_SECTION} section; was it built by `kiln build`?")]
+    NoMeta { name: String },
+    #[error("{name}: custom section `{META_SECTION}` is not valid metadata JSON: {message}")]
+    MetaJson { name: String, message: String },
+    #[error("{name}: the module embeds no model")]
+    NoBlob { name: String },
+    #[error("{name}: the embedded model is invalid: {source}")]
+    Blob { name: String, source: DecodeError },
 }
 
 /// Loads a model file or a compiled module; `name` (a URL or file name)
@@ -284,93 +155,6 @@ fn load_module(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
     Ok(Loaded { model, meta })
 }
 
-/// Field access on a JSON object, with serde-like messages.
-struct Fields<'j, 'a> {
-    json: &'j Json<'a>,
-}
-
-impl<'j, 'a> Fields<'j, 'a> {
-    /// `json` must be an object whose keys are all in `known`
-    /// (the host's `deny_unknown_fields`); pass `&[]` to allow any.
-    fn new(json: &'j Json<'a>, what: &str, known: &[&str]) -> Result<Self, String> {
-        let Json::Obj(fields) = json else {
-            return Err(format!("{what}: expected an object, found {}", json.kind()));
-        };
-        let unknown = fields
-            .iter()
-            .find(|(k, _)| !known.is_empty() && !known.contains(&k.as_str()));
-        if let Some((k, _)) = unknown {
-            return Err(format!(
-                "{what}: unknown field `{k}`, expected one of {known:?}"
-            ));
-        }
-        Ok(Fields { json })
-    }
-
-    fn opt(&self, key: &str) -> Option<&'j Json<'a>> {
-        self.json.get(key).filter(|v| **v != Json::Null)
-    }
-
-    fn req(&self, key: &str) -> Result<&'j Json<'a>, String> {
-        self.opt(key)
-            .ok_or_else(|| format!("missing field `{key}`"))
-    }
-
-    fn string(&self, key: &str) -> Result<String, String> {
-        let v = self.req(key)?;
-        v.as_str()
-            .map(String::from)
-            .ok_or_else(|| format!("`{key}`: expected a string, found {}", v.kind()))
-    }
-
-    fn opt_string(&self, key: &str) -> Result<Option<String>, String> {
-        self.opt(key).map(|_| self.string(key)).transpose()
-    }
-
-    fn usize(&self, key: &str) -> Result<usize, String> {
-        let v = self.req(key)?;
-        v.as_usize().ok_or_else(|| {
-            format!(
-                "`{key}`: expected a non-negative integer, found {}",
-                v.kind()
-            )
-        })
-    }
-
-    fn list<T>(
-        &self,
-        key: &str,
-        required: bool,
-        item: impl Fn(&Json<'a>) -> Option<T>,
-        expected: &str,
-    ) -> Result<Vec<T>, String> {
-        let Some(v) = self.opt(key) else {
-            return if required {
-                Err(format!("missing field `{key}`"))
-            } else {
-                Ok(Vec::new())
-            };
-        };
-        let Json::Arr(items) = v else {
-            return Err(format!("`{key}`: expected an array, found {}", v.kind()));
-        };
-        items
-            .iter()
-            .map(|j| {
-                item(j).ok_or_else(|| format!("`{key}`: expected {expected}, found {}", j.kind()))
-            })
-            .collect()
-    }
-
-    fn strings(&self, key: &str) -> Result<Vec<String>, String> {
-        self.list(key, false, |j| j.as_str().map(String::from), "strings")
-    }
-
-    fn shape(&self, key: &str) -> Result<Vec<usize>, String> {
-        self.list(key, true, Json::as_usize, "non-negative integers")
-    }
-}
-
 fn tensor_meta(json: &Json<'_>, what: &str) -> Result<TensorMeta, String> {
     let f = Fields::new(json, what, &[])?;
     Ok(TensorMeta {
@@ -405,171 +189,12 @@ fn module_meta(bytes: &[u8]) -> Result<Meta, String> {
     })
 }
 
-/// The graph of a model file: the host's `Graph` schema.
-struct Graph {
-    format: u32,
+/// One tensor entry of a safetensors header.
+struct RawTensor<'a> {
     name: String,
-    version: String,
-    task: String,
-    input_name: String,
-    input_shape: Vec<usize>,
-    features: Vec<String>,
-    target: Option<String>,
-    labels: Vec<String>,
-    layers: Vec<LayerSpec>,
-}
-
-/// One layer of the graph (the host's `LayerSpec`).
-enum LayerSpec {
-    Standardize {
-        mean: String,
-        std: String,
-    },
-    Dense {
-        weight: String,
-        bias: String,
-    },
-    Activation(&'static str, Activation),
-    Flatten,
-    Conv2d {
-        weight: String,
-        bias: String,
-        stride: usize,
-        padding: usize,
-    },
-    Pool {
-        op: &'static str,
-        kind: PoolKind,
-        kernel: usize,
-        stride: Option<usize>,
-    },
-    /// One of [`MODULE_ONLY`]: refused with a pointer to the module.
-    ModuleOnly(String),
-}
-
-impl LayerSpec {
-    fn op(&self) -> &'static str {
-        match self {
-            LayerSpec::Standardize { .. } => "standardize",
-            LayerSpec::Dense { .. } => "dense",
-            LayerSpec::Activation(op, _) => op,
-            LayerSpec::Flatten => "flatten",
-            LayerSpec::Conv2d { .. } => "conv2d",
-            LayerSpec::Pool { op, .. } => op,
-            LayerSpec::ModuleOnly(_) => "module-only",
-        }
-    }
-
-    fn parse(json: &Json<'_>, index: usize) -> Result<Self, String> {
-        let what = format!("layers[{index}]");
-        let op = Fields::new(json, &what, &[])?.string("op")?;
-        let known: &[&str] = match op.as_str() {
-            "standardize" => &["op", "mean", "std"],
-            "dense" => &["op", "weight", "bias"],
-            "conv2d" => &["op", "weight", "bias", "stride", "padding"],
-            "max_pool" | "avg_pool" => &["op", "kernel", "stride"],
-            // Refused later with a pointer to the module; any fields.
-            op if MODULE_ONLY.contains(&op) => &[],
-            _ => &["op"],
-        };
-        let f = Fields::new(json, &what, known)?;
-        Ok(match op.as_str() {
-            "standardize" => LayerSpec::Standardize {
-                mean: f.string("mean")?,
-                std: f.string("std")?,
-            },
-            "dense" => LayerSpec::Dense {
-                weight: f.string("weight")?,
-                bias: f.string("bias")?,
-            },
-            "relu" => LayerSpec::Activation("relu", Activation::Relu),
-            "sigmoid" => LayerSpec::Activation("sigmoid", Activation::Sigmoid),
-            "tanh" => LayerSpec::Activation("tanh", Activation::Tanh),
-            "softmax" => LayerSpec::Activation("softmax", Activation::Softmax),
-            "flatten" => LayerSpec::Flatten,
-            "conv2d" => LayerSpec::Conv2d {
-                weight: f.string("weight")?,
-                bias: f.string("bias")?,
-                stride: f.opt("stride").map_or(Ok(1), |_| f.usize("stride"))?,
-                padding: f.opt("padding").map_or(Ok(0), |_| f.usize("padding"))?,
-            },
-            "max_pool" | "avg_pool" => LayerSpec::Pool {
-                op: if op == "max_pool" {
-                    "max_pool"
-                } else {
-                    "avg_pool"
-                },
-                kind: if op == "max_pool" {
-                    PoolKind::Max
-                } else {
-                    PoolKind::Avg
-                },
-                kernel: f.usize("kernel")?,
-                stride: f.opt("stride").map(|_| f.usize("stride")).transpose()?,
-            },
-            op if MODULE_ONLY.contains(&op) => LayerSpec::ModuleOnly(op.into()),
-            other => {
-                return Err(format!(
-                    "{what}: unknown variant `{other}`, expected one of `standardize`, `dense`, `relu`, `sigmoid`, `tanh`, `softmax`, `flatten`, `conv2d`, `max_pool`, `avg_pool`, or one of {MODULE_ONLY:?}"
-                ));
-            }
-        })
-    }
-}
-
-impl Graph {
-    fn parse(text: &str) -> Result<Graph, String> {
-        let json = Json::parse(text)?;
-        let f = Fields::new(
-            &json,
-            "graph",
-            &[
-                "format", "name", "version", "task", "input", "target", "labels", "layers",
-            ],
-        )?;
-        let format = f.usize("format")?;
-        let task = f.string("task")?;
-        if task != "classification" && task != "regression" {
-            return Err(format!(
-                "unknown variant `{task}`, expected `classification` or `regression`"
-            ));
-        }
-        let input = Fields::new(f.req("input")?, "input", &["name", "shape", "features"])?;
-        let Json::Arr(layers) = f.req("layers")? else {
-            return Err("`layers`: expected an array".into());
-        };
-        Ok(Graph {
-            format: u32::try_from(format).unwrap_or(u32::MAX),
-            name: f.string("name")?,
-            version: f.string("version")?,
-            task,
-            input_name: input.string("name")?,
-            input_shape: input.shape("shape")?,
-            features: input.strings("features")?,
-            target: f.opt_string("target")?,
-            labels: f.strings("labels")?,
-            layers: layers
-                .iter()
-                .enumerate()
-                .map(|(i, l)| LayerSpec::parse(l, i))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-}
-
-/// A tensor of the file: its shape and little-endian f32 data.
-struct Tensor<'a> {
+    dtype: String,
     shape: Vec<usize>,
     data: &'a [u8],
-}
-
-impl Tensor<'_> {
-    fn floats(&self) -> Vec<f32> {
-        self.data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    }
 }
 
 /// The safetensors container: an 8-byte little-endian header length, a
@@ -577,7 +202,17 @@ impl Tensor<'_> {
 /// string map), then the tensor data.
 struct Container<'a> {
     metadata: Vec<(String, String)>,
-    tensors: Vec<(String, String, Vec<usize>, &'a [u8])>,
+    tensors: Vec<RawTensor<'a>>,
+}
+
+/// Bytes per element of the dtypes kiln reads (other dtypes are refused
+/// by name after the container is read, as the host does).
+fn dtype_size(dtype: &str) -> Option<usize> {
+    match dtype {
+        "F32" | "I32" => Some(4),
+        "I8" => Some(1),
+        _ => None,
+    }
 }
 
 fn container(bytes: &[u8]) -> Result<Container<'_>, String> {
@@ -638,22 +273,27 @@ fn container(bytes: &[u8]) -> Result<Container<'_>, String> {
                     data.len()
                 )
             })?;
-        // A non-F32 tensor is reported like the host does, after the
-        // container is read; only F32 sizes are checked here.
-        if dtype == "F32" {
+        if let Some(size) = dtype_size(&dtype) {
             let elements = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            if elements.and_then(|e| e.checked_mul(4)) != Some(slice.len()) {
+            if elements.and_then(|e| e.checked_mul(size)) != Some(slice.len()) {
                 return Err(format!(
                     "tensor `{key}`: shape {shape:?} does not match its {} data bytes",
                     slice.len()
                 ));
             }
         }
-        out.tensors.push((key.clone(), dtype, shape, slice));
+        out.tensors.push(RawTensor {
+            name: key.clone(),
+            dtype,
+            shape,
+            data: slice,
+        });
     }
     Ok(out)
 }
 
+/// The host's `ModelFile::from_bytes` + `to_kernel`, step for step, so the
+/// same file fails with the same message.
 fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
     let c = container(bytes).map_err(|message| LoadError::SafeTensors {
         name: name.into(),
@@ -665,9 +305,16 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
         .find(|(k, _)| k == METADATA_KEY)
         .map(|(_, v)| v.as_str())
         .ok_or_else(|| LoadError::NoGraph { name: name.into() })?;
-    let graph = Graph::parse(json).map_err(|message| LoadError::GraphJson {
-        name: name.into(),
-        message,
+    let graph = graph_json::graph(json).map_err(|e| match e {
+        ReadError::Json(message) => LoadError::GraphJson {
+            name: name.into(),
+            message,
+        },
+        ReadError::ModuleOnly { layer, op } => LoadError::ModuleOnly {
+            name: name.into(),
+            layer,
+            op,
+        },
     })?;
     if graph.format != FORMAT_VERSION {
         return Err(LoadError::Format {
@@ -675,45 +322,43 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
             found: graph.format,
         });
     }
-    if let Some((layer, LayerSpec::ModuleOnly(op))) = graph
-        .layers
-        .iter()
-        .enumerate()
-        .find(|(_, l)| matches!(l, LayerSpec::ModuleOnly(_)))
-    {
-        return Err(LoadError::ModuleOnly {
-            name: name.into(),
-            layer,
-            op: op.clone(),
-        });
-    }
     let mut tensors = BTreeMap::new();
-    for (tensor, dtype, shape, data) in c.tensors {
-        if dtype != "F32" {
+    for t in c.tensors {
+        let Some(data) = TensorData::from_le_bytes(&t.dtype, t.data) else {
             return Err(LoadError::Dtype {
                 name: name.into(),
-                tensor,
-                dtype,
+                tensor: t.name,
+                dtype: t.dtype,
             });
-        }
-        tensors.insert(tensor, Tensor { shape, data });
+        };
+        tensors.insert(
+            t.name,
+            Tensor {
+                shape: t.shape,
+                data,
+            },
+        );
     }
-    let model = to_kernel(&graph, &tensors)?;
+    let model = graph::to_kernel_float(&graph, &tensors)?;
     let meta = Meta {
         output: TensorMeta {
             name: "scores".into(),
             datatype: "FP32".into(),
-            shape: std::vec![model.output_len()],
+            shape: vec![model.output_len()],
         },
         name: graph.name,
         version: graph.version,
-        task: graph.task,
+        task: match graph.task {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+        .into(),
         input: TensorMeta {
-            name: graph.input_name,
+            name: graph.input.name,
             datatype: "FP32".into(),
-            shape: graph.input_shape,
+            shape: graph.input.shape,
         },
-        features: graph.features,
+        features: graph.input.features,
         target: graph.target,
         labels: graph.labels,
         abi_version: None,
@@ -722,168 +367,4 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
         source: "model-file".into(),
     };
     Ok(Loaded { model, meta })
-}
-
-/// The host's `ModelFile::to_kernel`, step for step: the same checks in the
-/// same order, so the same file fails with the same message.
-fn to_kernel(
-    graph: &Graph,
-    tensors: &BTreeMap<String, Tensor<'_>>,
-) -> Result<Model<'static>, LoadError> {
-    let input_len = graph
-        .input_shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n > 0)
-        .ok_or_else(|| LoadError::InputShape(graph.input_shape.clone()))?;
-    if !graph.features.is_empty() && graph.features.len() != input_len {
-        return Err(LoadError::Features {
-            features: graph.features.len(),
-            inputs: input_len,
-        });
-    }
-    let mut width = input_len;
-    // The logical shape of one row, for the layers that need an image.
-    let mut shape = graph.input_shape.clone();
-    let mut layers = Vec::new();
-    for (index, spec) in graph.layers.iter().enumerate() {
-        let op = spec.op();
-        let tensor = |name: &str| {
-            tensors.get(name).ok_or_else(|| LoadError::MissingTensor {
-                layer: index,
-                op,
-                tensor: name.into(),
-            })
-        };
-        let shape_err = |name: &str, t: &Tensor<'_>, expected: String| LoadError::TensorShape {
-            layer: index,
-            op,
-            tensor: name.into(),
-            found: t.shape.clone(),
-            expected,
-        };
-        let activation = |kind| Layer::Activation { kind, len: width };
-        let image = || match shape.as_slice() {
-            &[c, h, w] => Ok((c, h, w)),
-            _ => Err(LoadError::NotImage {
-                layer: index,
-                op,
-                found: shape.clone(),
-            }),
-        };
-        let layer = match spec {
-            LayerSpec::Standardize { mean, std } => {
-                let (m, s) = (tensor(mean)?, tensor(std)?);
-                for (name, t) in [(mean, m), (std, s)] {
-                    if t.shape != [width] {
-                        return Err(shape_err(name, t, format!("[{width}]")));
-                    }
-                }
-                Layer::Standardize {
-                    mean: Cow::Owned(m.floats()),
-                    inv_std: Cow::Owned(s.floats().iter().map(|&v| 1.0 / v).collect()),
-                }
-            }
-            LayerSpec::Dense { weight, bias } => {
-                let (w, b) = (tensor(weight)?, tensor(bias)?);
-                let &[outputs, inputs] = w.shape.as_slice() else {
-                    return Err(shape_err(weight, w, format!("[outputs, {width}]")));
-                };
-                if inputs != width {
-                    return Err(shape_err(weight, w, format!("[{outputs}, {width}]")));
-                }
-                if b.shape != [outputs] {
-                    return Err(shape_err(bias, b, format!("[{outputs}]")));
-                }
-                Layer::dense_from_rows(index, inputs, outputs, &w.floats(), b.floats().into())?
-            }
-            LayerSpec::Activation(_, kind) => activation(*kind),
-            LayerSpec::Flatten => {
-                shape = std::vec![width];
-                continue;
-            }
-            LayerSpec::Conv2d {
-                weight,
-                bias,
-                stride,
-                padding,
-            } => {
-                let (in_c, in_h, in_w) = image()?;
-                let (w, b) = (tensor(weight)?, tensor(bias)?);
-                let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
-                    return Err(shape_err(weight, w, format!("[out_c, {in_c}, kh, kw]")));
-                };
-                if wc != in_c {
-                    return Err(shape_err(
-                        weight,
-                        w,
-                        format!("[{out_c}, {in_c}, {kh}, {kw}]"),
-                    ));
-                }
-                if b.shape != [out_c] {
-                    return Err(shape_err(bias, b, format!("[{out_c}]")));
-                }
-                let geom = ConvGeom {
-                    in_c,
-                    in_h,
-                    in_w,
-                    out_c,
-                    kh,
-                    kw,
-                    stride: *stride,
-                    pad: *padding,
-                };
-                let layer =
-                    Layer::conv2d_from_filters(index, geom, &w.floats(), b.floats().into())?;
-                shape = std::vec![out_c, geom.out_h(), geom.out_w()];
-                layer
-            }
-            // Refused by `load_model_file` before this runs.
-            LayerSpec::ModuleOnly(op) => {
-                return Err(LoadError::ModuleOnly {
-                    name: String::new(),
-                    layer: index,
-                    op: op.clone(),
-                });
-            }
-            LayerSpec::Pool {
-                kind,
-                kernel,
-                stride,
-                ..
-            } => {
-                let (c, h, w) = image()?;
-                let geom = PoolGeom {
-                    c,
-                    h,
-                    w,
-                    k: *kernel,
-                    stride: stride.unwrap_or(*kernel),
-                };
-                geom.check().ok_or(ModelError::Geometry { layer: index })?;
-                shape = std::vec![c, geom.out_h(), geom.out_w()];
-                Layer::Pool { kind: *kind, geom }
-            }
-        };
-        width = layer.output_len();
-        if !matches!(
-            layer,
-            Layer::Conv2d { .. }
-                | Layer::Pool { .. }
-                | Layer::Activation { .. }
-                | Layer::Standardize { .. }
-        ) {
-            shape = std::vec![width];
-        }
-        layers.push(layer);
-    }
-    let model = Model::new(input_len, layers)?;
-    let labels = graph.labels.len();
-    if labels != 0 && labels != model.output_len() {
-        return Err(LoadError::Labels {
-            labels,
-            outputs: model.output_len(),
-        });
-    }
-    Ok(model)
 }

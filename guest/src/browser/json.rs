@@ -4,8 +4,9 @@
 //! `serde_json` + `safetensors` cost ~120 KB of wasm, most of the package
 //! budget (docs/web.md); this reader is a few KB. It keeps numbers as their
 //! source text (callers ask for the integers they need, so no float parser
-//! is linked), limits nesting to 128 levels like `serde_json`, and reports
-//! errors with their byte offset. It never panics.
+//! is linked), limits
+//! nesting to 128 levels like `serde_json`, and reports errors with their
+//! byte offset. It never panics.
 
 use std::string::String;
 use std::vec::Vec;

@@ -21,6 +21,7 @@
 //! in prediction.
 
 pub mod file;
+mod graph_json;
 mod json;
 mod wasm;
 

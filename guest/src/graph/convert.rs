@@ -64,6 +64,11 @@ pub enum ConvertError {
     Labels { labels: usize, outputs: usize },
     #[error("{features} feature names for {inputs} inputs")]
     Features { features: usize, inputs: usize },
+    /// A quantized layer given to [`to_kernel_float`].
+    #[error(
+        "layer {layer} ({op}): int8 layers are derived by the host; load the module `kiln build` makes from this file instead"
+    )]
+    Int8 { layer: usize, op: &'static str },
     #[error("invalid graph: {0}")]
     Graph(#[from] ModelError),
 }
@@ -103,6 +108,39 @@ impl Graph {
 pub fn to_kernel(
     graph: &Graph,
     tensors: &BTreeMap<String, Tensor>,
+) -> Result<Model<'static>, ConvertError> {
+    convert(graph, tensors, int8::layer)
+}
+
+/// [`to_kernel`] for float graphs only: quantized layers are refused with
+/// [`ConvertError::Int8`]. The int8 derivation (fixed-point multipliers,
+/// float messages) is then not linked, which keeps the browser package
+/// small; the page loads quantized models from their modules instead.
+pub fn to_kernel_float(
+    graph: &Graph,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<Model<'static>, ConvertError> {
+    convert(graph, tensors, |_, layer, spec, _, _| {
+        Err(ConvertError::Int8 {
+            layer,
+            op: spec.op(),
+        })
+    })
+}
+
+/// How one quantized layer is converted: [`int8::layer`] or a refusal.
+type Int8Fn = fn(
+    &BTreeMap<String, Tensor>,
+    usize,
+    &LayerSpec,
+    usize,
+    &mut int8::QuantState,
+) -> Result<Layer<'static>, ConvertError>;
+
+fn convert(
+    graph: &Graph,
+    tensors: &BTreeMap<String, Tensor>,
+    int8_layer: Int8Fn,
 ) -> Result<Model<'static>, ConvertError> {
     let input_len = graph.input_len()?;
     if !graph.input.features.is_empty() && graph.input.features.len() != input_len {
@@ -173,7 +211,7 @@ pub fn to_kernel(
             }
             LayerSpec::Quantize { .. }
             | LayerSpec::QuantizeDynamic
-            | LayerSpec::DenseInt8 { .. } => int8::layer(tensors, index, spec, width, &mut quant)?,
+            | LayerSpec::DenseInt8 { .. } => int8_layer(tensors, index, spec, width, &mut quant)?,
             LayerSpec::Relu => activation(Activation::Relu),
             LayerSpec::Sigmoid => activation(Activation::Sigmoid),
             LayerSpec::Tanh => activation(Activation::Tanh),

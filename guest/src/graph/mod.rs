@@ -20,7 +20,7 @@ use std::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-pub use convert::{ConvertError, to_kernel};
+pub use convert::{ConvertError, to_kernel, to_kernel_float};
 pub use tensor::{Tensor, TensorData};
 
 /// The `__metadata__` key that holds the graph JSON.

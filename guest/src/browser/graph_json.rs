@@ -1,0 +1,336 @@
+//! The kiln graph JSON of a model file → the shared [`Graph`] schema,
+//! read with the package's small JSON reader ([`super::json`]) instead of
+//! `serde_json`, whose derive code would double the package.
+//!
+//! Every op of [`LayerSpec`] is read with the same field names, defaults
+//! and unknown-field refusals as the host's serde schema (the host's tests
+//! in tests/e2e/browser.rs check both give the same graphs); the
+//! conversion into a `Model` is then the shared
+//! [`crate::graph::to_kernel_float`]. The ops in [`MODULE_ONLY`] — int8
+//! layers, whose integers the host derives, and `leaky_relu` — are the
+//! ones with float parameters: the page reads them from compiled modules,
+//! so neither a float parser nor the int8 derivation is linked into the
+//! package (~45 KB; docs/web.md).
+
+use std::format;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use super::json::Json;
+use crate::graph::{Graph, InputSpec, LayerSpec, Task};
+
+/// `` `a`, `b`, `c` `` as serde lists expected names (no `Debug`
+/// formatting, whose string escaping costs the package ~3 KB).
+fn one_of<'n>(names: impl Iterator<Item = &'n str>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Field access on a JSON object, with serde-like messages.
+pub(super) struct Fields<'j, 'a> {
+    json: &'j Json<'a>,
+}
+
+impl<'j, 'a> Fields<'j, 'a> {
+    /// `json` must be an object whose keys are all in `known`
+    /// (the host's `deny_unknown_fields`); pass `&[]` to allow any.
+    pub(super) fn new(json: &'j Json<'a>, what: &str, known: &[&str]) -> Result<Self, String> {
+        let Json::Obj(fields) = json else {
+            return Err(format!("{what}: expected an object, found {}", json.kind()));
+        };
+        let unknown = fields
+            .iter()
+            .find(|(k, _)| !known.is_empty() && !known.contains(&k.as_str()));
+        if let Some((k, _)) = unknown {
+            return Err(format!(
+                "{what}: unknown field `{k}`, expected one of {}",
+                one_of(known.iter().copied())
+            ));
+        }
+        Ok(Fields { json })
+    }
+
+    pub(super) fn opt(&self, key: &str) -> Option<&'j Json<'a>> {
+        self.json.get(key).filter(|v| **v != Json::Null)
+    }
+
+    pub(super) fn req(&self, key: &str) -> Result<&'j Json<'a>, String> {
+        self.opt(key)
+            .ok_or_else(|| format!("missing field `{key}`"))
+    }
+
+    pub(super) fn string(&self, key: &str) -> Result<String, String> {
+        let v = self.req(key)?;
+        v.as_str()
+            .map(String::from)
+            .ok_or_else(|| format!("`{key}`: expected a string, found {}", v.kind()))
+    }
+
+    pub(super) fn opt_string(&self, key: &str) -> Result<Option<String>, String> {
+        self.opt(key).map(|_| self.string(key)).transpose()
+    }
+
+    pub(super) fn usize(&self, key: &str) -> Result<usize, String> {
+        let v = self.req(key)?;
+        v.as_usize().ok_or_else(|| {
+            format!(
+                "`{key}`: expected a non-negative integer, found {}",
+                v.kind()
+            )
+        })
+    }
+
+    fn opt_usize(&self, key: &str) -> Result<Option<usize>, String> {
+        self.opt(key).map(|_| self.usize(key)).transpose()
+    }
+
+    pub(super) fn list<T>(
+        &self,
+        key: &str,
+        required: bool,
+        item: impl Fn(&Json<'a>) -> Option<T>,
+        expected: &str,
+    ) -> Result<Vec<T>, String> {
+        let Some(v) = self.opt(key) else {
+            return if required {
+                Err(format!("missing field `{key}`"))
+            } else {
+                Ok(Vec::new())
+            };
+        };
+        let Json::Arr(items) = v else {
+            return Err(format!("`{key}`: expected an array, found {}", v.kind()));
+        };
+        // A loop, not `collect::<Result<_, _>>()`: smaller in the package.
+        let mut out = Vec::with_capacity(items.len());
+        for j in items {
+            match item(j) {
+                Some(v) => out.push(v),
+                None => {
+                    return Err(format!("`{key}`: expected {expected}, found {}", j.kind()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn strings(&self, key: &str) -> Result<Vec<String>, String> {
+        self.list(key, false, |j| j.as_str().map(String::from), "strings")
+    }
+
+    pub(super) fn shape(&self, key: &str) -> Result<Vec<usize>, String> {
+        self.list(key, true, Json::as_usize, "non-negative integers")
+    }
+}
+
+/// Ops read from compiled modules only (see the module note).
+pub(super) const MODULE_ONLY: [&str; 4] =
+    ["quantize", "quantize_dynamic", "dense_int8", "leaky_relu"];
+
+/// Why a graph could not be read.
+pub(super) enum ReadError {
+    /// Not the graph schema (the host's serde error, in words).
+    Json(String),
+    /// A layer in [`MODULE_ONLY`].
+    ModuleOnly { layer: usize, op: String },
+}
+
+impl From<String> for ReadError {
+    fn from(e: String) -> Self {
+        ReadError::Json(e)
+    }
+}
+
+/// The ops of the format and the fields each may carry (besides `op`).
+const OPS: [(&str, &[&str]); 19] = [
+    ("standardize", &["mean", "std"]),
+    ("dense", &["weight", "bias"]),
+    ("relu", &[]),
+    ("sigmoid", &[]),
+    ("tanh", &[]),
+    ("softmax", &[]),
+    ("flatten", &[]),
+    ("conv2d", &["weight", "bias", "stride", "padding"]),
+    ("max_pool", &["kernel", "stride"]),
+    ("avg_pool", &["kernel", "stride"]),
+    ("quantize", &["scale", "zero_point"]),
+    ("quantize_dynamic", &[]),
+    (
+        "dense_int8",
+        &["weight", "weight_scale", "bias", "output", "relu"],
+    ),
+    ("leaky_relu", &["alpha"]),
+    ("group_softmax", &["group"]),
+    ("log_softmax", &["group"]),
+    ("scale_shift", &["scale", "shift"]),
+    ("prelu", &["slope"]),
+    ("global_avg_pool", &["channels"]),
+];
+
+fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
+    let what = format!("layers[{index}]");
+    let op = Fields::new(json, &what, &[])?.string("op")?;
+    if MODULE_ONLY.contains(&op.as_str()) {
+        return Err(ReadError::ModuleOnly { layer: index, op });
+    }
+    let Some((_, fields)) = OPS.iter().find(|(name, _)| *name == op) else {
+        let names = one_of(OPS.iter().map(|(name, _)| *name));
+        return Err(format!("{what}: unknown variant `{op}`, expected one of {names}").into());
+    };
+    let known: Vec<&str> = ["op"].into_iter().chain(fields.iter().copied()).collect();
+    let f = Fields::new(json, &what, &known)?;
+    Ok(match op.as_str() {
+        "standardize" => LayerSpec::Standardize {
+            mean: f.string("mean")?,
+            std: f.string("std")?,
+        },
+        "dense" => LayerSpec::Dense {
+            weight: f.string("weight")?,
+            bias: f.string("bias")?,
+        },
+        "relu" => LayerSpec::Relu,
+        "sigmoid" => LayerSpec::Sigmoid,
+        "tanh" => LayerSpec::Tanh,
+        "softmax" => LayerSpec::Softmax,
+        "flatten" => LayerSpec::Flatten,
+        "conv2d" => LayerSpec::Conv2d {
+            weight: f.string("weight")?,
+            bias: f.string("bias")?,
+            stride: f.opt_usize("stride")?.unwrap_or(1),
+            padding: f.opt_usize("padding")?.unwrap_or(0),
+        },
+        "max_pool" => LayerSpec::MaxPool {
+            kernel: f.usize("kernel")?,
+            stride: f.opt_usize("stride")?,
+        },
+        "avg_pool" => LayerSpec::AvgPool {
+            kernel: f.usize("kernel")?,
+            stride: f.opt_usize("stride")?,
+        },
+        "group_softmax" => LayerSpec::GroupSoftmax {
+            group: f.usize("group")?,
+        },
+        "log_softmax" => LayerSpec::LogSoftmax {
+            group: f.opt_usize("group")?,
+        },
+        "scale_shift" => LayerSpec::ScaleShift {
+            scale: f.string("scale")?,
+            shift: f.string("shift")?,
+        },
+        "prelu" => LayerSpec::PRelu {
+            slope: f.string("slope")?,
+        },
+        _ => LayerSpec::GlobalAvgPool {
+            channels: f.usize("channels")?,
+        },
+    })
+}
+
+/// Parses the graph JSON of a model file.
+pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
+    let json = Json::parse(text)?;
+    let f = Fields::new(
+        &json,
+        "graph",
+        &[
+            "format", "name", "version", "task", "input", "target", "labels", "layers",
+        ],
+    )?;
+    let format = f.usize("format")?;
+    let task = match f.string("task")?.as_str() {
+        "classification" => Task::Classification,
+        "regression" => Task::Regression,
+        other => {
+            return Err(format!(
+                "unknown variant `{other}`, expected `classification` or `regression`"
+            )
+            .into());
+        }
+    };
+    let input = Fields::new(f.req("input")?, "input", &["name", "shape", "features"])?;
+    let Json::Arr(layers) = f.req("layers")? else {
+        return Err(ReadError::Json("`layers`: expected an array".to_string()));
+    };
+    Ok(Graph {
+        format: u32::try_from(format).unwrap_or(u32::MAX),
+        name: f.string("name")?,
+        version: f.string("version")?,
+        task,
+        input: InputSpec {
+            name: input.string("name")?,
+            shape: input.shape("shape")?,
+            features: input.strings("features")?,
+        },
+        target: f.opt_string("target")?,
+        labels: f.strings("labels")?,
+        layers: {
+            let mut specs = Vec::with_capacity(layers.len());
+            for (i, l) in layers.iter().enumerate() {
+                specs.push(layer(l, i)?);
+            }
+            specs
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(layers: &str) -> Result<Graph, ReadError> {
+        graph(&format!(
+            r#"{{"format": 1, "name": "n", "version": "1", "task": "regression",
+            "input": {{"name": "x", "shape": [1, 4, 4]}}, "layers": [{layers}]}}"#
+        ))
+    }
+
+    fn message(layers: &str) -> String {
+        match read(layers) {
+            Err(ReadError::Json(m)) => m,
+            Err(ReadError::ModuleOnly { op, .. }) => format!("module only: {op}"),
+            Ok(_) => "accepted".into(),
+        }
+    }
+
+    #[test]
+    fn ops_read_with_their_fields_and_defaults() {
+        let g = read(
+            r#"{"op": "conv2d", "weight": "w", "bias": "b"},
+            {"op": "max_pool", "kernel": 2}, {"op": "log_softmax"},
+            {"op": "group_softmax", "group": 2}, {"op": "global_avg_pool", "channels": 1}"#,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(
+            g.layers,
+            [
+                LayerSpec::Conv2d {
+                    weight: "w".into(),
+                    bias: "b".into(),
+                    stride: 1,
+                    padding: 0
+                },
+                LayerSpec::MaxPool {
+                    kernel: 2,
+                    stride: None
+                },
+                LayerSpec::LogSoftmax { group: None },
+                LayerSpec::GroupSoftmax { group: 2 },
+                LayerSpec::GlobalAvgPool { channels: 1 },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_layers_are_named() {
+        assert!(message(r#"{"op": "conv9"}"#).contains("unknown variant `conv9`"));
+        assert!(message(r#"{"op": "relu", "alpha": 1}"#).contains("unknown field `alpha`"));
+        assert!(message(r#"{"op": "max_pool", "kernel": -1}"#).contains("`kernel`"));
+        assert_eq!(
+            message(r#"{"op": "relu"}, {"op": "dense_int8"}"#),
+            "module only: dense_int8"
+        );
+    }
+}
