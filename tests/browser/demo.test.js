@@ -9,21 +9,22 @@
 // * no console errors or uncaught exceptions anywhere;
 // * a screenshot of the page; predictions per second in Chromium.
 //
-// The server: `kiln serve` is not on main yet, so `serveDemo` below is a
-// minimal static server whose /v2/models/{m}/infer runs `kiln predict`
-// (the module in wasmtime). Run from scripts/test.sh after scripts/web.sh:
+// The server is the real `kiln serve REPO --static web/`: the page at `/`,
+// web/pkg, the models at /models/{m}/model.wasm|.safetensors and the v2 API
+// from one process, as a user runs it. Corrupt model files are not servable
+// by kiln (a broken model never loads), so the page's requests for
+// /files/* are answered by Playwright (`page.route`). Run from
+// scripts/test.sh after scripts/web.sh:
 //   npm ci --prefix tests/browser && node --test tests/browser/
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { extname, join, normalize } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { KILN, REPO, bits, csvRows, kiln, nativeScores, randomRows, scratch, trainDigits, writeMlp } from "../js-common/kiln.js";
+import { REPO, bits, csvRows, kiln, nativeScores, randomRows, scratch, startServe, trainDigits, writeMlp } from "../js-common/kiln.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WEB = join(REPO, "web");
@@ -33,63 +34,18 @@ if (!existsSync(join(WEB, "pkg/kiln.js"))) {
   throw new Error("web/pkg is missing: run scripts/web.sh first");
 }
 
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".csv": "text/csv" };
-
-/**
- * Serves web/ at /, `models/{m}.wasm|.safetensors` at
- * /models/{m}/model.wasm|.safetensors (kiln serve's download routes), any
- * file of `models` at /files/, and answers POST /v2/models/{m}/infer by
- * running `kiln predict` on {m}.wasm in wasmtime — the role `kiln serve
- * --static web/` takes once it lands on main.
- */
-function serveDemo(models) {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url, "http://x");
-    const infer = url.pathname.match(/^\/v2\/models\/([a-z0-9_-]+)\/infer$/);
-    if (infer && req.method === "POST") {
-      let body = "";
-      req.on("data", (d) => (body += d));
-      req.on("end", () => {
-        try {
-          const input = JSON.parse(body).inputs[0];
-          const [batch, width] = input.shape;
-          const rows = Array.from({ length: batch }, (_, i) => input.data.slice(i * width, (i + 1) * width));
-          const file = join(models, `rows-${Date.now()}.json`);
-          writeFileSync(file, JSON.stringify(rows));
-          const out = execFileSync(KILN, ["predict", join(models, `${infer[1]}.wasm`), "--input", file], { encoding: "utf8" });
-          const scores = out.trim().split("\n").flatMap((l) => JSON.parse(l).scores);
-          res.writeHead(200, { "content-type": "application/json" });
-          res.end(JSON.stringify({ model_name: infer[1], outputs: [{ name: "scores", datatype: "FP32", shape: [batch, scores.length / batch], data: scores }] }));
-        } catch (e) {
-          res.writeHead(400, { "content-type": "application/json" });
-          res.end(JSON.stringify({ error: String(e.message) }));
-        }
-      });
-      return;
-    }
-    let path = decodeURIComponent(url.pathname);
-    let root = WEB;
-    const download = path.match(/^\/models\/([a-z0-9_-]+)\/model\.(wasm|safetensors)$/);
-    if (download) {
-      [root, path] = [models, `/${download[1]}.${download[2]}`];
-    } else if (path.startsWith("/files/")) {
-      [root, path] = [models, path.slice("/files".length)];
-    }
-    if (path.endsWith("/")) path += "index.html";
-    const file = normalize(join(root, path));
-    if (!file.startsWith(root) || !existsSync(file)) {
-      res.writeHead(404).end("not found");
-      return;
-    }
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-    res.end(readFileSync(file));
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+/** Puts `files` (name → path) into `repo` as `NAME/1/model.*` (Triton's layout). */
+function addModel(repo, name, files) {
+  mkdirSync(join(repo, name, "1"), { recursive: true });
+  for (const [ext, path] of Object.entries(files)) copyFileSync(path, join(repo, name, "1", `model.${ext}`));
 }
 
 describe("demo page in headless Chromium", () => {
   const dir = scratch("kiln-browser-");
   const models = join(dir, "models");
+  const repo = join(dir, "repo");
+  /** Corrupt files the page fetches from /files/{name} (see `open`). */
+  const broken = {};
   let digits;
   let server;
   let base;
@@ -102,10 +58,10 @@ describe("demo page in headless Chromium", () => {
     digits = trainDigits(models);
     // Broken models for the error tests.
     const wasm = readFileSync(digits.module);
-    writeFileSync(join(models, "truncated.wasm"), wasm.subarray(0, wasm.length >> 1));
-    writeFileSync(join(models, "garbage.safetensors"), Buffer.from("this is not a model file"));
+    broken["truncated.wasm"] = wasm.subarray(0, wasm.length >> 1);
+    broken["garbage.safetensors"] = Buffer.from("this is not a model file");
     const st = readFileSync(digits.model);
-    writeFileSync(join(models, "no-graph.safetensors"), Buffer.concat([st.subarray(0, 8), Buffer.from(st.subarray(8).toString("latin1").replace('"kiln"', '"nope"'), "latin1")]));
+    broken["no-graph.safetensors"] = Buffer.concat([st.subarray(0, 8), Buffer.from(st.subarray(8).toString("latin1").replace('"kiln"', '"nope"'), "latin1")]);
     // MLP 784-256-128-10: f32 module, and int8 (static, calibrated) module.
     const mlp = join(models, "mlp.safetensors");
     writeMlp(mlp, [784, 256, 128, 10], 3);
@@ -115,8 +71,11 @@ describe("demo page in headless Chromium", () => {
     kiln("build", mlp, "-o", join(models, "mlp.wasm"));
     kiln("build", join(models, "mlp-int8.safetensors"), "-o", join(models, "mlp-int8.wasm"));
 
-    server = await serveDemo(models);
-    base = `http://127.0.0.1:${server.address().port}`;
+    addModel(repo, "digits", { wasm: digits.module, safetensors: digits.model });
+    addModel(repo, "mlp", { wasm: join(models, "mlp.wasm") });
+    addModel(repo, "mlp-int8", { wasm: join(models, "mlp-int8.wasm") });
+    server = await startServe(repo, dir, "--static", WEB);
+    base = server.base;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -133,7 +92,7 @@ describe("demo page in headless Chromium", () => {
 
   after(async () => {
     await browser?.close();
-    server?.close();
+    await server?.stop();
   });
 
   /** A fresh page on `path`; console errors and uncaught exceptions are collected. */
@@ -142,6 +101,10 @@ describe("demo page in headless Chromium", () => {
     problems = [];
     page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
     page.on("pageerror", (e) => problems.push(`uncaught: ${e.message}`));
+    await page.route("**/files/*", (route) => {
+      const body = broken[new URL(route.request().url()).pathname.slice("/files/".length)];
+      return body ? route.fulfill({ body, contentType: "application/octet-stream" }) : route.fallback();
+    });
     await page.goto(base + path);
     await page.waitForFunction(() => window.kilnDemo?.loaded, null, { timeout: 20000 }).catch((e) => {
       throw new Error(`the page did not finish loading: ${e.message}\n${problems.join("\n")}`);
@@ -193,7 +156,18 @@ describe("demo page in headless Chromium", () => {
     assert.ok(s.input.some((v) => v > 0), "the drawing produced an empty input");
     assert.ok(s.input.every((v) => Number.isInteger(v) && v >= 0 && v <= 16), "inputs are UCI-style counts 0..16");
     assert.equal(s.serverError, null);
-    assert.deepEqual(bits(s.scores), bits(s.server), "page vs server");
+    assert.deepEqual(bits(s.scores), bits(s.server), "page vs the server's answer to the page");
+    // The same pixels POSTed to kiln serve from here, not through the page.
+    const meta = await (await fetch(`${base}/v2/models/digits`)).json();
+    const res = await fetch(`${base}/v2/models/digits/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ inputs: [{ name: meta.inputs[0].name, shape: [1, 64], datatype: "FP32", data: s.input }] }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    const served = (await res.json()).outputs[0];
+    assert.deepEqual(served.shape, [1, 10]);
+    assert.deepEqual(bits(s.scores), bits(served.data), "page vs kiln serve /infer");
     const [native] = nativeScores(digits.module, [s.input], dir);
     assert.deepEqual(bits(s.scores), bits(native), "page vs kiln predict --native");
     assert.match(await page.locator("#server").textContent(), /same bits as this page/);
@@ -247,16 +221,16 @@ describe("demo page in headless Chromium", () => {
       ["truncated.wasm", /truncated\.wasm: not a valid WebAssembly module: unexpected end/],
       ["garbage.safetensors", /garbage\.safetensors: not a valid safetensors file/],
       ["no-graph.safetensors", /no kiln graph in the safetensors metadata/],
-      ["missing.wasm", /HTTP 404/],
+      ["/models/missing/model.wasm", /\/models\/missing\/model\.wasm: HTTP 404/],
     ]) {
       problems = [];
-      await open(`/demo/?model=/files/${file}`);
+      await open(`/demo/?model=${file.startsWith("/") ? file : `/files/${file}`}`);
       const error = page.locator("#error");
       assert.ok(await error.isVisible(), `${file}: error element visible`);
       assert.match(await error.textContent(), message, file);
       assert.equal(await page.locator("#status").textContent(), "no model loaded");
       // A 404 is logged by Chromium itself as a failed resource load.
-      const expected = file === "missing.wasm" ? problems.filter((p) => !/404/.test(p)) : problems;
+      const expected = file.includes("missing") ? problems.filter((p) => !/404/.test(p)) : problems;
       assert.deepEqual(expected, [], `${file}: console errors or uncaught exceptions`);
       await page.close();
     }
@@ -297,7 +271,7 @@ describe("demo page in headless Chromium", () => {
       const { Model } = await import("/pkg/kiln.js");
       const out = {};
       // Interleaved runs of both models in one page: a ratio from one process.
-      const models = { int8: await Model.load("/files/mlp-int8.wasm"), f32: await Model.load("/files/mlp.wasm") };
+      const models = { int8: await Model.load("/models/mlp-int8/model.wasm"), f32: await Model.load("/models/mlp/model.wasm") };
       const x = new Float32Array(784).map((_, i) => (i % 17) / 17);
       for (const m of Object.values(models)) for (let i = 0; i < 200; i++) m.predict(x);
       const rates = { int8: [], f32: [] };

@@ -1,8 +1,9 @@
 // Helpers shared by kiln's JavaScript end-to-end tests (tests/browser,
-// tests/worker): the kiln binary, scratch directories, a trained digits
-// model, native reference scores and bit-exact comparison.
+// tests/worker): the kiln binary, a running `kiln serve`, scratch
+// directories, a trained digits model, native reference scores and bit-exact
+// comparison.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -23,6 +24,47 @@ export function kiln(...args) {
   } catch (e) {
     throw new Error(`kiln ${args.join(" ")} failed:\n${e.stderr}`);
   }
+}
+
+/**
+ * Starts `kiln serve REPO` on a free loopback port (no gRPC; its compile
+ * cache in `dir`) with `extra` arguments (e.g. `--static web`). Resolves to
+ * `{ base, stop }` once the server has printed its address; `stop()` sends
+ * SIGTERM and rejects unless kiln drains and exits with status 0.
+ */
+export async function startServe(repo, dir, ...extra) {
+  const config = join(dir, `kiln-serve-${process.hrtime.bigint()}.toml`);
+  writeFileSync(config, `[server]\ncache_dir = ${JSON.stringify(join(dir, "serve-cache"))}\n`);
+  const args = ["serve", repo, "--http", "127.0.0.1:0", "--no-grpc", "--config", config, ...extra];
+  const child = spawn(KILN, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const kill = () => child.kill("SIGKILL");
+  process.on("exit", kill);
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal)));
+  const first = await new Promise((resolve, reject) => {
+    let out = "";
+    // Keep reading stdout after the first line so the pipe never fills.
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("\n")) resolve(out.slice(0, out.indexOf("\n")));
+    });
+    exited.then((code) => reject(new Error(`kiln ${args.join(" ")} exited (${code}) before listening:\n${stderr}`)));
+  });
+  const http = first.match(/^kiln serve: http=(\S+)/)?.[1];
+  if (!http) {
+    kill();
+    throw new Error(`kiln serve printed ${JSON.stringify(first)}, not its address:\n${stderr}`);
+  }
+  return {
+    base: `http://${http}`,
+    async stop() {
+      process.off("exit", kill);
+      child.kill("SIGTERM");
+      const code = await exited;
+      if (code !== 0) throw new Error(`kiln serve exited with ${code} after SIGTERM:\n${stderr}`);
+    },
+  };
 }
 
 /** A scratch directory removed when the process exits. */

@@ -194,6 +194,9 @@ function showTop(top) {
 let serverSeq = 0;
 async function askServer(input, scores) {
   const seq = ++serverSeq;
+  // The last answer was for other pixels: until this one arrives there is
+  // no server answer for what the page shows (tests wait on this).
+  state.server = state.serverError = null;
   const el = $("server");
   const meta = state.model.meta;
   const body = {
