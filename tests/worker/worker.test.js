@@ -1,21 +1,22 @@
 // The edge worker written by `kiln build --target worker`, run in workerd
 // (the open-source Workers runtime, npm `workerd`) on 127.0.0.1 with an
-// OS-chosen port: scores must be bit-identical to `kiln predict --native`,
-// bad requests must get KServe-style JSON errors, and the bundle for an
-// MLP 784-256-128-10 must stay under 1 MB.
+// OS-chosen port: scores must be bit-identical to a running `kiln serve`
+// (the same module in wasmtime, behind the same v2 API) and to `kiln predict
+// --native`, bad requests must get KServe-style JSON errors, and the bundle
+// for an MLP 784-256-128-10 must stay under 1 MB (both sizes are printed).
 //
 // Run from scripts/test.sh (after `cargo test` built target/debug/kiln):
 //   npm ci --prefix tests/worker && node --test tests/worker/
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { bits, csvRows, kiln, nativeScores, randomRows, scratch, trainDigits, writeMlp } from "../js-common/kiln.js";
+import { bits, csvRows, kiln, nativeScores, randomRows, scratch, startServe, trainDigits, writeMlp } from "../js-common/kiln.js";
 
 const WORKERD = createRequire(import.meta.url)("workerd").default;
 
@@ -93,6 +94,14 @@ function headersOnly(url, length) {
   });
 }
 
+/** Starts `kiln serve` on a repository holding `module` as model `name`. */
+function serveModule(dir, name, module) {
+  const repo = join(dir, `repo-${name}`);
+  mkdirSync(join(repo, name, "1"), { recursive: true });
+  copyFileSync(module, join(repo, name, "1", "model.wasm"));
+  return startServe(repo, dir);
+}
+
 function stop(w) {
   if (w && w.child.exitCode === null) w.child.kill("SIGTERM");
 }
@@ -125,16 +134,21 @@ describe("digits worker in workerd", () => {
   let digits;
   let rows;
   let w;
+  let server;
 
   before(async () => {
     digits = trainDigits(dir);
     rows = csvRows(digits.testCsv, 64);
     kiln("build", digits.model, "--target", "worker", "-o", join(dir, "worker"));
     w = await startWorkerd(join(dir, "worker"));
+    server = await serveModule(dir, "digits", digits.module);
   });
-  after(() => stop(w));
+  after(async () => {
+    stop(w);
+    await server?.stop();
+  });
 
-  test("first request, then every held-out row bit-identical to kiln predict --native", async () => {
+  test("first request, then every held-out row bit-identical to kiln serve and kiln predict --native", async () => {
     const first = await infer(w.url, "digits", rows.slice(0, 1));
     const ms = performance.now() - w.startedAt;
     console.log(`worker: ${ms.toFixed(0)} ms from starting workerd to the first answered infer request`);
@@ -143,9 +157,12 @@ describe("digits worker in workerd", () => {
 
     const want = nativeScores(digits.module, rows, dir);
     const got = outputRows((await infer(w.url, "digits", rows)).outputs[0]);
+    const served = outputRows((await infer(server.base, "digits", rows)).outputs[0]);
     assert.equal(got.length, rows.length);
+    assert.equal(served.length, rows.length);
     for (let i = 0; i < rows.length; i++) {
-      assert.deepEqual(bits(got[i]), bits(want[i]), `row ${i}`);
+      assert.deepEqual(bits(got[i]), bits(served[i]), `row ${i}: workerd vs kiln serve`);
+      assert.deepEqual(bits(got[i]), bits(want[i]), `row ${i}: workerd vs kiln predict --native`);
     }
     // One row at a time (a fresh batch size each call) gives the same bits.
     for (const i of [0, 17, rows.length - 1]) {
@@ -215,10 +232,14 @@ describe("digits worker in workerd", () => {
 describe("MLP 784-256-128-10 workers, int8 and f32", () => {
   const dir = scratch("kiln-worker-mlp-");
   const workers = [];
-  after(() => workers.forEach(stop));
+  const servers = [];
+  after(async () => {
+    workers.forEach(stop);
+    for (const s of servers) await s.stop();
+  });
 
   for (const variant of ["int8", "f32"]) {
-    test(`${variant}: bundle size and bit-identical to kiln predict --native`, async () => {
+    test(`${variant}: bundle size; bit-identical to kiln serve and kiln predict --native`, async () => {
       const f32 = join(dir, "mlp.safetensors");
       writeMlp(f32, [784, 256, 128, 10], 3);
       let model = f32;
@@ -250,7 +271,11 @@ describe("MLP 784-256-128-10 workers, int8 and f32", () => {
       kiln("build", model, "-o", module);
       const want = nativeScores(module, rows, dir);
       const got = outputRows((await infer(w.url, "mlp", rows)).outputs[0]);
-      assert.deepEqual(got.map(bits), want.map(bits));
+      const server = await serveModule(dir, "mlp", module);
+      servers.push(server);
+      const served = outputRows((await infer(server.base, "mlp", rows)).outputs[0]);
+      assert.deepEqual(got.map(bits), served.map(bits), "workerd vs kiln serve");
+      assert.deepEqual(got.map(bits), want.map(bits), "workerd vs kiln predict --native");
     });
   }
 });
