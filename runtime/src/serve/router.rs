@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Scope, presented};
@@ -32,17 +33,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
-        .route("/v2/models/{m}", get(model_metadata))
-        .route("/v2/models/{m}/versions/{v}", get(model_metadata_v))
-        .route("/v2/models/{m}/ready", get(model_ready))
-        .route("/v2/models/{m}/versions/{v}/ready", get(model_ready_v))
+        .route("/v2/models/{m}", get(metadata))
+        .route("/v2/models/{m}/versions/{v}", get(metadata))
+        .route("/v2/models/{m}/ready", get(ready_model))
+        .route("/v2/models/{m}/versions/{v}/ready", get(ready_model))
         .route("/v2/models/{m}/infer", post(infer))
-        .route("/v2/models/{m}/versions/{v}/infer", post(infer_v))
+        .route("/v2/models/{m}/versions/{v}/infer", post(infer))
         .route("/v2/repository/index", post(repository_index))
         .route("/v2/repository/models/{m}/load", post(repository_load))
         .route("/v2/repository/models/{m}/unload", post(repository_unload))
         .route("/models/{m}/{file}", get(download))
-        .route("/models/{m}/versions/{v}/{file}", get(download_v))
+        .route("/models/{m}/versions/{v}/{file}", get(download))
         .route("/metrics", get(metrics));
     let app = match &state.static_dir {
         Some(dir) => v2.fallback_service(tower_http::services::ServeDir::new(dir)),
@@ -91,68 +92,44 @@ async fn server_metadata() -> impl IntoResponse {
     }))
 }
 
-async fn model_metadata(
-    State(s): State<Arc<AppState>>,
-    Path(m): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    metadata(&s, &m, None, &headers)
+/// The path of a model route: `{m}`, and `{v}` on the route's
+/// `/versions/{v}` twin (absent on the unversioned one, meaning the
+/// version policy's latest). One handler serves both routes.
+#[derive(Deserialize)]
+struct ModelPath {
+    m: String,
+    v: Option<String>,
 }
 
-async fn model_metadata_v(
+async fn metadata(
     State(s): State<Arc<AppState>>,
-    Path((m, v)): Path<(String, String)>,
+    Path(ModelPath { m, v }): Path<ModelPath>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    metadata(&s, &m, Some(&v), &headers)
-}
-
-fn metadata(s: &AppState, m: &str, v: Option<&str>, headers: &HeaderMap) -> Result<Response> {
-    s.auth.check(presented(headers), Scope::Model(m))?;
-    let version = s.registry.get(m, v)?;
-    let versions = s.registry.versions(m);
+    s.auth.check(presented(&headers), Scope::Model(&m))?;
+    let version = s.registry.get(&m, v.as_deref())?;
+    let versions = s.registry.versions(&m);
     Ok(axum::Json(v2::ModelMetadata::of(&version, &versions)).into_response())
 }
 
-async fn model_ready(
+async fn ready_model(
     State(s): State<Arc<AppState>>,
-    Path(m): Path<String>,
+    Path(ModelPath { m, v }): Path<ModelPath>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    ready_model(&s, &m, None, &headers)
-}
-
-async fn model_ready_v(
-    State(s): State<Arc<AppState>>,
-    Path((m, v)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    ready_model(&s, &m, Some(&v), &headers)
-}
-
-fn ready_model(s: &AppState, m: &str, v: Option<&str>, headers: &HeaderMap) -> Result<Response> {
-    s.auth.check(presented(headers), Scope::Model(m))?;
+    s.auth.check(presented(&headers), Scope::Model(&m))?;
     s.check_ready()?;
-    s.registry.get(m, v)?;
+    s.registry.get(&m, v.as_deref())?;
     Ok(axum::Json(json!({ "name": m, "ready": true })).into_response())
 }
 
 async fn infer(
     State(s): State<Arc<AppState>>,
-    Path(m): Path<String>,
+    Path(ModelPath { m, v }): Path<ModelPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    run_infer(&s, &m, None, &headers, body).await
-}
-
-async fn infer_v(
-    State(s): State<Arc<AppState>>,
-    Path((m, v)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    run_infer(&s, &m, Some(&v), &headers, body).await
+    run_infer(&s, &m, v.as_deref(), &headers, body).await
 }
 
 async fn run_infer(
@@ -409,20 +386,20 @@ async fn repository_body(s: &AppState, headers: &HeaderMap, body: Body) -> Resul
     Ok(())
 }
 
-async fn download(
-    State(s): State<Arc<AppState>>,
-    Path((m, file)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    serve_file(&s, &m, None, &file, &headers)
+/// The path of a download route (`{v}` as in [`ModelPath`]).
+#[derive(Deserialize)]
+struct FilePath {
+    m: String,
+    v: Option<String>,
+    file: String,
 }
 
-async fn download_v(
+async fn download(
     State(s): State<Arc<AppState>>,
-    Path((m, v, file)): Path<(String, String, String)>,
+    Path(FilePath { m, v, file }): Path<FilePath>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    serve_file(&s, &m, Some(&v), &file, &headers)
+    serve_file(&s, &m, v.as_deref(), &file, &headers)
 }
 
 /// `GET /models/{m}[/versions/{v}]/model.wasm` (or `model.safetensors`).

@@ -562,6 +562,18 @@ async fn version_policy_serves_several_versions() {
     }
     let j = post(&f.app, "/v2/models/digits/infer", body).await.json();
     assert_eq!(j["model_version"], "3");
+    // Every route's `/versions/{v}` twin (one handler each) finds the
+    // version, and refuses one that is not loaded.
+    for (v, status) in [("1", 200), ("3", 200), ("9", 404)] {
+        for route in ["", "/ready", "/model.wasm"] {
+            let uri = if route == "/model.wasm" {
+                format!("/models/digits/versions/{v}{route}")
+            } else {
+                format!("/v2/models/digits/versions/{v}{route}")
+            };
+            assert_eq!(get(&f.app, &uri).await.status, status, "{uri}");
+        }
+    }
 }
 
 #[tokio::test]
