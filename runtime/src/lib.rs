@@ -5,9 +5,10 @@
 //! import-free `.wasm` ([`module`]) and run in a wasmtime sandbox
 //! ([`sandbox`]) — or natively with the very same kernel ([`kiln_guest`]).
 //! [`serve`] puts many modules behind the KServe v2 protocol, with the
-//! models held by [`registry`].
+//! models held by [`registry`]. [`bench`] measures predictions (`kiln bench`).
 //! See `docs/architecture.md` for the map.
 
+pub mod bench;
 pub mod data;
 pub mod fsutil;
 pub mod import;

@@ -1,5 +1,6 @@
 //! Argument parsing (clap) and dispatch to one file per subcommand.
 
+mod bench;
 mod build;
 mod eval;
 mod import;
@@ -43,6 +44,7 @@ enum Command {
     Prune(prune::Args),
     Eval(eval::Args),
     Serve(serve::Args),
+    Bench(bench::Args),
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
@@ -56,5 +58,6 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Prune(a) => prune::execute(a),
         Command::Eval(a) => eval::execute(a),
         Command::Serve(a) => serve::execute(a),
+        Command::Bench(a) => bench::execute(a),
     }
 }
