@@ -6,102 +6,19 @@
 //! final interleaved pass prints medians per prediction and the int8/f32
 //! ratios from one process, which is what `docs/benchmarks.md` quotes.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use kiln::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor};
+use kiln::bench::{Warm, models};
 use kiln::sandbox::{Limits, Sandbox};
 use kiln::shrink::{self, QuantizeConfig};
-use rand::{Rng, SeedableRng};
-use wasmtime::{Engine, Instance, Module, Store, TypedFunc};
 
-const WIDTHS: [usize; 4] = [784, 256, 128, 10];
-
-/// A random MLP (He-uniform weights, seed 7), as in benches/predict.rs.
-fn mlp() -> ModelFile {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let mut tensors = BTreeMap::new();
-    let mut layers = Vec::new();
-    for (i, w) in WIDTHS.windows(2).enumerate() {
-        let limit = (6.0 / w[0] as f32).sqrt();
-        let weight: Vec<f32> = (0..w[0] * w[1])
-            .map(|_| rng.random_range(-limit..limit))
-            .collect();
-        tensors.insert(format!("w{i}"), Tensor::new(vec![w[1], w[0]], weight));
-        tensors.insert(format!("b{i}"), Tensor::new(vec![w[1]], vec![0.01; w[1]]));
-        layers.push(LayerSpec::Dense {
-            weight: format!("w{i}"),
-            bias: format!("b{i}"),
-        });
-        layers.push(LayerSpec::Relu);
-    }
-    layers.pop();
-    layers.push(LayerSpec::Softmax);
-    ModelFile {
-        graph: Graph {
-            format: FORMAT_VERSION,
-            name: "mlp".into(),
-            version: "1".into(),
-            task: Task::Classification,
-            input: InputSpec {
-                name: "input".into(),
-                shape: vec![WIDTHS[0]],
-                features: vec![],
-            },
-            target: None,
-            labels: vec![],
-            layers,
-        },
-        tensors,
-    }
-}
+const WIDTHS: [usize; 4] = models::MLP_WIDTHS;
 
 /// `n` rows of pixel-like inputs in [0, 1].
 fn rows(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..n * WIDTHS[0])
-        .map(|_| rng.random_range(0.0..1.0))
-        .collect()
-}
-
-/// A module instance kept alive between calls (what a browser or worker does).
-struct Warm {
-    store: Store<()>,
-    memory: wasmtime::Memory,
-    input: TypedFunc<i32, i32>,
-    run: TypedFunc<i32, i32>,
-    output: TypedFunc<(), i32>,
-}
-
-impl Warm {
-    fn new(wasm: &[u8]) -> Self {
-        let engine = Engine::default();
-        let module = Module::new(&engine, wasm).unwrap();
-        let mut store = Store::new(&engine, ());
-        let instance = Instance::new(&mut store, &module, &[]).unwrap();
-        Warm {
-            memory: instance.get_memory(&mut store, "memory").unwrap(),
-            input: instance.get_typed_func(&mut store, "kiln_input").unwrap(),
-            run: instance.get_typed_func(&mut store, "kiln_run").unwrap(),
-            output: instance.get_typed_func(&mut store, "kiln_output").unwrap(),
-            store,
-        }
-    }
-
-    fn predict(&mut self, x: &[f32], out: &mut [f32]) {
-        let batch = (x.len() / WIDTHS[0]) as i32;
-        let p = self.input.call(&mut self.store, batch).unwrap() as usize;
-        self.memory
-            .write(&mut self.store, p, bytemuck::cast_slice(x))
-            .unwrap();
-        assert_eq!(self.run.call(&mut self.store, batch).unwrap(), 0);
-        let o = self.output.call(&mut self.store, ()).unwrap() as usize;
-        self.memory
-            .read(&self.store, o, bytemuck::cast_slice_mut(out))
-            .unwrap();
-    }
+    models::rows(n, WIDTHS[0], seed)
 }
 
 /// One model in every runner.
@@ -113,7 +30,7 @@ struct Runners {
 }
 
 fn runners(sandbox: &Sandbox) -> Vec<Runners> {
-    let f32_model = mlp();
+    let f32_model = models::mlp(&WIDTHS, 7);
     let int8_model = shrink::quantize(&f32_model, Some(&rows(256, 1)), &QuantizeConfig::default())
         .expect("quantizes");
     [("f32", f32_model), ("int8", int8_model)]
@@ -124,7 +41,7 @@ fn runners(sandbox: &Sandbox) -> Vec<Runners> {
                 name,
                 native: m.to_kernel().unwrap(),
                 loaded: sandbox.load(&wasm).unwrap(),
-                warm: Warm::new(&wasm),
+                warm: Warm::new(&wasm).unwrap(),
             }
         })
         .collect()
@@ -143,7 +60,7 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| r.native.predict(black_box(&x)).unwrap())
             });
             g.bench_function(format!("{} wasmtime warm", r.name), |b| {
-                b.iter(|| r.warm.predict(black_box(&x), &mut out))
+                b.iter(|| r.warm.predict(black_box(&x), &mut out).unwrap())
             });
             g.bench_function(format!("{} wasmtime fresh", r.name), |b| {
                 b.iter(|| sandbox.predict(&r.loaded, black_box(&x)).unwrap())
@@ -169,7 +86,7 @@ fn summary() {
                 black_box(r.native.predict(black_box(&x)).unwrap());
                 t[m][0].push(s.elapsed().as_secs_f64() * 1e6);
                 let s = Instant::now();
-                r.warm.predict(black_box(&x), &mut out);
+                r.warm.predict(black_box(&x), &mut out).unwrap();
                 t[m][1].push(s.elapsed().as_secs_f64() * 1e6);
                 let s = Instant::now();
                 black_box(sandbox.predict(&r.loaded, black_box(&x)).unwrap());

@@ -46,7 +46,9 @@ pub enum BenchError {
     Kernel(String),
     #[error("warm instance: {0}")]
     Warm(String),
-    #[error("{runner} gave other scores than the native kernel at batch {batch} (first difference at output {index}: {got} vs {want})")]
+    #[error(
+        "{runner} gave other scores than the native kernel at batch {batch} (first difference at output {index}: {got} vs {want})"
+    )]
     Mismatch {
         runner: &'static str,
         batch: usize,
@@ -165,7 +167,10 @@ impl Live<'_> {
         match self {
             Live::Native(scratch) => {
                 let err = |e: kiln_guest::RunError| BenchError::Kernel(format!("{e:?}"));
-                scratch.input(kernel, batch).map_err(err)?.copy_from_slice(x);
+                scratch
+                    .input(kernel, batch)
+                    .map_err(err)?
+                    .copy_from_slice(x);
                 out.copy_from_slice(kernel.run(batch, scratch).map_err(err)?);
             }
             Live::Fresh(sandbox, loaded) => out.copy_from_slice(&sandbox.predict(loaded, x)?),
@@ -177,7 +182,11 @@ impl Live<'_> {
 
 /// Measures `subject` as `config` says. `tick` is called after each timed
 /// round (once per batch size × iteration) to drive a progress bar.
-pub fn run(subject: &Subject, config: &Config, mut tick: impl FnMut()) -> Result<Report, BenchError> {
+pub fn run(
+    subject: &Subject,
+    config: &Config,
+    mut tick: impl FnMut(),
+) -> Result<Report, BenchError> {
     if config.iters == 0 {
         return Err(BenchError::Zero("iters"));
     }
@@ -297,7 +306,10 @@ mod tests {
         assert_eq!(ticks, 10);
         assert_eq!(report.figures.len(), 6);
         for f in &report.figures {
-            assert!(f.median_us > 0.0 && f.p99_us >= f.median_us && f.per_s > 0.0, "{f:?}");
+            assert!(
+                f.median_us > 0.0 && f.p99_us >= f.median_us && f.per_s > 0.0,
+                "{f:?}"
+            );
         }
         assert_eq!(report.scores.len(), 10);
         assert!((report.scores.iter().sum::<f32>() - 1.0).abs() < 1e-5);
@@ -312,9 +324,15 @@ mod tests {
             batches: vec![1],
             runners: vec![Runner::Native],
         };
-        assert!(matches!(run(&subject, &config, || ()), Err(BenchError::Zero("iters"))));
+        assert!(matches!(
+            run(&subject, &config, || ()),
+            Err(BenchError::Zero("iters"))
+        ));
         config.iters = 1;
         config.batches = vec![0];
-        assert!(matches!(run(&subject, &config, || ()), Err(BenchError::Zero("batch"))));
+        assert!(matches!(
+            run(&subject, &config, || ()),
+            Err(BenchError::Zero("batch"))
+        ));
     }
 }

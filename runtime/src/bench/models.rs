@@ -32,7 +32,12 @@ fn layer(
     (w, b)
 }
 
-fn classifier(name: &str, shape: Vec<usize>, layers: Vec<LayerSpec>, tensors: BTreeMap<String, Tensor>) -> ModelFile {
+fn classifier(
+    name: &str,
+    shape: Vec<usize>,
+    layers: Vec<LayerSpec>,
+    tensors: BTreeMap<String, Tensor>,
+) -> ModelFile {
     ModelFile {
         graph: Graph {
             format: FORMAT_VERSION,
@@ -74,7 +79,10 @@ pub fn lenet(seed: u64) -> ModelFile {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut tensors = BTreeMap::new();
     let mut layers = Vec::new();
-    for (i, shape) in [vec![6, 1, 5, 5], vec![16, 6, 5, 5]].into_iter().enumerate() {
+    for (i, shape) in [vec![6, 1, 5, 5], vec![16, 6, 5, 5]]
+        .into_iter()
+        .enumerate()
+    {
         let (weight, bias) = layer(&mut rng, &mut tensors, &format!("conv{i}"), shape);
         layers.push(LayerSpec::Conv2d {
             weight,

@@ -38,18 +38,29 @@ impl Warm {
         let mut store = Store::new(&engine, ());
         let instance = Instance::new(&mut store, &module, &[]).map_err(wasm_err)?;
         let len = |store: &mut Store<()>, name: &str| -> Result<usize, BenchError> {
-            let f: TypedFunc<(), i32> = instance.get_typed_func(&mut *store, name).map_err(wasm_err)?;
+            let f: TypedFunc<(), i32> = instance
+                .get_typed_func(&mut *store, name)
+                .map_err(wasm_err)?;
             let n = f.call(&mut *store, ()).map_err(wasm_err)?;
             usize::try_from(n).map_err(|_| BenchError::Warm(format!("{name} returned {n}")))
         };
-        let (input_len, output_len) = (len(&mut store, "kiln_input_len")?, len(&mut store, "kiln_output_len")?);
+        let (input_len, output_len) = (
+            len(&mut store, "kiln_input_len")?,
+            len(&mut store, "kiln_output_len")?,
+        );
         Ok(Warm {
             memory: instance
                 .get_memory(&mut store, "memory")
                 .ok_or_else(|| BenchError::Warm("the module exports no memory".into()))?,
-            input: instance.get_typed_func(&mut store, "kiln_input").map_err(wasm_err)?,
-            run: instance.get_typed_func(&mut store, "kiln_run").map_err(wasm_err)?,
-            output: instance.get_typed_func(&mut store, "kiln_output").map_err(wasm_err)?,
+            input: instance
+                .get_typed_func(&mut store, "kiln_input")
+                .map_err(wasm_err)?,
+            run: instance
+                .get_typed_func(&mut store, "kiln_run")
+                .map_err(wasm_err)?,
+            output: instance
+                .get_typed_func(&mut store, "kiln_output")
+                .map_err(wasm_err)?,
             store,
             input_len,
             output_len,
@@ -69,20 +80,32 @@ impl Warm {
                 self.output_len
             )));
         }
-        let p = self.input.call(&mut self.store, batch as i32).map_err(wasm_err)?;
+        let p = self
+            .input
+            .call(&mut self.store, batch as i32)
+            .map_err(wasm_err)?;
         if p == 0 {
-            return Err(BenchError::Warm(format!("kiln_input({batch}) returned no buffer")));
+            return Err(BenchError::Warm(format!(
+                "kiln_input({batch}) returned no buffer"
+            )));
         }
         self.memory
             .write(&mut self.store, p as u32 as usize, bytemuck::cast_slice(x))
             .map_err(|e| BenchError::Warm(e.to_string()))?;
-        let code = self.run.call(&mut self.store, batch as i32).map_err(wasm_err)?;
+        let code = self
+            .run
+            .call(&mut self.store, batch as i32)
+            .map_err(wasm_err)?;
         if code != 0 {
             return Err(BenchError::Warm(format!("kiln_run returned {code}")));
         }
         let o = self.output.call(&mut self.store, ()).map_err(wasm_err)?;
         self.memory
-            .read(&self.store, o as u32 as usize, bytemuck::cast_slice_mut(out))
+            .read(
+                &self.store,
+                o as u32 as usize,
+                bytemuck::cast_slice_mut(out),
+            )
             .map_err(|e| BenchError::Warm(e.to_string()))
     }
 }

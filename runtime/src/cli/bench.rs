@@ -45,7 +45,12 @@ pub(super) struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     batch: Vec<usize>,
     /// Runners, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "native,fresh,warm")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "native,fresh,warm"
+    )]
     runner: Vec<RunnerArg>,
     /// Print one JSON object (figures, module size, peak memory, scores)
     /// instead of a table.
@@ -139,14 +144,19 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             .figures
             .iter()
             .find(|n| n.batch == f.batch && n.runtime == Runner::Native.name())
-            .map_or(String::from("—"), |n| format!("{:.2}×", f.median_us / n.median_us));
+            .map_or(String::from("—"), |n| {
+                format!("{:.2}×", f.median_us / n.median_us)
+            });
         println!(
             "{:<42} {:>6} {:>12.1} {:>12.1} {:>14.0} {:>10}",
             f.runtime, f.batch, f.median_us, f.p99_us, f.per_s, native
         );
     }
     if let Some(kib) = report.peak_rss_kib {
-        println!("peak resident memory of this process: {:.1} MiB", kib as f64 / 1024.0);
+        println!(
+            "peak resident memory of this process: {:.1} MiB",
+            kib as f64 / 1024.0
+        );
     }
     Ok(())
 }
