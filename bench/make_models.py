@@ -1,10 +1,18 @@
 """Writes the benchmark models twice, with the same random weights: as ONNX
-files for the peers (onnxruntime, onnxruntime-web) and as kiln model files.
+files for the peers (onnxruntime, onnxruntime-web, tract) and as kiln model
+files, plus the calibration rows and the benchmark input.
 
     python3 bench/make_models.py OUT_DIR
 
-MLP 784-256-128-10 (ReLU, softmax), He-uniform weights from a fixed seed.
-The int8 ONNX file is onnxruntime's own dynamic quantization of the f32 one.
+* mlp: MLP 784-256-128-10 (ReLU, softmax);
+* cnn: LeNet-style CNN on 1x28x28 — conv 5x5 (6) → ReLU → max-pool 2 →
+  conv 5x5 (16) → ReLU → max-pool 2 → dense 256-120-84-10 → softmax.
+
+He-uniform weights from a fixed seed, biases 0.01. The int8 ONNX files are
+onnxruntime's own dynamic quantization (`quantize_dynamic`, int8 weights) of
+the f32 ones; bench/run.sh makes kiln's int8 files with `kiln quantize
+--calibrate calib.json` (static, per-channel). `input.json` is one row of the
+input every peer is timed on: `((i * 37) mod 255) / 255`.
 """
 
 import json
@@ -16,37 +24,24 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save_file
 
-WIDTHS = [784, 256, 128, 10]
+MLP = [784, 256, 128, 10]
+CONVS = [(6, 1, 5, 5), (16, 6, 5, 5)]
+CNN_DENSE = [256, 120, 84, 10]
 
 
-def weights(widths, seed=7):
-    rng = np.random.default_rng(seed)
-    layers = []
-    for fan_in, fan_out in zip(widths, widths[1:]):
-        limit = np.sqrt(6.0 / fan_in)
-        w = rng.uniform(-limit, limit, size=(fan_out, fan_in)).astype(np.float32)
-        b = np.full(fan_out, 0.01, dtype=np.float32)
-        layers.append((w, b))
-    return layers
+def he(rng, shape):
+    fan_in = int(np.prod(shape[1:]))
+    limit = np.sqrt(6.0 / fan_in)
+    w = rng.uniform(-limit, limit, size=shape).astype(np.float32)
+    return w, np.full(shape[0], 0.01, dtype=np.float32)
 
 
-def write_onnx(layers, path):
-    nodes, inits = [], []
-    x = "input"
-    for i, (w, b) in enumerate(layers):
-        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
-        y = f"gemm{i}"
-        nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [y], transB=1))
-        if i + 1 < len(layers):
-            nodes.append(helper.make_node("Relu", [y], [f"relu{i}"]))
-            y = f"relu{i}"
-        x = y
-    nodes.append(helper.make_node("Softmax", [x], ["scores"], axis=1))
+def save_onnx(nodes, inits, name, in_shape, path):
     graph = helper.make_graph(
         nodes,
-        "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", WIDTHS[0]])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", WIDTHS[-1]])],
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -55,35 +50,84 @@ def write_onnx(layers, path):
     onnx.save(model, path)
 
 
-def write_kiln(layers, path):
-    tensors, specs = {}, []
-    for i, (w, b) in enumerate(layers):
-        tensors[f"w{i}"], tensors[f"b{i}"] = w, b
-        specs.append({"op": "dense", "weight": f"w{i}", "bias": f"b{i}"})
-        if i + 1 < len(layers):
-            specs.append({"op": "relu"})
-    specs.append({"op": "softmax"})
+def save_kiln(tensors, specs, name, in_shape, path):
     graph = {
         "format": 1,
-        "name": "mlp",
+        "name": name,
         "version": "1",
         "task": "classification",
-        "input": {"name": "input", "shape": [WIDTHS[0]]},
+        "input": {"name": "input", "shape": in_shape},
         "layers": specs,
     }
     save_file(tensors, path, metadata={"kiln": json.dumps(graph)})
 
 
+def dense_stack(layers, x, nodes, inits, tensors, specs):
+    """Gemm (+ReLU) per layer, softmax at the end, in both formats."""
+    for i, (w, b) in enumerate(layers):
+        inits += [numpy_helper.from_array(w, f"fc{i}.weight"), numpy_helper.from_array(b, f"fc{i}.bias")]
+        tensors[f"fc{i}.weight"], tensors[f"fc{i}.bias"] = w, b
+        specs.append({"op": "dense", "weight": f"fc{i}.weight", "bias": f"fc{i}.bias"})
+        y = f"gemm{i}"
+        nodes.append(helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [y], transB=1))
+        if i + 1 < len(layers):
+            nodes.append(helper.make_node("Relu", [y], [f"relu{i}"]))
+            specs.append({"op": "relu"})
+            y = f"relu{i}"
+        x = y
+    nodes.append(helper.make_node("Softmax", [x], ["scores"], axis=1))
+    specs.append({"op": "softmax"})
+
+
+def mlp(rng, out):
+    layers = [he(rng, (o, i)) for i, o in zip(MLP, MLP[1:])]
+    nodes, inits, tensors, specs = [], [], {}, []
+    dense_stack(layers, "input", nodes, inits, tensors, specs)
+    save_onnx(nodes, inits, "mlp", [784], out / "mlp.onnx")
+    save_kiln(tensors, specs, "mlp", [784], out / "mlp.safetensors")
+
+
+def cnn(rng, out):
+    nodes, inits, tensors, specs = [], [], {}, []
+    x = "input"
+    for i, shape in enumerate(CONVS):
+        w, b = he(rng, shape)
+        inits += [numpy_helper.from_array(w, f"conv{i}.weight"), numpy_helper.from_array(b, f"conv{i}.bias")]
+        tensors[f"conv{i}.weight"], tensors[f"conv{i}.bias"] = w, b
+        nodes += [
+            helper.make_node("Conv", [x, f"conv{i}.weight", f"conv{i}.bias"], [f"conv{i}"], kernel_shape=[5, 5]),
+            helper.make_node("Relu", [f"conv{i}"], [f"crelu{i}"]),
+            helper.make_node("MaxPool", [f"crelu{i}"], [f"pool{i}"], kernel_shape=[2, 2], strides=[2, 2]),
+        ]
+        specs += [
+            {"op": "conv2d", "weight": f"conv{i}.weight", "bias": f"conv{i}.bias"},
+            {"op": "relu"},
+            {"op": "max_pool", "kernel": 2},
+        ]
+        x = f"pool{i}"
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
+    specs.append({"op": "flatten"})
+    layers = [he(rng, (o, i)) for i, o in zip(CNN_DENSE, CNN_DENSE[1:])]
+    dense_stack(layers, "flat", nodes, inits, tensors, specs)
+    save_onnx(nodes, inits, "cnn", [1, 28, 28], out / "cnn.onnx")
+    save_kiln(tensors, specs, "cnn", [1, 28, 28], out / "cnn.safetensors")
+
+
 def main():
-    out = pathlib.Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
-    layers = weights(WIDTHS)
-    write_onnx(layers, out / "mlp.onnx")
-    write_kiln(layers, out / "mlp.safetensors")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(out / "mlp.onnx"), str(out / "mlp.int8.onnx"), weight_type=QuantType.QInt8)
-    print(json.dumps({"dir": str(out), "models": sorted(p.name for p in out.iterdir())}))
+    out = pathlib.Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    mlp(rng, out)
+    cnn(rng, out)
+    for name in ("mlp", "cnn"):
+        quantize_dynamic(str(out / f"{name}.onnx"), str(out / f"{name}.int8.onnx"), weight_type=QuantType.QInt8)
+    calib = np.random.default_rng(1).random((256, 784), dtype=np.float32)
+    (out / "calib.json").write_text(json.dumps(calib.round(4).tolist()))
+    row = [((i * 37) % 255) / 255 for i in range(784)]
+    (out / "input.json").write_text(json.dumps([row]))
+    print(json.dumps({"dir": str(out), "files": sorted(p.name for p in out.iterdir())}))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""onnxruntime (native, one thread) on one ONNX model: batch-1 latency and
-batch-32 throughput, as one JSON line.
+"""onnxruntime (native, one thread) on one ONNX model: batch-1 latency,
+batch-32 throughput, peak memory and the batch-1 scores, as one JSON line.
 
-    python3 bench/ort_native.py MODEL.onnx [ITERATIONS]
+    python3 bench/ort_native.py MODEL.onnx [ITERATIONS [WARMUP]]
+
+The input is the benchmark's fixed row, `((i * 37) mod 255) / 255`, repeated
+for each row of a batch (what `kiln bench` and the other peers use).
 """
 
 import json
@@ -13,42 +16,47 @@ import numpy as np
 import onnxruntime as ort
 
 
+def timed(sess, name, x, n):
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        sess.run(None, {name: x})
+        samples.append((time.perf_counter_ns() - t) / 1e3)
+    samples.sort()
+    return samples
+
+
 def main():
     path = sys.argv[1]
     iterations = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    warmup = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    width = sess.get_inputs()[0].shape[1]
-    rng = np.random.default_rng(1)
-    x1 = rng.random((1, width), dtype=np.float32)
-    x32 = rng.random((32, width), dtype=np.float32)
-    for _ in range(200):
-        sess.run(None, {name: x1})
-    samples = []
-    for _ in range(iterations):
-        t = time.perf_counter_ns()
-        sess.run(None, {name: x1})
-        samples.append((time.perf_counter_ns() - t) / 1e3)
-    samples.sort()
-    batches = max(iterations // 8, 50)
-    t = time.perf_counter_ns()
-    for _ in range(batches):
-        sess.run(None, {name: x32})
-    per_s = batches * 32 / ((time.perf_counter_ns() - t) / 1e9)
+    inp = sess.get_inputs()[0]
+    shape = [d for d in inp.shape[1:]]
+    row = np.array([((i * 37) % 255) / 255 for i in range(int(np.prod(shape)))], dtype=np.float32)
+    x1 = row.reshape([1, *shape])
+    x32 = np.tile(row, 32).reshape([32, *shape])
+    for i in range(warmup):
+        sess.run(None, {inp.name: x1})
+        if i % 8 == 0:
+            sess.run(None, {inp.name: x32})
+    one = timed(sess, inp.name, x1, iterations)
+    many = timed(sess, inp.name, x32, max(iterations // 8, 10))
+    scores = sess.run(None, {inp.name: x1})[0][0]
     print(
         json.dumps(
             {
                 "runtime": "onnxruntime native",
                 "version": ort.__version__,
-                "model": path,
-                "median_us": samples[len(samples) // 2],
-                "p99_us": samples[int(len(samples) * 0.99)],
-                "batch32_per_s": per_s,
+                "median_us": one[len(one) // 2],
+                "p99_us": one[int(len(one) * 0.99)],
+                "batch32_per_s": 32e6 / many[len(many) // 2],
                 "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "scores": [float(s) for s in scores],
             }
         )
     )

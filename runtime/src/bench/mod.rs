@@ -120,13 +120,33 @@ impl Subject {
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Timed calls per runner and batch size.
+    /// Timed calls per runner at batch 1; see [`Config::calls`].
     pub iters: usize,
-    /// Untimed calls per runner and batch size before timing.
+    /// Untimed calls per runner at batch 1 before timing; see
+    /// [`Config::calls`].
     pub warmup: usize,
     /// Rows per call; each is measured separately.
     pub batches: Vec<usize>,
     pub runners: Vec<Runner>,
+}
+
+impl Config {
+    /// Timed rounds over all batch sizes (what a progress bar counts).
+    pub fn rounds(&self) -> usize {
+        self.batches.iter().map(|&b| self.calls(b).1).sum()
+    }
+
+    /// `(warm-up, timed)` calls at `batch` rows: `warmup` and `iters` divided
+    /// by `min(batch, 8)` (at least 1 and 10), so a large batch takes about
+    /// as long as batch 1 but no call count gets too small for a p99 —
+    /// the rule `bench/run.sh`'s peers follow too.
+    pub fn calls(&self, batch: usize) -> (usize, usize) {
+        let d = batch.clamp(1, 8);
+        (
+            (self.warmup / d).max(1),
+            (self.iters / d).max(10.min(self.iters)),
+        )
+    }
 }
 
 /// The figures of one runner at one batch size.
@@ -181,7 +201,8 @@ impl Live<'_> {
 }
 
 /// Measures `subject` as `config` says. `tick` is called after each timed
-/// round (once per batch size × iteration) to drive a progress bar.
+/// round (one call of every runner) to drive a progress bar; there are
+/// [`Config::rounds`] of them.
 pub fn run(
     subject: &Subject,
     config: &Config,
@@ -220,6 +241,7 @@ pub fn run(
         .map_err(|e| BenchError::Kernel(format!("{e:?}")))?;
     let mut figures = Vec::new();
     for &batch in &config.batches {
+        let (warmup, iters) = config.calls(batch);
         let x = models::pattern_rows(batch, width);
         let mut out = vec![0.0f32; batch * outputs];
         for (r, state) in &mut live {
@@ -233,12 +255,12 @@ pub fn run(
                     want: want[index],
                 });
             }
-            for _ in 0..config.warmup {
+            for _ in 0..warmup {
                 state.call(kernel, black_box(&x), &mut out)?;
             }
         }
-        let mut samples = vec![Vec::with_capacity(config.iters); live.len()];
-        for _ in 0..config.iters {
+        let mut samples = vec![Vec::with_capacity(iters); live.len()];
+        for _ in 0..iters {
             for ((_, state), s) in live.iter_mut().zip(&mut samples) {
                 let t = Instant::now();
                 state.call(kernel, black_box(&x), &mut out)?;
@@ -303,6 +325,7 @@ mod tests {
         };
         let mut ticks = 0;
         let report = run(&subject, &config, || ticks += 1).unwrap();
+        assert_eq!((config.calls(4), config.rounds()), ((1, 5), 10));
         assert_eq!(ticks, 10);
         assert_eq!(report.figures.len(), 6);
         for f in &report.figures {

@@ -35,10 +35,12 @@ pub(super) struct Args {
     /// Model module (.wasm, from `kiln build`), model file (.safetensors),
     /// or `random:mlp` / `random:lenet` (the benchmark models, random weights).
     model: String,
-    /// Timed calls per runner and batch size.
+    /// Timed calls per runner at batch 1; a batch of B rows gets
+    /// N / min(B, 8) calls (at least 10).
     #[arg(long, default_value_t = 2000)]
     iters: usize,
-    /// Untimed calls per runner and batch size before timing.
+    /// Untimed calls per runner at batch 1 before timing (divided like
+    /// --iters at larger batches).
     #[arg(long, default_value_t = 200)]
     warmup: usize,
     /// Batch sizes (rows per call), comma-separated.
@@ -111,7 +113,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         runners,
     };
     let subject = subject(&a.model)?;
-    let bar = indicatif::ProgressBar::new((a.iters * a.batch.len()) as u64).with_style(
+    let bar = indicatif::ProgressBar::new(config.rounds() as u64).with_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rounds, {eta} left")
             .expect("valid template")
             .progress_chars("=> "),
@@ -127,13 +129,12 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{}: {} → {} values per row, module {} bytes; median of {} interleaved calls after {} warm-up calls",
+        "{}: {} → {} values per row, module {} bytes; runners interleaved call by call, {} timed calls at batch 1",
         a.model,
         subject.input_len(),
         subject.output_len(),
         report.module_bytes,
         a.iters,
-        a.warmup
     );
     println!(
         "{:<42} {:>6} {:>12} {:>12} {:>14} {:>10}",
