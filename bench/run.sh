@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The peer benchmark (issue #9): kiln — native kernel, module in wasmtime
+# (fresh sandboxed instance per call and warm instance), module in Node via
+# the raw ABI and via the wasm-bindgen package — against onnxruntime native
+# (1 thread), onnxruntime-web's wasm backend in Node (1 thread, SIMD) and
+# tract, on an MLP 784-256-128-10 and a LeNet-style CNN, f32 and int8, same
+# weights for every peer. One process per (peer, model) run; the order of the
+# peers rotates across rounds; the report takes medians over rounds.
+#
+#   bench/run.sh            full run: release build, 5 rounds; writes the peer
+#                           table into docs/benchmarks.md and docs/bench.svg
+#   bench/run.sh --smoke    CI smoke run: debug build, 1 round, few iterations;
+#                           checks that every peer runs, the figures are sane
+#                           and the scores agree; writes only out/bench/smoke/
+#
+# Environment: ROUNDS (5), ITERS (1000 timed batch-1 calls per run; batch 32
+# gets ITERS/8), WARMUP (300), TRACT=0 to skip tract (its first build takes
+# minutes), KILN=path to use a given kiln binary.
+# Installs what it needs, idempotently (pip: onnx, onnxruntime, safetensors,
+# numpy; npm: onnxruntime-web in bench/; the browser package via scripts/web.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+smoke=0
+[ "${1:-}" = "--smoke" ] && smoke=1
+
+ensure_pip "onnx>=1.16" "onnxruntime>=1.18" "safetensors>=0.4" "numpy>=1.24"
+ensure_npm bench
+if [ "$smoke" = 1 ]; then
+  out=out/bench/smoke
+  rounds=${ROUNDS:-1} iters=${ITERS:-40} warmup=${WARMUP:-5}
+  [ -f web/pkg/kiln.js ] || ./scripts/web.sh
+  kiln=${KILN:-target/debug/kiln}
+  [ -x "$kiln" ] || step "cargo build (kiln)" cargo build --locked -p kiln
+  tract=""
+else
+  out=out/bench/full
+  rounds=${ROUNDS:-5} iters=${ITERS:-1000} warmup=${WARMUP:-300}
+  ./scripts/web.sh
+  if [ -z "${KILN:-}" ]; then
+    step "cargo build --release (kiln)" cargo build --release --locked -p kiln
+  fi
+  kiln=${KILN:-target/release/kiln}
+  tract=""
+  if [ "${TRACT:-1}" = 1 ]; then
+    start=$(date +%s)
+    step "cargo build --release (bench/tract, tract-onnx; not a workspace member)" \
+      cargo build --release --locked -q --manifest-path bench/tract/Cargo.toml --target-dir out/bench/tract-target
+    echo "bench/tract built in $(( $(date +%s) - start )) s" >&2
+    tract=out/bench/tract-target/release/kiln-bench-tract
+  fi
+fi
+rm -rf "$out" && mkdir -p "$out"
+models=$out/models
+
+step "bench/make_models.py (ONNX + kiln files, same weights; onnxruntime int8)" \
+  python3 bench/make_models.py "$models" > /dev/null
+for m in mlp cnn; do
+  "$kiln" quantize "$models/$m.safetensors" --calibrate "$models/calib.json" \
+    -o "$models/$m.int8.safetensors" > /dev/null
+  for v in "$m" "$m.int8"; do
+    "$kiln" build "$models/$v.safetensors" -o "$models/$v.wasm" > /dev/null
+  done
+done
+
+uptime > "$out/uptime-before"
+step "bench/peers.py: $rounds round(s), $iters calls per run" \
+  python3 bench/peers.py --kiln "$kiln" --models "$models" --out "$out/results.jsonl" \
+  --rounds "$rounds" --iters "$iters" --warmup "$warmup" ${tract:+--tract "$tract"}
+uptime > "$out/uptime-after"
+
+if [ "$smoke" = 1 ]; then
+  step "bench/report.py (checks)" python3 bench/report.py "$out/results.jsonl" --table "$out/table.md" > /dev/null
+  exit 0
+fi
+
+cat > "$out/meta.json" <<JSON
+{
+  "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
+  "command": "bench/run.sh (ROUNDS=$rounds ITERS=$iters WARMUP=$warmup${tract:+, with tract})",
+  "cpu": "$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)",
+  "load_before": "$(sed 's/.*load average: //' "$out/uptime-before")",
+  "load_after": "$(sed 's/.*load average: //' "$out/uptime-after")",
+  "kiln": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- guest runtime || echo '+changes')",
+  "onnxruntime": "$(python3 -c 'import onnxruntime; print(onnxruntime.__version__)')",
+  "onnxruntime_web": "$(node -p 'require("./bench/node_modules/onnxruntime-web/package.json").version')",
+  "node": "$(node --version)",
+  "tract": "$([ -n "$tract" ] && sed -n '/^name = "tract-onnx"$/{n;s/version = //;s/"//g;p}' bench/tract/Cargo.lock || echo 'not run')"
+}
+JSON
+step "bench/report.py → docs/benchmarks.md, docs/bench.svg" \
+  python3 bench/report.py "$out/results.jsonl" --table "$out/table.md" --svg docs/bench.svg \
+  --doc docs/benchmarks.md --meta "$out/meta.json"
