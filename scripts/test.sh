@@ -39,3 +39,11 @@ ensure_npm tests/browser
 ensure_npm tests/worker
 step "node --test tests/worker" env KILN=target/debug/kiln node --test tests/worker/
 step "node --test tests/browser" env KILN=target/debug/kiln node --test tests/browser/
+
+# The peer benchmark's smoke run (issue #9): every peer (kiln native, wasmtime,
+# Node raw ABI + wasm-bindgen package; onnxruntime native and -web) on the MLP
+# and CNN, f32 and int8, a few calls each; fails unless the figures are finite
+# and positive and the scores agree (bench/report.py). ~20 s. The full run is
+# bench/run.sh.
+step "python3 -m pytest tests/python/test_bench_report.py" python3 -m pytest -q tests/python/test_bench_report.py
+step "bench/run.sh --smoke" env KILN=target/debug/kiln bench/run.sh --smoke
