@@ -8,6 +8,7 @@
 
 mod common;
 
+mod bench;
 mod browser;
 mod cli;
 mod kernels;
