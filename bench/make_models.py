@@ -122,7 +122,13 @@ def main():
     mlp(rng, out)
     cnn(rng, out)
     for name in ("mlp", "cnn"):
-        quantize_dynamic(str(out / f"{name}.onnx"), str(out / f"{name}.int8.onnx"), weight_type=QuantType.QInt8)
+        path = out / f"{name}.int8.onnx"
+        quantize_dynamic(str(out / f"{name}.onnx"), str(path), weight_type=QuantType.QInt8)
+        # Shape annotations with the symbolic batch ("N") would clash with
+        # tract's concrete batch sizes; onnxruntime does not need them.
+        model = onnx.load(str(path))
+        del model.graph.value_info[:]
+        onnx.save(model, str(path))
     calib = np.random.default_rng(1).random((256, 784), dtype=np.float32)
     (out / "calib.json").write_text(json.dumps(calib.round(4).tolist()))
     row = [((i * 37) % 255) / 255 for i in range(784)]

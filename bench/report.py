@@ -38,11 +38,17 @@ NOTES = {
 }
 
 
+SKIPPED = {}
+
+
 def load(path):
     runs = collections.defaultdict(list)
     for line in open(path):
         if line.strip().startswith("{"):
             r = json.loads(line)
+            if "skipped" in r:
+                SKIPPED[(r["model"], r["peer"])] = r["skipped"]
+                continue
             runs[(r["model"], r["peer"])].append(r)
     out = {}
     for key, rs in runs.items():
@@ -118,7 +124,8 @@ def table(res):
                 f"| {label} | {name} | {r['median_us']:,.1f} | {r['p99_us']:,.1f} | {lat} | "
                 f"{r['batch32_per_s']:,.0f} | {tput} | {r['peak_rss_kib'] / 1024:.0f} | {art} |"
             )
-    return "\n".join(lines) + "\n"
+    notes = [f"* Not run: {peer} on {model} — {why}." for (model, peer), why in sorted(SKIPPED.items())]
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
 def goals(res):

@@ -2,7 +2,7 @@
 //! JSON line, in the shape bench/report.py reads (same input as the other
 //! peers: `x[i] = ((i * 37) % 255) / 255`, repeated per row).
 //!
-//!     kiln-bench-tract MODEL.onnx ITERATIONS WARMUP
+//!     kiln-bench-tract MODEL.onnx ITERATIONS WARMUP SHAPE   (SHAPE: 784 or 1,28,28)
 
 use std::time::Instant;
 
@@ -48,7 +48,12 @@ fn main() -> TractResult<()> {
     let path = &args[1];
     let iterations: usize = args.get(2).map_or(Ok(1000), |s| s.parse())?;
     let warmup: usize = args.get(3).map_or(Ok(100), |s| s.parse())?;
-    let width: Vec<usize> = if path.contains("cnn") { vec![1, 28, 28] } else { vec![784] };
+    let width: Vec<usize> = args
+        .get(4)
+        .map_or("784", String::as_str)
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     let one = plan(path, 1, &width)?;
     let many = plan(path, 32, &width)?;
     let (x1, x32) = (input(1, &width), input(32, &width));
