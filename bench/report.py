@@ -170,6 +170,11 @@ def svg(res):
             parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
             parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 12}">{r["median_us"]:,.1f} µs</text>')
             y += bar_h + gap
+        for (m, peer), why in sorted(SKIPPED.items()):
+            if m == model:
+                parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end" fill="#868e96">{peer}</text>')
+                parts.append(f'<text x="{left}" y="{y + 12}" fill="#868e96">not run (see the table)</text>')
+                y += bar_h + gap
         y += 12
     head = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{y + 10}" font-family="sans-serif" font-size="12">',

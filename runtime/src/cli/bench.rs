@@ -13,11 +13,13 @@ use kiln::module;
 /// The runners take turns call by call (interleaved), after a warm-up, so
 /// their ratios hold on a busy machine:
 ///
-/// * `native` — the kernel compiled into this binary;
-/// * `fresh` — the module in wasmtime through the sandbox's per-request path,
-///   as `kiln serve` runs it: a fresh pooled instance per call, with memory
-///   cap and deadline;
-/// * `warm` — the module in one wasmtime instance kept between calls, as a
+/// - native: the kernel compiled into this binary.
+///
+/// - fresh: the module in wasmtime through the sandbox's per-request path,
+///   as `kiln serve` runs it (a fresh pooled instance per call, with memory
+///   cap and deadline).
+///
+/// - warm: the module in one wasmtime instance kept between calls, as a
 ///   page or an edge worker keeps it.
 ///
 /// Reports the median and 99th-percentile µs per call and rows per second
@@ -36,7 +38,7 @@ pub(super) struct Args {
     /// or `random:mlp` / `random:lenet` (the benchmark models, random weights).
     model: String,
     /// Timed calls per runner at batch 1; a batch of B rows gets
-    /// N / min(B, 8) calls (at least 10).
+    /// ITERS / min(B, 8) calls (at least 10).
     #[arg(long, default_value_t = 2000)]
     iters: usize,
     /// Untimed calls per runner at batch 1 before timing (divided like
