@@ -1,10 +1,15 @@
 //! Compiles the guest kernel (`../guest`) to `wasm32-unknown-unknown` so the
 //! `kiln` binary can embed it: `kiln build` then needs no Rust toolchain.
 //!
-//! Two artifacts are written to `OUT_DIR`:
-//! * `kernel.wasm` — feature `module`: the ABI v1 exports, no model yet;
-//! * `kernel-tests.wasm` — feature `kernel-tests`: also exports single
-//!   kernels, for the host's SIMD-vs-reference tests.
+//! Four artifacts are written to `OUT_DIR`:
+//! * `kernel.wasm` — feature `module`: the ABI v1 exports, no model yet,
+//!   `+simd128` (runs in every engine kiln targets);
+//! * `kernel-relaxed.wasm` — the same source with `+simd128,+relaxed-simd`:
+//!   the second build the sandbox runs when its engine supports relaxed SIMD
+//!   (`runtime/src/sandbox/relaxed.rs`);
+//! * `kernel-tests.wasm`, `kernel-tests-relaxed.wasm` — feature
+//!   `kernel-tests`: also export single kernels, for the host's
+//!   SIMD-vs-reference tests of both builds.
 //!
 //! It also generates the KServe v2 gRPC service (`proto/grpc_service.proto`)
 //! with tonic-prost-build, which needs `protoc` (Debian `protobuf-compiler`,
@@ -35,25 +40,33 @@ fn main() {
             panic!("generating the gRPC service failed ({e}). Is protoc installed? apt-get install protobuf-compiler, or set PROTOC")
         });
 
-    for (feature, name) in [
-        ("module", "kernel.wasm"),
-        ("kernel-tests", "kernel-tests.wasm"),
+    for (feature, features, name) in [
+        ("module", SIMD128, "kernel.wasm"),
+        ("module", RELAXED, "kernel-relaxed.wasm"),
+        ("kernel-tests", SIMD128, "kernel-tests.wasm"),
+        ("kernel-tests", RELAXED, "kernel-tests-relaxed.wasm"),
     ] {
-        let target_dir = out.join(format!("guest-{feature}"));
-        build_guest(&guest, &target_dir, feature);
+        let flavour = if features == RELAXED { "-relaxed" } else { "" };
+        let target_dir = out.join(format!("guest-{feature}{flavour}"));
+        build_guest(&guest, &target_dir, feature, features);
         let built = target_dir.join("wasm32-unknown-unknown/kernel/kiln_guest.wasm");
         std::fs::copy(&built, out.join(name))
             .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
     }
 }
 
-fn build_guest(guest: &Path, target_dir: &Path, feature: &str) {
+/// Target features of the plain build.
+const SIMD128: &str = "+simd128";
+/// Target features of the relaxed-SIMD build.
+const RELAXED: &str = "+simd128,+relaxed-simd";
+
+fn build_guest(guest: &Path, target_dir: &Path, feature: &str, target_features: &str) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // 128 KiB of shadow stack (the default is 1 MiB): the kernel recurses
     // nowhere, and a smaller initial memory makes instances cheaper.
     let rustflags = [
-        "-Ctarget-feature=+simd128",
-        "-Clink-arg=-zstack-size=131072",
+        format!("-Ctarget-feature={target_features}"),
+        "-Clink-arg=-zstack-size=131072".to_string(),
     ]
     .join("\x1f");
     let status = Command::new(cargo)

@@ -13,8 +13,23 @@ pub(crate) struct Kernel {
 
 impl Kernel {
     pub(crate) fn new() -> Self {
-        let engine = Engine::default();
-        let module = Module::new(&engine, kiln::module::KERNEL_TESTS_WASM).unwrap();
+        Self::of(kiln::module::KERNEL_TESTS_WASM)
+    }
+
+    /// The relaxed-SIMD build of the test kernel, compiled with the
+    /// engine's native (non-deterministic) lowering of relaxed instructions,
+    /// as the sandbox compiles it.
+    pub(crate) fn relaxed() -> Self {
+        Self::of(kiln::module::KERNEL_TESTS_RELAXED_WASM)
+    }
+
+    fn of(wasm: &[u8]) -> Self {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_relaxed_simd(true)
+            .relaxed_simd_deterministic(false);
+        let engine = Engine::new(&config).unwrap();
+        let module = Module::new(&engine, wasm).unwrap();
         let mut store = Store::new(&engine, ());
         let instance = Instance::new(&mut store, &module, &[]).unwrap();
         Kernel { store, instance }
@@ -263,12 +278,29 @@ impl Kernel {
 
 /// The SIMD128 int8 dense kernel (i32x4.dot_i16x8_s on packed weights)
 /// gives the reference's accumulators exactly, including the extremes
-/// (−128 · −128) and sizes around its 16-input and 32-output blocks.
+/// (−128 · −128) and sizes around its 4-input quads, 16-output passes and
+/// 4-row blocks.
 #[test]
 fn int8_dense_simd_matches_reference() {
+    int8_dense_matches_reference(&mut Kernel::new(), 3, false);
+}
+
+/// The relaxed-SIMD build's int8 dense kernel
+/// (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, lowered natively — `pmaddubsw`
+/// on x86) gives the reference's accumulators exactly: on 7-bit rows (its
+/// fast path, with extreme weights that would saturate a signed reading of
+/// an out-of-range operand), and on rows with negative values (which it must
+/// route to the plain kernel), mixed within one batch.
+#[test]
+fn int8_dense_relaxed_matches_reference() {
+    let mut k = Kernel::relaxed();
+    int8_dense_matches_reference(&mut k, 5, true);
+    int8_dense_matches_reference(&mut k, 6, false);
+}
+
+fn int8_dense_matches_reference(k: &mut Kernel, seed: u64, seven_bit: bool) {
     use kiln::kiln_guest::kernels::int8;
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let mut k = Kernel::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for (batch, inputs, outputs) in [
         (1, 1, 1),
         (1, 2, 8),
@@ -278,15 +310,28 @@ fn int8_dense_simd_matches_reference() {
         (1, 64, 40),
         (2, 100, 70),
         (1, 784, 256),
+        (5, 131, 36),
         (32, 33, 10),
     ] {
-        let x: Vec<i8> = (0..batch * inputs)
+        let mut x: Vec<i8> = (0..batch * inputs)
             .map(|_| match rng.random_range(0..8) {
                 0 => -128,
                 1 => 127,
                 _ => rng.random(),
             })
             .collect();
+        if seven_bit {
+            // 7-bit rows, except (in batches of 3 or more) row 1, which
+            // keeps one negative value.
+            for (r, row) in x.chunks_exact_mut(inputs).enumerate() {
+                for v in row.iter_mut() {
+                    *v &= 0x7f;
+                }
+                if r == 1 && batch >= 3 {
+                    row[inputs / 2] = -1;
+                }
+            }
+        }
         let rows: Vec<i8> = (0..inputs * outputs)
             .map(|_| {
                 if rng.random_range(0..8) == 0 {

@@ -10,31 +10,38 @@
 //!
 //! # Packed weight layout
 //!
-//! A dense layer's int8 weights are stored *packed* for the SIMD kernel's
-//! `i32x4.dot_i16x8_s`: outputs in blocks of 8, inputs in pairs. With
-//! `P = ⌈inputs/2⌉` pairs and `B = ⌈outputs/8⌉` blocks,
+//! A dense layer's int8 weights are stored *packed* in 16-byte units of four
+//! outputs × four consecutive inputs, the unit both SIMD kernels consume:
+//! relaxed SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add_s` dots each i32 lane's
+//! four bytes (one output, four inputs) with the same four inputs, and the
+//! plain SIMD128 kernel sign-extends each half and uses `i32x4.dot_i16x8_s`.
+//! With `Q = ⌈inputs/4⌉` quads and `B = ⌈outputs/4⌉` blocks,
 //!
 //! ```text
-//! packed[((b·P + p)·8 + j)·2 + t] = W[8b + j][2p + t]   (0 beyond the matrix)
+//! packed[((b·Q + q)·4 + j)·4 + t] = W[4b + j][4q + t]   (0 beyond the matrix)
 //! ```
 //!
-//! so 16 consecutive bytes hold two inputs of eight outputs. See [`pack`].
+//! See [`pack`].
+
+/// Inputs per packed unit (one i32 lane of the relaxed dot product).
+pub const QUAD: usize = 4;
+/// Outputs per packed unit (the i32 lanes of one vector).
+pub const BLOCK: usize = 4;
 
 /// Length of the packed form of an `outputs × inputs` weight matrix, `None`
 /// on overflow.
 pub fn packed_len(inputs: usize, outputs: usize) -> Option<usize> {
     inputs
-        .div_ceil(2)
-        .checked_mul(2)?
-        .checked_mul(outputs.div_ceil(8))?
-        .checked_mul(8)
+        .div_ceil(QUAD)
+        .checked_mul(QUAD * BLOCK)?
+        .checked_mul(outputs.div_ceil(BLOCK))
 }
 
 /// Index of weight `(o, i)` in the packed layout.
 #[inline(always)]
 pub fn packed_index(inputs: usize, o: usize, i: usize) -> usize {
-    let pairs = inputs.div_ceil(2);
-    (((o / 8) * pairs + i / 2) * 8 + o % 8) * 2 + i % 2
+    let quads = inputs.div_ceil(QUAD);
+    (((o / BLOCK) * quads + i / QUAD) * BLOCK + o % BLOCK) * QUAD + i % QUAD
 }
 
 /// Packs output-major rows (`outputs × inputs`, the model file's layout).
@@ -53,39 +60,43 @@ pub fn pack(rows: &[i8], inputs: usize, outputs: usize, packed: &mut [i8]) {
 /// Integer dense layer, accumulators only:
 /// `acc[r][o] = bias[o] + Σ_i x[r][i] · W[o][i]`, in i32 with wrapping
 /// arithmetic (the result does not depend on the order of the sum).
-/// `w` is packed ([`pack`]); this walks it in storage order, eight outputs
-/// at a time, which also makes it the fast portable (native) kernel.
+/// `w` is packed ([`pack`]); this walks it in storage order, four outputs
+/// at a time.
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
-    let pairs = inputs.div_ceil(2);
+    let quads = inputs.div_ceil(QUAD);
     for (xr, ar) in x
         .chunks_exact(inputs.max(1))
         .zip(acc.chunks_exact_mut(outputs.max(1)))
     {
-        let (xpairs, xtail) = xr.as_chunks::<2>();
-        let xs = || {
-            xpairs
-                .iter()
-                .map(|&[a, b]| (a, b))
-                .chain(xtail.first().map(|&a| (a, 0)))
-        };
-        for (b, wb) in w.chunks_exact(16 * pairs.max(1)).enumerate() {
-            let mut sums = [0i32; 8];
-            for ((x0, x1), wp) in xs().zip(wb.as_chunks::<16>().0) {
-                let (x0, x1) = (i32::from(x0), i32::from(x1));
+        for (b, wb) in w.chunks_exact(QUAD * BLOCK * quads.max(1)).enumerate() {
+            let mut sums = [0i32; BLOCK];
+            for (q, unit) in wb.as_chunks::<{ QUAD * BLOCK }>().0.iter().enumerate() {
+                let mut xq = [0i32; QUAD];
+                for (t, v) in xq.iter_mut().enumerate() {
+                    *v = xr.get(QUAD * q + t).map_or(0, |&v| i32::from(v));
+                }
                 for (j, s) in sums.iter_mut().enumerate() {
-                    // |x0·w0 + x1·w1| ≤ 2·128² fits i32.
-                    let t = x0 * i32::from(wp[2 * j]) + x1 * i32::from(wp[2 * j + 1]);
+                    let wj = &unit[QUAD * j..QUAD * (j + 1)];
+                    // |Σ of four int8 products| ≤ 4·128² fits i32.
+                    let t: i32 = wj.iter().zip(xq).map(|(&w, x)| i32::from(w) * x).sum();
                     *s = s.wrapping_add(t);
                 }
             }
             for (j, s) in sums.iter().enumerate() {
-                let o = 8 * b + j;
+                let o = BLOCK * b + j;
                 if let (Some(a), Some(&bo)) = (ar.get_mut(o), bias.get(o)) {
                     *a = s.wrapping_add(bo);
                 }
             }
         }
     }
+}
+
+/// Whether every value of `x` lies in `0..=127`: the operand range in which
+/// relaxed SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add_s` is deterministic
+/// (see `relaxed_int8`).
+pub fn is_7bit(x: &[i8]) -> bool {
+    x.iter().all(|&v| v >= 0)
 }
 
 /// Rounds to the nearest integer, ties to even, exactly as wasm's
@@ -200,7 +211,7 @@ mod tests {
         // W (3 outputs × 3 inputs), output-major.
         let rows: [i8; 9] = [1, 2, 3, -4, 5, -6, 127, -128, 0];
         let mut packed = vec![0i8; packed_len(3, 3).unwrap()];
-        assert_eq!(packed.len(), 2 * 2 * 8);
+        assert_eq!(packed.len(), 16);
         pack(&rows, 3, 3, &mut packed);
         let x: [i8; 6] = [1, 1, 1, -128, 2, 3];
         let mut acc = [0i32; 6];

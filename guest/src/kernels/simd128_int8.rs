@@ -1,11 +1,14 @@
 //! SIMD128 overrides of the int8 reference kernels ([`super::int8`]).
 //!
-//! [`dense_i8`] multiplies with `i32x4.dot_i16x8_s`: 16 packed weight bytes
-//! (two inputs of eight outputs) are sign-extended to two `i16x8` halves and
-//! dotted with the input pair splatted into every `i32` lane, giving eight
-//! outputs' partial sums. Products of int8 values fit in i16 and a pair's sum
-//! in i32, so every step is exact; the i32 sums wrap exactly like the
-//! reference's, and integer addition does not depend on its order.
+//! [`dense_i8`] multiplies with `i32x4.dot_i16x8_s`. A packed 16-byte unit
+//! holds four outputs × four inputs; each half is sign-extended while loading
+//! (`i16x8.load8x8_s`: two outputs × four inputs) and dotted with the four
+//! inputs repeated, `[x0, x1, x2, x3, x0, x1, x2, x3]`, giving two partial
+//! sums per output; they are added when the pass ends. Products of int8
+//! values fit in i16 and a pair's sum in i32, so every step is exact; the
+//! i32 sums wrap exactly like the reference's, and integer addition does not
+//! depend on its order. Several rows share each weight load when the batch
+//! allows ([`dense_rows`]).
 //!
 //! [`quantize`] performs the reference's f32 operations four lanes at a time
 //! (`f32x4.nearest` is the reference's ties-to-even rounding, `pmin`/`pmax`
@@ -13,111 +16,164 @@
 
 use core::arch::wasm32::*;
 
-use super::int8 as reference;
+use super::int8::{self as reference, BLOCK, QUAD};
 
-/// Output blocks of 8 processed per pass over the input row.
-const GROUP: usize = 4;
-
-/// [`reference::dense_i8`], 32 outputs per pass.
+/// [`reference::dense_i8`]: 16 outputs per pass over a row, or 8 outputs of
+/// 2 rows, or 4 outputs of 4 rows, so each weight load serves several rows.
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
-    let rows = x.len().checked_div(inputs).unwrap_or(0);
-    let sizes_ok = reference::packed_len(inputs, outputs) == Some(w.len())
-        && bias.len() == outputs
-        && rows.checked_mul(outputs).is_some_and(|n| n <= acc.len());
-    if !sizes_ok || outputs == 0 {
+    if !sizes_ok(x, w, bias, inputs, outputs, acc) {
         return reference::dense_i8(x, w, bias, inputs, outputs, acc);
     }
-    let pairs = inputs.div_ceil(2);
-    let blocks = outputs.div_ceil(8);
-    for (xr, ar) in x.chunks_exact(inputs).zip(acc.chunks_exact_mut(outputs)) {
-        let mut b = 0;
-        while b < blocks {
-            let n = (blocks - b).min(GROUP);
-            let mut sums = [i32x4_splat(0); 2 * GROUP];
-            if n == GROUP {
-                block_pass::<GROUP>(xr, w, pairs, b, &mut sums);
-            } else {
-                block_pass::<1>(xr, w, pairs, b, &mut sums);
-                for k in 1..n {
-                    let mut one = [i32x4_splat(0); 2 * GROUP];
-                    block_pass::<1>(xr, w, pairs, b + k, &mut one);
-                    sums[2 * k] = one[0];
-                    sums[2 * k + 1] = one[1];
-                }
-            }
-            let mut out = [0i32; 8 * GROUP];
-            for (k, s) in sums.iter().enumerate() {
-                // SAFETY: out has 4 · 2 · GROUP i32, k < 2 · GROUP.
-                unsafe { v128_store(out.as_mut_ptr().add(4 * k) as *mut v128, *s) };
-            }
-            let first = 8 * b;
-            let last = (first + 8 * n).min(outputs);
-            for o in first..last {
-                ar[o] = out[o - first].wrapping_add(bias[o]);
-            }
-            b += n;
-        }
+    let rows = x.len() / inputs;
+    let mut r = 0;
+    while r + 4 <= rows {
+        dense_rows::<4, 1>(x, w, bias, inputs, outputs, r, acc);
+        r += 4;
+    }
+    while r + 2 <= rows {
+        dense_rows::<2, 2>(x, w, bias, inputs, outputs, r, acc);
+        r += 2;
+    }
+    while r < rows {
+        dense_rows::<1, 4>(x, w, bias, inputs, outputs, r, acc);
+        r += 1;
     }
 }
 
-/// The pair `(x[2p], x[2p+1])` as two i16 in one i32 lane, splatted.
+/// The size contract the SIMD kernels rely on (otherwise the reference runs).
 #[inline(always)]
-fn pair_splat(xr: &[i8], p: usize) -> v128 {
-    let lo = xr[2 * p] as i16 as u16 as u32;
-    let hi = xr.get(2 * p + 1).map_or(0, |&v| v as i16 as u16 as u32);
-    i32x4_splat((lo | (hi << 16)) as i32)
+pub(crate) fn sizes_ok(
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    inputs: usize,
+    outputs: usize,
+    acc: &[i32],
+) -> bool {
+    let rows = x.len().checked_div(inputs).unwrap_or(0);
+    outputs > 0
+        && inputs > 0
+        && reference::packed_len(inputs, outputs) == Some(w.len())
+        && bias.len() == outputs
+        && rows.checked_mul(outputs).is_some_and(|n| n <= acc.len())
 }
 
-/// Accumulates `N` consecutive output blocks starting at `b0` over the whole
-/// input row into `sums[2k]` (outputs 0–3 of block k) and `sums[2k+1]`
-/// (outputs 4–7).
+/// The four inputs `x[4q .. 4q + 4]` of `xr` as one little-endian i32,
+/// zero beyond the row.
 #[inline(always)]
-fn block_pass<const N: usize>(
-    xr: &[i8],
+pub(crate) fn quad(xr: &[i8], q: usize) -> i32 {
+    let mut b = [0u8; QUAD];
+    for (t, v) in b.iter_mut().enumerate() {
+        *v = xr.get(QUAD * q + t).map_or(0, |&v| v as u8);
+    }
+    i32::from_le_bytes(b)
+}
+
+/// Rows `r0 .. r0 + R`, all outputs, `G` blocks of four outputs per pass.
+#[inline(always)]
+fn dense_rows<const R: usize, const G: usize>(
+    x: &[i8],
     w: &[i8],
-    pairs: usize,
-    b0: usize,
-    sums: &mut [v128; 2 * GROUP],
+    bias: &[i32],
+    inputs: usize,
+    outputs: usize,
+    r0: usize,
+    acc: &mut [i32],
 ) {
-    let inputs = xr.len();
+    let blocks = outputs.div_ceil(BLOCK);
+    let mut b = 0;
+    while b + G <= blocks {
+        pass::<R, G>(x, w, bias, inputs, outputs, r0, b, acc);
+        b += G;
+    }
+    while b < blocks {
+        pass::<R, 1>(x, w, bias, inputs, outputs, r0, b, acc);
+        b += 1;
+    }
+}
+
+/// Blocks `b0 .. b0 + G` of rows `r0 .. r0 + R` over the whole input row.
+/// `sums[r][2k]` holds outputs 0–1 of block k (two partial sums each),
+/// `sums[r][2k + 1]` outputs 2–3.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pass<const R: usize, const G: usize>(
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    inputs: usize,
+    outputs: usize,
+    r0: usize,
+    b0: usize,
+    acc: &mut [i32],
+) {
+    let quads = inputs.div_ceil(QUAD);
+    let full = inputs / QUAD;
     let wp = w.as_ptr();
-    // Byte offset of (block b0 + k, pair p) is ((b0 + k)·pairs + p)·16.
-    let base = |k: usize, p: usize| ((b0 + k) * pairs + p) * 16;
-    let step = |xp: v128, p: usize, sums: &mut [v128; 2 * GROUP]| {
-        for k in 0..N {
-            // SAFETY: b0 + k < blocks and p < pairs, so the 16 bytes lie
-            // inside w (w.len() == blocks · pairs · 16, checked by the caller).
-            // `i16x8.load8x8_s` sign-extends while loading (one pmovsxbw
-            // on x86), cheaper than a load and two extends.
+    let mut sums = [[i32x4_splat(0); 8]; R];
+    let step = |xv: &[v128; R], q: usize, sums: &mut [[v128; 8]; R]| {
+        for k in 0..G {
+            // SAFETY: b0 + k < blocks and q < quads, so the 16 bytes at
+            // ((b0 + k)·quads + q)·16 lie inside w, whose length is
+            // blocks · quads · 16 (checked by `sizes_ok`).
             let (lo, hi) = unsafe {
-                let at = wp.add(base(k, p));
+                let at = wp.add(((b0 + k) * quads + q) * 16);
                 (
                     i16x8_load_extend_i8x8(at),
                     i16x8_load_extend_i8x8(at.add(8)),
                 )
             };
-            sums[2 * k] = i32x4_add(sums[2 * k], i32x4_dot_i16x8(lo, xp));
-            sums[2 * k + 1] = i32x4_add(sums[2 * k + 1], i32x4_dot_i16x8(hi, xp));
+            for r in 0..R {
+                sums[r][2 * k] = i32x4_add(sums[r][2 * k], i32x4_dot_i16x8(lo, xv[r]));
+                sums[r][2 * k + 1] = i32x4_add(sums[r][2 * k + 1], i32x4_dot_i16x8(hi, xv[r]));
+            }
         }
     };
-    let mut i = 0;
-    while i + 16 <= inputs {
-        // SAFETY: i + 16 <= inputs == xr.len().
-        let xv = unsafe { v128_load(xr.as_ptr().add(i) as *const v128) };
-        let (xl, xh) = (i16x8_extend_low_i8x16(xv), i16x8_extend_high_i8x16(xv));
-        let p = i / 2;
-        step(i32x4_shuffle::<0, 0, 0, 0>(xl, xl), p, sums);
-        step(i32x4_shuffle::<1, 1, 1, 1>(xl, xl), p + 1, sums);
-        step(i32x4_shuffle::<2, 2, 2, 2>(xl, xl), p + 2, sums);
-        step(i32x4_shuffle::<3, 3, 3, 3>(xl, xl), p + 3, sums);
-        step(i32x4_shuffle::<0, 0, 0, 0>(xh, xh), p + 4, sums);
-        step(i32x4_shuffle::<1, 1, 1, 1>(xh, xh), p + 5, sums);
-        step(i32x4_shuffle::<2, 2, 2, 2>(xh, xh), p + 6, sums);
-        step(i32x4_shuffle::<3, 3, 3, 3>(xh, xh), p + 7, sums);
-        i += 16;
+    let mut xv = [i32x4_splat(0); R];
+    for q in 0..full {
+        for (r, v) in xv.iter_mut().enumerate() {
+            // SAFETY: q < inputs / 4, so the four bytes at 4q lie inside the
+            // row r0 + r < rows. Splatting them and widening the low eight
+            // bytes gives [x0, x1, x2, x3, x0, x1, x2, x3] as i16.
+            *v = unsafe {
+                let p = x.as_ptr().add((r0 + r) * inputs + QUAD * q);
+                i16x8_extend_low_i8x16(v128_load32_splat(p as *const u32))
+            };
+        }
+        step(&xv, q, &mut sums);
     }
-    for p in i / 2..pairs {
-        step(pair_splat(xr, p), p, sums);
+    if full < quads {
+        for (r, v) in xv.iter_mut().enumerate() {
+            let xr = &x[(r0 + r) * inputs..(r0 + r + 1) * inputs];
+            *v = i16x8_extend_low_i8x16(i32x4_splat(quad(xr, full)));
+        }
+        step(&xv, full, &mut sums);
+    }
+    for (r, s) in sums.iter().enumerate() {
+        let ar = &mut acc[(r0 + r) * outputs..(r0 + r + 1) * outputs];
+        for k in 0..G {
+            let (lo, hi) = (s[2 * k], s[2 * k + 1]);
+            let v = i32x4_add(
+                i32x4_shuffle::<0, 2, 4, 6>(lo, hi),
+                i32x4_shuffle::<1, 3, 5, 7>(lo, hi),
+            );
+            store_block(v, b0 + k, bias, ar);
+        }
+    }
+}
+
+/// Adds the bias to the four sums of block `b` and stores those inside the
+/// row (the last block may be partial).
+#[inline(always)]
+pub(crate) fn store_block(v: v128, b: usize, bias: &[i32], ar: &mut [i32]) {
+    let mut out = [0i32; BLOCK];
+    // SAFETY: out holds exactly one v128.
+    unsafe { v128_store(out.as_mut_ptr() as *mut v128, v) };
+    let first = BLOCK * b;
+    for (j, s) in out.iter().enumerate() {
+        if let (Some(a), Some(&bo)) = (ar.get_mut(first + j), bias.get(first + j)) {
+            *a = s.wrapping_add(bo);
+        }
     }
 }
 

@@ -6,6 +6,13 @@
 //! [`ModuleMeta`] as JSON. This module writes them ([`build`]) and reads
 //! them back without instantiating ([`read_meta`], [`embedded_blob`]).
 //! The contract is `docs/abi.md`.
+//!
+//! The same kernel source is also built with relaxed SIMD
+//! ([`KERNEL_RELAXED_WASM`]). Modules always embed the plain SIMD128 kernel,
+//! which every engine runs (V8 without flags, Safari, workerd); a host whose
+//! engine has relaxed SIMD rebuilds a module it recognises as kiln's with
+//! the relaxed kernel ([`relaxed_twin`]) — the same blob and metadata, the
+//! same bits, a faster int8 dot product.
 
 mod embed;
 
@@ -17,6 +24,13 @@ use crate::model::{ModelFile, ModelFileError, Task};
 
 /// The kernel module with no model: ABI v1 exports, SIMD128 kernels.
 pub const KERNEL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
+/// The same kernel built with `+simd128,+relaxed-simd` (see [`relaxed_twin`]).
+pub const KERNEL_RELAXED_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kernel-relaxed.wasm"));
+/// [`KERNEL_TESTS_WASM`] built with relaxed SIMD (tests only).
+#[doc(hidden)]
+pub const KERNEL_TESTS_RELAXED_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kernel-tests-relaxed.wasm"));
 /// The kernel with extra exports running single kernels (tests only).
 #[doc(hidden)]
 pub const KERNEL_TESTS_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-tests.wasm"));
@@ -97,6 +111,34 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
     };
     let meta_json = serde_json::to_vec(&meta).expect("metadata serialises");
     embed::embed(KERNEL_WASM, &blob, &meta_json)
+}
+
+/// The relaxed-SIMD twin of `wasm`: the same blob and metadata embedded in
+/// [`KERNEL_RELAXED_WASM`] — if `wasm` is exactly what this kiln's `build`
+/// makes of its blob and metadata (byte for byte), and `None` otherwise
+/// (another kiln version's kernel, a hand-made module), which then runs as
+/// it is. The relaxed kernel computes the same bits as the plain one
+/// (`guest/src/kernels/relaxed_int8.rs`), so the twin is a drop-in.
+pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
+    let (Some(blob), Some(meta)) = (embedded_blob(wasm)?, meta_bytes(wasm)?) else {
+        return Ok(None);
+    };
+    if embed::embed(KERNEL_WASM, blob, meta)? != wasm {
+        return Ok(None);
+    }
+    embed::embed(KERNEL_RELAXED_WASM, blob, meta).map(Some)
+}
+
+/// The raw bytes of the `kiln.meta` section, if the module has one.
+fn meta_bytes(wasm: &[u8]) -> Result<Option<&[u8]>, ModuleError> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::CustomSection(c) = payload?
+            && c.name() == META_SECTION
+        {
+            return Ok(Some(c.data()));
+        }
+    }
+    Ok(None)
 }
 
 /// Hex sha256 of `bytes`.

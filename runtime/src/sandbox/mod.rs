@@ -15,6 +15,17 @@
 //! microseconds, and compiled code is cached on disk ([`cache`]) so a restart
 //! does not recompile. Each module may carry its own [`Limits`]
 //! ([`Sandbox::load_with`]).
+//!
+//! Relaxed SIMD: the engine enables it, and [`Sandbox::load`] runs a module
+//! built by this kiln as its relaxed-SIMD twin ([`module::relaxed_twin`]),
+//! falling back to the module as given if the twin does not compile or the
+//! sandbox was told not to ([`Sandbox::with_relaxed_simd`]). The engine uses
+//! the host's native lowering of relaxed instructions (`pmaddubsw` on x86)
+//! rather than wasmtime's "deterministic" emulation, which is several times
+//! slower: kiln's kernel uses its one relaxed instruction only on operands
+//! where every lowering gives the same exact result (`docs/abi.md`,
+//! "Relaxed SIMD"). A third-party module using relaxed instructions on other
+//! operands may see host-dependent results — in its own output only.
 
 mod cache;
 
@@ -175,6 +186,7 @@ pub struct Sandbox {
     limits: Limits,
     cache: Option<cache::Cache>,
     stop: Arc<AtomicBool>,
+    relaxed: bool,
 }
 
 impl Sandbox {
@@ -199,8 +211,8 @@ impl Sandbox {
         config.epoch_interruption(true);
         config.wasm_simd(true);
         config.wasm_relaxed_simd(true);
-        // Relaxed SIMD must give the same bits on every host.
-        config.relaxed_simd_deterministic(true);
+        // Native lowerings (see the module note): kiln's kernel stays exact.
+        config.relaxed_simd_deterministic(false);
         let engine = Engine::new(&config).map_err(|e| SandboxError::Compile(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = (engine.clone(), stop.clone());
@@ -220,7 +232,15 @@ impl Sandbox {
             limits,
             cache,
             stop,
+            relaxed: true,
         })
+    }
+
+    /// Whether [`Sandbox::load`] may run modules as their relaxed-SIMD twin
+    /// (on by default). Off, every module runs exactly as given.
+    pub fn with_relaxed_simd(mut self, on: bool) -> Self {
+        self.relaxed = on;
+        self
     }
 
     /// The default limits of [`Sandbox::load`].
@@ -244,13 +264,15 @@ impl Sandbox {
             });
         }
         let meta = module::read_meta(wasm)?;
-        let (module, from_cache) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, wasm)?,
-            None => (
-                Module::new(&self.engine, wasm)
-                    .map_err(|e| SandboxError::Compile(format!("{e:#}")))?,
-                false,
-            ),
+        let twin = if self.relaxed {
+            module::relaxed_twin(wasm)?
+        } else {
+            None
+        };
+        let compiled = twin.as_deref().map(|twin| self.compile(twin));
+        let (relaxed_simd, (module, from_cache)) = match compiled {
+            Some(Ok(compiled)) => (true, compiled),
+            _ => (false, self.compile(wasm)?),
         };
         let imports: Vec<String> = module
             .imports()
@@ -269,6 +291,7 @@ impl Sandbox {
             meta,
             limits,
             from_cache,
+            relaxed_simd,
             input_len: 0,
             output_len: 0,
         };
@@ -293,6 +316,19 @@ impl Sandbox {
             }
         }
         Ok(loaded)
+    }
+
+    /// Compiles `wasm`, through the on-disk cache if there is one; the flag
+    /// says whether the code came from the cache.
+    fn compile(&self, wasm: &[u8]) -> Result<(Module, bool), SandboxError> {
+        match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, wasm),
+            None => Ok((
+                Module::new(&self.engine, wasm)
+                    .map_err(|e| SandboxError::Compile(format!("{e:#}")))?,
+                false,
+            )),
+        }
     }
 
     /// Predicts every row of `input` (row-major, `input_len` values per row)
@@ -372,6 +408,7 @@ pub struct LoadedModule {
     meta: Option<ModuleMeta>,
     limits: Limits,
     from_cache: bool,
+    relaxed_simd: bool,
     input_len: usize,
     output_len: usize,
 }
@@ -384,6 +421,11 @@ impl LoadedModule {
     /// Whether the compiled code came from the on-disk cache.
     pub fn from_cache(&self) -> bool {
         self.from_cache
+    }
+    /// Whether the module runs as its relaxed-SIMD twin
+    /// ([`module::relaxed_twin`]).
+    pub fn relaxed_simd(&self) -> bool {
+        self.relaxed_simd
     }
     pub fn input_len(&self) -> usize {
         self.input_len

@@ -54,17 +54,30 @@ impl QuantRange {
         }
     }
 
-    /// Asymmetric int8 parameters covering the range: `scale = (hi − lo) /
-    /// 255`, `zero_point = round(−128 − lo / scale)`. The zero point costs
-    /// nothing at run time (it is folded into the next layer's bias), so it
-    /// is used wherever the range is not symmetric; for a symmetric range it
-    /// comes out as 0 (or −1/0 by rounding). A ReLU output (`lo = 0`) gets
-    /// zero point −128 and all 256 levels for `[0, hi]`.
+    /// int8 parameters covering the range.
+    ///
+    /// A non-negative range (`lo = 0`: ReLU outputs, pixels) is quantized to
+    /// **7 bits**, `scale = hi / 127`, zero point 0, so its values lie in
+    /// 0..=127 — the operand range in which relaxed SIMD's 8-bit dot product
+    /// is exact, which lets the relaxed kernel build multiply such layers at
+    /// about twice the plain SIMD128 rate (`docs/quantization.md`, "Relaxed
+    /// SIMD"). It costs one bit of resolution on those activations.
+    ///
+    /// Any other range is asymmetric over all 256 levels: `scale = (hi −
+    /// lo) / 255`, `zero_point = round(−128 − lo / scale)`. The zero point
+    /// costs nothing at run time (it is folded into the next layer's bias);
+    /// for a symmetric range it comes out as 0 (or −1/0 by rounding).
     pub fn params(self) -> QuantParams {
         let span = self.hi - self.lo;
         if !(span > 0.0 && span.is_finite()) {
             return QuantParams {
                 scale: 1.0,
+                zero_point: 0,
+            };
+        }
+        if self.lo == 0.0 {
+            return QuantParams {
+                scale: self.hi / 127.0,
                 zero_point: 0,
             };
         }
@@ -111,10 +124,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relu_range_uses_all_levels() {
-        let r = QuantRange::of(&[0.0, 1.0, 2.55], CalibMethod::MinMax);
+    fn non_negative_range_is_seven_bit() {
+        let r = QuantRange::of(&[0.0, 1.0, 1.27], CalibMethod::MinMax);
         let q = r.params();
-        assert_eq!(q.zero_point, -128);
+        assert_eq!(q.zero_point, 0);
         assert!((q.scale - 0.01).abs() < 1e-7);
     }
 

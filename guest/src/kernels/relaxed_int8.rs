@@ -1,0 +1,140 @@
+//! Relaxed-SIMD override of the int8 dense kernel, for the second kernel
+//! build (`+simd128,+relaxed-simd`, `kernel-relaxed.wasm`).
+//!
+//! `i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c)` adds to each i32 lane of
+//! `c` the four products of that lane's bytes of `a` (signed) and `b`. Its
+//! result is *relaxed*: engines may treat `b` as signed or unsigned, and may
+//! saturate the pairwise i16 sums (x86 `pmaddubsw`). Both are exact, and so
+//! every engine agrees with the reference, whenever every byte of `b` lies in
+//! `0..=127`: then signed and unsigned readings coincide and a pair sum is at
+//! most 2·128·127 = 32,512 < 2¹⁵.
+//!
+//! So `b` is always the activation row, and the kernel *checks* each row
+//! ([`reference::is_7bit`], a vector OR of its bytes) before using the
+//! instruction; a row with a negative value runs the plain SIMD128 kernel.
+//! Determinism therefore never depends on the model: a quantizer that keeps
+//! activations in 0..=127 (`kiln quantize` does for non-negative ranges —
+//! ReLU outputs, pixel inputs) gets the fast path, any other model the plain
+//! one, both with the reference's bits.
+//!
+//! A packed unit is four outputs × four inputs (`super::int8`), exactly one
+//! lane per output: one load and one instruction per 16 multiply-adds, where
+//! the plain kernel needs two sign-extending loads, two dots and two adds.
+
+use core::arch::wasm32::*;
+
+use super::int8::{self as reference, BLOCK, QUAD};
+use super::simd128_int8::{self as plain, quad, sizes_ok, store_block};
+
+/// [`reference::dense_i8`]: 32 outputs per pass over a row, or 8 outputs of
+/// 4 rows; rows with a negative value go to the plain SIMD128 kernel.
+pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
+    if !sizes_ok(x, w, bias, inputs, outputs, acc) {
+        return reference::dense_i8(x, w, bias, inputs, outputs, acc);
+    }
+    let rows = x.len() / inputs;
+    let row = |r: usize| &x[r * inputs..(r + 1) * inputs];
+    let mut r = 0;
+    while r < rows {
+        if r + 4 <= rows && (r..r + 4).all(|r| is_7bit(row(r))) {
+            dense_rows::<4, 2>(x, w, bias, inputs, outputs, r, acc);
+            r += 4;
+        } else if is_7bit(row(r)) {
+            dense_rows::<1, 8>(x, w, bias, inputs, outputs, r, acc);
+            r += 1;
+        } else {
+            let ar = &mut acc[r * outputs..(r + 1) * outputs];
+            plain::dense_i8(row(r), w, bias, inputs, outputs, ar);
+            r += 1;
+        }
+    }
+}
+
+/// [`reference::is_7bit`], sixteen bytes at a time.
+pub fn is_7bit(x: &[i8]) -> bool {
+    let mut any = i8x16_splat(0);
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        // SAFETY: c has exactly 16 bytes.
+        any = v128_or(any, unsafe { v128_load(c.as_ptr() as *const v128) });
+    }
+    i8x16_bitmask(any) == 0 && reference::is_7bit(chunks.remainder())
+}
+
+/// Rows `r0 .. r0 + R` (each checked 7-bit), `G` blocks per pass.
+#[inline(always)]
+fn dense_rows<const R: usize, const G: usize>(
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    inputs: usize,
+    outputs: usize,
+    r0: usize,
+    acc: &mut [i32],
+) {
+    let blocks = outputs.div_ceil(BLOCK);
+    let mut b = 0;
+    while b + G <= blocks {
+        pass::<R, G>(x, w, bias, inputs, outputs, r0, b, acc);
+        b += G;
+    }
+    while b < blocks {
+        pass::<R, 1>(x, w, bias, inputs, outputs, r0, b, acc);
+        b += 1;
+    }
+}
+
+/// Blocks `b0 .. b0 + G` of rows `r0 .. r0 + R` over the whole input row:
+/// `sums[r][k]` holds the four outputs of block `b0 + k`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pass<const R: usize, const G: usize>(
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    inputs: usize,
+    outputs: usize,
+    r0: usize,
+    b0: usize,
+    acc: &mut [i32],
+) {
+    let quads = inputs.div_ceil(QUAD);
+    let full = inputs / QUAD;
+    let wp = w.as_ptr();
+    let mut sums = [[i32x4_splat(0); 8]; R];
+    let step = |xv: &[v128; R], q: usize, sums: &mut [[v128; 8]; R]| {
+        for k in 0..G {
+            // SAFETY: b0 + k < blocks and q < quads, so the 16 bytes lie
+            // inside w (length blocks · quads · 16, checked by `sizes_ok`).
+            let wv = unsafe { v128_load(wp.add(((b0 + k) * quads + q) * 16) as *const v128) };
+            for r in 0..R {
+                // xv[r] is in 0..=127 (checked by the caller): exact.
+                sums[r][k] = i32x4_relaxed_dot_i8x16_i7x16_add(wv, xv[r], sums[r][k]);
+            }
+        }
+    };
+    let mut xv = [i32x4_splat(0); R];
+    for q in 0..full {
+        for (r, v) in xv.iter_mut().enumerate() {
+            // SAFETY: q < inputs / 4, so the four bytes at 4q lie inside row
+            // r0 + r < rows.
+            *v = unsafe {
+                v128_load32_splat(x.as_ptr().add((r0 + r) * inputs + QUAD * q) as *const u32)
+            };
+        }
+        step(&xv, q, &mut sums);
+    }
+    if full < quads {
+        for (r, v) in xv.iter_mut().enumerate() {
+            let xr = &x[(r0 + r) * inputs..(r0 + r + 1) * inputs];
+            *v = i32x4_splat(quad(xr, full));
+        }
+        step(&xv, full, &mut sums);
+    }
+    for (r, s) in sums.iter().enumerate() {
+        let ar = &mut acc[(r0 + r) * outputs..(r0 + r + 1) * outputs];
+        for (k, v) in s.iter().enumerate().take(G) {
+            store_block(*v, b0 + k, bias, ar);
+        }
+    }
+}
