@@ -4,9 +4,10 @@
 //! Four artifacts are written to `OUT_DIR`:
 //! * `kernel.wasm` — feature `module`: the ABI v1 exports, no model yet,
 //!   `+simd128` (runs in every engine kiln targets);
-//! * `kernel-relaxed.wasm` — the same source with `+simd128,+relaxed-simd`:
-//!   the second build the sandbox runs when its engine supports relaxed SIMD
-//!   (`runtime/src/sandbox/relaxed.rs`);
+//! * `kernel-relaxed.wasm` — the same source with the guest feature
+//!   `relaxed-simd` (its int8 dense kernel enables the `relaxed-simd` target
+//!   feature, nothing else does): the second build the sandbox runs when its
+//!   engine supports relaxed SIMD ([`kiln::module::relaxed_twin`]);
 //! * `kernel-tests.wasm`, `kernel-tests-relaxed.wasm` — feature
 //!   `kernel-tests`: also export single kernels, for the host's
 //!   SIMD-vs-reference tests of both builds.
@@ -40,33 +41,31 @@ fn main() {
             panic!("generating the gRPC service failed ({e}). Is protoc installed? apt-get install protobuf-compiler, or set PROTOC")
         });
 
-    for (feature, features, name) in [
-        ("module", SIMD128, "kernel.wasm"),
-        ("module", RELAXED, "kernel-relaxed.wasm"),
-        ("kernel-tests", SIMD128, "kernel-tests.wasm"),
-        ("kernel-tests", RELAXED, "kernel-tests-relaxed.wasm"),
+    for (features, name) in [
+        ("module", "kernel.wasm"),
+        ("module,relaxed-simd", "kernel-relaxed.wasm"),
+        ("kernel-tests", "kernel-tests.wasm"),
+        ("kernel-tests,relaxed-simd", "kernel-tests-relaxed.wasm"),
     ] {
-        let flavour = if features == RELAXED { "-relaxed" } else { "" };
-        let target_dir = out.join(format!("guest-{feature}{flavour}"));
-        build_guest(&guest, &target_dir, feature, features);
+        let target_dir = out.join(format!("guest-{}", features.replace(',', "-")));
+        build_guest(&guest, &target_dir, features);
         let built = target_dir.join("wasm32-unknown-unknown/kernel/kiln_guest.wasm");
-        std::fs::copy(&built, out.join(name))
-            .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
+        let mut wasm =
+            std::fs::read(&built).unwrap_or_else(|e| panic!("reading {}: {e}", built.display()));
+        if features.contains("relaxed-simd") {
+            pin_min_max(&mut wasm);
+        }
+        std::fs::write(out.join(name), wasm).unwrap_or_else(|e| panic!("writing {name}: {e}"));
     }
 }
 
-/// Target features of the plain build.
-const SIMD128: &str = "+simd128";
-/// Target features of the relaxed-SIMD build.
-const RELAXED: &str = "+simd128,+relaxed-simd";
-
-fn build_guest(guest: &Path, target_dir: &Path, feature: &str, target_features: &str) {
+fn build_guest(guest: &Path, target_dir: &Path, features: &str) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // 128 KiB of shadow stack (the default is 1 MiB): the kernel recurses
     // nowhere, and a smaller initial memory makes instances cheaper.
     let rustflags = [
-        format!("-Ctarget-feature={target_features}"),
-        "-Clink-arg=-zstack-size=131072".to_string(),
+        "-Ctarget-feature=+simd128",
+        "-Clink-arg=-zstack-size=131072",
     ]
     .join("\x1f");
     let status = Command::new(cargo)
@@ -80,7 +79,7 @@ fn build_guest(guest: &Path, target_dir: &Path, feature: &str, target_features: 
             "--target",
             "wasm32-unknown-unknown",
         ])
-        .args(["--profile", "kernel", "--features", feature])
+        .args(["--profile", "kernel", "--features", features])
         .arg("--target-dir")
         .arg(target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
@@ -95,5 +94,46 @@ fn build_guest(guest: &Path, target_dir: &Path, feature: &str, target_features: 
             "building the wasm kernel failed. Is the target installed? \
              Run: rustup target add wasm32-unknown-unknown"
         );
+    }
+}
+
+/// Turns the `f32x4.relaxed_min`/`relaxed_max` LLVM emits into
+/// `f32x4.pmin`/`pmax`.
+///
+/// wasm has no per-function target features, so LLVM applies the relaxed
+/// kernel's `relaxed-simd` feature to the whole module, and then lowers
+/// some `pmin`/`pmax`-shaped selects (the quantize clamp, ReLU, max
+/// reductions) to relaxed min/max — whose NaN and ±0 results vary by host
+/// (x86 `minps` keeps the second operand, Arm propagates NaN). `pmin`/`pmax`
+/// are among the results the relaxed forms allow, so this only pins what
+/// LLVM already accepted, and gives the plain build's instructions back.
+/// Each encoding is three bytes (0xfd prefix, two-byte LEB128), patched in
+/// place at the operator's offset. tests/e2e/kernels.rs checks that the
+/// relaxed build then holds no relaxed instruction but the int8 dot product
+/// and runs every kernel test on it.
+fn pin_min_max(wasm: &mut [u8]) {
+    use wasmparser::{Operator, Parser, Payload};
+    const RELAXED_MIN: [u8; 3] = [0xfd, 0x8d, 0x02]; // 0x10d
+    const RELAXED_MAX: [u8; 3] = [0xfd, 0x8e, 0x02]; // 0x10e
+    const PMIN: [u8; 3] = [0xfd, 0xea, 0x01]; // 0xea
+    const PMAX: [u8; 3] = [0xfd, 0xeb, 0x01]; // 0xeb
+    let mut patches = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.expect("the relaxed kernel parses");
+        if let Payload::CodeSectionEntry(body) = payload {
+            let mut ops = body.get_operators_reader().expect("function body");
+            while !ops.eof() {
+                let (op, at) = ops.read_with_offset().expect("operator");
+                match op {
+                    Operator::F32x4RelaxedMin => patches.push((at as usize, RELAXED_MIN, PMIN)),
+                    Operator::F32x4RelaxedMax => patches.push((at as usize, RELAXED_MAX, PMAX)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (at, from, to) in patches {
+        assert_eq!(wasm[at..at + 3], from, "relaxed min/max encoding at {at}");
+        wasm[at..at + 3].copy_from_slice(&to);
     }
 }

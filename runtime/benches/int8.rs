@@ -1,6 +1,8 @@
 //! The int8 MLP 784-256-128-10 (random weights, quantized with calibration
 //! rows) beside its f32 original: batch 1 and batch 32, natively and in
-//! wasmtime.
+//! wasmtime — the module as built (plain SIMD128 kernel) and its relaxed-SIMD
+//! twin (`kiln::module::relaxed_twin`, what the sandbox runs; an f32 model
+//! has no twin and runs the plain kernel there too).
 //!
 //! `cargo bench -p kiln --bench int8`. Criterion measures each variant; a
 //! final interleaved pass prints medians per prediction and the int8/f32
@@ -26,6 +28,7 @@ struct Runners {
     name: &'static str,
     native: kiln_guest::Model<'static>,
     warm: Warm,
+    warm_relaxed: Warm,
     loaded: kiln::sandbox::LoadedModule,
 }
 
@@ -37,11 +40,13 @@ fn runners(sandbox: &Sandbox) -> Vec<Runners> {
         .into_iter()
         .map(|(name, m)| {
             let wasm = kiln::module::build(&m, "bench").unwrap();
+            let twin = kiln::module::relaxed_twin(&wasm).unwrap();
             Runners {
                 name,
                 native: m.to_kernel().unwrap(),
                 loaded: sandbox.load(&wasm).unwrap(),
                 warm: Warm::new(&wasm).unwrap(),
+                warm_relaxed: Warm::new(twin.as_deref().unwrap_or(&wasm)).unwrap(),
             }
         })
         .collect()
@@ -62,6 +67,9 @@ fn bench(c: &mut Criterion) {
             g.bench_function(format!("{} wasmtime warm", r.name), |b| {
                 b.iter(|| r.warm.predict(black_box(&x), &mut out).unwrap())
             });
+            g.bench_function(format!("{} wasmtime warm relaxed", r.name), |b| {
+                b.iter(|| r.warm_relaxed.predict(black_box(&x), &mut out).unwrap())
+            });
             g.bench_function(format!("{} wasmtime fresh", r.name), |b| {
                 b.iter(|| sandbox.predict(&r.loaded, black_box(&x)).unwrap())
             });
@@ -79,7 +87,7 @@ fn summary() {
         let x = rows(batch, 2);
         let mut out = vec![0.0f32; batch * 10];
         // [model][runner] samples.
-        let mut t = vec![vec![Vec::new(); 3]; all.len()];
+        let mut t = vec![vec![Vec::new(); 4]; all.len()];
         for _ in 0..1000 {
             for (m, r) in all.iter_mut().enumerate() {
                 let s = Instant::now();
@@ -89,8 +97,11 @@ fn summary() {
                 r.warm.predict(black_box(&x), &mut out).unwrap();
                 t[m][1].push(s.elapsed().as_secs_f64() * 1e6);
                 let s = Instant::now();
-                black_box(sandbox.predict(&r.loaded, black_box(&x)).unwrap());
+                r.warm_relaxed.predict(black_box(&x), &mut out).unwrap();
                 t[m][2].push(s.elapsed().as_secs_f64() * 1e6);
+                let s = Instant::now();
+                black_box(sandbox.predict(&r.loaded, black_box(&x)).unwrap());
+                t[m][3].push(s.elapsed().as_secs_f64() * 1e6);
             }
         }
         let med: Vec<Vec<f64>> = t
@@ -105,15 +116,23 @@ fn summary() {
             })
             .collect();
         println!("  batch {batch}:");
-        for (k, runner) in ["native", "wasmtime warm", "wasmtime fresh"]
+        for (k, runner) in [
+            "native",
+            "wasmtime warm",
+            "warm relaxed",
+            "wasmtime fresh",
+        ]
             .iter()
             .enumerate()
         {
             println!(
-                "    {runner:15} f32 {:8.1}  int8 {:8.1}  int8/f32 {:.2}",
+                "    {runner:15} f32 {:8.1}  int8 {:8.1}  int8/f32 {:.2}  \
+                 /native: f32 {:.2} int8 {:.2}",
                 med[0][k],
                 med[1][k],
-                med[1][k] / med[0][k]
+                med[1][k] / med[0][k],
+                med[0][k] / med[0][0],
+                med[1][k] / med[1][0]
             );
         }
     }

@@ -16,6 +16,13 @@ impl Kernel {
         Self::of(kiln::module::KERNEL_TESTS_WASM)
     }
 
+    /// Both builds of the test kernel: the plain SIMD128 one and the
+    /// relaxed-SIMD one (the latter holds no relaxed instruction but the
+    /// int8 dot product, yet every kernel test runs on it too).
+    pub(crate) fn builds() -> [Self; 2] {
+        [Self::new(), Self::relaxed()]
+    }
+
     /// The relaxed-SIMD build of the test kernel, compiled with the
     /// engine's native (non-deterministic) lowering of relaxed instructions,
     /// as the sandbox compiles it.
@@ -91,62 +98,67 @@ pub(crate) fn same_bits(a: &[f32], b: &[f32], what: &str) {
 #[test]
 fn dense_simd_matches_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut k = Kernel::new();
-    // Sizes around the 16- and 4-wide blocks.
-    for (batch, inputs, outputs) in [
-        (1, 1, 1),
-        (1, 7, 3),
-        (2, 5, 16),
-        (3, 33, 37),
-        (1, 64, 20),
-        (4, 17, 50),
-        (2, 9, 64),
-        (1, 40, 100),
-    ] {
-        let x = values(&mut rng, batch * inputs);
-        let w = values(&mut rng, inputs * outputs);
-        let b = values(&mut rng, outputs);
-        let mut want = vec![0.0; batch * outputs];
-        reference::dense(&x, &w, &b, inputs, outputs, &mut want);
-        let (px, pw, pb) = (k.put(&x), k.put(&w), k.put(&b));
-        let py = k.put(&vec![0.0; batch * outputs]);
-        k.call(
-            "kiln_test_dense",
-            (px, pw, pb, batch as i32, inputs as i32, outputs as i32, py),
-        );
-        same_bits(
-            &k.get(py, batch * outputs),
-            &want,
-            &format!("dense {batch}x{inputs}x{outputs}"),
-        );
+    for mut k in Kernel::builds() {
+        // Sizes around the 32-, 8- and 4-wide blocks and the 4-row blocks.
+        for (batch, inputs, outputs) in [
+            (1, 1, 1),
+            (1, 7, 3),
+            (2, 5, 16),
+            (3, 33, 37),
+            (1, 64, 20),
+            (4, 17, 50),
+            (2, 9, 64),
+            (1, 40, 100),
+            (9, 13, 23),
+            (8, 20, 8),
+            (5, 3, 4),
+        ] {
+            let x = values(&mut rng, batch * inputs);
+            let w = values(&mut rng, inputs * outputs);
+            let b = values(&mut rng, outputs);
+            let mut want = vec![0.0; batch * outputs];
+            reference::dense(&x, &w, &b, inputs, outputs, &mut want);
+            let (px, pw, pb) = (k.put(&x), k.put(&w), k.put(&b));
+            let py = k.put(&vec![0.0; batch * outputs]);
+            k.call(
+                "kiln_test_dense",
+                (px, pw, pb, batch as i32, inputs as i32, outputs as i32, py),
+            );
+            same_bits(
+                &k.get(py, batch * outputs),
+                &want,
+                &format!("dense {batch}x{inputs}x{outputs}"),
+            );
+        }
     }
 }
 
 #[test]
 fn relu_and_standardize_simd_match_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let mut k = Kernel::new();
-    for n in [1, 3, 4, 5, 64, 67] {
-        let mut x = values(&mut rng, n);
-        x[0] = f32::NAN;
-        let p = k.put(&x);
-        k.call("kiln_test_relu", (p, n as i32));
-        let mut want = x.clone();
-        reference::relu(&mut want);
-        same_bits(&k.get(p, n), &want, &format!("relu {n}"));
+    for mut k in Kernel::builds() {
+        for n in [1, 3, 4, 5, 64, 67] {
+            let mut x = values(&mut rng, n);
+            x[0] = f32::NAN;
+            let p = k.put(&x);
+            k.call("kiln_test_relu", (p, n as i32));
+            let mut want = x.clone();
+            reference::relu(&mut want);
+            same_bits(&k.get(p, n), &want, &format!("relu {n}"));
 
-        let batch = 3;
-        let x = values(&mut rng, batch * n);
-        let mean = values(&mut rng, n);
-        let inv = values(&mut rng, n);
-        let (px, pm, pi) = (k.put(&x), k.put(&mean), k.put(&inv));
-        k.call(
-            "kiln_test_standardize",
-            (px, pm, pi, batch as i32, n as i32),
-        );
-        let mut want = x.clone();
-        reference::standardize(&mut want, &mean, &inv);
-        same_bits(&k.get(px, batch * n), &want, &format!("standardize {n}"));
+            let batch = 3;
+            let x = values(&mut rng, batch * n);
+            let mean = values(&mut rng, n);
+            let inv = values(&mut rng, n);
+            let (px, pm, pi) = (k.put(&x), k.put(&mean), k.put(&inv));
+            k.call(
+                "kiln_test_standardize",
+                (px, pm, pi, batch as i32, n as i32),
+            );
+            let mut want = x.clone();
+            reference::standardize(&mut want, &mean, &inv);
+            same_bits(&k.get(px, batch * n), &want, &format!("standardize {n}"));
+        }
     }
 }
 
@@ -154,19 +166,20 @@ fn relu_and_standardize_simd_match_reference() {
 /// natively, over the whole useful range.
 #[test]
 fn math_in_wasm_matches_native() {
-    let mut k = Kernel::new();
-    let x: Vec<f32> = (0..20_000).map(|i| -100.0 + i as f32 * 0.01).collect();
-    for (which, name) in [(0, "exp"), (1, "sigmoid"), (2, "tanh"), (3, "softmax")] {
-        let p = k.put(&x);
-        k.call("kiln_test_math", (which, p, x.len() as i32, 10));
-        let mut want = x.clone();
-        match which {
-            0 => want.iter_mut().for_each(|v| *v = math::exp(*v)),
-            1 => reference::sigmoid(&mut want),
-            2 => reference::tanh(&mut want),
-            _ => reference::softmax(&mut want, 10),
+    for mut k in Kernel::builds() {
+        let x: Vec<f32> = (0..20_000).map(|i| -100.0 + i as f32 * 0.01).collect();
+        for (which, name) in [(0, "exp"), (1, "sigmoid"), (2, "tanh"), (3, "softmax")] {
+            let p = k.put(&x);
+            k.call("kiln_test_math", (which, p, x.len() as i32, 10));
+            let mut want = x.clone();
+            match which {
+                0 => want.iter_mut().for_each(|v| *v = math::exp(*v)),
+                1 => reference::sigmoid(&mut want),
+                2 => reference::tanh(&mut want),
+                _ => reference::softmax(&mut want, 10),
+            }
+            same_bits(&k.get(p, x.len()), &want, name);
         }
-        same_bits(&k.get(p, x.len()), &want, name);
     }
 }
 
@@ -180,40 +193,41 @@ fn put_dims(k: &mut Kernel, dims: &[usize]) -> i32 {
 fn conv2d_simd_matches_reference() {
     use kiln::kiln_guest::{ConvGeom, kernels::conv};
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let mut k = Kernel::new();
-    // (in_c, in_h, in_w, out_c, kh, kw, stride, pad): output channels
-    // around the 16- and 4-wide blocks, padding, strides, odd shapes.
-    let cases = [
-        (1, 8, 8, 16, 3, 3, 1, 1),
-        (1, 8, 8, 8, 3, 3, 1, 0),
-        (16, 4, 4, 32, 3, 3, 1, 1),
-        (3, 7, 5, 21, 3, 2, 2, 1),
-        (2, 5, 6, 3, 1, 1, 1, 0),
-        (4, 9, 9, 5, 5, 5, 3, 2),
-    ];
-    for (in_c, in_h, in_w, out_c, kh, kw, stride, pad) in cases {
-        let g = ConvGeom {
-            in_c,
-            in_h,
-            in_w,
-            out_c,
-            kh,
-            kw,
-            stride,
-            pad,
-        };
-        g.check().expect("valid test geometry");
-        let batch = 3;
-        let x = values(&mut rng, batch * g.input_len().unwrap());
-        let w = values(&mut rng, g.weight_len().unwrap());
-        let b = values(&mut rng, out_c);
-        let out = batch * g.output_len().unwrap();
-        let mut want = vec![0.0; out];
-        conv::conv2d(&x, &w, &b, &g, &mut want);
-        let (px, pw, pb, py) = (k.put(&x), k.put(&w), k.put(&b), k.put(&vec![0.0; out]));
-        let pg = put_dims(&mut k, &[in_c, in_h, in_w, out_c, kh, kw, stride, pad]);
-        k.call("kiln_test_conv2d", (px, pw, pb, py, batch as i32, pg));
-        same_bits(&k.get(py, out), &want, &format!("conv2d {g:?}"));
+    for mut k in Kernel::builds() {
+        // (in_c, in_h, in_w, out_c, kh, kw, stride, pad): output channels
+        // around the 16- and 4-wide blocks, padding, strides, odd shapes.
+        let cases = [
+            (1, 8, 8, 16, 3, 3, 1, 1),
+            (1, 8, 8, 8, 3, 3, 1, 0),
+            (16, 4, 4, 32, 3, 3, 1, 1),
+            (3, 7, 5, 21, 3, 2, 2, 1),
+            (2, 5, 6, 3, 1, 1, 1, 0),
+            (4, 9, 9, 5, 5, 5, 3, 2),
+        ];
+        for (in_c, in_h, in_w, out_c, kh, kw, stride, pad) in cases {
+            let g = ConvGeom {
+                in_c,
+                in_h,
+                in_w,
+                out_c,
+                kh,
+                kw,
+                stride,
+                pad,
+            };
+            g.check().expect("valid test geometry");
+            let batch = 3;
+            let x = values(&mut rng, batch * g.input_len().unwrap());
+            let w = values(&mut rng, g.weight_len().unwrap());
+            let b = values(&mut rng, out_c);
+            let out = batch * g.output_len().unwrap();
+            let mut want = vec![0.0; out];
+            conv::conv2d(&x, &w, &b, &g, &mut want);
+            let (px, pw, pb, py) = (k.put(&x), k.put(&w), k.put(&b), k.put(&vec![0.0; out]));
+            let pg = put_dims(&mut k, &[in_c, in_h, in_w, out_c, kh, kw, stride, pad]);
+            k.call("kiln_test_conv2d", (px, pw, pb, py, batch as i32, pg));
+            same_bits(&k.get(py, out), &want, &format!("conv2d {g:?}"));
+        }
     }
 }
 
@@ -221,40 +235,41 @@ fn conv2d_simd_matches_reference() {
 fn pooling_simd_matches_reference() {
     use kiln::kiln_guest::{PoolGeom, PoolKind, kernels::conv};
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let mut k = Kernel::new();
-    // (c, h, w, k, stride): stride 1 (vector loads), 2 and 3 (gathers),
-    // widths around 4 output columns.
-    let cases = [
-        (16, 8, 8, 2, 2),
-        (3, 9, 11, 3, 1),
-        (2, 12, 13, 3, 3),
-        (1, 4, 4, 2, 2),
-        (5, 6, 17, 2, 1),
-    ];
-    for (c, h, w, kk, stride) in cases {
-        let g = PoolGeom {
-            c,
-            h,
-            w,
-            k: kk,
-            stride,
-        };
-        for (max, kind) in [(1, PoolKind::Max), (0, PoolKind::Avg)] {
-            let batch = 2;
-            let mut x = values(&mut rng, batch * g.input_len().unwrap());
-            // Max never picks a NaN (an average would give a NaN whose
-            // payload wasm leaves unspecified, so averages get none).
-            if kind == PoolKind::Max {
-                x[1] = f32::NAN;
+    for mut k in Kernel::builds() {
+        // (c, h, w, k, stride): stride 1 (vector loads), 2 and 3 (gathers),
+        // widths around 4 output columns.
+        let cases = [
+            (16, 8, 8, 2, 2),
+            (3, 9, 11, 3, 1),
+            (2, 12, 13, 3, 3),
+            (1, 4, 4, 2, 2),
+            (5, 6, 17, 2, 1),
+        ];
+        for (c, h, w, kk, stride) in cases {
+            let g = PoolGeom {
+                c,
+                h,
+                w,
+                k: kk,
+                stride,
+            };
+            for (max, kind) in [(1, PoolKind::Max), (0, PoolKind::Avg)] {
+                let batch = 2;
+                let mut x = values(&mut rng, batch * g.input_len().unwrap());
+                // Max never picks a NaN (an average would give a NaN whose
+                // payload wasm leaves unspecified, so averages get none).
+                if kind == PoolKind::Max {
+                    x[1] = f32::NAN;
+                }
+                x[7] = f32::NEG_INFINITY;
+                let out = batch * g.output_len();
+                let mut want = vec![0.0; out];
+                conv::pool(kind, &x, &g, &mut want);
+                let (px, py) = (k.put(&x), k.put(&vec![0.0; out]));
+                let pg = put_dims(&mut k, &[c, h, w, kk, stride]);
+                k.call("kiln_test_pool", (max, px, py, batch as i32, pg));
+                same_bits(&k.get(py, out), &want, &format!("{kind:?} pool {g:?}"));
             }
-            x[7] = f32::NEG_INFINITY;
-            let out = batch * g.output_len();
-            let mut want = vec![0.0; out];
-            conv::pool(kind, &x, &g, &mut want);
-            let (px, py) = (k.put(&x), k.put(&vec![0.0; out]));
-            let pg = put_dims(&mut k, &[c, h, w, kk, stride]);
-            k.call("kiln_test_pool", (max, px, py, batch as i32, pg));
-            same_bits(&k.get(py, out), &want, &format!("{kind:?} pool {g:?}"));
         }
     }
 }
@@ -381,36 +396,74 @@ fn int8_dense_matches_reference(k: &mut Kernel, seed: u64, seven_bit: bool) {
 fn int8_quantize_simd_matches_reference() {
     use kiln::kiln_guest::kernels::int8;
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let mut k = Kernel::new();
-    for (n, inv_scale, zero_point) in [
-        (1, 1.0, 0),
-        (7, 2.0, -3),
-        (64, 0.5, 127),
-        (333, 37.5, -128),
-        (1000, 1e-3, 5),
-    ] {
-        let mut x = values(&mut rng, n);
-        let specials = [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            0.5,
-            1.5,
-            -2.5,
-            1e30,
-        ];
-        for (i, v) in specials.iter().enumerate().take(n) {
-            x[i] = *v / inv_scale;
+    for mut k in Kernel::builds() {
+        for (n, inv_scale, zero_point) in [
+            (1, 1.0, 0),
+            (7, 2.0, -3),
+            (64, 0.5, 127),
+            (333, 37.5, -128),
+            (1000, 1e-3, 5),
+        ] {
+            let mut x = values(&mut rng, n);
+            let specials = [
+                f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                0.5,
+                1.5,
+                -2.5,
+                1e30,
+            ];
+            for (i, v) in specials.iter().enumerate().take(n) {
+                x[i] = *v / inv_scale;
+            }
+            let mut want = vec![0i8; n];
+            int8::quantize(&x, inv_scale, zero_point, &mut want);
+            let px = k.put(&x);
+            let pq = k.put_bytes(&vec![0u8; n]);
+            k.call(
+                "kiln_test_quantize",
+                (px, n as i32, inv_scale, zero_point, pq),
+            );
+            let got: Vec<i8> = bytemuck::cast_slice(&k.get_bytes(pq, n)).to_vec();
+            assert_eq!(got, want, "quantize n={n} inv={inv_scale} zp={zero_point}");
         }
-        let mut want = vec![0i8; n];
-        int8::quantize(&x, inv_scale, zero_point, &mut want);
-        let px = k.put(&x);
-        let pq = k.put_bytes(&vec![0u8; n]);
-        k.call(
-            "kiln_test_quantize",
-            (px, n as i32, inv_scale, zero_point, pq),
+    }
+}
+
+/// The relaxed build uses relaxed SIMD for one thing only: the int8 dot
+/// product, whose operands `relaxed_int8` checks (everything else in it is
+/// the plain build's code, tested above); the plain build uses none.
+#[test]
+fn relaxed_build_uses_only_the_checked_dot_product() {
+    use wasmparser::{Parser, Payload};
+    let relaxed_ops = |wasm: &[u8]| {
+        let mut ops = std::collections::BTreeMap::<String, usize>::new();
+        for payload in Parser::new(0).parse_all(wasm) {
+            if let Payload::CodeSectionEntry(body) = payload.unwrap() {
+                let mut reader = body.get_operators_reader().unwrap();
+                while !reader.eof() {
+                    let op = format!("{:?}", reader.read().unwrap());
+                    if op.contains("Relaxed") {
+                        *ops.entry(op).or_default() += 1;
+                    }
+                }
+            }
+        }
+        ops
+    };
+    for wasm in [kiln::module::KERNEL_WASM, kiln::module::KERNEL_TESTS_WASM] {
+        assert!(relaxed_ops(wasm).is_empty());
+    }
+    for wasm in [
+        kiln::module::KERNEL_RELAXED_WASM,
+        kiln::module::KERNEL_TESTS_RELAXED_WASM,
+    ] {
+        let ops = relaxed_ops(wasm);
+        assert_eq!(
+            ops.keys().collect::<Vec<_>>(),
+            ["I32x4RelaxedDotI8x16I7x16AddS"],
+            "{ops:?}"
         );
-        let got: Vec<i8> = bytemuck::cast_slice(&k.get_bytes(pq, n)).to_vec();
-        assert_eq!(got, want, "quantize n={n} inv={inv_scale} zp={zero_point}");
     }
 }

@@ -619,3 +619,64 @@ fn cnn_with_int8_dense_layers_is_accurate_and_bit_exact() {
     ]));
     assert_eq!(bits(&wasm), bits(&native));
 }
+
+/// The relaxed-SIMD twin the sandbox runs (`kernel-relaxed.wasm` with the
+/// module's blob) gives the plain SIMD128 build's scores bit for bit on the
+/// 359 held-out rows, batched and row by row — for a calibrated model whose
+/// hidden activations are 7-bit (ReLU ranges get zero point 0), so the
+/// relaxed dot product is what runs them.
+#[test]
+fn relaxed_simd_twin_gives_the_plain_builds_bits() {
+    use kiln::sandbox::{Limits, Sandbox};
+    let b = big();
+    let int8 = ModelFile::load(&b.int8).unwrap();
+    let hidden: Vec<_> = int8
+        .graph
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            LayerSpec::DenseInt8 {
+                output: Some(q),
+                relu: true,
+                ..
+            } => Some(q.zero_point),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hidden, [0, 0], "hidden ReLU activations are 7-bit");
+
+    let dir = scratch();
+    let module = dir.path().join("m.wasm");
+    kiln_ok(&["build", s(&b.int8), "-o", s(&module)]);
+    let wasm = std::fs::read(&module).unwrap();
+    let rows: Vec<f32> = std::fs::read_to_string(&b.test_csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .flat_map(|l| {
+            let v: Vec<f32> = l.split(',').map(|v| v.trim().parse().unwrap()).collect();
+            v[..64].to_vec()
+        })
+        .collect();
+    assert_eq!(rows.len(), 359 * 64);
+
+    let relaxed = Sandbox::new(Limits::default()).unwrap();
+    let plain = Sandbox::new(Limits::default())
+        .unwrap()
+        .with_relaxed_simd(false);
+    let (lr, lp) = (relaxed.load(&wasm).unwrap(), plain.load(&wasm).unwrap());
+    assert!(lr.relaxed_simd(), "the sandbox runs the relaxed twin");
+    assert!(!lp.relaxed_simd());
+    let to_bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    let want = to_bits(plain.predict(&lp, &rows).unwrap());
+    assert_eq!(want.len(), 359 * 10);
+    assert_eq!(to_bits(relaxed.predict(&lr, &rows).unwrap()), want, "batch");
+    for (r, row) in rows.chunks_exact(64).enumerate().step_by(17) {
+        let got = to_bits(relaxed.predict(&lr, row).unwrap());
+        assert_eq!(got, want[r * 10..(r + 1) * 10], "row {r}");
+    }
+    // A module this kiln did not make byte for byte runs as given.
+    let mut other = wasm.clone();
+    other.extend_from_slice(&[0, 4, 3, b'x', b'y', b'z']);
+    assert!(!relaxed.load(&other).unwrap().relaxed_simd());
+}

@@ -13,9 +13,9 @@
 //! [`int8`] is the reference of the integer path (quantized models), with its
 //! SIMD128 overrides in `simd128_int8` and, for the host, an x86-64 SSE2
 //! override of its dense kernel in `sse2_int8`. The second kernel build
-//! (`+relaxed-simd`) replaces the dense kernel once more with `relaxed_int8`,
-//! which uses relaxed SIMD's 8-bit dot product only on rows where it is
-//! exact.
+//! (cargo feature `relaxed-simd`) replaces the dense kernel once more with
+//! `relaxed_int8`, which uses relaxed SIMD's 8-bit dot product only on rows
+//! where it is exact.
 //!
 //! The accumulation order is the contract that makes results bit-exact
 //! across platforms; see `docs/abi.md` ("Arithmetic").
@@ -28,21 +28,29 @@ pub mod conv;
 pub mod conv_simd128;
 pub mod int8;
 pub mod reference;
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
+pub mod relaxed_int8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128_int8;
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-pub mod relaxed_int8;
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub use simd128::{dense, relu, standardize};
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-pub use relaxed_int8::dense_i8;
 #[cfg(all(
     target_arch = "wasm32",
     target_feature = "simd128",
-    not(target_feature = "relaxed-simd")
+    feature = "relaxed-simd"
+))]
+pub use relaxed_int8::dense_i8;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use simd128::{dense, relu, standardize};
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    not(feature = "relaxed-simd")
 ))]
 pub use simd128_int8::dense_i8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

@@ -1,5 +1,7 @@
 //! Relaxed-SIMD override of the int8 dense kernel, for the second kernel
-//! build (`+simd128,+relaxed-simd`, `kernel-relaxed.wasm`).
+//! build (cargo feature `relaxed-simd`, `kernel-relaxed.wasm`). Only the
+//! functions here that issue the instruction enable the `relaxed-simd`
+//! target feature: the rest of the build is the plain SIMD128 code.
 //!
 //! `i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c)` adds to each i32 lane of
 //! `c` the four products of that lane's bytes of `a` (signed) and `b`. Its
@@ -62,7 +64,7 @@ pub fn is_7bit(x: &[i8]) -> bool {
 }
 
 /// Rows `r0 .. r0 + R` (each checked 7-bit), `G` blocks per pass.
-#[inline(always)]
+#[target_feature(enable = "relaxed-simd")]
 fn dense_rows<const R: usize, const G: usize>(
     x: &[i8],
     w: &[i8],
@@ -86,7 +88,7 @@ fn dense_rows<const R: usize, const G: usize>(
 
 /// Blocks `b0 .. b0 + G` of rows `r0 .. r0 + R` over the whole input row:
 /// `sums[r][k]` holds the four outputs of block `b0 + k`.
-#[inline(always)]
+#[target_feature(enable = "relaxed-simd")]
 #[allow(clippy::too_many_arguments)]
 fn pass<const R: usize, const G: usize>(
     x: &[i8],

@@ -14,9 +14,11 @@ use core::arch::wasm32::*;
 
 use super::reference;
 
-/// [`reference::dense`], four output lanes per vector: 32 outputs per pass
-/// over the inputs (eight accumulators, enough independent add chains to
-/// hide the add latency), then 4 at a time, then one by one.
+/// [`reference::dense`], four output lanes per vector. A single row runs 32
+/// outputs per pass over the inputs (eight accumulators, enough independent
+/// add chains to hide the add latency), then 4 at a time, then one by one.
+/// Batches run four rows at a time, 8 outputs per pass, so each weight load
+/// serves four rows. Every output's sum keeps the reference's order.
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
     let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())
@@ -25,7 +27,34 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
     if !sizes_ok || outputs == 0 {
         return reference::dense(x, w, b, inputs, outputs, y);
     }
-    for (xr, yr) in x.chunks_exact(inputs).zip(y.chunks_exact_mut(outputs)) {
+    let mut r = 0;
+    while r + 4 <= rows {
+        let mut o = 0;
+        while o + 8 <= outputs {
+            rows_block::<4, 2>(x, w, b, inputs, outputs, r, o, y);
+            o += 8;
+        }
+        while o + 4 <= outputs {
+            rows_block::<4, 1>(x, w, b, inputs, outputs, r, o, y);
+            o += 4;
+        }
+        for rr in r..r + 4 {
+            let xr = &x[rr * inputs..(rr + 1) * inputs];
+            tail(
+                xr,
+                w,
+                b,
+                outputs,
+                o,
+                &mut y[rr * outputs..(rr + 1) * outputs],
+            );
+        }
+        r += 4;
+    }
+    for (xr, yr) in x[r * inputs..]
+        .chunks_exact(inputs)
+        .zip(y[r * outputs..].chunks_exact_mut(outputs))
+    {
         let mut o = 0;
         while o + 32 <= outputs {
             dense_block::<8>(xr, w, b, outputs, o, yr);
@@ -35,12 +64,65 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
             dense_block::<1>(xr, w, b, outputs, o, yr);
             o += 4;
         }
-        for (oo, yo) in yr.iter_mut().enumerate().skip(o) {
-            let mut acc = 0.0f32;
-            for (&xi, wr) in xr.iter().zip(w.chunks_exact(outputs)) {
-                acc += xi * wr[oo];
+        tail(xr, w, b, outputs, o, yr);
+    }
+}
+
+/// Outputs `o..` of one row, one by one.
+#[inline(always)]
+fn tail(xr: &[f32], w: &[f32], b: &[f32], outputs: usize, o: usize, yr: &mut [f32]) {
+    for (oo, yo) in yr.iter_mut().enumerate().skip(o) {
+        let mut acc = 0.0f32;
+        for (&xi, wr) in xr.iter().zip(w.chunks_exact(outputs)) {
+            acc += xi * wr[oo];
+        }
+        *yo = acc + b[oo];
+    }
+}
+
+/// Outputs `o .. o + 4N` of rows `r .. r + R`. Callers guarantee
+/// `r + R <= rows`, `o + 4N <= outputs`, `w.len() == inputs * outputs` and
+/// `b.len() == outputs`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows_block<const R: usize, const N: usize>(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    inputs: usize,
+    outputs: usize,
+    r: usize,
+    o: usize,
+    y: &mut [f32],
+) {
+    let mut acc = [[f32x4_splat(0.0); N]; R];
+    for i in 0..inputs {
+        // SAFETY: i < inputs and o + 4N <= outputs, so the 4N floats at
+        // i * outputs + o lie inside w; row r + k < rows, so x[(r + k) *
+        // inputs + i] lies inside x.
+        unsafe {
+            let p = w.as_ptr().add(i * outputs + o) as *const v128;
+            let mut xv = [f32x4_splat(0.0); R];
+            for (k, v) in xv.iter_mut().enumerate() {
+                *v = v128_load32_splat(x.as_ptr().add((r + k) * inputs + i) as *const u32);
             }
-            *yo = acc + b[oo];
+            for n in 0..N {
+                let wv = v128_load(p.add(n));
+                for k in 0..R {
+                    acc[k][n] = f32x4_add(acc[k][n], f32x4_mul(xv[k], wv));
+                }
+            }
+        }
+    }
+    // SAFETY: o + 4N <= outputs == b.len(), and row r + k < rows, so its
+    // outputs lie inside y (checked by the caller).
+    unsafe {
+        let bp = b.as_ptr().add(o) as *const v128;
+        for (k, a) in acc.iter().enumerate() {
+            let yp = y.as_mut_ptr().add((r + k) * outputs + o) as *mut v128;
+            for (n, a) in a.iter().enumerate() {
+                v128_store(yp.add(n), f32x4_add(*a, v128_load(bp.add(n))));
+            }
         }
     }
 }

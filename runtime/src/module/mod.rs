@@ -115,14 +115,27 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
 
 /// The relaxed-SIMD twin of `wasm`: the same blob and metadata embedded in
 /// [`KERNEL_RELAXED_WASM`] — if `wasm` is exactly what this kiln's `build`
-/// makes of its blob and metadata (byte for byte), and `None` otherwise
-/// (another kiln version's kernel, a hand-made module), which then runs as
-/// it is. The relaxed kernel computes the same bits as the plain one
-/// (`guest/src/kernels/relaxed_int8.rs`), so the twin is a drop-in.
+/// makes of its blob and metadata (byte for byte) and its model has int8
+/// dense layers (the only ones the relaxed kernel speeds up), and `None`
+/// otherwise (an f32 model, another kiln version's kernel, a hand-made
+/// module), which then runs as it is. The relaxed kernel computes the same
+/// bits as the plain one (`guest/src/kernels/relaxed_int8.rs`), so the twin
+/// is a drop-in.
 pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
     let (Some(blob), Some(meta)) = (embedded_blob(wasm)?, meta_bytes(wasm)?) else {
         return Ok(None);
     };
+    let int8_dense = kiln_guest::blob::decode(blob).is_ok_and(|m| {
+        m.layers().iter().any(|l| {
+            matches!(
+                l,
+                kiln_guest::Layer::Int8(kiln_guest::int8::Int8Layer::Dense(_))
+            )
+        })
+    });
+    if !int8_dense {
+        return Ok(None);
+    }
     if embed::embed(KERNEL_WASM, blob, meta)? != wasm {
         return Ok(None);
     }
