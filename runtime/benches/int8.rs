@@ -116,12 +116,7 @@ fn summary() {
             })
             .collect();
         println!("  batch {batch}:");
-        for (k, runner) in [
-            "native",
-            "wasmtime warm",
-            "warm relaxed",
-            "wasmtime fresh",
-        ]
+        for (k, runner) in ["native", "wasmtime warm", "warm relaxed", "wasmtime fresh"]
             .iter()
             .enumerate()
         {

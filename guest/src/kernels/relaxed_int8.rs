@@ -31,8 +31,13 @@ use super::simd128_int8::{self as plain, quad, sizes_ok, store_block};
 /// [`reference::dense_i8`]: 32 outputs per pass over a row, or 8 outputs of
 /// 4 rows; rows with a negative value go to the plain SIMD128 kernel.
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
+    if outputs == 0 {
+        return;
+    }
     if !sizes_ok(x, w, bias, inputs, outputs, acc) {
-        return reference::dense_i8(x, w, bias, inputs, outputs, acc);
+        // Broken contract ([`crate::Model::new`] checks every size): trap
+        // rather than carry a copy of the reference in the kernel.
+        core::arch::wasm32::unreachable();
     }
     let rows = x.len() / inputs;
     let row = |r: usize| &x[r * inputs..(r + 1) * inputs];

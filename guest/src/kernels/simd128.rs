@@ -7,8 +7,9 @@
 //! (`runtime/tests/kernels.rs`, feature `kernel-tests`).
 //!
 //! Loads and stores use raw pointers; every function checks the slice lengths
-//! it relies on before the first access and falls back to the reference if
-//! they do not hold.
+//! it relies on before the first access, and the dense kernels trap if they
+//! do not hold (which [`crate::Model::new`] rules out); the others fall back
+//! to the reference.
 
 use core::arch::wasm32::*;
 
@@ -24,8 +25,13 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
     let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())
         && b.len() == outputs
         && rows.checked_mul(outputs).is_some_and(|n| n <= y.len());
-    if !sizes_ok || outputs == 0 {
-        return reference::dense(x, w, b, inputs, outputs, y);
+    if outputs == 0 {
+        return;
+    }
+    if !sizes_ok {
+        // Broken contract ([`crate::Model::new`] checks every size): trap
+        // rather than carry a vectorised reference copy in the kernel.
+        core::arch::wasm32::unreachable();
     }
     let mut r = 0;
     while r + 4 <= rows {
@@ -34,20 +40,15 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
             rows_block::<4, 2>(x, w, b, inputs, outputs, r, o, y);
             o += 8;
         }
-        while o + 4 <= outputs {
-            rows_block::<4, 1>(x, w, b, inputs, outputs, r, o, y);
-            o += 4;
-        }
         for rr in r..r + 4 {
             let xr = &x[rr * inputs..(rr + 1) * inputs];
-            tail(
-                xr,
-                w,
-                b,
-                outputs,
-                o,
-                &mut y[rr * outputs..(rr + 1) * outputs],
-            );
+            let yr = &mut y[rr * outputs..(rr + 1) * outputs];
+            let mut o = o;
+            while o + 4 <= outputs {
+                dense_block::<1>(xr, w, b, outputs, o, yr);
+                o += 4;
+            }
+            tail(xr, w, b, outputs, o, yr);
         }
         r += 4;
     }
