@@ -1,7 +1,9 @@
 //! Relaxed-SIMD override of the int8 dense kernel, for the second kernel
-//! build (cargo feature `relaxed-simd`, `kernel-relaxed.wasm`). Only the
+//! build (cargo feature `relaxed-simd`, `kernel-relaxed.wasm`). The
 //! functions here that issue the instruction enable the `relaxed-simd`
-//! target feature: the rest of the build is the plain SIMD128 code.
+//! target feature; LLVM extends it to the whole module (wasm has no
+//! per-function features) and then turns some `pmin`/`pmax` selects into
+//! `f32x4.relaxed_min/max`, which `runtime/build.rs` pins back.
 //!
 //! `i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c)` adds to each i32 lane of
 //! `c` the four products of that lane's bytes of `a` (signed) and `b`. Its
