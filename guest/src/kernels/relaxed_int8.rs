@@ -97,6 +97,8 @@ fn dense_rows<const R: usize, const G: usize>(
 /// `sums[r][k]` holds the four outputs of block `b0 + k`.
 #[target_feature(enable = "relaxed-simd")]
 #[allow(clippy::too_many_arguments)]
+// `k` picks the same block in each row's accumulators.
+#[allow(clippy::needless_range_loop)]
 fn pass<const R: usize, const G: usize>(
     x: &[i8],
     w: &[i8],

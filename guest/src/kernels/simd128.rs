@@ -86,6 +86,8 @@ fn tail(xr: &[f32], w: &[f32], b: &[f32], outputs: usize, o: usize, yr: &mut [f3
 /// `b.len() == outputs`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+// `n` picks the same column of each row's accumulators.
+#[allow(clippy::needless_range_loop)]
 fn rows_block<const R: usize, const N: usize>(
     x: &[f32],
     w: &[f32],
