@@ -230,7 +230,12 @@ pub fn run(
         let state = match r {
             Runner::Native => Live::Native(Scratch::new()),
             Runner::Fresh => Live::Fresh(&sandbox, &loaded),
-            Runner::Warm => Live::Warm(Box::new(Warm::new(&subject.wasm)?)),
+            // What the sandbox runs: an int8 module's relaxed-SIMD twin.
+            Runner::Warm => {
+                let twin = crate::module::relaxed_twin(&subject.wasm)?;
+                let wasm = twin.as_deref().unwrap_or(&subject.wasm);
+                Live::Warm(Box::new(Warm::new(wasm)?))
+            }
         };
         live.push((r, state));
     }
