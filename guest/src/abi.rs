@@ -244,6 +244,54 @@ mod kernel_tests {
         );
     }
 
+    /// Runs the dispatched int8 convolution (accumulators only): `x` and
+    /// `w` int8 (`w` packed filters), `b` and `acc` i32; `geom` as for
+    /// [`kiln_test_conv2d`]; `pad` the padding value (input zero point).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_conv2d_i8(
+        x: i32,
+        w: i32,
+        b: i32,
+        acc: i32,
+        batch: i32,
+        geom: i32,
+        pad: i32,
+    ) {
+        use crate::kernels::conv_int8;
+        let [in_c, in_h, in_w, out_c, kh, kw, stride, pad_px] = dims(geom);
+        let g = crate::ConvGeom {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            kh,
+            kw,
+            stride,
+            pad: pad_px,
+        };
+        let (Some(()), Some(inl), Some(outl), Some(wl), Some(t8)) = (
+            g.check(),
+            g.input_len(),
+            g.output_len(),
+            conv_int8::packed_len(&g),
+            conv_int8::taps8(&g),
+        ) else {
+            return;
+        };
+        let rows = batch as usize;
+        let mut cols = alloc::vec![0i16; t8];
+        // SAFETY: as in `buf`, with element types the host wrote.
+        let (x, w, b, acc) = unsafe {
+            (
+                slice::from_raw_parts(x as *const i8, rows * inl),
+                slice::from_raw_parts(w as *const i8, wl),
+                slice::from_raw_parts(b as *const i32, out_c),
+                slice::from_raw_parts_mut(acc as *mut i32, rows * outl),
+            )
+        };
+        kernels::conv2d_i8(x, w, b, &g, pad as i8, &mut cols, acc);
+    }
+
     /// Runs the dispatched int8 dense kernel (accumulators only). `x` and
     /// `w` are int8 buffers (`w` packed), `b` and `acc` i32 buffers.
     #[unsafe(no_mangle)]

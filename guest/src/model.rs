@@ -527,7 +527,7 @@ impl Scratch {
             }
         }
         if model.int8 {
-            self.int8.reserve(batch, len)?;
+            self.int8.reserve(batch, len, &model.layers)?;
         }
         self.prepared = Some((batch, model.max_width));
         Ok(&mut self.cur[..batch * model.input_len])

@@ -6,20 +6,27 @@
 //! | 21 | quantize_dynamic       | len                                                       |
 //! | 22 | dense_i8 → int8        | inputs, outputs, weight (i8, packed), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
 //! | 23 | dense_i8 → f32         | inputs, outputs, weight (i8, packed), bias (i32), weight_scale (f32), bias_f32 (f32), dynamic (0/1), input_scale (f32 bits) |
+//! | 24 | conv2d_i8 → int8       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
+//! | 25 | conv2d_i8 → f32        | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters), bias (i32), weight_scale (f32), bias_f32 (f32), input_scale (f32 bits) |
+//! | 26 | pool_i8                | kind (0 max, 1 avg), c, h, w, k, stride                  |
 //!
 //! Tensors are (offset, element count) pairs like the f32 ones; int8 data
 //! takes one byte per element.
 
 use alloc::vec::Vec;
 
-use super::{DenseI8, Int8Layer, Int8Output};
+use super::{ConvI8, DenseI8, Int8Layer, Int8Output};
 use crate::blob::{Reader, TensorRef, push_tensor};
+use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
 use crate::{DecodeError, Layer};
 
 const OP_QUANTIZE: u32 = 20;
 const OP_QUANTIZE_DYNAMIC: u32 = 21;
 const OP_DENSE_I8_TO_I8: u32 = 22;
 const OP_DENSE_I8_TO_F32: u32 = 23;
+const OP_CONV_I8_TO_I8: u32 = 24;
+const OP_CONV_I8_TO_F32: u32 = 25;
+const OP_POOL_I8: u32 = 26;
 
 /// Whether `op` belongs to the int8 range (20–29).
 pub(crate) fn is_int8_op(op: u32) -> bool {
@@ -77,6 +84,50 @@ pub(crate) fn encode<'t>(
                 }
             }
         }
+        Int8Layer::Conv(c) => {
+            let g = &c.geom;
+            let (op, k) = match c.output {
+                Int8Output::Int8 { .. } => (OP_CONV_I8_TO_I8, 19),
+                Int8Output::Float { .. } => (OP_CONV_I8_TO_F32, 18),
+            };
+            records.extend([op, k]);
+            records.extend(
+                [g.in_c, g.in_h, g.in_w, g.out_c, g.kh, g.kw, g.stride, g.pad].map(|v| v as u32),
+            );
+            records.push(c.input_zero_point as u32);
+            push_tensor(records, tensors, TensorRef::I8(&c.weight));
+            push_tensor(records, tensors, TensorRef::I32(&c.bias));
+            match &c.output {
+                Int8Output::Int8 {
+                    multiplier,
+                    shift,
+                    zero_point,
+                    relu,
+                } => {
+                    push_tensor(records, tensors, TensorRef::I32(multiplier));
+                    push_tensor(records, tensors, TensorRef::I32(shift));
+                    records.extend([*zero_point as u32, u32::from(*relu)]);
+                }
+                Int8Output::Float {
+                    input_scale,
+                    weight_scale,
+                    bias,
+                } => {
+                    push_tensor(records, tensors, TensorRef::F32(weight_scale));
+                    push_tensor(records, tensors, TensorRef::F32(bias));
+                    // `Model::new` refuses a conv without a static scale.
+                    records.push(input_scale.unwrap_or(0.0).to_bits());
+                }
+            }
+        }
+        Int8Layer::Pool { kind, geom: g } => {
+            let kind = match kind {
+                PoolKind::Max => 0,
+                PoolKind::Avg => 1,
+            };
+            records.extend([OP_POOL_I8, 6, kind]);
+            records.extend([g.c, g.h, g.w, g.k, g.stride].map(|v| v as u32));
+        }
     }
 }
 
@@ -90,6 +141,9 @@ pub(crate) fn decode<'a>(
         OP_QUANTIZE => 3,
         OP_QUANTIZE_DYNAMIC => 1,
         OP_DENSE_I8_TO_I8 | OP_DENSE_I8_TO_F32 => 12,
+        OP_CONV_I8_TO_I8 => 19,
+        OP_CONV_I8_TO_F32 => 18,
+        OP_POOL_I8 => 6,
         _ => return Err(DecodeError::UnknownOp { layer: index, op }),
     };
     if k != expected {
@@ -104,6 +158,23 @@ pub(crate) fn decode<'a>(
         OP_QUANTIZE_DYNAMIC => Int8Layer::QuantizeDynamic {
             len: r.u32()? as usize,
         },
+        OP_CONV_I8_TO_I8 | OP_CONV_I8_TO_F32 => decode_conv(op, r, index)?,
+        OP_POOL_I8 => {
+            let kind = match r.u32()? {
+                0 => PoolKind::Max,
+                1 => PoolKind::Avg,
+                _ => return Err(DecodeError::BadParams { layer: index }),
+            };
+            let mut d = [0usize; 5];
+            for v in &mut d {
+                *v = r.u32()? as usize;
+            }
+            let [c, h, w, k, stride] = d;
+            Int8Layer::Pool {
+                kind,
+                geom: PoolGeom { c, h, w, k, stride },
+            }
+        }
         _ => {
             let inputs = r.u32()? as usize;
             let outputs = r.u32()? as usize;
@@ -150,4 +221,58 @@ pub(crate) fn decode<'a>(
         }
     };
     Ok(Layer::Int8(layer))
+}
+
+fn decode_conv<'a>(
+    op: u32,
+    r: &mut Reader<'a>,
+    index: usize,
+) -> Result<Int8Layer<'a>, DecodeError> {
+    let mut d = [0usize; 8];
+    for v in &mut d {
+        *v = r.u32()? as usize;
+    }
+    let [in_c, in_h, in_w, out_c, kh, kw, stride, pad] = d;
+    let geom = ConvGeom {
+        in_c,
+        in_h,
+        in_w,
+        out_c,
+        kh,
+        kw,
+        stride,
+        pad,
+    };
+    let input_zero_point = r.u32()? as i32;
+    let weight = r.typed(index, |b: [u8; 1]| b[0] as i8)?;
+    let bias = r.typed(index, i32::from_le_bytes)?;
+    let output = if op == OP_CONV_I8_TO_I8 {
+        let multiplier = r.typed(index, i32::from_le_bytes)?;
+        let shift = r.typed(index, i32::from_le_bytes)?;
+        let zero_point = r.u32()? as i32;
+        let relu = match r.u32()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError::BadParams { layer: index }),
+        };
+        Int8Output::Int8 {
+            multiplier,
+            shift,
+            zero_point,
+            relu,
+        }
+    } else {
+        Int8Output::Float {
+            weight_scale: r.tensor(index)?,
+            bias: r.tensor(index)?,
+            input_scale: Some(f32::from_bits(r.u32()?)),
+        }
+    };
+    Ok(Int8Layer::Conv(ConvI8 {
+        geom,
+        weight,
+        bias,
+        input_zero_point,
+        output,
+    }))
 }

@@ -6,6 +6,9 @@
 //! into i32 and either requantize to int8 with an integer multiplier and
 //! shift ([`Int8Output::Int8`]) or dequantize to f32
 //! ([`Int8Output::Float`]), after which f32 layers (softmax…) continue.
+//! [`ConvI8`] does the same for convolutions, and [`Int8Layer::Pool`] pools
+//! int8 activations, so a quantized CNN stays in integers from its input
+//! quantize to its last dense layer.
 //! The arithmetic is defined in [`crate::kernels::int8`] and documented in
 //! `docs/quantization.md`.
 //!
@@ -13,11 +16,15 @@
 //! checks that each layer receives the domain it reads.
 
 pub(crate) mod blob;
+mod conv;
+
+pub use conv::ConvI8;
 
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use crate::kernels::{self, int8 as k};
+use crate::kernels::conv::{PoolGeom, PoolKind};
+use crate::kernels::{self, conv_int8, int8 as k};
 use crate::{ModelError, RunError};
 
 /// Where a layer's input or output lives.
@@ -54,6 +61,10 @@ pub enum Int8Layer<'a> {
     QuantizeDynamic { len: usize },
     /// int8 × int8 → i32 → int8 or f32.
     Dense(DenseI8<'a>),
+    /// int8 convolution → int8 or f32.
+    Conv(ConvI8<'a>),
+    /// Max or average pooling of int8 values (scale and zero point kept).
+    Pool { kind: PoolKind, geom: PoolGeom },
 }
 
 /// An int8 dense layer.
@@ -130,6 +141,8 @@ impl<'a> Int8Layer<'a> {
         match self {
             Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
             Int8Layer::Dense(d) => d.inputs,
+            Int8Layer::Conv(c) => c.geom.input_len().unwrap_or(0),
+            Int8Layer::Pool { geom, .. } => geom.input_len().unwrap_or(0),
         }
     }
 
@@ -137,6 +150,8 @@ impl<'a> Int8Layer<'a> {
         match self {
             Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
             Int8Layer::Dense(d) => d.outputs,
+            Int8Layer::Conv(c) => c.geom.output_len().unwrap_or(0),
+            Int8Layer::Pool { geom, .. } => geom.check().map_or(0, |()| geom.output_len()),
         }
     }
 
@@ -150,6 +165,7 @@ impl<'a> Int8Layer<'a> {
                 } => Domain::Int8Dynamic,
                 _ => Domain::Int8Static,
             },
+            Int8Layer::Conv(_) | Int8Layer::Pool { .. } => Domain::Int8Static,
         }
     }
 
@@ -158,10 +174,13 @@ impl<'a> Int8Layer<'a> {
         match self {
             Int8Layer::Quantize { .. } => Domain::Int8Static,
             Int8Layer::QuantizeDynamic { .. } => Domain::Int8Dynamic,
-            Int8Layer::Dense(d) => match d.output {
-                Int8Output::Int8 { .. } => Domain::Int8Static,
-                Int8Output::Float { .. } => Domain::F32,
-            },
+            Int8Layer::Dense(DenseI8 { output, .. }) | Int8Layer::Conv(ConvI8 { output, .. }) => {
+                match output {
+                    Int8Output::Int8 { .. } => Domain::Int8Static,
+                    Int8Output::Float { .. } => Domain::F32,
+                }
+            }
+            Int8Layer::Pool { .. } => Domain::Int8Static,
         }
     }
 
@@ -185,49 +204,17 @@ impl<'a> Int8Layer<'a> {
                 outputs: d.outputs,
                 weight: own(d.weight),
                 bias: own(d.bias),
-                output: match d.output {
-                    Int8Output::Int8 {
-                        multiplier,
-                        shift,
-                        zero_point,
-                        relu,
-                    } => Int8Output::Int8 {
-                        multiplier: own(multiplier),
-                        shift: own(shift),
-                        zero_point,
-                        relu,
-                    },
-                    Int8Output::Float {
-                        input_scale,
-                        weight_scale,
-                        bias,
-                    } => Int8Output::Float {
-                        input_scale,
-                        weight_scale: own(weight_scale),
-                        bias: own(bias),
-                    },
-                },
+                output: d.output.into_owned(),
             }),
+            Int8Layer::Conv(c) => Int8Layer::Conv(c.into_owned()),
+            Int8Layer::Pool { kind, geom } => Int8Layer::Pool { kind, geom },
         }
     }
 
     /// Checks tensor lengths and quantization parameters.
     pub(crate) fn check(&self, layer: usize) -> Result<(), ModelError> {
         let bad = |what: &'static str| Err(ModelError::Quant { layer, what });
-        let len = |tensor: &'static str, expected: usize, found: usize| {
-            if expected == found {
-                Ok(())
-            } else {
-                Err(ModelError::TensorLen {
-                    layer,
-                    tensor,
-                    expected,
-                    found,
-                })
-            }
-        };
-        let scale_ok = |s: f32| s.is_finite() && s > 0.0;
-        let zp_ok = |z: i32| (-128..=127).contains(&z);
+        let len = |tensor, expected, found| check_len(layer, tensor, expected, found);
         match self {
             Int8Layer::Quantize {
                 scale, zero_point, ..
@@ -246,49 +233,10 @@ impl<'a> Int8Layer<'a> {
                     k::packed_len(d.inputs, d.outputs).ok_or(ModelError::TooLarge { layer })?;
                 len("weight", packed, d.weight.len())?;
                 len("bias", d.outputs, d.bias.len())?;
-                match &d.output {
-                    Int8Output::Int8 {
-                        multiplier,
-                        shift,
-                        zero_point,
-                        ..
-                    } => {
-                        len("multiplier", d.outputs, multiplier.len())?;
-                        len("shift", d.outputs, shift.len())?;
-                        if multiplier.iter().any(|&m| m < 0) {
-                            return bad("requantize multipliers must be non-negative");
-                        }
-                        if shift.iter().any(|s| !(1..=62).contains(s)) {
-                            return bad("requantize shifts must be in 1..=62");
-                        }
-                        if !zp_ok(*zero_point) {
-                            return bad("the output zero point must be in -128..=127");
-                        }
-                        Ok(())
-                    }
-                    Int8Output::Float {
-                        input_scale,
-                        weight_scale,
-                        bias,
-                    } => {
-                        len("weight_scale", d.outputs, weight_scale.len())?;
-                        len("bias", d.outputs, bias.len())?;
-                        if input_scale.is_some_and(|s| !scale_ok(s)) {
-                            return bad("the input scale must be a positive, finite number");
-                        }
-                        if weight_scale.iter().any(|&s| !scale_ok(s)) {
-                            return bad("weight scales must be positive, finite numbers");
-                        }
-                        if bias.iter().any(|b| !b.is_finite()) {
-                            return Err(ModelError::NotFinite {
-                                layer,
-                                tensor: "bias",
-                            });
-                        }
-                        Ok(())
-                    }
-                }
+                d.output.check(layer, d.outputs)
             }
+            Int8Layer::Conv(c) => c.check(layer),
+            Int8Layer::Pool { geom, .. } => geom.check().ok_or(ModelError::Geometry { layer }),
         }
     }
 
@@ -350,6 +298,171 @@ impl<'a> Int8Layer<'a> {
                     }
                 }
             }
+            Int8Layer::Conv(c) => {
+                let (xn, yn) = (batch * self.input_len(), batch * self.output_len());
+                let acc = &mut q.acc[..yn];
+                let pad = c.input_zero_point as i8;
+                kernels::conv2d_i8(
+                    &q.cur[..xn],
+                    &c.weight,
+                    &c.bias,
+                    &c.geom,
+                    pad,
+                    &mut q.cols,
+                    acc,
+                );
+                let plane = c.geom.out_h() * c.geom.out_w();
+                match &c.output {
+                    Int8Output::Int8 {
+                        multiplier,
+                        shift,
+                        zero_point,
+                        relu,
+                    } => {
+                        let lo = if *relu { *zero_point } else { -128 };
+                        let y = &mut q.next[..yn];
+                        conv_int8::requantize_planes(
+                            acc,
+                            multiplier,
+                            shift,
+                            *zero_point,
+                            lo,
+                            plane,
+                            y,
+                        );
+                        core::mem::swap(&mut q.cur, &mut q.next);
+                    }
+                    Int8Output::Float {
+                        input_scale,
+                        weight_scale,
+                        bias,
+                    } => {
+                        // `check` refuses a conv without a static input scale.
+                        let s = input_scale.unwrap_or(1.0);
+                        let y = &mut f32_buf[..yn];
+                        conv_int8::dequantize_planes(acc, s, weight_scale, bias, plane, y);
+                    }
+                }
+            }
+            Int8Layer::Pool { kind, geom } => {
+                let (xn, yn) = (batch * self.input_len(), batch * self.output_len());
+                conv_int8::pool_i8(*kind, &q.cur[..xn], geom, &mut q.next[..yn]);
+                core::mem::swap(&mut q.cur, &mut q.next);
+            }
+        }
+    }
+
+    /// Length of the im2col column this layer needs (0 for most).
+    fn cols_len(&self) -> usize {
+        match self {
+            Int8Layer::Conv(c) => c.cols_len(),
+            _ => 0,
+        }
+    }
+}
+
+fn scale_ok(s: f32) -> bool {
+    s.is_finite() && s > 0.0
+}
+
+fn zp_ok(z: i32) -> bool {
+    (-128..=127).contains(&z)
+}
+
+/// `Ok` when a tensor has the `expected` length.
+pub(crate) fn check_len(
+    layer: usize,
+    tensor: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), ModelError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(ModelError::TensorLen {
+            layer,
+            tensor,
+            expected,
+            found,
+        })
+    }
+}
+
+impl Int8Output<'_> {
+    /// Checks the output parameters of a layer with `outputs` channels.
+    pub(crate) fn check(&self, layer: usize, outputs: usize) -> Result<(), ModelError> {
+        let bad = |what: &'static str| Err(ModelError::Quant { layer, what });
+        let len = |tensor, found| check_len(layer, tensor, outputs, found);
+        match self {
+            Int8Output::Int8 {
+                multiplier,
+                shift,
+                zero_point,
+                ..
+            } => {
+                len("multiplier", multiplier.len())?;
+                len("shift", shift.len())?;
+                if multiplier.iter().any(|&m| m < 0) {
+                    return bad("requantize multipliers must be non-negative");
+                }
+                if shift.iter().any(|s| !(1..=62).contains(s)) {
+                    return bad("requantize shifts must be in 1..=62");
+                }
+                if !zp_ok(*zero_point) {
+                    return bad("the output zero point must be in -128..=127");
+                }
+                Ok(())
+            }
+            Int8Output::Float {
+                input_scale,
+                weight_scale,
+                bias,
+            } => {
+                len("weight_scale", weight_scale.len())?;
+                len("bias", bias.len())?;
+                if input_scale.is_some_and(|s| !scale_ok(s)) {
+                    return bad("the input scale must be a positive, finite number");
+                }
+                if weight_scale.iter().any(|&s| !scale_ok(s)) {
+                    return bad("weight scales must be positive, finite numbers");
+                }
+                if bias.iter().any(|b| !b.is_finite()) {
+                    return Err(ModelError::NotFinite {
+                        layer,
+                        tensor: "bias",
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// This output with every tensor copied out of the blob it borrows.
+    pub fn into_owned(self) -> Int8Output<'static> {
+        fn own<T: Clone>(c: Cow<'_, [T]>) -> Cow<'static, [T]> {
+            Cow::Owned(c.into_owned())
+        }
+        match self {
+            Int8Output::Int8 {
+                multiplier,
+                shift,
+                zero_point,
+                relu,
+            } => Int8Output::Int8 {
+                multiplier: own(multiplier),
+                shift: own(shift),
+                zero_point,
+                relu,
+            },
+            Int8Output::Float {
+                input_scale,
+                weight_scale,
+                bias,
+            } => Int8Output::Float {
+                input_scale,
+                weight_scale: own(weight_scale),
+                bias: own(bias),
+            },
         }
     }
 }
@@ -362,6 +475,8 @@ pub struct Int8Scratch {
     next: Vec<i8>,
     acc: Vec<i32>,
     row_scale: Vec<f32>,
+    /// The im2col column of int8 convolutions.
+    cols: Vec<i16>,
 }
 
 impl Int8Scratch {
@@ -371,11 +486,18 @@ impl Int8Scratch {
             next: Vec::new(),
             acc: Vec::new(),
             row_scale: Vec::new(),
+            cols: Vec::new(),
         }
     }
 
-    /// Grows the buffers to `batch` rows of `width` values.
-    pub(crate) fn reserve(&mut self, batch: usize, len: usize) -> Result<(), RunError> {
+    /// Grows the buffers to `batch` rows of `width` values, and the im2col
+    /// column to what the int8 convolutions among `layers` need.
+    pub(crate) fn reserve(
+        &mut self,
+        batch: usize,
+        len: usize,
+        layers: &[crate::Layer<'_>],
+    ) -> Result<(), RunError> {
         fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
             if v.len() < n {
                 v.try_reserve_exact(n - v.len())
@@ -387,7 +509,16 @@ impl Int8Scratch {
         grow(&mut self.cur, len)?;
         grow(&mut self.next, len)?;
         grow(&mut self.acc, len)?;
-        grow(&mut self.row_scale, batch)
+        grow(&mut self.row_scale, batch)?;
+        let cols = layers
+            .iter()
+            .filter_map(|l| match l {
+                crate::Layer::Int8(l) => Some(l.cols_len()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        grow(&mut self.cols, cols)
     }
 }
 

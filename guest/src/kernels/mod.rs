@@ -15,7 +15,9 @@
 //! override of its dense kernel in `sse2_int8`. The second kernel build
 //! (cargo feature `relaxed-simd`) replaces the dense kernel once more with
 //! `relaxed_int8`, which uses relaxed SIMD's 8-bit dot product only on rows
-//! where it is exact.
+//! where it is exact. [`conv_int8`] defines int8 convolution and pooling,
+//! with the convolution's SIMD128 override in `conv_int8_simd128` (plain
+//! SIMD128 in both builds).
 //!
 //! The accumulation order is the contract that makes results bit-exact
 //! across platforms; see `docs/abi.md` ("Arithmetic").
@@ -24,6 +26,9 @@ pub mod channel;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod channel_simd128;
 pub mod conv;
+pub mod conv_int8;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod conv_int8_simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod conv_simd128;
 pub mod int8;
@@ -84,3 +89,8 @@ pub use reference::{sigmoid, softmax, tanh};
 pub use conv::{conv2d, pool};
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub use conv_simd128::{conv2d, pool};
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use conv_int8::conv2d_i8;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use conv_int8_simd128::conv2d_i8;

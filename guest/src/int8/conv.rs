@@ -1,0 +1,280 @@
+//! The int8 convolution layer ([`ConvI8`]) and what runs around it in a
+//! quantized CNN: int8 pooling (see [`crate::kernels::conv_int8`] for the
+//! arithmetic).
+//!
+//! A convolution reads int8 activations with a static scale and zero point
+//! (the padding holds the zero point, the quantized real 0), multiplies them
+//! by per-output-channel int8 filters into i32, and either requantizes to
+//! int8 (optionally fusing a ReLU as the clamp) or dequantizes to f32 —
+//! exactly the two outputs of the dense layer ([`super::Int8Output`]).
+//! Pooling keeps the activation's scale and zero point, so a
+//! conv → pool → conv → pool → dense chain never leaves the integers.
+
+use alloc::borrow::Cow;
+
+use super::Int8Output;
+use crate::ModelError;
+use crate::kernels::conv::ConvGeom;
+use crate::kernels::conv_int8 as k;
+
+/// An int8 2-D convolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvI8<'a> {
+    pub geom: ConvGeom,
+    /// Filters packed by [`k::pack_filters`] (`out_c` rows of `taps8` bytes).
+    pub weight: Cow<'a, [i8]>,
+    /// i32 bias at the accumulator scale with the input zero point folded in
+    /// (`bias − z_x · Σ_t W[o][t]`).
+    pub bias: Cow<'a, [i32]>,
+    /// The input's zero point, written into the padding taps.
+    pub input_zero_point: i32,
+    /// Requantize or dequantize, as for [`super::DenseI8`]; a float output
+    /// needs the static input scale (`input_scale: Some`).
+    pub output: Int8Output<'a>,
+}
+
+impl<'a> ConvI8<'a> {
+    /// Packs PyTorch-layout int8 filters (`out_c × in_c × kh × kw`, the
+    /// model file's layout). `layer` is the index used in errors.
+    pub fn from_filters(
+        layer: usize,
+        geom: ConvGeom,
+        filters: &[i8],
+        bias: Cow<'a, [i32]>,
+        input_zero_point: i32,
+        output: Int8Output<'a>,
+    ) -> Result<Self, ModelError> {
+        geom.check().ok_or(ModelError::Geometry { layer })?;
+        let too_large = ModelError::TooLarge { layer };
+        let taps = geom.taps().ok_or(too_large.clone())?;
+        let n = geom.weight_len().ok_or(too_large.clone())?;
+        if filters.len() != n {
+            return Err(ModelError::TensorLen {
+                layer,
+                tensor: "weight",
+                expected: n,
+                found: filters.len(),
+            });
+        }
+        let t8 = k::taps8(&geom).ok_or(too_large.clone())?;
+        let mut weight = alloc::vec![0i8; k::packed_len(&geom).ok_or(too_large)?];
+        k::pack_filters(filters, taps, t8, &mut weight);
+        Ok(ConvI8 {
+            geom,
+            weight: Cow::Owned(weight),
+            bias,
+            input_zero_point,
+            output,
+        })
+    }
+
+    /// Checks geometry, tensor lengths and quantization parameters.
+    pub(crate) fn check(&self, layer: usize) -> Result<(), ModelError> {
+        self.geom.check().ok_or(ModelError::Geometry { layer })?;
+        let packed = k::packed_len(&self.geom).ok_or(ModelError::TooLarge { layer })?;
+        super::check_len(layer, "weight", packed, self.weight.len())?;
+        super::check_len(layer, "bias", self.geom.out_c, self.bias.len())?;
+        if !(-128..=127).contains(&self.input_zero_point) {
+            return Err(ModelError::Quant {
+                layer,
+                what: "the input zero point must be in -128..=127",
+            });
+        }
+        if let Int8Output::Float {
+            input_scale: None, ..
+        } = self.output
+        {
+            return Err(ModelError::Quant {
+                layer,
+                what: "an int8 convolution needs a static input scale",
+            });
+        }
+        self.output.check(layer, self.geom.out_c)
+    }
+
+    /// Length of the im2col column the layer needs.
+    pub(crate) fn cols_len(&self) -> usize {
+        k::taps8(&self.geom).unwrap_or(0)
+    }
+
+    pub(crate) fn into_owned(self) -> ConvI8<'static> {
+        ConvI8 {
+            geom: self.geom,
+            weight: Cow::Owned(self.weight.into_owned()),
+            bias: Cow::Owned(self.bias.into_owned()),
+            input_zero_point: self.input_zero_point,
+            output: self.output.into_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::int8::{DenseI8, Int8Layer};
+    use crate::{Layer, Model, PoolGeom, PoolKind};
+
+    /// quantize → conv (relu, int8) → max pool → avg pool → conv (f32):
+    /// a hand-checked run, the blob round trip, and totality of decoding
+    /// every truncation and byte flip.
+    fn layers(output_scale: Option<f32>) -> alloc::vec::Vec<Layer<'static>> {
+        let g1 = ConvGeom {
+            in_c: 1,
+            in_h: 4,
+            in_w: 4,
+            out_c: 2,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let ones = [1i8; 9];
+        let mut filters = ones.to_vec();
+        filters.extend(ones.map(|v| -v));
+        let c1 = ConvI8::from_filters(
+            1,
+            g1,
+            &filters,
+            alloc::vec![0, 0].into(),
+            0,
+            Int8Output::Int8 {
+                multiplier: alloc::vec![1 << 30; 2].into(),
+                shift: alloc::vec![30; 2].into(),
+                zero_point: 0,
+                relu: true,
+            },
+        )
+        .unwrap();
+        let pool = |kind, h| {
+            Layer::Int8(Int8Layer::Pool {
+                kind,
+                geom: PoolGeom {
+                    c: 2,
+                    h,
+                    w: h,
+                    k: 2,
+                    stride: 2,
+                },
+            })
+        };
+        let g2 = ConvGeom {
+            in_c: 2,
+            in_h: 1,
+            in_w: 1,
+            out_c: 1,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+            pad: 0,
+        };
+        let c2 = ConvI8::from_filters(
+            4,
+            g2,
+            &[2, 3],
+            alloc::vec![1].into(),
+            0,
+            Int8Output::Float {
+                input_scale: output_scale,
+                weight_scale: alloc::vec![0.5].into(),
+                bias: alloc::vec![0.25].into(),
+            },
+        )
+        .unwrap();
+        alloc::vec![
+            Layer::Int8(Int8Layer::Quantize {
+                len: 16,
+                scale: 1.0,
+                zero_point: 0
+            }),
+            Layer::Int8(Int8Layer::Conv(c1)),
+            pool(PoolKind::Max, 4),
+            pool(PoolKind::Avg, 2),
+            Layer::Int8(Int8Layer::Conv(c2)),
+        ]
+    }
+
+    fn cnn(output_scale: Option<f32>) -> Model<'static> {
+        Model::new(16, layers(output_scale)).unwrap()
+    }
+
+    #[test]
+    fn int8_cnn_runs_round_trips_and_decodes_totally() {
+        let m = cnn(Some(2.0));
+        // All ones: channel 0 sums the 4, 6 or 9 taps inside the image;
+        // channel 1 is their negation, which the fused relu clamps to 0.
+        // Every 2×2 window of channel 0's [[4,6,6,4],[6,9,9,6],…] has max 9;
+        // the average of the four 9s is 9. c2: 2·9 + 3·0 + 1 = 19, then
+        // 19 · (2 · 0.5) + 0.25.
+        let x = [1.0f32; 16];
+        assert_eq!(m.predict(&x).unwrap(), [19.25]);
+        let blob = crate::blob::encode(&m);
+        let back = crate::blob::decode(&blob).unwrap();
+        assert_eq!(back, m);
+        for n in 0..blob.len() {
+            assert!(crate::blob::decode(&blob[..n]).is_err(), "prefix {n}");
+        }
+        for i in 0..blob.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = blob.clone();
+                b[i] ^= flip;
+                if let Ok(m) = crate::blob::decode(&b) {
+                    let _ = m.predict(&x);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_conv_parameters_are_refused() {
+        assert!(matches!(
+            Model::new(16, layers(None)),
+            Err(ModelError::Quant { layer: 4, .. })
+        ));
+        for s in [0.0, -1.0, f32::NAN] {
+            let mut l = layers(Some(1.0));
+            if let Layer::Int8(Int8Layer::Conv(c)) = &mut l[4] {
+                c.output = Int8Output::Float {
+                    input_scale: Some(1.0),
+                    weight_scale: alloc::vec![s].into(),
+                    bias: alloc::vec![0.0].into(),
+                };
+            }
+            assert!(matches!(
+                Model::new(16, l),
+                Err(ModelError::Quant { layer: 4, .. })
+            ));
+        }
+        let mut l = layers(Some(1.0));
+        if let Layer::Int8(Int8Layer::Conv(c)) = &mut l[1] {
+            c.weight.to_mut().pop();
+        }
+        assert!(matches!(
+            Model::new(16, l),
+            Err(ModelError::TensorLen {
+                layer: 1,
+                tensor: "weight",
+                ..
+            })
+        ));
+        // A dense int8 layer cannot read the f32 output of the last conv.
+        let d = DenseI8::from_rows(
+            5,
+            1,
+            1,
+            &[1],
+            alloc::vec![0].into(),
+            Int8Output::Float {
+                input_scale: Some(1.0),
+                weight_scale: alloc::vec![1.0].into(),
+                bias: alloc::vec![0.0].into(),
+            },
+        )
+        .unwrap();
+        let mut l = layers(Some(1.0));
+        l.push(Layer::Int8(Int8Layer::Dense(d)));
+        assert!(matches!(
+            Model::new(16, l),
+            Err(ModelError::Domain { layer: 5, .. })
+        ));
+    }
+}

@@ -1,0 +1,298 @@
+//! Scalar reference kernels of int8 convolution and pooling: the definition
+//! of their arithmetic (see `docs/quantization.md`), as [`super::int8`] is
+//! for the int8 dense layer.
+//!
+//! Rows are NCHW images without the N, like the f32 kernels of
+//! [`super::conv`]. Everything here is integer arithmetic: i32 sums wrap
+//! modulo 2³² and do not depend on their order, so the SIMD128 override
+//! (`conv_int8_simd128`) matches this bit for bit by construction — the
+//! host still tests it in wasmtime.
+//!
+//! # Im2col and the packed filter layout
+//!
+//! For each output position the kernel gathers the `taps = in_c·kh·kw`
+//! input values the filter covers (order `c`, `ky`, `kx`, PyTorch's) into a
+//! column of i16, writing the input **zero point** where a tap falls in the
+//! padding — the quantized form of the real 0 that f32 padding adds, so the
+//! zero point folded into the bias (`b − z·Σw`) holds at the borders too.
+//! The column is padded with zeros to `taps8 = ⌈taps/8⌉·8` values. Filters
+//! are stored output-major, each row `taps8` bytes long, zeros beyond
+//! `taps` ([`pack_filters`]); then each accumulator is a dot product of two
+//! contiguous vectors, which is what `i32x4.dot_i16x8_s` computes.
+
+use super::conv::{ConvGeom, PoolGeom, PoolKind};
+use super::int8::requantize_one;
+
+/// `⌈taps/8⌉·8`: the row length of packed filters and of the column.
+pub fn taps8(g: &ConvGeom) -> Option<usize> {
+    g.taps()?.checked_next_multiple_of(8)
+}
+
+/// Length of the packed filters (`out_c · taps8`), `None` on overflow.
+pub fn packed_len(g: &ConvGeom) -> Option<usize> {
+    taps8(g)?.checked_mul(g.out_c)
+}
+
+/// Packs PyTorch-layout filters (`out_c × in_c × kh × kw`, i.e. output-major
+/// rows of `taps` values) into rows of `taps8` bytes. `filters.len()` must
+/// be `out_c · taps` and `packed.len()` [`packed_len`].
+pub fn pack_filters(filters: &[i8], taps: usize, taps8: usize, packed: &mut [i8]) {
+    packed.fill(0);
+    for (row, dst) in filters
+        .chunks_exact(taps.max(1))
+        .zip(packed.chunks_exact_mut(taps8.max(1)))
+    {
+        dst[..taps].copy_from_slice(row);
+    }
+}
+
+/// Fills `col` (length `taps8`) with the taps of output position `(oy, ox)`
+/// of image `xr`: the input value, `pad` in the zero padding, 0 beyond
+/// `taps`.
+#[inline(always)]
+pub fn im2col(g: &ConvGeom, xr: &[i8], oy: usize, ox: usize, pad: i16, col: &mut [i16]) {
+    let mut t = 0;
+    for c in 0..g.in_c {
+        for ky in 0..g.kh {
+            let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
+            let inside_y = iy < g.in_h;
+            let row = (c * g.in_h).wrapping_add(iy).wrapping_mul(g.in_w);
+            for kx in 0..g.kw {
+                let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
+                col[t] = if inside_y && ix < g.in_w {
+                    i16::from(xr[row + ix])
+                } else {
+                    pad
+                };
+                t += 1;
+            }
+        }
+    }
+    col[t..].fill(0);
+}
+
+/// Integer convolution, accumulators only:
+/// `acc[o][oy][ox] = bias[o] + Σ_t col[t] · w[o][t]` in wrapping i32, where
+/// `col` is the output position's [`im2col`] column (padding taps read
+/// `pad`, the input zero point) and `w` the packed filters.
+/// `cols` is scratch of at least `taps8` values.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8(
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    g: &ConvGeom,
+    pad: i8,
+    cols: &mut [i16],
+    acc: &mut [i32],
+) {
+    let (Some(in_len), Some(out_len), Some(t8)) = (g.input_len(), g.output_len(), taps8(g)) else {
+        return;
+    };
+    let Some(col) = cols.get_mut(..t8) else {
+        return;
+    };
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let plane = oh * ow;
+    for (xr, ar) in x.chunks_exact(in_len).zip(acc.chunks_exact_mut(out_len)) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                im2col(g, xr, oy, ox, i16::from(pad), col);
+                let p = oy * ow + ox;
+                for (o, (wr, &b)) in w.chunks_exact(t8.max(1)).zip(bias).enumerate() {
+                    let dot = col.iter().zip(wr).fold(0i32, |s, (&c, &v)| {
+                        s.wrapping_add(i32::from(c) * i32::from(v))
+                    });
+                    ar[o * plane + p] = dot.wrapping_add(b);
+                }
+            }
+        }
+    }
+}
+
+/// [`requantize_one`] over NCHW accumulators: channel `o` (planes of
+/// `plane` values) uses `multiplier[o]` and `shift[o]`.
+pub fn requantize_planes(
+    acc: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    zero_point: i32,
+    lo: i32,
+    plane: usize,
+    y: &mut [i8],
+) {
+    let plane = plane.max(1);
+    for (o, (ap, yp)) in acc
+        .chunks_exact(plane)
+        .zip(y.chunks_exact_mut(plane))
+        .enumerate()
+    {
+        let c = o % multiplier.len().max(1);
+        let (Some(&m), Some(&s)) = (multiplier.get(c), shift.get(c)) else {
+            return;
+        };
+        for (yv, &a) in yp.iter_mut().zip(ap) {
+            *yv = requantize_one(a, m, s, zero_point, lo);
+        }
+    }
+}
+
+/// Final dequantize over NCHW accumulators, with the dense layer's
+/// arithmetic ([`super::int8::dequantize`]): `y = f32(acc) · (input_scale ·
+/// weight_scale[o]) + bias[o]`, one rounding per operation in that order.
+pub fn dequantize_planes(
+    acc: &[i32],
+    input_scale: f32,
+    weight_scale: &[f32],
+    bias: &[f32],
+    plane: usize,
+    y: &mut [f32],
+) {
+    let plane = plane.max(1);
+    let channels = weight_scale.len().max(1);
+    for (o, (ap, yp)) in acc
+        .chunks_exact(plane)
+        .zip(y.chunks_exact_mut(plane))
+        .enumerate()
+    {
+        let c = o % channels;
+        let (Some(&sw), Some(&b)) = (weight_scale.get(c), bias.get(c)) else {
+            return;
+        };
+        let s = input_scale * sw;
+        for (yv, &a) in yp.iter_mut().zip(ap) {
+            *yv = a as f32 * s + b;
+        }
+    }
+}
+
+/// Pooling of int8 values over `k × k` windows, with the scale and zero
+/// point unchanged (both are exact for max; avg rounds once).
+///
+/// Max: the largest value — exact, as `max` commutes with the monotonic
+/// dequantization. Avg: the window sum `S` (i32) of `n = k·k` values, then
+/// `⌊(2S + n) / 2n⌋`, the mean rounded half toward +∞ (the rounding of
+/// requantize), which stays in −128..=127.
+pub fn pool_i8(kind: PoolKind, x: &[i8], g: &PoolGeom, y: &mut [i8]) {
+    let Some(in_len) = g.input_len() else { return };
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let n = (g.k * g.k) as i64;
+    let out_len = g.output_len();
+    for (xr, yr) in x
+        .chunks_exact(in_len)
+        .zip(y.chunks_exact_mut(out_len.max(1)))
+    {
+        for c in 0..g.c {
+            let plane = &xr[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let window = (0..g.k).flat_map(|ky| {
+                        let row = (oy * g.stride + ky) * g.w + ox * g.stride;
+                        plane[row..row + g.k].iter().copied()
+                    });
+                    yr[(c * oh + oy) * ow + ox] = match kind {
+                        PoolKind::Max => window.fold(i8::MIN, i8::max),
+                        PoolKind::Avg => {
+                            let sum: i64 = window.map(i64::from).sum();
+                            (2 * sum + n).div_euclid(2 * n) as i8
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(in_c: usize, hw: usize, out_c: usize, k: usize, stride: usize, pad: usize) -> ConvGeom {
+        ConvGeom {
+            in_c,
+            in_h: hw,
+            in_w: hw,
+            out_c,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+        }
+    }
+
+    /// The kernel against the plain definition on unpacked filters, with
+    /// the pad value standing for the zero point at the borders.
+    #[test]
+    fn conv_matches_definition() {
+        let g = geom(2, 3, 3, 2, 1, 1);
+        let taps = 2 * 2 * 2;
+        let x: Vec<i8> = (0..18i32).map(|v| (v * 13 - 100) as i8).collect();
+        let f: Vec<i8> = (0..3 * taps as i32)
+            .map(|v| (v * 29 % 255 - 127) as i8)
+            .collect();
+        let t8 = taps8(&g).unwrap();
+        let mut w = vec![0i8; packed_len(&g).unwrap()];
+        pack_filters(&f, taps, t8, &mut w);
+        let bias = [5, -7, 1 << 20];
+        let mut cols = vec![0i16; t8];
+        let mut acc = vec![0i32; g.output_len().unwrap()];
+        conv2d_i8(&x, &w, &bias, &g, -9, &mut cols, &mut acc);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        assert_eq!((oh, ow), (4, 4));
+        for o in 0..3 {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = bias[o];
+                    for c in 0..2 {
+                        for ky in 0..2 {
+                            for kx in 0..2 {
+                                let (iy, ix) = (oy + ky, ox + kx);
+                                let v = if (1..=3).contains(&iy) && (1..=3).contains(&ix) {
+                                    x[(c * 3 + iy - 1) * 3 + ix - 1]
+                                } else {
+                                    -9
+                                };
+                                s += i32::from(v) * i32::from(f[o * taps + (c * 2 + ky) * 2 + kx]);
+                            }
+                        }
+                    }
+                    assert_eq!(acc[(o * oh + oy) * ow + ox], s, "{o} {oy} {ox}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pools_round_half_up() {
+        let g = PoolGeom {
+            c: 1,
+            h: 2,
+            w: 4,
+            k: 2,
+            stride: 2,
+        };
+        // windows: [-128, 127, -128, 127] → mean -0.5 → 0 (half up);
+        //          [1, 2, 2, 2] → 1.75 → 2.
+        let x: [i8; 8] = [-128, 127, 1, 2, 127, -128, 2, 2];
+        let mut y = [0i8; 2];
+        pool_i8(PoolKind::Avg, &x, &g, &mut y);
+        assert_eq!(y, [0, 2]);
+        pool_i8(PoolKind::Max, &x, &g, &mut y);
+        assert_eq!(y, [127, 2]);
+        let x = [-128i8; 8];
+        pool_i8(PoolKind::Avg, &x, &g, &mut y);
+        assert_eq!(y, [-128, -128]);
+    }
+
+    #[test]
+    fn requantizes_and_dequantizes_per_channel_plane() {
+        let acc = [10, 20, -10, -20];
+        let mut y = [0i8; 4];
+        // channel 0 × 0.5, channel 1 × 0.25 (m = 2^30, shifts 31 and 32)
+        requantize_planes(&acc, &[1 << 30, 1 << 30], &[31, 32], 3, -128, 2, &mut y);
+        assert_eq!(y, [8, 13, 1, -2]); // −2.5 rounds half up to −2
+        let mut f = [0.0f32; 4];
+        dequantize_planes(&acc, 0.5, &[1.0, 2.0], &[0.0, 1.0], 2, &mut f);
+        assert_eq!(f, [5.0, 10.0, -9.0, -19.0]);
+    }
+}
