@@ -70,10 +70,16 @@ describe("demo page in headless Chromium", () => {
     kiln("quantize", mlp, "--calibrate", calib, "-o", join(models, "mlp-int8.safetensors"));
     kiln("build", mlp, "-o", join(models, "mlp.wasm"));
     kiln("build", join(models, "mlp-int8.safetensors"), "-o", join(models, "mlp-int8.wasm"));
+    // An int8 CNN module: the package leaves int8 convolution out (size budget).
+    const cnn = join(models, "cnn.safetensors");
+    kiln("train", "--data", "builtin:digits", "--model", "cnn:c4k3,p2,d16", "--epochs", "2", "-o", cnn);
+    kiln("quantize", cnn, "--calibrate", "builtin:digits", "-o", join(models, "cnn-int8.safetensors"));
+    kiln("build", join(models, "cnn-int8.safetensors"), "-o", join(models, "cnn-int8.wasm"));
 
     addModel(repo, "digits", { wasm: digits.module, safetensors: digits.model });
     addModel(repo, "mlp", { wasm: join(models, "mlp.wasm") });
     addModel(repo, "mlp-int8", { wasm: join(models, "mlp-int8.wasm") });
+    addModel(repo, "cnn-int8", { wasm: join(models, "cnn-int8.wasm") });
     server = await startServe(repo, dir, "--static", WEB);
     base = server.base;
     browser = await chromium.launch({
@@ -222,6 +228,8 @@ describe("demo page in headless Chromium", () => {
       ["garbage.safetensors", /garbage\.safetensors: not a valid safetensors file/],
       ["no-graph.safetensors", /no kiln graph in the safetensors metadata/],
       ["/models/missing/model.wasm", /\/models\/missing\/model\.wasm: HTTP 404/],
+      // Served by kiln serve (which runs it), refused by the package.
+      ["/models/cnn-int8/model.wasm", /\/models\/cnn-int8\/model\.wasm: .*int8 convolution is not in the browser package; run the model module/],
     ]) {
       problems = [];
       await open(`/demo/?model=${file.startsWith("/") ? file : `/files/${file}`}`);

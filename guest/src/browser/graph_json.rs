@@ -126,8 +126,13 @@ impl<'j, 'a> Fields<'j, 'a> {
 }
 
 /// Ops read from compiled modules only (see the module note).
-pub(super) const MODULE_ONLY: [&str; 4] =
-    ["quantize", "quantize_dynamic", "dense_int8", "leaky_relu"];
+pub(super) const MODULE_ONLY: [&str; 5] = [
+    "quantize",
+    "quantize_dynamic",
+    "dense_int8",
+    "conv2d_int8",
+    "leaky_relu",
+];
 
 /// Why a graph could not be read.
 pub(super) enum ReadError {
@@ -144,7 +149,7 @@ impl From<String> for ReadError {
 }
 
 /// The ops of the format and the fields each may carry (besides `op`).
-const OPS: [(&str, &[&str]); 19] = [
+const OPS: [(&str, &[&str]); 20] = [
     ("standardize", &["mean", "std"]),
     ("dense", &["weight", "bias"]),
     ("relu", &[]),
@@ -160,6 +165,18 @@ const OPS: [(&str, &[&str]); 19] = [
     (
         "dense_int8",
         &["weight", "weight_scale", "bias", "output", "relu"],
+    ),
+    (
+        "conv2d_int8",
+        &[
+            "weight",
+            "weight_scale",
+            "bias",
+            "stride",
+            "padding",
+            "output",
+            "relu",
+        ],
     ),
     ("leaky_relu", &["alpha"]),
     ("group_softmax", &["group"]),

@@ -9,6 +9,7 @@ use std::vec::Vec;
 use std::{format, vec};
 
 use super::{Graph, LayerSpec, Tensor, int8};
+use crate::int8::{Int8Layer, PoolI8};
 use crate::{Activation, ConvGeom, Layer, Model, ModelError, PoolGeom, PoolKind};
 
 /// Why a graph and its tensors do not make a model the kernel can run.
@@ -120,7 +121,7 @@ pub fn to_kernel_float(
     graph: &Graph,
     tensors: &BTreeMap<String, Tensor>,
 ) -> Result<Model<'static>, ConvertError> {
-    convert(graph, tensors, |_, layer, spec, _, _| {
+    convert(graph, tensors, |_, layer, spec, _, _, _| {
         Err(ConvertError::Int8 {
             layer,
             op: spec.op(),
@@ -129,11 +130,14 @@ pub fn to_kernel_float(
 }
 
 /// How one quantized layer is converted: [`int8::layer`] or a refusal.
+/// Arguments: tensors, layer index, spec, input width, input shape, and the
+/// input's quantization (updated to the output's).
 type Int8Fn = fn(
     &BTreeMap<String, Tensor>,
     usize,
     &LayerSpec,
     usize,
+    &[usize],
     &mut int8::QuantState,
 ) -> Result<Layer<'static>, ConvertError>;
 
@@ -211,7 +215,14 @@ fn convert(
             }
             LayerSpec::Quantize { .. }
             | LayerSpec::QuantizeDynamic
-            | LayerSpec::DenseInt8 { .. } => int8_layer(tensors, index, spec, width, &mut quant)?,
+            | LayerSpec::DenseInt8 { .. }
+            | LayerSpec::Conv2dInt8 { .. } => {
+                let layer = int8_layer(tensors, index, spec, width, &shape, &mut quant)?;
+                if let Layer::Int8(Int8Layer::Conv(c)) = &layer {
+                    shape = vec![c.geom.out_c, c.geom.out_h(), c.geom.out_w()];
+                }
+                layer
+            }
             LayerSpec::Relu => activation(Activation::Relu),
             LayerSpec::Sigmoid => activation(Activation::Sigmoid),
             LayerSpec::Tanh => activation(Activation::Tanh),
@@ -271,7 +282,12 @@ fn convert(
                 };
                 geom.check().ok_or(ModelError::Geometry { layer: index })?;
                 shape = vec![c, geom.out_h(), geom.out_w()];
-                Layer::Pool { kind, geom }
+                // After an int8 layer's int8 output, pool the int8 values.
+                if matches!(quant, int8::QuantState::Static { .. }) {
+                    Layer::Int8(Int8Layer::Pool(PoolI8::new(index, kind, geom)?))
+                } else {
+                    Layer::Pool { kind, geom }
+                }
             }
             LayerSpec::LeakyRelu { alpha } => Layer::LeakyRelu {
                 alpha: *alpha,
@@ -326,6 +342,12 @@ fn convert(
             layer,
             Layer::Conv2d { .. }
                 | Layer::Pool { .. }
+                | Layer::Int8(
+                    Int8Layer::Conv(_)
+                        | Int8Layer::Pool(_)
+                        | Int8Layer::Quantize { .. }
+                        | Int8Layer::QuantizeDynamic { .. }
+                )
                 | Layer::Activation { .. }
                 | Layer::Standardize { .. }
                 | Layer::LeakyRelu { .. }

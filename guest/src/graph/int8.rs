@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::string::String;
 use std::{format, vec};
 
-use super::{ConvertError, LayerSpec, Tensor, TensorData};
+use super::{ConvertError, LayerSpec, QuantParams, Tensor, TensorData};
 use crate::Layer;
-use crate::int8::{DenseI8, Int8Layer, Int8Output};
+use crate::int8::{ConvI8, DenseI8, Int8Layer, Int8Output};
 
 /// The quantization of the values flowing into the next layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,9 +60,20 @@ pub(super) fn layer(
     index: usize,
     spec: &LayerSpec,
     width: usize,
+    shape: &[usize],
     quant: &mut QuantState,
 ) -> Result<Layer<'static>, ConvertError> {
     let op = spec.op();
+    if let LayerSpec::Conv2dInt8 { .. } = spec {
+        let &[c, h, w] = shape else {
+            return Err(ConvertError::NotImage {
+                layer: index,
+                op,
+                found: shape.to_vec(),
+            });
+        };
+        return conv_layer(tensors, index, spec, (c, h, w), quant);
+    }
     let quant_err = |what: String| ConvertError::Quant {
         layer: index,
         op,
@@ -174,65 +185,9 @@ pub(super) fn layer(
                     let TensorData::I32(bias_q) = &b.data else {
                         return Err(b.dtype_err(index, op, bias, "I32"));
                     };
-                    // Fold the input zero point into the bias:
-                    // Σ (q − z)·w + b = Σ q·w + (b − z·Σ w).
-                    let mut folded = Vec::with_capacity(outputs);
-                    for (o, (row, &bq)) in rows.chunks_exact(inputs.max(1)).zip(bias_q).enumerate()
-                    {
-                        let sum: i64 = row.iter().map(|&v| i64::from(v)).sum();
-                        let v = i64::from(bq) - i64::from(zero_point) * sum;
-                        folded.push(i32::try_from(v).map_err(|_| {
-                            quant_err(format!(
-                                "`{bias}`[{o}] overflows i32 once the input zero point is folded in"
-                            ))
-                        })?);
-                    }
-                    let output = match out {
-                        None => {
-                            *quant = QuantState::F32;
-                            Int8Output::Float {
-                                input_scale: Some(scale),
-                                weight_scale: Cow::Owned(ws.to_vec()),
-                                bias: Cow::Owned(vec![0.0; outputs]),
-                            }
-                        }
-                        Some(q) => {
-                            if !positive(q.scale) {
-                                return Err(quant_err(format!(
-                                    "output scale {} must be a positive, finite number",
-                                    q.scale
-                                )));
-                            }
-                            if !(-128..=127).contains(&q.zero_point) {
-                                return Err(quant_err(format!(
-                                    "output zero point {} must be in -128..=127",
-                                    q.zero_point
-                                )));
-                            }
-                            let mut multiplier = Vec::with_capacity(outputs);
-                            let mut shift = Vec::with_capacity(outputs);
-                            for (o, &s) in ws.iter().enumerate() {
-                                let real = f64::from(scale) * f64::from(s) / f64::from(q.scale);
-                                let (m, n) = fixed_point_multiplier(real).ok_or_else(|| {
-                                    quant_err(format!(
-                                        "channel {o}: requantize multiplier {real:e} is out of range"
-                                    ))
-                                })?;
-                                multiplier.push(m);
-                                shift.push(n);
-                            }
-                            *quant = QuantState::Static {
-                                scale: q.scale,
-                                zero_point: q.zero_point,
-                            };
-                            Int8Output::Int8 {
-                                multiplier: Cow::Owned(multiplier),
-                                shift: Cow::Owned(shift),
-                                zero_point: q.zero_point,
-                                relu: *relu,
-                            }
-                        }
-                    };
+                    let folded = fold_zero_point(rows, inputs, bias_q, zero_point, bias)
+                        .map_err(quant_err)?;
+                    let output = static_output(ws, scale, out, *relu, quant).map_err(quant_err)?;
                     (folded, output)
                 }
             };
@@ -242,6 +197,189 @@ pub(super) fn layer(
         }
         _ => unreachable!("only quantized layers are passed here"),
     }
+}
+
+/// The i32 bias with the input zero point folded in, per output row of
+/// `taps` int8 weights: `Σ (q − z)·w + b = Σ q·w + (b − z·Σ w)`.
+fn fold_zero_point(
+    rows: &[i8],
+    taps: usize,
+    bias_q: &[i32],
+    zero_point: i32,
+    bias: &str,
+) -> Result<Vec<i32>, String> {
+    let mut folded = Vec::with_capacity(bias_q.len());
+    for (o, (row, &bq)) in rows.chunks_exact(taps.max(1)).zip(bias_q).enumerate() {
+        let sum: i64 = row.iter().map(|&v| i64::from(v)).sum();
+        let v = i64::from(bq) - i64::from(zero_point) * sum;
+        folded.push(i32::try_from(v).map_err(|_| {
+            format!(
+                "`{bias}`[{o}] = {bq} overflows i32 once the input zero point is folded in; \
+                 re-quantize the f32 model with this kiln (it bounds biases to 2^30)"
+            )
+        })?);
+    }
+    Ok(folded)
+}
+
+/// The output of an int8 layer after a static input quantization (`scale`):
+/// requantize to `out` (updating `quant`), or dequantize to f32.
+fn static_output(
+    ws: &[f32],
+    scale: f32,
+    out: &Option<QuantParams>,
+    relu: bool,
+    quant: &mut QuantState,
+) -> Result<Int8Output<'static>, String> {
+    let Some(q) = out else {
+        *quant = QuantState::F32;
+        return Ok(Int8Output::Float {
+            input_scale: Some(scale),
+            weight_scale: Cow::Owned(ws.to_vec()),
+            bias: Cow::Owned(vec![0.0; ws.len()]),
+        });
+    };
+    if !positive(q.scale) {
+        return Err(format!(
+            "output scale {} must be a positive, finite number",
+            q.scale
+        ));
+    }
+    if !(-128..=127).contains(&q.zero_point) {
+        return Err(format!(
+            "output zero point {} must be in -128..=127",
+            q.zero_point
+        ));
+    }
+    let mut multiplier = Vec::with_capacity(ws.len());
+    let mut shift = Vec::with_capacity(ws.len());
+    for (o, &s) in ws.iter().enumerate() {
+        let real = f64::from(scale) * f64::from(s) / f64::from(q.scale);
+        let (m, n) = fixed_point_multiplier(real).ok_or_else(|| {
+            format!("channel {o}: requantize multiplier {real:e} is out of range")
+        })?;
+        multiplier.push(m);
+        shift.push(n);
+    }
+    *quant = QuantState::Static {
+        scale: q.scale,
+        zero_point: q.zero_point,
+    };
+    Ok(Int8Output::Int8 {
+        multiplier: Cow::Owned(multiplier),
+        shift: Cow::Owned(shift),
+        zero_point: q.zero_point,
+        relu,
+    })
+}
+
+/// Converts a [`LayerSpec::Conv2dInt8`] reading a `[c, h, w]` image;
+/// `quant` is the quantization of its input (updated to its output's).
+fn conv_layer(
+    tensors: &BTreeMap<String, Tensor>,
+    index: usize,
+    spec: &LayerSpec,
+    (in_c, in_h, in_w): (usize, usize, usize),
+    quant: &mut QuantState,
+) -> Result<Layer<'static>, ConvertError> {
+    let LayerSpec::Conv2dInt8 {
+        weight,
+        weight_scale,
+        bias,
+        stride,
+        padding,
+        output,
+        relu,
+    } = spec
+    else {
+        unreachable!("only conv2d_int8 is passed here");
+    };
+    let op = spec.op();
+    let quant_err = |what: String| ConvertError::Quant {
+        layer: index,
+        op,
+        what,
+    };
+    let tensor = |name: &str| {
+        tensors
+            .get(name)
+            .ok_or_else(|| ConvertError::MissingTensor {
+                layer: index,
+                op,
+                tensor: name.into(),
+            })
+    };
+    let (w, ws, b) = (tensor(weight)?, tensor(weight_scale)?, tensor(bias)?);
+    let shape_err = |name: &str, found: &[usize], expected: String| ConvertError::TensorShape {
+        layer: index,
+        op,
+        tensor: name.into(),
+        found: found.to_vec(),
+        expected,
+    };
+    let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
+        return Err(shape_err(
+            weight,
+            &w.shape,
+            format!("[out_c, {in_c}, kh, kw]"),
+        ));
+    };
+    if wc != in_c {
+        return Err(shape_err(
+            weight,
+            &w.shape,
+            format!("[{out_c}, {in_c}, {kh}, {kw}]"),
+        ));
+    }
+    for (name, t) in [(weight_scale, ws), (bias, b)] {
+        if t.shape != [out_c] {
+            return Err(shape_err(name, &t.shape, format!("[{out_c}]")));
+        }
+    }
+    let TensorData::I8(filters) = &w.data else {
+        return Err(w.dtype_err(index, op, weight, "I8"));
+    };
+    let TensorData::I32(bias_q) = &b.data else {
+        return Err(b.dtype_err(index, op, bias, "I32"));
+    };
+    let ws = ws.f32_data(index, op, weight_scale)?;
+    if let Some((o, s)) = ws.iter().enumerate().find(|(_, s)| !positive(**s)) {
+        return Err(quant_err(format!(
+            "`{weight_scale}`[{o}] = {s}: weight scales must be positive, finite numbers"
+        )));
+    }
+    if *relu && output.is_none() {
+        return Err(quant_err(
+            "`relu` needs an int8 `output` to clamp; apply a relu layer after a float output instead".into(),
+        ));
+    }
+    let QuantState::Static { scale, zero_point } = *quant else {
+        let found = if *quant == QuantState::F32 {
+            "f32"
+        } else {
+            "int8 (dynamic scale)"
+        };
+        return Err(ConvertError::Graph(crate::ModelError::Domain {
+            layer: index,
+            expected: "int8 (static scale)",
+            found,
+        }));
+    };
+    let geom = crate::ConvGeom {
+        in_c,
+        in_h,
+        in_w,
+        out_c,
+        kh,
+        kw,
+        stride: *stride,
+        pad: *padding,
+    };
+    let taps = in_c * kh * kw;
+    let folded = fold_zero_point(filters, taps, bias_q, zero_point, bias).map_err(quant_err)?;
+    let out = static_output(ws, scale, output, *relu, quant).map_err(quant_err)?;
+    let conv = ConvI8::from_filters(index, geom, filters, Cow::Owned(folded), zero_point, out)?;
+    Ok(Layer::Int8(Int8Layer::Conv(conv)))
 }
 
 #[cfg(test)]

@@ -132,6 +132,27 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         relu: bool,
     },
+    /// int8 2-D convolution (`kiln quantize` of a [`LayerSpec::Conv2d`]):
+    /// `weight` I8 `[out_c, in_c, kh, kw]`, `weight_scale` F32 `[out_c]`,
+    /// `bias` I32 `[out_c]` at the accumulator scale, after a static
+    /// [`LayerSpec::Quantize`] (or another int8 layer); `stride` and
+    /// `padding` as for `conv2d`, the padding holding the input's zero point
+    /// (its quantized 0). `output` and `relu` as for
+    /// [`LayerSpec::DenseInt8`]. `max_pool` and `avg_pool` after an int8
+    /// output pool int8 values (see docs/quantization.md).
+    Conv2dInt8 {
+        weight: String,
+        weight_scale: String,
+        bias: String,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<QuantParams>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relu: bool,
+    },
     /// `if x < 0 { alpha · x } else { x }`.
     LeakyRelu {
         alpha: f32,
@@ -192,6 +213,7 @@ impl LayerSpec {
             LayerSpec::Quantize { .. } => "quantize",
             LayerSpec::QuantizeDynamic => "quantize_dynamic",
             LayerSpec::DenseInt8 { .. } => "dense_int8",
+            LayerSpec::Conv2dInt8 { .. } => "conv2d_int8",
             LayerSpec::LeakyRelu { .. } => "leaky_relu",
             LayerSpec::GroupSoftmax { .. } => "group_softmax",
             LayerSpec::LogSoftmax { .. } => "log_softmax",

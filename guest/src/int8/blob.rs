@@ -15,9 +15,13 @@
 
 use alloc::vec::Vec;
 
-use super::{ConvI8, DenseI8, Int8Layer, Int8Output};
+#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+use super::{ConvI8, PoolI8};
+use super::{DenseI8, Int8Layer, Int8Output};
 use crate::blob::{Reader, TensorRef, push_tensor};
-use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
+use crate::kernels::conv::PoolKind;
+#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+use crate::kernels::conv::{ConvGeom, PoolGeom};
 use crate::{DecodeError, Layer};
 
 const OP_QUANTIZE: u32 = 20;
@@ -120,8 +124,9 @@ pub(crate) fn encode<'t>(
                 }
             }
         }
-        Int8Layer::Pool { kind, geom: g } => {
-            let kind = match kind {
+        Int8Layer::Pool(p) => {
+            let g = &p.geom;
+            let kind = match p.kind {
                 PoolKind::Max => 0,
                 PoolKind::Avg => 1,
             };
@@ -137,6 +142,15 @@ pub(crate) fn decode<'a>(
     r: &mut Reader<'a>,
     index: usize,
 ) -> Result<Layer<'a>, DecodeError> {
+    // Left out of the browser package (see `super::conv`); refused before
+    // decoding so that the decoder, too, stays out.
+    #[cfg(all(target_arch = "wasm32", feature = "browser"))]
+    if matches!(op, OP_CONV_I8_TO_I8 | OP_CONV_I8_TO_F32 | OP_POOL_I8) {
+        return Err(DecodeError::Model(crate::ModelError::Quant {
+            layer: index,
+            what: super::conv::NOT_HERE,
+        }));
+    }
     let expected = match op {
         OP_QUANTIZE => 3,
         OP_QUANTIZE_DYNAMIC => 1,
@@ -158,7 +172,9 @@ pub(crate) fn decode<'a>(
         OP_QUANTIZE_DYNAMIC => Int8Layer::QuantizeDynamic {
             len: r.u32()? as usize,
         },
+        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
         OP_CONV_I8_TO_I8 | OP_CONV_I8_TO_F32 => decode_conv(op, r, index)?,
+        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
         OP_POOL_I8 => {
             let kind = match r.u32()? {
                 0 => PoolKind::Max,
@@ -170,10 +186,10 @@ pub(crate) fn decode<'a>(
                 *v = r.u32()? as usize;
             }
             let [c, h, w, k, stride] = d;
-            Int8Layer::Pool {
-                kind,
-                geom: PoolGeom { c, h, w, k, stride },
-            }
+            Int8Layer::Pool(
+                PoolI8::new(index, kind, PoolGeom { c, h, w, k, stride })
+                    .map_err(DecodeError::Model)?,
+            )
         }
         _ => {
             let inputs = r.u32()? as usize;
@@ -223,6 +239,7 @@ pub(crate) fn decode<'a>(
     Ok(Layer::Int8(layer))
 }
 
+#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
 fn decode_conv<'a>(
     op: u32,
     r: &mut Reader<'a>,
@@ -269,10 +286,11 @@ fn decode_conv<'a>(
         }
     };
     Ok(Int8Layer::Conv(ConvI8 {
-        geom,
+        geom: geom.into(),
         weight,
         bias,
         input_zero_point,
         output,
+        here: (),
     }))
 }

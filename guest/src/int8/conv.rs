@@ -9,18 +9,66 @@
 //! exactly the two outputs of the dense layer ([`super::Int8Output`]).
 //! Pooling keeps the activation's scale and zero point, so a
 //! conv → pool → conv → pool → dense chain never leaves the integers.
+//!
+//! The browser package (wasm32 + feature `browser`) leaves these layers out
+//! to stay within its size budget: there [`Here`] is uninhabited, so no
+//! [`ConvI8`] or [`PoolI8`] can exist and the compiler drops every path that
+//! would handle one; the blob decoder refuses their op codes with a message
+//! pointing at the model module, which runs them.
 
 use alloc::borrow::Cow;
 
-use super::Int8Output;
+use super::{Int8Layer, Int8Output, Int8Scratch};
 use crate::ModelError;
-use crate::kernels::conv::ConvGeom;
+use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
 use crate::kernels::conv_int8 as k;
+
+/// A marker every int8 convolution and pooling layer holds: `()` in every
+/// build but the browser package, where it is uninhabited (see the module
+/// note).
+#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+pub type Here = ();
+/// A marker every int8 convolution and pooling layer holds: uninhabited in
+/// the browser package (see the module note).
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+pub type Here = core::convert::Infallible;
+
+/// Max or average pooling of int8 values; the scale and zero point stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolI8 {
+    pub kind: PoolKind,
+    pub geom: PoolGeom,
+    pub(crate) here: Here,
+}
+
+impl PoolI8 {
+    /// A pooling layer at index `layer` over a valid geometry. Always an
+    /// error in the browser package (see the module note).
+    pub fn new(layer: usize, kind: PoolKind, geom: PoolGeom) -> Result<Self, ModelError> {
+        geom.check().ok_or(ModelError::Geometry { layer })?;
+        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+        return Ok(PoolI8 {
+            kind,
+            geom,
+            here: (),
+        });
+        #[cfg(all(target_arch = "wasm32", feature = "browser"))]
+        {
+            let _ = kind;
+            Err(ModelError::Quant {
+                layer,
+                what: NOT_HERE,
+            })
+        }
+    }
+}
 
 /// An int8 2-D convolution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvI8<'a> {
-    pub geom: ConvGeom,
+    /// Boxed, so that the largest int8 layer stays no larger than a dense
+    /// one (every [`crate::Layer`] pays for the largest).
+    pub geom: alloc::boxed::Box<ConvGeom>,
     /// Filters packed by [`k::pack_filters`] (`out_c` rows of `taps8` bytes).
     pub weight: Cow<'a, [i8]>,
     /// i32 bias at the accumulator scale with the input zero point folded in
@@ -31,11 +79,13 @@ pub struct ConvI8<'a> {
     /// Requantize or dequantize, as for [`super::DenseI8`]; a float output
     /// needs the static input scale (`input_scale: Some`).
     pub output: Int8Output<'a>,
+    pub(crate) here: Here,
 }
 
 impl<'a> ConvI8<'a> {
     /// Packs PyTorch-layout int8 filters (`out_c × in_c × kh × kw`, the
-    /// model file's layout). `layer` is the index used in errors.
+    /// model file's layout). `layer` is the index used in errors. Always an
+    /// error in the browser package (see the module note).
     pub fn from_filters(
         layer: usize,
         geom: ConvGeom,
@@ -59,15 +109,27 @@ impl<'a> ConvI8<'a> {
         let t8 = k::taps8(&geom).ok_or(too_large.clone())?;
         let mut weight = alloc::vec![0i8; k::packed_len(&geom).ok_or(too_large)?];
         k::pack_filters(filters, taps, t8, &mut weight);
-        Ok(ConvI8 {
-            geom,
+        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+        return Ok(ConvI8 {
+            geom: geom.into(),
             weight: Cow::Owned(weight),
             bias,
             input_zero_point,
             output,
-        })
+            here: (),
+        });
+        #[cfg(all(target_arch = "wasm32", feature = "browser"))]
+        {
+            let _ = (bias, input_zero_point, output, weight);
+            Err(ModelError::Quant {
+                layer,
+                what: NOT_HERE,
+            })
+        }
     }
+}
 
+impl ConvI8<'_> {
     /// Checks geometry, tensor lengths and quantization parameters.
     pub(crate) fn check(&self, layer: usize) -> Result<(), ModelError> {
         self.geom.check().ok_or(ModelError::Geometry { layer })?;
@@ -104,7 +166,66 @@ impl<'a> ConvI8<'a> {
             bias: Cow::Owned(self.bias.into_owned()),
             input_zero_point: self.input_zero_point,
             output: self.output.into_owned(),
+            here: self.here,
         }
+    }
+}
+
+/// Why the browser package refuses these layers (see the module note).
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+pub(super) const NOT_HERE: &str = "int8 convolution is not in the browser package; \
+     run the model module (docs/abi.md) or quantize with --dynamic";
+
+/// Checks an [`Int8Layer::Conv`] or [`Int8Layer::Pool`].
+pub(super) fn check(layer: &Int8Layer<'_>, index: usize) -> Result<(), ModelError> {
+    match layer {
+        Int8Layer::Conv(c) => c.check(index),
+        Int8Layer::Pool(p) => p.geom.check().ok_or(ModelError::Geometry { layer: index }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs an [`Int8Layer::Conv`] or [`Int8Layer::Pool`] on `batch` rows of
+/// `q.cur` (int8); the result is in `q.cur`, or in `f32_buf` for a conv
+/// with a float output.
+pub(super) fn run(layer: &Int8Layer<'_>, batch: usize, f32_buf: &mut [f32], q: &mut Int8Scratch) {
+    let (xn, yn) = (batch * layer.input_len(), batch * layer.output_len());
+    match layer {
+        Int8Layer::Conv(c) => {
+            let acc = &mut q.acc[..yn];
+            let pad = c.input_zero_point as i8;
+            let x = &q.cur[..xn];
+            crate::kernels::conv2d_i8(x, &c.weight, &c.bias, &c.geom, pad, &mut q.cols, acc);
+            let plane = c.geom.out_h() * c.geom.out_w();
+            match &c.output {
+                Int8Output::Int8 {
+                    multiplier,
+                    shift,
+                    zero_point,
+                    relu,
+                } => {
+                    let lo = if *relu { *zero_point } else { -128 };
+                    let y = &mut q.next[..yn];
+                    k::requantize_planes(acc, multiplier, shift, *zero_point, lo, plane, y);
+                    core::mem::swap(&mut q.cur, &mut q.next);
+                }
+                Int8Output::Float {
+                    input_scale,
+                    weight_scale,
+                    bias,
+                } => {
+                    // `check` refuses a conv without a static input scale.
+                    let s = input_scale.unwrap_or(1.0);
+                    let y = &mut f32_buf[..yn];
+                    k::dequantize_planes(acc, s, weight_scale, bias, plane, y);
+                }
+            }
+        }
+        Int8Layer::Pool(p) => {
+            k::pool_i8(p.kind, &q.cur[..xn], &p.geom, &mut q.next[..yn]);
+            core::mem::swap(&mut q.cur, &mut q.next);
+        }
+        _ => {}
     }
 }
 
@@ -112,7 +233,7 @@ impl<'a> ConvI8<'a> {
 mod tests {
     use super::*;
     use crate::int8::{DenseI8, Int8Layer};
-    use crate::{Layer, Model, PoolGeom, PoolKind};
+    use crate::{Layer, Model};
 
     /// quantize → conv (relu, int8) → max pool → avg pool → conv (f32):
     /// a hand-checked run, the blob round trip, and totality of decoding
@@ -146,16 +267,20 @@ mod tests {
         )
         .unwrap();
         let pool = |kind, h| {
-            Layer::Int8(Int8Layer::Pool {
-                kind,
-                geom: PoolGeom {
-                    c: 2,
-                    h,
-                    w: h,
-                    k: 2,
-                    stride: 2,
-                },
-            })
+            Layer::Int8(Int8Layer::Pool(
+                PoolI8::new(
+                    2,
+                    kind,
+                    PoolGeom {
+                        c: 2,
+                        h,
+                        w: h,
+                        k: 2,
+                        stride: 2,
+                    },
+                )
+                .unwrap(),
+            ))
         };
         let g2 = ConvGeom {
             in_c: 2,

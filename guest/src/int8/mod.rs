@@ -18,13 +18,12 @@
 pub(crate) mod blob;
 mod conv;
 
-pub use conv::ConvI8;
+pub use conv::{ConvI8, Here, PoolI8};
 
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use crate::kernels::conv::{PoolGeom, PoolKind};
-use crate::kernels::{self, conv_int8, int8 as k};
+use crate::kernels::{self, int8 as k};
 use crate::{ModelError, RunError};
 
 /// Where a layer's input or output lives.
@@ -64,7 +63,7 @@ pub enum Int8Layer<'a> {
     /// int8 convolution → int8 or f32.
     Conv(ConvI8<'a>),
     /// Max or average pooling of int8 values (scale and zero point kept).
-    Pool { kind: PoolKind, geom: PoolGeom },
+    Pool(PoolI8),
 }
 
 /// An int8 dense layer.
@@ -142,7 +141,7 @@ impl<'a> Int8Layer<'a> {
             Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
             Int8Layer::Dense(d) => d.inputs,
             Int8Layer::Conv(c) => c.geom.input_len().unwrap_or(0),
-            Int8Layer::Pool { geom, .. } => geom.input_len().unwrap_or(0),
+            Int8Layer::Pool(p) => p.geom.input_len().unwrap_or(0),
         }
     }
 
@@ -151,7 +150,7 @@ impl<'a> Int8Layer<'a> {
             Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
             Int8Layer::Dense(d) => d.outputs,
             Int8Layer::Conv(c) => c.geom.output_len().unwrap_or(0),
-            Int8Layer::Pool { geom, .. } => geom.check().map_or(0, |()| geom.output_len()),
+            Int8Layer::Pool(p) => p.geom.check().map_or(0, |()| p.geom.output_len()),
         }
     }
 
@@ -165,7 +164,7 @@ impl<'a> Int8Layer<'a> {
                 } => Domain::Int8Dynamic,
                 _ => Domain::Int8Static,
             },
-            Int8Layer::Conv(_) | Int8Layer::Pool { .. } => Domain::Int8Static,
+            Int8Layer::Conv(_) | Int8Layer::Pool(_) => Domain::Int8Static,
         }
     }
 
@@ -174,16 +173,18 @@ impl<'a> Int8Layer<'a> {
         match self {
             Int8Layer::Quantize { .. } => Domain::Int8Static,
             Int8Layer::QuantizeDynamic { .. } => Domain::Int8Dynamic,
-            Int8Layer::Dense(DenseI8 { output, .. }) | Int8Layer::Conv(ConvI8 { output, .. }) => {
-                match output {
-                    Int8Output::Int8 { .. } => Domain::Int8Static,
-                    Int8Output::Float { .. } => Domain::F32,
-                }
-            }
-            Int8Layer::Pool { .. } => Domain::Int8Static,
+            Int8Layer::Dense(DenseI8 { output, .. }) => output.domain(),
+            Int8Layer::Conv(c) => c.output.domain(),
+            Int8Layer::Pool(_) => Domain::Int8Static,
         }
     }
 
+    // In the browser package `Conv` is uninhabited (see `conv`), so its arm
+    // is unreachable there.
+    #[cfg_attr(
+        all(target_arch = "wasm32", feature = "browser"),
+        allow(unreachable_code)
+    )]
     pub fn into_owned(self) -> Int8Layer<'static> {
         fn own<T: Clone>(c: Cow<'_, [T]>) -> Cow<'static, [T]> {
             Cow::Owned(c.into_owned())
@@ -207,7 +208,7 @@ impl<'a> Int8Layer<'a> {
                 output: d.output.into_owned(),
             }),
             Int8Layer::Conv(c) => Int8Layer::Conv(c.into_owned()),
-            Int8Layer::Pool { kind, geom } => Int8Layer::Pool { kind, geom },
+            Int8Layer::Pool(p) => Int8Layer::Pool(p),
         }
     }
 
@@ -235,8 +236,7 @@ impl<'a> Int8Layer<'a> {
                 len("bias", d.outputs, d.bias.len())?;
                 d.output.check(layer, d.outputs)
             }
-            Int8Layer::Conv(c) => c.check(layer),
-            Int8Layer::Pool { geom, .. } => geom.check().ok_or(ModelError::Geometry { layer }),
+            Int8Layer::Conv(_) | Int8Layer::Pool(_) => conv::check(self, layer),
         }
     }
 
@@ -298,57 +298,7 @@ impl<'a> Int8Layer<'a> {
                     }
                 }
             }
-            Int8Layer::Conv(c) => {
-                let (xn, yn) = (batch * self.input_len(), batch * self.output_len());
-                let acc = &mut q.acc[..yn];
-                let pad = c.input_zero_point as i8;
-                kernels::conv2d_i8(
-                    &q.cur[..xn],
-                    &c.weight,
-                    &c.bias,
-                    &c.geom,
-                    pad,
-                    &mut q.cols,
-                    acc,
-                );
-                let plane = c.geom.out_h() * c.geom.out_w();
-                match &c.output {
-                    Int8Output::Int8 {
-                        multiplier,
-                        shift,
-                        zero_point,
-                        relu,
-                    } => {
-                        let lo = if *relu { *zero_point } else { -128 };
-                        let y = &mut q.next[..yn];
-                        conv_int8::requantize_planes(
-                            acc,
-                            multiplier,
-                            shift,
-                            *zero_point,
-                            lo,
-                            plane,
-                            y,
-                        );
-                        core::mem::swap(&mut q.cur, &mut q.next);
-                    }
-                    Int8Output::Float {
-                        input_scale,
-                        weight_scale,
-                        bias,
-                    } => {
-                        // `check` refuses a conv without a static input scale.
-                        let s = input_scale.unwrap_or(1.0);
-                        let y = &mut f32_buf[..yn];
-                        conv_int8::dequantize_planes(acc, s, weight_scale, bias, plane, y);
-                    }
-                }
-            }
-            Int8Layer::Pool { kind, geom } => {
-                let (xn, yn) = (batch * self.input_len(), batch * self.output_len());
-                conv_int8::pool_i8(*kind, &q.cur[..xn], geom, &mut q.next[..yn]);
-                core::mem::swap(&mut q.cur, &mut q.next);
-            }
+            Int8Layer::Conv(_) | Int8Layer::Pool(_) => conv::run(self, batch, f32_buf, q),
         }
     }
 
@@ -437,6 +387,14 @@ impl Int8Output<'_> {
         }
     }
 
+    /// The domain of the values a layer with this output writes.
+    fn domain(&self) -> Domain {
+        match self {
+            Int8Output::Int8 { .. } => Domain::Int8Static,
+            Int8Output::Float { .. } => Domain::F32,
+        }
+    }
+
     /// This output with every tensor copied out of the blob it borrows.
     pub fn into_owned(self) -> Int8Output<'static> {
         fn own<T: Clone>(c: Cow<'_, [T]>) -> Cow<'static, [T]> {
@@ -471,12 +429,12 @@ impl Int8Output<'_> {
 /// accumulators, and the per-row scales of dynamic quantization.
 #[derive(Debug, Default)]
 pub struct Int8Scratch {
-    cur: Vec<i8>,
-    next: Vec<i8>,
-    acc: Vec<i32>,
+    pub(crate) cur: Vec<i8>,
+    pub(crate) next: Vec<i8>,
+    pub(crate) acc: Vec<i32>,
     row_scale: Vec<f32>,
     /// The im2col column of int8 convolutions.
-    cols: Vec<i16>,
+    pub(crate) cols: Vec<i16>,
 }
 
 impl Int8Scratch {

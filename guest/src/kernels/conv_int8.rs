@@ -77,6 +77,7 @@ pub fn im2col(g: &ConvGeom, xr: &[i8], oy: usize, ox: usize, pad: i16, col: &mut
 /// `pad`, the input zero point) and `w` the packed filters.
 /// `cols` is scratch of at least `taps8` values.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn conv2d_i8(
     x: &[i8],
     w: &[i8],
@@ -112,6 +113,7 @@ pub fn conv2d_i8(
 
 /// [`requantize_one`] over NCHW accumulators: channel `o` (planes of
 /// `plane` values) uses `multiplier[o]` and `shift[o]`.
+#[inline(never)]
 pub fn requantize_planes(
     acc: &[i32],
     multiplier: &[i32],
@@ -140,6 +142,7 @@ pub fn requantize_planes(
 /// Final dequantize over NCHW accumulators, with the dense layer's
 /// arithmetic ([`super::int8::dequantize`]): `y = f32(acc) · (input_scale ·
 /// weight_scale[o]) + bias[o]`, one rounding per operation in that order.
+#[inline(never)]
 pub fn dequantize_planes(
     acc: &[i32],
     input_scale: f32,
@@ -173,6 +176,7 @@ pub fn dequantize_planes(
 /// dequantization. Avg: the window sum `S` (i32) of `n = k·k` values, then
 /// `⌊(2S + n) / 2n⌋`, the mean rounded half toward +∞ (the rounding of
 /// requantize), which stays in −128..=127.
+#[inline(never)]
 pub fn pool_i8(kind: PoolKind, x: &[i8], g: &PoolGeom, y: &mut [i8]) {
     let Some(in_len) = g.input_len() else { return };
     let (oh, ow) = (g.out_h(), g.out_w());

@@ -19,6 +19,7 @@ const GROUP: usize = 4;
 
 /// [`reference::conv2d_i8`], four output channels per pass.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn conv2d_i8(
     x: &[i8],
     w: &[i8],

@@ -10,12 +10,14 @@ use kiln::shrink::{self, CalibMethod, QuantizeConfig, Scheme};
 
 /// Quantize a model to int8: smaller, faster, and bit-identical everywhere.
 ///
-/// Dense weights become int8 with one scale per output channel (max|w|/127)
-/// and biases i32. Activations between dense layers become int8 with a scale
-/// and zero point taken from calibration data (`--calibrate`): the kernel then
+/// Dense weights and convolution filters become int8 with one scale per
+/// output channel (max|w|/127) and biases i32. Activations between these
+/// layers become int8 with a scale and zero point taken from calibration data
+/// (`--calibrate`), and pooling between them runs on int8: the kernel
 /// multiplies int8 by int8 into i32 and requantizes with an integer
 /// multiplier and shift — no float math between layers. `--dynamic` needs no
-/// data: each layer quantizes its input per row at run time instead.
+/// data: each dense layer quantizes its input per row at run time instead
+/// (convolutions then stay f32).
 ///
 /// The calibration data is a CSV file (columns matched by the model's feature
 /// names, otherwise all columns in order; the target column is ignored) or a

@@ -111,7 +111,10 @@ pub(super) fn check_float(model: &ModelFile) -> Result<(), ShrinkError> {
     for (layer, l) in model.graph.layers.iter().enumerate() {
         if matches!(
             l,
-            LayerSpec::Quantize { .. } | LayerSpec::QuantizeDynamic | LayerSpec::DenseInt8 { .. }
+            LayerSpec::Quantize { .. }
+                | LayerSpec::QuantizeDynamic
+                | LayerSpec::DenseInt8 { .. }
+                | LayerSpec::Conv2dInt8 { .. }
         ) {
             return Err(ShrinkError::AlreadyQuantized { layer, op: l.op() });
         }

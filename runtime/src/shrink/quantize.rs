@@ -1,13 +1,17 @@
 //! `kiln quantize`: an f32 model → an int8 model.
 //!
-//! Each dense layer becomes a [`LayerSpec::DenseInt8`]: weights symmetric
-//! int8 per output channel (`scale = max|w| / 127`, zero point 0), biases
-//! i32 at the accumulator scale. Activations between dense layers stay int8
-//! with a per-tensor scale and zero point from calibration data; a ReLU after
-//! a dense layer is fused into its requantize clamp. The last dense layer of
-//! a run dequantizes to f32 for what follows (softmax…). With `--dynamic`
-//! no calibration is needed: every dense layer quantizes its f32 input per
-//! row at run time and dequantizes its output. See `docs/quantization.md`.
+//! Each dense layer becomes a [`LayerSpec::DenseInt8`] and each convolution
+//! a [`LayerSpec::Conv2dInt8`]: weights symmetric int8 per output channel
+//! (`scale = max|w| / 127`, zero point 0, raised where the bias would not
+//! fit i32 — see [`bias_scale_floor`]), biases i32 at the accumulator scale.
+//! Activations between these layers stay int8 with a per-tensor scale and
+//! zero point from calibration data — through pooling and flattening, which
+//! then run on int8 — and a ReLU after a layer is fused into its requantize
+//! clamp. The last int8 layer of a run dequantizes to f32 for what follows
+//! (softmax…). With `--dynamic` no calibration is needed: every dense layer
+//! quantizes its f32 input per row at run time and dequantizes its output
+//! (convolutions, which need a static input scale, stay f32). See
+//! `docs/quantization.md`.
 
 use std::collections::BTreeMap;
 
@@ -90,22 +94,47 @@ pub fn quantize(
     let mut input: Option<QuantParams> = None;
     let mut i = 0;
     while i < layers.len() {
-        let LayerSpec::Dense { weight, bias } = &layers[i] else {
-            copy(&layers[i], &mut tensors);
-            out_layers.push(layers[i].clone());
-            i += 1;
-            continue;
-        };
-        let next = |from: usize| {
-            layers[from..]
-                .iter()
-                .find(|l| !matches!(l, LayerSpec::Flatten))
+        let (weight, bias, conv) = match &layers[i] {
+            LayerSpec::Dense { weight, bias } => (weight, bias, None),
+            // A convolution needs a static input scale (its padding holds
+            // the zero point); with --dynamic it stays f32.
+            LayerSpec::Conv2d {
+                weight,
+                bias,
+                stride,
+                padding,
+            } if !cfg.dynamic => (weight, bias, Some((*stride, *padding))),
+            other => {
+                copy(other, &mut tensors);
+                // Pooling and flattening between int8 layers run on int8
+                // (`input` stays); anything else takes f32.
+                if !matches!(
+                    other,
+                    LayerSpec::Flatten | LayerSpec::MaxPool { .. } | LayerSpec::AvgPool { .. }
+                ) {
+                    input = None;
+                }
+                out_layers.push(other.clone());
+                i += 1;
+                continue;
+            }
         };
         let relu_next = matches!(layers.get(i + 1), Some(LayerSpec::Relu));
-        // Keep int8 across the boundary only into another dense layer.
+        // Keep int8 across the boundary only into another int8 layer,
+        // through any pooling and flattening in between.
         let after_relu = if relu_next { i + 2 } else { i + 1 };
-        let feeds_dense = !cfg.dynamic && matches!(next(after_relu), Some(LayerSpec::Dense { .. }));
-        let fuse_relu = relu_next && feeds_dense;
+        let next = layers[after_relu..].iter().find(|l| {
+            !matches!(
+                l,
+                LayerSpec::Flatten | LayerSpec::MaxPool { .. } | LayerSpec::AvgPool { .. }
+            )
+        });
+        let feeds_int8 = !cfg.dynamic
+            && matches!(
+                next,
+                Some(LayerSpec::Dense { .. } | LayerSpec::Conv2d { .. })
+            );
+        let fuse_relu = relu_next && feeds_int8;
 
         let sx = if cfg.dynamic {
             out_layers.push(LayerSpec::QuantizeDynamic);
@@ -126,23 +155,31 @@ pub fn quantize(
         };
 
         let w = &model.tensors[weight];
-        let (&[outputs, inputs], Some(wf)) = (w.shape.as_slice(), w.as_f32()) else {
-            unreachable!("to_kernel checked the dense layer");
+        let (outputs, taps) = match (w.shape.as_slice(), conv) {
+            (&[outputs, inputs], None) => (outputs, inputs),
+            (&[out_c, in_c, kh, kw], Some(_)) => (out_c, in_c * kh * kw),
+            _ => unreachable!("to_kernel checked the layer"),
         };
+        let wf = w.as_f32().expect("checked f32 weight");
         let bf = model.tensors[bias].as_f32().expect("checked f32 bias");
-        let (wq, ws) = quantize_weights(wf, inputs, outputs, cfg.scheme);
+        let floor: Vec<f32> = match sx {
+            Some(sx) => bf.iter().map(|&b| bias_scale_floor(b, sx)).collect(),
+            None => vec![0.0; outputs],
+        };
+        let (wq, ws) = quantize_weights(wf, taps, outputs, cfg.scheme, &floor);
         let scale_name = format!("{weight}.scale");
-        tensors.insert(weight.clone(), Tensor::i8(vec![outputs, inputs], wq));
+        tensors.insert(weight.clone(), Tensor::i8(w.shape.clone(), wq));
         tensors.insert(scale_name.clone(), Tensor::new(vec![outputs], ws.clone()));
         let bias_tensor = match sx {
-            // i32 at the accumulator scale s_x · s_w[o].
+            // i32 at the accumulator scale s_x · s_w[o]; the floor on s_w
+            // keeps |bias| ≤ 2^30.
             Some(sx) => Tensor::i32(
                 vec![outputs],
                 bf.iter()
                     .zip(&ws)
                     .map(|(&b, &s)| {
                         let v = (f64::from(b) / (f64::from(sx) * f64::from(s))).round();
-                        v.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+                        v.clamp(-BIAS_LIMIT, BIAS_LIMIT) as i32
                     })
                     .collect(),
             ),
@@ -150,7 +187,7 @@ pub fn quantize(
         };
         tensors.insert(bias.clone(), bias_tensor);
 
-        let output = if feeds_dense {
+        let output = if feeds_int8 {
             let q = range(if fuse_relu { i + 2 } else { i + 1 })?;
             input = Some(q);
             Some(q)
@@ -158,12 +195,23 @@ pub fn quantize(
             input = None;
             None
         };
-        out_layers.push(LayerSpec::DenseInt8 {
-            weight: weight.clone(),
-            weight_scale: scale_name,
-            bias: bias.clone(),
-            output,
-            relu: fuse_relu,
+        out_layers.push(match conv {
+            None => LayerSpec::DenseInt8 {
+                weight: weight.clone(),
+                weight_scale: scale_name,
+                bias: bias.clone(),
+                output,
+                relu: fuse_relu,
+            },
+            Some((stride, padding)) => LayerSpec::Conv2dInt8 {
+                weight: weight.clone(),
+                weight_scale: scale_name,
+                bias: bias.clone(),
+                stride,
+                padding,
+                output,
+                relu: fuse_relu,
+            },
         });
         i += if fuse_relu { 2 } else { 1 };
     }
@@ -175,12 +223,34 @@ pub fn quantize(
     Ok(quantized)
 }
 
-/// Int8 weights (output-major, like `w`) and one scale per output channel.
+/// The largest magnitude of an i32 bias at the accumulator scale: half the
+/// i32 range, leaving the other half to `Σ (q − z)·w` (at most 255 · 127 per
+/// input, so up to 33,000 inputs never overflow).
+const BIAS_LIMIT: f64 = (1u32 << 30) as f64;
+
+/// The smallest weight scale at which bias `b` fits [`BIAS_LIMIT`] at the
+/// accumulator scale `sx · s_w`: `|b| / (sx · 2^30)`, rounded up in f32.
+///
+/// Without it, a channel whose weights are all (nearly) zero — a dead unit,
+/// common after L2 regularisation (scikit-learn's MLPClassifier) — gets a
+/// tiny `max|w| / 127` scale, and its ordinary bias divided by that scale
+/// overflows i32. Raising such a channel's scale to the floor costs nothing
+/// measurable: its weights round to (near) zero either way, next to a bias
+/// 2^30 quanta large.
+fn bias_scale_floor(b: f32, sx: f32) -> f32 {
+    let floor = f64::from(b).abs() / (f64::from(sx) * BIAS_LIMIT);
+    let f = floor as f32;
+    if f64::from(f) < floor { f.next_up() } else { f }
+}
+
+/// Int8 weights (output-major, like `w`) and one scale per output channel,
+/// each at least `floor[o]` (see [`bias_scale_floor`]).
 fn quantize_weights(
     w: &[f32],
     inputs: usize,
     outputs: usize,
     scheme: Scheme,
+    floor: &[f32],
 ) -> (Vec<i8>, Vec<f32>) {
     let max_abs = |v: &[f32]| v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let rows = || w.chunks_exact(inputs.max(1)).take(outputs);
@@ -188,9 +258,13 @@ fn quantize_weights(
         Scheme::PerChannel => {
             let mut q = Vec::with_capacity(w.len());
             let mut scales = Vec::with_capacity(outputs);
-            for row in rows() {
+            for (row, &f) in rows().zip(floor) {
                 let m = max_abs(row);
-                let s = if m > 0.0 { m / 127.0 } else { 1.0 };
+                let s = if m > 0.0 || f > 0.0 {
+                    (m / 127.0).max(f)
+                } else {
+                    1.0
+                };
                 scales.push(s);
                 q.extend(
                     row.iter()
@@ -201,7 +275,12 @@ fn quantize_weights(
         }
         Scheme::Doc => {
             let m = max_abs(w);
-            let factor = if m > 0.0 { 127.0 / m } else { 1.0 };
+            let f = floor.iter().fold(0.0f32, |a, &b| a.max(b));
+            let factor = if m > 0.0 || f > 0.0 {
+                1.0 / (m / 127.0).max(f)
+            } else {
+                1.0
+            };
             let q = w
                 .iter()
                 .map(|&v| (v * factor).floor().clamp(-128.0, 127.0) as i8)
@@ -214,11 +293,80 @@ fn quantize_weights(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{FORMAT_VERSION, Graph, InputSpec, Task, TensorData};
+
+    /// input 4 → dense 3 (relu) → dense 2 → softmax; hidden unit 1 is dead:
+    /// its incoming weights are ~1e-11 (as L2 regularisation leaves them in
+    /// scikit-learn's MLPClassifier), its bias an ordinary 0.3.
+    fn mlp_with_a_dead_unit() -> ModelFile {
+        let mut tensors = BTreeMap::new();
+        let w0 = vec![
+            0.5, -0.4, 0.3, 0.2, //
+            2e-11, -3e-11, 1e-11, 0.0, //
+            -0.6, 0.1, 0.7, -0.2,
+        ];
+        tensors.insert("l0.weight".into(), Tensor::new(vec![3, 4], w0));
+        tensors.insert(
+            "l0.bias".into(),
+            Tensor::new(vec![3], vec![0.1, 0.3, -0.05]),
+        );
+        let w1 = vec![0.8, 0.5, -0.7, -0.3, -0.9, 0.6];
+        tensors.insert("l2.weight".into(), Tensor::new(vec![2, 3], w1));
+        tensors.insert("l2.bias".into(), Tensor::new(vec![2], vec![0.0, 0.1]));
+        let dense = |w: &str, b: &str| LayerSpec::Dense {
+            weight: w.into(),
+            bias: b.into(),
+        };
+        ModelFile {
+            graph: Graph {
+                format: FORMAT_VERSION,
+                name: "dead".into(),
+                version: "1".into(),
+                task: Task::Classification,
+                input: InputSpec {
+                    name: "x".into(),
+                    shape: vec![4],
+                    features: vec![],
+                },
+                target: None,
+                labels: vec!["a".into(), "b".into()],
+                layers: vec![
+                    dense("l0.weight", "l0.bias"),
+                    LayerSpec::Relu,
+                    dense("l2.weight", "l2.bias"),
+                    LayerSpec::Softmax,
+                ],
+            },
+            tensors,
+        }
+    }
+
+    /// Regression: static calibration of such a model was refused with
+    /// "`l0.bias`[1] overflows i32 once the input zero point is folded in"
+    /// (0.3 / (s_x · 1e-11/127) ≫ 2^31). The dead channel's scale is now
+    /// floored so its bias fits, and the int8 model tracks the f32 one.
+    #[test]
+    fn dead_units_do_not_overflow_the_bias() {
+        let model = mlp_with_a_dead_unit();
+        let rows: Vec<f32> = (0..400).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        let q = quantize(&model, Some(&rows), &QuantizeConfig::default()).unwrap();
+        let TensorData::I32(bias) = &q.tensors["l0.bias"].data else {
+            panic!("i32 bias");
+        };
+        assert!(bias.iter().all(|b| b.unsigned_abs() <= 1 << 30), "{bias:?}");
+        let (f, i) = (model.to_kernel().unwrap(), q.to_kernel().unwrap());
+        let (pf, pi) = (f.predict(&rows).unwrap(), i.predict(&rows).unwrap());
+        let diff = pf
+            .iter()
+            .zip(&pi)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 0.02, "max |f32 − int8| = {diff}");
+    }
 
     #[test]
     fn per_channel_uses_the_full_range_per_row() {
         let w = [0.5, -1.0, 0.25, 0.01, 0.03, -0.04];
-        let (q, s) = quantize_weights(&w, 3, 2, Scheme::PerChannel);
+        let (q, s) = quantize_weights(&w, 3, 2, Scheme::PerChannel, &[0.0; 2]);
         assert_eq!(q, [64, -127, 32, 32, 95, -127]);
         assert!((s[0] - 1.0 / 127.0).abs() < 1e-9 && (s[1] - 0.04 / 127.0).abs() < 1e-9);
     }
@@ -226,7 +374,7 @@ mod tests {
     #[test]
     fn doc_scheme_floors_with_one_factor() {
         let w = [0.5, -1.0, 0.25, 0.01];
-        let (q, s) = quantize_weights(&w, 2, 2, Scheme::Doc);
+        let (q, s) = quantize_weights(&w, 2, 2, Scheme::Doc, &[0.0; 2]);
         assert_eq!(q, [63, -127, 31, 1]);
         assert_eq!(s[0], s[1]);
     }
