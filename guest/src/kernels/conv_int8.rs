@@ -180,7 +180,7 @@ pub fn dequantize_planes(
 pub fn pool_i8(kind: PoolKind, x: &[i8], g: &PoolGeom, y: &mut [i8]) {
     let Some(in_len) = g.input_len() else { return };
     let (oh, ow, plane) = (g.out_h(), g.out_w(), g.h * g.w);
-    let n = (g.k * g.k) as i32;
+    let n = (g.k * g.k) as i64;
     let out_len = g.output_len().max(1);
     // Plain index loops: iterator adapters here made the kernel 3 KB larger.
     for (xr, yr) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
@@ -188,17 +188,17 @@ pub fn pool_i8(kind: PoolKind, x: &[i8], g: &PoolGeom, y: &mut [i8]) {
         for c in 0..g.c {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let (mut max, mut sum) = (i8::MIN, 0i32);
+                    let (mut max, mut sum) = (i8::MIN, 0i64);
                     for ky in 0..g.k {
                         let row = c * plane + (oy * g.stride + ky) * g.w + ox * g.stride;
                         for &v in &xr[row..row + g.k] {
                             max = max.max(v);
-                            sum += i32::from(v);
+                            sum += i64::from(v);
                         }
                     }
                     yr[o] = match kind {
                         PoolKind::Max => max,
-                        // |2·sum + n| < 2^31 for any window of up to 2^22 values.
+                        // In i64: a window holds at most MAX_WIDTH values.
                         PoolKind::Avg => (2 * sum + n).div_euclid(2 * n) as i8,
                     };
                     o += 1;
