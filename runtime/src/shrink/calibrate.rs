@@ -85,6 +85,23 @@ impl QuantRange {
         let zero_point = (-128.0 - self.lo / scale).round().clamp(-128.0, 127.0) as i32;
         QuantParams { scale, zero_point }
     }
+
+    /// Asymmetric parameters over all 256 levels, whatever the range:
+    /// `scale = (hi − lo) / 255`, `zero_point = round(−128 − lo / scale)` (a
+    /// ReLU output gets zero point −128). Used where the 7-bit rule of
+    /// [`QuantRange::params`] buys nothing (int8 convolution outputs).
+    pub fn params_full(self) -> QuantParams {
+        let span = self.hi - self.lo;
+        if !(span > 0.0 && span.is_finite()) {
+            return QuantParams {
+                scale: 1.0,
+                zero_point: 0,
+            };
+        }
+        let scale = span / 255.0;
+        let zero_point = (-128.0 - self.lo / scale).round().clamp(-128.0, 127.0) as i32;
+        QuantParams { scale, zero_point }
+    }
 }
 
 /// The f32 values after graph layer `end` (exclusive: `end = 0` is the raw

@@ -68,9 +68,11 @@ pub fn quantize(
         (false, _) => return Err(ShrinkError::NoCalibrationRows),
     };
     let layers = &model.graph.layers;
-    let range = |end: usize| -> Result<QuantParams, ShrinkError> {
+    // `full`: all 256 levels even for a non-negative range (see below).
+    let range = |end: usize, full: bool| -> Result<QuantParams, ShrinkError> {
         let values = calibrate::activations(model, calibration.unwrap_or(&[]), end)?;
-        Ok(QuantRange::of(&values, cfg.method).params())
+        let r = QuantRange::of(&values, cfg.method);
+        Ok(if full { r.params_full() } else { r.params() })
     };
 
     let mut out_layers = Vec::new();
@@ -143,7 +145,7 @@ pub fn quantize(
             let q = match input {
                 Some(q) => q,
                 None => {
-                    let q = range(i)?;
+                    let q = range(i, false)?;
                     out_layers.push(LayerSpec::Quantize {
                         scale: q.scale,
                         zero_point: q.zero_point,
@@ -188,7 +190,11 @@ pub fn quantize(
         tensors.insert(bias.clone(), bias_tensor);
 
         let output = if feeds_int8 {
-            let q = range(if fuse_relu { i + 2 } else { i + 1 })?;
+            // A convolution's output keeps all 8 bits: the 7-bit rule of
+            // non-negative ranges only speeds up the relaxed dense kernel
+            // (which checks each row and is exact either way), and with 7
+            // bits the digits CNN lost 0.56 points instead of gaining 0.28.
+            let q = range(if fuse_relu { i + 2 } else { i + 1 }, conv.is_some())?;
             input = Some(q);
             Some(q)
         } else {
