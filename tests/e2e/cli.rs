@@ -176,7 +176,7 @@ fn module_sizes_stay_small() {
     let d = digits();
     // Issue #2 set 100 KB / 64 KB when the kernel had no int8 convolution;
     // the int8 conv, its SIMD128 override and int8 pooling add ~12 KB
-    // (kernel 64,054 → 76,471 B; digits module 104,211 B). Restoring the old
+    // (kernel 63,631 → 76,044 B; digits module 103,784 B). Restoring the old
     // budget for MLPs needs a dense-only kernel variant chosen by `kiln build`
     // (docs/quantization.md, "Not yet").
     let module = std::fs::metadata(&d.module).unwrap().len();
