@@ -1,9 +1,12 @@
 //! Compiles the guest kernel (`../guest`) to `wasm32-unknown-unknown` so the
 //! `kiln` binary can embed it: `kiln build` then needs no Rust toolchain.
 //!
-//! Four artifacts are written to `OUT_DIR`:
-//! * `kernel.wasm` — feature `module`: the ABI v1 exports, no model yet,
-//!   `+simd128` (runs in every engine kiln targets);
+//! Five artifacts are written to `OUT_DIR`:
+//! * `kernel.wasm` — features `module,int8-conv`: the ABI v1 exports, no
+//!   model yet, `+simd128` (runs in every engine kiln targets), every layer;
+//! * `kernel-core.wasm` — feature `module` alone: the same without int8
+//!   convolution and pooling (~12 KB smaller), which `kiln build` embeds for
+//!   every model that has none ([`kiln::module::kernel_for`]);
 //! * `kernel-relaxed.wasm` — the same source with the guest feature
 //!   `relaxed-simd` (its int8 dense kernel enables the `relaxed-simd` target
 //!   feature, nothing else does): the second build the sandbox runs when its
@@ -42,10 +45,14 @@ fn main() {
         });
 
     for (features, name) in [
-        ("module", "kernel.wasm"),
-        ("module,relaxed-simd", "kernel-relaxed.wasm"),
-        ("kernel-tests", "kernel-tests.wasm"),
-        ("kernel-tests,relaxed-simd", "kernel-tests-relaxed.wasm"),
+        ("module,int8-conv", "kernel.wasm"),
+        ("module", "kernel-core.wasm"),
+        ("module,int8-conv,relaxed-simd", "kernel-relaxed.wasm"),
+        ("kernel-tests,int8-conv", "kernel-tests.wasm"),
+        (
+            "kernel-tests,int8-conv,relaxed-simd",
+            "kernel-tests-relaxed.wasm",
+        ),
     ] {
         let target_dir = out.join(format!("guest-{}", features.replace(',', "-")));
         build_guest(&guest, &target_dir, features);

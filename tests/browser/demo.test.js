@@ -229,7 +229,7 @@ describe("demo page in headless Chromium", () => {
       ["no-graph.safetensors", /no kiln graph in the safetensors metadata/],
       ["/models/missing/model.wasm", /\/models\/missing\/model\.wasm: HTTP 404/],
       // Served by kiln serve (which runs it), refused by the package.
-      ["/models/cnn-int8/model.wasm", /\/models\/cnn-int8\/model\.wasm: .*int8 convolution is not in the browser package; run the model module/],
+      ["/models/cnn-int8/model.wasm", /\/models\/cnn-int8\/model\.wasm: .*int8 convolution is not in this kernel build \(the browser package leaves it out\); run the model module/],
     ]) {
       problems = [];
       await open(`/demo/?model=${file.startsWith("/") ? file : `/files/${file}`}`);

@@ -15,12 +15,12 @@
 
 use alloc::vec::Vec;
 
-#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+#[cfg(feature = "int8-conv")]
 use super::{ConvI8, PoolI8};
 use super::{DenseI8, Int8Layer, Int8Output};
 use crate::blob::{Reader, TensorRef, push_tensor};
 use crate::kernels::conv::PoolKind;
-#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+#[cfg(feature = "int8-conv")]
 use crate::kernels::conv::{ConvGeom, PoolGeom};
 use crate::{DecodeError, Layer};
 
@@ -142,9 +142,9 @@ pub(crate) fn decode<'a>(
     r: &mut Reader<'a>,
     index: usize,
 ) -> Result<Layer<'a>, DecodeError> {
-    // Left out of the browser package (see `super::conv`); refused before
+    // Left out without `int8-conv` (see `super::conv`); refused before
     // decoding so that the decoder, too, stays out.
-    #[cfg(all(target_arch = "wasm32", feature = "browser"))]
+    #[cfg(not(feature = "int8-conv"))]
     if matches!(op, OP_CONV_I8_TO_I8 | OP_CONV_I8_TO_F32 | OP_POOL_I8) {
         return Err(DecodeError::Model(crate::ModelError::Quant {
             layer: index,
@@ -172,9 +172,9 @@ pub(crate) fn decode<'a>(
         OP_QUANTIZE_DYNAMIC => Int8Layer::QuantizeDynamic {
             len: r.u32()? as usize,
         },
-        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+        #[cfg(feature = "int8-conv")]
         OP_CONV_I8_TO_I8 | OP_CONV_I8_TO_F32 => decode_conv(op, r, index)?,
-        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+        #[cfg(feature = "int8-conv")]
         OP_POOL_I8 => {
             let kind = match r.u32()? {
                 0 => PoolKind::Max,
@@ -239,7 +239,7 @@ pub(crate) fn decode<'a>(
     Ok(Layer::Int8(layer))
 }
 
-#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+#[cfg(feature = "int8-conv")]
 fn decode_conv<'a>(
     op: u32,
     r: &mut Reader<'a>,

@@ -10,11 +10,13 @@
 //! Pooling keeps the activation's scale and zero point, so a
 //! conv → pool → conv → pool → dense chain never leaves the integers.
 //!
-//! The browser package (wasm32 + feature `browser`) leaves these layers out
-//! to stay within its size budget: there [`Here`] is uninhabited, so no
-//! [`ConvI8`] or [`PoolI8`] can exist and the compiler drops every path that
-//! would handle one; the blob decoder refuses their op codes with a message
-//! pointing at the model module, which runs them.
+//! They are compiled only with the feature `int8-conv` (~12 KB of wasm).
+//! Without it — the browser package, and the dense-only module kernel that
+//! `kiln build` embeds for models without int8 convolutions, both within
+//! their size budgets — [`Here`] is uninhabited, so no [`ConvI8`] or
+//! [`PoolI8`] can exist and the compiler drops every path that would handle
+//! one; the blob decoder refuses their op codes with a message pointing at
+//! the full model module, which runs them.
 
 use alloc::borrow::Cow;
 
@@ -23,14 +25,13 @@ use crate::ModelError;
 use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
 use crate::kernels::conv_int8 as k;
 
-/// A marker every int8 convolution and pooling layer holds: `()` in every
-/// build but the browser package, where it is uninhabited (see the module
-/// note).
-#[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+/// A marker every int8 convolution and pooling layer holds: `()` with the
+/// feature `int8-conv`, uninhabited without it (see the module note).
+#[cfg(feature = "int8-conv")]
 pub type Here = ();
-/// A marker every int8 convolution and pooling layer holds: uninhabited in
-/// the browser package (see the module note).
-#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+/// A marker every int8 convolution and pooling layer holds: uninhabited
+/// without the feature `int8-conv` (see the module note).
+#[cfg(not(feature = "int8-conv"))]
 pub type Here = core::convert::Infallible;
 
 /// Max or average pooling of int8 values; the scale and zero point stay.
@@ -43,16 +44,16 @@ pub struct PoolI8 {
 
 impl PoolI8 {
     /// A pooling layer at index `layer` over a valid geometry. Always an
-    /// error in the browser package (see the module note).
+    /// error without the feature `int8-conv` (see the module note).
     pub fn new(layer: usize, kind: PoolKind, geom: PoolGeom) -> Result<Self, ModelError> {
         geom.check().ok_or(ModelError::Geometry { layer })?;
-        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+        #[cfg(feature = "int8-conv")]
         return Ok(PoolI8 {
             kind,
             geom,
             here: (),
         });
-        #[cfg(all(target_arch = "wasm32", feature = "browser"))]
+        #[cfg(not(feature = "int8-conv"))]
         {
             let _ = kind;
             Err(ModelError::Quant {
@@ -85,7 +86,7 @@ pub struct ConvI8<'a> {
 impl<'a> ConvI8<'a> {
     /// Packs PyTorch-layout int8 filters (`out_c × in_c × kh × kw`, the
     /// model file's layout). `layer` is the index used in errors. Always an
-    /// error in the browser package (see the module note).
+    /// error without the feature `int8-conv` (see the module note).
     pub fn from_filters(
         layer: usize,
         geom: ConvGeom,
@@ -109,7 +110,7 @@ impl<'a> ConvI8<'a> {
         let t8 = k::taps8(&geom).ok_or(too_large.clone())?;
         let mut weight = alloc::vec![0i8; k::packed_len(&geom).ok_or(too_large)?];
         k::pack_filters(filters, taps, t8, &mut weight);
-        #[cfg(not(all(target_arch = "wasm32", feature = "browser")))]
+        #[cfg(feature = "int8-conv")]
         return Ok(ConvI8 {
             geom: geom.into(),
             weight: Cow::Owned(weight),
@@ -118,7 +119,7 @@ impl<'a> ConvI8<'a> {
             output,
             here: (),
         });
-        #[cfg(all(target_arch = "wasm32", feature = "browser"))]
+        #[cfg(not(feature = "int8-conv"))]
         {
             let _ = (bias, input_zero_point, output, weight);
             Err(ModelError::Quant {
@@ -171,10 +172,10 @@ impl ConvI8<'_> {
     }
 }
 
-/// Why the browser package refuses these layers (see the module note).
-#[cfg(all(target_arch = "wasm32", feature = "browser"))]
-pub(super) const NOT_HERE: &str = "int8 convolution is not in the browser package; \
-     run the model module (docs/abi.md) or quantize with --dynamic";
+/// Why a build without `int8-conv` refuses these layers (see the module note).
+#[cfg(not(feature = "int8-conv"))]
+pub(super) const NOT_HERE: &str = "int8 convolution is not in this kernel build (the browser package \
+     leaves it out); run the model module `kiln build` makes (docs/abi.md) or quantize with --dynamic";
 
 /// Checks an [`Int8Layer::Conv`] or [`Int8Layer::Pool`].
 pub(super) fn check(layer: &Int8Layer<'_>, index: usize) -> Result<(), ModelError> {

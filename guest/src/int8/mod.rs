@@ -179,12 +179,9 @@ impl<'a> Int8Layer<'a> {
         }
     }
 
-    // In the browser package `Conv` is uninhabited (see `conv`), so its arm
+    // Without `int8-conv`, `Conv` is uninhabited (see `conv`), so its arm
     // is unreachable there.
-    #[cfg_attr(
-        all(target_arch = "wasm32", feature = "browser"),
-        allow(unreachable_code)
-    )]
+    #[cfg_attr(not(feature = "int8-conv"), allow(unreachable_code))]
     pub fn into_owned(self) -> Int8Layer<'static> {
         fn own<T: Clone>(c: Cow<'_, [T]>) -> Cow<'static, [T]> {
             Cow::Owned(c.into_owned())

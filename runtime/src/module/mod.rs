@@ -1,7 +1,8 @@
 //! Compiled model modules: the `.wasm` files `kiln build` writes.
 //!
-//! A module is the prebuilt guest kernel ([`KERNEL_WASM`], compiled by
-//! `build.rs`) plus a data segment holding the model blob
+//! A module is a prebuilt guest kernel (compiled by `build.rs`: the smallest
+//! that runs the model, [`kernel_for`] — [`KERNEL_CORE_WASM`], or
+//! [`KERNEL_WASM`] for models with int8 convolutions) plus a data segment holding the model blob
 //! ([`kiln_guest::blob`]) and a custom section [`META_SECTION`] holding
 //! [`ModuleMeta`] as JSON. This module writes them ([`build`]) and reads
 //! them back without instantiating ([`read_meta`], [`embedded_blob`]).
@@ -22,8 +23,13 @@ use wasmparser::{DataKind, Parser, Payload};
 
 use crate::model::{ModelFile, ModelFileError, Task};
 
-/// The kernel module with no model: ABI v1 exports, SIMD128 kernels.
+/// The kernel module with no model: ABI v1 exports, SIMD128 kernels, every
+/// layer kiln has.
 pub const KERNEL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
+/// [`KERNEL_WASM`] without int8 convolution and pooling (the guest feature
+/// `int8-conv`): ~12 KB smaller, embedded for every model that has neither
+/// ([`kernel_for`]).
+pub const KERNEL_CORE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-core.wasm"));
 /// The same kernel built with `+simd128,+relaxed-simd` (see [`relaxed_twin`]).
 pub const KERNEL_RELAXED_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/kernel-relaxed.wasm"));
@@ -110,7 +116,25 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
         kiln_version: env!("CARGO_PKG_VERSION").into(),
     };
     let meta_json = serde_json::to_vec(&meta).expect("metadata serialises");
-    embed::embed(KERNEL_WASM, &blob, &meta_json)
+    embed::embed(kernel_for(&kernel), &blob, &meta_json)
+}
+
+/// The smallest kernel that runs `model`: [`KERNEL_CORE_WASM`] unless the
+/// model has int8 convolution or pooling layers, which only [`KERNEL_WASM`]
+/// holds.
+pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
+    use kiln_guest::int8::Int8Layer;
+    let int8_conv = model.layers().iter().any(|l| {
+        matches!(
+            l,
+            kiln_guest::Layer::Int8(Int8Layer::Conv(_) | Int8Layer::Pool(_))
+        )
+    });
+    if int8_conv {
+        KERNEL_WASM
+    } else {
+        KERNEL_CORE_WASM
+    }
 }
 
 /// The relaxed-SIMD twin of `wasm`: the same blob and metadata embedded in
@@ -125,18 +149,16 @@ pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
     let (Some(blob), Some(meta)) = (embedded_blob(wasm)?, meta_bytes(wasm)?) else {
         return Ok(None);
     };
-    let int8_dense = kiln_guest::blob::decode(blob).is_ok_and(|m| {
-        m.layers().iter().any(|l| {
-            matches!(
-                l,
-                kiln_guest::Layer::Int8(kiln_guest::int8::Int8Layer::Dense(_))
-            )
-        })
-    });
-    if !int8_dense {
+    let Ok(model) = kiln_guest::blob::decode(blob) else {
         return Ok(None);
-    }
-    if embed::embed(KERNEL_WASM, blob, meta)? != wasm {
+    };
+    let int8_dense = model.layers().iter().any(|l| {
+        matches!(
+            l,
+            kiln_guest::Layer::Int8(kiln_guest::int8::Int8Layer::Dense(_))
+        )
+    });
+    if !int8_dense || embed::embed(kernel_for(&model), blob, meta)? != wasm {
         return Ok(None);
     }
     embed::embed(KERNEL_RELAXED_WASM, blob, meta).map(Some)
