@@ -2,82 +2,56 @@
 //! in the same order, several outputs at a time, so bit-identical (tested in
 //! wasmtime against the reference by `tests/e2e/kernels.rs`).
 //!
-//! Convolution vectorises across output channels (the weights are stored
-//! with `out_c` innermost, so a tap's weights for 4 channels are one load);
+//! Convolution is the shared blocked kernel of `conv_lanes` on `v128`;
 //! pooling vectorises across 4 neighbouring output columns.
 
 use core::arch::wasm32::*;
 
-use super::conv::{self, ConvGeom, PoolGeom, PoolKind, for_each_tap};
+use super::conv::{self, ConvGeom, PoolGeom, PoolKind};
+use super::conv_lanes::{self, F32x4};
 
-/// [`conv::conv2d`], 16 or 4 output channels per pass.
-pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
-    let (Some(in_len), Some(out_len), Some(wlen)) = (g.input_len(), g.output_len(), g.weight_len())
-    else {
-        return;
-    };
-    let rows = x.len() / in_len;
-    let sizes_ok = w.len() == wlen
-        && b.len() == g.out_c
-        && rows.checked_mul(out_len).is_some_and(|n| n <= y.len());
-    if !sizes_ok || g.out_c < 4 {
-        return conv::conv2d(x, w, b, g, y);
+impl F32x4 for v128 {
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        f32x4_splat(v)
     }
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let plane = oh * ow;
-    let wp = w.as_ptr();
-    for (xr, yr) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let p = oy * ow + ox;
-                let mut o = 0;
-                while o + 16 <= g.out_c {
-                    let mut a = [f32x4_splat(0.0); 4];
-                    for_each_tap(g, oy, ox, |xi, tap| {
-                        let xv = f32x4_splat(xr[xi]);
-                        // SAFETY: tap < taps and o + 16 <= out_c, so the 16
-                        // floats at tap * out_c + o lie inside w.
-                        unsafe {
-                            let q = wp.add(tap * g.out_c + o) as *const v128;
-                            for (j, acc) in a.iter_mut().enumerate() {
-                                *acc = f32x4_add(*acc, f32x4_mul(xv, v128_load(q.add(j))));
-                            }
-                        }
-                    });
-                    for (j, acc) in a.iter().enumerate() {
-                        store(yr, *acc, b, o + 4 * j, plane, p);
-                    }
-                    o += 16;
-                }
-                while o + 4 <= g.out_c {
-                    let mut acc = f32x4_splat(0.0);
-                    for_each_tap(g, oy, ox, |xi, tap| {
-                        // SAFETY: as above, with 4 floats.
-                        let wv = unsafe { v128_load(wp.add(tap * g.out_c + o) as *const v128) };
-                        acc = f32x4_add(acc, f32x4_mul(f32x4_splat(xr[xi]), wv));
-                    });
-                    store(yr, acc, b, o, plane, p);
-                    o += 4;
-                }
-                for oo in o..g.out_c {
-                    let mut acc = 0.0f32;
-                    for_each_tap(g, oy, ox, |xi, tap| acc += xr[xi] * w[tap * g.out_c + oo]);
-                    yr[oo * plane + p] = acc + b[oo];
-                }
-            }
-        }
+    #[inline(always)]
+    fn from_array(v: [f32; 4]) -> Self {
+        f32x4(v[0], v[1], v[2], v[3])
+    }
+    #[inline(always)]
+    fn to_array(self) -> [f32; 4] {
+        [
+            f32x4_extract_lane::<0>(self),
+            f32x4_extract_lane::<1>(self),
+            f32x4_extract_lane::<2>(self),
+            f32x4_extract_lane::<3>(self),
+        ]
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        f32x4_add(self, o)
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        f32x4_mul(self, o)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 4 readable floats; v128_load
+        // accepts any alignment.
+        unsafe { v128_load(p as *const v128) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 4 writable floats.
+        unsafe { v128_store(p as *mut v128, self) }
     }
 }
 
-/// Adds the bias of channels `o..o + 4` to `acc` and writes the four
-/// results to their channel planes at position `p`.
-#[inline(always)]
-fn store(yr: &mut [f32], acc: v128, b: &[f32], o: usize, plane: usize, p: usize) {
-    let v = f32x4_add(acc, f32x4(b[o], b[o + 1], b[o + 2], b[o + 3]));
-    yr[o * plane + p] = f32x4_extract_lane::<0>(v);
-    yr[(o + 1) * plane + p] = f32x4_extract_lane::<1>(v);
-    yr[(o + 2) * plane + p] = f32x4_extract_lane::<2>(v);
-    yr[(o + 3) * plane + p] = f32x4_extract_lane::<3>(v);
+/// [`conv::conv2d`], blocked as `conv_lanes` describes.
+pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
+    conv_lanes::conv2d::<v128>(x, w, b, g, y)
 }
 
 /// [`conv::pool`], four output columns per vector.

@@ -19,6 +19,10 @@
 //! with the convolution's SIMD128 override in `conv_int8_simd128` (plain
 //! SIMD128 in both builds).
 //!
+//! 2-D convolution ([`conv`]) has one blocked SIMD kernel, `conv_lanes`,
+//! written over a 4-lane vector and instantiated for wasm (`conv_simd128`)
+//! and for the host's SSE2 (`conv_sse2`).
+//!
 //! The accumulation order is the contract that makes results bit-exact
 //! across platforms; see `docs/abi.md` ("Arithmetic").
 
@@ -29,8 +33,15 @@ pub mod conv;
 pub mod conv_int8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod conv_int8_simd128;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod conv_lanes;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod conv_simd128;
+#[cfg(target_arch = "x86_64")]
+pub mod conv_sse2;
 pub mod int8;
 pub mod reference;
 #[cfg(all(
@@ -86,7 +97,14 @@ pub use channel::{global_avg_pool, group_softmax};
 pub use reference::{sigmoid, softmax, tanh};
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-pub use conv::{conv2d, pool};
+pub use conv::pool;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
+pub use conv::conv2d;
+#[cfg(target_arch = "x86_64")]
+pub use conv_sse2::conv2d;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub use conv_simd128::{conv2d, pool};
 
