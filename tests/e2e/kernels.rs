@@ -195,7 +195,7 @@ fn conv2d_simd_matches_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for mut k in Kernel::builds() {
         // (in_c, in_h, in_w, out_c, kh, kw, stride, pad): output channels
-        // around the 16- and 4-wide blocks, padding, strides, odd shapes.
+        // around the 4-wide blocks, padding, strides, odd shapes.
         let cases = [
             (1, 8, 8, 16, 3, 3, 1, 1),
             (1, 8, 8, 8, 3, 3, 1, 0),
@@ -203,6 +203,14 @@ fn conv2d_simd_matches_reference() {
             (3, 7, 5, 21, 3, 2, 2, 1),
             (2, 5, 6, 3, 1, 1, 1, 0),
             (4, 9, 9, 5, 5, 5, 3, 2),
+            // The blocked tiles (4 channels × 8 interior columns): LeNet's
+            // two convolutions, overlapping last tiles in channels and
+            // columns, padding borders, and stride 2 (gathered lanes).
+            (1, 28, 28, 6, 5, 5, 1, 0),
+            (6, 12, 12, 16, 5, 5, 1, 0),
+            (2, 11, 19, 7, 3, 3, 1, 2),
+            (3, 13, 29, 5, 4, 3, 2, 1),
+            (2, 6, 40, 9, 3, 3, 2, 1),
         ];
         for (in_c, in_h, in_w, out_c, kh, kw, stride, pad) in cases {
             let g = ConvGeom {

@@ -9,14 +9,16 @@
 //! scalar kernel. What changes is which outputs run together:
 //!
 //! - **Interior columns** (every `kx` tap inside the input, so no per-tap
-//!   padding test) run in tiles of 4 output channels × 8 (or 4) neighbouring
-//!   output columns: per tap, two input vectors (contiguous loads at stride
+//!   padding test), when there are at least 8 of them and at least 4 output
+//!   channels, run in tiles of 4 output channels × 8 neighbouring output
+//!   columns: per tap, two input vectors (contiguous loads at stride
 //!   1) meet four splatted weights in eight independent accumulators. The
 //!   rows a kernel window loses to vertical padding are the same for the
 //!   whole output row, so they leave the tap loop's bounds, not its body.
 //!   Tiles at the right or bottom edge of the channel or column range
 //!   overlap the previous one instead of falling back to scalar code; an
 //!   overlapped output is computed twice with the same bits.
+//!   One tile shape keeps the kernel small (the wasm kernel's size budget).
 //! - **Border and narrow columns** run one output position at a time with
 //!   output channels across the lanes (the weights are stored `out_c`
 //!   innermost, so four channels' weights for a tap are one load), through
@@ -89,14 +91,10 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
             let ky = p.saturating_sub(top)..g.kh.min(g.in_h + p - top);
             let row = Row { g, xr, w, b, oy, ky };
             let mut done = lo;
-            if hi - lo >= 4 {
-                if g.out_c >= 4 {
-                    for o in blocks(g.out_c, 4) {
-                        row.columns::<V, 4>(yr, o, lo, hi);
-                    }
-                } else {
-                    for o in 0..g.out_c {
-                        row.columns::<V, 1>(yr, o, lo, hi);
+            if hi - lo >= 8 && g.out_c >= 4 {
+                for o in blocks(g.out_c, 4) {
+                    for ox in blocks(hi - lo, 8) {
+                        row.tile::<V>(yr, o, lo + ox);
                     }
                 }
                 done = hi;
@@ -127,27 +125,11 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
-    /// Channels `o..o + C` at the interior columns `lo..hi` (`hi − lo ≥ 4`):
-    /// 8-column tiles, then 4-column ones, the last overlapping.
+    /// Channels `o..o + 4` at the interior columns `ox..ox + 8`.
     #[inline(always)]
-    fn columns<V: F32x4, const C: usize>(&self, yr: &mut [f32], o: usize, lo: usize, hi: usize) {
-        let mut ox = lo;
-        while ox + 8 <= hi {
-            self.tile::<V, C, 2>(yr, o, ox);
-            ox += 8;
-        }
-        while ox + 4 <= hi {
-            self.tile::<V, C, 1>(yr, o, ox);
-            ox += 4;
-        }
-        if ox < hi {
-            self.tile::<V, C, 1>(yr, o, hi - 4);
-        }
-    }
-
-    /// Channels `o..o + C` at the interior columns `ox..ox + 4·N`.
-    #[inline(always)]
-    fn tile<V: F32x4, const C: usize, const N: usize>(&self, yr: &mut [f32], o: usize, ox: usize) {
+    fn tile<V: F32x4>(&self, yr: &mut [f32], o: usize, ox: usize) {
+        const C: usize = 4;
+        const N: usize = 2;
         let g = self.g;
         let s = g.stride;
         let mut acc = [[V::splat(0.0); N]; C];

@@ -58,8 +58,8 @@ mod tests {
     use crate::kernels::conv;
 
     /// Equal bits to the reference on padding, strides, odd sizes, channel
-    /// counts around the 4-wide blocks and widths around the 8/4-column
-    /// tiles, with signed zeros and infinities in the input.
+    /// counts around the 4-wide blocks and widths around the 8-column
+    /// tiles (stride 1 and 2), with signed zeros and infinities in the input.
     #[test]
     fn matches_reference() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -80,6 +80,8 @@ mod tests {
             (4, 9, 9, 5, 5, 5, 3, 2),
             (2, 11, 19, 7, 3, 3, 1, 2),
             (3, 13, 29, 2, 4, 3, 2, 1),
+            (3, 13, 29, 5, 4, 3, 2, 1),
+            (2, 6, 40, 9, 3, 3, 2, 1),
             (1, 6, 13, 1, 2, 2, 1, 1),
         ];
         for (in_c, in_h, in_w, out_c, kh, kw, stride, pad) in cases {
