@@ -89,7 +89,14 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
             let top = oy * s;
             // Window rows inside the input: top + ky − pad ∈ [0, in_h).
             let ky = p.saturating_sub(top)..g.kh.min(g.in_h + p - top);
-            let row = Row { g, xr, w, b, oy, ky };
+            let row = Row {
+                g,
+                xr,
+                w,
+                b,
+                oy,
+                ky,
+            };
             let mut done = lo;
             if hi - lo >= 8 && g.out_c >= 4 {
                 for o in blocks(g.out_c, 4) {
@@ -178,7 +185,9 @@ impl Row<'_> {
         if g.out_c < 4 {
             for o in 0..g.out_c {
                 let mut acc = 0.0f32;
-                for_each_tap(g, self.oy, ox, |xi, tap| acc += xr[xi] * w[tap * g.out_c + o]);
+                for_each_tap(g, self.oy, ox, |xi, tap| {
+                    acc += xr[xi] * w[tap * g.out_c + o]
+                });
                 yr[o * plane + at] = acc + self.b[o];
             }
             return;

@@ -97,7 +97,9 @@ mod tests {
             };
             g.check().expect("valid test geometry");
             let batch = 2;
-            let mut x: Vec<f32> = (0..batch * g.input_len().unwrap()).map(|_| next()).collect();
+            let mut x: Vec<f32> = (0..batch * g.input_len().unwrap())
+                .map(|_| next())
+                .collect();
             x[0] = -0.0;
             x[3] = f32::INFINITY;
             let w: Vec<f32> = (0..g.weight_len().unwrap()).map(|_| next()).collect();

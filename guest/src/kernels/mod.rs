@@ -96,17 +96,17 @@ pub use channel::{leaky_relu, prelu, scale_shift};
 pub use channel::{global_avg_pool, group_softmax};
 pub use reference::{sigmoid, softmax, tanh};
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-pub use conv::pool;
 #[cfg(not(any(
     target_arch = "x86_64",
     all(target_arch = "wasm32", target_feature = "simd128")
 )))]
 pub use conv::conv2d;
-#[cfg(target_arch = "x86_64")]
-pub use conv_sse2::conv2d;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use conv::pool;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub use conv_simd128::{conv2d, pool};
+#[cfg(target_arch = "x86_64")]
+pub use conv_sse2::conv2d;
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 pub use conv_int8::conv2d_i8;
