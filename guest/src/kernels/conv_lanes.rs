@@ -11,14 +11,14 @@
 //! - **Interior columns** (every `kx` tap inside the input, so no per-tap
 //!   padding test), when there are at least 8 of them and at least 4 output
 //!   channels, run in tiles of 4 output channels × 8 neighbouring output
-//!   columns: per tap, two input vectors (contiguous loads at stride
-//!   1) meet four splatted weights in eight independent accumulators. The
-//!   rows a kernel window loses to vertical padding are the same for the
-//!   whole output row, so they leave the tap loop's bounds, not its body.
-//!   Tiles at the right or bottom edge of the channel or column range
-//!   overlap the previous one instead of falling back to scalar code; an
-//!   overlapped output is computed twice with the same bits.
-//!   One tile shape keeps the kernel small (the wasm kernel's size budget).
+//!   columns: per tap, two input vectors (contiguous loads at stride 1,
+//!   gathered lanes otherwise) meet four splatted weights in eight
+//!   independent accumulators. The rows a kernel window loses to vertical
+//!   padding are the same for the whole output row, so they leave the tap
+//!   loop's bounds, not its body. The last tile of the channel or column
+//!   range is moved back to overlap its neighbour instead of falling back
+//!   to narrower code; an overlapped output is computed twice with the same
+//!   bits. One tile shape keeps the wasm kernel within its size budget.
 //! - **Border and narrow columns** run one output position at a time with
 //!   output channels across the lanes (the weights are stored `out_c`
 //!   innermost, so four channels' weights for a tap are one load), through
