@@ -33,9 +33,8 @@ F32_TOL = 1e-5
 INT8_TOL = 0.02
 BASE = "kiln-warm"
 ORDER = ["kiln-native", "kiln-warm", "kiln-fresh", "kiln-node-abi", "kiln-node-bindgen", "ort-native", "ort-web", "tract"]
-NOTES = {
-    "CNN int8": "kiln quantizes the dense layers only; its convolutions stay f32 until int8 conv2d lands",
-}
+# Remarks printed beside a model's first row, e.g. when a peer quantizes differently.
+NOTES: dict[str, str] = {}
 
 
 SKIPPED = {}
