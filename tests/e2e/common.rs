@@ -148,3 +148,17 @@ pub fn run_in_node(module: &Path, rows: &Path) -> Vec<Vec<f32>> {
         })
         .collect()
 }
+
+/// Rows of a CSV with a header, without its last (target) column, as JSON.
+pub fn csv_rows_as_json(csv: &Path, out: &Path) {
+    let rows: Vec<Vec<f32>> = std::fs::read_to_string(csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<f32> = l.split(',').map(|c| c.parse().unwrap()).collect();
+            cells[..cells.len() - 1].to_vec()
+        })
+        .collect();
+    std::fs::write(out, serde_json::to_string(&rows).unwrap()).unwrap();
+}

@@ -520,17 +520,8 @@ fn int8_module_in_node_matches_native_bits() {
     let dir = scratch();
     let module = dir.path().join("int8.wasm");
     kiln_ok(&["build", s(&b.int8), "-o", s(&module)]);
-    let csv = std::fs::read_to_string(&b.test_csv).unwrap();
-    let rows: Vec<Vec<f32>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let cells: Vec<f32> = l.split(',').map(|c| c.parse().unwrap()).collect();
-            cells[..cells.len() - 1].to_vec()
-        })
-        .collect();
     let rows_path = dir.path().join("rows.json");
-    std::fs::write(&rows_path, serde_json::to_string(&rows).unwrap()).unwrap();
+    csv_rows_as_json(&b.test_csv, &rows_path);
     let v8 = run_in_node(&module, &rows_path);
     let native = scores(&kiln_ok(&[
         "predict",
@@ -541,20 +532,6 @@ fn int8_module_in_node_matches_native_bits() {
     ]));
     assert_eq!(v8.len(), 359);
     assert_eq!(bits(&v8), bits(&native), "V8 and native int8 scores differ");
-}
-
-/// Rows of a CSV with a header, without its last (target) column, as JSON.
-fn csv_rows_as_json(csv: &Path, out: &Path) {
-    let rows: Vec<Vec<f32>> = std::fs::read_to_string(csv)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let cells: Vec<f32> = l.split(',').map(|c| c.parse().unwrap()).collect();
-            cells[..cells.len() - 1].to_vec()
-        })
-        .collect();
-    std::fs::write(out, serde_json::to_string(&rows).unwrap()).unwrap();
 }
 
 /// The digits CNN (`kiln train --model cnn`: conv 16×3×3, relu, max pool,

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::string::String;
+use std::vec;
 use std::vec::Vec;
-use std::{format, vec};
 
+use super::layer_tensors::LayerTensors;
 use super::{Graph, LayerSpec, Tensor, int8};
 use crate::int8::{Int8Layer, PoolI8};
 use crate::{Activation, ConvGeom, Layer, Model, ModelError, PoolGeom, PoolKind};
@@ -160,21 +161,10 @@ fn convert(
     let mut quant = int8::QuantState::F32;
     for (index, spec) in graph.layers.iter().enumerate() {
         let op = spec.op();
-        let tensor = |name: &str| {
-            tensors
-                .get(name)
-                .ok_or_else(|| ConvertError::MissingTensor {
-                    layer: index,
-                    op,
-                    tensor: name.into(),
-                })
-        };
-        let shape_err = |name: &str, t: &Tensor, expected: String| ConvertError::TensorShape {
+        let at = LayerTensors {
+            tensors,
             layer: index,
             op,
-            tensor: name.into(),
-            found: t.shape.clone(),
-            expected,
         };
         let activation = |kind| Layer::Activation { kind, len: width };
         let image = || match shape.as_slice() {
@@ -187,31 +177,18 @@ fn convert(
         };
         let layer = match spec {
             LayerSpec::Standardize { mean, std } => {
-                let (m, s) = (tensor(mean)?, tensor(std)?);
-                for (name, t) in [(mean, m), (std, s)] {
-                    if t.shape != [width] {
-                        return Err(shape_err(name, t, format!("[{width}]")));
-                    }
-                }
-                let (m, s) = (m.f32_data(index, op, mean)?, s.f32_data(index, op, std)?);
+                let m = at.f32s(mean, at.vector(mean, width)?)?;
+                let s = at.f32s(std, at.vector(std, width)?)?;
                 Layer::Standardize {
                     mean: m.to_vec().into(),
                     inv_std: s.iter().map(|&v| 1.0 / v).collect::<Vec<_>>().into(),
                 }
             }
             LayerSpec::Dense { weight, bias } => {
-                let (w, b) = (tensor(weight)?, tensor(bias)?);
-                let &[outputs, inputs] = w.shape.as_slice() else {
-                    return Err(shape_err(weight, w, format!("[outputs, {width}]")));
-                };
-                if inputs != width {
-                    return Err(shape_err(weight, w, format!("[{outputs}, {width}]")));
-                }
-                if b.shape != [outputs] {
-                    return Err(shape_err(bias, b, format!("[{outputs}]")));
-                }
-                let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
-                Layer::dense_from_rows(index, inputs, outputs, w, b.to_vec().into())?
+                let (w, outputs) = at.dense_weight(weight, width)?;
+                let b = at.f32s(bias, at.vector(bias, outputs)?)?;
+                let w = at.f32s(weight, w)?;
+                Layer::dense_from_rows(index, width, outputs, w, b.to_vec().into())?
             }
             LayerSpec::Quantize { .. }
             | LayerSpec::QuantizeDynamic
@@ -238,20 +215,8 @@ fn convert(
                 padding,
             } => {
                 let (in_c, in_h, in_w) = image()?;
-                let (w, b) = (tensor(weight)?, tensor(bias)?);
-                let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
-                    return Err(shape_err(weight, w, format!("[out_c, {in_c}, kh, kw]")));
-                };
-                if wc != in_c {
-                    return Err(shape_err(
-                        weight,
-                        w,
-                        format!("[{out_c}, {in_c}, {kh}, {kw}]"),
-                    ));
-                }
-                if b.shape != [out_c] {
-                    return Err(shape_err(bias, b, format!("[{out_c}]")));
-                }
+                let (w, (out_c, kh, kw)) = at.conv_weight(weight, in_c)?;
+                let b = at.vector(bias, out_c)?;
                 let geom = ConvGeom {
                     in_c,
                     in_h,
@@ -262,7 +227,7 @@ fn convert(
                     stride: *stride,
                     pad: *padding,
                 };
-                let (w, b) = (w.f32_data(index, op, weight)?, b.f32_data(index, op, bias)?);
+                let (w, b) = (at.f32s(weight, w)?, at.f32s(bias, b)?);
                 let layer = Layer::conv2d_from_filters(index, geom, w, b.to_vec().into())?;
                 shape = vec![out_c, geom.out_h(), geom.out_w()];
                 layer
@@ -304,29 +269,27 @@ fn convert(
                 log: true,
             },
             LayerSpec::ScaleShift { scale, shift } => {
-                let (s, t) = (tensor(scale)?, tensor(shift)?);
+                let s = at.get(scale)?;
                 let &[channels] = s.shape.as_slice() else {
-                    return Err(shape_err(scale, s, "[channels]".into()));
+                    return Err(at.shape_err(scale, &s.shape, "[channels]".into()));
                 };
                 divisor(index, op, "channels", channels, width)?;
-                if t.shape != [channels] {
-                    return Err(shape_err(shift, t, format!("[{channels}]")));
-                }
+                let t = at.vector(shift, channels)?;
                 Layer::ScaleShift {
                     inner: width / channels,
-                    scale: s.f32_data(index, op, scale)?.to_vec().into(),
-                    shift: t.f32_data(index, op, shift)?.to_vec().into(),
+                    scale: at.f32s(scale, s)?.to_vec().into(),
+                    shift: at.f32s(shift, t)?.to_vec().into(),
                 }
             }
             LayerSpec::PRelu { slope } => {
-                let s = tensor(slope)?;
+                let s = at.get(slope)?;
                 let &[channels] = s.shape.as_slice() else {
-                    return Err(shape_err(slope, s, "[channels]".into()));
+                    return Err(at.shape_err(slope, &s.shape, "[channels]".into()));
                 };
                 divisor(index, op, "channels", channels, width)?;
                 Layer::PRelu {
                     inner: width / channels,
-                    slope: s.f32_data(index, op, slope)?.to_vec().into(),
+                    slope: at.f32s(slope, s)?.to_vec().into(),
                 }
             }
             LayerSpec::GlobalAvgPool { channels } => Layer::GlobalAvgPool {

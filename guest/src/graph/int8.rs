@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::string::String;
 use std::{format, vec};
 
-use super::{ConvertError, LayerSpec, QuantParams, Tensor, TensorData};
+use super::layer_tensors::LayerTensors;
+use super::{ConvertError, LayerSpec, QuantParams, Tensor};
 use crate::Layer;
 use crate::int8::{ConvI8, DenseI8, Int8Layer, Int8Output};
 
@@ -64,6 +65,11 @@ pub(super) fn layer(
     quant: &mut QuantState,
 ) -> Result<Layer<'static>, ConvertError> {
     let op = spec.op();
+    let at = LayerTensors {
+        tensors,
+        layer: index,
+        op,
+    };
     if let LayerSpec::Conv2dInt8 { .. } = spec {
         let &[c, h, w] = shape else {
             return Err(ConvertError::NotImage {
@@ -72,13 +78,8 @@ pub(super) fn layer(
                 found: shape.to_vec(),
             });
         };
-        return conv_layer(tensors, index, spec, (c, h, w), quant);
+        return conv_layer(at, spec, (c, h, w), quant);
     }
-    let quant_err = |what: String| ConvertError::Quant {
-        layer: index,
-        op,
-        what,
-    };
     let domain_err = |found: &'static str| {
         ConvertError::Graph(crate::ModelError::Domain {
             layer: index,
@@ -89,14 +90,12 @@ pub(super) fn layer(
     match spec {
         LayerSpec::Quantize { scale, zero_point } => {
             if !positive(*scale) || !positive(1.0 / *scale) {
-                return Err(quant_err(format!(
-                    "scale {scale} must be a positive, finite number"
-                )));
+                return Err(
+                    at.quant_err(format!("scale {scale} must be a positive, finite number"))
+                );
             }
             if !(-128..=127).contains(zero_point) {
-                return Err(quant_err(format!(
-                    "zero point {zero_point} must be in -128..=127"
-                )));
+                return Err(at.quant_err(format!("zero point {zero_point} must be in -128..=127")));
             }
             *quant = QuantState::Static {
                 scale: *scale,
@@ -119,58 +118,20 @@ pub(super) fn layer(
             output,
             relu,
         } => {
-            let tensor = |name: &str| {
-                tensors
-                    .get(name)
-                    .ok_or_else(|| ConvertError::MissingTensor {
-                        layer: index,
-                        op,
-                        tensor: name.into(),
-                    })
-            };
-            let (w, ws, b) = (tensor(weight)?, tensor(weight_scale)?, tensor(bias)?);
-            let shape_err =
-                |name: &str, found: &[usize], expected: String| ConvertError::TensorShape {
-                    layer: index,
-                    op,
-                    tensor: name.into(),
-                    found: found.to_vec(),
-                    expected,
-                };
-            let &[outputs, inputs] = w.shape.as_slice() else {
-                return Err(shape_err(weight, &w.shape, format!("[outputs, {width}]")));
-            };
-            if inputs != width {
-                return Err(shape_err(weight, &w.shape, format!("[{outputs}, {width}]")));
-            }
-            for (name, t) in [(weight_scale, ws), (bias, b)] {
-                if t.shape != [outputs] {
-                    return Err(shape_err(name, &t.shape, format!("[{outputs}]")));
-                }
-            }
-            let TensorData::I8(rows) = &w.data else {
-                return Err(w.dtype_err(index, op, weight, "I8"));
-            };
-            let ws = ws.f32_data(index, op, weight_scale)?;
-            if let Some((o, s)) = ws.iter().enumerate().find(|(_, s)| !positive(**s)) {
-                return Err(quant_err(format!(
-                    "`{weight_scale}`[{o}] = {s}: weight scales must be positive, finite numbers"
-                )));
-            }
-            if *relu && output.is_none() {
-                return Err(quant_err(
-                    "`relu` needs an int8 `output` to clamp; apply a relu layer after a float output instead".into(),
-                ));
-            }
+            let (w, outputs) = at.dense_weight(weight, width)?;
+            let ws = weight_scales(&at, weight_scale, outputs)?;
+            let b = at.vector(bias, outputs)?;
+            let rows = at.i8s(weight, w)?;
+            check_relu(&at, *relu, output)?;
             let (bias_i32, output) = match (*quant, output) {
                 (QuantState::F32, _) => return Err(domain_err("f32")),
                 (QuantState::Dynamic, Some(_)) => {
-                    return Err(quant_err(
+                    return Err(at.quant_err(
                         "a layer after dynamic quantization must output f32 (no `output`)".into(),
                     ));
                 }
                 (QuantState::Dynamic, None) => {
-                    let fb = b.f32_data(index, op, bias)?;
+                    let fb = at.f32s(bias, b)?;
                     *quant = QuantState::F32;
                     (
                         vec![0; outputs],
@@ -182,21 +143,49 @@ pub(super) fn layer(
                     )
                 }
                 (QuantState::Static { scale, zero_point }, out) => {
-                    let TensorData::I32(bias_q) = &b.data else {
-                        return Err(b.dtype_err(index, op, bias, "I32"));
-                    };
-                    let folded = fold_zero_point(rows, inputs, bias_q, zero_point, bias)
-                        .map_err(quant_err)?;
-                    let output = static_output(ws, scale, out, *relu, quant).map_err(quant_err)?;
+                    let bias_q = at.i32s(bias, b)?;
+                    let folded = fold_zero_point(rows, width, bias_q, zero_point, bias)
+                        .map_err(|e| at.quant_err(e))?;
+                    let output =
+                        static_output(ws, scale, out, *relu, quant).map_err(|e| at.quant_err(e))?;
                     (folded, output)
                 }
             };
             let dense =
-                DenseI8::from_rows(index, inputs, outputs, rows, Cow::Owned(bias_i32), output)?;
+                DenseI8::from_rows(index, width, outputs, rows, Cow::Owned(bias_i32), output)?;
             Ok(Layer::Int8(Int8Layer::Dense(dense)))
         }
         _ => unreachable!("only quantized layers are passed here"),
     }
+}
+
+/// The per-channel weight scales `name`: `channels` positive, finite values.
+fn weight_scales<'t>(
+    at: &LayerTensors<'t>,
+    name: &str,
+    channels: usize,
+) -> Result<&'t [f32], ConvertError> {
+    let ws = at.f32s(name, at.vector(name, channels)?)?;
+    match ws.iter().enumerate().find(|(_, s)| !positive(**s)) {
+        Some((o, s)) => Err(at.quant_err(format!(
+            "`{name}`[{o}] = {s}: weight scales must be positive, finite numbers"
+        ))),
+        None => Ok(ws),
+    }
+}
+
+/// A fused relu clamps int8 outputs, so it needs an int8 `output`.
+fn check_relu(
+    at: &LayerTensors<'_>,
+    relu: bool,
+    output: &Option<QuantParams>,
+) -> Result<(), ConvertError> {
+    if relu && output.is_none() {
+        return Err(at.quant_err(
+            "`relu` needs an int8 `output` to clamp; apply a relu layer after a float output instead".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The i32 bias with the input zero point folded in, per output row of
@@ -276,8 +265,7 @@ fn static_output(
 /// Converts a [`LayerSpec::Conv2dInt8`] reading a `[c, h, w]` image;
 /// `quant` is the quantization of its input (updated to its output's).
 fn conv_layer(
-    tensors: &BTreeMap<String, Tensor>,
-    index: usize,
+    at: LayerTensors<'_>,
     spec: &LayerSpec,
     (in_c, in_h, in_w): (usize, usize, usize),
     quant: &mut QuantState,
@@ -294,65 +282,12 @@ fn conv_layer(
     else {
         unreachable!("only conv2d_int8 is passed here");
     };
-    let op = spec.op();
-    let quant_err = |what: String| ConvertError::Quant {
-        layer: index,
-        op,
-        what,
-    };
-    let tensor = |name: &str| {
-        tensors
-            .get(name)
-            .ok_or_else(|| ConvertError::MissingTensor {
-                layer: index,
-                op,
-                tensor: name.into(),
-            })
-    };
-    let (w, ws, b) = (tensor(weight)?, tensor(weight_scale)?, tensor(bias)?);
-    let shape_err = |name: &str, found: &[usize], expected: String| ConvertError::TensorShape {
-        layer: index,
-        op,
-        tensor: name.into(),
-        found: found.to_vec(),
-        expected,
-    };
-    let &[out_c, wc, kh, kw] = w.shape.as_slice() else {
-        return Err(shape_err(
-            weight,
-            &w.shape,
-            format!("[out_c, {in_c}, kh, kw]"),
-        ));
-    };
-    if wc != in_c {
-        return Err(shape_err(
-            weight,
-            &w.shape,
-            format!("[{out_c}, {in_c}, {kh}, {kw}]"),
-        ));
-    }
-    for (name, t) in [(weight_scale, ws), (bias, b)] {
-        if t.shape != [out_c] {
-            return Err(shape_err(name, &t.shape, format!("[{out_c}]")));
-        }
-    }
-    let TensorData::I8(filters) = &w.data else {
-        return Err(w.dtype_err(index, op, weight, "I8"));
-    };
-    let TensorData::I32(bias_q) = &b.data else {
-        return Err(b.dtype_err(index, op, bias, "I32"));
-    };
-    let ws = ws.f32_data(index, op, weight_scale)?;
-    if let Some((o, s)) = ws.iter().enumerate().find(|(_, s)| !positive(**s)) {
-        return Err(quant_err(format!(
-            "`{weight_scale}`[{o}] = {s}: weight scales must be positive, finite numbers"
-        )));
-    }
-    if *relu && output.is_none() {
-        return Err(quant_err(
-            "`relu` needs an int8 `output` to clamp; apply a relu layer after a float output instead".into(),
-        ));
-    }
+    let (w, (out_c, kh, kw)) = at.conv_weight(weight, in_c)?;
+    let ws = weight_scales(&at, weight_scale, out_c)?;
+    let b = at.vector(bias, out_c)?;
+    let filters = at.i8s(weight, w)?;
+    let bias_q = at.i32s(bias, b)?;
+    check_relu(&at, *relu, output)?;
     let QuantState::Static { scale, zero_point } = *quant else {
         let found = if *quant == QuantState::F32 {
             "f32"
@@ -360,7 +295,7 @@ fn conv_layer(
             "int8 (dynamic scale)"
         };
         return Err(ConvertError::Graph(crate::ModelError::Domain {
-            layer: index,
+            layer: at.layer,
             expected: "int8 (static scale)",
             found,
         }));
@@ -376,9 +311,10 @@ fn conv_layer(
         pad: *padding,
     };
     let taps = in_c * kh * kw;
-    let folded = fold_zero_point(filters, taps, bias_q, zero_point, bias).map_err(quant_err)?;
-    let out = static_output(ws, scale, output, *relu, quant).map_err(quant_err)?;
-    let conv = ConvI8::from_filters(index, geom, filters, Cow::Owned(folded), zero_point, out)?;
+    let folded =
+        fold_zero_point(filters, taps, bias_q, zero_point, bias).map_err(|e| at.quant_err(e))?;
+    let out = static_output(ws, scale, output, *relu, quant).map_err(|e| at.quant_err(e))?;
+    let conv = ConvI8::from_filters(at.layer, geom, filters, Cow::Owned(folded), zero_point, out)?;
     Ok(Layer::Int8(Int8Layer::Conv(conv)))
 }
 

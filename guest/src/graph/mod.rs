@@ -13,6 +13,7 @@
 
 mod convert;
 mod int8;
+mod layer_tensors;
 mod tensor;
 
 use std::string::String;
