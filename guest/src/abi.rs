@@ -269,17 +269,17 @@ mod kernel_tests {
             stride,
             pad: pad_px,
         };
-        let (Some(()), Some(inl), Some(outl), Some(wl), Some(t8)) = (
+        let (Some(()), Some(inl), Some(outl), Some(wl), Some(sl)) = (
             g.check(),
             g.input_len(),
             g.output_len(),
             conv_int8::packed_len(&g),
-            conv_int8::taps8(&g),
+            conv_int8::scratch_len(&g),
         ) else {
             return;
         };
         let rows = batch as usize;
-        let mut cols = alloc::vec![0i16; t8];
+        let mut cols = alloc::vec![0i32; sl];
         // SAFETY: as in `buf`, with element types the host wrote.
         let (x, w, b, acc) = unsafe {
             (

@@ -6,7 +6,7 @@
 //! few dozen lines. All integers are little-endian `u32`:
 //!
 //! ```text
-//! 0   magic "KLNB"          4   version (2)         8   total length in bytes
+//! 0   magic "KLNB"          4   version (3)         8   total length in bytes
 //! 12  input_len             16  layer count n
 //! 20  n layer records: op, param count k, k params
 //! ... f32 tensor data, each tensor starting at a multiple of 16 bytes
@@ -47,8 +47,12 @@ use crate::{Activation, ConvGeom, DecodeError, Layer, Model, PoolGeom, PoolKind}
 pub const MAGIC: [u8; 4] = *b"KLNB";
 /// The blob format version this crate writes and reads. Version 2 packs int8
 /// dense weights four outputs × four inputs per 16 bytes (version 1: eight
-/// outputs × two inputs); a version-1 blob is refused rather than misread.
-pub const VERSION: u32 = 2;
+/// outputs × two inputs). Version 3 packs int8 convolution filters in
+/// groups of four output channels × pairs of neighbouring taps (version 2:
+/// one zero-padded row per output channel; see
+/// [`crate::kernels::conv_int8`]). An older blob is refused rather than
+/// misread.
+pub const VERSION: u32 = 3;
 /// Bytes before the first layer record.
 pub const HEADER_LEN: usize = 20;
 /// Alignment of tensor data inside the blob (and of the blob in memory).

@@ -476,15 +476,22 @@ fn relaxed_build_uses_only_the_checked_dot_product() {
     }
 }
 
-/// The SIMD128 int8 convolution (im2col column · four filter rows with
-/// i32x4.dot_i16x8_s) gives the reference's accumulators exactly: extremes
-/// (−128 · −128), padding read as the zero point, strides, and output
-/// channels around its block of 4.
+/// The blocked SIMD128 int8 convolution (tiles of 4 channels × 8 columns,
+/// tap pairs with i32x4.dot_i16x8_s over a padded pair buffer) gives the
+/// reference's accumulators exactly, in both kernel builds: extremes
+/// (−128 · −128), padding read as the zero point, strides, odd and even
+/// kernel widths, rows narrower than a tile and odd widths (the overlapped
+/// last tile), output channels around the group of 4, LeNet's two layers.
 #[test]
 fn int8_conv2d_simd_matches_reference() {
+    for k in Kernel::builds() {
+        int8_conv2d_matches_reference_in(k);
+    }
+}
+
+fn int8_conv2d_matches_reference_in(mut k: Kernel) {
     use kiln::kiln_guest::{ConvGeom, kernels::conv_int8};
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let mut k = Kernel::new();
     let i8s = |rng: &mut ChaCha8Rng, n: usize| -> Vec<i8> {
         (0..n)
             .map(|_| match rng.random_range(0..8) {
@@ -501,6 +508,12 @@ fn int8_conv2d_simd_matches_reference() {
         (3, 7, 5, 21, 3, 2, 2, 1),
         (2, 5, 6, 3, 1, 1, 1, 0),
         (4, 9, 9, 5, 5, 5, 3, 2),
+        (1, 28, 28, 6, 5, 5, 1, 0),
+        (6, 12, 12, 16, 5, 5, 1, 0),
+        (1, 3, 3, 1, 3, 3, 1, 2),
+        (5, 6, 13, 7, 2, 4, 1, 1),
+        (2, 11, 19, 9, 3, 3, 2, 1),
+        (3, 4, 30, 4, 1, 7, 3, 3),
     ];
     for (case, (in_c, in_h, in_w, out_c, kh, kw, stride, pad)) in cases.into_iter().enumerate() {
         let g = ConvGeom {
@@ -516,18 +529,16 @@ fn int8_conv2d_simd_matches_reference() {
         g.check().expect("valid test geometry");
         let batch = 2;
         let x = i8s(&mut rng, batch * g.input_len().unwrap());
-        let taps = g.taps().unwrap();
         let filters = i8s(&mut rng, g.weight_len().unwrap());
-        let t8 = conv_int8::taps8(&g).unwrap();
         let mut w = vec![0i8; conv_int8::packed_len(&g).unwrap()];
-        conv_int8::pack_filters(&filters, taps, t8, &mut w);
+        conv_int8::pack_filters(&filters, &g, &mut w);
         let bias: Vec<i32> = (0..out_c)
             .map(|_| rng.random_range(-1 << 24..1 << 24))
             .collect();
         let zp = [-128i8, 0, 17, 127][case % 4];
         let out = batch * g.output_len().unwrap();
         let mut want = vec![0i32; out];
-        conv_int8::conv2d_i8(&x, &w, &bias, &g, zp, &mut vec![0; t8], &mut want);
+        conv_int8::conv2d_i8(&x, &w, &bias, &g, zp, &mut [], &mut want);
         let (px, pw, pb) = (
             k.put_bytes(bytemuck::cast_slice(&x)),
             k.put_bytes(bytemuck::cast_slice(&w)),

@@ -6,8 +6,8 @@
 //! | 21 | quantize_dynamic       | len                                                       |
 //! | 22 | dense_i8 → int8        | inputs, outputs, weight (i8, packed), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
 //! | 23 | dense_i8 → f32         | inputs, outputs, weight (i8, packed), bias (i32), weight_scale (f32), bias_f32 (f32), dynamic (0/1), input_scale (f32 bits) |
-//! | 24 | conv2d_i8 → int8       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
-//! | 25 | conv2d_i8 → f32        | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters), bias (i32), weight_scale (f32), bias_f32 (f32), input_scale (f32 bits) |
+//! | 24 | conv2d_i8 → int8       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters, blob v3: 4 channels × tap pairs), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
+//! | 25 | conv2d_i8 → f32        | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters, blob v3: 4 channels × tap pairs), bias (i32), weight_scale (f32), bias_f32 (f32), input_scale (f32 bits) |
 //! | 26 | pool_i8                | kind (0 max, 1 avg), c, h, w, k, stride                  |
 //!
 //! Tensors are (offset, element count) pairs like the f32 ones; int8 data
@@ -63,29 +63,12 @@ pub(crate) fn encode<'t>(
             records.extend([op, 12, d.inputs as u32, d.outputs as u32]);
             push_tensor(records, tensors, TensorRef::I8(&d.weight));
             push_tensor(records, tensors, TensorRef::I32(&d.bias));
-            match &d.output {
-                Int8Output::Int8 {
-                    multiplier,
-                    shift,
-                    zero_point,
-                    relu,
-                } => {
-                    push_tensor(records, tensors, TensorRef::I32(multiplier));
-                    push_tensor(records, tensors, TensorRef::I32(shift));
-                    records.extend([*zero_point as u32, u32::from(*relu)]);
-                }
-                Int8Output::Float {
-                    input_scale,
-                    weight_scale,
-                    bias,
-                } => {
-                    push_tensor(records, tensors, TensorRef::F32(weight_scale));
-                    push_tensor(records, tensors, TensorRef::F32(bias));
-                    records.extend([
-                        u32::from(input_scale.is_none()),
-                        input_scale.unwrap_or(0.0).to_bits(),
-                    ]);
-                }
+            push_output(&d.output, records, tensors);
+            if let Int8Output::Float { input_scale, .. } = d.output {
+                records.extend([
+                    u32::from(input_scale.is_none()),
+                    input_scale.unwrap_or(0.0).to_bits(),
+                ]);
             }
         }
         Int8Layer::Conv(c) => {
@@ -101,27 +84,10 @@ pub(crate) fn encode<'t>(
             records.push(c.input_zero_point as u32);
             push_tensor(records, tensors, TensorRef::I8(&c.weight));
             push_tensor(records, tensors, TensorRef::I32(&c.bias));
-            match &c.output {
-                Int8Output::Int8 {
-                    multiplier,
-                    shift,
-                    zero_point,
-                    relu,
-                } => {
-                    push_tensor(records, tensors, TensorRef::I32(multiplier));
-                    push_tensor(records, tensors, TensorRef::I32(shift));
-                    records.extend([*zero_point as u32, u32::from(*relu)]);
-                }
-                Int8Output::Float {
-                    input_scale,
-                    weight_scale,
-                    bias,
-                } => {
-                    push_tensor(records, tensors, TensorRef::F32(weight_scale));
-                    push_tensor(records, tensors, TensorRef::F32(bias));
-                    // `Model::new` refuses a conv without a static scale.
-                    records.push(input_scale.unwrap_or(0.0).to_bits());
-                }
+            push_output(&c.output, records, tensors);
+            if let Int8Output::Float { input_scale, .. } = c.output {
+                // `Model::new` refuses a conv without a static scale.
+                records.push(input_scale.unwrap_or(0.0).to_bits());
             }
         }
         Int8Layer::Pool(p) => {
@@ -132,6 +98,35 @@ pub(crate) fn encode<'t>(
             };
             records.extend([OP_POOL_I8, 6, kind]);
             records.extend([g.c, g.h, g.w, g.k, g.stride].map(|v| v as u32));
+        }
+    }
+}
+
+/// The output record shared by dense and convolution layers: multiplier,
+/// shift, zero point and relu flag of an int8 output, or the weight scales
+/// and f32 bias of a float one (whose input scale each layer writes after,
+/// in its own form).
+fn push_output<'t>(
+    output: &'t Int8Output<'_>,
+    records: &mut Vec<u32>,
+    tensors: &mut Vec<(usize, TensorRef<'t>)>,
+) {
+    match output {
+        Int8Output::Int8 {
+            multiplier,
+            shift,
+            zero_point,
+            relu,
+        } => {
+            push_tensor(records, tensors, TensorRef::I32(multiplier));
+            push_tensor(records, tensors, TensorRef::I32(shift));
+            records.extend([*zero_point as u32, u32::from(*relu)]);
+        }
+        Int8Output::Float {
+            weight_scale, bias, ..
+        } => {
+            push_tensor(records, tensors, TensorRef::F32(weight_scale));
+            push_tensor(records, tensors, TensorRef::F32(bias));
         }
     }
 }

@@ -70,7 +70,8 @@ pub struct ConvI8<'a> {
     /// Boxed, so that the largest int8 layer stays no larger than a dense
     /// one (every [`crate::Layer`] pays for the largest).
     pub geom: alloc::boxed::Box<ConvGeom>,
-    /// Filters packed by [`k::pack_filters`] (`out_c` rows of `taps8` bytes).
+    /// Filters packed by [`k::pack_filters`] (groups of four output
+    /// channels, neighbouring taps in pairs; see [`crate::kernels::conv_int8`]).
     pub weight: Cow<'a, [i8]>,
     /// i32 bias at the accumulator scale with the input zero point folded in
     /// (`bias − z_x · Σ_t W[o][t]`).
@@ -97,7 +98,6 @@ impl<'a> ConvI8<'a> {
     ) -> Result<Self, ModelError> {
         geom.check().ok_or(ModelError::Geometry { layer })?;
         let too_large = ModelError::TooLarge { layer };
-        let taps = geom.taps().ok_or(too_large.clone())?;
         let n = geom.weight_len().ok_or(too_large.clone())?;
         if filters.len() != n {
             return Err(ModelError::TensorLen {
@@ -107,9 +107,8 @@ impl<'a> ConvI8<'a> {
                 found: filters.len(),
             });
         }
-        let t8 = k::taps8(&geom).ok_or(too_large.clone())?;
         let mut weight = alloc::vec![0i8; k::packed_len(&geom).ok_or(too_large)?];
-        k::pack_filters(filters, taps, t8, &mut weight);
+        k::pack_filters(filters, &geom, &mut weight);
         #[cfg(feature = "int8-conv")]
         return Ok(ConvI8 {
             geom: geom.into(),
@@ -135,6 +134,7 @@ impl ConvI8<'_> {
     pub(crate) fn check(&self, layer: usize) -> Result<(), ModelError> {
         self.geom.check().ok_or(ModelError::Geometry { layer })?;
         let packed = k::packed_len(&self.geom).ok_or(ModelError::TooLarge { layer })?;
+        k::scratch_len(&self.geom).ok_or(ModelError::TooLarge { layer })?;
         super::check_len(layer, "weight", packed, self.weight.len())?;
         super::check_len(layer, "bias", self.geom.out_c, self.bias.len())?;
         if !(-128..=127).contains(&self.input_zero_point) {
@@ -155,9 +155,10 @@ impl ConvI8<'_> {
         self.output.check(layer, self.geom.out_c)
     }
 
-    /// Length of the im2col column the layer needs.
+    /// Length of the convolution scratch the layer needs (`check` makes
+    /// sure it exists).
     pub(crate) fn cols_len(&self) -> usize {
-        k::taps8(&self.geom).unwrap_or(0)
+        k::scratch_len(&self.geom).unwrap_or(0)
     }
 
     pub(crate) fn into_owned(self) -> ConvI8<'static> {

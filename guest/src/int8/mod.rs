@@ -430,8 +430,9 @@ pub struct Int8Scratch {
     pub(crate) next: Vec<i8>,
     pub(crate) acc: Vec<i32>,
     row_scale: Vec<f32>,
-    /// The im2col column of int8 convolutions.
-    pub(crate) cols: Vec<i16>,
+    /// The padded pair buffer of int8 convolutions
+    /// ([`crate::kernels::conv_int8::scratch_len`]).
+    pub(crate) cols: Vec<i32>,
 }
 
 impl Int8Scratch {
@@ -445,8 +446,8 @@ impl Int8Scratch {
         }
     }
 
-    /// Grows the buffers to `batch` rows of `width` values, and the im2col
-    /// column to what the int8 convolutions among `layers` need.
+    /// Grows the buffers to `batch` rows of `width` values, and the
+    /// convolution scratch to what the int8 convolutions among `layers` need.
     pub(crate) fn reserve(
         &mut self,
         batch: usize,

@@ -4,78 +4,94 @@
 //!
 //! Rows are NCHW images without the N, like the f32 kernels of
 //! [`super::conv`]. Everything here is integer arithmetic: i32 sums wrap
-//! modulo 2³² and do not depend on their order, so the SIMD128 override
-//! (`conv_int8_simd128`) matches this bit for bit by construction — the
-//! host still tests it in wasmtime.
+//! modulo 2³² and do not depend on their order, so the blocked overrides
+//! (`conv_int8_lanes`, for SIMD128 and SSE2) match this bit for bit by
+//! construction — the host still tests them, natively and in wasmtime.
 //!
-//! # Im2col and the packed filter layout
+//! # The packed filter layout
 //!
-//! For each output position the kernel gathers the `taps = in_c·kh·kw`
-//! input values the filter covers (order `c`, `ky`, `kx`, PyTorch's) into a
-//! column of i16, writing the input **zero point** where a tap falls in the
-//! padding — the quantized form of the real 0 that f32 padding adds, so the
-//! zero point folded into the bias (`b − z·Σw`) holds at the borders too.
-//! The column is padded with zeros to `taps8 = ⌈taps/8⌉·8` values. Filters
-//! are stored output-major, each row `taps8` bytes long, zeros beyond
-//! `taps` ([`pack_filters`]); then each accumulator is a dot product of two
-//! contiguous vectors, which is what `i32x4.dot_i16x8_s` computes.
+//! Each accumulator is `bias[o] + Σ x·w` over the filter's taps (`c`, `ky`,
+//! `kx`), a tap in the padding reading the input **zero point** — the
+//! quantized form of the real 0 that f32 padding adds, so the zero point
+//! folded into the bias (`b − z·Σw`) holds at the borders too.
+//!
+//! Filters are stored for the blocked kernels, which multiply *pairs* of
+//! horizontally neighbouring taps (`kx = 2j, 2j+1`) of four output channels
+//! at once with `i32x4.dot_i16x8_s` / `pmaddwd`: output channels in groups
+//! of four, then `c`, `ky`, the pair `j`, the channel in its group, the tap
+//! in its pair — `[⌈out_c/4⌉][in_c][kh][⌈kw/2⌉][4][2]` bytes
+//! ([`pack_filters`]). Channels beyond `out_c` and the tap beyond an odd
+//! `kw` are zeros, so they add nothing.
 
 use super::conv::{ConvGeom, PoolGeom, PoolKind};
 use super::int8::requantize_one;
 
-/// `⌈taps/8⌉·8`: the row length of packed filters and of the column.
-pub fn taps8(g: &ConvGeom) -> Option<usize> {
-    g.taps()?.checked_next_multiple_of(8)
+/// Output channels per filter group of the packed layout.
+pub const GROUP: usize = 4;
+
+/// `kw` rounded up to a whole number of tap pairs.
+fn kw2(g: &ConvGeom) -> Option<usize> {
+    g.kw.checked_next_multiple_of(2)
 }
 
-/// Length of the packed filters (`out_c · taps8`), `None` on overflow.
+/// Length of the packed filters (`⌈out_c/4⌉·4 · in_c · kh · kw2`), `None`
+/// on overflow.
 pub fn packed_len(g: &ConvGeom) -> Option<usize> {
-    taps8(g)?.checked_mul(g.out_c)
+    g.out_c
+        .checked_next_multiple_of(GROUP)?
+        .checked_mul(g.in_c)?
+        .checked_mul(g.kh)?
+        .checked_mul(kw2(g)?)
 }
 
-/// Packs PyTorch-layout filters (`out_c × in_c × kh × kw`, i.e. output-major
-/// rows of `taps` values) into rows of `taps8` bytes. `filters.len()` must
-/// be `out_c · taps` and `packed.len()` [`packed_len`].
-pub fn pack_filters(filters: &[i8], taps: usize, taps8: usize, packed: &mut [i8]) {
-    packed.fill(0);
-    for (row, dst) in filters
-        .chunks_exact(taps.max(1))
-        .zip(packed.chunks_exact_mut(taps8.max(1)))
-    {
-        dst[..taps].copy_from_slice(row);
-    }
-}
-
-/// Fills `col` (length `taps8`) with the taps of output position `(oy, ox)`
-/// of image `xr`: the input value, `pad` in the zero padding, 0 beyond
-/// `taps`.
+/// Index in the packed filters of output channel `o`'s tap `(c, ky, kx)`.
 #[inline(always)]
-pub fn im2col(g: &ConvGeom, xr: &[i8], oy: usize, ox: usize, pad: i16, col: &mut [i16]) {
-    let mut t = 0;
-    for c in 0..g.in_c {
-        for ky in 0..g.kh {
-            let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
-            let inside_y = iy < g.in_h;
-            let row = (c * g.in_h).wrapping_add(iy).wrapping_mul(g.in_w);
-            for kx in 0..g.kw {
-                let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
-                col[t] = if inside_y && ix < g.in_w {
-                    i16::from(xr[row + ix])
-                } else {
-                    pad
-                };
-                t += 1;
+fn packed_index(g: &ConvGeom, o: usize, c: usize, ky: usize, kx: usize) -> usize {
+    let pairs = g.kw.div_ceil(2);
+    let unit = ((o / GROUP * g.in_c + c) * g.kh + ky) * pairs + kx / 2;
+    (unit * GROUP + o % GROUP) * 2 + kx % 2
+}
+
+/// Packs PyTorch-layout filters (`out_c × in_c × kh × kw`) into the layout
+/// of the module note. `filters.len()` must be `g.weight_len()` and
+/// `packed.len()` [`packed_len`]; otherwise nothing is written.
+pub fn pack_filters(filters: &[i8], g: &ConvGeom, packed: &mut [i8]) {
+    if Some(filters.len()) != g.weight_len() || Some(packed.len()) != packed_len(g) {
+        return;
+    }
+    packed.fill(0);
+    let mut src = filters.iter();
+    for o in 0..g.out_c {
+        for c in 0..g.in_c {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    if let Some(&v) = src.next() {
+                        packed[packed_index(g, o, c, ky, kx)] = v;
+                    }
+                }
             }
         }
     }
-    col[t..].fill(0);
+}
+
+/// i32 scratch the blocked kernels need for one image (their padded pair
+/// buffer, see `conv_int8_lanes`): `in_c · (in_h + 2·pad) · row` with
+/// `row = (max(out_w, 8) − 1)·stride + kw2 − 1`; `None` on overflow.
+pub fn scratch_len(g: &ConvGeom) -> Option<usize> {
+    let row = (g.out_w().max(8) - 1)
+        .checked_mul(g.stride)?
+        .checked_add(kw2(g)? - 1)?;
+    g.in_h
+        .checked_add(g.pad.checked_mul(2)?)?
+        .checked_mul(row)?
+        .checked_mul(g.in_c)
 }
 
 /// Integer convolution, accumulators only:
-/// `acc[o][oy][ox] = bias[o] + Σ_t col[t] · w[o][t]` in wrapping i32, where
-/// `col` is the output position's [`im2col`] column (padding taps read
-/// `pad`, the input zero point) and `w` the packed filters.
-/// `cols` is scratch of at least `taps8` values.
+/// `acc[o][oy][ox] = bias[o] + Σ_(c,ky,kx) x·w[o][c][ky][kx]` in wrapping
+/// i32, a tap in the padding reading `pad` (the input zero point); `w` is
+/// packed by [`pack_filters`]. `_scratch` is the blocked kernels' buffer
+/// (the reference needs none; the argument keeps one signature).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn conv2d_i8(
@@ -84,27 +100,39 @@ pub fn conv2d_i8(
     bias: &[i32],
     g: &ConvGeom,
     pad: i8,
-    cols: &mut [i16],
+    _scratch: &mut [i32],
     acc: &mut [i32],
 ) {
-    let (Some(in_len), Some(out_len), Some(t8)) = (g.input_len(), g.output_len(), taps8(g)) else {
+    let (Some(in_len), Some(out_len), Some(wl)) = (g.input_len(), g.output_len(), packed_len(g))
+    else {
         return;
     };
-    let Some(col) = cols.get_mut(..t8) else {
+    if w.len() != wl || bias.len() != g.out_c {
         return;
-    };
+    }
     let (oh, ow) = (g.out_h(), g.out_w());
     let plane = oh * ow;
     for (xr, ar) in x.chunks_exact(in_len).zip(acc.chunks_exact_mut(out_len)) {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                im2col(g, xr, oy, ox, i16::from(pad), col);
-                let p = oy * ow + ox;
-                for (o, (wr, &b)) in w.chunks_exact(t8.max(1)).zip(bias).enumerate() {
-                    let dot = col.iter().zip(wr).fold(0i32, |s, (&c, &v)| {
-                        s.wrapping_add(i32::from(c) * i32::from(v))
-                    });
-                    ar[o * plane + p] = dot.wrapping_add(b);
+        for (o, &b) in bias.iter().enumerate() {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = b;
+                    for c in 0..g.in_c {
+                        for ky in 0..g.kh {
+                            let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
+                            for kx in 0..g.kw {
+                                let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
+                                let v = if iy < g.in_h && ix < g.in_w {
+                                    xr[(c * g.in_h + iy) * g.in_w + ix]
+                                } else {
+                                    pad
+                                };
+                                let wv = w[packed_index(g, o, c, ky, kx)];
+                                s = s.wrapping_add(i32::from(v) * i32::from(wv));
+                            }
+                        }
+                    }
+                    ar[o * plane + oy * ow + ox] = s;
                 }
             }
         }
@@ -235,13 +263,13 @@ mod tests {
         let f: Vec<i8> = (0..3 * taps as i32)
             .map(|v| (v * 29 % 255 - 127) as i8)
             .collect();
-        let t8 = taps8(&g).unwrap();
         let mut w = vec![0i8; packed_len(&g).unwrap()];
-        pack_filters(&f, taps, t8, &mut w);
+        pack_filters(&f, &g, &mut w);
+        // 3 channels → one group of 4; kw 2 → one pair.
+        assert_eq!(w.len(), 4 * 2 * 2 * 2);
         let bias = [5, -7, 1 << 20];
-        let mut cols = vec![0i16; t8];
         let mut acc = vec![0i32; g.output_len().unwrap()];
-        conv2d_i8(&x, &w, &bias, &g, -9, &mut cols, &mut acc);
+        conv2d_i8(&x, &w, &bias, &g, -9, &mut [], &mut acc);
         let (oh, ow) = (g.out_h(), g.out_w());
         assert_eq!((oh, ow), (4, 4));
         for o in 0..3 {

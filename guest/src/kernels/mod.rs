@@ -15,9 +15,10 @@
 //! override of its dense kernel in `sse2_int8`. The second kernel build
 //! (cargo feature `relaxed-simd`) replaces the dense kernel once more with
 //! `relaxed_int8`, which uses relaxed SIMD's 8-bit dot product only on rows
-//! where it is exact. [`conv_int8`] defines int8 convolution and pooling,
-//! with the convolution's SIMD128 override in `conv_int8_simd128` (plain
-//! SIMD128 in both builds).
+//! where it is exact. [`conv_int8`] defines int8 convolution and pooling;
+//! the convolution has one blocked kernel, `conv_int8_lanes`, instantiated
+//! for wasm (`conv_int8_simd128`, plain SIMD128 in both builds) and for the
+//! host's SSE2 (`conv_int8_sse2`).
 //!
 //! 2-D convolution ([`conv`]) has one blocked SIMD kernel, `conv_lanes`,
 //! written over a 4-lane vector and instantiated for wasm (`conv_simd128`)
@@ -31,8 +32,15 @@ pub mod channel;
 pub mod channel_simd128;
 pub mod conv;
 pub mod conv_int8;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod conv_int8_lanes;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod conv_int8_simd128;
+#[cfg(target_arch = "x86_64")]
+pub mod conv_int8_sse2;
 #[cfg(any(
     target_arch = "x86_64",
     all(target_arch = "wasm32", target_feature = "simd128")
@@ -108,7 +116,12 @@ pub use conv_simd128::{conv2d, pool};
 #[cfg(target_arch = "x86_64")]
 pub use conv_sse2::conv2d;
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
 pub use conv_int8::conv2d_i8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub use conv_int8_simd128::conv2d_i8;
+#[cfg(target_arch = "x86_64")]
+pub use conv_int8_sse2::conv2d_i8;
