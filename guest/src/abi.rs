@@ -292,6 +292,60 @@ mod kernel_tests {
         kernels::conv2d_i8(x, w, b, &g, pad as i8, &mut cols, acc);
     }
 
+    /// [`kernels::pool_i8`] on int8 buffers (`max` 1: max, 0: average);
+    /// `geom` as for [`kiln_test_pool`].
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_pool_i8(max: i32, x: i32, y: i32, batch: i32, geom: i32) {
+        let [c, h, w, k, stride] = dims(geom);
+        let g = crate::PoolGeom { c, h, w, k, stride };
+        let (Some(()), Some(inl)) = (g.check(), g.input_len()) else {
+            return;
+        };
+        let kind = if max != 0 {
+            crate::PoolKind::Max
+        } else {
+            crate::PoolKind::Avg
+        };
+        let rows = batch as usize;
+        // SAFETY: as in `buf`, int8 buffers the host wrote.
+        let (x, y) = unsafe {
+            (
+                slice::from_raw_parts(x as *const i8, rows * inl),
+                slice::from_raw_parts_mut(y as *mut i8, rows * g.output_len()),
+            )
+        };
+        kernels::pool_i8(kind, x, &g, y);
+    }
+
+    /// [`kernels::requantize_planes`]: `n` i32 accumulators at `acc` in
+    /// planes of `plane`, `channels` multipliers and shifts (i32), int8
+    /// output at `y`.
+    #[unsafe(no_mangle)]
+    #[allow(clippy::too_many_arguments)]
+    pub extern "C" fn kiln_test_requantize_planes(
+        acc: i32,
+        n: i32,
+        multiplier: i32,
+        shift: i32,
+        channels: i32,
+        zero_point: i32,
+        lo: i32,
+        plane: i32,
+        y: i32,
+    ) {
+        let (n, ch) = (n.max(0) as usize, channels.max(0) as usize);
+        // SAFETY: as in `buf`, with element types the host wrote.
+        let (acc, m, s, y) = unsafe {
+            (
+                slice::from_raw_parts(acc as *const i32, n),
+                slice::from_raw_parts(multiplier as *const i32, ch),
+                slice::from_raw_parts(shift as *const i32, ch),
+                slice::from_raw_parts_mut(y as *mut i8, n),
+            )
+        };
+        kernels::requantize_planes(acc, m, s, zero_point, lo, plane.max(1) as usize, y);
+    }
+
     /// Runs the dispatched int8 dense kernel (accumulators only). `x` and
     /// `w` are int8 buffers (`w` packed), `b` and `acc` i32 buffers.
     #[unsafe(no_mangle)]

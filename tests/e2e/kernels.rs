@@ -299,6 +299,123 @@ impl Kernel {
     }
 }
 
+/// The SIMD128 requantize of convolution planes (i64 lanes, 16 values per
+/// step, scalar tail) equals the reference in both builds: planes of 64,
+/// 576 and odd lengths, shifts 1..=62, multipliers up to 2³¹ − 1, extreme
+/// accumulators, the relu clamp (`lo` = zero point) and both zero-point
+/// extremes.
+#[test]
+fn int8_requantize_planes_simd_matches_reference() {
+    use kiln::kiln_guest::kernels::conv_int8;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for mut k in Kernel::builds() {
+        // Outputs strictly inside the clamp range, over all cases.
+        let mut inside = 0;
+        for (case, (channels, plane)) in [(6, 576), (16, 64), (3, 17), (5, 1), (2, 35)]
+            .into_iter()
+            .enumerate()
+        {
+            let n = channels * plane * 2;
+            let acc: Vec<i32> = (0..n)
+                .map(|_| match rng.random_range(0..10) {
+                    0 => i32::MIN,
+                    1 => i32::MAX,
+                    2 => 0,
+                    3..6 => rng.random_range(-1 << 16..1 << 16),
+                    _ => rng.random(),
+                })
+                .collect();
+            let m: Vec<i32> = (0..channels)
+                .map(|i| match i % 3 {
+                    0 => i32::MAX,
+                    _ => rng.random_range(0..i32::MAX),
+                })
+                .collect();
+            let s: Vec<i32> = (0..channels)
+                .map(|i| match i % 4 {
+                    0 => 1,
+                    1 => 62,
+                    // Moderate results for the ±2¹⁶ and the full-range
+                    // accumulators (m near 2³⁰).
+                    2 => rng.random_range(38..44),
+                    _ => rng.random_range(52..58),
+                })
+                .collect();
+            let zp = [-128, 127, 0, -5, 42][case];
+            for lo in [-128, zp] {
+                let mut want = vec![0i8; n];
+                conv_int8::requantize_planes(&acc, &m, &s, zp, lo, plane, &mut want);
+                let pa = k.put_bytes(bytemuck::cast_slice(&acc));
+                let pm = k.put_bytes(bytemuck::cast_slice(&m));
+                let ps = k.put_bytes(bytemuck::cast_slice(&s));
+                let py = k.put_bytes(&vec![0x55u8; n]);
+                let args = (
+                    pa,
+                    n as i32,
+                    pm,
+                    ps,
+                    channels as i32,
+                    zp,
+                    lo,
+                    plane as i32,
+                    py,
+                );
+                k.call("kiln_test_requantize_planes", args);
+                let got: Vec<i8> = k.get_bytes(py, n).into_iter().map(|b| b as i8).collect();
+                assert_eq!(got, want, "channels {channels} plane {plane} lo {lo}");
+                inside += want
+                    .iter()
+                    .filter(|&&v| v != 127 && i32::from(v) != lo)
+                    .count();
+            }
+        }
+        assert!(inside > 1000, "only {inside} values inside the clamp range");
+    }
+}
+
+/// The SIMD128 int8 pooling (2×2 max with stride 2 vectorized, every other
+/// shape the reference) equals the reference in both builds, around rows of
+/// 16 values and the overlapped last step, and for average pooling.
+#[test]
+fn int8_pool_simd_matches_reference() {
+    use kiln::kiln_guest::{PoolGeom, PoolKind, kernels::conv_int8};
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let cases = [
+        (6, 24, 24, 2, 2),
+        (16, 8, 8, 2, 2),
+        (3, 17, 33, 2, 2),
+        (2, 16, 16, 2, 2),
+        (2, 9, 21, 3, 2),
+        (1, 5, 7, 2, 1),
+    ];
+    for mut k in Kernel::builds() {
+        for (c, h, w, kk, stride) in cases {
+            let g = PoolGeom {
+                c,
+                h,
+                w,
+                k: kk,
+                stride,
+            };
+            let batch = 2;
+            let x: Vec<i8> = (0..batch * g.input_len().unwrap())
+                .map(|_| rng.random())
+                .collect();
+            let out = batch * g.output_len();
+            for (max, kind) in [(1, PoolKind::Max), (0, PoolKind::Avg)] {
+                let mut want = vec![0i8; out];
+                conv_int8::pool_i8(kind, &x, &g, &mut want);
+                let px = k.put_bytes(bytemuck::cast_slice(&x));
+                let py = k.put_bytes(&vec![0u8; out]);
+                let pg = put_dims(&mut k, &[c, h, w, kk, stride]);
+                k.call("kiln_test_pool_i8", (max, px, py, batch as i32, pg));
+                let got: Vec<i8> = k.get_bytes(py, out).into_iter().map(|b| b as i8).collect();
+                assert_eq!(got, want, "{kind:?} {g:?}");
+            }
+        }
+    }
+}
+
 /// The SIMD128 int8 dense kernel (i32x4.dot_i16x8_s on packed weights)
 /// gives the reference's accumulators exactly, including the extremes
 /// (−128 · −128) and sizes around its 4-input quads, 16-output passes and

@@ -208,7 +208,15 @@ pub(super) fn run(layer: &Int8Layer<'_>, batch: usize, f32_buf: &mut [f32], q: &
                 } => {
                     let lo = if *relu { *zero_point } else { -128 };
                     let y = &mut q.next[..yn];
-                    k::requantize_planes(acc, multiplier, shift, *zero_point, lo, plane, y);
+                    crate::kernels::requantize_planes(
+                        acc,
+                        multiplier,
+                        shift,
+                        *zero_point,
+                        lo,
+                        plane,
+                        y,
+                    );
                     core::mem::swap(&mut q.cur, &mut q.next);
                 }
                 Int8Output::Float {
@@ -224,7 +232,7 @@ pub(super) fn run(layer: &Int8Layer<'_>, batch: usize, f32_buf: &mut [f32], q: &
             }
         }
         Int8Layer::Pool(p) => {
-            k::pool_i8(p.kind, &q.cur[..xn], &p.geom, &mut q.next[..yn]);
+            crate::kernels::pool_i8(p.kind, &q.cur[..xn], &p.geom, &mut q.next[..yn]);
             core::mem::swap(&mut q.cur, &mut q.next);
         }
         _ => {}

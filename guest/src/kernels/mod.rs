@@ -121,7 +121,9 @@ pub use conv_sse2::conv2d;
     all(target_arch = "wasm32", target_feature = "simd128")
 )))]
 pub use conv_int8::conv2d_i8;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use conv_int8::{pool_i8, requantize_planes};
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub use conv_int8_simd128::conv2d_i8;
+pub use conv_int8_simd128::{conv2d_i8, pool_i8, requantize_planes};
 #[cfg(target_arch = "x86_64")]
 pub use conv_int8_sse2::conv2d_i8;
