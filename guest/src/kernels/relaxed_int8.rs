@@ -32,6 +32,7 @@ use super::simd128_int8::{self as plain, quad, sizes_ok, store_block};
 
 /// [`reference::dense_i8`]: 32 outputs per pass over a row, or 8 outputs of
 /// 4 rows; rows with a negative value go to the plain SIMD128 kernel.
+#[inline(never)]
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
     if outputs == 0 {
         return;

@@ -20,6 +20,7 @@ use super::reference;
 /// add chains to hide the add latency), then 4 at a time, then one by one.
 /// Batches run four rows at a time, 8 outputs per pass, so each weight load
 /// serves four rows. Every output's sum keeps the reference's order.
+#[inline(never)]
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
     let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())

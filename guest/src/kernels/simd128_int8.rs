@@ -20,6 +20,7 @@ use super::int8::{self as reference, BLOCK, QUAD};
 
 /// [`reference::dense_i8`]: 16 outputs per pass over a row, or 4 outputs of
 /// 4 rows, so each weight load serves four rows.
+#[inline(never)]
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
     if outputs == 0 {
         return;
