@@ -50,6 +50,7 @@ impl F32x4 for v128 {
 }
 
 /// [`conv::conv2d`], blocked as `conv_lanes` describes.
+#[inline(never)]
 pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     conv_lanes::conv2d::<v128>(x, w, b, g, y)
 }
