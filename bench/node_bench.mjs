@@ -3,7 +3,14 @@
 // process per peer and alternates them across rounds).
 //
 //   node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen \
-//        --model FILE [--shape 784|1,28,28] [--iterations N] [--warmup N]
+//        --model FILE [--shape 784|1,28,28] [--iterations N] [--warmup N] [--warmup-ms MS]
+//
+// Warm-up lasts at least --warmup calls AND --warmup-ms milliseconds (default
+// 1000): V8 first runs wasm with its baseline compiler (Liftoff) and swaps in
+// optimised TurboFan code only after a function has used up its tier-up budget
+// and a background compile has finished — 0.1–0.5 s on a busy 2-core machine,
+// longer than a few hundred calls take. A warm-up counted in calls alone timed
+// Liftoff code for some runners and TurboFan code for others.
 //
 // * ort-web: onnxruntime-web's wasm backend (one thread, SIMD) on an ONNX file;
 // * kiln-abi: a module built by `kiln build`, instantiated once and driven
@@ -21,6 +28,7 @@ const args = Object.fromEntries(
 );
 const iterations = Number(args.iterations ?? 2000);
 const warmup = Number(args.warmup ?? 200);
+const warmupMs = Number(args["warmup-ms"] ?? 1000);
 const shape = (args.shape ?? "784").split(",").map(Number);
 const width = shape.reduce((a, b) => a * b, 1);
 const now = () => Number(process.hrtime.bigint()) / 1e3; // µs
@@ -62,7 +70,7 @@ async function ortWeb(file) {
 
 const make = { "ort-web": ortWeb, "kiln-abi": kilnAbi, "kiln-bindgen": kilnBindgen }[args.runtime];
 if (!make || !args.model) {
-  console.error("usage: node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen --model FILE [--shape 784]");
+  console.error("usage: node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen --model FILE [--shape 784] [--iterations N] [--warmup N] [--warmup-ms MS]");
   process.exit(2);
 }
 const run = await make(args.model);
@@ -80,7 +88,8 @@ async function timed(x, batch, n) {
   }
   return samples.sort((a, b) => a - b);
 }
-for (let i = 0; i < warmup; i++) {
+const warmStart = performance.now();
+for (let i = 0; i < warmup || performance.now() - warmStart < warmupMs; i++) {
   await run(x1, 1);
   if (i % 8 === 0) await run(x32, 32);
 }

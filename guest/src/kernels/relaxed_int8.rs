@@ -28,21 +28,13 @@
 use core::arch::wasm32::*;
 
 use super::int8::{self as reference, BLOCK, QUAD};
-use super::simd128_int8::{self as plain, quad, sizes_ok, store_block};
+use super::simd128_int8::{self as plain, rows_or_trap, splat_last_quads, splat_quads, store_rows};
 
 /// [`reference::dense_i8`]: 32 outputs per pass over a row, or 8 outputs of
 /// 4 rows; rows with a negative value go to the plain SIMD128 kernel.
 #[inline(never)]
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
-    if outputs == 0 {
-        return;
-    }
-    if !sizes_ok(x, w, bias, inputs, outputs, acc) {
-        // Broken contract ([`crate::Model::new`] checks every size): trap
-        // rather than carry a copy of the reference in the kernel.
-        core::arch::wasm32::unreachable();
-    }
-    let rows = x.len() / inputs;
+    let rows = rows_or_trap(x, w, bias, inputs, outputs, acc);
     let row = |r: usize| &x[r * inputs..(r + 1) * inputs];
     let mut r = 0;
     while r < rows {
@@ -125,28 +117,12 @@ fn pass<const R: usize, const G: usize>(
             }
         }
     };
-    let mut xv = [i32x4_splat(0); R];
     for q in 0..full {
-        for (r, v) in xv.iter_mut().enumerate() {
-            // SAFETY: q < inputs / 4, so the four bytes at 4q lie inside row
-            // r0 + r < rows.
-            *v = unsafe {
-                v128_load32_splat(x.as_ptr().add((r0 + r) * inputs + QUAD * q) as *const u32)
-            };
-        }
-        step(&xv, q, &mut sums);
+        // SAFETY: q < inputs / 4 and row r0 + R - 1 < rows.
+        step(&unsafe { splat_quads(x, inputs, r0, q) }, q, &mut sums);
     }
     if full < quads {
-        for (r, v) in xv.iter_mut().enumerate() {
-            let xr = &x[(r0 + r) * inputs..(r0 + r + 1) * inputs];
-            *v = i32x4_splat(quad(xr, full));
-        }
-        step(&xv, full, &mut sums);
+        step(&splat_last_quads(x, inputs, r0, full), full, &mut sums);
     }
-    for (r, s) in sums.iter().enumerate() {
-        let ar = &mut acc[(r0 + r) * outputs..(r0 + r + 1) * outputs];
-        for (k, v) in s.iter().enumerate().take(G) {
-            store_block(*v, b0 + k, bias, ar);
-        }
-    }
+    store_rows::<R, G>(&sums, |s, k| s[k], bias, outputs, r0, b0, acc);
 }

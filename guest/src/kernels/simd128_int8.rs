@@ -22,15 +22,7 @@ use super::int8::{self as reference, BLOCK, QUAD};
 /// 4 rows, so each weight load serves four rows.
 #[inline(never)]
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
-    if outputs == 0 {
-        return;
-    }
-    if !sizes_ok(x, w, bias, inputs, outputs, acc) {
-        // Broken contract ([`crate::Model::new`] checks every size): trap
-        // rather than carry a copy of the reference in the kernel.
-        core::arch::wasm32::unreachable();
-    }
-    let rows = x.len() / inputs;
+    let rows = rows_or_trap(x, w, bias, inputs, outputs, acc);
     let mut r = 0;
     while r + 4 <= rows {
         dense_rows::<4, 1>(x, w, bias, inputs, outputs, r, acc);
@@ -42,7 +34,29 @@ pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize,
     }
 }
 
-/// The size contract the SIMD kernels rely on (otherwise the reference runs).
+/// The number of rows in `x` — 0 if there are no outputs — after checking
+/// the size contract the SIMD kernels rely on ([`sizes_ok`]). A broken
+/// contract ([`crate::Model::new`] checks every size) traps rather than
+/// carry a copy of the reference in the kernel.
+#[inline(always)]
+pub(crate) fn rows_or_trap(
+    x: &[i8],
+    w: &[i8],
+    bias: &[i32],
+    inputs: usize,
+    outputs: usize,
+    acc: &[i32],
+) -> usize {
+    if outputs == 0 {
+        return 0;
+    }
+    if !sizes_ok(x, w, bias, inputs, outputs, acc) {
+        core::arch::wasm32::unreachable();
+    }
+    x.len() / inputs
+}
+
+/// The size contract the SIMD kernels rely on.
 #[inline(always)]
 pub(crate) fn sizes_ok(
     x: &[i8],
@@ -60,15 +74,69 @@ pub(crate) fn sizes_ok(
         && rows.checked_mul(outputs).is_some_and(|n| n <= acc.len())
 }
 
-/// The four inputs `x[4q .. 4q + 4]` of `xr` as one little-endian i32,
+/// The four inputs `4q .. 4q + 4` of each of the rows `r0 .. r0 + R`, as
+/// one i32 splatted to all four lanes.
+///
+/// # Safety
+/// `4q + 4 <= inputs` and `(r0 + R) · inputs <= x.len()`.
+#[inline(always)]
+pub(crate) unsafe fn splat_quads<const R: usize>(
+    x: &[i8],
+    inputs: usize,
+    r0: usize,
+    q: usize,
+) -> [v128; R] {
+    let mut v = [i32x4_splat(0); R];
+    for (r, v) in v.iter_mut().enumerate() {
+        // SAFETY: the four bytes at 4q of row r0 + r lie inside x (the
+        // caller's contract).
+        *v = unsafe {
+            v128_load32_splat(x.as_ptr().add((r0 + r) * inputs + QUAD * q) as *const u32)
+        };
+    }
+    v
+}
+
+/// [`splat_quads`] for the last, partial quad `q` (`4q < inputs < 4q + 4`):
 /// zero beyond the row.
 #[inline(always)]
-pub(crate) fn quad(xr: &[i8], q: usize) -> i32 {
-    let mut b = [0u8; QUAD];
-    for (t, v) in b.iter_mut().enumerate() {
-        *v = xr.get(QUAD * q + t).map_or(0, |&v| v as u8);
+pub(crate) fn splat_last_quads<const R: usize>(
+    x: &[i8],
+    inputs: usize,
+    r0: usize,
+    q: usize,
+) -> [v128; R] {
+    let mut v = [i32x4_splat(0); R];
+    for (r, v) in v.iter_mut().enumerate() {
+        let xr = &x[(r0 + r) * inputs..(r0 + r + 1) * inputs];
+        let mut b = [0u8; QUAD];
+        for (t, byte) in b.iter_mut().enumerate() {
+            *byte = xr.get(QUAD * q + t).map_or(0, |&v| v as u8);
+        }
+        *v = i32x4_splat(i32::from_le_bytes(b));
     }
-    i32::from_le_bytes(b)
+    v
+}
+
+/// Adds the bias to and stores the `G` blocks `b0 .. b0 + G` of rows
+/// `r0 .. r0 + R`, whose four sums `block(&sums[r], k)` gives.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store_rows<const R: usize, const G: usize>(
+    sums: &[[v128; 8]; R],
+    block: impl Fn(&[v128; 8], usize) -> v128,
+    bias: &[i32],
+    outputs: usize,
+    r0: usize,
+    b0: usize,
+    acc: &mut [i32],
+) {
+    for (r, s) in sums.iter().enumerate() {
+        let ar = &mut acc[(r0 + r) * outputs..(r0 + r + 1) * outputs];
+        for k in 0..G {
+            store_block(block(s, k), b0 + k, bias, ar);
+        }
+    }
 }
 
 /// Rows `r0 .. r0 + R`, all outputs, `G` blocks of four outputs per pass.
@@ -131,37 +199,24 @@ fn pass<const R: usize, const G: usize>(
             }
         }
     };
-    let mut xv = [i32x4_splat(0); R];
+    // Widening the low eight bytes of a splatted quad gives
+    // [x0, x1, x2, x3, x0, x1, x2, x3] as i16.
+    let widen = |v: [v128; R]| v.map(|q| i16x8_extend_low_i8x16(q));
     for q in 0..full {
-        for (r, v) in xv.iter_mut().enumerate() {
-            // SAFETY: q < inputs / 4, so the four bytes at 4q lie inside the
-            // row r0 + r < rows. Splatting them and widening the low eight
-            // bytes gives [x0, x1, x2, x3, x0, x1, x2, x3] as i16.
-            *v = unsafe {
-                let p = x.as_ptr().add((r0 + r) * inputs + QUAD * q);
-                i16x8_extend_low_i8x16(v128_load32_splat(p as *const u32))
-            };
-        }
-        step(&xv, q, &mut sums);
+        // SAFETY: q < inputs / 4 and row r0 + R - 1 < rows.
+        step(&widen(unsafe { splat_quads(x, inputs, r0, q) }), q, &mut sums);
     }
     if full < quads {
-        for (r, v) in xv.iter_mut().enumerate() {
-            let xr = &x[(r0 + r) * inputs..(r0 + r + 1) * inputs];
-            *v = i16x8_extend_low_i8x16(i32x4_splat(quad(xr, full)));
-        }
-        step(&xv, full, &mut sums);
+        step(&widen(splat_last_quads(x, inputs, r0, full)), full, &mut sums);
     }
-    for (r, s) in sums.iter().enumerate() {
-        let ar = &mut acc[(r0 + r) * outputs..(r0 + r + 1) * outputs];
-        for k in 0..G {
-            let (lo, hi) = (s[2 * k], s[2 * k + 1]);
-            let v = i32x4_add(
-                i32x4_shuffle::<0, 2, 4, 6>(lo, hi),
-                i32x4_shuffle::<1, 3, 5, 7>(lo, hi),
-            );
-            store_block(v, b0 + k, bias, ar);
-        }
-    }
+    let block = |s: &[v128; 8], k: usize| {
+        let (lo, hi) = (s[2 * k], s[2 * k + 1]);
+        i32x4_add(
+            i32x4_shuffle::<0, 2, 4, 6>(lo, hi),
+            i32x4_shuffle::<1, 3, 5, 7>(lo, hi),
+        )
+    };
+    store_rows::<R, G>(&sums, block, bias, outputs, r0, b0, acc);
 }
 
 /// Adds the bias to the four sums of block `b` and stores those inside the

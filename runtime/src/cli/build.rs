@@ -24,9 +24,13 @@ const WORKER_JS: &str = include_str!("../../../web/worker/worker.js");
 /// subset of `kiln serve`), `model.wasm` (the module, imported by the
 /// worker) and `wrangler.toml`; `cd OUTPUT && npx wrangler deploy` deploys
 /// it (see web/worker/README.md).
+///
+/// With `--relaxed-simd`, the module is the int8 model's relaxed-SIMD twin
+/// instead: an *extra* for a loader that feature-detects relaxed SIMD, never
+/// a replacement for the portable module.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/"
+    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/\n  kiln build digits.int8.safetensors --relaxed-simd -o digits.relaxed.wasm"
 )]
 pub(super) struct Args {
     /// The model file (.safetensors) written by `kiln train`.
@@ -37,6 +41,17 @@ pub(super) struct Args {
     /// What to build.
     #[arg(long, value_enum, default_value_t = Target::Module)]
     target: Target,
+    /// Write the module's relaxed-SIMD twin (int8 models only): the same model
+    /// and metadata around the kernel built with relaxed SIMD, which computes
+    /// the same bits with a faster int8 dot product. It needs an engine with
+    /// relaxed SIMD (wasmtime, Chrome/Edge 114+, Node 22+, Node 20
+    /// with `--experimental-wasm-relaxed-simd`); Safari and older engines
+    /// reject the whole module. Ship it next to the portable module and pick it
+    /// by feature detection (`WebAssembly.validate` of a relaxed instruction).
+    /// `kiln serve` and `kiln predict` need nothing: they derive the twin
+    /// from the portable module themselves.
+    #[arg(long, conflicts_with = "target")]
+    relaxed_simd: bool,
 }
 
 /// The kinds of artifact `kiln build` writes.
@@ -52,7 +67,17 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let model = ModelFile::from_bytes(&bytes, &a.model)?;
-    let wasm = module::build(&model, &module::sha256_hex(&bytes))?;
+    let mut wasm = module::build(&model, &module::sha256_hex(&bytes))?;
+    if a.relaxed_simd {
+        wasm = module::relaxed_twin(&wasm)?.with_context(|| {
+            format!(
+                "{} has no int8 dense layer, so it has no relaxed-SIMD twin (relaxed SIMD only \
+                 speeds up int8 dense layers); quantize it first (`kiln quantize`) or build \
+                 without --relaxed-simd",
+                a.model.display()
+            )
+        })?;
+    }
     match a.target {
         Target::Module => {
             write(&a.output, wasm.as_slice())?;
