@@ -126,8 +126,46 @@ pub fn bits(rows: &[Vec<f32>]) -> Vec<Vec<u32>> {
 /// with no glue (`tests/node/abi-example.mjs`, the example in docs/abi.md)
 /// and returns one score vector per row.
 pub fn run_in_node(module: &Path, rows: &Path) -> Vec<Vec<f32>> {
+    run_in_node_with(&[], module, rows)
+}
+
+/// The Node flags that give V8 relaxed SIMD: `--experimental-wasm-relaxed-simd`
+/// where Node accepts it (Node 20; V8 ships the feature from Node 22), else none.
+pub fn node_relaxed_simd_flags() -> Vec<&'static str> {
+    let flag = "--experimental-wasm-relaxed-simd";
+    let ok = Command::new("node")
+        .args([flag, "-e", ""])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok { vec![flag] } else { vec![] }
+}
+
+/// What this Node's relaxed SIMD computes for `relaxed_dot(splat(-1),
+/// splat(1), 0)` with `flags` (`tests/node/relaxed-probe.mjs`): the spec says
+/// -4; Node 20's pre-release implementation gives -8.
+pub fn node_relaxed_dot(flags: &[&str]) -> i32 {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/relaxed-probe.mjs");
+    let out = Command::new("node")
+        .args(flags)
+        .arg(script)
+        .output()
+        .expect("running node");
+    assert!(
+        out.status.success(),
+        "this Node has no relaxed SIMD: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the probe prints one integer")
+}
+
+/// [`run_in_node`] with extra `node` flags (before the script).
+pub fn run_in_node_with(flags: &[&str], module: &Path, rows: &Path) -> Vec<Vec<f32>> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/abi-example.mjs");
     let out = Command::new("node")
+        .args(flags)
         .args([script, s(module), s(rows)])
         .output()
         .expect("running node (Node.js 20 is part of kiln's test set-up)");

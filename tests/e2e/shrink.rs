@@ -737,4 +737,35 @@ fn relaxed_simd_twin_gives_the_plain_builds_bits() {
     let mut other = wasm.clone();
     other.extend_from_slice(&[0, 4, 3, b'x', b'y', b'z']);
     assert!(!relaxed.load(&other).unwrap().relaxed_simd());
+
+    // `kiln build --relaxed-simd` writes that twin as a file, for loaders
+    // that pick it after probing the engine (tests/node/relaxed-probe.mjs).
+    let twin = dir.path().join("m.relaxed.wasm");
+    kiln_ok(&["build", s(&b.int8), "--relaxed-simd", "-o", s(&twin)]);
+    let twin_bytes = std::fs::read(&twin).unwrap();
+    assert_eq!(Some(twin_bytes), kiln::module::relaxed_twin(&wasm).unwrap());
+    // In V8: a conforming relaxed dot product (Chrome 114+) gives the
+    // portable module's bits; Node 20's pre-release one (behind its flag)
+    // doubles every dot product, which the probe reports and which changes
+    // the scores — so a loader must probe, not just validate.
+    let rows_json = dir.path().join("rows.json");
+    let json_rows: Vec<&[f32]> = rows.chunks_exact(64).collect();
+    std::fs::write(&rows_json, serde_json::to_vec(&json_rows).unwrap()).unwrap();
+    let flags = node_relaxed_simd_flags();
+    let v8_twin = bits(&run_in_node_with(&flags, &twin, &rows_json));
+    let v8_plain = bits(&run_in_node(&module, &rows_json));
+    assert_eq!(v8_plain.concat(), want, "V8 vs wasmtime, portable module");
+    match node_relaxed_dot(&flags) {
+        -4 => assert_eq!(v8_twin, v8_plain, "V8: relaxed twin vs portable module"),
+        -8 => assert_ne!(v8_twin, v8_plain, "Node 20's doubled dot product went unseen"),
+        dot => panic!("relaxed dot(-1, 1) = {dot} in this Node: neither the spec's -4 nor Node 20's -8"),
+    }
+    let err = kiln_err(&[
+        "build",
+        s(&b.model),
+        "--relaxed-simd",
+        "-o",
+        s(&dir.path().join("f.wasm")),
+    ]);
+    assert!(err.contains("has no int8 dense layer"), "{err}");
 }

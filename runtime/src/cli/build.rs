@@ -44,12 +44,12 @@ pub(super) struct Args {
     /// Write the module's relaxed-SIMD twin (int8 models only): the same model
     /// and metadata around the kernel built with relaxed SIMD, which computes
     /// the same bits with a faster int8 dot product. It needs an engine with
-    /// relaxed SIMD (wasmtime, Chrome/Edge 114+, Node 22+, Node 20
-    /// with `--experimental-wasm-relaxed-simd`); Safari and older engines
+    /// relaxed SIMD (wasmtime, Chrome/Edge 114+, Node 22+); Safari and older engines
     /// reject the whole module. Ship it next to the portable module and pick it
-    /// by feature detection (`WebAssembly.validate` of a relaxed instruction).
-    /// `kiln serve` and `kiln predict` need nothing: they derive the twin
-    /// from the portable module themselves.
+    /// only after probing the engine's result (tests/node/relaxed-probe.mjs:
+    /// Node 20's pre-release relaxed SIMD doubles the dot product, so merely
+    /// validating the instruction is not enough). `kiln serve` and `kiln
+    /// predict` need nothing: they derive the twin from the portable module.
     #[arg(long, conflicts_with = "target")]
     relaxed_simd: bool,
 }
