@@ -144,7 +144,10 @@ pub fn node_relaxed_simd_flags() -> Vec<&'static str> {
 /// splat(1), 0)` with `flags` (`tests/node/relaxed-probe.mjs`): the spec says
 /// -4; Node 20's pre-release implementation gives -8.
 pub fn node_relaxed_dot(flags: &[&str]) -> i32 {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node/relaxed-probe.mjs");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/node/relaxed-probe.mjs"
+    );
     let out = Command::new("node")
         .args(flags)
         .arg(script)

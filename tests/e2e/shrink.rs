@@ -757,8 +757,13 @@ fn relaxed_simd_twin_gives_the_plain_builds_bits() {
     assert_eq!(v8_plain.concat(), want, "V8 vs wasmtime, portable module");
     match node_relaxed_dot(&flags) {
         -4 => assert_eq!(v8_twin, v8_plain, "V8: relaxed twin vs portable module"),
-        -8 => assert_ne!(v8_twin, v8_plain, "Node 20's doubled dot product went unseen"),
-        dot => panic!("relaxed dot(-1, 1) = {dot} in this Node: neither the spec's -4 nor Node 20's -8"),
+        -8 => assert_ne!(
+            v8_twin, v8_plain,
+            "Node 20's doubled dot product went unseen"
+        ),
+        dot => panic!(
+            "relaxed dot(-1, 1) = {dot} in this Node: neither the spec's -4 nor Node 20's -8"
+        ),
     }
     let err = kiln_err(&[
         "build",

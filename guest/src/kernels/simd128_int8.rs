@@ -204,10 +204,18 @@ fn pass<const R: usize, const G: usize>(
     let widen = |v: [v128; R]| v.map(|q| i16x8_extend_low_i8x16(q));
     for q in 0..full {
         // SAFETY: q < inputs / 4 and row r0 + R - 1 < rows.
-        step(&widen(unsafe { splat_quads(x, inputs, r0, q) }), q, &mut sums);
+        step(
+            &widen(unsafe { splat_quads(x, inputs, r0, q) }),
+            q,
+            &mut sums,
+        );
     }
     if full < quads {
-        step(&widen(splat_last_quads(x, inputs, r0, full)), full, &mut sums);
+        step(
+            &widen(splat_last_quads(x, inputs, r0, full)),
+            full,
+            &mut sums,
+        );
     }
     let block = |s: &[v128; 8], k: usize| {
         let (lo, hi) = (s[2 * k], s[2 * k + 1]);
