@@ -373,7 +373,7 @@ impl Int8Output<'_> {
                 if weight_scale.iter().any(|&s| !scale_ok(s)) {
                     return bad("weight scales must be positive, finite numbers");
                 }
-                if bias.iter().any(|b| !b.is_finite()) {
+                if !crate::model::all_finite(bias) {
                     return Err(ModelError::NotFinite {
                         layer,
                         tensor: "bias",

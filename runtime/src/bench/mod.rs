@@ -222,6 +222,7 @@ pub fn run(
             pool_slots: Some(2),
             max_memory_bytes: limits.memory_bytes,
             cache_dir: None,
+            keep_resident: None,
         },
     )?;
     let loaded = sandbox.load(&subject.wasm)?;

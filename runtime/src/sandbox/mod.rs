@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use wasmtime::{
-    Config, Engine, Instance, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Config, Enabled, Engine, Instance, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline, ValType,
 };
 
@@ -79,7 +79,16 @@ pub struct EngineOptions {
     pub max_memory_bytes: usize,
     /// Where compiled modules are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of each pool slot's linear memory that may stay mapped between
+    /// instances (see [`Sandbox::with_options`]); `None` takes
+    /// [`KEEP_RESIDENT`] where the host supports it, `Some(0)` turns it off.
+    pub keep_resident: Option<usize>,
 }
+
+/// The default of [`EngineOptions::keep_resident`]: the pages a batch-1 or
+/// batch-32 request of the benchmark models dirties (stack, statics, the
+/// scratch buffers) fit, with room to spare.
+pub const KEEP_RESIDENT: usize = 4 << 20;
 
 /// Why a module was refused or a prediction failed.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +188,10 @@ impl ResourceLimiter for Host {
 /// Table elements a module may have (the kernel needs a few dozen).
 const MAX_TABLE_ELEMENTS: usize = 10_000;
 
+/// Bytes of a pooled table kept resident between instances (a page covers
+/// the kernel's few dozen elements).
+const TABLE_KEEP_RESIDENT: usize = 4096;
+
 /// A wasmtime engine configured for model modules, with its epoch ticker.
 pub struct Sandbox {
     engine: Engine,
@@ -198,6 +211,16 @@ impl Sandbox {
 
     /// A sandbox for a server: pooled instances and a compile cache, as
     /// `options` says. `limits` are the defaults for [`Sandbox::load`].
+    ///
+    /// A pool slot keeps the copy-on-write image of the module it last ran
+    /// mapped, and wasmtime prefers giving an instance a slot that last held
+    /// the same module. When the host kernel has the `PAGEMAP_SCAN` ioctl
+    /// (Linux 6.7+), the slot is reset after each instance by copying back
+    /// only the pages that instance wrote (up to
+    /// [`EngineOptions::keep_resident`] bytes; the rest is discarded as
+    /// before), so the pages it only read — the model's weights — stay
+    /// mapped and the next instance reads them without a page fault. Either
+    /// way every instance starts from the module's initial memory.
     pub fn with_options(limits: Limits, options: EngineOptions) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         if let Some(slots) = options.pool_slots {
@@ -206,6 +229,15 @@ impl Sandbox {
                 .total_memories(slots)
                 .total_tables(slots)
                 .max_memory_size(options.max_memory_bytes.max(limits.memory_bytes));
+            let keep = options.keep_resident.unwrap_or(KEEP_RESIDENT);
+            // Without PAGEMAP_SCAN, wasmtime would reset the lowest `keep`
+            // bytes by copying whether or not they were written: slower for
+            // a module whose weights lie there, so leave the default.
+            if keep > 0 && PoolingAllocationConfig::is_pagemap_scan_available() {
+                pool.pagemap_scan(Enabled::Yes)
+                    .linear_memory_keep_resident(keep)
+                    .table_keep_resident(keep.min(TABLE_KEEP_RESIDENT));
+            }
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         config.epoch_interruption(true);

@@ -92,6 +92,7 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
             pool_slots: Some(config.server.instances),
             max_memory_bytes: config.max_memory_bytes(),
             cache_dir: config.cache_dir(),
+            keep_resident: None,
         },
     )?);
     let source = match &opts.repo {
