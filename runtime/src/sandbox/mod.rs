@@ -14,7 +14,10 @@
 //! (an [`InstancePre`] per module), so a fresh instance per request costs
 //! microseconds, and compiled code is cached on disk ([`cache`]) so a restart
 //! does not recompile. Each module may carry its own [`Limits`]
-//! ([`Sandbox::load_with`]).
+//! ([`Sandbox::load_with`]). Where Linux has `PAGEMAP_SCAN`, a slot is reset
+//! by restoring only the pages an instance wrote, so the weights it only
+//! read stay mapped for the next instance ([`EngineOptions::keep_resident`];
+//! `docs/benchmarks.md`, "Serving: fresh instance per request").
 //!
 //! Relaxed SIMD: the engine enables it, and [`Sandbox::load`] runs a module
 //! built by this kiln as its relaxed-SIMD twin ([`module::relaxed_twin`]),
