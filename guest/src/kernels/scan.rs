@@ -12,19 +12,21 @@
 //! one-vector-per-iteration loop LLVM made of the plain fold ran four times
 //! slower under it (`docs/benchmarks.md`, "Serving: fresh instance per
 //! request"). Both return the same integer for every input (tested in
-//! wasmtime by the host's `kernel_tests`).
+//! wasmtime by the host's `kernel_tests`). The override is part of model
+//! modules only (feature `module`): the browser package checks its model once
+//! per load and keeps its bytes (`docs/web.md`'s size budget).
 
 /// Bits of a value without its sign.
 const MAGNITUDE: u32 = 0x7fff_ffff;
 
 /// The largest `x.to_bits() & 0x7fff_ffff` of `values` (0 when empty).
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128", feature = "module")))]
 pub fn max_magnitude(values: &[f32]) -> u32 {
     reference(values)
 }
 
 /// The largest `x.to_bits() & 0x7fff_ffff` of `values` (0 when empty).
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "module"))]
 #[inline(never)]
 pub fn max_magnitude(values: &[f32]) -> u32 {
     use core::arch::wasm32::{
