@@ -28,7 +28,7 @@ step "pytest tests/python/test_onnx_*.py" env KILN=target/debug/kiln \
 step "pytest tests/python/test_tritonclient.py" env KILN=target/debug/kiln \
   python3 -m pytest -q tests/python/test_tritonclient.py
 
-step "cargo clippy (browser package, wasm32)" cargo clippy -p kiln-guest --features browser \
+step "cargo clippy (browser package, wasm32)" cargo clippy -p kiln-browser \
   --target wasm32-unknown-unknown --locked -- -D warnings
 
 # The browser package + demo page in headless Chromium (issue #6) and the edge

@@ -1,12 +1,15 @@
 //! `kiln-guest`: the prediction side of kiln.
 //!
-//! This crate is compiled twice from the same source:
+//! This crate is compiled three ways from the same source:
 //!
 //! * as an rlib linked into the `kiln` host, so `kiln predict --native`
-//!   runs *the same* kernels natively, and
+//!   runs *the same* kernels natively,
 //! * as a `wasm32-unknown-unknown` cdylib (feature `module`, built by
 //!   `runtime/build.rs`) that becomes the prediction kernel inside every
-//!   model module. `kiln build` embeds a model blob into that module.
+//!   model module. `kiln build` embeds a model blob into that module, and
+//! * as an rlib linked into the browser package (crate `kiln-browser` in
+//!   `browser/`, built for wasm32 by `scripts/web.sh`), whose profile
+//!   compiles this crate for speed and the JS glue for size.
 //!
 //! It is `no_std` + `alloc` so it stays small, and every decoder is total:
 //! bad bytes give a [`DecodeError`], never a panic.
@@ -21,9 +24,7 @@
 //!   the browser package).
 //! * `abi` — the raw ABI v1 exports (wasm32 + feature `module` only; the
 //!   only `unsafe` outside the SIMD kernels).
-//! * `browser` — the wasm-bindgen `Model` class for web pages (feature
-//!   `browser`, which links `std`; see `web/` and `docs/web.md`).
-#![cfg_attr(not(any(test, feature = "browser", feature = "graph")), no_std)]
+#![cfg_attr(not(any(test, feature = "graph")), no_std)]
 
 extern crate alloc;
 
@@ -37,13 +38,8 @@ pub mod model;
 #[cfg(all(target_arch = "wasm32", feature = "module"))]
 mod abi;
 
-#[cfg(feature = "browser")]
-pub mod browser;
 #[cfg(feature = "graph")]
 pub mod graph;
-
-#[cfg(all(target_arch = "wasm32", feature = "module", feature = "browser"))]
-compile_error!("features `module` and `browser` build different wasm artifacts; enable one");
 
 pub use error::{DecodeError, ModelError, RunError};
 pub use kernels::conv::{ConvGeom, PoolGeom, PoolKind};

@@ -1,5 +1,5 @@
-//! The browser package's loader (`kiln_guest::browser::file`, feature
-//! `browser`) against the host's readers, natively: the page must build the
+//! The browser package's loader (`kiln_browser::file`, crate `browser/`)
+//! against the host's readers, natively: the page must build the
 //! very same graph as `kiln` from a model file or a module — same layers,
 //! same bits — and refuse what the host refuses with the same message.
 //! (The package itself is exercised in Chromium by tests/browser.)
@@ -8,7 +8,7 @@ use std::path::Path;
 
 use kiln::model::{LayerSpec, ModelFile, TensorData};
 use kiln::module;
-use kiln_guest::browser::file::{self, LoadError};
+use kiln_browser::file::{self, LoadError};
 
 use crate::common::*;
 

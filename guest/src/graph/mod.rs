@@ -7,9 +7,10 @@
 //! refused so a typo never silently changes a model.
 //!
 //! This is the one home of the schema and of [`to_kernel`]: the host
-//! (`kiln::model::ModelFile`) and the browser package (`browser::file`) both
-//! read model files through it, so a page builds exactly the layers — and
-//! derives exactly the int8 integers — that `kiln build` embeds.
+//! (`kiln::model::ModelFile`) and the browser package
+//! (`kiln_browser::file`) both read model files through it, so a page
+//! builds exactly the layers — and derives exactly the int8 integers —
+//! that `kiln build` embeds.
 
 mod convert;
 mod int8;

@@ -6,7 +6,7 @@
 //! and unknown-field refusals as the host's serde schema (the host's tests
 //! in tests/e2e/browser.rs check both give the same graphs); the
 //! conversion into a `Model` is then the shared
-//! [`crate::graph::to_kernel_float`]. The ops in [`MODULE_ONLY`] — int8
+//! [`kiln_guest::graph::to_kernel_float`]. The ops in [`MODULE_ONLY`] — int8
 //! layers, whose integers the host derives, and `leaky_relu` — are the
 //! ones with float parameters: the page reads them from compiled modules,
 //! so neither a float parser nor the int8 derivation is linked into the
@@ -17,7 +17,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use super::json::Json;
-use crate::graph::{Graph, InputSpec, LayerSpec, Task};
+use kiln_guest::graph::{Graph, InputSpec, LayerSpec, Task};
 
 /// `` `a`, `b`, `c` `` as serde lists expected names (no `Debug`
 /// formatting, whose string escaping costs the package ~3 KB).

@@ -28,8 +28,10 @@ use serde::Serialize;
 use super::graph_json::{self, Fields, ReadError};
 use super::json::Json;
 use super::wasm;
-use crate::graph::{self, ConvertError, FORMAT_VERSION, METADATA_KEY, Task, Tensor, TensorData};
-use crate::{DecodeError, Model, blob};
+use kiln_guest::graph::{
+    self, ConvertError, FORMAT_VERSION, METADATA_KEY, Task, Tensor, TensorData,
+};
+use kiln_guest::{DecodeError, Model, blob};
 
 /// The custom section of a module holding its metadata JSON.
 const META_SECTION: &str = "kiln.meta";
