@@ -1,5 +1,5 @@
-//! The browser API (feature `browser`): a wasm-bindgen `Model` class over
-//! the same kernels every model module runs.
+//! `kiln-browser`: kiln's browser package, a wasm-bindgen `Model` class over
+//! the same kernels every model module runs (crate `kiln-guest`).
 //!
 //! `scripts/web.sh` compiles this crate for `wasm32-unknown-unknown` with
 //! `+simd128` (like the module kernel) and packages it with the wasm-bindgen
@@ -19,6 +19,12 @@
 //! the host's messages. Randomness (`randomIndex`, for the demo's "random
 //! test digit") comes from `getrandom`'s `wasm_js` backend and is never used
 //! in prediction.
+//!
+//! Why a crate of its own: the `web` profile (Cargo.toml) compiles this glue
+//! and its dependencies for size (`opt-level = "z"`) and `kiln-guest` for
+//! speed (opt-level 3). At "z" the kernels' fixed-size accumulator loops are
+//! not unrolled, so their accumulators live in memory: the package was 3×
+//! slower than the model module at batch 32 and on the CNN (docs/web.md).
 
 pub mod file;
 mod graph_json;

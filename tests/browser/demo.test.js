@@ -208,15 +208,36 @@ describe("demo page in headless Chromium", () => {
           const m = await Model.load(url);
           const out = Array.from(m.predict(new Float32Array(flat)));
           const meta = m.meta;
+          const top = m.classify(new Float32Array(flat.slice(0, 64)), 3);
+          const proto = [Object.getPrototypeOf(meta) === Object.prototype, Array.isArray(top), m.constructor.name];
           m.free();
-          return { out, meta };
+          return { out, meta, top, proto };
         },
         [url, flat],
       );
+      const module = url.endsWith(".wasm");
+      // `meta` and `classify` are plain JSON-like objects, fields in order.
+      assert.deepEqual(got.proto, [true, true, "Model"]);
+      assert.deepEqual(Object.keys(got.meta), [
+        "name", "version", "task", "input", "output", "features", "target", "labels",
+        ...(module ? ["abi_version", "model_sha256", "kiln_version"] : []), "source",
+      ]);
       assert.equal(got.meta.name, "digits");
+      assert.equal(got.meta.task, "classification");
+      assert.deepEqual(got.meta.input, { name: "input", datatype: "FP32", shape: [64] });
+      assert.deepEqual(got.meta.output, { name: "scores", datatype: "FP32", shape: [10] });
       assert.deepEqual(got.meta.labels, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+      assert.equal(got.meta.source, module ? "module" : "model-file");
+      if (module) {
+        assert.equal(got.meta.abi_version, 1);
+        assert.match(got.meta.model_sha256, /^[0-9a-f]{64}$/);
+      }
       const scores = Array.from({ length: rows.length }, (_, i) => bits(got.out.slice(i * 10, (i + 1) * 10)));
       assert.deepEqual(scores, want, `${url}: all ${rows.length} held-out rows`);
+      // classify: the top 3 of row 0, best first, with predict's exact scores.
+      const row0 = got.out.slice(0, 10);
+      const order = [...row0.keys()].sort((a, b) => row0[b] - row0[a] || a - b).slice(0, 3);
+      assert.deepEqual(got.top, order.map((i) => ({ label: String(i), index: i, score: row0[i] })));
     }
     assertNoProblems();
     await page.close();
