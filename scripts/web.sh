@@ -12,7 +12,7 @@ source scripts/lib.sh
 ensure_wasm_target
 ensure_wasm_bindgen
 ensure_apt binaryen wabt
-ensure_npm browser
+ensure_npm web/browser
 
 out=web/pkg
 target=target/web
@@ -29,11 +29,11 @@ step "wasm-opt -Oz" wasm-opt -Oz --converge --enable-simd --enable-bulk-memory -
 step "wasm-bindgen --target web" wasm-bindgen --target web --out-dir "$out" --out-name kiln \
   "$target/kiln_opt.wasm"
 step "wasm-strip" wasm-strip "$out/kiln_bg.wasm"
-# The glue is minified by terser (browser/package.json; kiln.d.ts keeps the
+# The glue is minified by terser (web/browser/package.json; kiln.d.ts keeps the
 # API docs): 16.4 → 9.5 KB of the 150 KB budget. Class names stay (`Model`
 # is still `Model` in a console), and so does the comment that points
 # TypeScript at kiln.d.ts.
-step "terser kiln.js" browser/node_modules/.bin/terser "$out/kiln.js" --module --compress --mangle \
+step "terser kiln.js" web/browser/node_modules/.bin/terser "$out/kiln.js" --module --compress --mangle \
   --keep-classnames --comments '/@ts-self-types/' -o "$out/kiln.min.js"
 mv "$out/kiln.min.js" "$out/kiln.js"
 wasm=$(stat -c %s "$out/kiln_bg.wasm")

@@ -8,7 +8,7 @@
 //!   `runtime/build.rs`) that becomes the prediction kernel inside every
 //!   model module. `kiln build` embeds a model blob into that module, and
 //! * as an rlib linked into the browser package (crate `kiln-browser` in
-//!   `browser/`, built for wasm32 by `scripts/web.sh`), whose profile
+//!   `web/browser/`, built for wasm32 by `scripts/web.sh`), whose profile
 //!   compiles this crate for speed and the JS glue for size.
 //!
 //! It is `no_std` + `alloc` so it stays small, and every decoder is total:

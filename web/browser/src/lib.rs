@@ -34,6 +34,7 @@ mod wasm;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use kiln_guest::{Scratch, model};
@@ -84,25 +85,19 @@ fn js_error(e: impl ToString) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// A plain JS object with these properties, in this order. Built with
-/// `Reflect.set` rather than serde-wasm-bindgen, whose serializer (and the
-/// string cache it keeps) cost the package ~5 KB (docs/web.md).
-fn object(fields: &[(&str, JsValue)]) -> Result<JsValue, JsError> {
-    let o = js_sys::Object::new();
-    for (key, value) in fields {
-        js_sys::Reflect::set(&o, &JsValue::from_str(key), value)
-            .map_err(|_| JsError::new("setting a property of a new object failed"))?;
-    }
-    Ok(o.into())
+/// One entry of `classify`'s answer.
+#[derive(Serialize)]
+struct Class<'a> {
+    label: &'a str,
+    index: usize,
+    score: f32,
 }
 
-/// A JS array of strings.
-fn strings(items: &[String]) -> JsValue {
-    let a = js_sys::Array::new();
-    for s in items {
-        a.push(&JsValue::from_str(s));
-    }
-    a.into()
+/// `value` as a plain JS object (maps as objects, not `Map`s).
+fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(js_error)
 }
 
 #[wasm_bindgen]
@@ -151,41 +146,7 @@ impl Model {
     /// modules `model_sha256`, `kiln_version`, `abi_version`.
     #[wasm_bindgen(getter, unchecked_return_type = "ModelMeta")]
     pub fn meta(&self) -> Result<JsValue, JsError> {
-        let m = &self.meta;
-        let tensor = |t: &file::TensorMeta| {
-            let shape = js_sys::Array::new();
-            for &d in &t.shape {
-                shape.push(&JsValue::from_f64(d as f64));
-            }
-            object(&[
-                ("name", t.name.as_str().into()),
-                ("datatype", t.datatype.as_str().into()),
-                ("shape", shape.into()),
-            ])
-        };
-        let mut fields = std::vec![
-            ("name", m.name.as_str().into()),
-            ("version", m.version.as_str().into()),
-            ("task", m.task.as_str().into()),
-            ("input", tensor(&m.input)?),
-            ("output", tensor(&m.output)?),
-            ("features", strings(&m.features)),
-        ];
-        if let Some(t) = &m.target {
-            fields.push(("target", t.as_str().into()));
-        }
-        fields.push(("labels", strings(&m.labels)));
-        if let Some(v) = m.abi_version {
-            fields.push(("abi_version", v.into()));
-        }
-        if let Some(s) = &m.model_sha256 {
-            fields.push(("model_sha256", s.as_str().into()));
-        }
-        if let Some(v) = &m.kiln_version {
-            fields.push(("kiln_version", v.as_str().into()));
-        }
-        fields.push(("source", m.source.as_str().into()));
-        object(&fields)
+        to_js(&self.meta)
     }
 
     /// Values per input row.
@@ -247,15 +208,15 @@ impl Model {
         } else {
             &index_labels
         };
-        let top = js_sys::Array::new();
-        for index in order {
-            top.push(&object(&[
-                ("label", labels[index].as_str().into()),
-                ("index", JsValue::from_f64(index as f64)),
-                ("score", scores[index].into()),
-            ])?);
-        }
-        Ok(top.into())
+        let top: Vec<Class<'_>> = order
+            .into_iter()
+            .map(|index| Class {
+                label: &labels[index],
+                index,
+                score: scores[index],
+            })
+            .collect();
+        to_js(&top)
     }
 }
 
