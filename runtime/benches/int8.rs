@@ -18,13 +18,6 @@ use kiln::bench::{Warm, models};
 use kiln::sandbox::{Limits, Sandbox};
 use kiln::shrink::{self, QuantizeConfig};
 
-const WIDTHS: [usize; 4] = models::MLP_WIDTHS;
-
-/// `n` rows of pixel-like inputs in [0, 1].
-fn rows(n: usize, seed: u64) -> Vec<f32> {
-    models::rows(n, WIDTHS[0], seed)
-}
-
 /// One model in every runner.
 struct Runners {
     name: &'static str,
@@ -34,192 +27,163 @@ struct Runners {
     loaded: kiln::sandbox::LoadedModule,
 }
 
-fn runners(sandbox: &Sandbox) -> Vec<Runners> {
-    let f32_model = models::mlp(&WIDTHS, 7);
-    let int8_model = shrink::quantize(&f32_model, Some(&rows(256, 1)), &QuantizeConfig::default())
-        .expect("quantizes");
-    [("f32", f32_model), ("int8", int8_model)]
-        .into_iter()
-        .map(|(name, m)| {
-            let wasm = kiln::module::build(&m, "bench").unwrap();
-            let twin = kiln::module::relaxed_twin(&wasm).unwrap();
-            Runners {
-                name,
-                native: m.to_kernel().unwrap(),
-                loaded: sandbox.load(&wasm).unwrap(),
-                warm: Warm::new(&wasm).unwrap(),
-                warm_relaxed: Warm::new(twin.as_deref().unwrap_or(&wasm)).unwrap(),
+/// The runners, in the order of [`Runners::run`]'s `k`.
+const RUNNERS: [&str; 4] = ["native", "wasmtime warm", "warm relaxed", "wasmtime fresh"];
+
+impl Runners {
+    /// Runner `k` of [`RUNNERS`] on the rows `x`.
+    fn run(&mut self, k: usize, sandbox: &Sandbox, x: &[f32], out: &mut [f32]) {
+        match k {
+            0 => drop(black_box(self.native.predict(black_box(x)).unwrap())),
+            1 => self.warm.predict(black_box(x), out).unwrap(),
+            2 => self.warm_relaxed.predict(black_box(x), out).unwrap(),
+            _ => drop(black_box(
+                sandbox.predict(&self.loaded, black_box(x)).unwrap(),
+            )),
+        }
+    }
+}
+
+/// A model benchmarked as f32 and as int8 (quantized with `calibration`
+/// rows of `width` values).
+struct Case {
+    /// Criterion's group prefix, e.g. `int8/mlp-784-256-128-10`.
+    group: &'static str,
+    /// The summary's heading.
+    title: &'static str,
+    width: usize,
+    /// Interleaved rounds in the summary; criterion's sample size.
+    rounds: usize,
+    samples: usize,
+    /// Also time the fresh sandboxed instance per call.
+    fresh: bool,
+    f32_model: fn() -> kiln::model::ModelFile,
+    calibration_rows: usize,
+}
+
+const MLP: Case = Case {
+    group: "int8/mlp-784-256-128-10",
+    title: "MLP 784-256-128-10",
+    width: models::MLP_WIDTHS[0],
+    rounds: 1000,
+    samples: 30,
+    fresh: true,
+    f32_model: || models::mlp(&models::MLP_WIDTHS, 7),
+    calibration_rows: 256,
+};
+
+const LENET: Case = Case {
+    group: "int8/lenet-1x28x28",
+    title: "LeNet-style CNN 1x28x28",
+    width: 28 * 28,
+    rounds: 300,
+    samples: 20,
+    fresh: false,
+    f32_model: || models::lenet(11),
+    calibration_rows: 64,
+};
+
+impl Case {
+    /// The runners this case times.
+    fn kinds(&self) -> usize {
+        if self.fresh { 4 } else { 3 }
+    }
+
+    /// The f32 model and its int8 quantization, each in every runner.
+    fn runners(&self, sandbox: &Sandbox) -> Vec<Runners> {
+        let f32_model = (self.f32_model)();
+        let calibration = models::rows(self.calibration_rows, self.width, 1);
+        let int8_model =
+            shrink::quantize(&f32_model, Some(&calibration), &QuantizeConfig::default())
+                .expect("quantizes");
+        [("f32", f32_model), ("int8", int8_model)]
+            .into_iter()
+            .map(|(name, m)| {
+                let wasm = kiln::module::build(&m, "bench").unwrap();
+                let twin = kiln::module::relaxed_twin(&wasm).unwrap();
+                Runners {
+                    name,
+                    native: m.to_kernel().unwrap(),
+                    loaded: sandbox.load(&wasm).unwrap(),
+                    warm: Warm::new(&wasm).unwrap(),
+                    warm_relaxed: Warm::new(twin.as_deref().unwrap_or(&wasm)).unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    /// Criterion's measurement of every runner, batch 1 and 32.
+    fn bench(&self, c: &mut Criterion) {
+        let sandbox = Sandbox::new(Limits::default()).unwrap();
+        let mut all = self.runners(&sandbox);
+        for batch in [1, 32] {
+            let x = models::rows(batch, self.width, 2);
+            let mut out = vec![0.0f32; batch * 10];
+            let mut g = c.benchmark_group(format!("{}/batch-{batch}", self.group));
+            g.sample_size(self.samples)
+                .measurement_time(Duration::from_secs(2));
+            for r in &mut all {
+                for (k, runner) in RUNNERS.iter().enumerate().take(self.kinds()) {
+                    g.bench_function(format!("{} {runner}", r.name), |b| {
+                        b.iter(|| r.run(k, &sandbox, &x, &mut out))
+                    });
+                }
             }
-        })
-        .collect()
+            g.finish();
+        }
+    }
+
+    /// Interleaved medians (µs per call) in one process, with the int8/f32
+    /// ratios and each runner's ratio to native.
+    fn summary(&self) {
+        let sandbox = Sandbox::new(Limits::default()).unwrap();
+        let mut all = self.runners(&sandbox);
+        println!(
+            "\n{}, median µs per call of {} interleaved rounds:",
+            self.title, self.rounds
+        );
+        for batch in [1, 32] {
+            let x = models::rows(batch, self.width, 2);
+            let mut out = vec![0.0f32; batch * 10];
+            // [model][runner] samples.
+            let mut t = vec![vec![Vec::new(); self.kinds()]; all.len()];
+            for _ in 0..self.rounds {
+                for (m, r) in all.iter_mut().enumerate() {
+                    for (k, samples) in t[m].iter_mut().enumerate() {
+                        let s = Instant::now();
+                        r.run(k, &sandbox, &x, &mut out);
+                        samples.push(s.elapsed().as_secs_f64() * 1e6);
+                    }
+                }
+            }
+            let med: Vec<Vec<f64>> = t
+                .into_iter()
+                .map(|m| m.into_iter().map(median).collect())
+                .collect();
+            println!("  batch {batch}:");
+            for (k, runner) in RUNNERS.iter().enumerate().take(self.kinds()) {
+                println!(
+                    "    {runner:15} f32 {:8.1}  int8 {:8.1}  int8/f32 {:.2}  \
+                     /native: f32 {:.2} int8 {:.2}",
+                    med[0][k],
+                    med[1][k],
+                    med[1][k] / med[0][k],
+                    med[0][k] / med[0][0],
+                    med[1][k] / med[1][0]
+                );
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn bench(c: &mut Criterion) {
-    let sandbox = Sandbox::new(Limits::default()).unwrap();
-    let mut all = runners(&sandbox);
-    for batch in [1, 32] {
-        let x = rows(batch, 2);
-        let mut out = vec![0.0f32; batch * 10];
-        let mut g = c.benchmark_group(format!("int8/mlp-784-256-128-10/batch-{batch}"));
-        g.sample_size(30).measurement_time(Duration::from_secs(2));
-        for r in &mut all {
-            g.bench_function(format!("{} native", r.name), |b| {
-                b.iter(|| r.native.predict(black_box(&x)).unwrap())
-            });
-            g.bench_function(format!("{} wasmtime warm", r.name), |b| {
-                b.iter(|| r.warm.predict(black_box(&x), &mut out).unwrap())
-            });
-            g.bench_function(format!("{} wasmtime warm relaxed", r.name), |b| {
-                b.iter(|| r.warm_relaxed.predict(black_box(&x), &mut out).unwrap())
-            });
-            g.bench_function(format!("{} wasmtime fresh", r.name), |b| {
-                b.iter(|| sandbox.predict(&r.loaded, black_box(&x)).unwrap())
-            });
-        }
-        g.finish();
-    }
-}
-
-/// Interleaved medians (µs per call) in one process.
-fn summary() {
-    let sandbox = Sandbox::new(Limits::default()).unwrap();
-    let mut all = runners(&sandbox);
-    println!("\nMLP 784-256-128-10, median µs per call of 1000 interleaved rounds:");
-    for batch in [1, 32] {
-        let x = rows(batch, 2);
-        let mut out = vec![0.0f32; batch * 10];
-        // [model][runner] samples.
-        let mut t = vec![vec![Vec::new(); 4]; all.len()];
-        for _ in 0..1000 {
-            for (m, r) in all.iter_mut().enumerate() {
-                let s = Instant::now();
-                black_box(r.native.predict(black_box(&x)).unwrap());
-                t[m][0].push(s.elapsed().as_secs_f64() * 1e6);
-                let s = Instant::now();
-                r.warm.predict(black_box(&x), &mut out).unwrap();
-                t[m][1].push(s.elapsed().as_secs_f64() * 1e6);
-                let s = Instant::now();
-                r.warm_relaxed.predict(black_box(&x), &mut out).unwrap();
-                t[m][2].push(s.elapsed().as_secs_f64() * 1e6);
-                let s = Instant::now();
-                black_box(sandbox.predict(&r.loaded, black_box(&x)).unwrap());
-                t[m][3].push(s.elapsed().as_secs_f64() * 1e6);
-            }
-        }
-        let med: Vec<Vec<f64>> = t
-            .into_iter()
-            .map(|m| {
-                m.into_iter()
-                    .map(|mut v| {
-                        v.sort_by(f64::total_cmp);
-                        v[v.len() / 2]
-                    })
-                    .collect()
-            })
-            .collect();
-        println!("  batch {batch}:");
-        for (k, runner) in ["native", "wasmtime warm", "warm relaxed", "wasmtime fresh"]
-            .iter()
-            .enumerate()
-        {
-            println!(
-                "    {runner:15} f32 {:8.1}  int8 {:8.1}  int8/f32 {:.2}  \
-                 /native: f32 {:.2} int8 {:.2}",
-                med[0][k],
-                med[1][k],
-                med[1][k] / med[0][k],
-                med[0][k] / med[0][0],
-                med[1][k] / med[1][0]
-            );
-        }
-    }
-}
-
-/// Values per CNN input row (1×28×28).
-const CNN_IN: usize = 28 * 28;
-
-fn cnn_runners(sandbox: &Sandbox) -> Vec<Runners> {
-    let f32_model = models::lenet(11);
-    let calibration = models::rows(64, CNN_IN, 1);
-    let int8_model = shrink::quantize(&f32_model, Some(&calibration), &QuantizeConfig::default())
-        .expect("quantizes");
-    [("f32", f32_model), ("int8", int8_model)]
-        .into_iter()
-        .map(|(name, m)| {
-            let wasm = kiln::module::build(&m, "bench").unwrap();
-            let twin = kiln::module::relaxed_twin(&wasm).unwrap();
-            Runners {
-                name,
-                native: m.to_kernel().unwrap(),
-                loaded: sandbox.load(&wasm).unwrap(),
-                warm: Warm::new(&wasm).unwrap(),
-                warm_relaxed: Warm::new(twin.as_deref().unwrap_or(&wasm)).unwrap(),
-            }
-        })
-        .collect()
-}
-
-fn bench_cnn(c: &mut Criterion) {
-    let sandbox = Sandbox::new(Limits::default()).unwrap();
-    let mut all = cnn_runners(&sandbox);
-    for batch in [1, 32] {
-        let x = models::rows(batch, CNN_IN, 2);
-        let mut out = vec![0.0f32; batch * 10];
-        let mut g = c.benchmark_group(format!("int8/lenet-1x28x28/batch-{batch}"));
-        g.sample_size(20).measurement_time(Duration::from_secs(2));
-        for r in &mut all {
-            g.bench_function(format!("{} native", r.name), |b| {
-                b.iter(|| r.native.predict(black_box(&x)).unwrap())
-            });
-            g.bench_function(format!("{} wasmtime warm", r.name), |b| {
-                b.iter(|| r.warm.predict(black_box(&x), &mut out).unwrap())
-            });
-            g.bench_function(format!("{} wasmtime warm relaxed", r.name), |b| {
-                b.iter(|| r.warm_relaxed.predict(black_box(&x), &mut out).unwrap())
-            });
-        }
-        g.finish();
-    }
-}
-
-/// Interleaved medians (µs per call) of the CNN in one process.
-fn summary_cnn() {
-    let sandbox = Sandbox::new(Limits::default()).unwrap();
-    let mut all = cnn_runners(&sandbox);
-    println!("\nLeNet-style CNN 1x28x28, median µs per call of 300 interleaved rounds:");
-    for batch in [1, 32] {
-        let x = models::rows(batch, CNN_IN, 2);
-        let mut out = vec![0.0f32; batch * 10];
-        let mut t = vec![vec![Vec::new(); 3]; all.len()];
-        for _ in 0..300 {
-            for (m, r) in all.iter_mut().enumerate() {
-                let s = Instant::now();
-                black_box(r.native.predict(black_box(&x)).unwrap());
-                t[m][0].push(s.elapsed().as_secs_f64() * 1e6);
-                let s = Instant::now();
-                r.warm.predict(black_box(&x), &mut out).unwrap();
-                t[m][1].push(s.elapsed().as_secs_f64() * 1e6);
-                let s = Instant::now();
-                r.warm_relaxed.predict(black_box(&x), &mut out).unwrap();
-                t[m][2].push(s.elapsed().as_secs_f64() * 1e6);
-            }
-        }
-        let med = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        println!("  batch {batch}:");
-        for (k, runner) in ["native", "wasmtime warm", "warm relaxed"]
-            .iter()
-            .enumerate()
-        {
-            let (f, q) = (med(&mut t[0][k]), med(&mut t[1][k]));
-            println!(
-                "    {runner:15} f32 {f:8.1}  int8 {q:8.1}  int8/f32 {:.2}",
-                q / f
-            );
-        }
-    }
+    MLP.bench(c);
+    LENET.bench(c);
 }
 
 /// The two LeNet convolutions alone, accumulators only: the dispatched
@@ -298,19 +262,15 @@ fn summary_cnn_layers() {
             black_box(&acc);
             native.push(s.elapsed().as_secs_f64() * 1e6);
         }
-        let med = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
         println!(
             "    {name:18} wasmtime {:8.1}  native {:8.1}",
-            med(&mut wasm),
-            med(&mut native)
+            median(wasm),
+            median(native)
         );
     }
 }
 
-criterion_group!(benches, bench, bench_cnn);
+criterion_group!(benches, bench);
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--summary-only");
@@ -318,7 +278,7 @@ fn main() {
         benches();
         Criterion::default().configure_from_args().final_summary();
     }
-    summary();
-    summary_cnn();
+    MLP.summary();
+    LENET.summary();
     summary_cnn_layers();
 }
