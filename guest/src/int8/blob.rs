@@ -192,20 +192,7 @@ pub(crate) fn decode<'a>(
             let weight = r.typed(index, |b: [u8; 1]| b[0] as i8)?;
             let bias = r.typed(index, i32::from_le_bytes)?;
             let output = if op == OP_DENSE_I8_TO_I8 {
-                let multiplier = r.typed(index, i32::from_le_bytes)?;
-                let shift = r.typed(index, i32::from_le_bytes)?;
-                let zero_point = r.u32()? as i32;
-                let relu = match r.u32()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(DecodeError::BadParams { layer: index }),
-                };
-                Int8Output::Int8 {
-                    multiplier,
-                    shift,
-                    zero_point,
-                    relu,
-                }
+                int8_output(r, index)?
             } else {
                 let weight_scale = r.tensor(index)?;
                 let bias = r.tensor(index)?;
@@ -234,6 +221,26 @@ pub(crate) fn decode<'a>(
     Ok(Layer::Int8(layer))
 }
 
+/// The [`Int8Output::Int8`] record of a dense or conv layer (what
+/// `push_output` writes).
+#[inline(always)]
+fn int8_output<'a>(r: &mut Reader<'a>, index: usize) -> Result<Int8Output<'a>, DecodeError> {
+    let multiplier = r.typed(index, i32::from_le_bytes)?;
+    let shift = r.typed(index, i32::from_le_bytes)?;
+    let zero_point = r.u32()? as i32;
+    let relu = match r.u32()? {
+        0 => false,
+        1 => true,
+        _ => return Err(DecodeError::BadParams { layer: index }),
+    };
+    Ok(Int8Output::Int8 {
+        multiplier,
+        shift,
+        zero_point,
+        relu,
+    })
+}
+
 #[cfg(feature = "int8-conv")]
 fn decode_conv<'a>(
     op: u32,
@@ -259,20 +266,7 @@ fn decode_conv<'a>(
     let weight = r.typed(index, |b: [u8; 1]| b[0] as i8)?;
     let bias = r.typed(index, i32::from_le_bytes)?;
     let output = if op == OP_CONV_I8_TO_I8 {
-        let multiplier = r.typed(index, i32::from_le_bytes)?;
-        let shift = r.typed(index, i32::from_le_bytes)?;
-        let zero_point = r.u32()? as i32;
-        let relu = match r.u32()? {
-            0 => false,
-            1 => true,
-            _ => return Err(DecodeError::BadParams { layer: index }),
-        };
-        Int8Output::Int8 {
-            multiplier,
-            shift,
-            zero_point,
-            relu,
-        }
+        int8_output(r, index)?
     } else {
         Int8Output::Float {
             weight_scale: r.tensor(index)?,
