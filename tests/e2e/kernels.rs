@@ -99,8 +99,13 @@ pub(crate) fn same_bits(a: &[f32], b: &[f32], what: &str) {
 fn dense_simd_matches_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for mut k in Kernel::builds() {
-        // Sizes around the 32-, 8- and 4-wide blocks and the 4-row blocks.
+        // Sizes around the 32-, 8- and 4-wide blocks (the last block of a
+        // row moves back over its neighbour), the 4-row blocks, and the
+        // LeNet tail (120 and 10 outputs).
         for (batch, inputs, outputs) in [
+            (1, 256, 120),
+            (1, 84, 10),
+            (6, 120, 84),
             (1, 1, 1),
             (1, 7, 3),
             (2, 5, 16),
@@ -244,9 +249,13 @@ fn pooling_simd_matches_reference() {
     use kiln::kiln_guest::{PoolGeom, PoolKind, kernels::conv};
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for mut k in Kernel::builds() {
-        // (c, h, w, k, stride): stride 1 (vector loads), 2 and 3 (gathers),
-        // widths around 4 output columns.
+        // (c, h, w, k, stride): stride 1 (vector loads), 2 (two loads and a
+        // shuffle; the last case's last lane reads the row's last float), 3
+        // (gathers), widths around 4 output columns.
         let cases = [
+            (6, 24, 24, 2, 2),
+            (2, 11, 19, 3, 2),
+            (1, 5, 9, 3, 2),
             (16, 8, 8, 2, 2),
             (3, 9, 11, 3, 1),
             (2, 12, 13, 3, 3),

@@ -24,6 +24,7 @@
 //!   innermost, so four channels' weights for a tap are one load), through
 //!   [`for_each_tap`]'s padding tests. Fewer than 4 channels run scalar.
 
+use super::blocks;
 use super::conv::{self, ConvGeom, for_each_tap};
 
 /// Four `f32` lanes and the lane-wise IEEE operations the convolution uses
@@ -111,13 +112,6 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
             }
         }
     }
-}
-
-/// Starts of `n`-wide blocks covering `0..len` (`len ≥ n`), the last one
-/// moved back to end at `len`, overlapping its neighbour.
-#[inline(always)]
-fn blocks(len: usize, n: usize) -> impl Iterator<Item = usize> {
-    (0..len.div_ceil(n)).map(move |i| (i * n).min(len - n))
 }
 
 /// One output row of one image: what the tiles of that row share.

@@ -3,7 +3,8 @@
 //! wasmtime against the reference by `tests/e2e/kernels.rs`).
 //!
 //! Convolution is the shared blocked kernel of `conv_lanes` on `v128`;
-//! pooling vectorises across 4 neighbouring output columns.
+//! pooling vectorises across 4 neighbouring output columns (at stride 2,
+//! two loads and one shuffle per tap instead of four lane gathers).
 
 use core::arch::wasm32::*;
 
@@ -83,12 +84,23 @@ pub fn pool(kind: PoolKind, x: &[f32], g: &PoolGeom, y: &mut [f32]) {
                         let row = &plane[(oy * s + ky) * g.w..(oy * s + ky + 1) * g.w];
                         for kx in 0..g.k {
                             let i = ox * s + kx;
-                            let v = if s == 1 {
-                                // SAFETY: i + 3 = (ox + 3)·1 + kx < w, as
-                                // (ow − 1) + (k − 1) < w.
-                                unsafe { v128_load(row.as_ptr().add(i) as *const v128) }
-                            } else {
-                                f32x4(row[i], row[i + s], row[i + 2 * s], row[i + 3 * s])
+                            // SAFETY: the last lane's column (ox + 3)·s + kx
+                            // is < w, as (ow − 1)·s + (k − 1) < w: at
+                            // stride 1 that is i + 3, at stride 2 i + 6,
+                            // the last float read.
+                            let v = match s {
+                                1 => unsafe { v128_load(row.as_ptr().add(i) as *const v128) },
+                                // Lanes i, i + 2 of one load and i + 4, i + 6
+                                // of the next: no per-lane gather.
+                                2 => unsafe {
+                                    let p = row.as_ptr().add(i);
+                                    let (a, b) = (
+                                        v128_load(p as *const v128),
+                                        v128_load(p.add(3) as *const v128),
+                                    );
+                                    i32x4_shuffle::<0, 2, 5, 7>(a, b)
+                                },
+                                _ => f32x4(row[i], row[i + s], row[i + 2 * s], row[i + 3 * s]),
                             };
                             m = match kind {
                                 PoolKind::Max => f32x4_pmax(m, v),

@@ -13,13 +13,18 @@
 
 use core::arch::wasm32::*;
 
+use super::blocks;
 use super::reference;
 
 /// [`reference::dense`], four output lanes per vector. A single row runs 32
 /// outputs per pass over the inputs (eight accumulators, enough independent
-/// add chains to hide the add latency), then 4 at a time, then one by one.
-/// Batches run four rows at a time, 8 outputs per pass, so each weight load
-/// serves four rows. Every output's sum keeps the reference's order.
+/// add chains to hide the add latency); batches run four rows at a time, 8
+/// outputs per pass, so each weight load serves four rows. When the outputs
+/// are not a multiple of the block, the last block moves back to end at the
+/// last output and recomputes a few of its neighbour's (same bits) instead
+/// of finishing in narrower blocks whose single add chain would wait on the
+/// add latency at every input. Only rows narrower than a block run 4 at a
+/// time, then one by one. Every output's sum keeps the reference's order.
 #[inline(never)]
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
@@ -35,45 +40,36 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
         core::arch::wasm32::unreachable();
     }
     let mut r = 0;
-    while r + 4 <= rows {
-        let mut o = 0;
-        while o + 8 <= outputs {
-            rows_block::<4, 2>(x, w, b, inputs, outputs, r, o, y);
-            o += 8;
-        }
-        for rr in r..r + 4 {
-            let xr = &x[rr * inputs..(rr + 1) * inputs];
-            let yr = &mut y[rr * outputs..(rr + 1) * outputs];
-            let mut o = o;
-            while o + 4 <= outputs {
-                dense_block::<1>(xr, w, b, outputs, o, yr);
-                o += 4;
+    if outputs >= 8 {
+        while r + 4 <= rows {
+            for o in blocks(outputs, 8) {
+                rows_block::<4, 2>(x, w, b, inputs, outputs, r, o, y);
             }
-            tail(xr, w, b, outputs, o, yr);
+            r += 4;
         }
-        r += 4;
     }
     for (xr, yr) in x[r * inputs..]
         .chunks_exact(inputs)
         .zip(y[r * outputs..].chunks_exact_mut(outputs))
     {
-        let mut o = 0;
-        while o + 32 <= outputs {
-            dense_block::<8>(xr, w, b, outputs, o, yr);
-            o += 32;
+        if outputs >= 32 {
+            for o in blocks(outputs, 32) {
+                dense_block::<8>(xr, w, b, outputs, o, yr);
+            }
+        } else if outputs >= 4 {
+            for o in blocks(outputs, 4) {
+                dense_block::<1>(xr, w, b, outputs, o, yr);
+            }
+        } else {
+            tail(xr, w, b, outputs, yr);
         }
-        while o + 4 <= outputs {
-            dense_block::<1>(xr, w, b, outputs, o, yr);
-            o += 4;
-        }
-        tail(xr, w, b, outputs, o, yr);
     }
 }
 
-/// Outputs `o..` of one row, one by one.
+/// Every output of one row, one by one (rows narrower than a vector).
 #[inline(always)]
-fn tail(xr: &[f32], w: &[f32], b: &[f32], outputs: usize, o: usize, yr: &mut [f32]) {
-    for (oo, yo) in yr.iter_mut().enumerate().skip(o) {
+fn tail(xr: &[f32], w: &[f32], b: &[f32], outputs: usize, yr: &mut [f32]) {
+    for (oo, yo) in yr.iter_mut().enumerate() {
         let mut acc = 0.0f32;
         for (&xi, wr) in xr.iter().zip(w.chunks_exact(outputs)) {
             acc += xi * wr[oo];
