@@ -17,8 +17,8 @@ use super::blocks;
 use super::reference;
 
 /// [`reference::dense`], four output lanes per vector. A single row runs 32
-/// outputs per pass over the inputs (eight accumulators, enough independent
-/// add chains to hide the add latency); batches run four rows at a time, 8
+/// or 24 outputs per pass over the inputs (eight or six accumulators, enough
+/// independent add chains to hide the add latency); batches run four rows at a time, 8
 /// outputs per pass, so each weight load serves four rows. When the outputs
 /// are not a multiple of the block, the last block moves back to end at the
 /// last output and recomputes a few of its neighbour's (same bits) instead
@@ -52,9 +52,17 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
         .chunks_exact(inputs)
         .zip(y[r * outputs..].chunks_exact_mut(outputs))
     {
-        if outputs >= 32 {
+        // Eight accumulators cost ~4 cycles per input (the adds' issue
+        // rate; V8 spills some when the blocks overlap), six ~3 (the add
+        // latency): a width that needs fewer 24-wide passes weighted so
+        // (120: 5 × 3 < 4 × 4) takes those.
+        if outputs >= 32 && 4 * outputs.div_ceil(32) <= 3 * outputs.div_ceil(24) {
             for o in blocks(outputs, 32) {
                 dense_block::<8>(xr, w, b, outputs, o, yr);
+            }
+        } else if outputs >= 24 {
+            for o in blocks(outputs, 24) {
+                dense_block::<6>(xr, w, b, outputs, o, yr);
             }
         } else if outputs >= 4 {
             for o in blocks(outputs, 4) {
