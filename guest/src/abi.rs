@@ -3,7 +3,7 @@
 //! Compiled only for `wasm32` with feature `module`. The model blob sits in
 //! linear memory at the first 16-byte boundary at or after `__heap_base`,
 //! where `kiln build` places it in a data segment (growing the initial memory
-//! to hold it). The allocator (`dlmalloc`) takes new memory only through
+//! to hold it). The allocator (talc) takes new memory only through
 //! `memory.grow`, so it never touches that region.
 //!
 //! A module instance is single-threaded; its state lives in two plain cells.
@@ -15,8 +15,12 @@ use core::cell::UnsafeCell;
 
 use crate::{DecodeError, Model, Scratch, blob};
 
+/// talc, not Rust's default wasm allocator (dlmalloc): ~8 KB less code, and
+/// it too takes memory only through `memory.grow` (one heap, extended in
+/// place while the grown pages are contiguous). Allocation is off the hot
+/// path: the model is decoded once and [`Scratch`] buffers only ever grow.
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
