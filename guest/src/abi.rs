@@ -13,7 +13,7 @@
 
 use core::cell::UnsafeCell;
 
-use crate::{DecodeError, Model, Scratch, blob};
+use crate::{Model, Scratch, blob};
 
 /// talc, not Rust's default wasm allocator (dlmalloc): ~8 KB less code, and
 /// it too takes memory only through `memory.grow` (one heap, extended in
@@ -50,8 +50,12 @@ impl<T> Global<T> {
     }
 }
 
-/// The decoded model, decoded on first use.
-static MODEL: Global<Option<Result<Model<'static>, DecodeError>>> = Global(UnsafeCell::new(None));
+/// The decoded model, decoded on first use; `Some(None)` once the embedded
+/// blob turned out missing or invalid. The [`crate::DecodeError`] itself is
+/// dropped at once: the ABI reports only [`NO_MODEL`] (the host decodes the
+/// same blob natively when it needs the message), and keeping it in this
+/// static kept the code that fills in its fields (~560 B of wasm).
+static MODEL: Global<Option<Option<Model<'static>>>> = Global(UnsafeCell::new(None));
 /// Batch buffers, and where the last successful run left its output.
 static RUN: Global<(Scratch, usize)> = Global(UnsafeCell::new((Scratch::new(), 0)));
 
@@ -80,13 +84,8 @@ fn embedded_blob() -> Option<&'static [u8]> {
 fn model() -> Option<&'static Model<'static>> {
     MODEL
         .get()
-        .get_or_insert_with(|| {
-            embedded_blob()
-                .ok_or(DecodeError::BadMagic)
-                .and_then(blob::decode)
-        })
+        .get_or_insert_with(|| embedded_blob().and_then(|b| blob::decode(b).ok()))
         .as_ref()
-        .ok()
 }
 
 #[unsafe(no_mangle)]
