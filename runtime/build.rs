@@ -5,7 +5,7 @@
 //! * `kernel.wasm` — features `module,int8-conv`: the ABI v1 exports, no
 //!   model yet, `+simd128` (runs in every engine kiln targets), every layer;
 //! * `kernel-core.wasm` — feature `module` alone: the same without int8
-//!   convolution and pooling (~12 KB smaller), which `kiln build` embeds for
+//!   convolution and pooling (~16 KB smaller), which `kiln build` embeds for
 //!   every model that has none ([`kiln::module::kernel_for`]);
 //! * `kernel-relaxed.wasm` — the same source with the guest feature
 //!   `relaxed-simd` (its int8 dense kernel enables the `relaxed-simd` target
