@@ -39,6 +39,13 @@ use wasm_bindgen::prelude::*;
 
 use kiln_guest::{Scratch, model};
 
+/// talc, not std's wasm allocator (dlmalloc), as in the model modules:
+/// ~5 KB less wasm, which pays for `kiln-guest` at opt-level 3 in the `web`
+/// profile (Cargo.toml).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 #[wasm_bindgen]
 extern "C" {
     /// The global `fetch` (windows and workers alike).
