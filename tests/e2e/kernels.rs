@@ -217,6 +217,13 @@ fn conv2d_simd_matches_reference() {
             (2, 11, 19, 7, 3, 3, 1, 2),
             (3, 13, 29, 5, 4, 3, 2, 1),
             (2, 6, 40, 9, 3, 3, 2, 1),
+            // Remainders after whole 4-channel tiles: 2 and 1 at stride 1
+            // (a 2-channel tile; with 1 it overlaps the last 4-tile) and
+            // at stride 2 (a 4-tile moved back); 3 is (2, 11, 19, 7, ..).
+            (2, 9, 20, 10, 3, 3, 1, 1),
+            (2, 7, 19, 9, 3, 3, 1, 0),
+            (1, 10, 30, 13, 3, 3, 2, 0),
+            (2, 10, 21, 14, 3, 3, 2, 1),
         ];
         for (in_c, in_h, in_w, out_c, kh, kw, stride, pad) in cases {
             let g = ConvGeom {

@@ -15,14 +15,24 @@
 //!   gathered lanes otherwise) meet four splatted weights in eight
 //!   independent accumulators. The rows a kernel window loses to vertical
 //!   padding are the same for the whole output row, so they leave the tap
-//!   loop's bounds, not its body. The last tile of the channel or column
-//!   range is moved back to overlap its neighbour instead of falling back
-//!   to narrower code; an overlapped output is computed twice with the same
-//!   bits. One tile shape keeps the wasm kernel within its size budget.
+//!   loop's bounds, not its body. The last tile of the column range, and a
+//!   remainder of 3 channels, is moved back to overlap its neighbour
+//!   instead of falling back to narrower code; an overlapped output is
+//!   computed twice with the same bits. At stride 1, a remainder of 1 or
+//!   2 channels (LeNet's first layer has 6) runs in a 2-channel
+//!   instantiation of the tile instead of a 4-channel one that would
+//!   compute 2 channels twice (−1.1 µs on the LeNet in Node for ~0.9 KB of
+//!   wasm, docs/benchmarks.md).
+//! - The tile's loops step an input and a weight pointer along the window
+//!   (+1 / +`out_c` per `kx`, +`in_w` / +`kw·out_c` per `ky`) rather than
+//!   recomputing index products per tap: fewer integer instructions beside
+//!   the 16 vector multiplies and adds of a tap step, which V8 issues at
+//!   close to its floating-point bound.
 //! - **Border and narrow columns** run one output position at a time with
 //!   output channels across the lanes (the weights are stored `out_c`
 //!   innermost, so four channels' weights for a tap are one load), through
-//!   [`for_each_tap`]'s padding tests. Fewer than 4 channels run scalar.
+//!   [`for_each_tap`]'s padding tests. Fewer than 4 channels run the
+//!   scalar reference.
 
 use super::blocks;
 use super::conv::{self, ConvGeom, for_each_tap};
@@ -75,7 +85,9 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
         && w.len() == wlen
         && b.len() == g.out_c
         && rows.checked_mul(out_len).is_some_and(|n| n <= y.len());
-    if !sizes_ok {
+    // Fewer than 4 channels fill no vector: the reference's loop is the
+    // scalar code they need.
+    if !sizes_ok || g.out_c < 4 {
         return conv::conv2d(x, w, b, g, y);
     }
     let (s, p, ow) = (g.stride, g.pad, g.out_w());
@@ -99,10 +111,22 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
                 ky,
             };
             let mut done = lo;
-            if hi - lo >= 8 && g.out_c >= 4 {
-                for o in blocks(g.out_c, 4) {
+            if hi - lo >= 8 {
+                // Whole 4-channel tiles, then the remainder: 1 or 2
+                // channels at stride 1 by a 2-tile (stride 1 only: its
+                // gathering twin would cost ~0.3 KB of wasm), otherwise by
+                // a 4-tile moved back to overlap.
+                let (full, rest) = (g.out_c / 4 * 4, g.out_c % 4);
+                let two = (rest == 1 || rest == 2) && s == 1;
+                let back = (rest != 0 && !two).then(|| g.out_c - 4);
+                for o in (0..full).step_by(4).chain(back) {
                     for ox in blocks(hi - lo, 8) {
-                        row.tile::<V>(yr, o, lo + ox);
+                        row.tile::<V, 4>(yr, o, lo + ox, s);
+                    }
+                }
+                if two {
+                    for ox in blocks(hi - lo, 8) {
+                        row.tile::<V, 2>(yr, g.out_c - 2, lo + ox, 1);
                     }
                 }
                 done = hi;
@@ -126,38 +150,46 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
-    /// Channels `o..o + 4` at the interior columns `ox..ox + 8`.
+    /// Channels `o..o + C` at the interior columns `ox..ox + 8`; `s` is
+    /// the stride (a literal 1 lets the compiler drop the gathers).
     #[inline(always)]
-    fn tile<V: F32x4>(&self, yr: &mut [f32], o: usize, ox: usize) {
-        const C: usize = 4;
+    fn tile<V: F32x4, const C: usize>(&self, yr: &mut [f32], o: usize, ox: usize, s: usize) {
         const N: usize = 2;
         let g = self.g;
-        let s = g.stride;
         let mut acc = [[V::splat(0.0); N]; C];
         let (xp, wp) = (self.xr.as_ptr(), self.w.as_ptr());
+        let ky0 = self.ky.start;
         for c in 0..g.in_c {
-            for ky in self.ky.clone() {
-                let xrow = (c * g.in_h + self.oy * s + ky - g.pad) * g.in_w + ox * s - g.pad;
-                let wrow = (c * g.kh + ky) * g.kw * g.out_c + o;
-                for kx in 0..g.kw {
+            // The first window row inside the input, and its weights; each
+            // further row is in_w inputs and kw·out_c weights on.
+            let xrow = (c * g.in_h + self.oy * s + ky0 - g.pad) * g.in_w + ox * s - g.pad;
+            let wrow = (c * g.kh + ky0) * g.kw * g.out_c + o;
+            let (mut xr, mut wr) = (xp.wrapping_add(xrow), wp.wrapping_add(wrow));
+            for _ in self.ky.clone() {
+                let (mut xq, mut wq) = (xr, wr);
+                for _ in 0..g.kw {
                     // SAFETY: ky keeps the input row inside the image and
                     // interior columns keep every tap of columns
                     // ox..ox + 4·N inside the row (see `conv2d`), so the
                     // strided reads lie in xr; tap < taps and o + C ≤ out_c,
-                    // so the weight reads lie in w (length checked).
+                    // so the weight reads lie in w (length checked). The
+                    // pointers step by wrapping adds: a step past the last
+                    // tap may leave the slices, and is never read.
                     unsafe {
-                        let xv: [V; N] = core::array::from_fn(|j| {
-                            V::load_strided(xp.add(xrow + kx + 4 * j * s), s)
-                        });
-                        let wt = wp.add(wrow + kx * g.out_c);
+                        let xv: [V; N] =
+                            core::array::from_fn(|j| V::load_strided(xq.add(4 * j * s), s));
                         for (ci, a) in acc.iter_mut().enumerate() {
-                            let wv = V::splat(*wt.add(ci));
+                            let wv = V::splat(*wq.add(ci));
                             for (aj, &xj) in a.iter_mut().zip(&xv) {
                                 *aj = aj.add(xj.mul(wv));
                             }
                         }
                     }
+                    xq = xq.wrapping_add(1);
+                    wq = wq.wrapping_add(g.out_c);
                 }
+                xr = xr.wrapping_add(g.in_w);
+                wr = wr.wrapping_add(g.kw * g.out_c);
             }
         }
         let (plane, at) = (g.out_h() * g.out_w(), self.oy * g.out_w() + ox);
@@ -176,16 +208,6 @@ impl Row<'_> {
         let (g, xr, w) = (self.g, self.xr, self.w);
         let plane = g.out_h() * g.out_w();
         let at = self.oy * g.out_w() + ox;
-        if g.out_c < 4 {
-            for o in 0..g.out_c {
-                let mut acc = 0.0f32;
-                for_each_tap(g, self.oy, ox, |xi, tap| {
-                    acc += xr[xi] * w[tap * g.out_c + o]
-                });
-                yr[o * plane + at] = acc + self.b[o];
-            }
-            return;
-        }
         for o in blocks(g.out_c, 4) {
             let mut acc = V::splat(0.0);
             for_each_tap(g, self.oy, ox, |xi, tap| {

@@ -58,8 +58,9 @@ mod tests {
     use crate::kernels::conv;
 
     /// Equal bits to the reference on padding, strides, odd sizes, channel
-    /// counts around the 4-wide blocks and widths around the 8-column
-    /// tiles (stride 1 and 2), with signed zeros and infinities in the input.
+    /// counts around the 4-wide blocks (remainders 1, 2 and 3 after whole
+    /// 4-channel tiles) and widths around the 8-column tiles (stride 1 and
+    /// 2), with signed zeros and infinities in the input.
     #[test]
     fn matches_reference() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -83,6 +84,10 @@ mod tests {
             (3, 13, 29, 5, 4, 3, 2, 1),
             (2, 6, 40, 9, 3, 3, 2, 1),
             (1, 6, 13, 1, 2, 2, 1, 1),
+            (2, 9, 20, 10, 3, 3, 1, 1),
+            (2, 7, 19, 9, 3, 3, 1, 0),
+            (1, 10, 30, 13, 3, 3, 2, 0),
+            (2, 10, 21, 14, 3, 3, 2, 1),
         ];
         for (in_c, in_h, in_w, out_c, kh, kw, stride, pad) in cases {
             let g = ConvGeom {
