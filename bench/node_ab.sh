@@ -7,15 +7,18 @@
 # the new `kiln build`, then
 #
 #   bench/node_ab.sh 5 1,28,28 old/cnn.wasm new/cnn.wasm     # SHAPE: 784 for the MLP
+#
+# OUTPUT=view passes `--output view` (no copy of the scores; for the wide
+# outputs of bench/cut_models.py's cuts); ITERS sets the timed calls (3000).
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,9p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,12p' "$0"; exit 2; }
 rounds=$1 shape=$2
 shift 2
 here=$(dirname "$0")
 for _ in $(seq "$rounds"); do
   for m in "$@"; do
     node "$here/node_bench.mjs" --runtime kiln-abi --model "$m" --shape "$shape" \
-      --iterations "${ITERS:-3000}" --warmup-ms 800 |
+      --iterations "${ITERS:-3000}" --warmup-ms 800 --output "${OUTPUT:-copy}" |
       python3 -c "import json,sys; d=json.load(sys.stdin); print('$m', d['median_us'], d['scores'][:3])"
   done
 done | python3 -c "

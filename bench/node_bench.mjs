@@ -4,6 +4,7 @@
 //
 //   node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen \
 //        --model FILE [--shape 784|1,28,28] [--iterations N] [--warmup N] [--warmup-ms MS]
+//        [--output copy|view]
 //
 // Warm-up lasts at least --warmup calls AND --warmup-ms milliseconds (default
 // 1000): V8 first runs wasm with its baseline compiler (Liftoff) and swaps in
@@ -14,7 +15,11 @@
 //
 // * ort-web: onnxruntime-web's wasm backend (one thread, SIMD) on an ONNX file;
 // * kiln-abi: a module built by `kiln build`, instantiated once and driven
-//   through its raw ABI (docs/abi.md) — no glue;
+//   through its raw ABI (docs/abi.md) — no glue. Its scores are copied out
+//   of the module's memory (`--output copy`, the default, what a caller
+//   keeping them must do); `--output view` returns a view instead, for
+//   timing models cut by bench/cut_models.py, whose outputs are thousands
+//   of floats wide (copying 3,456 floats costs ~1 µs);
 // * kiln-bindgen: the wasm-bindgen package (web/pkg, scripts/web.sh) loading
 //   the same module with `Model.fromBytes`.
 // The input is the benchmark's fixed row, ((i * 37) mod 255) / 255.
@@ -29,6 +34,7 @@ const args = Object.fromEntries(
 const iterations = Number(args.iterations ?? 2000);
 const warmup = Number(args.warmup ?? 200);
 const warmupMs = Number(args["warmup-ms"] ?? 1000);
+const copyOut = (args.output ?? "copy") === "copy";
 const shape = (args.shape ?? "784").split(",").map(Number);
 const width = shape.reduce((a, b) => a * b, 1);
 const now = () => Number(process.hrtime.bigint()) / 1e3; // µs
@@ -44,7 +50,8 @@ async function kilnAbi(file) {
     const p = k.kiln_input(batch);
     new Float32Array(k.memory.buffer, p, batch * inLen).set(x);
     if (k.kiln_run(batch) !== 0) throw new Error("kiln_run failed");
-    return new Float32Array(k.memory.buffer, k.kiln_output(), batch * outLen).slice();
+    const out = new Float32Array(k.memory.buffer, k.kiln_output(), batch * outLen);
+    return copyOut ? out.slice() : out;
   };
 }
 
@@ -70,7 +77,7 @@ async function ortWeb(file) {
 
 const make = { "ort-web": ortWeb, "kiln-abi": kilnAbi, "kiln-bindgen": kilnBindgen }[args.runtime];
 if (!make || !args.model) {
-  console.error("usage: node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen --model FILE [--shape 784] [--iterations N] [--warmup N] [--warmup-ms MS]");
+  console.error("usage: node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen --model FILE [--shape 784] [--iterations N] [--warmup N] [--warmup-ms MS] [--output copy|view]");
   process.exit(2);
 }
 const run = await make(args.model);

@@ -258,10 +258,14 @@ fn pooling_simd_matches_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for mut k in Kernel::builds() {
         // (c, h, w, k, stride): stride 1 (vector loads), 2 (two loads and a
-        // shuffle; the last case's last lane reads the row's last float), 3
-        // (gathers), widths around 4 output columns.
+        // shuffle per tap; 2×2 windows by even/odd shuffles of whole rows,
+        // with a scalar tail when the row is not whole vectors; the last
+        // read is a row's last float in (2, 6, 16, 2, 2) and (1, 5, 9, 3,
+        // 2)), 3 (gathers), widths around 4 output columns.
         let cases = [
             (6, 24, 24, 2, 2),
+            (3, 10, 13, 2, 2),
+            (2, 6, 16, 2, 2),
             (2, 11, 19, 3, 2),
             (1, 5, 9, 3, 2),
             (16, 8, 8, 2, 2),

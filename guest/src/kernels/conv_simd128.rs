@@ -56,6 +56,54 @@ pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     conv_lanes::conv2d::<v128>(x, w, b, g, y)
 }
 
+/// Output row `oy` of one plane for 2×2 windows at stride 2 (most CNNs'
+/// pooling), every whole vector of it; returns the first column left to the
+/// caller's scalar tail. Per 4 outputs: two loads from each window row,
+/// split into even and odd columns by shuffles and folded in the
+/// reference's order (row 0 even, row 0 odd, row 1 even, row 1 odd) — 4
+/// loads where the per-tap loop of [`pool`] makes 8, with its indexing
+/// hoisted out of the loop.
+#[inline(always)]
+fn row_2x2(kind: PoolKind, plane: &[f32], w: usize, oy: usize, out: &mut [f32]) -> usize {
+    let vectors = out.len() / 4;
+    // The last float read is 8·vectors − 1 ≤ 2·out.len() − 1 ≤ w − 1 (the
+    // windows fit the row), on rows 2·oy and 2·oy + 1 < h.
+    let top = &plane[2 * oy * w..(2 * oy + 2) * w];
+    let (r0, r1) = (top.as_ptr(), top[w..].as_ptr());
+    let split = |r: *const f32, j: usize| {
+        // SAFETY: floats 8j .. 8j + 8 of the row lie inside it (above).
+        let (a, b) = unsafe {
+            (
+                v128_load(r.add(8 * j) as *const v128),
+                v128_load(r.add(8 * j + 4) as *const v128),
+            )
+        };
+        (
+            i32x4_shuffle::<0, 2, 4, 6>(a, b),
+            i32x4_shuffle::<1, 3, 5, 7>(a, b),
+        )
+    };
+    for j in 0..vectors {
+        let ((e0, o0), (e1, o1)) = (split(r0, j), split(r1, j));
+        let m = match kind {
+            PoolKind::Max => {
+                let m = f32x4_pmax(f32x4_splat(f32::NEG_INFINITY), e0);
+                f32x4_pmax(f32x4_pmax(f32x4_pmax(m, o0), e1), o1)
+            }
+            PoolKind::Avg => {
+                let s = f32x4_add(
+                    f32x4_add(f32x4_add(f32x4_add(f32x4_splat(0.0), e0), o0), e1),
+                    o1,
+                );
+                f32x4_div(s, f32x4_splat(4.0))
+            }
+        };
+        // SAFETY: 4j + 4 ≤ 4·vectors ≤ out.len().
+        unsafe { v128_store(out.as_mut_ptr().add(4 * j) as *mut v128, m) };
+    }
+    4 * vectors
+}
+
 /// [`conv::pool`], four output columns per vector.
 pub fn pool(kind: PoolKind, x: &[f32], g: &PoolGeom, y: &mut [f32]) {
     let Some(in_len) = g.input_len() else { return };
@@ -75,6 +123,9 @@ pub fn pool(kind: PoolKind, x: &[f32], g: &PoolGeom, y: &mut [f32]) {
             let out = &mut yr[c * oh * ow..(c + 1) * oh * ow];
             for oy in 0..oh {
                 let mut ox = 0;
+                if g.k == 2 && s == 2 {
+                    ox = row_2x2(kind, plane, g.w, oy, &mut out[oy * ow..(oy + 1) * ow]);
+                }
                 while ox + 4 <= ow {
                     let mut m = match kind {
                         PoolKind::Max => f32x4_splat(f32::NEG_INFINITY),
