@@ -105,6 +105,7 @@ fn dense_simd_matches_reference() {
         for (batch, inputs, outputs) in [
             (1, 256, 120),
             (2, 6, 26),
+            (1, 11, 50),
             (1, 84, 10),
             (6, 120, 84),
             (1, 1, 1),

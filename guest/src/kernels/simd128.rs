@@ -54,9 +54,12 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
     {
         // Eight accumulators cost ~4 cycles per input (the adds' issue
         // rate; V8 spills some when the blocks overlap), six ~3 (the add
-        // latency): a width that needs fewer 24-wide passes weighted so
-        // (120: 5 × 3 < 4 × 4) takes those.
-        if outputs >= 32 && 4 * outputs.div_ceil(32) <= 3 * outputs.div_ceil(24) {
+        // latency): a width that is not whole 32-wide blocks takes 24-wide
+        // ones unless they cost more passes weighted so (120: 5 × 3 < 4 ×
+        // 4; 84: 4 × 3 = 3 × 4, measured faster in 24s).
+        if outputs >= 32
+            && (outputs.is_multiple_of(32) || 4 * outputs.div_ceil(32) < 3 * outputs.div_ceil(24))
+        {
             for o in blocks(outputs, 32) {
                 dense_block::<8>(xr, w, b, outputs, o, yr);
             }
