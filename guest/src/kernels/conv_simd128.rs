@@ -3,8 +3,10 @@
 //! wasmtime against the reference by `tests/e2e/kernels.rs`).
 //!
 //! Convolution is the shared blocked kernel of `conv_lanes` on `v128`;
-//! pooling vectorises across 4 neighbouring output columns (at stride 2,
-//! two loads and one shuffle per tap instead of four lane gathers).
+//! pooling vectorises across 4 neighbouring output columns: 2×2 windows
+//! at stride 2 by even/odd shuffles of whole rows (`row_2x2`), other
+//! windows per tap (at stride 2, two loads and one shuffle instead of four
+//! lane gathers).
 
 use core::arch::wasm32::*;
 

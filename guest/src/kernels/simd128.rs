@@ -18,13 +18,14 @@ use super::reference;
 
 /// [`reference::dense`], four output lanes per vector. A single row runs 32
 /// or 24 outputs per pass over the inputs (eight or six accumulators, enough
-/// independent add chains to hide the add latency); batches run four rows at a time, 8
-/// outputs per pass, so each weight load serves four rows. When the outputs
-/// are not a multiple of the block, the last block moves back to end at the
-/// last output and recomputes a few of its neighbour's (same bits) instead
-/// of finishing in narrower blocks whose single add chain would wait on the
-/// add latency at every input. Only rows narrower than a block run 4 at a
-/// time, then one by one. Every output's sum keeps the reference's order.
+/// independent add chains to hide the add latency); batches run four rows
+/// at a time, 8 outputs per pass, so each weight load serves four rows.
+/// When the outputs are not a multiple of the block, the last block moves
+/// back to end at the last output and recomputes a few of its neighbour's
+/// (same bits) instead of finishing in narrower blocks whose single add
+/// chain would wait on the add latency at every input. Only rows narrower
+/// than a block run 4 at a time, or one by one below 4. Every output's sum
+/// keeps the reference's order.
 #[inline(never)]
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
