@@ -23,9 +23,10 @@ use super::reference;
 /// When the outputs are not a multiple of the block, the last block moves
 /// back to end at the last output and recomputes a few of its neighbour's
 /// (same bits) instead of finishing in narrower blocks whose single add
-/// chain would wait on the add latency at every input. Only rows narrower
-/// than a block run 4 at a time, or one by one below 4. Every output's sum
-/// keeps the reference's order.
+/// chain would wait on the add latency at every input. Rows narrower than
+/// 24 run in one pass too, a vector per 4 outputs (the last moved back);
+/// below 4 outputs, one by one. Every output's sum keeps the reference's
+/// order.
 #[inline(never)]
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
@@ -62,15 +63,25 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
             && (outputs.is_multiple_of(32) || 4 * outputs.div_ceil(32) < 3 * outputs.div_ceil(24))
         {
             for o in blocks(outputs, 32) {
-                dense_block::<8>(xr, w, b, outputs, o, yr);
+                dense_block::<8>(xr, w, b, outputs, (o, o + 28), yr);
             }
         } else if outputs >= 24 {
             for o in blocks(outputs, 24) {
-                dense_block::<6>(xr, w, b, outputs, o, yr);
+                dense_block::<6>(xr, w, b, outputs, (o, o + 20), yr);
             }
         } else if outputs >= 4 {
-            for o in blocks(outputs, 4) {
-                dense_block::<1>(xr, w, b, outputs, o, yr);
+            // Narrower rows (a classifier's 10 outputs) in one pass, a
+            // vector per 4 outputs and the last moved back over its
+            // neighbour: their add chains run side by side, not one pass
+            // after another.
+            let at = (0, outputs - 4);
+            match outputs.div_ceil(4) {
+                1 => dense_block::<1>(xr, w, b, outputs, at, yr),
+                2 => dense_block::<2>(xr, w, b, outputs, at, yr),
+                3 => dense_block::<3>(xr, w, b, outputs, at, yr),
+                4 => dense_block::<4>(xr, w, b, outputs, at, yr),
+                5 => dense_block::<5>(xr, w, b, outputs, at, yr),
+                _ => dense_block::<6>(xr, w, b, outputs, at, yr),
             }
         } else {
             tail(xr, w, b, outputs, yr);
@@ -139,7 +150,10 @@ fn rows_block<const R: usize, const N: usize>(
     }
 }
 
-/// Outputs `o .. o + 4N` of one row. Callers guarantee `o + 4N <= outputs`,
+/// Outputs `o .. o + 4(N − 1)` and `last .. last + 4` of one row, a vector
+/// each: `last = o + 4(N − 1)` for a contiguous block, or a narrow row's
+/// last vector moved back over its neighbour. Callers guarantee
+/// `o + 4(N − 1) <= outputs`, `last + 4 <= outputs`,
 /// `w.len() == xr.len() * outputs` and `b.len() == yr.len() == outputs`.
 #[inline(always)]
 fn dense_block<const N: usize>(
@@ -147,27 +161,28 @@ fn dense_block<const N: usize>(
     w: &[f32],
     b: &[f32],
     outputs: usize,
-    o: usize,
+    (o, last): (usize, usize),
     yr: &mut [f32],
 ) {
+    let at = |k: usize| if k + 1 == N { last } else { o + 4 * k };
     let mut acc = [f32x4_splat(0.0); N];
     for (i, &xi) in xr.iter().enumerate() {
         let xv = f32x4_splat(xi);
-        // SAFETY: i < inputs and o + 4N <= outputs, so the 4N floats at
-        // i * outputs + o lie inside w.
+        // SAFETY: i < inputs and every vector's 4 outputs lie below
+        // `outputs`, so its 4 floats at i * outputs + at(k) lie inside w.
         unsafe {
-            let p = w.as_ptr().add(i * outputs + o) as *const v128;
+            let p = w.as_ptr().add(i * outputs);
             for (k, a) in acc.iter_mut().enumerate() {
-                *a = f32x4_add(*a, f32x4_mul(xv, v128_load(p.add(k))));
+                let wv = v128_load(p.add(at(k)) as *const v128);
+                *a = f32x4_add(*a, f32x4_mul(xv, wv));
             }
         }
     }
-    // SAFETY: o + 4N <= outputs == b.len() == yr.len().
+    // SAFETY: every vector's outputs lie below outputs == b.len() == yr.len().
     unsafe {
-        let bp = b.as_ptr().add(o) as *const v128;
-        let yp = yr.as_mut_ptr().add(o) as *mut v128;
         for (k, a) in acc.iter().enumerate() {
-            v128_store(yp.add(k), f32x4_add(*a, v128_load(bp.add(k))));
+            let bias = v128_load(b.as_ptr().add(at(k)) as *const v128);
+            v128_store(yr.as_mut_ptr().add(at(k)) as *mut v128, f32x4_add(*a, bias));
         }
     }
 }
