@@ -231,19 +231,27 @@ mod kernel_tests {
         );
     }
 
-    /// [`kernels::pool`] (`max` 1: max, 0: average); `geom` points at 5
-    /// `i32`s: c, h, w, k, stride.
-    #[unsafe(no_mangle)]
-    pub extern "C" fn kiln_test_pool(max: i32, x: i32, y: i32, batch: i32, geom: i32) {
+    /// The pooling exports' kind (`max` 1: max, 0: average), geometry (5
+    /// `i32`s at `geom`: c, h, w, k, stride) and input values per row;
+    /// `None` for a geometry [`crate::PoolGeom::check`] refuses.
+    fn pool_args(max: i32, geom: i32) -> Option<(crate::PoolKind, crate::PoolGeom, usize)> {
         let [c, h, w, k, stride] = dims(geom);
         let g = crate::PoolGeom { c, h, w, k, stride };
-        let (Some(()), Some(inl)) = (g.check(), g.input_len()) else {
-            return;
-        };
+        g.check()?;
         let kind = if max != 0 {
             crate::PoolKind::Max
         } else {
             crate::PoolKind::Avg
+        };
+        Some((kind, g, g.input_len()?))
+    }
+
+    /// [`kernels::pool`] (`max` 1: max, 0: average); `geom` points at 5
+    /// `i32`s: c, h, w, k, stride.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn kiln_test_pool(max: i32, x: i32, y: i32, batch: i32, geom: i32) {
+        let Some((kind, g, inl)) = pool_args(max, geom) else {
+            return;
         };
         let rows = batch as usize;
         kernels::pool(
@@ -306,15 +314,8 @@ mod kernel_tests {
     /// `geom` as for [`kiln_test_pool`].
     #[unsafe(no_mangle)]
     pub extern "C" fn kiln_test_pool_i8(max: i32, x: i32, y: i32, batch: i32, geom: i32) {
-        let [c, h, w, k, stride] = dims(geom);
-        let g = crate::PoolGeom { c, h, w, k, stride };
-        let (Some(()), Some(inl)) = (g.check(), g.input_len()) else {
+        let Some((kind, g, inl)) = pool_args(max, geom) else {
             return;
-        };
-        let kind = if max != 0 {
-            crate::PoolKind::Max
-        } else {
-            crate::PoolKind::Avg
         };
         let rows = batch as usize;
         // SAFETY: as in `buf`, int8 buffers the host wrote.
