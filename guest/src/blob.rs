@@ -6,7 +6,7 @@
 //! few dozen lines. All integers are little-endian `u32`:
 //!
 //! ```text
-//! 0   magic "KLNB"          4   version (3)         8   total length in bytes
+//! 0   magic "KLNB"          4   version (4)         8   total length in bytes
 //! 12  input_len             16  layer count n
 //! 20  n layer records: op, param count k, k params
 //! ... f32 tensor data, each tensor starting at a multiple of 16 bytes
@@ -18,7 +18,7 @@
 //! | op | layer        | params                                   |
 //! |----|--------------|------------------------------------------|
 //! | 1  | standardize  | mean (off, len), inv_std (off, len)      |
-//! | 2  | dense        | inputs, outputs, weight (off, len), bias (off, len) — weight input-major |
+//! | 2  | dense        | inputs, outputs, weight (off, len), bias (off, len) — weight in column panels ([`crate::kernels::panels`]) |
 //! | 3  | relu         | len                                      |
 //! | 4  | sigmoid      | len                                      |
 //! | 5  | tanh         | len                                      |
@@ -50,9 +50,10 @@ pub const MAGIC: [u8; 4] = *b"KLNB";
 /// outputs × two inputs). Version 3 packs int8 convolution filters in
 /// groups of four output channels × pairs of neighbouring taps (version 2:
 /// one zero-padded row per output channel; see
-/// [`crate::kernels::conv_int8`]). An older blob is refused rather than
-/// misread.
-pub const VERSION: u32 = 3;
+/// [`crate::kernels::conv_int8`]). Version 4 stores f32 dense weights in
+/// column [`panels`](crate::kernels::panels) (version 3: input-major). An
+/// older blob is refused rather than misread.
+pub const VERSION: u32 = 4;
 /// Bytes before the first layer record.
 pub const HEADER_LEN: usize = 20;
 /// Alignment of tensor data inside the blob (and of the blob in memory).

@@ -40,8 +40,8 @@ pub enum Layer<'a> {
         mean: Tensor<'a>,
         inv_std: Tensor<'a>,
     },
-    /// Fully connected: `y = x·W + b` with `weight` stored input-major
-    /// (`inputs × outputs`), see [`kernels::reference::dense`].
+    /// Fully connected: `y = x·W + b` with `weight` stored in column
+    /// [`panels`](kernels::panels), see [`kernels::reference::dense`].
     Dense {
         inputs: usize,
         outputs: usize,
@@ -89,8 +89,8 @@ pub enum Layer<'a> {
 
 impl<'a> Layer<'a> {
     /// A dense layer from PyTorch-style output-major rows (`outputs × inputs`,
-    /// as the model file stores them), transposed to the kernel's layout.
-    /// `layer` is the index reported in errors.
+    /// as the model file stores them), packed into the kernels' column
+    /// [`panels`](kernels::panels). `layer` is the index reported in errors.
     pub fn dense_from_rows(
         layer: usize,
         inputs: usize,
@@ -98,27 +98,11 @@ impl<'a> Layer<'a> {
         rows: &[f32],
         bias: Tensor<'a>,
     ) -> Result<Self, ModelError> {
-        let n = inputs
-            .checked_mul(outputs)
-            .ok_or(ModelError::TooLarge { layer })?;
-        if rows.len() != n {
-            return Err(ModelError::TensorLen {
-                layer,
-                tensor: "weight",
-                expected: n,
-                found: rows.len(),
-            });
-        }
-        let mut weight = alloc::vec![0.0f32; n];
-        for (o, row) in rows.chunks_exact(inputs.max(1)).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                weight[i * outputs + o] = v;
-            }
-        }
+        check_rows(layer, inputs, outputs, rows)?;
         Ok(Layer::Dense {
             inputs,
             outputs,
-            weight: Cow::Owned(weight),
+            weight: Cow::Owned(kernels::panels::pack_rows(rows, inputs, outputs)),
             bias,
         })
     }
@@ -133,11 +117,19 @@ impl<'a> Layer<'a> {
         bias: Tensor<'a>,
     ) -> Result<Self, ModelError> {
         geom.check().ok_or(ModelError::Geometry { layer })?;
-        let taps = geom.in_c * geom.kh * geom.kw;
-        match Layer::dense_from_rows(layer, taps, geom.out_c, filters, bias)? {
-            Layer::Dense { weight, bias, .. } => Ok(Layer::Conv2d { geom, weight, bias }),
-            _ => unreachable!("dense_from_rows returns a dense layer"),
+        let (taps, out_c) = (geom.in_c * geom.kh * geom.kw, geom.out_c);
+        check_rows(layer, taps, out_c, filters)?;
+        let mut weight = alloc::vec![0.0f32; filters.len()];
+        for (o, filter) in filters.chunks_exact(taps.max(1)).enumerate() {
+            for (t, &v) in filter.iter().enumerate() {
+                weight[t * out_c + o] = v;
+            }
         }
+        Ok(Layer::Conv2d {
+            geom,
+            weight: Cow::Owned(weight),
+            bias,
+        })
     }
 
     /// Values per row this layer reads (0 for an invalid geometry, which
@@ -280,7 +272,13 @@ impl<'a> Layer<'a> {
                 weight,
                 bias,
             } => {
-                let n = inputs.checked_mul(*outputs).ok_or(too_large)?;
+                if *inputs == 0 {
+                    return Err(bad_param("inputs"));
+                }
+                if *outputs == 0 {
+                    return Err(bad_param("outputs"));
+                }
+                let n = kernels::panels::packed_len(*inputs, *outputs).ok_or(too_large)?;
                 tensor_len("weight", n, weight)?;
                 tensor_len("bias", *outputs, bias)
             }
@@ -336,6 +334,22 @@ impl<'a> Layer<'a> {
 /// bits are below those of infinity. The scan ([`kernels::scan`]) runs over
 /// every weight in each fresh module instance, so it is vectorised and ends
 /// early only between chunks of [`SCAN_CHUNK`] values.
+/// Checks that `rows` holds `outputs` rows of `inputs` weights.
+fn check_rows(layer: usize, inputs: usize, outputs: usize, rows: &[f32]) -> Result<(), ModelError> {
+    let n = inputs
+        .checked_mul(outputs)
+        .ok_or(ModelError::TooLarge { layer })?;
+    if rows.len() != n {
+        return Err(ModelError::TensorLen {
+            layer,
+            tensor: "weight",
+            expected: n,
+            found: rows.len(),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn all_finite(values: &[f32]) -> bool {
     const INFINITY: u32 = 0x7f80_0000;
     values

@@ -24,6 +24,9 @@
 //! written over a 4-lane vector and instantiated for wasm (`conv_simd128`)
 //! and for the host's SSE2 (`conv_sse2`).
 //!
+//! f32 dense weights are stored in column [`panels`], the layout every dense
+//! kernel reads.
+//!
 //! The accumulation order is the contract that makes results bit-exact
 //! across platforms; see `docs/abi.md` ("Arithmetic").
 
@@ -51,6 +54,7 @@ pub mod conv_simd128;
 #[cfg(target_arch = "x86_64")]
 pub mod conv_sse2;
 pub mod int8;
+pub mod panels;
 pub mod reference;
 #[cfg(all(
     target_arch = "wasm32",
@@ -132,10 +136,6 @@ pub use conv_int8_sse2::conv2d_i8;
 /// Starts of `n`-wide blocks covering `0..len` (`len ≥ n`), the last one
 /// moved back to end at `len`, overlapping its neighbour: the SIMD kernels
 /// recompute a few outputs (same bits) rather than finish in narrower code.
-#[cfg(any(
-    target_arch = "x86_64",
-    all(target_arch = "wasm32", target_feature = "simd128")
-))]
 #[inline(always)]
 pub(crate) fn blocks(len: usize, n: usize) -> impl Iterator<Item = usize> {
     (0..len.div_ceil(n)).map(move |i| (i * n).min(len - n))

@@ -4,24 +4,35 @@
 //! guarantee the lengths; the kernels iterate with `chunks_exact`/`zip`, so a
 //! wrong length computes less, never reads out of bounds.
 
+use super::panels;
 use crate::math;
 
-/// Fully connected layer: `y[r][o] = (Σ_i x[r][i] · w[i][o]) + b[o]`.
+/// Fully connected layer: `y[r][o] = (Σ_i x[r][i] · W[o][i]) + b[o]`.
 ///
-/// `w` is stored input-major (`inputs × outputs`). The sum for each output
-/// starts at `+0.0` and adds the products in increasing `i`, one rounding per
-/// multiply and per add (no FMA); the bias is added last. Outputs are
-/// independent, so vectorising across `o` keeps this order exactly.
+/// `w` is stored in column [`panels`]. The sum for each output starts at
+/// `+0.0` and adds the products in increasing `i`, one rounding per multiply
+/// and per add (no FMA); the bias is added last. Outputs are independent,
+/// so vectorising across `o` keeps this order exactly. Panels are written in
+/// order, so an output two panels hold takes the last one's weights.
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
-    for (xr, yr) in x.chunks_exact(inputs).zip(y.chunks_exact_mut(outputs)) {
-        yr.fill(0.0);
-        for (&xi, wr) in xr.iter().zip(w.chunks_exact(outputs)) {
-            for (yo, &wo) in yr.iter_mut().zip(wr) {
-                *yo += xi * wo;
+    let width = panels::width(outputs);
+    let panels = panels::starts(outputs).zip(w.chunks_exact((inputs * width).max(1)));
+    for (start, wp) in panels {
+        let bp = b.iter().skip(start).take(width);
+        for (xr, yr) in x
+            .chunks_exact(inputs.max(1))
+            .zip(y.chunks_exact_mut(outputs))
+        {
+            let yp = &mut yr[start..start + width];
+            yp.fill(0.0);
+            for (&xi, wr) in xr.iter().zip(wp.chunks_exact(width)) {
+                for (yo, &wo) in yp.iter_mut().zip(wr) {
+                    *yo += xi * wo;
+                }
             }
-        }
-        for (yo, &bo) in yr.iter_mut().zip(b) {
-            *yo += bo;
+            for (yo, &bo) in yp.iter_mut().zip(bp.clone()) {
+                *yo += bo;
+            }
         }
     }
 }

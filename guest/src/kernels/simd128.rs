@@ -13,24 +13,22 @@
 
 use core::arch::wasm32::*;
 
-use super::blocks;
 use super::reference;
+use super::{blocks, panels};
 
-/// [`reference::dense`], four output lanes per vector. A single row runs 32
-/// or 24 outputs per pass over the inputs (eight or six accumulators, enough
-/// independent add chains to hide the add latency); batches run four rows
-/// at a time, 8 outputs per pass, so each weight load serves four rows.
-/// When the outputs are not a multiple of the block, the last block moves
-/// back to end at the last output and recomputes a few of its neighbour's
-/// (same bits) instead of finishing in narrower blocks whose single add
-/// chain would wait on the add latency at every input. Rows narrower than
-/// 24 run in one pass too, a vector per 4 outputs (the last moved back);
-/// below 4 outputs, one by one. Every output's sum keeps the reference's
-/// order.
+/// [`reference::dense`], four output lanes per vector, over the column
+/// [`panels`]. A single row runs a whole panel — 32 or 24 outputs, eight or
+/// six accumulators, enough independent add chains to hide the add latency
+/// — per pass over the inputs, reading the panel front to back; batches run
+/// four rows at a time, 8 outputs per pass, so each weight load serves four
+/// rows. A row narrower than 24 is a single panel, run in one pass too, a
+/// vector per 4 outputs (the last moved back over its neighbour); below 4
+/// outputs, one by one. Every output's sum keeps the reference's order, and
+/// panels are written in order, as the reference does.
 #[inline(never)]
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
-    let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())
+    let sizes_ok = panels::packed_len(inputs, outputs) == Some(w.len())
         && b.len() == outputs
         && rows.checked_mul(outputs).is_some_and(|n| n <= y.len());
     if outputs == 0 {
@@ -41,11 +39,15 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
         // rather than carry a vectorised reference copy in the kernel.
         core::arch::wasm32::unreachable();
     }
+    let width = panels::width(outputs);
+    let panel = |p: usize| &w[p * inputs * width..(p + 1) * inputs * width];
     let mut r = 0;
-    if outputs >= 8 {
+    if width >= 8 {
         while r + 4 <= rows {
-            for o in blocks(outputs, 8) {
-                rows_block::<4, 2>(x, w, b, inputs, outputs, r, o, y);
+            for (p, start) in panels::starts(outputs).enumerate() {
+                for o in blocks(width, 8) {
+                    rows_block::<4, 2>(x, panel(p), b, inputs, width, outputs, r, (start, o), y);
+                }
             }
             r += 4;
         }
@@ -54,37 +56,21 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
         .chunks_exact(inputs)
         .zip(y[r * outputs..].chunks_exact_mut(outputs))
     {
-        // Eight accumulators cost ~4 cycles per input (the adds' issue
-        // rate; V8 spills some when the blocks overlap), six ~3 (the add
-        // latency): a width that is not whole 32-wide blocks takes 24-wide
-        // ones unless they cost more passes weighted so (120: 5 × 3 < 4 ×
-        // 4; 84: 4 × 3 = 3 × 4, measured faster in 24s).
-        if outputs >= 32
-            && (outputs.is_multiple_of(32) || 4 * outputs.div_ceil(32) < 3 * outputs.div_ceil(24))
-        {
-            for o in blocks(outputs, 32) {
-                dense_block::<8>(xr, w, b, outputs, (o, o + 28), yr);
+        for (p, start) in panels::starts(outputs).enumerate() {
+            let (wp, bp) = (panel(p), &b[start..start + width]);
+            let yp = &mut yr[start..start + width];
+            let at = (0, width.saturating_sub(4));
+            match width.div_ceil(4) {
+                0 => {}
+                1 if width < 4 => tail(xr, wp, bp, width, yp),
+                1 => dense_block::<1>(xr, wp, bp, width, at, yp),
+                2 => dense_block::<2>(xr, wp, bp, width, at, yp),
+                3 => dense_block::<3>(xr, wp, bp, width, at, yp),
+                4 => dense_block::<4>(xr, wp, bp, width, at, yp),
+                5 => dense_block::<5>(xr, wp, bp, width, at, yp),
+                6 => dense_block::<6>(xr, wp, bp, width, at, yp),
+                _ => dense_block::<8>(xr, wp, bp, width, at, yp),
             }
-        } else if outputs >= 24 {
-            for o in blocks(outputs, 24) {
-                dense_block::<6>(xr, w, b, outputs, (o, o + 20), yr);
-            }
-        } else if outputs >= 4 {
-            // Narrower rows (a classifier's 10 outputs) in one pass, a
-            // vector per 4 outputs and the last moved back over its
-            // neighbour: their add chains run side by side, not one pass
-            // after another.
-            let at = (0, outputs - 4);
-            match outputs.div_ceil(4) {
-                1 => dense_block::<1>(xr, w, b, outputs, at, yr),
-                2 => dense_block::<2>(xr, w, b, outputs, at, yr),
-                3 => dense_block::<3>(xr, w, b, outputs, at, yr),
-                4 => dense_block::<4>(xr, w, b, outputs, at, yr),
-                5 => dense_block::<5>(xr, w, b, outputs, at, yr),
-                _ => dense_block::<6>(xr, w, b, outputs, at, yr),
-            }
-        } else {
-            tail(xr, w, b, outputs, yr);
         }
     }
 }
@@ -101,30 +87,32 @@ fn tail(xr: &[f32], w: &[f32], b: &[f32], outputs: usize, yr: &mut [f32]) {
     }
 }
 
-/// Outputs `o .. o + 4N` of rows `r .. r + R`. Callers guarantee
-/// `r + R <= rows`, `o + 4N <= outputs`, `w.len() == inputs * outputs` and
-/// `b.len() == outputs`.
+/// Outputs `start + o .. start + o + 4N` of rows `r .. r + R`, from the
+/// panel `wp` (`inputs × width`) that begins at output `start`. Callers
+/// guarantee `r + R <= rows`, `o + 4N <= width`, `start + width <=
+/// outputs == b.len()` and `wp.len() == inputs * width`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 // `n` picks the same column of each row's accumulators.
 #[allow(clippy::needless_range_loop)]
 fn rows_block<const R: usize, const N: usize>(
     x: &[f32],
-    w: &[f32],
+    wp: &[f32],
     b: &[f32],
     inputs: usize,
+    width: usize,
     outputs: usize,
     r: usize,
-    o: usize,
+    (start, o): (usize, usize),
     y: &mut [f32],
 ) {
     let mut acc = [[f32x4_splat(0.0); N]; R];
     for i in 0..inputs {
-        // SAFETY: i < inputs and o + 4N <= outputs, so the 4N floats at
-        // i * outputs + o lie inside w; row r + k < rows, so x[(r + k) *
+        // SAFETY: i < inputs and o + 4N <= width, so the 4N floats at
+        // i * width + o lie inside wp; row r + k < rows, so x[(r + k) *
         // inputs + i] lies inside x.
         unsafe {
-            let p = w.as_ptr().add(i * outputs + o) as *const v128;
+            let p = wp.as_ptr().add(i * width + o) as *const v128;
             let mut xv = [f32x4_splat(0.0); R];
             for (k, v) in xv.iter_mut().enumerate() {
                 *v = v128_load32_splat(x.as_ptr().add((r + k) * inputs + i) as *const u32);
@@ -137,12 +125,12 @@ fn rows_block<const R: usize, const N: usize>(
             }
         }
     }
-    // SAFETY: o + 4N <= outputs == b.len(), and row r + k < rows, so its
-    // outputs lie inside y (checked by the caller).
+    // SAFETY: start + o + 4N <= outputs == b.len(), and row r + k < rows,
+    // so its outputs lie inside y (checked by the caller).
     unsafe {
-        let bp = b.as_ptr().add(o) as *const v128;
+        let bp = b.as_ptr().add(start + o) as *const v128;
         for (k, a) in acc.iter().enumerate() {
-            let yp = y.as_mut_ptr().add((r + k) * outputs + o) as *mut v128;
+            let yp = y.as_mut_ptr().add((r + k) * outputs + start + o) as *mut v128;
             for (n, a) in a.iter().enumerate() {
                 v128_store(yp.add(n), f32x4_add(*a, v128_load(bp.add(n))));
             }
