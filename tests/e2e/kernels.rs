@@ -102,7 +102,7 @@ pub(crate) fn same_bits(a: &[f32], b: &[f32], what: &str) {
 fn dense_simd_matches_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for mut k in Kernel::builds() {
-        // Sizes around the 32-, 24-, 8- and 4-wide blocks (the last block
+        // Sizes around the 24-wide panels, the 8- and 4-wide blocks (the last block
         // of a row moves back over its neighbour), the 4-row blocks, and the
         // LeNet tail (120 and 10 outputs).
         for (batch, inputs, outputs) in [

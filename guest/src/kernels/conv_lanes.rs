@@ -1,7 +1,7 @@
 //! The blocked 2-D convolution behind the SIMD overrides of
 //! [`super::conv::conv2d`], written once over a 4-lane `f32` vector
 //! ([`F32x4`]) and instantiated for wasm's `v128` (`conv_simd128`) and
-//! x86-64's SSE2 `__m128` (`conv_sse2`).
+//! x86-64's SSE2 `__m128` (`sse2`).
 //!
 //! Every lane performs the reference's IEEE operations in the reference's
 //! order — per output, `+0.0`, then `+ x·w` for `c`, `ky`, `kx` increasing,
@@ -36,42 +36,7 @@
 
 use super::blocks;
 use super::conv::{self, ConvGeom, for_each_tap};
-
-/// Four `f32` lanes and the lane-wise IEEE operations the convolution uses
-/// (one rounding each, no fused multiply-add).
-pub(crate) trait F32x4: Copy {
-    fn splat(v: f32) -> Self;
-    fn from_array(v: [f32; 4]) -> Self;
-    fn to_array(self) -> [f32; 4];
-    fn add(self, o: Self) -> Self;
-    fn mul(self, o: Self) -> Self;
-    /// Loads `p[0..4]`.
-    ///
-    /// # Safety
-    /// The four floats at `p` must be readable.
-    unsafe fn load(p: *const f32) -> Self;
-    /// Stores the lanes to `p[0..4]`.
-    ///
-    /// # Safety
-    /// The four floats at `p` must be writable.
-    unsafe fn store(self, p: *mut f32);
-
-    /// Loads `p[0]`, `p[s]`, `p[2s]`, `p[3s]`.
-    ///
-    /// # Safety
-    /// Those four floats must be readable.
-    #[inline(always)]
-    unsafe fn load_strided(p: *const f32, s: usize) -> Self {
-        // SAFETY: the caller guarantees the four reads.
-        unsafe {
-            if s == 1 {
-                Self::load(p)
-            } else {
-                Self::from_array([*p, *p.add(s), *p.add(2 * s), *p.add(3 * s)])
-            }
-        }
-    }
-}
+use super::lanes::F32x4;
 
 /// [`conv::conv2d`] with `V` lanes; same arguments, same bits.
 #[inline(always)]

@@ -11,46 +11,7 @@
 use core::arch::wasm32::*;
 
 use super::conv::{self, ConvGeom, PoolGeom, PoolKind};
-use super::conv_lanes::{self, F32x4};
-
-impl F32x4 for v128 {
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        f32x4_splat(v)
-    }
-    #[inline(always)]
-    fn from_array(v: [f32; 4]) -> Self {
-        f32x4(v[0], v[1], v[2], v[3])
-    }
-    #[inline(always)]
-    fn to_array(self) -> [f32; 4] {
-        [
-            f32x4_extract_lane::<0>(self),
-            f32x4_extract_lane::<1>(self),
-            f32x4_extract_lane::<2>(self),
-            f32x4_extract_lane::<3>(self),
-        ]
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        f32x4_add(self, o)
-    }
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        f32x4_mul(self, o)
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller guarantees 4 readable floats; v128_load
-        // accepts any alignment.
-        unsafe { v128_load(p as *const v128) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: the caller guarantees 4 writable floats.
-        unsafe { v128_store(p as *mut v128, self) }
-    }
-}
+use super::conv_lanes;
 
 /// [`conv::conv2d`], blocked as `conv_lanes` describes.
 #[inline(never)]

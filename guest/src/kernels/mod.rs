@@ -20,9 +20,10 @@
 //! for wasm (`conv_int8_simd128`, plain SIMD128 in both builds) and for the
 //! host's SSE2 (`conv_int8_sse2`).
 //!
-//! 2-D convolution ([`conv`]) has one blocked SIMD kernel, `conv_lanes`,
-//! written over a 4-lane vector and instantiated for wasm (`conv_simd128`)
-//! and for the host's SSE2 (`conv_sse2`).
+//! 2-D convolution ([`conv`]) and the dense layer each have one blocked
+//! SIMD kernel, `conv_lanes` and `dense_lanes`, written over a 4-lane vector
+//! (`lanes`) and instantiated for wasm (`conv_simd128`, [`simd128`]) and
+//! for the host's SSE2 (`sse2`).
 //!
 //! f32 dense weights are stored in column [`panels`], the layout every dense
 //! kernel reads.
@@ -51,9 +52,17 @@ pub mod conv_int8_sse2;
 mod conv_lanes;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod conv_simd128;
-#[cfg(target_arch = "x86_64")]
-pub mod conv_sse2;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod dense_lanes;
 pub mod int8;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod lanes;
 pub mod panels;
 pub mod reference;
 #[cfg(all(
@@ -86,6 +95,8 @@ pub use simd128_int8::dense_i8;
 pub use simd128_int8::quantize as quantize_i8;
 
 #[cfg(target_arch = "x86_64")]
+pub mod sse2;
+#[cfg(target_arch = "x86_64")]
 pub mod sse2_int8;
 
 #[cfg(not(any(
@@ -95,8 +106,15 @@ pub mod sse2_int8;
 pub use int8::dense_i8;
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 pub use int8::quantize as quantize_i8;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
+pub use reference::dense;
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-pub use reference::{dense, relu, standardize};
+pub use reference::{relu, standardize};
+#[cfg(target_arch = "x86_64")]
+pub use sse2::dense;
 #[cfg(target_arch = "x86_64")]
 pub use sse2_int8::dense_i8;
 
@@ -119,7 +137,7 @@ pub use conv::pool;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub use conv_simd128::{conv2d, pool};
 #[cfg(target_arch = "x86_64")]
-pub use conv_sse2::conv2d;
+pub use sse2::conv2d;
 
 #[cfg(not(any(
     target_arch = "x86_64",

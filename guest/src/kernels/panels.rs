@@ -7,35 +7,31 @@
 //! input `outputs` floats apart (in V8 that stride held batch-1 streaming
 //! at ~45 GB/s of a ~76 GB/s ceiling; see `docs/benchmarks.md`).
 //!
-//! The width is what the SIMD kernel keeps in registers: 32 outputs (eight
-//! vectors) or 24 (six), and a row narrower than 24 is one panel, which is
-//! then plain input-major. When `outputs` is not a whole number of panels,
-//! the last panel moves back to end at the last output
-//! ([`super::blocks`]), repeating a few of its neighbour's columns; each
-//! output takes the *last* panel that holds it (every kernel writes the
-//! panels in order), so even a blob whose repeated columns disagree gives
-//! the same bits everywhere.
+//! The width is what the SIMD kernel keeps in registers: 24 outputs, six
+//! vectors, and a row narrower than 24 is one panel, which is then plain
+//! input-major. When `outputs` is not a whole number of panels, the last
+//! panel moves back to end at the last output ([`super::blocks`]),
+//! repeating a few of its neighbour's columns; each output takes the *last*
+//! panel that holds it (every kernel writes the panels in order), so even a
+//! blob whose repeated columns disagree gives the same bits everywhere.
 
 use alloc::vec::Vec;
 
 use super::blocks;
 
-/// Panel width for a layer with `outputs` outputs (`outputs` itself below 24).
+/// Panel width for a layer with `outputs` outputs: 24, or `outputs` itself
+/// below that.
 ///
-/// A whole panel of 32 costs the kernel ~4 cycles per input, one of 24 ~3
-/// (the adds' issue rate against their latency), so a width that is not a
-/// multiple of 32 takes 24s unless that needs more passes weighted so (120:
-/// 5 × 3 < 4 × 4; 84: 4 × 3 = 3 × 4, measured faster in 24s).
+/// Six accumulators and their six weight vectors, with the input's splat,
+/// fit x86-64's 16 vector registers even when a compiler loads all of a
+/// step's weights before its arithmetic, as wasmtime's Cranelift does: at
+/// 32 outputs (eight of each, 17 registers) it kept two accumulators on the
+/// stack, whose store-and-reload then sat on their add chains, and the MLP's
+/// first layer took 21.1 µs in wasmtime against 14.2 in V8. Six chains still
+/// hide the add latency (~3 cycles per input for 24 outputs, where eight
+/// took ~4 for 32), so V8 lost nothing (docs/benchmarks.md, "Dense panels").
 pub fn width(outputs: usize) -> usize {
-    if outputs >= 32
-        && (outputs.is_multiple_of(32) || 4 * outputs.div_ceil(32) < 3 * outputs.div_ceil(24))
-    {
-        32
-    } else if outputs >= 24 {
-        24
-    } else {
-        outputs
-    }
+    outputs.min(24)
 }
 
 /// The first output of each panel, in storage order.
@@ -80,7 +76,7 @@ mod tests {
             (30, 24, &[0, 6]),
             (84, 24, &[0, 24, 48, 60]),
             (120, 24, &[0, 24, 48, 72, 96]),
-            (256, 32, &[0, 32, 64, 96, 128, 160, 192, 224]),
+            (128, 24, &[0, 24, 48, 72, 96, 104]),
         ];
         for (outputs, w, s) in cases {
             assert_eq!(width(outputs), w, "{outputs}");

@@ -1,61 +1,77 @@
-//! x86-64 (SSE2, the architecture's baseline) override of
-//! [`super::conv::conv2d`], so `kiln predict --native`, evaluation and the
-//! native benchmark runner convolve at SIMD speed on the host: the shared
-//! blocked kernel of `conv_lanes` on `__m128`. `mulps`/`addps` round each
-//! lane like the scalar `f32` ops, so the result equals the reference bit
-//! for bit (tested below; the wasm twin is tested in `tests/e2e/kernels.rs`).
+//! x86-64 (SSE2, the architecture's baseline) overrides of the f32
+//! convolution and dense layer, so `kiln predict --native`, evaluation and
+//! the native benchmark runner run them at SIMD speed on the host: the
+//! shared blocked kernels of `conv_lanes` and `dense_lanes` on `__m128`.
+//! `mulps`/`addps` round each lane like the scalar `f32` ops, so the results
+//! equal the reference's bit for bit (tested below; the wasm twins are
+//! tested in `tests/e2e/kernels.rs`).
 
 use core::arch::x86_64::*;
 
 use super::conv::ConvGeom;
-use super::conv_lanes::{self, F32x4};
-
-impl F32x4 for __m128 {
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        // SAFETY: SSE2 is part of x86-64 (here and below).
-        unsafe { _mm_set1_ps(v) }
-    }
-    #[inline(always)]
-    fn from_array(v: [f32; 4]) -> Self {
-        unsafe { _mm_setr_ps(v[0], v[1], v[2], v[3]) }
-    }
-    #[inline(always)]
-    fn to_array(self) -> [f32; 4] {
-        let mut out = [0.0; 4];
-        // SAFETY: out holds 4 floats.
-        unsafe { _mm_storeu_ps(out.as_mut_ptr(), self) };
-        out
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        unsafe { _mm_add_ps(self, o) }
-    }
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        unsafe { _mm_mul_ps(self, o) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller guarantees 4 readable floats (unaligned load).
-        unsafe { _mm_loadu_ps(p) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: the caller guarantees 4 writable floats.
-        unsafe { _mm_storeu_ps(p, self) }
-    }
-}
+use super::{conv_lanes, dense_lanes, reference};
 
 /// [`super::conv::conv2d`], blocked as `conv_lanes` describes.
 pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     conv_lanes::conv2d::<__m128>(x, w, b, g, y)
 }
 
+/// [`reference::dense`], blocked as `dense_lanes` describes (lengths that
+/// break the model's contract take the reference, which reads only what is
+/// there).
+pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
+    if !dense_lanes::dense::<__m128>(x, w, b, inputs, outputs, y) {
+        reference::dense(x, w, b, inputs, outputs, y)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::conv;
+    use crate::kernels::{conv, panels};
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// Equal bits to the reference around the 24-wide panels, the 8- and 4-wide
+    /// blocks, the 4-row blocks and the benchmark models' widths, on random
+    /// panels whose repeated columns disagree (the last panel must win).
+    #[test]
+    fn dense_matches_reference() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (batch, inputs, outputs) in [
+            (1, 784, 256),
+            (5, 256, 120),
+            (6, 120, 84),
+            (1, 84, 10),
+            (2, 6, 26),
+            (3, 33, 37),
+            (4, 17, 50),
+            (9, 13, 23),
+            (8, 20, 8),
+            (5, 3, 4),
+            (2, 7, 3),
+            (1, 1, 1),
+        ] {
+            let mut x: Vec<f32> = (0..batch * inputs).map(|_| next()).collect();
+            x[0] = -0.0;
+            let w: Vec<f32> = (0..panels::packed_len(inputs, outputs).unwrap())
+                .map(|_| next())
+                .collect();
+            let b: Vec<f32> = (0..outputs).map(|_| next()).collect();
+            let (mut want, mut got) = (vec![0.0; batch * outputs], vec![0.0; batch * outputs]);
+            reference::dense(&x, &w, &b, inputs, outputs, &mut want);
+            dense(&x, &w, &b, inputs, outputs, &mut got);
+            assert_eq!(bits(&got), bits(&want), "{batch}x{inputs}x{outputs}");
+        }
+    }
 
     /// Equal bits to the reference on padding, strides, odd sizes, channel
     /// counts around the 4-wide blocks (remainders 1, 2 and 3 after whole
@@ -113,7 +129,6 @@ mod tests {
             let (mut want, mut got) = (vec![0.0f32; out], vec![0.0f32; out]);
             conv::conv2d(&x, &w, &b, &g, &mut want);
             conv2d(&x, &w, &b, &g, &mut got);
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{g:?}");
         }
     }

@@ -1,0 +1,165 @@
+//! The blocked f32 dense kernel behind the SIMD overrides of
+//! [`super::reference::dense`], written once over a 4-lane vector
+//! ([`F32x4`]) and instantiated for wasm's `v128` (`simd128`) and x86-64's
+//! SSE2 `__m128` (`sse2`).
+//!
+//! The weights come in column [`panels`]. A single row runs a whole panel —
+//! 24 outputs, six accumulators, enough independent add chains to hide the
+//! add latency — per pass over the inputs, reading the panel front to back. Batches run four rows at a time, 8 outputs per
+//! pass, so each weight load serves four rows. A row narrower than 24 is a
+//! single panel, run in one pass too, a vector per 4 outputs (the last
+//! moved back over its neighbour); below 4 outputs, one by one. Every
+//! output's sum keeps the reference's order (`+0`, then `+ x·w` for
+//! increasing inputs, the bias last), and panels are written in order, as
+//! the reference writes them, so the bits are the reference's.
+
+use super::lanes::F32x4;
+use super::{blocks, panels};
+
+/// [`super::reference::dense`] with `V` lanes; same arguments, same bits.
+/// Returns `false`, having written nothing, if the lengths break
+/// [`crate::Model`]'s contract (the caller decides how to fail).
+#[inline(always)]
+pub(crate) fn dense<V: F32x4>(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    inputs: usize,
+    outputs: usize,
+    y: &mut [f32],
+) -> bool {
+    let rows = x.len().checked_div(inputs).unwrap_or(0);
+    let sizes_ok = panels::packed_len(inputs, outputs) == Some(w.len())
+        && b.len() == outputs
+        && rows.checked_mul(outputs).is_some_and(|n| n <= y.len());
+    if !sizes_ok {
+        return false;
+    }
+    if outputs == 0 {
+        return true;
+    }
+    let width = panels::width(outputs);
+    let panel = |p: usize| &w[p * inputs * width..(p + 1) * inputs * width];
+    let mut r = 0;
+    if width >= 8 {
+        while r + 4 <= rows {
+            for (p, start) in panels::starts(outputs).enumerate() {
+                for o in blocks(width, 8) {
+                    let at = (r, start, o);
+                    rows_block::<V, 4, 2>(x, panel(p), b, (inputs, width, outputs), at, y);
+                }
+            }
+            r += 4;
+        }
+    }
+    for (xr, yr) in x[r * inputs..]
+        .chunks_exact(inputs)
+        .zip(y[r * outputs..].chunks_exact_mut(outputs))
+    {
+        for (p, start) in panels::starts(outputs).enumerate() {
+            let (wp, bp) = (panel(p), &b[start..start + width]);
+            let yp = &mut yr[start..start + width];
+            match width.div_ceil(4) {
+                1 if width < 4 => tail(xr, wp, bp, yp),
+                1 => panel_row::<V, 1>(xr, wp, bp, yp),
+                2 => panel_row::<V, 2>(xr, wp, bp, yp),
+                3 => panel_row::<V, 3>(xr, wp, bp, yp),
+                4 => panel_row::<V, 4>(xr, wp, bp, yp),
+                5 => panel_row::<V, 5>(xr, wp, bp, yp),
+                _ => panel_row::<V, 6>(xr, wp, bp, yp),
+            }
+        }
+    }
+    true
+}
+
+/// One row of a panel narrower than a vector, output by output.
+#[inline(always)]
+fn tail(xr: &[f32], wp: &[f32], bp: &[f32], yp: &mut [f32]) {
+    let width = yp.len();
+    for (oo, yo) in yp.iter_mut().enumerate() {
+        let mut acc = 0.0f32;
+        for (&xi, wr) in xr.iter().zip(wp.chunks_exact(width)) {
+            acc += xi * wr[oo];
+        }
+        *yo = acc + bp[oo];
+    }
+}
+
+/// One row of a panel `4(N − 1) < width <= 4N` wide, a vector per 4
+/// outputs, the last one ending at the panel's last output (overlapping
+/// its neighbour when `width` is not `4N`; same bits). Callers guarantee
+/// `width >= 4`, `wp.len() == xr.len() * width` and `bp.len() == yp.len()
+/// == width`.
+#[inline(always)]
+fn panel_row<V: F32x4, const N: usize>(xr: &[f32], wp: &[f32], bp: &[f32], yp: &mut [f32]) {
+    let width = yp.len();
+    let at = |k: usize| if k + 1 == N { width - 4 } else { 4 * k };
+    let mut acc = [V::splat(0.0); N];
+    let mut p = wp.as_ptr();
+    for &xi in xr {
+        let xv = V::splat(xi);
+        // SAFETY: row i of the panel is the `width` floats at p = wp + i ·
+        // width, i < inputs, and every vector's 4 floats end by `width`.
+        unsafe {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = a.add(xv.mul(V::load(p.add(at(k)))));
+            }
+            p = p.add(width);
+        }
+    }
+    // SAFETY: every vector's outputs lie below width == bp.len() == yp.len().
+    unsafe {
+        for (k, a) in acc.iter().enumerate() {
+            a.add(V::load(bp.as_ptr().add(at(k))))
+                .store(yp.as_mut_ptr().add(at(k)));
+        }
+    }
+}
+
+/// Outputs `start + o .. start + o + 4N` of rows `r .. r + R`, from the
+/// panel `wp` (`inputs × width`) that begins at output `start`. Callers
+/// guarantee `r + R <= rows`, `o + 4N <= width`, `start + width <=
+/// outputs == b.len()` and `wp.len() == inputs * width`.
+#[inline(always)]
+// `n` picks the same column of each row's accumulators.
+#[allow(clippy::needless_range_loop)]
+fn rows_block<V: F32x4, const R: usize, const N: usize>(
+    x: &[f32],
+    wp: &[f32],
+    b: &[f32],
+    (inputs, width, outputs): (usize, usize, usize),
+    (r, start, o): (usize, usize, usize),
+    y: &mut [f32],
+) {
+    let mut acc = [[V::splat(0.0); N]; R];
+    for i in 0..inputs {
+        // SAFETY: i < inputs and o + 4N <= width, so the 4N floats at
+        // i * width + o lie inside wp; row r + k < rows, so x[(r + k) *
+        // inputs + i] lies inside x.
+        unsafe {
+            let p = wp.as_ptr().add(i * width + o);
+            let mut xv = [V::splat(0.0); R];
+            for (k, v) in xv.iter_mut().enumerate() {
+                *v = V::splat(*x.as_ptr().add((r + k) * inputs + i));
+            }
+            for n in 0..N {
+                let wv = V::load(p.add(4 * n));
+                for k in 0..R {
+                    acc[k][n] = acc[k][n].add(xv[k].mul(wv));
+                }
+            }
+        }
+    }
+    // SAFETY: start + o + 4N <= outputs == b.len(), and row r + k < rows,
+    // so its outputs lie inside y (checked by the caller).
+    unsafe {
+        let bp = b.as_ptr().add(start + o);
+        for (k, a) in acc.iter().enumerate() {
+            let yp = y.as_mut_ptr().add((r + k) * outputs + start + o);
+            for (n, a) in a.iter().enumerate() {
+                a.add(V::load(bp.add(4 * n))).store(yp.add(4 * n));
+            }
+        }
+    }
+}
