@@ -81,10 +81,15 @@ fn embedded_blob() -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(start as *const u8, len) })
 }
 
+/// The embedded model, decoded on first use. Its structure is checked
+/// (what the kernels' memory safety rests on), its weights are not scanned
+/// for NaN and infinity: that scan touched every weight page in every fresh
+/// instance, and hosts scan once when they load the module
+/// ([`blob::decode_unscanned`]).
 fn model() -> Option<&'static Model<'static>> {
     MODEL
         .get()
-        .get_or_insert_with(|| embedded_blob().and_then(|b| blob::decode(b).ok()))
+        .get_or_insert_with(|| embedded_blob().and_then(|b| blob::decode_unscanned(b).ok()))
         .as_ref()
 }
 

@@ -262,8 +262,19 @@ pub fn declared_len(header: &[u8]) -> Result<usize, DecodeError> {
     Ok(r.u32()? as usize)
 }
 
-/// Decodes a blob, borrowing tensors from `bytes` where they are aligned.
+/// Decodes a blob, borrowing tensors from `bytes` where they are aligned,
+/// and checks it completely ([`Model::new`]).
 pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
+    decode_with(bytes, true)
+}
+
+/// [`decode`] without scanning the f32 tensors for NaN and infinity
+/// ([`Model::new_unscanned`]): a model module's per-instance decode.
+pub fn decode_unscanned(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
+    decode_with(bytes, false)
+}
+
+fn decode_with(bytes: &[u8], scan: bool) -> Result<Model<'_>, DecodeError> {
     let declared = declared_len(bytes)?;
     if declared != bytes.len() {
         return Err(DecodeError::LengthMismatch {
@@ -389,7 +400,11 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
         };
         layers.push(layer);
     }
-    Ok(Model::new(input_len, layers)?)
+    Ok(if scan {
+        Model::new(input_len, layers)?
+    } else {
+        Model::new_unscanned(input_len, layers)?
+    })
 }
 
 pub(crate) struct Reader<'a> {
@@ -610,5 +625,26 @@ mod tests {
             decode(&blob),
             Err(DecodeError::TooManyLayers { .. })
         ));
+    }
+
+    /// A NaN weight: [`decode`] names it, [`decode_unscanned`] (a module's
+    /// per-instance decode) accepts the model, whose scores are then NaN.
+    #[test]
+    fn only_the_full_decode_scans_values() {
+        let mut blob = encode(&sample());
+        // Layer 1 is the dense layer: op, 6, inputs, outputs, weight offset.
+        let record = HEADER_LEN + 4 * (2 + 4);
+        let off = u32::from_le_bytes(blob[record + 16..record + 20].try_into().unwrap());
+        let off = off as usize;
+        blob[off..off + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert_eq!(
+            decode(&blob),
+            Err(DecodeError::Model(crate::ModelError::NotFinite {
+                layer: 1,
+                tensor: "weight"
+            }))
+        );
+        let model = decode_unscanned(&blob).unwrap();
+        assert!(model.predict(&[1.0, 2.0, 3.0]).unwrap()[0].is_nan());
     }
 }

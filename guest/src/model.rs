@@ -229,7 +229,9 @@ impl<'a> Layer<'a> {
         }
     }
 
-    fn check(&self, index: usize) -> Result<(), ModelError> {
+    /// Checks this layer's parameters; `scan` also checks that every f32
+    /// tensor is finite (see [`Model::new_unscanned`]).
+    fn check(&self, index: usize, scan: bool) -> Result<(), ModelError> {
         let too_large = ModelError::TooLarge { layer: index };
         let geometry = ModelError::Geometry { layer: index };
         match self {
@@ -253,7 +255,7 @@ impl<'a> Layer<'a> {
                     found: t.len(),
                 });
             }
-            if !all_finite(t) {
+            if scan && !all_finite(t) {
                 return Err(ModelError::NotFinite {
                     layer: index,
                     tensor,
@@ -372,8 +374,25 @@ pub struct Model<'a> {
 }
 
 impl<'a> Model<'a> {
-    /// Checks `layers` against each other and against `input_len`.
+    /// Checks `layers` against each other and against `input_len`, and every
+    /// f32 tensor for NaN and infinity.
     pub fn new(input_len: usize, layers: Vec<Layer<'a>>) -> Result<Self, ModelError> {
+        Self::build(input_len, layers, true)
+    }
+
+    /// [`Model::new`] without the scan of the f32 tensors' values — every
+    /// length, shape and geometry is still checked, which is all the
+    /// kernels' memory safety rests on; a NaN or infinite weight only makes
+    /// NaN or infinite scores. For a model module's own decode
+    /// (`docs/abi.md`): it runs in every fresh instance, where the scan of
+    /// the weights (every page of them) cost ~28 µs of an 82 µs MLP request
+    /// in `kiln serve`, while the hosts that load modules scan them once
+    /// ([`crate::blob::decode`]).
+    pub fn new_unscanned(input_len: usize, layers: Vec<Layer<'a>>) -> Result<Self, ModelError> {
+        Self::build(input_len, layers, false)
+    }
+
+    fn build(input_len: usize, layers: Vec<Layer<'a>>, scan: bool) -> Result<Self, ModelError> {
         if input_len == 0 {
             return Err(ModelError::EmptyInput);
         }
@@ -384,7 +403,7 @@ impl<'a> Model<'a> {
         let mut max_width = input_len;
         let mut domain = Domain::F32;
         for (index, layer) in layers.iter().enumerate() {
-            layer.check(index)?;
+            layer.check(index, scan)?;
             if layer.input_domain() != domain {
                 return Err(ModelError::Domain {
                     layer: index,

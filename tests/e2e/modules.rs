@@ -173,3 +173,33 @@ fn broken_model_files_are_refused_with_names() {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// A module whose embedded model holds a NaN weight: the module's own decode
+/// checks only the model's structure (docs/abi.md), so the hosts refuse it
+/// when they load it, naming the layer and tensor — the sandbox before any
+/// request, and `--native`.
+#[test]
+fn non_finite_weights_are_refused_at_load() {
+    let d = digits();
+    let mut bytes = std::fs::read(&d.module).unwrap();
+    let blob = kiln::module::embedded_blob(&bytes).unwrap().unwrap();
+    let at = blob.as_ptr() as usize - bytes.as_ptr() as usize;
+    // The first layer record starts at byte 20 (op, param count, params);
+    // its first tensor's offset is the first param of a standardize layer
+    // (op 1) and the third of a dense layer (op 2: inputs, outputs, weight).
+    let word = |i: usize| u32::from_le_bytes(blob[i..i + 4].try_into().unwrap()) as usize;
+    let (layer0, tensor) = match word(20) {
+        1 => (word(28), "mean"),
+        2 => (word(36), "weight"),
+        op => panic!("digits starts with op {op}"),
+    };
+    bytes[at + layer0..at + layer0 + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let dir = scratch();
+    let path = dir.path().join("nan.wasm");
+    std::fs::write(&path, &bytes).unwrap();
+    let want = format!("layer 0: tensor `{tensor}` holds NaN or infinity");
+    for extra in [&[][..], &["--native"]] {
+        let err = predict_err(&path, extra);
+        assert!(err.contains(&want), "{extra:?}: {err}");
+    }
+}

@@ -115,6 +115,8 @@ pub enum SandboxError {
     AbiVersion { found: i32 },
     #[error("module has no valid embedded model (kiln_input_len returned {0})")]
     NoModel(i32),
+    #[error("module embeds an invalid model: {0}")]
+    BadModel(kiln_guest::DecodeError),
     #[error("module reports {module} input values per row but its metadata says {meta}")]
     MetaMismatch { module: usize, meta: usize },
     #[error("input has {values} values, not a whole number of {row}-value rows")]
@@ -297,6 +299,12 @@ impl Sandbox {
                 size: wasm.len(),
                 cap: limits.module_bytes,
             });
+        }
+        // The module's own decode checks only the model's structure
+        // (docs/abi.md): the full check, weights scanned for NaN and
+        // infinity, runs here once.
+        if let Some(blob) = module::embedded_blob(wasm)? {
+            kiln_guest::blob::decode(blob).map_err(SandboxError::BadModel)?;
         }
         let meta = module::read_meta(wasm)?;
         let twin = if self.relaxed {

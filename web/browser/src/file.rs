@@ -11,7 +11,9 @@
 //!   `leaky_relu` are read from compiled modules only, see `graph_json`);
 //! * a compiled **model module** (`\0asm`): it is *read*, not instantiated —
 //!   its `kiln.meta` section gives the metadata and its embedded model blob
-//!   is decoded with [`blob::decode`], exactly what the module itself runs.
+//!   is decoded with [`blob::decode`], exactly the model the module runs,
+//!   checked in full (weights scanned for NaN and infinity, which the
+//!   module's own decode leaves to its hosts: `docs/abi.md`).
 //!
 //! Either way the result runs through this crate's kernels, so a page gets
 //! the bits that `kiln predict` and `kiln serve` get. Everything here is
