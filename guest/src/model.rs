@@ -98,7 +98,7 @@ impl<'a> Layer<'a> {
         rows: &[f32],
         bias: Tensor<'a>,
     ) -> Result<Self, ModelError> {
-        check_rows(layer, inputs, outputs, rows)?;
+        check_rows(layer, inputs, outputs, rows.len())?;
         Ok(Layer::Dense {
             inputs,
             outputs,
@@ -118,7 +118,7 @@ impl<'a> Layer<'a> {
     ) -> Result<Self, ModelError> {
         geom.check().ok_or(ModelError::Geometry { layer })?;
         let (taps, out_c) = (geom.in_c * geom.kh * geom.kw, geom.out_c);
-        check_rows(layer, taps, out_c, filters)?;
+        check_rows(layer, taps, out_c, filters.len())?;
         let mut weight = alloc::vec![0.0f32; filters.len()];
         for (o, filter) in filters.chunks_exact(taps.max(1)).enumerate() {
             for (t, &v) in filter.iter().enumerate() {
@@ -332,26 +332,32 @@ impl<'a> Layer<'a> {
     }
 }
 
-/// Whether every value is finite (neither infinite nor NaN): its magnitude
-/// bits are below those of infinity. The scan ([`kernels::scan`]) runs over
-/// every weight in each fresh module instance, so it is vectorised and ends
-/// early only between chunks of [`SCAN_CHUNK`] values.
 /// Checks that `rows` holds `outputs` rows of `inputs` weights.
-fn check_rows(layer: usize, inputs: usize, outputs: usize, rows: &[f32]) -> Result<(), ModelError> {
+/// Checks that a weight of `found` values holds `outputs` rows of `inputs`.
+pub(crate) fn check_rows(
+    layer: usize,
+    inputs: usize,
+    outputs: usize,
+    found: usize,
+) -> Result<(), ModelError> {
     let n = inputs
         .checked_mul(outputs)
         .ok_or(ModelError::TooLarge { layer })?;
-    if rows.len() != n {
+    if found != n {
         return Err(ModelError::TensorLen {
             layer,
             tensor: "weight",
             expected: n,
-            found: rows.len(),
+            found,
         });
     }
     Ok(())
 }
 
+/// Whether every value is finite (neither infinite nor NaN): its magnitude
+/// bits are below those of infinity. The scan ([`kernels::scan`]) runs over
+/// every weight of a model a host loads, so it is vectorised and ends early
+/// only between chunks of [`SCAN_CHUNK`] values.
 pub(crate) fn all_finite(values: &[f32]) -> bool {
     const INFINITY: u32 = 0x7f80_0000;
     values

@@ -112,17 +112,8 @@ impl<'a> DenseI8<'a> {
         bias: Cow<'a, [i32]>,
         output: Int8Output<'a>,
     ) -> Result<Self, ModelError> {
-        let too_large = ModelError::TooLarge { layer };
-        let n = inputs.checked_mul(outputs).ok_or(too_large.clone())?;
-        if rows.len() != n {
-            return Err(ModelError::TensorLen {
-                layer,
-                tensor: "weight",
-                expected: n,
-                found: rows.len(),
-            });
-        }
-        let len = k::packed_len(inputs, outputs).ok_or(too_large)?;
+        crate::model::check_rows(layer, inputs, outputs, rows.len())?;
+        let len = k::packed_len(inputs, outputs).ok_or(ModelError::TooLarge { layer })?;
         let mut weight = alloc::vec![0i8; len];
         k::pack(rows, inputs, outputs, &mut weight);
         Ok(DenseI8 {
