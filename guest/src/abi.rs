@@ -186,13 +186,6 @@ mod kernel_tests {
         );
     }
 
-    /// The dispatched [`kernels::scan::max_magnitude`] of `n` values at
-    /// `x`, written as bits into the first value at `out`.
-    #[unsafe(no_mangle)]
-    pub extern "C" fn kiln_test_max_magnitude(x: i32, n: i32, out: i32) {
-        buf(out, 1)[0] = f32::from_bits(kernels::scan::max_magnitude(buf(x, n)));
-    }
-
     #[unsafe(no_mangle)]
     pub extern "C" fn kiln_test_relu(x: i32, n: i32) {
         kernels::relu(buf(x, n));

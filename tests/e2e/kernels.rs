@@ -703,34 +703,3 @@ fn int8_conv2d_matches_reference_in(mut k: Kernel) {
         assert!(want.iter().any(|&a| a != 0), "non-trivial accumulators");
     }
 }
-
-/// The validation scan (largest magnitude bits, `kernels::scan`) gives the
-/// reference's answer in both builds, around its 32-value blocks and with
-/// infinities and NaNs (any payload, either sign) anywhere.
-#[test]
-fn scan_simd_matches_reference() {
-    use kiln::kiln_guest::kernels::scan;
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    for k in &mut Kernel::builds() {
-        for n in [0, 1, 3, 31, 32, 33, 64, 95, 1000, 4097] {
-            for special in [
-                None,
-                Some(f32::INFINITY),
-                Some(f32::NEG_INFINITY),
-                Some(f32::NAN),
-                Some(f32::from_bits(0xff80_0001)),
-                Some(f32::MAX),
-            ] {
-                let mut v = values(&mut rng, n);
-                if let (Some(s), true) = (special, n > 0) {
-                    let at = rng.random_range(0..n);
-                    v[at] = s;
-                }
-                let (x, out) = (k.put(&v), k.put(&[0.0]));
-                k.call("kiln_test_max_magnitude", (x, n as i32, out));
-                let got = k.get(out, 1)[0].to_bits();
-                assert_eq!(got, scan::reference(&v), "{n} values, {special:?}");
-            }
-        }
-    }
-}

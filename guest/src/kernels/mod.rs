@@ -71,7 +71,6 @@ pub mod reference;
     feature = "relaxed-simd"
 ))]
 pub mod relaxed_int8;
-pub mod scan;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
