@@ -5,13 +5,14 @@
 //!
 //! The weights come in column [`panels`]. A single row runs a whole panel —
 //! 24 outputs, six accumulators, enough independent add chains to hide the
-//! add latency — per pass over the inputs, reading the panel front to back. Batches run four rows at a time, 8 outputs per
-//! pass, so each weight load serves four rows. A row narrower than 24 is a
-//! single panel, run in one pass too, a vector per 4 outputs (the last
-//! moved back over its neighbour); below 4 outputs, one by one. Every
-//! output's sum keeps the reference's order (`+0`, then `+ x·w` for
-//! increasing inputs, the bias last), and panels are written in order, as
-//! the reference writes them, so the bits are the reference's.
+//! add latency — per pass over the inputs, reading the panel front to back.
+//! Batches run four rows at a time, 8 outputs per pass, so each weight load
+//! serves four rows. A row narrower than 24 is a single panel, run in one
+//! pass too, a vector per 4 outputs (the last moved back over its
+//! neighbour); below 4 outputs, one by one. Every output's sum keeps the
+//! reference's order (`+0`, then `+ x·w` for increasing inputs, the bias
+//! last), and panels are written in order, as the reference writes them, so
+//! the bits are the reference's.
 
 use super::lanes::F32x4;
 use super::{blocks, panels};
@@ -35,7 +36,9 @@ pub(crate) fn dense<V: F32x4>(
     if !sizes_ok {
         return false;
     }
-    if outputs == 0 {
+    if outputs == 0 || inputs == 0 {
+        // Nothing to compute ([`crate::Model`] refuses a dense layer
+        // without inputs; the reference writes nothing either).
         return true;
     }
     let width = panels::width(outputs);
