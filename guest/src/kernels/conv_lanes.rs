@@ -199,14 +199,22 @@ impl Row<'_> {
                 wr = wr.wrapping_add(g.kw * g.out_c);
             }
         }
+        // One bounds check for the tile: its last output is channel
+        // o + C − 1, row oy + R − 1, column ox + 4·N − 1.
+        let first = o * self.plane + self.oy * self.ow + ox;
+        let end = first + (C - 1) * self.plane + (R - 1) * self.ow + 4 * N;
+        let bias = &self.b[o..o + C];
+        let out = yr[first..end].as_mut_ptr();
         for (r, ar) in acc.iter().enumerate() {
-            let at = (self.oy + r) * self.ow + ox;
             for (ci, a) in ar.iter().enumerate() {
-                let bias = V::splat(self.b[o + ci]);
-                let dst = &mut yr[(o + ci) * self.plane + at..][..4 * N];
+                let bias = V::splat(bias[ci]);
                 for (j, aj) in a.iter().enumerate() {
-                    // SAFETY: dst holds 4·N floats.
-                    unsafe { aj.add(bias).store(dst.as_mut_ptr().add(4 * j)) };
+                    // SAFETY: ci < C, r < R and 4j + 4 ≤ 4·N, so the four
+                    // floats lie in yr[first..end] (checked above).
+                    unsafe {
+                        let at = ci * self.plane + r * self.ow + 4 * j;
+                        aj.add(bias).store(out.add(at));
+                    }
                 }
             }
         }
