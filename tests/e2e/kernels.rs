@@ -267,10 +267,12 @@ fn pooling_simd_matches_reference() {
         // shuffle per tap; 2×2 windows by even/odd shuffles of whole rows,
         // with a scalar tail when the row is not whole vectors; the last
         // read is a row's last float in (2, 6, 16, 2, 2) and (1, 5, 9, 3,
-        // 2)), 3 (gathers), widths around 4 output columns.
+        // 2)), 3 (gathers), widths around 4 output columns; an odd height
+        // (each plane's last row unread) in (2, 9, 17, 2, 2).
         let cases = [
             (6, 24, 24, 2, 2),
             (3, 10, 13, 2, 2),
+            (2, 9, 17, 2, 2),
             (2, 6, 16, 2, 2),
             (2, 11, 19, 3, 2),
             (1, 5, 9, 3, 2),
@@ -295,6 +297,13 @@ fn pooling_simd_matches_reference() {
                 // payload wasm leaves unspecified, so averages get none).
                 if kind == PoolKind::Max {
                     x[1] = f32::NAN;
+                    // Ties of signed zeros as the maximum: the first in the
+                    // reference's order (ky, then kx) wins, so a kernel
+                    // folding a window in another order gives other bits.
+                    let ties = [(0, -0.0), (w, 0.0), (w + 1, -1.0), (2, 0.0), (3, -0.0)];
+                    for (i, v) in ties.into_iter().chain([(w + 2, -1.0), (w + 3, -1.0)]) {
+                        x[i] = v;
+                    }
                 }
                 x[7] = f32::NEG_INFINITY;
                 let out = batch * g.output_len();

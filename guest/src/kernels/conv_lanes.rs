@@ -22,7 +22,10 @@
 //!   2 channels (LeNet's first layer has 6) runs in a 2-channel
 //!   instantiation of the tile instead of a 4-channel one that would
 //!   compute 2 channels twice (−1.1 µs on the LeNet in Node for ~0.9 KB of
-//!   wasm, docs/benchmarks.md).
+//!   wasm, docs/benchmarks.md), over two output rows at once when they
+//!   share their window rows: 2 channels × 2 rows × 8 columns, 8
+//!   accumulators like the 4-tile, where one row's 4 chains were bound by
+//!   the add latency (−0.2 µs more, docs/benchmarks.md).
 //! - The tile's loops step an input and a weight pointer along the window
 //!   (+1 / +`out_c` per `kx`, +`in_w` / +`kw·out_c` per `ky`) rather than
 //!   recomputing index products per tap: fewer integer instructions beside
@@ -62,36 +65,56 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
         .checked_sub(g.kw)
         .map_or(0, |v| v / s + 1)
         .clamp(lo, ow);
+    let (oh, plane) = (g.out_h(), g.out_h() * ow);
+    // Window rows inside the input for output row oy: top + ky − pad ∈
+    // [0, in_h) with top = oy·s.
+    let ky_of = |oy: usize| {
+        let top = oy * s;
+        p.saturating_sub(top)..g.kh.min(g.in_h + p - top)
+    };
+    // Whole 4-channel tiles, then the remainder: 1 or 2 channels at
+    // stride 1 by a 2-tile (stride 1 only: its gathering twin would cost
+    // ~0.3 KB of wasm), otherwise by a 4-tile moved back to overlap.
+    let (full, rest) = (g.out_c / 4 * 4, g.out_c % 4);
+    let two = (rest == 1 || rest == 2) && s == 1;
+    let back = (rest != 0 && !two).then(|| g.out_c - 4);
     for (xr, yr) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
-        for oy in 0..g.out_h() {
-            let top = oy * s;
-            // Window rows inside the input: top + ky − pad ∈ [0, in_h).
-            let ky = p.saturating_sub(top)..g.kh.min(g.in_h + p - top);
+        // Whether this row's 2-tiles were computed with the row above.
+        let mut paired = false;
+        for oy in 0..oh {
+            let ky = ky_of(oy);
             let row = Row {
                 g,
                 xr,
                 w,
                 b,
                 oy,
+                ow,
+                plane,
                 ky,
             };
             let mut done = lo;
             if hi - lo >= 8 {
-                // Whole 4-channel tiles, then the remainder: 1 or 2
-                // channels at stride 1 by a 2-tile (stride 1 only: its
-                // gathering twin would cost ~0.3 KB of wasm), otherwise by
-                // a 4-tile moved back to overlap.
-                let (full, rest) = (g.out_c / 4 * 4, g.out_c % 4);
-                let two = (rest == 1 || rest == 2) && s == 1;
-                let back = (rest != 0 && !two).then(|| g.out_c - 4);
+                // A 2-channel remainder runs for two output rows with the
+                // same window rows at once: 8 independent accumulators, as
+                // in the 4-tile, where one row's 4 would wait on the add
+                // latency. A row without such a partner takes the 4-tile
+                // moved back (one call site per tile shape: each is
+                // inlined whole).
+                let (mut pair, mut back) = (false, back);
+                if two && !core::mem::take(&mut paired) {
+                    paired = oy + 1 < oh && ky_of(oy + 1) == row.ky;
+                    pair = paired;
+                    back = (!pair).then(|| g.out_c - 4);
+                }
                 for o in (0..full).step_by(4).chain(back) {
                     for ox in blocks(hi - lo, 8) {
-                        row.tile::<V, 4>(yr, o, lo + ox, s);
+                        row.tile::<V, 4, 1>(yr, o, lo + ox, s);
                     }
                 }
-                if two {
+                if pair {
                     for ox in blocks(hi - lo, 8) {
-                        row.tile::<V, 2>(yr, g.out_c - 2, lo + ox, 1);
+                        row.tile::<V, 2, 2>(yr, g.out_c - 2, lo + ox, 1);
                     }
                 }
                 done = hi;
@@ -110,20 +133,32 @@ struct Row<'a> {
     w: &'a [f32],
     b: &'a [f32],
     oy: usize,
+    /// Output columns per row, and floats per output channel plane.
+    ow: usize,
+    plane: usize,
     /// The kernel rows that fall inside the input.
     ky: core::ops::Range<usize>,
 }
 
 impl Row<'_> {
-    /// Channels `o..o + C` at the interior columns `ox..ox + 8`; `s` is
+    /// Channels `o..o + C` at the interior columns `ox..ox + 8` of output
+    /// rows `oy..oy + R`, which must share the window rows `ky`; `s` is
     /// the stride (a literal 1 lets the compiler drop the gathers).
     #[inline(always)]
-    fn tile<V: F32x4, const C: usize>(&self, yr: &mut [f32], o: usize, ox: usize, s: usize) {
+    fn tile<V: F32x4, const C: usize, const R: usize>(
+        &self,
+        yr: &mut [f32],
+        o: usize,
+        ox: usize,
+        s: usize,
+    ) {
         const N: usize = 2;
         let g = self.g;
-        let mut acc = [[V::splat(0.0); N]; C];
+        let mut acc = [[[V::splat(0.0); N]; C]; R];
         let (xp, wp) = (self.xr.as_ptr(), self.w.as_ptr());
         let ky0 = self.ky.start;
+        // Row r's window starts s·in_w inputs after row r − 1's.
+        let down = s * g.in_w;
         for c in 0..g.in_c {
             // The first window row inside the input, and its weights; each
             // further row is in_w inputs and kw·out_c weights on.
@@ -133,20 +168,27 @@ impl Row<'_> {
             for _ in self.ky.clone() {
                 let (mut xq, mut wq) = (xr, wr);
                 for _ in 0..g.kw {
-                    // SAFETY: ky keeps the input row inside the image and
-                    // interior columns keep every tap of columns
-                    // ox..ox + 4·N inside the row (see `conv2d`), so the
-                    // strided reads lie in xr; tap < taps and o + C ≤ out_c,
-                    // so the weight reads lie in w (length checked). The
-                    // pointers step by wrapping adds: a step past the last
-                    // tap may leave the slices, and is never read.
+                    // SAFETY: ky keeps the input rows of output rows
+                    // oy..oy + R inside the image (the caller checks that
+                    // they share it) and interior columns keep every tap of
+                    // columns ox..ox + 4·N inside the row (see `conv2d`),
+                    // so the strided reads lie in xr; tap < taps and
+                    // o + C ≤ out_c, so the weight reads lie in w (length
+                    // checked). The pointers step by wrapping adds: a step
+                    // past the last tap may leave the slices, and is never
+                    // read.
                     unsafe {
-                        let xv: [V; N] =
-                            core::array::from_fn(|j| V::load_strided(xq.add(4 * j * s), s));
-                        for (ci, a) in acc.iter_mut().enumerate() {
+                        let xv: [[V; N]; R] = core::array::from_fn(|r| {
+                            core::array::from_fn(|j| {
+                                V::load_strided(xq.add(r * down + 4 * j * s), s)
+                            })
+                        });
+                        for ci in 0..C {
                             let wv = V::splat(*wq.add(ci));
-                            for (aj, &xj) in a.iter_mut().zip(&xv) {
-                                *aj = aj.add(xj.mul(wv));
+                            for (ar, xr) in acc.iter_mut().zip(&xv) {
+                                for (aj, &xj) in ar[ci].iter_mut().zip(xr) {
+                                    *aj = aj.add(xj.mul(wv));
+                                }
                             }
                         }
                     }
@@ -157,22 +199,31 @@ impl Row<'_> {
                 wr = wr.wrapping_add(g.kw * g.out_c);
             }
         }
-        let (plane, at) = (g.out_h() * g.out_w(), self.oy * g.out_w() + ox);
-        for (ci, a) in acc.iter().enumerate() {
-            let bias = V::splat(self.b[o + ci]);
-            let dst = &mut yr[(o + ci) * plane + at..][..4 * N];
-            for (j, aj) in a.iter().enumerate() {
-                // SAFETY: dst holds 4·N floats.
-                unsafe { aj.add(bias).store(dst.as_mut_ptr().add(4 * j)) };
+        // One bounds check for the tile: its last output is channel
+        // o + C − 1, row oy + R − 1, column ox + 4·N − 1.
+        let first = o * self.plane + self.oy * self.ow + ox;
+        let end = first + (C - 1) * self.plane + (R - 1) * self.ow + 4 * N;
+        let bias = &self.b[o..o + C];
+        let out = yr[first..end].as_mut_ptr();
+        for (r, ar) in acc.iter().enumerate() {
+            for (ci, a) in ar.iter().enumerate() {
+                let bias = V::splat(bias[ci]);
+                for (j, aj) in a.iter().enumerate() {
+                    // SAFETY: ci < C, r < R and 4j + 4 ≤ 4·N, so the four
+                    // floats lie in yr[first..end] (checked above).
+                    unsafe {
+                        let at = ci * self.plane + r * self.ow + 4 * j;
+                        aj.add(bias).store(out.add(at));
+                    }
+                }
             }
         }
     }
 
     /// Every channel at column `ox`, through the padding tests.
     fn pixel<V: F32x4>(&self, yr: &mut [f32], ox: usize) {
-        let (g, xr, w) = (self.g, self.xr, self.w);
-        let plane = g.out_h() * g.out_w();
-        let at = self.oy * g.out_w() + ox;
+        let (g, xr, w, plane) = (self.g, self.xr, self.w, self.plane);
+        let at = self.oy * self.ow + ox;
         for o in blocks(g.out_c, 4) {
             let mut acc = V::splat(0.0);
             for_each_tap(g, self.oy, ox, |xi, tap| {

@@ -4,7 +4,7 @@
 //!
 //! Convolution is the shared blocked kernel of `conv_lanes` on `v128`;
 //! pooling vectorises across 4 neighbouring output columns: 2×2 windows
-//! at stride 2 by even/odd shuffles of whole rows (`row_2x2`), other
+//! at stride 2 by even/odd shuffles of whole rows (`plane_2x2`), other
 //! windows per tap (at stride 2, two loads and one shuffle instead of four
 //! lane gathers).
 
@@ -19,26 +19,37 @@ pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     conv_lanes::conv2d::<v128>(x, w, b, g, y)
 }
 
-/// Output row `oy` of one plane for 2×2 windows at stride 2 (most CNNs'
-/// pooling), every whole vector of it; returns the first column left to the
-/// caller's scalar tail. Per 4 outputs: two loads from each window row,
-/// split into even and odd columns by shuffles and folded in the
-/// reference's order (row 0 even, row 0 odd, row 1 even, row 1 odd) — 4
-/// loads where the per-tap loop of [`pool`] makes 8, with its indexing
-/// hoisted out of the loop.
+/// Every whole vector of every output row of one plane for 2×2 windows at
+/// stride 2 (most CNNs' pooling); returns the first column of each row
+/// left to the caller's scalar tail. Per 4 outputs: two loads from each
+/// window row, split into even and odd columns by shuffles and folded by
+/// `fold` in the reference's order (row 0 even, row 0 odd, row 1 even,
+/// row 1 odd) — 4 loads where the per-tap loop of [`pool`] makes 8. The
+/// whole plane is one loop nest on raw pointers after one bounds check, so
+/// a LeNet's short rows (12 and 4 outputs) pay no per-row slicing.
 #[inline(always)]
-fn row_2x2(kind: PoolKind, plane: &[f32], w: usize, oy: usize, out: &mut [f32]) -> usize {
-    let vectors = out.len() / 4;
-    // The last float read is 8·vectors − 1 ≤ 2·out.len() − 1 ≤ w − 1 (the
-    // windows fit the row), on rows 2·oy and 2·oy + 1 < h.
-    let top = &plane[2 * oy * w..(2 * oy + 2) * w];
-    let (r0, r1) = (top.as_ptr(), top[w..].as_ptr());
-    let split = |r: *const f32, j: usize| {
-        // SAFETY: floats 8j .. 8j + 8 of the row lie inside it (above).
+fn plane_2x2(
+    fold: impl Fn([v128; 4]) -> v128,
+    plane: &[f32],
+    w: usize,
+    out: &mut [f32],
+    ow: usize,
+) -> usize {
+    let vectors = ow / 4;
+    let oh = out.len() / ow.max(1);
+    // Row oy reads floats 2·oy·w + 8j .. + 8 of rows 2·oy and 2·oy + 1:
+    // the last is (2·oh − 1)·w + 8·vectors − 1 < 2·oh·w, as 8·vectors ≤
+    // 2·ow ≤ w (the windows fit the row). It writes oy·ow + 4j .. + 4.
+    if vectors == 0 || 2 * ow > w || plane.len() < 2 * oh * w {
+        return 0;
+    }
+    let (x, y) = (plane.as_ptr(), out.as_mut_ptr());
+    let split = |r: *const f32| {
+        // SAFETY: the callers' r + 8 floats lie inside the plane (above).
         let (a, b) = unsafe {
             (
-                v128_load(r.add(8 * j) as *const v128),
-                v128_load(r.add(8 * j + 4) as *const v128),
+                v128_load(r as *const v128),
+                v128_load(r.add(4) as *const v128),
             )
         };
         (
@@ -46,23 +57,17 @@ fn row_2x2(kind: PoolKind, plane: &[f32], w: usize, oy: usize, out: &mut [f32]) 
             i32x4_shuffle::<1, 3, 5, 7>(a, b),
         )
     };
-    for j in 0..vectors {
-        let ((e0, o0), (e1, o1)) = (split(r0, j), split(r1, j));
-        let m = match kind {
-            PoolKind::Max => {
-                let m = f32x4_pmax(f32x4_splat(f32::NEG_INFINITY), e0);
-                f32x4_pmax(f32x4_pmax(f32x4_pmax(m, o0), e1), o1)
+    for oy in 0..oh {
+        // SAFETY: see above; 2·oy·w + w + 8j + 8 ≤ 2·oh·w and
+        // oy·ow + 4j + 4 ≤ oh·ow ≤ out.len().
+        unsafe {
+            let (r0, o) = (x.add(2 * oy * w), y.add(oy * ow));
+            let r1 = r0.add(w);
+            for j in 0..vectors {
+                let ((e0, o0), (e1, o1)) = (split(r0.add(8 * j)), split(r1.add(8 * j)));
+                v128_store(o.add(4 * j) as *mut v128, fold([e0, o0, e1, o1]));
             }
-            PoolKind::Avg => {
-                let s = f32x4_add(
-                    f32x4_add(f32x4_add(f32x4_add(f32x4_splat(0.0), e0), o0), e1),
-                    o1,
-                );
-                f32x4_div(s, f32x4_splat(4.0))
-            }
-        };
-        // SAFETY: 4j + 4 ≤ 4·vectors ≤ out.len().
-        unsafe { v128_store(out.as_mut_ptr().add(4 * j) as *mut v128, m) };
+        }
     }
     4 * vectors
 }
@@ -84,11 +89,37 @@ pub fn pool(kind: PoolKind, x: &[f32], g: &PoolGeom, y: &mut [f32]) {
         for c in 0..g.c {
             let plane = &xr[c * g.h * g.w..(c + 1) * g.h * g.w];
             let out = &mut yr[c * oh * ow..(c + 1) * oh * ow];
-            for oy in 0..oh {
-                let mut ox = 0;
-                if g.k == 2 && s == 2 {
-                    ox = row_2x2(kind, plane, g.w, oy, &mut out[oy * ow..(oy + 1) * ow]);
+            let mut first = 0;
+            if g.k == 2 && s == 2 {
+                first = match kind {
+                    PoolKind::Max => plane_2x2(
+                        |[e0, o0, e1, o1]| {
+                            let m = f32x4_pmax(f32x4_splat(f32::NEG_INFINITY), e0);
+                            f32x4_pmax(f32x4_pmax(f32x4_pmax(m, o0), e1), o1)
+                        },
+                        plane,
+                        g.w,
+                        out,
+                        ow,
+                    ),
+                    PoolKind::Avg => plane_2x2(
+                        |[e0, o0, e1, o1]| {
+                            let s = f32x4_add(f32x4_splat(0.0), e0);
+                            let s = f32x4_add(f32x4_add(f32x4_add(s, o0), e1), o1);
+                            f32x4_div(s, f32x4_splat(4.0))
+                        },
+                        plane,
+                        g.w,
+                        out,
+                        ow,
+                    ),
+                };
+                if first == ow {
+                    continue;
                 }
+            }
+            for oy in 0..oh {
+                let mut ox = first;
                 while ox + 4 <= ow {
                     let mut m = match kind {
                         PoolKind::Max => f32x4_splat(f32::NEG_INFINITY),
