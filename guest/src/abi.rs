@@ -175,10 +175,7 @@ mod kernel_tests {
     ) {
         kernels::dense(
             buf(x, batch * inputs),
-            buf(
-                w,
-                kernels::panels::packed_len(inputs as usize, outputs as usize).unwrap_or(0) as i32,
-            ),
+            buf(w, inputs * outputs),
             buf(b, outputs),
             inputs as usize,
             outputs as usize,

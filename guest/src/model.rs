@@ -280,7 +280,7 @@ impl<'a> Layer<'a> {
                 if *outputs == 0 {
                     return Err(bad_param("outputs"));
                 }
-                let n = kernels::panels::packed_len(*inputs, *outputs).ok_or(too_large)?;
+                let n = inputs.checked_mul(*outputs).ok_or(too_large)?;
                 tensor_len("weight", n, weight)?;
                 tensor_len("bias", *outputs, bias)
             }

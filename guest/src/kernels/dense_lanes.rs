@@ -5,14 +5,13 @@
 //!
 //! The weights come in column [`panels`]. A single row runs a whole panel —
 //! 24 outputs, six accumulators, enough independent add chains to hide the
-//! add latency — per pass over the inputs, reading the panel front to back.
-//! Batches run four rows at a time, 8 outputs per pass, so each weight load
-//! serves four rows. A row narrower than 24 is a single panel, run in one
-//! pass too, a vector per 4 outputs (the last moved back over its
-//! neighbour); below 4 outputs, one by one. Every output's sum keeps the
-//! reference's order (`+0`, then `+ x·w` for increasing inputs, the bias
-//! last), and panels are written in order, as the reference writes them, so
-//! the bits are the reference's.
+//! add latency — per pass over the inputs, reading the panel front to back;
+//! a narrower last panel runs the same way with fewer vectors, the last one
+//! moved back over its neighbour when the width is not a multiple of 4
+//! (same bits), and below 4 outputs one by one. Batches run four rows at a
+//! time, 8 outputs per pass, so each weight load serves four rows. Every
+//! output's sum keeps the reference's order (`+0`, then `+ x·w` for
+//! increasing inputs, the bias last), so the bits are the reference's.
 
 use super::lanes::F32x4;
 use super::{blocks, panels};
@@ -30,7 +29,7 @@ pub(crate) fn dense<V: F32x4>(
     y: &mut [f32],
 ) -> bool {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
-    let sizes_ok = panels::packed_len(inputs, outputs) == Some(w.len())
+    let sizes_ok = inputs.checked_mul(outputs) == Some(w.len())
         && b.len() == outputs
         && rows.checked_mul(outputs).is_some_and(|n| n <= y.len());
     if !sizes_ok {
@@ -41,39 +40,52 @@ pub(crate) fn dense<V: F32x4>(
         // without inputs; the reference writes nothing either).
         return true;
     }
-    let width = panels::width(outputs);
-    let panel = |p: usize| &w[p * inputs * width..(p + 1) * inputs * width];
+    let panel = |start: usize, width: usize| &w[start * inputs..(start + width) * inputs];
     let mut r = 0;
-    if width >= 8 {
-        while r + 4 <= rows {
-            for (p, start) in panels::starts(outputs).enumerate() {
+    while r + 4 <= rows {
+        for (start, width) in panels::panels(outputs) {
+            let wp = panel(start, width);
+            if width >= 8 {
                 for o in blocks(width, 8) {
                     let at = (r, start, o);
-                    rows_block::<V, 4, 2>(x, panel(p), b, (inputs, width, outputs), at, y);
+                    rows_block::<V, 4, 2>(x, wp, b, (inputs, width, outputs), at, y);
+                }
+            } else {
+                for k in r..r + 4 {
+                    let xr = &x[k * inputs..(k + 1) * inputs];
+                    let yp = &mut y[k * outputs + start..][..width];
+                    panel_row::<V>(xr, wp, &b[start..start + width], yp);
                 }
             }
-            r += 4;
         }
+        r += 4;
     }
     for (xr, yr) in x[r * inputs..]
         .chunks_exact(inputs)
         .zip(y[r * outputs..].chunks_exact_mut(outputs))
     {
-        for (p, start) in panels::starts(outputs).enumerate() {
-            let (wp, bp) = (panel(p), &b[start..start + width]);
-            let yp = &mut yr[start..start + width];
-            match width.div_ceil(4) {
-                1 if width < 4 => tail(xr, wp, bp, yp),
-                1 => panel_row::<V, 1>(xr, wp, bp, yp),
-                2 => panel_row::<V, 2>(xr, wp, bp, yp),
-                3 => panel_row::<V, 3>(xr, wp, bp, yp),
-                4 => panel_row::<V, 4>(xr, wp, bp, yp),
-                5 => panel_row::<V, 5>(xr, wp, bp, yp),
-                _ => panel_row::<V, 6>(xr, wp, bp, yp),
-            }
+        for (start, width) in panels::panels(outputs) {
+            let bp = &b[start..start + width];
+            panel_row::<V>(xr, panel(start, width), bp, &mut yr[start..start + width]);
         }
     }
     true
+}
+
+/// One row of a panel: a vector per 4 outputs (see [`panel_vectors`]), or
+/// output by output below 4.
+#[inline(always)]
+fn panel_row<V: F32x4>(xr: &[f32], wp: &[f32], bp: &[f32], yp: &mut [f32]) {
+    match yp.len().div_ceil(4) {
+        0 => {}
+        1 if yp.len() < 4 => tail(xr, wp, bp, yp),
+        1 => panel_vectors::<V, 1>(xr, wp, bp, yp),
+        2 => panel_vectors::<V, 2>(xr, wp, bp, yp),
+        3 => panel_vectors::<V, 3>(xr, wp, bp, yp),
+        4 => panel_vectors::<V, 4>(xr, wp, bp, yp),
+        5 => panel_vectors::<V, 5>(xr, wp, bp, yp),
+        _ => panel_vectors::<V, 6>(xr, wp, bp, yp),
+    }
 }
 
 /// One row of a panel narrower than a vector, output by output.
@@ -95,7 +107,7 @@ fn tail(xr: &[f32], wp: &[f32], bp: &[f32], yp: &mut [f32]) {
 /// `width >= 4`, `wp.len() == xr.len() * width` and `bp.len() == yp.len()
 /// == width`.
 #[inline(always)]
-fn panel_row<V: F32x4, const N: usize>(xr: &[f32], wp: &[f32], bp: &[f32], yp: &mut [f32]) {
+fn panel_vectors<V: F32x4, const N: usize>(xr: &[f32], wp: &[f32], bp: &[f32], yp: &mut [f32]) {
     let width = yp.len();
     let at = |k: usize| if k + 1 == N { width - 4 } else { 4 * k };
     let mut acc = [V::splat(0.0); N];

@@ -12,13 +12,15 @@ use crate::math;
 /// `w` is stored in column [`panels`]. The sum for each output starts at
 /// `+0.0` and adds the products in increasing `i`, one rounding per multiply
 /// and per add (no FMA); the bias is added last. Outputs are independent,
-/// so vectorising across `o` keeps this order exactly. Panels are written in
-/// order, so an output two panels hold takes the last one's weights.
+/// so vectorising across `o` keeps this order exactly.
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
-    let width = panels::width(outputs);
-    let panels = panels::starts(outputs).zip(w.chunks_exact((inputs * width).max(1)));
-    for (start, wp) in panels {
-        let bp = b.iter().skip(start).take(width);
+    for (start, width) in panels::panels(outputs) {
+        let (Some(wp), Some(bp)) = (
+            w.get(start * inputs..(start + width) * inputs),
+            b.get(start..start + width),
+        ) else {
+            return;
+        };
         for (xr, yr) in x
             .chunks_exact(inputs.max(1))
             .zip(y.chunks_exact_mut(outputs))
@@ -30,7 +32,7 @@ pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: 
                     *yo += xi * wo;
                 }
             }
-            for (yo, &bo) in yp.iter_mut().zip(bp.clone()) {
+            for (yo, &bo) in yp.iter_mut().zip(bp) {
                 *yo += bo;
             }
         }
