@@ -41,30 +41,28 @@ pub(crate) fn dense<V: F32x4>(
         return true;
     }
     let panel = |start: usize, width: usize| &w[start * inputs..(start + width) * inputs];
-    let mut r = 0;
-    while r + 4 <= rows {
-        for (start, width) in panels::panels(outputs) {
-            let wp = panel(start, width);
-            if width >= 8 {
-                for o in blocks(width, 8) {
-                    let at = (r, start, o);
-                    rows_block::<V, 4, 2>(x, wp, b, (inputs, width, outputs), at, y);
-                }
-            } else {
-                for k in r..r + 4 {
-                    let xr = &x[k * inputs..(k + 1) * inputs];
-                    let yp = &mut y[k * outputs + start..][..width];
-                    panel_row::<V>(xr, wp, &b[start..start + width], yp);
-                }
+    // Whole groups of 4 rows through the panels at least 8 wide…
+    let blocked = rows / 4 * 4;
+    for r in (0..blocked).step_by(4) {
+        for (start, width) in panels::panels(outputs).filter(|&(_, width)| width >= 8) {
+            for o in blocks(width, 8) {
+                let (wp, at) = (panel(start, width), (r, start, o));
+                rows_block::<V, 4, 2>(x, wp, b, (inputs, width, outputs), at, y);
             }
         }
-        r += 4;
     }
-    for (xr, yr) in x[r * inputs..]
+    // …and everything else row by row: the other rows, and a narrower last
+    // panel of those rows (one inlined copy of the row kernel: a second one
+    // made V8 spill accumulators in the whole function, docs/benchmarks.md).
+    for (k, (xr, yr)) in x
         .chunks_exact(inputs)
-        .zip(y[r * outputs..].chunks_exact_mut(outputs))
+        .zip(y.chunks_exact_mut(outputs))
+        .enumerate()
     {
         for (start, width) in panels::panels(outputs) {
+            if k < blocked && width >= 8 {
+                continue;
+            }
             let bp = &b[start..start + width];
             panel_row::<V>(xr, panel(start, width), bp, &mut yr[start..start + width]);
         }

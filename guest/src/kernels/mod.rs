@@ -153,6 +153,10 @@ pub use conv_int8_sse2::conv2d_i8;
 /// Starts of `n`-wide blocks covering `0..len` (`len ≥ n`), the last one
 /// moved back to end at `len`, overlapping its neighbour: the SIMD kernels
 /// recompute a few outputs (same bits) rather than finish in narrower code.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 #[inline(always)]
 pub(crate) fn blocks(len: usize, n: usize) -> impl Iterator<Item = usize> {
     (0..len.div_ceil(n)).map(move |i| (i * n).min(len - n))
