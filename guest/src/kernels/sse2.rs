@@ -34,18 +34,22 @@ mod tests {
         v.iter().map(|f| f.to_bits()).collect()
     }
 
+    /// Values in [−1, 1) from a xorshift generator seeded with `seed`.
+    fn values(mut seed: u64) -> impl FnMut() -> f32 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
     /// Equal bits to the reference around the 24-wide panels (narrower last
     /// panels of every width class), the 8- and 4-wide blocks, the 4-row
     /// blocks and the benchmark models' widths.
     #[test]
     fn dense_matches_reference() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut next = values(0x2545_f491_4f6c_dd1d);
         for (batch, inputs, outputs) in [
             (1, 784, 256),
             (5, 256, 120),
@@ -81,13 +85,7 @@ mod tests {
     /// 2), with signed zeros and infinities in the input.
     #[test]
     fn matches_reference() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut next = values(0x9e37_79b9_7f4a_7c15);
         // (in_c, in_h, in_w, out_c, kh, kw, stride, pad)
         let cases = [
             (1, 28, 28, 6, 5, 5, 1, 0),
