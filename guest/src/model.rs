@@ -332,7 +332,6 @@ impl<'a> Layer<'a> {
     }
 }
 
-/// Checks that `rows` holds `outputs` rows of `inputs` weights.
 /// Checks that a weight of `found` values holds `outputs` rows of `inputs`.
 pub(crate) fn check_rows(
     layer: usize,
