@@ -15,13 +15,15 @@ set -euo pipefail
 rounds=$1 shape=$2
 shift 2
 here=$(dirname "$0")
+source "$here/../scripts/lib.sh"
+ensure_venv "$KILN_ROOT/requirements/test.txt"
 for _ in $(seq "$rounds"); do
   for m in "$@"; do
     node "$here/node_bench.mjs" --runtime kiln-abi --model "$m" --shape "$shape" \
       --iterations "${ITERS:-3000}" --warmup-ms 800 --output "${OUTPUT:-copy}" |
-      python3 -c "import json,sys; d=json.load(sys.stdin); print('$m', d['median_us'], d['scores'][:3])"
+      "$KILN_PYTHON" -I -c "import json,sys; d=json.load(sys.stdin); print('$m', d['median_us'], d['scores'][:3])"
   done
-done | python3 -c "
+done | "$KILN_PYTHON" -I -c "
 import collections, statistics, sys
 runs, scores = collections.defaultdict(list), {}
 for line in sys.stdin:

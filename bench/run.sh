@@ -16,8 +16,9 @@
 # Environment: ROUNDS (5), ITERS (1000 timed batch-1 calls per run; batch 32
 # gets ITERS/8), WARMUP (300), TRACT=0 to skip tract (its first build takes
 # minutes), KILN=path to use a given kiln binary.
-# Installs what it needs, idempotently (pip: onnx, onnxruntime, safetensors,
-# numpy; npm: onnxruntime-web in bench/; the browser package via scripts/web.sh).
+# Installs what it needs, idempotently (Python: .venv from requirements/test.txt,
+# with onnx, onnxruntime, safetensors, numpy; npm: onnxruntime-web in bench/;
+# the browser package via scripts/web.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -25,7 +26,7 @@ source scripts/lib.sh
 smoke=0
 [ "${1:-}" = "--smoke" ] && smoke=1
 
-ensure_pip "onnx>=1.16" "onnxruntime>=1.18" "safetensors>=0.4" "numpy>=1.24"
+ensure_venv requirements/test.txt
 ensure_npm bench
 if [ "$smoke" = 1 ]; then
   out=out/bench/smoke
@@ -55,7 +56,7 @@ rm -rf "$out" && mkdir -p "$out"
 models=$out/models
 
 step "bench/make_models.py (ONNX + kiln files, same weights; onnxruntime int8)" \
-  python3 bench/make_models.py "$models" > /dev/null
+  "$KILN_PYTHON" -I bench/make_models.py "$models" > /dev/null
 for m in mlp cnn; do
   "$kiln" quantize "$models/$m.safetensors" --calibrate "$models/calib.json" \
     -o "$models/$m.int8.safetensors" > /dev/null
@@ -66,12 +67,12 @@ done
 
 uptime > "$out/uptime-before"
 step "bench/peers.py: $rounds round(s), $iters calls per run" \
-  python3 bench/peers.py --kiln "$kiln" --models "$models" --out "$out/results.jsonl" \
+  "$KILN_PYTHON" -I bench/peers.py --kiln "$kiln" --models "$models" --out "$out/results.jsonl" \
   --rounds "$rounds" --iters "$iters" --warmup "$warmup" ${tract:+--tract "$tract"}
 uptime > "$out/uptime-after"
 
 if [ "$smoke" = 1 ]; then
-  step "bench/report.py (checks)" python3 bench/report.py "$out/results.jsonl" --table "$out/table.md" > /dev/null
+  step "bench/report.py (checks)" "$KILN_PYTHON" -I bench/report.py "$out/results.jsonl" --table "$out/table.md" > /dev/null
   exit 0
 fi
 
@@ -83,12 +84,12 @@ cat > "$out/meta.json" <<JSON
   "load_before": "$(sed 's/.*load average: //' "$out/uptime-before")",
   "load_after": "$(sed 's/.*load average: //' "$out/uptime-after")",
   "kiln": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- guest runtime || echo '+changes')",
-  "onnxruntime": "$(python3 -c 'import onnxruntime; print(onnxruntime.__version__)')",
+  "onnxruntime": "$("$KILN_PYTHON" -I -c 'import onnxruntime; print(onnxruntime.__version__)')",
   "onnxruntime_web": "$(node -p 'require("./bench/node_modules/onnxruntime-web/package.json").version')",
   "node": "$(node --version)",
   "tract": "$([ -n "$tract" ] && sed -n '/^name = "tract-onnx"$/{n;s/version = //;s/"//g;p}' bench/tract/Cargo.lock || echo 'not run')"
 }
 JSON
 step "bench/report.py → docs/benchmarks.md, docs/bench.svg" \
-  python3 bench/report.py "$out/results.jsonl" --table "$out/table.md" --svg docs/bench.svg \
+  "$KILN_PYTHON" -I bench/report.py "$out/results.jsonl" --table "$out/table.md" --svg docs/bench.svg \
   --doc docs/benchmarks.md --meta "$out/meta.json"

@@ -9,11 +9,12 @@
 # the uvloop that pip installs today, and inference then runs in-process.)
 # Then the per-request sandbox cost (criterion bench `serve`).
 #
-#   bench/serve.sh                 # everything (MLServer installs into out/bench/venv)
+#   bench/serve.sh                 # everything (MLServer installs into .venv)
 #   SKIP_MLSERVER=1 bench/serve.sh # kiln and hello only
 #   DURATION=10s bench/serve.sh
 #
-# Installs what it needs: wrk (Debian), mlserver + mlserver-sklearn (pip, in a venv).
+# Installs what it needs: wrk (Debian); Python from requirements/test.txt, or
+# requirements/bench.txt (mlserver, mlserver-sklearn) unless SKIP_MLSERVER is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -35,7 +36,12 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # One digits row as a v2 request, and a wrk script that POSTs it.
-python3 - "$out" <<'PY'
+if [ -z "${SKIP_MLSERVER:-}" ]; then
+  ensure_venv requirements/bench.txt
+else
+  ensure_venv requirements/test.txt
+fi
+"$KILN_PYTHON" -I - "$out" <<'PY'
 import json, sys
 row = [float((i * 7) % 17) for i in range(64)]
 body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": row}]}
@@ -92,14 +98,9 @@ kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # The peer: Seldon MLServer with its scikit-learn runtime.
 if [ -z "${SKIP_MLSERVER:-}" ]; then
-  venv=$out/venv
-  if [ ! -x "$venv/bin/mlserver" ]; then
-    step "python venv + pip install mlserver mlserver-sklearn" bash -c \
-      "python3 -m venv '$venv' && '$venv/bin/pip' install -q --disable-pip-version-check mlserver mlserver-sklearn"
-  fi
   ms=$out/mlserver
   rm -rf "$ms"; mkdir -p "$ms/digits"
-  "$venv/bin/python" - "$ms" <<'PY'
+  "$KILN_PYTHON" -I - "$ms" <<'PY'
 import json, sys, joblib
 from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier
@@ -112,7 +113,7 @@ json.dump({"name": "digits", "implementation": "mlserver_sklearn.SKLearnModel",
 json.dump({"http_port": 18080, "grpc_port": 18081, "metrics_port": 18082,
            "parallel_workers": 0}, open(f"{sys.argv[1]}/settings.json", "w"))
 PY
-  (cd "$ms" && exec "$PWD/../venv/bin/mlserver" start . > ../mlserver.log 2>&1) &
+  (cd "$ms" && exec "$KILN_VENV/bin/mlserver" start . > ../mlserver.log 2>&1) &
   pids+=($!)
   ready=""
   for _ in $(seq 1 600); do

@@ -3,7 +3,8 @@
 # SGD, batch 32) in `kiln train` beside scikit-learn's MLPClassifier on the
 # same data, layer sizes, batch size and epochs, in one script run.
 # Usage: scripts/bench-train.sh [EPOCHS] [RUNS]   (defaults 100 and 5)
-# Installs scikit-learn (pip) and builds kiln in release mode if needed.
+# Installs scikit-learn (.venv, requirements/test.txt) and builds kiln in
+# release mode if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -11,7 +12,7 @@ source scripts/lib.sh
 epochs=${1:-100}
 runs=${2:-5}
 ensure_wasm_target
-ensure_pip "scikit-learn>=1.3"
+ensure_venv requirements/test.txt
 step "cargo build --release" cargo build --release --locked -p kiln
 kiln=target/release/kiln
 out=$(mktemp -d)
@@ -25,7 +26,7 @@ for seed in $(seq 1 "$runs"); do
   "$kiln" train --data builtin:digits --model mlp:64,32 --activation relu --optimizer sgd \
     --lr 0.05 --batch 32 --l2 1e-3 --epochs "$epochs" --val-split 0.2 --seed "$seed" \
     --log-json -o "$out/m.safetensors" >"$out/log-$seed.jsonl"
-  kiln_rates+=("$(python3 -c '
+  kiln_rates+=("$("$KILN_PYTHON" -I -c '
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 epochs = [l for l in lines if "epoch" in l]
@@ -33,8 +34,8 @@ rate = len(epochs) / sum(l["seconds"] for l in epochs)
 print(rate, lines[-1]["test_accuracy"], sep=":")' "$out/log-$seed.jsonl")")
 done
 
-sk=$(python3 scripts/bench_train_sklearn.py "$epochs" "$runs")
-python3 - "$epochs" "$runs" "$sk" "${kiln_rates[@]}" <<'PY'
+sk=$("$KILN_PYTHON" -I scripts/bench_train_sklearn.py "$epochs" "$runs")
+"$KILN_PYTHON" -I - "$epochs" "$runs" "$sk" "${kiln_rates[@]}" <<'PY'
 import json, statistics, sys
 epochs, runs, sk = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 kiln = [float(r.split(":")[0]) for r in sys.argv[4:]]

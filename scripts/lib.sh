@@ -1,16 +1,40 @@
 # Shared helpers for scripts/*.sh: idempotent installers and step logging.
-# Each ensure_* does nothing when what it installs is already there.
+#
+# Each ensure_* returns non-zero when it fails, also where the caller's
+# `set -e` is off (inside `if`, `||`). Each decides from what is really installed (dpkg's status, rustup's
+# list, the tool's version, pip's and npm's view of the installed packages),
+# never from an installer's dry-run chatter, and installs only what is
+# missing. tests/scripts/lib_test.sh removes what they install and checks that
+# they put it back, and that a second run installs nothing.
 
+KILN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The project's Python: a virtual environment made from requirements/*.txt,
+# without the system's site-packages. Every Python test and bench script runs
+# with "$KILN_PYTHON" (scripts call ensure_venv first).
+KILN_VENV=${KILN_VENV:-$KILN_ROOT/.venv}
+export KILN_PYTHON="$KILN_VENV/bin/python"
+
+# step LABEL COMMAND... — runs COMMAND between a "==> LABEL" line and a
+# "<== N s  LABEL" line (scripts/fresh-check.sh ranks the steps by time).
 step() {
-  printf '\n==> %s\n' "$1" >&2
+  local label=$1 t0=$SECONDS rc=0 failed=""
+  printf '\n==> %s\n' "$label" >&2
   shift
-  "$@"
+  "$@" || rc=$?
+  [ "$rc" = 0 ] || failed=" (exit $rc)"
+  printf '<== %4d s  %s%s\n' $((SECONDS - t0)) "$label" "$failed" >&2
+  return "$rc"
+}
+
+# ensure_rust_target TARGET — adds a rustup target unless it is installed.
+ensure_rust_target() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$1"; then
+    step "rustup target add $1" rustup target add "$1"
+  fi
 }
 
 ensure_wasm_target() {
-  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-    step "rustup target add wasm32-unknown-unknown" rustup target add wasm32-unknown-unknown
-  fi
+  ensure_rust_target wasm32-unknown-unknown
 }
 
 # ensure_apt PACKAGE... — installs missing Debian packages.
@@ -27,27 +51,51 @@ ensure_apt() {
   fi
 }
 
-# ensure_pip REQUIREMENT... — installs requirements pip does not already satisfy.
-ensure_pip() {
-  if ! python3 -m pip install --dry-run --no-deps -q "$@" 2>/dev/null | grep -q "Would install"; then
-    return 0
+# ensure_venv REQUIREMENTS.txt... — makes $KILN_VENV if it is missing and
+# installs each pinned requirements file into it, unless the venv's stamp
+# holds the file's hash *and* scripts/venv_check.py finds every pin installed
+# inside the venv (a package removed by hand is noticed). Fails if pip leaves
+# a pin unsatisfied.
+ensure_venv() {
+  if [ ! -x "$KILN_PYTHON" ]; then
+    step "python3 -m venv ${KILN_VENV#"$KILN_ROOT"/}" python3 -m venv "$KILN_VENV" || return 1
   fi
-  step "pip install $*" python3 -m pip install -q --disable-pip-version-check "$@"
+  local req hash stamp
+  for req in "$@"; do
+    hash=$(python3 -I "$KILN_ROOT/scripts/venv_check.py" --hash "$req") || return 1
+    stamp="$KILN_VENV/.kiln-$(basename "$req" .txt).sha256"
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ] &&
+      "$KILN_PYTHON" -I "$KILN_ROOT/scripts/venv_check.py" "$req" >/dev/null 2>&1; then
+      continue
+    fi
+    rm -f "$stamp"
+    step "pip install -r ${req#"$KILN_ROOT"/}" "$KILN_PYTHON" -I -m pip install -q \
+      --disable-pip-version-check --no-input -r "$req" || return 1
+    "$KILN_PYTHON" -I "$KILN_ROOT/scripts/venv_check.py" "$req" || return 1
+    echo "$hash" >"$stamp"
+  done
 }
 
-# ensure_npm DIR — installs DIR's package.json dependencies (from its lock file).
+# ensure_npm DIR — installs DIR's package.json dependencies from its lock file
+# (npm ci) unless node_modules holds a stamp of that lock file and `npm ls`
+# finds every locked package.
 ensure_npm() {
-  local dir=$1
-  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    step "npm ci in $dir" npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  local dir=$1 hash stamp
+  hash=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1) || return 1
+  stamp="$dir/node_modules/.kiln-lock.sha256"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ] &&
+    npm ls --prefix "$dir" --all >/dev/null 2>&1; then
+    return 0
   fi
+  step "npm ci in $dir" npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error || return 1
+  echo "$hash" >"$stamp"
 }
 
 # ensure_wasm_bindgen — installs the wasm-bindgen CLI at exactly the version
 # of the wasm-bindgen crate in Cargo.lock (the two must match).
 ensure_wasm_bindgen() {
   local want
-  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$KILN_ROOT/Cargo.lock")
   if [ -z "$want" ]; then
     echo "error: no wasm-bindgen crate in Cargo.lock" >&2
     return 1

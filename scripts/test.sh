@@ -1,49 +1,61 @@
 #!/usr/bin/env bash
-# Runs every test of kiln on a fresh machine (Rust toolchain, gcc, Python 3.11,
-# Node 20): installs what the tests need, idempotently, then runs them.
-# `.ci/run` runs exactly this.
+# Runs every test of kiln on a fresh machine (Rust toolchain, gcc, Python
+# 3.11+, Node 20): installs what the tests need, idempotently, then runs them.
+# `.ci/run` runs exactly this; scripts/fresh-check.sh runs it in a fresh clone.
+#
+# Python runs from the project's .venv (requirements/test.txt), isolated
+# (`python -I`): a guard below fails the run if any package the tests import
+# resolves outside .venv, so nothing passes thanks to the machine's own
+# site-packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+start=$(date +%s)
 
 ensure_wasm_target
-ensure_apt protobuf-compiler   # protoc, for the gRPC service (runtime/build.rs)
-ensure_pip "tritonclient[all]" pytest numpy
+ensure_apt protobuf-compiler chromium # protoc for the gRPC service (runtime/build.rs); Chromium for tests/browser
+ensure_venv requirements/test.txt
+step "the Python tests' packages resolve inside .venv" "$KILN_PYTHON" -I scripts/venv_check.py \
+  requirements/test.txt --modules tritonclient.http tritonclient.grpc pytest numpy safetensors \
+  onnx onnxruntime skl2onnx sklearn
+pytest() { "$KILN_PYTHON" -I -m pytest -q "$@"; }
+step "the installers of scripts/lib.sh decide right" tests/scripts/lib_test.sh
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test" cargo test --workspace --locked
 
-ensure_pip "safetensors>=0.4" "numpy>=1.24"
+# The kiln binary the remaining tests drive is the one `cargo test` built for
+# tests/e2e. A separate `cargo build` would resolve other features (no
+# dev-dependencies) and compile wasmtime and the rest a second time.
+export KILN=target/debug/kiln
+[ -x "$KILN" ] || { echo "error: cargo test left no $KILN" >&2; exit 1; }
+
 step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
 
-# ONNX import against onnxruntime and the onnx package's conformance cases
-# (tests/python/test_onnx_*.py drive the kiln binary named by $KILN).
-ensure_pip "onnx>=1.16" "onnxruntime>=1.18" "skl2onnx>=1.17" "scikit-learn>=1.4" "numpy" "pytest>=8"
-step "cargo build (kiln binary for the Python tests)" cargo build --locked
-step "pytest tests/python/test_onnx_*.py" env KILN=target/debug/kiln \
-  python3 -m pytest -q tests/python/test_onnx_import.py tests/python/test_onnx_conformance.py
-
-# The stock Python tritonclient (http and grpc) against a real `kiln serve`.
-step "pytest tests/python/test_tritonclient.py" env KILN=target/debug/kiln \
-  python3 -m pytest -q tests/python/test_tritonclient.py
+# ONNX import against onnxruntime and the onnx package's conformance cases,
+# then the stock Python tritonclient (http and grpc) against a real `kiln serve`.
+step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.py \
+  tests/python/test_onnx_conformance.py
+step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py
 
 step "cargo clippy (browser package, wasm32)" cargo clippy -p kiln-browser \
   --target wasm32-unknown-unknown --locked -- -D warnings
 
-# The browser package + demo page in headless Chromium (issue #6) and the edge
-# worker in workerd (issue #7). Both drive target/debug/kiln, built above.
-ensure_apt chromium
+# The browser package + demo page in headless Chromium and the edge worker in
+# workerd; both drive $KILN.
 ./scripts/web.sh
 ensure_npm tests/browser
 ensure_npm tests/worker
-step "node --test tests/worker" env KILN=target/debug/kiln node --test tests/worker/
-step "node --test tests/browser" env KILN=target/debug/kiln node --test tests/browser/
+step "node --test tests/worker" node --test tests/worker/
+step "node --test tests/browser" node --test tests/browser/
+step "the main job (scripts/demo.sh) serves the page" tests/scripts/demo_test.sh
 
-# The peer benchmark's smoke run (issue #9): every peer (kiln native, wasmtime,
-# Node raw ABI + wasm-bindgen package; onnxruntime native and -web) on the MLP
-# and CNN, f32 and int8, a few calls each; fails unless the figures are finite
-# and positive and the scores agree (bench/report.py). ~20 s. The full run is
-# bench/run.sh.
-step "python3 -m pytest tests/python/test_bench_report.py" python3 -m pytest -q tests/python/test_bench_report.py
-step "bench/run.sh --smoke" env KILN=target/debug/kiln bench/run.sh --smoke
+# The peer benchmark's smoke run: every peer (kiln native, wasmtime, Node raw
+# ABI + wasm-bindgen package; onnxruntime native and -web) on the MLP and CNN,
+# f32 and int8, a few calls each; fails unless the figures are finite and
+# positive and the scores agree (bench/report.py). The full run is bench/run.sh.
+step "pytest tests/python/test_bench_report.py" pytest tests/python/test_bench_report.py
+step "bench/run.sh --smoke" bench/run.sh --smoke
+
+echo "scripts/test.sh: every test passed in $(($(date +%s) - start)) s" >&2
