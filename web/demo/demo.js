@@ -8,8 +8,8 @@
 //   ?test=URL    rows for "random test digit" (a CSV as written by `kiln
 //                train --test-out`; default test-digits.csv beside this page:
 //                100 UCI digits the seed-1 model did not train on)
-// The f32/int8 selector maps to VARIANTS below; int8 is enabled once
-// quantized modules exist (issue #4).
+// The f32/int8 selector maps to VARIANTS below (scripts/demo.sh serves
+// both).
 //
 // window.kilnDemo exposes the last prediction ({input, scores, server}) and
 // a `loaded` flag for the end-to-end tests in tests/browser.
