@@ -11,9 +11,13 @@ use kiln::serve::{self, config::Config};
 /// REPO holds `NAME/VERSION/model.wasm` (Triton's layout; an optional
 /// `model.safetensors` beside it can be downloaded) or flat `NAME.wasm`
 /// files (version 1). Without REPO, the built-in digits classifier is served
-/// as `digits`. Every request runs in a fresh sandboxed instance with a
+/// as `digits`. With `--model_name NAME`, REPO may instead hold one model's
+/// files (`model.wasm`, `VERSION/model.wasm`), served as NAME: KServe's
+/// container contract, whose `--model_dir`, `--http_port` and `--grpc_port`
+/// are accepted too (docs/deploy.md). Every request runs in a fresh sandboxed instance with a
 /// memory cap and a deadline; settings and API keys live in kiln.toml (see
-/// docs/serving.md). Without API keys the server listens on loopback only.
+/// docs/serving.md). Without API keys the server listens on loopback only,
+/// unless `--allow-unauthenticated` (behind a gateway that authenticates).
 ///
 /// The first line on stdout is `kiln serve: http=ADDR grpc=ADDR` (useful
 /// with port 0). SIGTERM or Ctrl-C: readiness turns 503, in-flight requests
@@ -32,6 +36,19 @@ pub(super) struct Args {
     /// gRPC address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8001")]
     grpc: SocketAddr,
+    /// REPO, as KServe passes it.
+    #[arg(long = "model_dir", value_name = "DIR", conflicts_with = "repo")]
+    model_dir: Option<PathBuf>,
+    /// Serve the one model REPO holds under NAME (a repository of several
+    /// must have a model NAME).
+    #[arg(long = "model_name", value_name = "NAME")]
+    model_name: Option<String>,
+    /// `--http 0.0.0.0:PORT` (KServe).
+    #[arg(long = "http_port", value_name = "PORT", conflicts_with = "http")]
+    http_port: Option<u16>,
+    /// `--grpc 0.0.0.0:PORT` (KServe).
+    #[arg(long = "grpc_port", value_name = "PORT", conflicts_with = "grpc")]
+    grpc_port: Option<u16>,
     /// Serve no gRPC.
     #[arg(long, conflicts_with = "grpc")]
     no_grpc: bool,
@@ -39,8 +56,13 @@ pub(super) struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Poll REPO and load, reload or unload models as their files change.
-    #[arg(long, requires = "repo")]
+    #[arg(long)]
     watch: bool,
+    /// Listen on the addresses given even without API keys (in a container
+    /// behind an authenticating gateway; same as `allow_unauthenticated` in
+    /// kiln.toml's [server]).
+    #[arg(long)]
+    allow_unauthenticated: bool,
     /// Serve the files under DIR at `/` (index.html for `/`) instead of the
     /// landing page.
     #[arg(long = "static", value_name = "DIR")]
@@ -48,17 +70,25 @@ pub(super) struct Args {
 }
 
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
-    let config = match &a.config {
+    let mut config = match &a.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    config.server.allow_unauthenticated |= a.allow_unauthenticated;
     if let Some(d) = &a.static_dir {
         anyhow::ensure!(d.is_dir(), "--static {}: not a directory", d.display());
     }
+    let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+    let repo = a.repo.or(a.model_dir);
+    anyhow::ensure!(
+        repo.is_some() || (a.model_name.is_none() && !a.watch),
+        "--model_name and --watch need a model directory (REPO or --model_dir)"
+    );
     let opts = serve::Options {
-        repo: a.repo,
-        http: a.http,
-        grpc: (!a.no_grpc).then_some(a.grpc),
+        repo,
+        model_name: a.model_name,
+        http: a.http_port.map_or(a.http, any),
+        grpc: (!a.no_grpc).then_some(a.grpc_port.map_or(a.grpc, any)),
         config,
         watch: a.watch,
         static_dir: a.static_dir,

@@ -72,7 +72,11 @@ pub struct BuiltinModel {
 /// Where models come from.
 #[derive(Clone)]
 pub enum Source {
+    /// A repository directory.
     Dir(PathBuf),
+    /// A directory holding one model's files ([`repo::single`]), served as
+    /// `name` (KServe's `/mnt/models` and `--model_name`).
+    Model { name: String, dir: PathBuf },
     Builtin(Vec<BuiltinModel>),
 }
 
@@ -178,7 +182,17 @@ impl Registry {
                 path: dir.clone(),
                 source,
             }),
+            Source::Model { name, .. } => Ok(vec![name.clone()]),
             Source::Builtin(b) => Ok(b.iter().map(|m| m.name.clone()).collect()),
+        }
+    }
+
+    /// The versions of `name` on disk (none for built-in models).
+    fn found(&self, name: &str) -> std::io::Result<Vec<repo::Found>> {
+        match &self.source {
+            Source::Dir(dir) => repo::versions(dir, name),
+            Source::Model { name: n, dir } if n == name => repo::single(dir),
+            Source::Model { .. } | Source::Builtin(_) => Ok(Vec::new()),
         }
     }
 
@@ -359,10 +373,10 @@ impl Registry {
     /// One `--watch` pass: loads new and changed models, unloads removed
     /// ones. Returns what it did, for the log.
     pub async fn poll(&self) -> Vec<String> {
-        let Source::Dir(dir) = &self.source else {
+        if matches!(self.source, Source::Builtin(_)) {
             return Vec::new();
-        };
-        let Ok(names) = repo::names(dir) else {
+        }
+        let Ok(names) = self.available() else {
             return Vec::new();
         };
         let mut log = Vec::new();
@@ -376,7 +390,8 @@ impl Registry {
             }
         }
         for name in names {
-            let now = repo::versions(dir, &name)
+            let now = self
+                .found(&name)
                 .map(|f| repo::fingerprint(&f))
                 .unwrap_or_default();
             if self.entry(&name).is_some_and(|e| e.fingerprint == now) {
@@ -417,12 +432,12 @@ impl Registry {
                 };
                 Ok((vec![c], Vec::new()))
             }
-            Source::Dir(dir) => {
+            Source::Dir(dir) | Source::Model { dir, .. } => {
                 let io = |path: &std::path::Path| {
                     let path = path.to_path_buf();
                     move |source| RegistryError::Io { path, source }
                 };
-                let found = repo::versions(dir, name).map_err(io(dir))?;
+                let found = self.found(name).map_err(io(dir))?;
                 if found.is_empty() {
                     return Err(RegistryError::NotInRepository(name.into()));
                 }

@@ -7,6 +7,10 @@
 //!
 //! Names are restricted to `[A-Za-z0-9_.-]` (not starting with `.`), so a
 //! name from a URL can never walk out of the repository.
+//!
+//! A directory may also hold one model's files ([`single`]), as KServe's
+//! storage initializer leaves them in `/mnt/models`; the server then names
+//! the model (`--model_name`).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -64,34 +68,54 @@ pub fn versions(repo: &Path, name: &str) -> std::io::Result<Vec<Found>> {
         return Ok(Vec::new());
     }
     let dir = repo.join(name);
-    let mut found = Vec::new();
     if dir.is_dir() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let Some(version) = entry
-                .file_name()
-                .to_str()
-                .and_then(|v| v.parse::<u64>().ok())
-                .filter(|v| *v > 0)
-            else {
-                continue;
-            };
-            let wasm = entry.path().join("model.wasm");
-            if wasm.is_file() {
-                let st = entry.path().join("model.safetensors");
-                found.push(Found {
-                    version,
-                    wasm,
-                    safetensors: st.is_file().then_some(st),
-                });
-            }
-        }
-    } else {
-        let wasm = repo.join(format!("{name}.wasm"));
+        return numbered(&dir);
+    }
+    let wasm = repo.join(format!("{name}.wasm"));
+    Ok(wasm
+        .is_file()
+        .then(|| version_one(wasm, repo.join(format!("{name}.safetensors"))))
+        .into_iter()
+        .collect())
+}
+
+/// The versions of the one model `dir` holds, ascending: `VERSION/model.wasm`
+/// directories, else `model.wasm` (version 1), else the versions of the
+/// repository's only model. Empty if `dir` holds none of these (no model, or
+/// a repository of several).
+pub fn single(dir: &Path) -> std::io::Result<Vec<Found>> {
+    let found = numbered(dir)?;
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    let wasm = dir.join("model.wasm");
+    if wasm.is_file() {
+        return Ok(vec![version_one(wasm, dir.join("model.safetensors"))]);
+    }
+    match names(dir)?.as_slice() {
+        [only] => versions(dir, only),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The `VERSION/model.wasm` files in `dir`, ascending.
+fn numbered(dir: &Path) -> std::io::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(version) = entry
+            .file_name()
+            .to_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+        else {
+            continue;
+        };
+        let wasm = entry.path().join("model.wasm");
         if wasm.is_file() {
-            let st = repo.join(format!("{name}.safetensors"));
+            let st = entry.path().join("model.safetensors");
             found.push(Found {
-                version: 1,
+                version,
                 wasm,
                 safetensors: st.is_file().then_some(st),
             });
@@ -99,6 +123,14 @@ pub fn versions(repo: &Path, name: &str) -> std::io::Result<Vec<Found>> {
     }
     found.sort_by_key(|f| f.version);
     Ok(found)
+}
+
+fn version_one(wasm: PathBuf, safetensors: PathBuf) -> Found {
+    Found {
+        version: 1,
+        wasm,
+        safetensors: safetensors.is_file().then_some(safetensors),
+    }
 }
 
 /// Size and mtime of every file of `found`.
@@ -144,6 +176,32 @@ mod tests {
         assert!(v[0].safetensors.is_none() && v[1].safetensors.is_some());
         assert_eq!(versions(r, "b").unwrap()[0].version, 1);
         assert!(versions(r, "../a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_model_in_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        assert!(single(r).unwrap().is_empty());
+        // A flat file of any name, as a storageUri naming one file leaves it.
+        std::fs::write(r.join("digits.wasm"), b"d").unwrap();
+        assert_eq!(single(r).unwrap()[0].wasm, r.join("digits.wasm"));
+        // Two models: a repository, not one model.
+        std::fs::write(r.join("iris.wasm"), b"i").unwrap();
+        assert!(single(r).unwrap().is_empty());
+        // model.wasm names the model's own file, whatever else is there.
+        std::fs::write(r.join("model.wasm"), b"m").unwrap();
+        std::fs::write(r.join("model.safetensors"), b"m").unwrap();
+        let v = single(r).unwrap();
+        assert_eq!((v.len(), v[0].version), (1, 1));
+        assert!(v[0].safetensors.is_some());
+        // Version directories win over model.wasm.
+        for n in ["2", "10"] {
+            std::fs::create_dir_all(r.join(n)).unwrap();
+            std::fs::write(r.join(n).join("model.wasm"), n).unwrap();
+        }
+        let v = single(r).unwrap();
+        assert_eq!(v.iter().map(|f| f.version).collect::<Vec<_>>(), vec![2, 10]);
     }
 
     #[test]

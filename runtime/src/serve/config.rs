@@ -11,6 +11,7 @@
 //! shutdown_grace_ms = 10000  # in-flight requests get this long on SIGTERM
 //! watch_interval_ms = 1000   # --watch polling period
 //! instances = 256            # concurrent instances (pooling allocator slots)
+//! allow_unauthenticated = false  # true: serve other hosts without [[keys]]
 //!
 //! [defaults]                 # every model, unless [models.NAME] says otherwise
 //! memory_mib = 64
@@ -82,6 +83,9 @@ pub struct ServerConfig {
     /// Compiled-module cache; default `$XDG_CACHE_HOME/kiln/modules` or
     /// `~/.cache/kiln/modules`.
     pub cache_dir: Option<PathBuf>,
+    /// Listen on non-loopback addresses even without API keys (behind a
+    /// gateway that authenticates, e.g. in a Kubernetes pod).
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +96,7 @@ impl Default for ServerConfig {
             watch_interval_ms: 1_000,
             instances: 256,
             cache_dir: None,
+            allow_unauthenticated: false,
         }
     }
 }

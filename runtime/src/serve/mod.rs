@@ -4,7 +4,8 @@
 //! The pieces: [`config`] (kiln.toml), [`crate::registry`] (models, versions,
 //! hot swap, batching), [`auth`] (API keys), [`metrics`] (Prometheus),
 //! [`v2`] (request checks shared by both protocols), [`error`] (statuses),
-//! [`demo`] (the built-in model and the landing page). [`run`] wires them:
+//! [`demo`] (the built-in model and the landing page), [`kserve`] (what
+//! KServe's `/mnt/models` holds). [`run`] wires them:
 //! it loads the models, binds the listeners, polls the repository with
 //! `--watch`, and on SIGTERM or Ctrl-C turns readiness to 503, lets
 //! in-flight requests finish (at most `shutdown_grace_ms`) and returns.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod grpc;
+pub mod kserve;
 pub mod metrics;
 pub mod router;
 pub mod v2;
@@ -65,6 +67,8 @@ pub enum ServeError {
     Demo(String),
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
+    #[error("--model_name `{name}`: {reason}")]
+    ModelName { name: String, reason: String },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -74,6 +78,9 @@ pub enum ServeError {
 pub struct Options {
     /// Model repository; `None` serves the built-in demo model.
     pub repo: Option<PathBuf>,
+    /// With `repo`: serve the one model `repo` holds under this name, or
+    /// check that the repository has it (KServe's `--model_name`).
+    pub model_name: Option<String>,
     pub http: SocketAddr,
     /// gRPC address; `None` serves no gRPC.
     pub grpc: Option<SocketAddr>,
@@ -95,10 +102,11 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
             keep_resident: None,
         },
     )?);
-    let source = match &opts.repo {
-        Some(dir) if !dir.is_dir() => return Err(ServeError::NotADirectory(dir.clone())),
-        Some(dir) => Source::Dir(dir.clone()),
-        None => Source::Builtin(vec![demo::builtin().map_err(ServeError::Demo)?]),
+    let source = match (&opts.repo, &opts.model_name) {
+        (Some(dir), _) if !dir.is_dir() => return Err(ServeError::NotADirectory(dir.clone())),
+        (Some(dir), None) => Source::Dir(dir.clone()),
+        (Some(dir), Some(name)) => kserve::source(dir, name)?,
+        (None, _) => Source::Builtin(vec![demo::builtin().map_err(ServeError::Demo)?]),
     };
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(Registry::new(
@@ -148,7 +156,9 @@ fn loopback_only(addr: SocketAddr) -> SocketAddr {
 pub async fn run(opts: Options) -> Result<(), ServeError> {
     let state = prepare(&opts).await?;
     let (mut http, mut grpc) = (opts.http, opts.grpc);
-    if !state.auth.enabled() {
+    if !state.auth.enabled() && opts.config.server.allow_unauthenticated {
+        eprintln!("no API keys configured: serving every address without authentication");
+    } else if !state.auth.enabled() {
         let (h, g) = (loopback_only(http), grpc.map(loopback_only));
         if h != http || g != grpc {
             eprintln!(

@@ -75,6 +75,7 @@ async fn fixture(extra_config: &str) -> Fixture {
     );
     let config = Config::parse(&text, Path::new("kiln.toml")).unwrap();
     let state = prepare(&Options {
+        model_name: None,
         repo: Some(repo.clone()),
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: None,
@@ -755,6 +756,7 @@ async fn static_dir_replaces_the_page() {
     )
     .unwrap();
     let s = prepare(&Options {
+        model_name: None,
         repo: None,
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: None,
