@@ -11,6 +11,7 @@ mod common;
 mod bench;
 mod browser;
 mod cli;
+mod deploy;
 mod kernels;
 mod modules;
 mod node;
