@@ -33,10 +33,8 @@ revision=$(git rev-parse HEAD)
 created=$(git log -1 --format=%ct HEAD)
 out=target/image
 
-ensure_apt buildah skopeo musl-tools protobuf-compiler
-if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-  step "rustup target add $target" rustup target add "$target"
-fi
+ensure_apt buildah skopeo musl-tools protobuf-compiler python3
+ensure_rust_target "$target"
 ensure_wasm_target
 
 step "cargo build --release --target $target (static)" \

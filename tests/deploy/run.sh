@@ -6,10 +6,10 @@
 # tests/deploy/test_manifests.py. Every kiln started there runs the image's
 # own binary chrooted into its read-only root filesystem, as its user.
 #
-#   sudo tests/deploy/run.sh            # PYTHON=… picks the interpreter
+#   sudo tests/deploy/run.sh
 #
-# Needs: buildah skopeo umoci musl-tools (Debian), and Python with
-# tritonclient[all] numpy pytest jsonschema pyyaml.
+# Installs what it needs: buildah skopeo umoci musl-tools (Debian), the
+# project's .venv with requirements/deploy.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -19,7 +19,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 ensure_apt buildah skopeo umoci musl-tools util-linux iproute2
-python=${PYTHON:-python3}
+ensure_venv requirements/deploy.txt
+python=$KILN_PYTHON
 
 scripts/image.sh
 version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
@@ -28,7 +29,7 @@ rm -rf "$bundle"
 step "umoci unpack" umoci unpack --image "target/image/oci:kiln:$version" "$bundle"
 skopeo inspect --config "oci:target/image/oci:kiln:$version" >target/image/config.json
 
-step "pytest tests/deploy/test_manifests.py" "$python" -m pytest -q tests/deploy/test_manifests.py
+step "pytest tests/deploy/test_manifests.py" "$python" -I -m pytest -q tests/deploy/test_manifests.py
 step "pytest tests/deploy/test_image.py (private network namespace)" \
   env KILN_BUNDLE="$bundle" KILN_IMAGE_CONFIG=target/image/config.json \
-  timeout 600 unshare --net -- sh -c 'ip link set lo up && exec "$0" -m pytest -q tests/deploy/test_image.py' "$python"
+  timeout 600 unshare --net -- sh -c 'ip link set lo up && exec "$0" -I -m pytest -q tests/deploy/test_image.py' "$python"

@@ -44,17 +44,25 @@ fn dockerfile_config() -> ImageConfig {
     let stage = final_stage(DOCKERFILE);
     assert_eq!(stage[0].1, "scratch", "the final stage is FROM scratch");
     let one = |key: &str| -> String {
-        let found: Vec<&String> = stage.iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect();
+        let found: Vec<&String> = stage
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect();
         assert_eq!(found.len(), 1, "one {key} in the Dockerfile's final stage");
         found[0].clone()
     };
     let json = |key: &str| -> serde_json::Value {
-        serde_json::from_str(&one(key)).unwrap_or_else(|e| panic!("Dockerfile {key}: exec form: {e}"))
+        serde_json::from_str(&one(key))
+            .unwrap_or_else(|e| panic!("Dockerfile {key}: exec form: {e}"))
     };
     ImageConfig {
         entrypoint: json("ENTRYPOINT"),
         cmd: json("CMD"),
-        ports: one("EXPOSE").split_whitespace().map(|p| p.parse().expect("EXPOSE port")).collect(),
+        ports: one("EXPOSE")
+            .split_whitespace()
+            .map(|p| p.parse().expect("EXPOSE port"))
+            .collect(),
         user: one("USER"),
         env: one("ENV").split_whitespace().map(str::to_string).collect(),
     }
@@ -76,9 +84,15 @@ fn image_sh_config() -> ImageConfig {
     ImageConfig {
         entrypoint: json("ENTRYPOINT"),
         cmd: json("CMD"),
-        ports: var("PORTS").split_whitespace().map(|p| p.parse().expect("PORTS")).collect(),
+        ports: var("PORTS")
+            .split_whitespace()
+            .map(|p| p.parse().expect("PORTS"))
+            .collect(),
         user: var("USER_ID"),
-        env: var("ENV_VARS").split_whitespace().map(str::to_string).collect(),
+        env: var("ENV_VARS")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -94,7 +108,15 @@ fn dockerfile_and_image_sh_agree() {
         .collect();
     assert_eq!(
         args[..7],
-        ["/usr/local/bin/kiln", "serve", "/mnt/models", "--http", "0.0.0.0:8080", "--grpc", "0.0.0.0:8081"]
+        [
+            "/usr/local/bin/kiln",
+            "serve",
+            "/mnt/models",
+            "--http",
+            "0.0.0.0:8080",
+            "--grpc",
+            "0.0.0.0:8081"
+        ]
     );
     assert_eq!(docker.ports, BTreeSet::from([8080, 8081]));
     assert!(!docker.user.starts_with("0") && !docker.user.starts_with("root"));
@@ -106,7 +128,13 @@ fn the_image_cmd_parses() {
     // renamed in the CLI but not in the image would only fail at run time).
     let cfg = image_sh_config();
     let help = crate::common::kiln_ok(&["serve", "--help"]);
-    for flag in cfg.cmd.as_array().unwrap().iter().filter_map(|v| v.as_str()) {
+    for flag in cfg
+        .cmd
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+    {
         if flag.starts_with("--") {
             assert!(help.contains(flag), "`kiln serve` has no {flag}");
         }

@@ -76,7 +76,10 @@ pub enum Source {
     Dir(PathBuf),
     /// A directory holding one model's files ([`repo::single`]), served as
     /// `name` (KServe's `/mnt/models` and `--model_name`).
-    Model { name: String, dir: PathBuf },
+    Model {
+        name: String,
+        dir: PathBuf,
+    },
     Builtin(Vec<BuiltinModel>),
 }
 
