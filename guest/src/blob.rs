@@ -18,7 +18,7 @@
 //! | op | layer        | params                                   |
 //! |----|--------------|------------------------------------------|
 //! | 1  | standardize  | mean (off, len), inv_std (off, len)      |
-//! | 2  | dense        | inputs, outputs, weight (off, len), bias (off, len) — weight in column panels ([`crate::kernels::panels`]) |
+//! | 2  | dense        | inputs, outputs, weight (off, len), bias (off, len) — weight in column panels ([`crate::kernels::packing::dense`]) |
 //! | 3  | relu         | len                                      |
 //! | 4  | sigmoid      | len                                      |
 //! | 5  | tanh         | len                                      |
@@ -50,8 +50,8 @@ pub const MAGIC: [u8; 4] = *b"KLNB";
 /// outputs × two inputs). Version 3 packs int8 convolution filters in
 /// groups of four output channels × pairs of neighbouring taps (version 2:
 /// one zero-padded row per output channel; see
-/// [`crate::kernels::conv_int8`]). Version 4 stores f32 dense weights in
-/// column [`panels`](crate::kernels::panels) (version 3: input-major). An
+/// [`crate::kernels::packing::conv_i8`]). Version 4 stores f32 dense weights in
+/// column [`panels`](crate::kernels::packing::dense) (version 3: input-major). An
 /// older blob is refused rather than misread.
 pub const VERSION: u32 = 4;
 /// Bytes before the first layer record.
@@ -113,10 +113,7 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
             Layer::Conv2d { geom, weight, bias } => {
                 let g = geom;
                 records.extend([OP_CONV2D, 12]);
-                records.extend(
-                    [g.in_c, g.in_h, g.in_w, g.out_c, g.kh, g.kw, g.stride, g.pad]
-                        .map(|v| v as u32),
-                );
+                records.extend(g.dims().map(|v| v as u32));
                 [Some(weight), Some(bias)]
             }
             Layer::Pool { kind, geom: g } => {
@@ -328,18 +325,8 @@ fn decode_with(bytes: &[u8], scan: bool) -> Result<Model<'_>, DecodeError> {
                 for v in &mut d {
                     *v = r.u32()? as usize;
                 }
-                let [in_c, in_h, in_w, out_c, kh, kw, stride, pad] = d;
                 Layer::Conv2d {
-                    geom: ConvGeom {
-                        in_c,
-                        in_h,
-                        in_w,
-                        out_c,
-                        kh,
-                        kw,
-                        stride,
-                        pad,
-                    },
+                    geom: ConvGeom::new(d),
                     weight: r.tensor(index)?,
                     bias: r.tensor(index)?,
                 }
@@ -349,14 +336,13 @@ fn decode_with(bytes: &[u8], scan: bool) -> Result<Model<'_>, DecodeError> {
                 for v in &mut d {
                     *v = r.u32()? as usize;
                 }
-                let [c, h, w, k, stride] = d;
                 Layer::Pool {
                     kind: if op == OP_MAX_POOL {
                         PoolKind::Max
                     } else {
                         PoolKind::Avg
                     },
-                    geom: PoolGeom { c, h, w, k, stride },
+                    geom: PoolGeom::new(d),
                 }
             }
             OP_LEAKY_RELU => Layer::LeakyRelu {
@@ -523,38 +509,17 @@ mod tests {
     }
 
     fn conv_sample() -> Model<'static> {
-        let geom = ConvGeom {
-            in_c: 1,
-            in_h: 4,
-            in_w: 4,
-            out_c: 2,
-            kh: 3,
-            kw: 3,
-            stride: 1,
-            pad: 1,
-        };
+        let geom = ConvGeom::new([1, 4, 4, 2, 3, 3, 1, 1]);
         let filters: Vec<f32> = (0..18).map(|v| v as f32 * 0.1 - 0.9).collect();
         let layers = vec![
             Layer::conv2d_from_filters(0, geom, &filters, vec![0.5, -0.5].into()).unwrap(),
             Layer::Pool {
                 kind: PoolKind::Max,
-                geom: PoolGeom {
-                    c: 2,
-                    h: 4,
-                    w: 4,
-                    k: 2,
-                    stride: 2,
-                },
+                geom: PoolGeom::new([2, 4, 4, 2, 2]),
             },
             Layer::Pool {
                 kind: PoolKind::Avg,
-                geom: PoolGeom {
-                    c: 2,
-                    h: 2,
-                    w: 2,
-                    k: 2,
-                    stride: 1,
-                },
+                geom: PoolGeom::new([2, 2, 2, 2, 1]),
             },
         ];
         Model::new(16, layers).unwrap()

@@ -16,14 +16,15 @@
 //!
 //! * [`blob`] — the compact model blob embedded into modules (encode/decode).
 //! * [`model`] — the layer graph and its validated execution.
-//! * [`kernels`] — scalar reference kernels and their SIMD128 overrides.
+//! * [`kernels`] — the generic kernel of every op and the architectures'
+//!   overrides (wasm SIMD128, x86-64 SSE2).
 //! * [`int8`] — quantized layers (int8 × int8 → i32, fixed-point requantize).
 //! * [`math`] — the one `exp` every platform uses, so results are bit-exact.
 //! * `graph` — the model file's graph schema and its conversion into a
 //!   [`Model`] (feature `graph`, which links `std`; shared by the host and
 //!   the browser package).
 //! * `abi` — the raw ABI v1 exports (wasm32 + feature `module` only; the
-//!   only `unsafe` outside the SIMD kernels).
+//!   only `unsafe` outside the SIMD kernels and their test export).
 #![cfg_attr(not(any(test, feature = "graph")), no_std)]
 
 extern crate alloc;
@@ -42,7 +43,7 @@ mod abi;
 pub mod graph;
 
 pub use error::{DecodeError, ModelError, RunError};
-pub use kernels::conv::{ConvGeom, PoolGeom, PoolKind};
+pub use kernels::{ConvGeom, PoolGeom, PoolKind};
 pub use model::{Activation, Layer, Model, Scratch, Tensor};
 
 /// The version of the compiled-module ABI this crate implements.

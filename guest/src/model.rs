@@ -10,7 +10,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use crate::int8::{Domain, Int8Layer, Int8Scratch};
-use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
+use crate::kernels::{ConvGeom, PoolGeom, PoolKind};
 use crate::{ModelError, RunError, kernels};
 
 /// Largest number of `f32` values a layer may produce per row, and largest
@@ -41,7 +41,7 @@ pub enum Layer<'a> {
         inv_std: Tensor<'a>,
     },
     /// Fully connected: `y = x·W + b` with `weight` stored in column
-    /// [`panels`](kernels::panels), see [`kernels::reference::dense`].
+    /// [`panels`](kernels::packing::dense), see [`kernels::generic::dense`].
     Dense {
         inputs: usize,
         outputs: usize,
@@ -51,13 +51,13 @@ pub enum Layer<'a> {
     /// An activation over rows of `len` values.
     Activation { kind: Activation, len: usize },
     /// 2-D convolution over NCHW rows, `weight` stored tap-major
-    /// (`in_c × kh × kw × out_c`), see [`kernels::conv::conv2d`].
+    /// (`in_c × kh × kw × out_c`), see [`kernels::generic::conv2d`].
     Conv2d {
         geom: ConvGeom,
         weight: Tensor<'a>,
         bias: Tensor<'a>,
     },
-    /// Max or average pooling over NCHW rows, see [`kernels::conv::pool`].
+    /// Max or average pooling over NCHW rows, see [`kernels::generic::pool`].
     Pool { kind: PoolKind, geom: PoolGeom },
     /// A quantized layer (see [`crate::int8`]).
     Int8(Int8Layer<'a>),
@@ -90,7 +90,7 @@ pub enum Layer<'a> {
 impl<'a> Layer<'a> {
     /// A dense layer from PyTorch-style output-major rows (`outputs × inputs`,
     /// as the model file stores them), packed into the kernels' column
-    /// [`panels`](kernels::panels). `layer` is the index reported in errors.
+    /// [`panels`](kernels::packing::dense). `layer` is the index reported in errors.
     pub fn dense_from_rows(
         layer: usize,
         inputs: usize,
@@ -102,7 +102,7 @@ impl<'a> Layer<'a> {
         Ok(Layer::Dense {
             inputs,
             outputs,
-            weight: Cow::Owned(kernels::panels::pack_rows(rows, inputs, outputs)),
+            weight: Cow::Owned(kernels::packing::dense::pack_rows(rows, inputs, outputs)),
             bias,
         })
     }

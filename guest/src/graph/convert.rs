@@ -217,16 +217,7 @@ fn convert(
                 let (in_c, in_h, in_w) = image()?;
                 let (w, (out_c, kh, kw)) = at.conv_weight(weight, in_c)?;
                 let b = at.vector(bias, out_c)?;
-                let geom = ConvGeom {
-                    in_c,
-                    in_h,
-                    in_w,
-                    out_c,
-                    kh,
-                    kw,
-                    stride: *stride,
-                    pad: *padding,
-                };
+                let geom = ConvGeom::new([in_c, in_h, in_w, out_c, kh, kw, *stride, *padding]);
                 let (w, b) = (at.f32s(weight, w)?, at.f32s(bias, b)?);
                 let layer = Layer::conv2d_from_filters(index, geom, w, b.to_vec().into())?;
                 shape = vec![out_c, geom.out_h(), geom.out_w()];
@@ -238,13 +229,7 @@ fn convert(
                     LayerSpec::MaxPool { .. } => PoolKind::Max,
                     _ => PoolKind::Avg,
                 };
-                let geom = PoolGeom {
-                    c,
-                    h,
-                    w,
-                    k: *kernel,
-                    stride: stride.unwrap_or(*kernel),
-                };
+                let geom = PoolGeom::new([c, h, w, *kernel, stride.unwrap_or(*kernel)]);
                 geom.check().ok_or(ModelError::Geometry { layer: index })?;
                 shape = vec![c, geom.out_h(), geom.out_w()];
                 // After an int8 layer's int8 output, pool the int8 values.

@@ -300,16 +300,7 @@ fn conv_layer(
             found,
         }));
     };
-    let geom = crate::ConvGeom {
-        in_c,
-        in_h,
-        in_w,
-        out_c,
-        kh,
-        kw,
-        stride: *stride,
-        pad: *padding,
-    };
+    let geom = crate::ConvGeom::new([in_c, in_h, in_w, out_c, kh, kw, *stride, *padding]);
     let taps = in_c * kh * kw;
     let folded =
         fold_zero_point(filters, taps, bias_q, zero_point, bias).map_err(|e| at.quant_err(e))?;

@@ -19,9 +19,9 @@ use alloc::vec::Vec;
 use super::{ConvI8, PoolI8};
 use super::{DenseI8, Int8Layer, Int8Output};
 use crate::blob::{Reader, TensorRef, push_tensor};
-use crate::kernels::conv::PoolKind;
+use crate::kernels::PoolKind;
 #[cfg(feature = "int8-conv")]
-use crate::kernels::conv::{ConvGeom, PoolGeom};
+use crate::kernels::{ConvGeom, PoolGeom};
 use crate::{DecodeError, Layer};
 
 const OP_QUANTIZE: u32 = 20;
@@ -78,9 +78,7 @@ pub(crate) fn encode<'t>(
                 Int8Output::Float { .. } => (OP_CONV_I8_TO_F32, 18),
             };
             records.extend([op, k]);
-            records.extend(
-                [g.in_c, g.in_h, g.in_w, g.out_c, g.kh, g.kw, g.stride, g.pad].map(|v| v as u32),
-            );
+            records.extend(g.dims().map(|v| v as u32));
             records.push(c.input_zero_point as u32);
             push_tensor(records, tensors, TensorRef::I8(&c.weight));
             push_tensor(records, tensors, TensorRef::I32(&c.bias));
@@ -180,11 +178,7 @@ pub(crate) fn decode<'a>(
             for v in &mut d {
                 *v = r.u32()? as usize;
             }
-            let [c, h, w, k, stride] = d;
-            Int8Layer::Pool(
-                PoolI8::new(index, kind, PoolGeom { c, h, w, k, stride })
-                    .map_err(DecodeError::Model)?,
-            )
+            Int8Layer::Pool(PoolI8::new(index, kind, PoolGeom::new(d)).map_err(DecodeError::Model)?)
         }
         _ => {
             let inputs = r.u32()? as usize;
@@ -251,17 +245,7 @@ fn decode_conv<'a>(
     for v in &mut d {
         *v = r.u32()? as usize;
     }
-    let [in_c, in_h, in_w, out_c, kh, kw, stride, pad] = d;
-    let geom = ConvGeom {
-        in_c,
-        in_h,
-        in_w,
-        out_c,
-        kh,
-        kw,
-        stride,
-        pad,
-    };
+    let geom = ConvGeom::new(d);
     let input_zero_point = r.u32()? as i32;
     let weight = r.typed(index, |b: [u8; 1]| b[0] as i8)?;
     let bias = r.typed(index, i32::from_le_bytes)?;

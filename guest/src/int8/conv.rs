@@ -1,5 +1,5 @@
 //! The int8 convolution layer ([`ConvI8`]) and what runs around it in a
-//! quantized CNN: int8 pooling (see [`crate::kernels::conv_int8`] for the
+//! quantized CNN: int8 pooling (see [`crate::kernels::generic::pool_i8`] for the
 //! arithmetic).
 //!
 //! A convolution reads int8 activations with a static scale and zero point
@@ -22,8 +22,8 @@ use alloc::borrow::Cow;
 
 use super::{Int8Layer, Int8Output, Int8Scratch};
 use crate::ModelError;
-use crate::kernels::conv::{ConvGeom, PoolGeom, PoolKind};
-use crate::kernels::conv_int8 as k;
+use crate::kernels::packing::conv_i8 as k;
+use crate::kernels::{ConvGeom, PoolGeom, PoolKind};
 
 /// A marker every int8 convolution and pooling layer holds: `()` with the
 /// feature `int8-conv`, uninhabited without it (see the module note).
@@ -71,7 +71,7 @@ pub struct ConvI8<'a> {
     /// one (every [`crate::Layer`] pays for the largest).
     pub geom: alloc::boxed::Box<ConvGeom>,
     /// Filters packed by [`k::pack_filters`] (groups of four output
-    /// channels, neighbouring taps in pairs; see [`crate::kernels::conv_int8`]).
+    /// channels, neighbouring taps in pairs; see [`crate::kernels::packing::conv_i8`]).
     pub weight: Cow<'a, [i8]>,
     /// i32 bias at the accumulator scale with the input zero point folded in
     /// (`bias − z_x · Σ_t W[o][t]`).
@@ -227,7 +227,7 @@ pub(super) fn run(layer: &Int8Layer<'_>, batch: usize, f32_buf: &mut [f32], q: &
                     // `check` refuses a conv without a static input scale.
                     let s = input_scale.unwrap_or(1.0);
                     let y = &mut f32_buf[..yn];
-                    k::dequantize_planes(acc, s, weight_scale, bias, plane, y);
+                    crate::kernels::dequantize_planes(acc, s, weight_scale, bias, plane, y);
                 }
             }
         }
@@ -249,16 +249,7 @@ mod tests {
     /// a hand-checked run, the blob round trip, and totality of decoding
     /// every truncation and byte flip.
     fn layers(output_scale: Option<f32>) -> alloc::vec::Vec<Layer<'static>> {
-        let g1 = ConvGeom {
-            in_c: 1,
-            in_h: 4,
-            in_w: 4,
-            out_c: 2,
-            kh: 3,
-            kw: 3,
-            stride: 1,
-            pad: 1,
-        };
+        let g1 = ConvGeom::new([1, 4, 4, 2, 3, 3, 1, 1]);
         let ones = [1i8; 9];
         let mut filters = ones.to_vec();
         filters.extend(ones.map(|v| -v));
@@ -278,30 +269,10 @@ mod tests {
         .unwrap();
         let pool = |kind, h| {
             Layer::Int8(Int8Layer::Pool(
-                PoolI8::new(
-                    2,
-                    kind,
-                    PoolGeom {
-                        c: 2,
-                        h,
-                        w: h,
-                        k: 2,
-                        stride: 2,
-                    },
-                )
-                .unwrap(),
+                PoolI8::new(2, kind, PoolGeom::new([2, h, h, 2, 2])).unwrap(),
             ))
         };
-        let g2 = ConvGeom {
-            in_c: 2,
-            in_h: 1,
-            in_w: 1,
-            out_c: 1,
-            kh: 1,
-            kw: 1,
-            stride: 1,
-            pad: 0,
-        };
+        let g2 = ConvGeom::new([2, 1, 1, 1, 1, 1, 1, 0]);
         let c2 = ConvI8::from_filters(
             4,
             g2,

@@ -9,7 +9,7 @@
 //! [`ConvI8`] does the same for convolutions, and [`Int8Layer::Pool`] pools
 //! int8 activations, so a quantized CNN stays in integers from its input
 //! quantize to its last dense layer.
-//! The arithmetic is defined in [`crate::kernels::int8`] and documented in
+//! The arithmetic is defined in [`crate::kernels::generic`] and documented in
 //! `docs/quantization.md`.
 //!
 //! Every value flowing between layers has a [`Domain`]; [`crate::Model::new`]
@@ -23,7 +23,7 @@ pub use conv::{ConvI8, Here, PoolI8};
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use crate::kernels::{self, int8 as k};
+use crate::kernels::{self, packing::dense_i8 as k};
 use crate::{ModelError, RunError};
 
 /// Where a layer's input or output lives.
@@ -71,7 +71,7 @@ pub enum Int8Layer<'a> {
 pub struct DenseI8<'a> {
     pub inputs: usize,
     pub outputs: usize,
-    /// Weights in the packed layout of [`kernels::int8::pack`].
+    /// Weights in the packed layout of [`k::pack`].
     pub weight: Cow<'a, [i8]>,
     /// i32 bias at the accumulator scale, with the input zero point folded
     /// in (`bias − z_x · Σ_i W[o][i]`).
@@ -83,7 +83,7 @@ pub struct DenseI8<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Int8Output<'a> {
     /// Requantize to int8 per output channel
-    /// ([`kernels::int8::requantize_one`]); `relu` clamps below at the zero
+    /// ([`kernels::generic::requantize_one`]); `relu` clamps below at the zero
     /// point.
     Int8 {
         multiplier: Cow<'a, [i32]>,
@@ -91,7 +91,7 @@ pub enum Int8Output<'a> {
         zero_point: i32,
         relu: bool,
     },
-    /// Dequantize to f32 ([`kernels::int8::dequantize`]). `input_scale` is
+    /// Dequantize to f32 ([`kernels::dequantize`]). `input_scale` is
     /// `None` when the input was quantized dynamically (the row's scale is
     /// used).
     Float {
@@ -248,7 +248,7 @@ impl<'a> Int8Layer<'a> {
                     .take(batch)
                     .enumerate()
                 {
-                    let (scale, inv) = k::dynamic_scale(x);
+                    let (scale, inv) = kernels::dynamic_scale(x);
                     q.row_scale[r] = scale;
                     kernels::quantize_i8(x, inv, 0, y);
                 }
@@ -265,7 +265,14 @@ impl<'a> Int8Layer<'a> {
                         relu,
                     } => {
                         let lo = if *relu { *zero_point } else { -128 };
-                        k::requantize(acc, multiplier, shift, *zero_point, lo, &mut q.next[..yn]);
+                        kernels::requantize(
+                            acc,
+                            multiplier,
+                            shift,
+                            *zero_point,
+                            lo,
+                            &mut q.next[..yn],
+                        );
                         core::mem::swap(&mut q.cur, &mut q.next);
                     }
                     Int8Output::Float {
@@ -276,7 +283,7 @@ impl<'a> Int8Layer<'a> {
                         if let Some(s) = input_scale {
                             q.row_scale[..batch].fill(*s);
                         }
-                        k::dequantize(
+                        kernels::dequantize(
                             acc,
                             &q.row_scale[..batch],
                             weight_scale,
@@ -422,7 +429,7 @@ pub struct Int8Scratch {
     pub(crate) acc: Vec<i32>,
     row_scale: Vec<f32>,
     /// The padded pair buffer of int8 convolutions
-    /// ([`crate::kernels::conv_int8::scratch_len`]).
+    /// ([`crate::kernels::packing::conv_i8::scratch_len`]).
     pub(crate) cols: Vec<i32>,
 }
 

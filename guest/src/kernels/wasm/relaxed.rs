@@ -21,14 +21,15 @@
 //! ReLU outputs, pixel inputs) gets the fast path, any other model the plain
 //! one, both with the reference's bits.
 //!
-//! A packed unit is four outputs × four inputs (`super::int8`), exactly one
+//! A packed unit is four outputs × four inputs (`packing::dense_i8`), exactly one
 //! lane per output: one load and one instruction per 16 multiply-adds, where
 //! the plain kernel needs two sign-extending loads, two dots and two adds.
 
 use core::arch::wasm32::*;
 
-use super::int8::{self as reference, BLOCK, QUAD};
-use super::simd128_int8::{self as plain, rows_or_trap, splat_last_quads, splat_quads, store_rows};
+use super::dense_i8::{self as plain, rows_or_trap, splat_last_quads, splat_quads, store_rows};
+use crate::kernels::generic as reference;
+use crate::kernels::packing::dense_i8::{BLOCK, QUAD};
 
 /// [`reference::dense_i8`]: 32 outputs per pass over a row, or 8 outputs of
 /// 4 rows; rows with a negative value go to the plain SIMD128 kernel.
@@ -53,7 +54,7 @@ pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize,
 }
 
 /// [`reference::is_7bit`], sixteen bytes at a time.
-pub fn is_7bit(x: &[i8]) -> bool {
+fn is_7bit(x: &[i8]) -> bool {
     let mut any = i8x16_splat(0);
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
@@ -89,7 +90,10 @@ fn dense_rows<const R: usize, const G: usize>(
 /// Blocks `b0 .. b0 + G` of rows `r0 .. r0 + R` over the whole input row:
 /// `sums[r][k]` holds the four outputs of block `b0 + k`.
 #[target_feature(enable = "relaxed-simd")]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "`dense_i8`'s five operands, then the first row and block: the arguments of one inlined step"
+)]
 // `k` picks the same block in each row's accumulators.
 #[allow(clippy::needless_range_loop)]
 fn pass<const R: usize, const G: usize>(

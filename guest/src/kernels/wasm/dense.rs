@@ -1,10 +1,8 @@
-//! SIMD128 overrides of the reference kernels, for wasm modules built with
-//! `-C target-feature=+simd128`.
+//! SIMD128 overrides of the f32 dense layer, ReLU and standardization.
 //!
 //! Each function performs, per output element, exactly the IEEE operations of
-//! its twin in [`super::reference`] in the same order — only several outputs
-//! at a time — so results are bit-identical. The host tests this in wasmtime
-//! (`runtime/tests/kernels.rs`, feature `kernel-tests`).
+//! its generic twin in the same order — only several outputs at a time — so
+//! results are bit-identical.
 //!
 //! Loads and stores use raw pointers; every function checks the slice lengths
 //! it relies on before the first access, and the dense kernels trap if they
@@ -13,13 +11,13 @@
 
 use core::arch::wasm32::*;
 
-use super::dense_lanes;
-use super::reference;
+use crate::kernels::blocked;
+use crate::kernels::generic as reference;
 
-/// [`reference::dense`], blocked as `dense_lanes` describes.
+/// [`reference::dense`], blocked as `blocked::dense` describes.
 #[inline(never)]
 pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
-    if !dense_lanes::dense::<v128>(x, w, b, inputs, outputs, y) {
+    if !blocked::dense::dense::<v128>(x, w, b, inputs, outputs, y) {
         // Broken contract ([`crate::Model::new`] checks every size): trap
         // rather than carry a vectorised reference copy in the kernel.
         core::arch::wasm32::unreachable();

@@ -1,15 +1,14 @@
-//! x86-64 (SSE2, the architecture's baseline) override of the int8 dense
-//! kernel, so `kiln predict --native`, calibration and evaluation run int8
-//! models at SIMD speed on the host. Same structure as the SIMD128 kernel:
-//! each packed 16-byte unit (four outputs × four inputs) is sign-extended to
-//! two i16 halves and multiplied with `pmaddwd` by the four inputs repeated,
-//! two partial sums per output, added when the pass ends. Integer sums are
-//! exact and order-independent, so this equals [`super::int8::dense_i8`]
-//! (tested below).
+//! x86-64 (SSE2) override of the int8 dense kernel, shaped like the
+//! SIMD128 one: each packed 16-byte unit (four outputs × four inputs) is
+//! sign-extended to two i16 halves and multiplied with `pmaddwd` by the
+//! four inputs repeated, two partial sums per output, added when the pass
+//! ends. Integer sums are exact and order-independent, so this equals
+//! [`reference::dense_i8`].
 
 use core::arch::x86_64::*;
 
-use super::int8::{self as reference, BLOCK, QUAD};
+use crate::kernels::generic as reference;
+use crate::kernels::packing::dense_i8::{self as packing, BLOCK, QUAD};
 
 /// Output blocks (of four) per pass over a row.
 const GROUP: usize = 4;
@@ -17,7 +16,7 @@ const GROUP: usize = 4;
 /// [`reference::dense_i8`], 16 outputs per pass.
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
     let rows = x.len().checked_div(inputs).unwrap_or(0);
-    let sizes_ok = reference::packed_len(inputs, outputs) == Some(w.len())
+    let sizes_ok = packing::packed_len(inputs, outputs) == Some(w.len())
         && bias.len() == outputs
         && rows.checked_mul(outputs).is_some_and(|n| n <= acc.len());
     if !sizes_ok || outputs == 0 || inputs == 0 {
@@ -80,44 +79,6 @@ fn quad(xr: &[i8], q: usize) -> i32 {
                 *v = xr.get(QUAD * q + t).map_or(0, |&v| v as u8);
             }
             i32::from_le_bytes(b)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Equal to the reference on awkward sizes and extreme values.
-    #[test]
-    fn matches_reference() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            match seed % 7 {
-                0 => -128i8,
-                1 => 127,
-                _ => (seed >> 24) as i8,
-            }
-        };
-        for (batch, inputs, outputs) in [
-            (1, 1, 1),
-            (2, 3, 9),
-            (3, 17, 33),
-            (1, 784, 256),
-            (4, 64, 10),
-        ] {
-            let x: Vec<i8> = (0..batch * inputs).map(|_| next()).collect();
-            let rows: Vec<i8> = (0..inputs * outputs).map(|_| next()).collect();
-            let bias: Vec<i32> = (0..outputs).map(|o| o as i32 * 1001 - 5000).collect();
-            let mut packed = vec![0i8; reference::packed_len(inputs, outputs).unwrap()];
-            reference::pack(&rows, inputs, outputs, &mut packed);
-            let (mut want, mut got) = (vec![0; batch * outputs], vec![0; batch * outputs]);
-            reference::dense_i8(&x, &packed, &bias, inputs, outputs, &mut want);
-            dense_i8(&x, &packed, &bias, inputs, outputs, &mut got);
-            assert_eq!(got, want, "{batch}x{inputs}x{outputs}");
         }
     }
 }

@@ -1,10 +1,10 @@
-//! SIMD128 overrides of [`super::channel`]: the same IEEE operations per
-//! element, four elements at a time, so results are bit-identical (tested in
-//! wasmtime by `tests/e2e/onnx.rs` through the `kiln_test_*` exports).
+//! SIMD128 overrides of the per-channel ops (leaky ReLU, PReLU, scale and
+//! shift): the same IEEE operations per element, four elements at a time,
+//! so results are bit-identical.
 
 use core::arch::wasm32::*;
 
-use super::channel;
+use crate::kernels::generic as channel;
 
 /// [`channel::leaky_relu`]: `bitselect(alpha · x, x, x < 0)`.
 pub fn leaky_relu(x: &mut [f32], alpha: f32) {

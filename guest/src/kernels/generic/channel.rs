@@ -2,10 +2,10 @@
 //! models need: `leaky_relu`, `prelu`, `scale_shift`, grouped
 //! (log-)softmax and global average pooling.
 //!
-//! Like [`super::reference`], each function *defines* its op's arithmetic,
-//! including the order of every sum; SIMD128 overrides live in
-//! `channel_simd128.rs` and must match these bit for bit. Rows are
-//! channel-major (`channels × inner`, the NCHW layout without the batch).
+//! Like the rest of [`super`], each function *defines* its op's arithmetic,
+//! including the order of every sum; the overrides must match these bit for
+//! bit. Rows are channel-major (`channels × inner`, the NCHW layout without
+//! the batch).
 
 use crate::math;
 

@@ -1,7 +1,7 @@
 //! The blocked 2-D convolution behind the SIMD overrides of
-//! [`super::conv::conv2d`], written once over a 4-lane `f32` vector
-//! ([`F32x4`]) and instantiated for wasm's `v128` (`conv_simd128`) and
-//! x86-64's SSE2 `__m128` (`sse2`).
+//! [`generic::conv2d`], written once over a 4-lane `f32` vector
+//! ([`F32x4`]) and instantiated for wasm's `v128` and x86-64's SSE2
+//! `__m128`.
 //!
 //! Every lane performs the reference's IEEE operations in the reference's
 //! order — per output, `+0.0`, then `+ x·w` for `c`, `ky`, `kx` increasing,
@@ -38,10 +38,11 @@
 //!   scalar reference.
 
 use super::blocks;
-use super::conv::{self, ConvGeom, for_each_tap};
 use super::lanes::F32x4;
+use crate::kernels::generic::{self, for_each_tap};
+use crate::kernels::geometry::ConvGeom;
 
-/// [`conv::conv2d`] with `V` lanes; same arguments, same bits.
+/// [`generic::conv2d`] with `V` lanes; same arguments, same bits.
 #[inline(always)]
 pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     let (Some(in_len), Some(out_len), Some(wlen)) = (g.input_len(), g.output_len(), g.weight_len())
@@ -56,7 +57,7 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
     // Fewer than 4 channels fill no vector: the reference's loop is the
     // scalar code they need.
     if !sizes_ok || g.out_c < 4 {
-        return conv::conv2d(x, w, b, g, y);
+        return generic::conv2d(x, w, b, g, y);
     }
     let (s, p, ow) = (g.stride, g.pad, g.out_w());
     // Interior columns [lo, hi): ox·s ≥ pad and ox·s − pad + kw − 1 < in_w.

@@ -1,7 +1,6 @@
 //! The blocked int8 convolution behind the SIMD overrides of
-//! [`super::conv_int8::conv2d_i8`], written once over a 4 × i32 vector
-//! ([`I32x4`]) and instantiated for wasm's `v128` (`conv_int8_simd128`) and
-//! x86-64's SSE2 `__m128i` (`conv_int8_sse2`).
+//! [`generic::conv2d_i8`], written once over a 4 × i32 vector ([`I32x4`])
+//! and instantiated for wasm's `v128` and x86-64's SSE2 `__m128i`.
 //!
 //! Integer sums are exact and order-free, so any blocking gives the
 //! reference's accumulators bit for bit. The shape chosen:
@@ -26,62 +25,18 @@
 //!   first `out_w` lanes. Channels beyond `out_c` in the last group have
 //!   zero filters and are not stored.
 
-use super::conv::ConvGeom;
-use super::conv_int8::{GROUP, packed_len, scratch_len};
+use super::lanes::I32x4;
+#[cfg(doc)]
+use crate::kernels::generic;
+use crate::kernels::geometry::ConvGeom;
+use crate::kernels::packing::conv_i8::{GROUP, packed_len, scratch_len};
 
 /// Output columns per tile (two vectors).
 const COLS: usize = 8;
 
-/// Four i32 lanes (or eight i16) and the integer operations the blocked
-/// convolution uses.
-pub(crate) trait I32x4: Copy {
-    fn zero() -> Self;
-    fn splat(v: i32) -> Self;
-    fn from_array(v: [i32; 4]) -> Self;
-    fn add(self, o: Self) -> Self;
-    /// `self + dot_i16x8(x, w)`: lane `i` adds `x.i16[2i]·w.i16[2i] +
-    /// x.i16[2i+1]·w.i16[2i+1]` (exact, then wrapping).
-    fn dot_add(self, x: Self, w: Self) -> Self;
-    /// The four i32 lanes, each broadcast to a whole vector.
-    fn broadcast_lanes(self) -> [Self; 4];
-    /// Loads `p[0..4]`.
-    ///
-    /// # Safety
-    /// The four i32 at `p` must be readable.
-    unsafe fn load(p: *const i32) -> Self;
-    /// Loads the 8 bytes at `p`, sign-extended to i16 lanes.
-    ///
-    /// # Safety
-    /// The eight bytes at `p` must be readable.
-    unsafe fn load_i8x8(p: *const i8) -> Self;
-    /// Stores the lanes to `p[0..4]`.
-    ///
-    /// # Safety
-    /// The four i32 at `p` must be writable.
-    unsafe fn store(self, p: *mut i32);
-
-    /// Loads `p[0]`, `p[s]`, `p[2s]`, `p[3s]`.
-    ///
-    /// # Safety
-    /// Those four i32 must be readable.
-    #[inline(always)]
-    unsafe fn load_strided(p: *const i32, s: usize) -> Self {
-        // SAFETY: the caller guarantees the four reads.
-        unsafe {
-            if s == 1 {
-                Self::load(p)
-            } else {
-                Self::from_array([*p, *p.add(s), *p.add(2 * s), *p.add(3 * s)])
-            }
-        }
-    }
-}
-
-/// [`super::conv_int8::conv2d_i8`] with `V` lanes; same arguments, same
-/// bits. `scratch` must hold [`scratch_len`] values; with wrong sizes
+/// [`generic::conv2d_i8`] with `V` lanes; same arguments, same bits. `scratch` must hold [`scratch_len`] values; with wrong sizes
 /// nothing is computed (the caller, `Model`, guarantees them — and this
 /// keeps a second copy of the kernel out of the wasm module).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn conv2d_i8<V: I32x4>(
     x: &[i8],

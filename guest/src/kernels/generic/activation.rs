@@ -1,43 +1,9 @@
-//! Scalar reference kernels: the definition of every op's arithmetic.
+//! The f32 element-wise and row ops — input standardization, ReLU,
+//! sigmoid, tanh, softmax: the definition of their arithmetic.
 //!
-//! Buffers are row-major `batch × width` slices. Callers ([`crate::Model`])
-//! guarantee the lengths; the kernels iterate with `chunks_exact`/`zip`, so a
-//! wrong length computes less, never reads out of bounds.
+//! Buffers are row-major `batch × width` slices, changed in place.
 
-use super::panels;
 use crate::math;
-
-/// Fully connected layer: `y[r][o] = (Σ_i x[r][i] · W[o][i]) + b[o]`.
-///
-/// `w` is stored in column [`panels`]. The sum for each output starts at
-/// `+0.0` and adds the products in increasing `i`, one rounding per multiply
-/// and per add (no FMA); the bias is added last. Outputs are independent,
-/// so vectorising across `o` keeps this order exactly.
-pub fn dense(x: &[f32], w: &[f32], b: &[f32], inputs: usize, outputs: usize, y: &mut [f32]) {
-    for (start, width) in panels::panels(outputs) {
-        let (Some(wp), Some(bp)) = (
-            w.get(start * inputs..(start + width) * inputs),
-            b.get(start..start + width),
-        ) else {
-            return;
-        };
-        for (xr, yr) in x
-            .chunks_exact(inputs.max(1))
-            .zip(y.chunks_exact_mut(outputs))
-        {
-            let yp = &mut yr[start..start + width];
-            yp.fill(0.0);
-            for (&xi, wr) in xr.iter().zip(wp.chunks_exact(width)) {
-                for (yo, &wo) in yp.iter_mut().zip(wr) {
-                    *yo += xi * wo;
-                }
-            }
-            for (yo, &bo) in yp.iter_mut().zip(bp) {
-                *yo += bo;
-            }
-        }
-    }
-}
 
 /// `y = (x − mean) · inv_std`, per feature, in place.
 pub fn standardize(x: &mut [f32], mean: &[f32], inv_std: &[f32]) {
@@ -96,17 +62,6 @@ pub fn softmax(x: &mut [f32], len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dense_matches_definition() {
-        // x = [1, 2], w (2 inputs × 3 outputs) input-major, b = [0.5, 0, -1]
-        let x = [1.0, 2.0];
-        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let b = [0.5, 0.0, -1.0];
-        let mut y = [0.0; 3];
-        dense(&x, &w, &b, 2, 3, &mut y);
-        assert_eq!(y, [9.5, 12.0, 14.0]);
-    }
 
     #[test]
     fn softmax_rows_sum_to_one() {

@@ -1,4 +1,4 @@
-//! SIMD128 overrides of the int8 reference kernels ([`super::int8`]).
+//! SIMD128 overrides of the int8 dense layer and the input quantize.
 //!
 //! [`dense_i8`] multiplies with `i32x4.dot_i16x8_s`. A packed 16-byte unit
 //! holds four outputs × four inputs; each half is sign-extended while loading
@@ -16,11 +16,16 @@
 
 use core::arch::wasm32::*;
 
-use super::int8::{self as reference, BLOCK, QUAD};
+use crate::kernels::generic as reference;
+use crate::kernels::packing::dense_i8::{self as packing, BLOCK, QUAD};
 
 /// [`reference::dense_i8`]: 16 outputs per pass over a row, or 4 outputs of
 /// 4 rows, so each weight load serves four rows.
 #[inline(never)]
+#[cfg_attr(
+    feature = "relaxed-simd",
+    allow(unreachable_pub, reason = "the relaxed kernel's fallback there")
+)]
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
     let rows = rows_or_trap(x, w, bias, inputs, outputs, acc);
     let mut r = 0;
@@ -69,7 +74,7 @@ pub(crate) fn sizes_ok(
     let rows = x.len().checked_div(inputs).unwrap_or(0);
     outputs > 0
         && inputs > 0
-        && reference::packed_len(inputs, outputs) == Some(w.len())
+        && packing::packed_len(inputs, outputs) == Some(w.len())
         && bias.len() == outputs
         && rows.checked_mul(outputs).is_some_and(|n| n <= acc.len())
 }
@@ -121,7 +126,6 @@ pub(crate) fn splat_last_quads<const R: usize>(
 /// Adds the bias to and stores the `G` blocks `b0 .. b0 + G` of rows
 /// `r0 .. r0 + R`, whose four sums `block(&sums[r], k)` gives.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn store_rows<const R: usize, const G: usize>(
     sums: &[[v128; 8]; R],
     block: impl Fn(&[v128; 8], usize) -> v128,
@@ -166,7 +170,10 @@ fn dense_rows<const R: usize, const G: usize>(
 /// `sums[r][2k]` holds outputs 0–1 of block k (two partial sums each),
 /// `sums[r][2k + 1]` outputs 2–3.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "`dense_i8`'s five operands, then the first row and block: the arguments of one inlined step"
+)]
 fn pass<const R: usize, const G: usize>(
     x: &[i8],
     w: &[i8],

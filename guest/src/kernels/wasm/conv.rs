@@ -1,8 +1,8 @@
-//! SIMD128 overrides of [`super::conv`]: the same IEEE operations per output
-//! in the same order, several outputs at a time, so bit-identical (tested in
-//! wasmtime against the reference by `tests/e2e/kernels.rs`).
+//! SIMD128 overrides of the f32 convolution and pooling: the same IEEE
+//! operations per output in the same order, several outputs at a time, so
+//! bit-identical.
 //!
-//! Convolution is the shared blocked kernel of `conv_lanes` on `v128`;
+//! Convolution is the shared blocked kernel of `blocked::conv` on `v128`;
 //! pooling vectorises across 4 neighbouring output columns: 2×2 windows
 //! at stride 2 by even/odd shuffles of whole rows (`plane_2x2`), other
 //! windows per tap (at stride 2, two loads and one shuffle instead of four
@@ -10,13 +10,14 @@
 
 use core::arch::wasm32::*;
 
-use super::conv::{self, ConvGeom, PoolGeom, PoolKind};
-use super::conv_lanes;
+use crate::kernels::blocked;
+use crate::kernels::generic as reference;
+use crate::kernels::geometry::{ConvGeom, PoolGeom, PoolKind};
 
-/// [`conv::conv2d`], blocked as `conv_lanes` describes.
+/// [`reference::conv2d`], blocked as `blocked::conv` describes.
 #[inline(never)]
 pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
-    conv_lanes::conv2d::<v128>(x, w, b, g, y)
+    blocked::conv::conv2d::<v128>(x, w, b, g, y)
 }
 
 /// Every whole vector of every output row of one plane for 2×2 windows at
@@ -72,12 +73,12 @@ fn plane_2x2(
     4 * vectors
 }
 
-/// [`conv::pool`], four output columns per vector.
+/// [`reference::pool`], four output columns per vector.
 pub fn pool(kind: PoolKind, x: &[f32], g: &PoolGeom, y: &mut [f32]) {
     let Some(in_len) = g.input_len() else { return };
     let rows = x.len() / in_len;
     if rows.checked_mul(g.output_len()).is_none_or(|n| n > y.len()) {
-        return conv::pool(kind, x, g, y);
+        return reference::pool(kind, x, g, y);
     }
     let (oh, ow) = (g.out_h(), g.out_w());
     let count = f32x4_splat((g.k * g.k) as f32);

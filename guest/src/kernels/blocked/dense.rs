@@ -1,7 +1,6 @@
 //! The blocked f32 dense kernel behind the SIMD overrides of
-//! [`super::reference::dense`], written once over a 4-lane vector
-//! ([`F32x4`]) and instantiated for wasm's `v128` (`simd128`) and x86-64's
-//! SSE2 `__m128` (`sse2`).
+//! [`generic::dense`], written once over a 4-lane vector ([`F32x4`]) and
+//! instantiated for wasm's `v128` and x86-64's SSE2 `__m128`.
 //!
 //! The weights come in column [`panels`]. A single row runs a whole panel —
 //! 24 outputs, six accumulators, enough independent add chains to hide the
@@ -13,10 +12,13 @@
 //! output's sum keeps the reference's order (`+0`, then `+ x·w` for
 //! increasing inputs, the bias last), so the bits are the reference's.
 
+use super::blocks;
 use super::lanes::F32x4;
-use super::{blocks, panels};
+#[cfg(doc)]
+use crate::kernels::generic;
+use crate::kernels::packing::dense as panels;
 
-/// [`super::reference::dense`] with `V` lanes; same arguments, same bits.
+/// [`generic::dense`] with `V` lanes; same arguments, same bits.
 /// Returns `false`, having written nothing, if the lengths break
 /// [`crate::Model`]'s contract (the caller decides how to fail).
 #[inline(always)]

@@ -1,0 +1,35 @@
+//! The generic kernels: one scalar definition per op, which defines the
+//! op's bits — including the order in which every sum accumulates — and
+//! runs everywhere.
+//!
+//! The architecture folders override some of these with vector code that
+//! performs the same operations in the same order per output (or, for
+//! integer sums, any order: they are exact), so every override equals its
+//! definition bit for bit; [`crate::kernels::check`] tests each against it
+//! over a shared case table. The accumulation order is the contract that
+//! makes results bit-exact across platforms; see `docs/abi.md`
+//! ("Arithmetic").
+
+mod activation;
+mod channel;
+mod conv;
+mod conv_i8;
+mod dense;
+mod dense_i8;
+mod quantize;
+
+pub use activation::{relu, sigmoid, softmax, standardize, tanh};
+pub use channel::{global_avg_pool, group_softmax, leaky_relu, prelu, scale_shift};
+#[allow(
+    unused_imports,
+    reason = "for the blocked kernels, which targets without SIMD leave out"
+)]
+pub(crate) use conv::for_each_tap;
+pub use conv::{conv2d, pool};
+pub use conv_i8::{conv2d_i8, pool_i8};
+pub use dense::dense;
+pub use dense_i8::{dense_i8, is_7bit};
+pub use quantize::{
+    dequantize, dequantize_planes, dynamic_scale, quantize, quantize_one, requantize,
+    requantize_one, requantize_planes, round_ties_even,
+};
