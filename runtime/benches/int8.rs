@@ -187,80 +187,54 @@ fn bench(c: &mut Criterion) {
 }
 
 /// The two LeNet convolutions alone, accumulators only: the dispatched
-/// kernel in wasmtime (through `kernel-tests.wasm`'s `kiln_test_conv2d_i8`,
-/// the module's SIMD128 code) and natively, median µs per call, interleaved.
-/// With the whole-model medians above this splits the CNN's time into its
+/// kernel in wasmtime (through `kernel-tests.wasm`'s `kiln_test_check` on
+/// the shared case table's LeNet cases, the module's SIMD128 code) and
+/// natively (the same check), median µs per call of 300 rounds,
+/// interleaved. A round times the check with [`REPS`] extra runs of the
+/// kernel and without: their difference over `REPS` is one call. With the
+/// whole-model medians above this splits the CNN's time into its
 /// convolutions and the rest (requantize, pooling, dense layers, call).
 fn summary_cnn_layers() {
-    use kiln_guest::{ConvGeom, kernels::conv_int8};
+    use kiln_guest::kernels::check;
     use wasmtime::{Config, Engine, Instance, Module, Store};
+    const REPS: usize = 20;
     let engine = Engine::new(Config::new().wasm_simd(true)).unwrap();
     let module = Module::new(&engine, kiln::module::KERNEL_TESTS_WASM).unwrap();
     let mut store = Store::new(&engine, ());
     let instance = Instance::new(&mut store, &module, &[]).unwrap();
-    let memory = instance.get_memory(&mut store, "memory").unwrap();
-    let alloc = instance
-        .get_typed_func::<i32, i32>(&mut store, "kiln_test_alloc")
+    let run = instance
+        .get_typed_func::<(i32, i32, i32), i64>(&mut store, "kiln_test_check")
         .unwrap();
-    type ConvArgs = (i32, i32, i32, i32, i32, i32, i32);
-    let conv = instance
-        .get_typed_func::<ConvArgs, ()>(&mut store, "kiln_test_conv2d_i8")
+    let op = check::OPS
+        .iter()
+        .position(|(name, _)| *name == "conv2d_i8")
         .unwrap();
-    let put = |store: &mut Store<()>, bytes: &[u8]| {
-        let ptr = alloc
-            .call(&mut *store, bytes.len().div_ceil(4) as i32)
-            .unwrap();
-        memory.write(&mut *store, ptr as usize, bytes).unwrap();
-        ptr
+    let per_call = |mut time: Box<dyn FnMut(usize) -> f64 + '_>| {
+        let (base, reps) = (time(0), time(REPS));
+        (reps - base) / REPS as f64
     };
     println!("\nLeNet int8 convolutions alone (accumulators), median µs per call of 300 rounds:");
-    for (name, in_c, hw, out_c) in [
-        ("conv1 1->6 28x28", 1, 28, 6),
-        ("conv2 6->16 12x12", 6, 12, 16),
+    for (name, dims) in [
+        ("conv1 1->6 28x28", [1, 28, 28, 6, 5, 5, 1, 0]),
+        ("conv2 6->16 12x12", [6, 12, 12, 16, 5, 5, 1, 0]),
     ] {
-        let g = ConvGeom {
-            in_c,
-            in_h: hw,
-            in_w: hw,
-            out_c,
-            kh: 5,
-            kw: 5,
-            stride: 1,
-            pad: 0,
-        };
-        let x: Vec<i8> = (0..g.input_len().unwrap())
-            .map(|i| (i * 37 % 255) as u8 as i8)
-            .collect();
-        let f: Vec<i8> = (0..g.weight_len().unwrap())
-            .map(|i| (i * 91 % 255) as u8 as i8)
-            .collect();
-        let mut w = vec![0i8; conv_int8::packed_len(&g).unwrap()];
-        conv_int8::pack_filters(&f, &g, &mut w);
-        let bias = vec![3i32; out_c];
-        let mut acc = vec![0i32; g.output_len().unwrap()];
-        let mut scratch = vec![0i32; conv_int8::scratch_len(&g).unwrap()];
-        let dims: Vec<u8> = [in_c, hw, hw, out_c, 5, 5, 1, 0]
+        let case = check::cases::CONV_I8
             .iter()
-            .flat_map(|&v| (v as i32).to_le_bytes())
-            .collect();
-        let args = (
-            put(&mut store, bytemuck::cast_slice(&x)),
-            put(&mut store, bytemuck::cast_slice(&w)),
-            put(&mut store, bytemuck::cast_slice(&bias)),
-            put(&mut store, &vec![0u8; 4 * acc.len()]),
-            1,
-            put(&mut store, &dims),
-            -3,
-        );
+            .position(|&c| c == dims)
+            .unwrap();
         let (mut wasm, mut native) = (Vec::new(), Vec::new());
         for _ in 0..300 {
-            let s = Instant::now();
-            conv.call(&mut store, args).unwrap();
-            wasm.push(s.elapsed().as_secs_f64() * 1e6);
-            let s = Instant::now();
-            kiln_guest::kernels::conv2d_i8(&x, &w, &bias, &g, -3, &mut scratch, &mut acc);
-            black_box(&acc);
-            native.push(s.elapsed().as_secs_f64() * 1e6);
+            wasm.push(per_call(Box::new(|reps| {
+                let s = Instant::now();
+                let r = run.call(&mut store, (op as i32, case as i32, reps as i32));
+                assert!(r.unwrap() >= 0, "{name} in wasm");
+                s.elapsed().as_secs_f64() * 1e6
+            })));
+            native.push(per_call(Box::new(|reps| {
+                let s = Instant::now();
+                black_box(check::check(op, Some(case), reps)).unwrap();
+                s.elapsed().as_secs_f64() * 1e6
+            })));
         }
         println!(
             "    {name:18} wasmtime {:8.1}  native {:8.1}",

@@ -1,16 +1,16 @@
 //! `kiln import` of ONNX models written here with the prost messages: a
 //! small network against an f64 reference, malformed files, and the new
-//! kernels' SIMD128 overrides against the scalar reference in wasmtime.
+//! layers' bits in wasmtime, V8 and natively (their kernels are checked
+//! against the definitions with every other kernel, in kernels.rs).
 //! (Comparisons with onnxruntime live in tests/python/test_onnx_*.py.)
 
 use kiln::import::onnx::{self, proto::*};
-use kiln::kiln_guest::{kernels::channel, math};
 use prost::Message;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::common::*;
-use crate::kernels::{Kernel, same_bits, values};
+use crate::kernels::values;
 
 fn tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
     TensorProto {
@@ -295,100 +295,6 @@ fn unsupported_ops_and_attributes_name_the_node() {
         err.contains("(Softmax)") && err.contains("`temperature` = 2"),
         "{err}"
     );
-}
-
-#[test]
-fn channel_kernels_simd_match_reference() {
-    let mut rng = ChaCha8Rng::seed_from_u64(8);
-    for mut k in Kernel::builds() {
-        for n in [1, 3, 4, 7, 64, 67] {
-            let mut x = values(&mut rng, n);
-            x[0] = f32::NAN;
-            let p = k.put(&x);
-            k.call("kiln_test_leaky_relu", (p, n as i32, 0.01f32));
-            let mut want = x.clone();
-            channel::leaky_relu(&mut want, 0.01);
-            same_bits(&k.get(p, n), &want, &format!("leaky_relu {n}"));
-        }
-        // (batch, channels, inner) around the 4-wide blocks, inner == 1 included.
-        for (batch, channels, inner) in [
-            (1, 1, 1),
-            (2, 5, 1),
-            (3, 8, 1),
-            (2, 3, 4),
-            (2, 4, 7),
-            (1, 6, 25),
-        ] {
-            let x = values(&mut rng, batch * channels * inner);
-            let scale = values(&mut rng, channels);
-            let shift = values(&mut rng, channels);
-            let (px, ps, pt) = (k.put(&x), k.put(&scale), k.put(&shift));
-            k.call(
-                "kiln_test_scale_shift",
-                (px, ps, pt, batch as i32, channels as i32, inner as i32),
-            );
-            let mut want = x.clone();
-            channel::scale_shift(&mut want, &scale, &shift, inner);
-            same_bits(
-                &k.get(px, x.len()),
-                &want,
-                &format!("scale_shift {batch}x{channels}x{inner}"),
-            );
-
-            let x = values(&mut rng, batch * channels * inner);
-            let px = k.put(&x);
-            k.call(
-                "kiln_test_prelu",
-                (px, ps, batch as i32, channels as i32, inner as i32),
-            );
-            let mut want = x.clone();
-            channel::prelu(&mut want, &scale, inner);
-            same_bits(
-                &k.get(px, x.len()),
-                &want,
-                &format!("prelu {batch}x{channels}x{inner}"),
-            );
-
-            let py = k.put(&vec![0.0; batch * channels]);
-            k.call(
-                "kiln_test_global_avg_pool",
-                (px, batch as i32, channels as i32, inner as i32, py),
-            );
-            let mut want = vec![0.0; batch * channels];
-            channel::global_avg_pool(&k.get(px, x.len()), channels, inner, &mut want);
-            same_bits(&k.get(py, batch * channels), &want, "global_avg_pool");
-        }
-        let x: Vec<f32> = (0..6000).map(|i| -30.0 + i as f32 * 0.01).collect();
-        for (group, log) in [(1, false), (5, false), (10, true), (6000, true)] {
-            let p = k.put(&x);
-            k.call(
-                "kiln_test_group_softmax",
-                (p, x.len() as i32, group, log as i32),
-            );
-            let mut want = x.clone();
-            channel::group_softmax(&mut want, group as usize, log);
-            same_bits(
-                &k.get(p, x.len()),
-                &want,
-                &format!("group_softmax {group} {log}"),
-            );
-        }
-    }
-}
-
-/// `ln` gives the same bits in wasm as natively, subnormals to the maximum.
-#[test]
-fn ln_in_wasm_matches_native() {
-    for mut k in Kernel::builds() {
-        let mut x: Vec<f32> = (0..30_000)
-            .map(|i| f32::from_bits(1 + i * 71_000))
-            .collect();
-        x.extend([0.0, -1.0, f32::INFINITY, f32::MAX, f32::MIN_POSITIVE, 1.0]);
-        let p = k.put(&x);
-        k.call("kiln_test_math", (4, p, x.len() as i32, 1));
-        let want: Vec<f32> = x.iter().map(|&v| math::ln(v)).collect();
-        same_bits(&k.get(p, x.len()), &want, "ln");
-    }
 }
 
 /// Any single corrupted byte gives an error or a model, never a panic.

@@ -4,7 +4,7 @@
 //! Every layer maps a batch `rows × in_len` to `rows × out_len`; image
 //! layers read and write each row in NCHW order without the N (channel
 //! planes one after another, each row-major) — the layout of the kernel
-//! (`kiln_guest::kernels::conv`). Parameters use the model file's layouts:
+//! (`kiln_guest::kernels::generic::conv2d`). Parameters use the model file's layouts:
 //! dense weights `[outputs, inputs]`, convolution filters
 //! `[out_c, in_c·kh·kw]` (that is `[out_c, in_c, kh, kw]` flattened).
 

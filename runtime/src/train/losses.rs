@@ -200,25 +200,10 @@ mod tests {
         let x = inputs(3, 2 * 6 * 6, 2);
         let y = [0, 2, 1];
         for (stride, pad) in [(1, 1), (2, 0), (1, 0)] {
-            let conv = ConvGeom {
-                in_c: 2,
-                in_h: 6,
-                in_w: 6,
-                out_c: 3,
-                kh: 3,
-                kw: 3,
-                stride,
-                pad,
-            };
+            let conv = ConvGeom::new([2, 6, 6, 3, 3, 3, stride, pad]);
             for kind in [PoolKind::Max, PoolKind::Avg] {
                 let (oh, ow) = (conv.out_h(), conv.out_w());
-                let pool = PoolGeom {
-                    c: 3,
-                    h: oh,
-                    w: ow,
-                    k: 2,
-                    stride: 1,
-                };
+                let pool = PoolGeom::new([3, oh, ow, 2, 1]);
                 let flat = 3 * pool.out_h() * pool.out_w();
                 let net = Network {
                     layers: vec![

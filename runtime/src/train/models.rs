@@ -237,16 +237,7 @@ pub(super) fn build(
                         if flat {
                             return Err(bad("a convolution cannot follow a dense layer".into()));
                         }
-                        let geom = ConvGeom {
-                            in_c: c,
-                            in_h: h,
-                            in_w: w,
-                            out_c: filters,
-                            kh: kernel,
-                            kw: kernel,
-                            stride,
-                            pad,
-                        };
+                        let geom = ConvGeom::new([c, h, w, filters, kernel, kernel, stride, pad]);
                         geom.check().ok_or_else(|| {
                             bad(format!("does not fit a {c}×{h}×{w} input (kernel larger than the padded image, or padding ≥ kernel)"))
                         })?;
@@ -259,13 +250,7 @@ pub(super) fn build(
                         if flat {
                             return Err(bad("pooling cannot follow a dense layer".into()));
                         }
-                        let geom = PoolGeom {
-                            c,
-                            h,
-                            w,
-                            k: size,
-                            stride: size,
-                        };
+                        let geom = PoolGeom::new([c, h, w, size, size]);
                         geom.check().ok_or_else(|| {
                             bad(format!(
                                 "a {size}×{size} window does not fit a {h}×{w} image"

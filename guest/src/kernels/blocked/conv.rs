@@ -21,11 +21,11 @@
 //!   computed twice with the same bits. At stride 1, a remainder of 1 or
 //!   2 channels (LeNet's first layer has 6) runs in a 2-channel
 //!   instantiation of the tile instead of a 4-channel one that would
-//!   compute 2 channels twice (−1.1 µs on the LeNet in Node for ~0.9 KB of
-//!   wasm, docs/benchmarks.md), over two output rows at once when they
+//!   compute 2 channels twice, over two output rows at once when they
 //!   share their window rows: 2 channels × 2 rows × 8 columns, 8
 //!   accumulators like the 4-tile, where one row's 4 chains were bound by
-//!   the add latency (−0.2 µs more, docs/benchmarks.md).
+//!   the add latency (the measurements: `docs/benchmarks.md`, "What bounds
+//!   the f32 models in Node" and "Convolutions and pooling, session 5").
 //! - The tile's loops step an input and a weight pointer along the window
 //!   (+1 / +`out_c` per `kx`, +`in_w` / +`kw·out_c` per `ky`) rather than
 //!   recomputing index products per tap: fewer integer instructions beside
@@ -74,8 +74,8 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
         p.saturating_sub(top)..g.kh.min(g.in_h + p - top)
     };
     // Whole 4-channel tiles, then the remainder: 1 or 2 channels at
-    // stride 1 by a 2-tile (stride 1 only: its gathering twin would cost
-    // ~0.3 KB of wasm), otherwise by a 4-tile moved back to overlap.
+    // stride 1 by a 2-tile (stride 1 only: a gathering twin would add
+    // kernel size), otherwise by a 4-tile moved back to overlap.
     let (full, rest) = (g.out_c / 4 * 4, g.out_c % 4);
     let two = (rest == 1 || rest == 2) && s == 1;
     let back = (rest != 0 && !two).then(|| g.out_c - 4);

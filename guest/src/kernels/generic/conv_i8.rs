@@ -83,7 +83,7 @@ pub fn pool_i8(kind: PoolKind, x: &[i8], g: &PoolGeom, y: &mut [i8]) {
     let (oh, ow, plane) = (g.out_h(), g.out_w(), g.h * g.w);
     let n = (g.k * g.k) as i64;
     let out_len = g.output_len().max(1);
-    // Plain index loops: iterator adapters here made the kernel 3 KB larger.
+    // Plain index loops: iterator adapters here made the kernel larger.
     for (xr, yr) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
         let mut o = 0;
         for c in 0..g.c {

@@ -5,8 +5,8 @@
 //! consecutive outputs: [`WIDTH`] outputs each, the last panel taking what
 //! is left. The kernels sweep the inputs once per panel, so the weights they
 //! read are one contiguous stream rather than a short run per input
-//! `outputs` floats apart (in V8 that stride held batch-1 streaming at ~45
-//! GB/s of a ~76 GB/s ceiling; see `docs/benchmarks.md`, "Dense panels").
+//! `outputs` floats apart, which held V8's batch-1 streaming well below its
+//! ceiling (`docs/benchmarks.md`, "Dense panels").
 //! The panels hold every weight once, so the packed weight is exactly as
 //! long as the matrix; a layer narrower than [`WIDTH`] is one panel, which
 //! is plain input-major.
@@ -19,10 +19,9 @@ use alloc::vec::Vec;
 /// splat, fit x86-64's 16 vector registers even when a compiler loads all
 /// of a step's weights before its arithmetic, as wasmtime's Cranelift does:
 /// at 32 outputs (eight of each, 17 registers) it kept two accumulators on
-/// the stack, whose store-and-reload then sat on their add chains, and the
-/// MLP's first layer took 21.1 µs in wasmtime against 14.2 in V8. Six chains
-/// still hide the add latency (~3 cycles per input for 24 outputs, where
-/// eight took ~4 for 32), so V8 lost nothing.
+/// the stack, whose store-and-reload then sat on their add chains. Six
+/// chains still hide the add latency, so V8 lost nothing (the measurements:
+/// `docs/benchmarks.md`, "Dense panels", "Why 24 and not 32").
 pub const WIDTH: usize = 24;
 
 /// Each panel's first output and width, in storage order; the panel that

@@ -1,0 +1,176 @@
+//! The f32 ops' checks.
+
+use alloc::vec::Vec;
+
+use super::{Failure, Run, cases, define};
+use crate::kernels::geometry::{ConvGeom, PoolGeom, PoolKind};
+use crate::kernels::{self, generic};
+use crate::math;
+
+pub(super) fn dense(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::DENSE, |case, [batch, inputs, outputs], rng, d| {
+        let mut x = rng.f32s(batch * inputs);
+        x[0] = -0.0;
+        let (w, b) = (rng.f32s(inputs * outputs), rng.f32s(outputs));
+        let y = alloc::vec![0.0; batch * outputs];
+        let want = define(&y, |y| generic::dense(&x, &w, &b, inputs, outputs, y));
+        let got = r.run(&y, |y| kernels::dense(&x, &w, &b, inputs, outputs, y));
+        d.same(case, &got, &want)
+    })
+}
+
+pub(super) fn relu(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::WIDTHS, |case, n, rng, d| {
+        let mut x = rng.f32s(n);
+        x[0] = f32::NAN;
+        d.same(case, &r.run(&x, kernels::relu), &define(&x, generic::relu))
+    })
+}
+
+pub(super) fn standardize(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::WIDTHS, |case, n, rng, d| {
+        let (x, mean, inv) = (rng.f32s(3 * n), rng.f32s(n), rng.f32s(n));
+        let want = define(&x, |x| generic::standardize(x, &mean, &inv));
+        d.same(
+            case,
+            &r.run(&x, |x| kernels::standardize(x, &mean, &inv)),
+            &want,
+        )
+    })
+}
+
+/// `exp`, sigmoid, tanh and softmax over −100..100 in steps of 0.01, and
+/// `ln` over the positive floats from subnormals to the maximum: no
+/// override yet, so what this checks is their bits in wasm against the
+/// native ones (the digest).
+pub(super) fn math(r: &Run) -> Result<u64, Failure> {
+    let exp = |x: &mut [f32]| x.iter_mut().for_each(|v| *v = math::exp(*v));
+    let ln = |x: &mut [f32]| x.iter_mut().for_each(|v| *v = math::ln(*v));
+    type InPlace = fn(&mut [f32]);
+    let ops: [(InPlace, InPlace); 5] = [
+        (exp, exp),
+        (kernels::sigmoid, generic::sigmoid),
+        (kernels::tanh, generic::tanh),
+        (|x| kernels::softmax(x, 10), |x| generic::softmax(x, 10)),
+        (ln, ln),
+    ];
+    r.cases(&ops, |case, (kernel, definition), _, d| {
+        let x: Vec<f32> = if case < 4 {
+            (0..20_000).map(|i| -100.0 + i as f32 * 0.01).collect()
+        } else {
+            let specials = [0.0, -1.0, f32::INFINITY, f32::MAX, f32::MIN_POSITIVE, 1.0];
+            let tiny_to_max = (0..30_000).map(|i| f32::from_bits(1 + i * 71_000));
+            tiny_to_max.chain(specials).collect()
+        };
+        d.same(case, &r.run(&x, kernel), &define(&x, definition))
+    })
+}
+
+pub(super) fn conv2d(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::CONV, |case, dims, rng, d| {
+        let g = ConvGeom::new(dims);
+        let (Some(()), Some(inl), Some(outl), Some(wl)) =
+            (g.check(), g.input_len(), g.output_len(), g.weight_len())
+        else {
+            return Err(Failure::Trivial { case });
+        };
+        let batch = 3;
+        let mut x = rng.f32s(batch * inl);
+        x[0] = -0.0;
+        x[3] = f32::INFINITY;
+        let (w, b) = (rng.f32s(wl), rng.f32s(g.out_c));
+        let y = alloc::vec![0.0; batch * outl];
+        let want = define(&y, |y| generic::conv2d(&x, &w, &b, &g, y));
+        d.same(
+            case,
+            &r.run(&y, |y| kernels::conv2d(&x, &w, &b, &g, y)),
+            &want,
+        )
+    })
+}
+
+pub(super) fn pool(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::POOL, |case, dims, rng, d| {
+        let g = PoolGeom::new(dims);
+        let Some(inl) = g.check().and(g.input_len()) else {
+            return Err(Failure::Trivial { case });
+        };
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            let mut x = rng.f32s(2 * inl);
+            // Max never picks a NaN (an average would give a NaN whose
+            // payload wasm leaves unspecified, so averages get none). Ties
+            // of signed zeros as the maximum: the first in the definition's
+            // order (ky, then kx) wins, so a kernel folding a window in
+            // another order gives other bits.
+            if kind == PoolKind::Max {
+                x[1] = f32::NAN;
+                let w = g.w;
+                let ties = [(0, -0.0), (w, 0.0), (w + 1, -1.0), (2, 0.0), (3, -0.0)];
+                for (i, v) in ties.into_iter().chain([(w + 2, -1.0), (w + 3, -1.0)]) {
+                    x[i] = v;
+                }
+            }
+            x[7] = f32::NEG_INFINITY;
+            let y = alloc::vec![0.0; 2 * g.output_len()];
+            let want = define(&y, |y| generic::pool(kind, &x, &g, y));
+            d.same(case, &r.run(&y, |y| kernels::pool(kind, &x, &g, y)), &want)?;
+        }
+        Ok(())
+    })
+}
+
+pub(super) fn leaky_relu(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::WIDTHS, |case, n, rng, d| {
+        let mut x = rng.f32s(n);
+        x[0] = f32::NAN;
+        let want = define(&x, |x| generic::leaky_relu(x, 0.01));
+        d.same(case, &r.run(&x, |x| kernels::leaky_relu(x, 0.01)), &want)
+    })
+}
+
+pub(super) fn scale_shift(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::CHANNELS, |case, [batch, channels, inner], rng, d| {
+        let x = rng.f32s(batch * channels * inner);
+        let (s, t) = (rng.f32s(channels), rng.f32s(channels));
+        let want = define(&x, |x| generic::scale_shift(x, &s, &t, inner));
+        d.same(
+            case,
+            &r.run(&x, |x| kernels::scale_shift(x, &s, &t, inner)),
+            &want,
+        )
+    })
+}
+
+pub(super) fn prelu(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::CHANNELS, |case, [batch, channels, inner], rng, d| {
+        let (x, slope) = (rng.f32s(batch * channels * inner), rng.f32s(channels));
+        let want = define(&x, |x| generic::prelu(x, &slope, inner));
+        d.same(
+            case,
+            &r.run(&x, |x| kernels::prelu(x, &slope, inner)),
+            &want,
+        )
+    })
+}
+
+pub(super) fn global_avg_pool(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::CHANNELS, |case, [batch, channels, inner], rng, d| {
+        let x = rng.f32s(batch * channels * inner);
+        let y = alloc::vec![0.0; batch * channels];
+        let want = define(&y, |y| generic::global_avg_pool(&x, channels, inner, y));
+        let got = r.run(&y, |y| kernels::global_avg_pool(&x, channels, inner, y));
+        d.same(case, &got, &want)
+    })
+}
+
+pub(super) fn group_softmax(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::GROUPS, |case, (group, log), _, d| {
+        let x: Vec<f32> = (0..6000).map(|i| -30.0 + i as f32 * 0.01).collect();
+        let want = define(&x, |x| generic::group_softmax(x, group, log));
+        d.same(
+            case,
+            &r.run(&x, |x| kernels::group_softmax(x, group, log)),
+            &want,
+        )
+    })
+}
