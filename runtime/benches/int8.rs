@@ -218,10 +218,7 @@ fn summary_cnn_layers() {
         ("conv1 1->6 28x28", [1, 28, 28, 6, 5, 5, 1, 0]),
         ("conv2 6->16 12x12", [6, 12, 12, 16, 5, 5, 1, 0]),
     ] {
-        let case = check::cases::CONV_I8
-            .iter()
-            .position(|&c| c == dims)
-            .unwrap();
+        let case = check::cases::CONV.iter().position(|&c| c == dims).unwrap();
         let (mut wasm, mut native) = (Vec::new(), Vec::new());
         for _ in 0..300 {
             wasm.push(per_call(Box::new(|reps| {

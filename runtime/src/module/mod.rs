@@ -143,7 +143,7 @@ pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
 /// dense layers (the only ones the relaxed kernel speeds up), and `None`
 /// otherwise (an f32 model, another kiln version's kernel, a hand-made
 /// module), which then runs as it is. The relaxed kernel computes the same
-/// bits as the plain one (`guest/src/kernels/relaxed_int8.rs`), so the twin
+/// bits as the plain one (`guest/src/kernels/wasm/relaxed.rs`), so the twin
 /// is a drop-in.
 pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
     let (Some(blob), Some(meta)) = (embedded_blob(wasm)?, meta_bytes(wasm)?) else {

@@ -68,10 +68,11 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
         .clamp(lo, ow);
     let (oh, plane) = (g.out_h(), g.out_h() * ow);
     // Window rows inside the input for output row oy: top + ky − pad ∈
-    // [0, in_h) with top = oy·s.
+    // [0, in_h) with top = oy·s; empty for a row whose window lies wholly
+    // in the padding (pad ≥ kh is valid when kw > pad).
     let ky_of = |oy: usize| {
         let top = oy * s;
-        p.saturating_sub(top)..g.kh.min(g.in_h + p - top)
+        p.saturating_sub(top)..g.kh.min((g.in_h + p).saturating_sub(top))
     };
     // Whole 4-channel tiles, then the remainder: 1 or 2 channels at
     // stride 1 by a 2-tile (stride 1 only: a gathering twin would add

@@ -10,7 +10,7 @@ use crate::kernels::{self, generic, packing};
 /// build's fast path — except row 1 of batches of 3 or more, which keeps
 /// one negative value (that row must take the plain kernel).
 pub(super) fn dense_i8(r: &Run, seven_bit: bool) -> Result<u64, Failure> {
-    r.cases(cases::DENSE_I8, |case, [batch, inputs, outputs], rng, d| {
+    r.cases(cases::DENSE, |case, [batch, inputs, outputs], rng, d| {
         let (mut x, rows) = (rng.i8s(batch * inputs), rng.i8s(inputs * outputs));
         if seven_bit {
             for (i, row) in x.chunks_exact_mut(inputs).enumerate() {
@@ -72,7 +72,7 @@ pub(super) fn quantize(r: &Run) -> Result<u64, Failure> {
 }
 
 pub(super) fn conv2d_i8(r: &Run) -> Result<u64, Failure> {
-    r.cases(cases::CONV_I8, |case, dims, rng, d| {
+    r.cases(cases::CONV, |case, dims, rng, d| {
         let g = ConvGeom::new(dims);
         let c = packing::conv_i8::packed_len(&g).zip(packing::conv_i8::scratch_len(&g));
         let (Some(()), Some(inl), Some(outl), Some(fl), Some((wl, sl))) =
@@ -160,7 +160,7 @@ pub(super) fn requantize_planes(r: &Run) -> Result<u64, Failure> {
 }
 
 pub(super) fn pool_i8(r: &Run) -> Result<u64, Failure> {
-    r.cases(cases::POOL_I8, |case, dims, rng, d| {
+    r.cases(cases::POOL, |case, dims, rng, d| {
         let g = PoolGeom::new(dims);
         let Some(inl) = g.check().and(g.input_len()) else {
             return Err(Failure::Trivial { case });

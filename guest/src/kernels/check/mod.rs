@@ -321,7 +321,7 @@ mod tests {
     /// over the unpacked rows.
     #[test]
     fn generic_dense_i8_is_the_plain_sum() {
-        for (case, &[batch, inputs, outputs]) in cases::DENSE_I8.iter().enumerate() {
+        for (case, &[batch, inputs, outputs]) in cases::DENSE.iter().enumerate() {
             let mut rng = Rng::new(usize::MAX, case);
             let (x, rows) = (rng.i8s(batch * inputs), rng.i8s(inputs * outputs));
             let bias: Vec<i32> = (0..outputs).map(|o| o as i32 * 1001 - 5000).collect();

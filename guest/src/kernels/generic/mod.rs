@@ -20,11 +20,6 @@ mod quantize;
 
 pub use activation::{relu, sigmoid, softmax, standardize, tanh};
 pub use channel::{global_avg_pool, group_softmax, leaky_relu, prelu, scale_shift};
-#[allow(
-    unused_imports,
-    reason = "for the blocked kernels, which targets without SIMD leave out"
-)]
-pub(crate) use conv::for_each_tap;
 pub use conv::{conv2d, pool};
 pub use conv_i8::{conv2d_i8, pool_i8};
 pub use dense::dense;
@@ -33,3 +28,7 @@ pub use quantize::{
     dequantize, dequantize_planes, dynamic_scale, quantize, quantize_one, requantize,
     requantize_one, requantize_planes, round_ties_even,
 };
+
+// Pieces the overrides share with their definitions.
+#[allow(unused_imports, reason = "only some targets' overrides use each")]
+pub(crate) use {conv::for_each_tap, quantize::channel_planes};

@@ -120,20 +120,34 @@ pub fn requantize_planes(
     plane: usize,
     y: &mut [i8],
 ) {
-    let plane = plane.max(1);
-    for (o, (ap, yp)) in acc
-        .chunks_exact(plane)
-        .zip(y.chunks_exact_mut(plane))
-        .enumerate()
-    {
-        let c = o % multiplier.len().max(1);
-        let (Some(&m), Some(&s)) = (multiplier.get(c), shift.get(c)) else {
-            return;
-        };
+    for (ap, yp, m, s) in channel_planes(acc, y, plane, multiplier, shift) {
         for (yv, &a) in yp.iter_mut().zip(ap) {
             *yv = requantize_one(a, m, s, zero_point, lo);
         }
     }
+}
+
+/// The channel planes of NCHW accumulators `acc` and of their outputs `y`
+/// (`plane` values each, at least 1), each with its channel's parameters
+/// from `p` and `q` (channel `o % p.len()`); ends at the first channel
+/// without both.
+#[inline(always)]
+pub(crate) fn channel_planes<'a, T, P: Copy, Q: Copy>(
+    acc: &'a [i32],
+    y: &'a mut [T],
+    plane: usize,
+    p: &'a [P],
+    q: &'a [Q],
+) -> impl Iterator<Item = (&'a [i32], &'a mut [T], P, Q)> {
+    let plane = plane.max(1);
+    let channels = p.len().max(1);
+    acc.chunks_exact(plane)
+        .zip(y.chunks_exact_mut(plane))
+        .enumerate()
+        .map_while(move |(o, (ap, yp))| {
+            let c = o % channels;
+            Some((ap, yp, *p.get(c)?, *q.get(c)?))
+        })
 }
 
 /// Final dequantize over NCHW accumulators, with the dense layer's
@@ -148,17 +162,7 @@ pub fn dequantize_planes(
     plane: usize,
     y: &mut [f32],
 ) {
-    let plane = plane.max(1);
-    let channels = weight_scale.len().max(1);
-    for (o, (ap, yp)) in acc
-        .chunks_exact(plane)
-        .zip(y.chunks_exact_mut(plane))
-        .enumerate()
-    {
-        let c = o % channels;
-        let (Some(&sw), Some(&b)) = (weight_scale.get(c), bias.get(c)) else {
-            return;
-        };
+    for (ap, yp, sw, b) in channel_planes(acc, y, plane, weight_scale, bias) {
         let s = input_scale * sw;
         for (yv, &a) in yp.iter_mut().zip(ap) {
             *yv = a as f32 * s + b;

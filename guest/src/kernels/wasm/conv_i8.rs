@@ -15,7 +15,7 @@
 use core::arch::wasm32::*;
 
 use crate::kernels::blocked;
-use crate::kernels::generic::{self as reference, requantize_one};
+use crate::kernels::generic::{self as reference, channel_planes, requantize_one};
 use crate::kernels::geometry::{ConvGeom, PoolGeom, PoolKind};
 
 /// [`reference::conv2d_i8`], blocked as `blocked::conv_i8` describes.
@@ -47,16 +47,7 @@ pub fn requantize_planes(
     plane: usize,
     y: &mut [i8],
 ) {
-    let plane = plane.max(1);
-    for (o, (ap, yp)) in acc
-        .chunks_exact(plane)
-        .zip(y.chunks_exact_mut(plane))
-        .enumerate()
-    {
-        let c = o % multiplier.len().max(1);
-        let (Some(&m), Some(&s)) = (multiplier.get(c), shift.get(c)) else {
-            return;
-        };
+    for (ap, yp, m, s) in channel_planes(acc, y, plane, multiplier, shift) {
         let sh = s.clamp(1, 62) as u32;
         let mv = i32x4_splat(m);
         let round = i64x2_splat(1i64 << (sh - 1));

@@ -154,17 +154,31 @@ fn dense_rows<const R: usize, const G: usize>(
     r0: usize,
     acc: &mut [i32],
 ) {
-    let blocks = outputs.div_ceil(BLOCK);
-    let mut b = 0;
-    while b + G <= blocks {
-        pass::<R, G>(x, w, bias, inputs, outputs, r0, b, acc);
-        b += G;
-    }
-    while b < blocks {
-        pass::<R, 1>(x, w, bias, inputs, outputs, r0, b, acc);
-        b += 1;
-    }
+    block_passes!(pass::<R, G>(x, w, bias, inputs, outputs, r0, acc));
 }
+
+/// `pass::<R, G>(x, w, bias, inputs, outputs, r0, acc)`: runs `pass` over
+/// each whole group of `G` output blocks of rows `r0 .. r0 + R`, then
+/// `pass::<R, 1>` over the blocks left — the block loop of both the plain
+/// and the relaxed kernel. A macro, so each expands it around its own
+/// `pass`: the relaxed one needs its caller's `relaxed-simd` target
+/// feature, and a function taking the passes as closures changed the plain
+/// kernel's generated code.
+macro_rules! block_passes {
+    ($pass:ident::<$r:ident, $g:ident>($x:ident, $w:ident, $bias:ident, $inputs:ident, $outputs:ident, $r0:ident, $acc:ident)) => {{
+        let blocks = $outputs.div_ceil($crate::kernels::packing::dense_i8::BLOCK);
+        let mut b = 0;
+        while b + $g <= blocks {
+            $pass::<$r, $g>($x, $w, $bias, $inputs, $outputs, $r0, b, $acc);
+            b += $g;
+        }
+        while b < blocks {
+            $pass::<$r, 1>($x, $w, $bias, $inputs, $outputs, $r0, b, $acc);
+            b += 1;
+        }
+    }};
+}
+pub(crate) use block_passes;
 
 /// Blocks `b0 .. b0 + G` of rows `r0 .. r0 + R` over the whole input row.
 /// `sums[r][2k]` holds outputs 0–1 of block k (two partial sums each),

@@ -27,9 +27,11 @@
 
 use core::arch::wasm32::*;
 
-use super::dense_i8::{self as plain, rows_or_trap, splat_last_quads, splat_quads, store_rows};
+use super::dense_i8::{
+    self as plain, block_passes, rows_or_trap, splat_last_quads, splat_quads, store_rows,
+};
 use crate::kernels::generic as reference;
-use crate::kernels::packing::dense_i8::{BLOCK, QUAD};
+use crate::kernels::packing::dense_i8::QUAD;
 
 /// [`reference::dense_i8`]: 32 outputs per pass over a row, or 8 outputs of
 /// 4 rows; rows with a negative value go to the plain SIMD128 kernel.
@@ -75,16 +77,7 @@ fn dense_rows<const R: usize, const G: usize>(
     r0: usize,
     acc: &mut [i32],
 ) {
-    let blocks = outputs.div_ceil(BLOCK);
-    let mut b = 0;
-    while b + G <= blocks {
-        pass::<R, G>(x, w, bias, inputs, outputs, r0, b, acc);
-        b += G;
-    }
-    while b < blocks {
-        pass::<R, 1>(x, w, bias, inputs, outputs, r0, b, acc);
-        b += 1;
-    }
+    block_passes!(pass::<R, G>(x, w, bias, inputs, outputs, r0, acc));
 }
 
 /// Blocks `b0 .. b0 + G` of rows `r0 .. r0 + R` over the whole input row:
