@@ -14,7 +14,7 @@
 //!   int8 dense kernel of the `relaxed-simd` build; `x86_64` — SSE2, for
 //!   the host (`kiln predict --native`, evaluation, the native runner).
 //! * [`geometry`] — the shapes of convolution and pooling layers.
-//! * [`check`] (tests and the `kernel-tests` build) — every op against its
+//! * `check` (tests and the `kernel-tests` build) — every op against its
 //!   generic definition over one shared case table, natively and, through
 //!   the kernel-tests module, inside wasmtime.
 //!

@@ -1,5 +1,5 @@
 //! 2-D convolution and pooling, f32: the definition of their arithmetic, as
-//! [`super::dense`] is for the dense layer.
+//! [`super::dense()`] is for the dense layer.
 //!
 //! Every row of a batch holds one image in NCHW order without the N:
 //! `channels × height × width` values, channel planes one after another,

@@ -1,5 +1,5 @@
 //! int8 convolution (accumulators only) and int8 pooling: the definition of
-//! their arithmetic (see `docs/quantization.md`), as [`super::dense_i8`] is
+//! their arithmetic (see `docs/quantization.md`), as [`super::dense_i8()`] is
 //! for the int8 dense layer.
 //!
 //! Rows are NCHW images without the N, like the f32 kernels of

@@ -4,14 +4,14 @@
 //! Integer arithmetic is exact and order-independent (i32 sums wrap modulo
 //! 2³², and two's-complement addition is associative), so every override
 //! matches this bit for bit by construction; the shared case table
-//! ([`crate::kernels::check`]) still tests them natively and in wasmtime.
+//! (`kernels::check`) still tests them natively and in wasmtime.
 
 use crate::kernels::packing::dense_i8::{BLOCK, QUAD};
 
 /// Integer dense layer, accumulators only:
 /// `acc[r][o] = bias[o] + Σ_i x[r][i] · W[o][i]`, in i32 with wrapping
 /// arithmetic (the result does not depend on the order of the sum).
-/// `w` is packed ([`pack`]); this walks it in storage order, four outputs
+/// `w` is packed ([`pack`](crate::kernels::packing::dense_i8::pack)); this walks it in storage order, four outputs
 /// at a time.
 pub fn dense_i8(x: &[i8], w: &[i8], bias: &[i32], inputs: usize, outputs: usize, acc: &mut [i32]) {
     let quads = inputs.div_ceil(QUAD);

@@ -5,7 +5,7 @@
 //! The architecture folders override some of these with vector code that
 //! performs the same operations in the same order per output (or, for
 //! integer sums, any order: they are exact), so every override equals its
-//! definition bit for bit; [`crate::kernels::check`] tests each against it
+//! definition bit for bit; `kernels::check` tests each against it
 //! over a shared case table. The accumulation order is the contract that
 //! makes results bit-exact across platforms; see `docs/abi.md`
 //! ("Arithmetic").

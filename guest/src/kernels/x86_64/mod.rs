@@ -3,7 +3,7 @@
 //! vector traits on SSE2 (the architecture's baseline) `__m128` and
 //! `__m128i`, the blocked f32 dense layer, f32 convolution and int8
 //! convolution on them, and an int8 dense kernel of its own
-//! ([`dense_i8`]). Every other op is the generic one.
+//! ([`dense_i8()`]). Every other op is the generic one.
 //!
 //! `mulps`/`addps` round each lane like the scalar `f32` ops and
 //! `pmaddwd` is `i32x4.dot_i16x8_s`, so every override equals its generic
