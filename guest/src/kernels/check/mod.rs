@@ -18,8 +18,6 @@ mod int8;
 
 use alloc::vec::Vec;
 
-use super::generic;
-
 /// Why an op's check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -275,6 +273,7 @@ mod export {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::generic;
 
     /// The target's kernels (natively: the x86-64 overrides) against the
     /// definitions.
