@@ -51,6 +51,15 @@ step "node --test tests/worker" node --test tests/worker/
 step "node --test tests/browser" node --test tests/browser/
 step "the main job (scripts/demo.sh) serves the page" tests/scripts/demo_test.sh
 
+# Deployment: the KServe and Kubernetes manifests against the vendored schemas,
+# and the worker through `wrangler deploy --dry-run`. The image and cluster
+# tests (tests/deploy/run.sh, tests/cluster/run.sh: root, a static release
+# build) run by hand; docs/deploy.md has their figures.
+ensure_venv requirements/deploy.txt
+step "pytest tests/deploy/test_manifests.py" pytest tests/deploy/test_manifests.py
+ensure_npm tests/deploy/wrangler
+step "wrangler deploy --dry-run" node --test tests/deploy/wrangler/
+
 # The peer benchmark's smoke run: every peer (kiln native, wasmtime, Node raw
 # ABI + wasm-bindgen package; onnxruntime native and -web) on the MLP and CNN,
 # f32 and int8, a few calls each; fails unless the figures are finite and
