@@ -17,9 +17,10 @@
 //   scripts/web.sh && node bench/pkg_ab.mjs --model out/bench/full/models/cnn.wasm \
 //        --shape 1,28,28 /tmp/pkg-before web/pkg
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import path from "node:path";
 import { parseArgs } from "node:util";
+
+import { benchRows, kilnAbi, kilnPackage, now, ortWeb, rowWidth } from "./runners.mjs";
 
 const { values: opt, positionals: pkgs } = parseArgs({
   allowPositionals: true,
@@ -36,45 +37,16 @@ if (!opt.model) {
   process.exit(2);
 }
 const shape = opt.shape.split(",").map(Number);
-const width = shape.reduce((a, b) => a * b, 1);
+const width = rowWidth(shape);
 const [rounds, iters] = [Number(opt.rounds), Number(opt.iters)];
-const now = () => Number(process.hrtime.bigint()) / 1e3; // µs
 const module = readFileSync(opt.model);
 
 /** name → (input, batch) => scores (sync or async). */
-const runners = new Map();
-{
-  const { instance } = await WebAssembly.instantiate(module, {});
-  const k = instance.exports;
-  const [inLen, outLen] = [k.kiln_input_len(), k.kiln_output_len()];
-  if (inLen !== width) throw new Error(`the module takes ${inLen} values per row, not ${width} (--shape)`);
-  runners.set("raw ABI", (x, batch) => {
-    const p = k.kiln_input(batch); // may grow the memory: take the buffer after
-    new Float32Array(k.memory.buffer, p, batch * inLen).set(x);
-    if (k.kiln_run(batch) !== 0) throw new Error("kiln_run failed");
-    return new Float32Array(k.memory.buffer, k.kiln_output(), batch * outLen).slice();
-  });
-}
-for (const dir of pkgs) {
-  const { initSync, Model } = await import(path.resolve(dir, "kiln.js"));
-  initSync({ module: readFileSync(path.resolve(dir, "kiln_bg.wasm")) });
-  const m = Model.fromBytes(module);
-  runners.set(`package ${dir}`, (x, batch) => m.predict(x, batch));
-}
-if (opt.onnx) {
-  const require = createRequire(import.meta.url);
-  const ort = await import("onnxruntime-web");
-  ort.env.wasm.numThreads = 1;
-  ort.env.wasm.simd = true;
-  ort.env.wasm.wasmPaths = path.dirname(require.resolve("onnxruntime-web")) + "/";
-  const s = await ort.InferenceSession.create(readFileSync(opt.onnx), { executionProviders: ["wasm"] });
-  const [input, output] = [s.inputNames[0], s.outputNames[0]];
-  runners.set("onnxruntime-web", async (x, batch) => (await s.run({ [input]: new ort.Tensor("float32", x, [batch, ...shape]) }))[output].data);
-}
+const runners = new Map([["raw ABI", await kilnAbi(module, width)]]);
+for (const dir of pkgs) runners.set(`package ${dir}`, await kilnPackage(dir, module));
+if (opt.onnx) runners.set("onnxruntime-web", await ortWeb(opt.onnx, shape));
 
-const row = Float32Array.from({ length: width }, (_, i) => ((i * 37) % 255) / 255);
-const x32 = new Float32Array(width * 32);
-for (let b = 0; b < 32; b++) x32.set(row, b * width);
+const { row, x32 } = benchRows(width);
 const bits = (a) => Array.from(new Uint32Array(Float32Array.from(a).buffer)).join();
 const abi = runners.get("raw ABI");
 const want = [bits(abi(row, 1)), bits(abi(x32, 32))];

@@ -1,9 +1,10 @@
 //! The same module in V8 (Node), driven through the raw ABI with no glue —
-//! the example in docs/abi.md — gives the native kernel's bits.
+//! the client and example in docs/abi.md — gives the native kernel's bits.
 
 use crate::common::*;
 
 const EXAMPLE: &str = include_str!("../node/abi-example.mjs");
+const CLIENT: &str = include_str!("../../web/abi/abi.js");
 
 #[test]
 fn node_runs_the_module_with_native_bits() {
@@ -25,13 +26,17 @@ fn node_runs_the_module_with_native_bits() {
     assert_eq!(bits(&v8), bits(&native), "V8 and native scores differ");
 }
 
-/// The ABI document shows the example verbatim, so the docs cannot drift
-/// from code that runs.
+/// The ABI document shows the client and the example verbatim, so the docs
+/// cannot drift from code that runs.
 #[test]
 fn abi_doc_shows_the_tested_example() {
     let doc = include_str!("../../docs/abi.md");
     assert!(
         doc.contains(EXAMPLE.trim()),
         "docs/abi.md must contain tests/node/abi-example.mjs verbatim"
+    );
+    assert!(
+        doc.contains(CLIENT.trim()),
+        "docs/abi.md must contain web/abi/abi.js verbatim"
     );
 }

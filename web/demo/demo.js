@@ -4,12 +4,12 @@
 // No bundler: an ES module importing ../pkg/kiln.js. Query parameters:
 //   ?model=URL   the model to load (default /models/digits/model.wasm, where
 //                `kiln serve` serves the digits module; a .safetensors model
-//                file works too)
+//                file works too) for the f32/int8 selector's f32 choice
+//   ?model-int8=URL  the int8 choice (default /models/digits-int8/model.wasm)
 //   ?test=URL    rows for "random test digit" (a CSV as written by `kiln
 //                train --test-out`; default test-digits.csv beside this page:
 //                100 UCI digits the seed-1 model did not train on)
-// The f32/int8 selector maps to VARIANTS below (scripts/demo.sh serves
-// both).
+// scripts/demo.sh serves both the f32 and the int8 module.
 //
 // window.kilnDemo exposes the last prediction ({input, scores, server}) and
 // a `loaded` flag for the end-to-end tests in tests/browser.
@@ -162,8 +162,8 @@ function update(input = pixels()) {
   askServer(input, scores);
 }
 
-/** Median-free but honest: repeats until ≥ 2 ms so the clock's coarse
- * resolution (5–100 µs in browsers) does not dominate. */
+/** µs per prediction, averaged over calls repeated for at least 2 ms so
+ * that browsers' coarse clocks do not dominate. */
 function timePredict(model, input) {
   let n = 0;
   const t0 = performance.now();

@@ -1,13 +1,12 @@
 // kiln edge worker: serves ONE kiln model module over the KServe v2 REST
 // subset that `kiln serve` speaks, in Cloudflare Workers / workerd.
 //
-// Written next to model.wasm by `kiln build MODEL --target worker -o DIR`
-// (this file is embedded in the kiln binary). The module is imported as a
-// compiled WebAssembly.Module — the only way Workers accept wasm — and run
-// through its raw ABI v1 exports (docs/abi.md): kiln_input(batch) gives the
-// input buffer, kiln_run(batch) predicts, kiln_output() points at the
-// scores. It imports nothing. One instance per isolate, created on first
-// use and dropped after any trap, so a failed request never poisons the next.
+// `kiln build MODEL --target worker -o DIR` writes it next to model.wasm,
+// with web/abi/abi.js (the raw ABI client) inlined in place of its import,
+// so the written worker.js stands alone. The module is imported as a
+// compiled WebAssembly.Module, the only way Workers accept wasm. One
+// instance per isolate, created on first use and dropped after any failure,
+// so a failed request never poisons the next.
 //
 // Routes:
 //   GET  /v2/health/live · /v2/health/ready · /v2
@@ -17,6 +16,7 @@
 // 404 (unknown model/path), 405 (wrong method), 413 (body too large),
 // 415 (not JSON), 500 (the module failed).
 
+import { KilnError, KilnModule } from "../abi/abi.js";
 import model from "./model.wasm";
 
 /** Largest request body accepted, in bytes. */
@@ -27,7 +27,7 @@ const meta = readMeta(model);
 const inputLen = meta.input.shape.reduce((a, b) => a * b, 1);
 const outputLen = meta.output.shape.reduce((a, b) => a * b, 1);
 
-/** @type {WebAssembly.Instance | null} */
+/** @type {KilnModule | null} */
 let instance = null;
 
 function readMeta(module) {
@@ -55,22 +55,16 @@ function json(body, status = 200, headers = {}) {
 
 /** Runs `batch` rows (a Float32Array of batch × inputLen) through the module. */
 function predict(rows, batch) {
-  instance ??= new WebAssembly.Instance(model, {});
-  const ex = instance.exports;
+  instance ??= new KilnModule(new WebAssembly.Instance(model, {}));
   try {
-    const ptr = ex.kiln_input(batch);
-    if (ptr === 0) {
-      throw new HttpError(413, `batch of ${batch} rows does not fit in the model's memory`);
-    }
-    new Float32Array(ex.memory.buffer, ptr, rows.length).set(rows);
-    const code = ex.kiln_run(batch);
-    if (code !== 0) throw new HttpError(500, `kiln_run failed with code ${code} (see docs/abi.md)`);
-    const out = ex.kiln_output();
-    return new Float32Array(ex.memory.buffer, out, batch * outputLen).slice();
+    return instance.predict(rows, batch);
   } catch (e) {
     // After a trap or a failed call the instance's state is unknown: drop it.
     instance = null;
-    if (e instanceof HttpError) throw e;
+    if (e instanceof KilnError && e.code === 0) {
+      throw new HttpError(413, `batch of ${batch} rows does not fit in the model's memory`);
+    }
+    if (e instanceof KilnError) throw new HttpError(500, `${e.message} (see docs/abi.md)`);
     throw new HttpError(500, `the model failed: ${e.message}`);
   }
 }

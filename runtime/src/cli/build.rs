@@ -7,9 +7,14 @@ use anyhow::{Context, bail};
 use kiln::model::ModelFile;
 use kiln::module;
 
-/// The worker source (`web/worker/worker.js`), embedded so `kiln build
-/// --target worker` needs nothing but the kiln binary.
+/// The worker source (`web/worker/worker.js`) and the raw ABI client it
+/// imports (`web/abi/abi.js`), embedded so `kiln build --target worker` needs
+/// nothing but the kiln binary.
 const WORKER_JS: &str = include_str!("../../../web/worker/worker.js");
+const ABI_JS: &str = include_str!("../../../web/abi/abi.js");
+/// The line of `worker.js` that imports the client; [`worker_js`] puts the
+/// client's source in its place.
+const ABI_IMPORT: &str = "import { KilnError, KilnModule } from \"../abi/abi.js\";";
 
 /// Compile a model file into ONE self-contained `.wasm` model module.
 ///
@@ -43,13 +48,12 @@ pub(super) struct Args {
     target: Target,
     /// Write the module's relaxed-SIMD twin (int8 models only): the same model
     /// and metadata around the kernel built with relaxed SIMD, which computes
-    /// the same bits with a faster int8 dot product. It needs an engine with
-    /// relaxed SIMD (wasmtime, Chrome/Edge 114+, Node 22+); Safari and older engines
-    /// reject the whole module. Ship it next to the portable module and pick it
-    /// only after probing the engine's result (tests/node/relaxed-probe.mjs:
-    /// Node 20's pre-release relaxed SIMD doubles the dot product, so merely
-    /// validating the instruction is not enough). `kiln serve` and `kiln
-    /// predict` need nothing: they derive the twin from the portable module.
+    /// the same bits with a faster int8 dot product. Engines without relaxed
+    /// SIMD reject the whole module, so ship it next to the portable module
+    /// and pick it only after probing the engine's result
+    /// (tests/node/relaxed-probe.mjs; docs/abi.md, "Relaxed SIMD"). `kiln
+    /// serve` and `kiln predict` need nothing: they derive the twin from the
+    /// portable module.
     #[arg(long, conflicts_with = "target")]
     relaxed_simd: bool,
 }
@@ -122,10 +126,22 @@ fn worker_files(name: &str, wasm: Vec<u8>) -> [(&'static str, Vec<u8>); 3] {
         worker_name(name)
     );
     [
-        ("worker.js", WORKER_JS.as_bytes().to_vec()),
+        ("worker.js", worker_js().into_bytes()),
         ("model.wasm", wasm),
         ("wrangler.toml", wrangler.into_bytes()),
     ]
+}
+
+/// The `worker.js` written: the source with the ABI client inlined in place
+/// of its import, `export` dropped from the client's declarations, so the
+/// one file runs as it is in workerd (whose config names every module) as
+/// in Wrangler.
+fn worker_js() -> String {
+    let client: String = ABI_JS
+        .lines()
+        .flat_map(|line| [line.strip_prefix("export ").unwrap_or(line), "\n"])
+        .collect();
+    WORKER_JS.replacen(ABI_IMPORT, client.trim_end(), 1)
 }
 
 /// A Workers script name for model `name`: `kiln-` + lowercase letters,
@@ -152,7 +168,17 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::worker_name;
+    use super::{ABI_IMPORT, WORKER_JS, worker_js, worker_name};
+
+    #[test]
+    fn the_written_worker_inlines_the_abi_client() {
+        assert_eq!(WORKER_JS.matches(ABI_IMPORT).count(), 1, "worker.js imports the client once");
+        let js = worker_js();
+        assert!(!js.contains("abi.js\""), "no import of the client is left");
+        assert!(js.contains("\nclass KilnModule {"), "the client is inlined");
+        let exports: Vec<&str> = js.lines().filter(|l| l.starts_with("export ")).collect();
+        assert_eq!(exports, ["export default {"], "only the worker's own export");
+    }
 
     #[test]
     fn worker_names_are_valid_script_names() {

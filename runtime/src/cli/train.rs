@@ -134,29 +134,47 @@ fn parse_shape(s: &str) -> anyhow::Result<Vec<usize>> {
 }
 
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
+    // Stage 1: every check that needs no I/O, so a bad flag fails at once.
+    let mut cfg = config(&a)?;
+    // Stage 2: the system — directories, the OS's randomness, the data.
+    check_output_dirs(&a)?;
+    cfg.seed = match a.seed {
+        Some(s) => s,
+        None => {
+            let s = getrandom::u64().context("drawing a random seed")?;
+            eprintln!("seed: {s} (pass --seed {s} to repeat this run)");
+            s
+        }
+    };
+    let table = data::load_table(&a.data)?;
+    let trained = train_with_progress(&table, &cfg, a.log_json)?;
+
+    trained
+        .model
+        .save(&a.output)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    if let Some(path) = &a.test_out {
+        write_rows(&trained.held_out, path)?;
+    }
+    if let Some(path) = &a.plot {
+        train::plot::loss_curves(&trained.history, path)?;
+    }
+    println!("{}", summary(&a.output, cfg.seed, &trained));
+    Ok(())
+}
+
+/// The training settings `a` asks for, checked without I/O. The seed is
+/// `--seed`, or 0 until [`execute`] draws one.
+fn config(a: &Args) -> anyhow::Result<TrainConfig> {
     let builtin = a.data == "builtin:digits";
     let target = match (&a.target, builtin) {
         (Some(t), _) => t.clone(),
         (None, true) => "digit".into(),
         (None, false) => bail!("--target COLUMN is required: name the CSV column to predict"),
     };
-    if !(0.0..1.0).contains(&a.val_split) {
-        bail!("--val-split must be in [0, 1), got {}", a.val_split);
-    }
+    // gd and sgd ignore --beta, so TrainConfig cannot check it for them.
     if !(0.0..1.0).contains(&a.beta) {
         bail!("--beta must be in [0, 1), got {}", a.beta);
-    }
-    if !(a.l2 >= 0.0 && a.l2.is_finite()) {
-        bail!("--l2 must be a non-negative number, got {}", a.l2);
-    }
-    if a.epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
-    if a.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    if a.early_stop == Some(0) {
-        bail!("--early-stop must be at least 1 epoch");
     }
     let optimizer = match a.optimizer {
         OptimizerArg::Gd => Optimizer::Gd,
@@ -167,20 +185,32 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             beta2: 0.999,
         },
     };
-    let lr = a.lr.unwrap_or(optimizer.default_lr());
-    if !(lr > 0.0 && lr.is_finite()) {
-        bail!("--lr must be a positive number, got {lr}");
-    }
-    let is_cnn = matches!(a.model, ModelKind::Cnn(_));
-    let shape = match (&a.shape, is_cnn, builtin) {
-        (Some(s), true, _) => Some(parse_shape(s)?),
-        (Some(_), false, _) => bail!("--shape applies to cnn models only"),
-        (None, true, true) => Some(vec![1, 8, 8]),
-        (None, true, false) => {
-            bail!("a cnn needs --shape CxHxW, the image shape of one row (e.g. 1x28x28)")
-        }
-        (None, false, _) => None,
+    let mut cfg = TrainConfig {
+        model: a.model.clone(),
+        activation: match a.activation {
+            ActivationArg::Relu => Activation::Relu,
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Sigmoid => Activation::Sigmoid,
+        },
+        optimizer,
+        lr: a.lr.unwrap_or(optimizer.default_lr()),
+        epochs: a.epochs,
+        batch: a.batch,
+        l2: a.l2,
+        val_split: a.val_split,
+        early_stop: a.early_stop,
+        seed: a.seed.unwrap_or(0),
+        target,
+        features: a.features.clone(),
+        shape: None,
+        name: a.name.clone().unwrap_or_else(|| {
+            a.output
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+        }),
     };
+    cfg.validate()?;
+    cfg.shape = input_shape(a, builtin)?;
     if let Some(p) = &a.plot {
         let ext = p
             .extension()
@@ -190,7 +220,26 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             bail!("--plot {}: the file must end in .png or .svg", p.display());
         }
     }
-    // Fail before training, not after, when the output cannot be written.
+    Ok(cfg)
+}
+
+/// The shape of one input row: `--shape` for a cnn (1×8×8 for the built-in
+/// digits), none (flat) for the other models.
+fn input_shape(a: &Args, builtin: bool) -> anyhow::Result<Option<Vec<usize>>> {
+    let is_cnn = matches!(a.model, ModelKind::Cnn(_));
+    Ok(match (&a.shape, is_cnn, builtin) {
+        (Some(s), true, _) => Some(parse_shape(s)?),
+        (Some(_), false, _) => bail!("--shape applies to cnn models only"),
+        (None, true, true) => Some(vec![1, 8, 8]),
+        (None, true, false) => {
+            bail!("a cnn needs --shape CxHxW, the image shape of one row (e.g. 1x28x28)")
+        }
+        (None, false, _) => None,
+    })
+}
+
+/// Fails before training, not after, when an output cannot be written.
+fn check_output_dirs(a: &Args) -> anyhow::Result<()> {
     for path in [Some(&a.output), a.test_out.as_ref(), a.plot.as_ref()]
         .into_iter()
         .flatten()
@@ -205,51 +254,26 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             );
         }
     }
-    let seed = match a.seed {
-        Some(s) => s,
-        None => {
-            let s = getrandom::u64().context("drawing a random seed")?;
-            eprintln!("seed: {s} (pass --seed {s} to repeat this run)");
-            s
-        }
-    };
-    let table = data::load_table(&a.data)?;
-    let name = a.name.clone().unwrap_or_else(|| {
-        a.output
-            .file_stem()
-            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
-    });
-    let cfg = TrainConfig {
-        model: a.model.clone(),
-        activation: match a.activation {
-            ActivationArg::Relu => Activation::Relu,
-            ActivationArg::Tanh => Activation::Tanh,
-            ActivationArg::Sigmoid => Activation::Sigmoid,
-        },
-        optimizer,
-        lr,
-        epochs: a.epochs,
-        batch: a.batch,
-        l2: a.l2,
-        val_split: a.val_split,
-        early_stop: a.early_stop,
-        seed,
-        target,
-        features: a.features.clone(),
-        shape,
-        name,
-    };
+    Ok(())
+}
 
-    let bar = (!a.log_json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        indicatif::ProgressBar::new(a.epochs as u64).with_style(
+/// Trains, reporting each epoch as a JSON line (`log_json`) or on a
+/// progress bar when stderr is a terminal.
+fn train_with_progress(
+    table: &data::Table,
+    cfg: &TrainConfig,
+    log_json: bool,
+) -> anyhow::Result<train::Trained> {
+    let bar = (!log_json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        indicatif::ProgressBar::new(cfg.epochs as u64).with_style(
             indicatif::ProgressStyle::with_template(
                 "{bar:40} epoch {pos}/{len} {msg} [{elapsed}<{eta}]",
             )
             .expect("valid template"),
         )
     });
-    let trained = train::train(&table, &cfg, |r| {
-        if a.log_json {
+    let trained = train::train(table, cfg, |r| {
+        if log_json {
             println!("{}", serde_json::to_string(r).expect("report serialises"));
         } else if let Some(bar) = &bar {
             bar.set_position(r.epoch as u64);
@@ -263,19 +287,14 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    Ok(trained)
+}
 
-    trained
-        .model
-        .save(&a.output)
-        .with_context(|| format!("writing {}", a.output.display()))?;
-    if let Some(path) = &a.test_out {
-        write_rows(&trained.held_out, path)?;
-    }
-    if let Some(path) = &a.plot {
-        train::plot::loss_curves(&trained.history, path)?;
-    }
+/// The last line `kiln train` prints: where the model went, the seed, the
+/// epochs and the held-out score.
+fn summary(output: &std::path::Path, seed: u64, trained: &train::Trained) -> serde_json::Value {
     let mut summary = serde_json::json!({
-        "model": a.output,
+        "model": output,
         "seed": seed,
         "epochs_run": trained.epochs_run,
         "best_epoch": trained.best_epoch,
@@ -302,8 +321,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             .into();
         summary["intercept"] = intercept.into();
     }
-    println!("{summary}");
-    Ok(())
+    summary
 }
 
 /// Writes `table` as CSV (temporary file + rename).

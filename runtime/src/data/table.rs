@@ -22,6 +22,19 @@ impl Table {
         self.values[row * self.columns.len() + column]
     }
 
+    /// The rows `rows` (indices, in that order) as a table of their own.
+    pub fn select_rows(&self, rows: &[usize]) -> Table {
+        Table {
+            path: self.path.clone(),
+            columns: self.columns.clone(),
+            values: rows
+                .iter()
+                .flat_map(|&r| (0..self.columns.len()).map(move |c| (r, c)))
+                .map(|(r, c)| self.value(r, c))
+                .collect(),
+        }
+    }
+
     /// The index of the column called `name`.
     pub fn column(&self, name: &str) -> Result<usize, DataError> {
         self.columns

@@ -7,6 +7,8 @@
 //! inputs. Everything random comes from one seed, so a seed gives identical
 //! bytes.
 //!
+//! * [`prepare`] — features, truth, the validation split, standardisation;
+//! * [`fit`] — the epoch loop and early stopping;
 //! * [`layers`] — dense, convolution, pooling, activations, back-propagation;
 //! * [`losses`] — softmax and binary cross-entropy, mean squared error;
 //! * [`optim`] — gd, sgd, momentum, adam;
@@ -15,15 +17,15 @@
 //! * [`plot`] — loss curves as PNG or SVG.
 
 pub mod eval;
+mod fit;
 mod layers;
 mod losses;
 mod models;
 mod optim;
 pub mod plot;
+mod prepare;
 
-use ndarray::{Array2, ArrayView2, Axis};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 pub use eval::{EvalError, Evaluation, evaluate, linear_coefficients};
@@ -33,6 +35,7 @@ pub use models::{CNN_SPEC_HELP, CnnLayer, ModelKind, default_cnn};
 pub use optim::{Optimizer, Stepper};
 
 use crate::data::{DataError, Table};
+use prepare::{Prepared, Truth};
 use crate::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor};
 
 /// Training settings.
@@ -60,6 +63,56 @@ pub struct TrainConfig {
     /// The shape of one input row (`[c, h, w]` for a CNN); `None` means flat.
     pub shape: Option<Vec<usize>>,
     pub name: String,
+}
+
+impl TrainConfig {
+    /// Checks the settings that need no data: every number in its range.
+    /// [`train`] calls it first; a front end may call it before any I/O.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        if !unit(self.val_split) {
+            return Err(TrainError::OutOfRange {
+                setting: "--val-split",
+                rule: "in [0, 1)",
+                value: self.val_split,
+            });
+        }
+        let beta = match self.optimizer {
+            Optimizer::Momentum { beta } | Optimizer::Adam { beta1: beta, .. } => beta,
+            Optimizer::Gd | Optimizer::Sgd => 0.0,
+        };
+        if !unit(beta) {
+            return Err(TrainError::OutOfRange {
+                setting: "--beta",
+                rule: "in [0, 1)",
+                value: beta,
+            });
+        }
+        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
+            return Err(TrainError::OutOfRange {
+                setting: "--l2",
+                rule: "a non-negative number",
+                value: self.l2,
+            });
+        }
+        for (setting, value, min) in [
+            ("--epochs", Some(self.epochs), "1"),
+            ("--batch", Some(self.batch), "1"),
+            ("--early-stop", self.early_stop, "1 epoch"),
+        ] {
+            if value == Some(0) {
+                return Err(TrainError::Zero { setting, min });
+            }
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(TrainError::OutOfRange {
+                setting: "--lr",
+                rule: "a positive number",
+                value: self.lr,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One epoch's numbers. Losses are means over rows; for regression they
@@ -94,6 +147,17 @@ pub struct Trained {
 pub enum TrainError {
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error("{setting} must be {rule}, got {value}")]
+    OutOfRange {
+        setting: &'static str,
+        rule: &'static str,
+        value: f32,
+    },
+    #[error("{setting} must be at least {min}")]
+    Zero {
+        setting: &'static str,
+        min: &'static str,
+    },
     #[error(
         "target column `{column}` has value {value} on line {line}; classes must be whole numbers 0..=1000 (use --model linear for a real-valued target)"
     )]
@@ -128,190 +192,28 @@ pub enum TrainError {
     Eval(#[from] EvalError),
 }
 
-/// The truth for every row.
-enum Truth {
-    /// Class indices and the class values they stand for.
-    Classes(Vec<usize>, Vec<usize>),
-    /// Values, with the mean and standard deviation used to standardise them.
-    Values(Vec<f32>, f32, f32),
-}
-
 /// Trains a model on `table`; `on_epoch` sees each epoch's report.
 pub fn train(
     table: &Table,
     cfg: &TrainConfig,
-    mut on_epoch: impl FnMut(&EpochReport),
+    on_epoch: impl FnMut(&EpochReport),
 ) -> Result<Trained, TrainError> {
-    let target = table.column(&cfg.target)?;
-    let features: Vec<usize> = if cfg.features.is_empty() {
-        (0..table.columns.len()).filter(|&c| c != target).collect()
-    } else {
-        cfg.features
-            .iter()
-            .map(|f| table.column(f))
-            .collect::<Result<_, _>>()?
-    };
-    if features.is_empty() {
-        return Err(TrainError::NoFeatures);
-    }
-    let shape = cfg.shape.clone().unwrap_or_else(|| vec![features.len()]);
-    let product: usize = shape.iter().product();
-    if product != features.len() {
-        return Err(TrainError::ShapeMismatch {
-            shape,
-            product,
-            features: features.len(),
-        });
-    }
-    let n = table.rows();
-    let truth = truth(table, target, cfg)?;
-
+    cfg.validate()?;
+    // One generator, drawn from in a fixed order (split, initial weights,
+    // batch order), so a seed gives identical bytes.
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut rng);
-    let n_val = (n as f32 * cfg.val_split).round() as usize;
-    if n_val >= n || (cfg.val_split > 0.0 && n_val == 0) {
-        return Err(TrainError::Split(cfg.val_split));
-    }
-    if cfg.early_stop.is_some() && n_val == 0 {
-        return Err(TrainError::EarlyStopWithoutValidation);
-    }
-    let (val_rows, train_rows) = order.split_at(n_val);
-
-    let x_all = Array2::from_shape_fn((n, features.len()), |(r, c)| table.value(r, features[c]));
-    let x_train = x_all.select(Axis(0), train_rows);
-    let mean = x_train.mean_axis(Axis(0)).expect("rows");
-    let std = x_train
-        .std_axis(Axis(0), 0.0)
-        .mapv(|s| if s > 1e-6 { s } else { 1.0 });
-    let standardize = |x: ArrayView2<f32>| (&x - &mean) / &std;
-    let x_train = standardize(x_train.view());
-    let x_val = standardize(x_all.select(Axis(0), val_rows).view());
-
-    let outputs = match &truth {
-        Truth::Classes(_, distinct) => distinct.len(),
-        Truth::Values(..) => 1,
-    };
-    let (mut net, loss) = models::build(&cfg.model, &shape, outputs, cfg.activation, &mut rng)?;
-    // Regression trains on standardised targets; reports undo the scaling.
-    let (loss_scale, metric) = match &truth {
-        Truth::Classes(..) => (1.0, "accuracy"),
-        Truth::Values(_, _, s) => (s * s, "mse"),
-    };
-    let targets = |rows: &[usize], pick: &dyn Fn(usize) -> usize| -> TargetBuf {
-        match &truth {
-            Truth::Classes(c, _) => TargetBuf::Classes(rows.iter().map(|&i| c[pick(i)]).collect()),
-            Truth::Values(v, m, s) => {
-                TargetBuf::Values(rows.iter().map(|&i| (v[pick(i)] - m) / s).collect())
-            }
-        }
-    };
-    let y_train = targets(train_rows, &|i| i);
-    let y_val = targets(val_rows, &|i| i);
-
-    let batch = if cfg.optimizer.full_batch() {
-        train_rows.len()
-    } else {
-        cfg.batch.max(1)
-    };
-    let mut stepper = Stepper::new(cfg.optimizer, cfg.lr);
-    let mut idx: Vec<usize> = (0..train_rows.len()).collect();
-    let mut history = Vec::new();
-    let mut best = (f32::INFINITY, 0, net.clone());
-    for epoch in 1..=cfg.epochs {
-        let start = std::time::Instant::now();
-        idx.shuffle(&mut rng);
-        let mut total = 0.0;
-        for chunk in idx.chunks(batch) {
-            let xb = x_train.select(Axis(0), chunk);
-            let yb = y_train.select(chunk);
-            let f = |out: &Array2<f32>| loss.eval(out, yb.as_targets());
-            let (value, grads) = net.loss_and_grad(xb.view(), &f, cfg.l2);
-            if !value.is_finite() {
-                return Err(TrainError::Diverged { epoch, loss: value });
-            }
-            total += value * chunk.len() as f32;
-            stepper.step(net.params_mut(), &grads);
-        }
-        let (val_loss, val_metric) = if val_rows.is_empty() {
-            (None, None)
-        } else {
-            let out = net.predict(x_val.view());
-            let (l, _) = loss.eval(&out, y_val.as_targets());
-            let m = match (&y_val, loss) {
-                (TargetBuf::Values(_), _) => l * loss_scale,
-                (TargetBuf::Classes(c), Loss::BinaryCrossEntropy) => {
-                    out.rows()
-                        .into_iter()
-                        .zip(c)
-                        .filter(|(r, c)| (r[0] > 0.0) == (**c == 1))
-                        .count() as f32
-                        / c.len() as f32
-                }
-                (TargetBuf::Classes(c), _) => {
-                    out.rows()
-                        .into_iter()
-                        .zip(c)
-                        .filter(|(r, c)| argmax(r.as_slice().expect("row")) == **c)
-                        .count() as f32
-                        / c.len() as f32
-                }
-            };
-            (Some(l * loss_scale), Some(m))
-        };
-        let report = EpochReport {
-            epoch,
-            train_loss: total / train_rows.len() as f32 * loss_scale,
-            val_loss,
-            val_metric,
-            metric,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        on_epoch(&report);
-        history.push(report);
-        if let Some(patience) = cfg.early_stop {
-            let v = val_loss.expect("validation rows");
-            if v < best.0 {
-                best = (v, epoch, net.clone());
-            } else if epoch - best.1 >= patience {
-                break;
-            }
-        }
-    }
-    let epochs_run = history.len();
-    let best_epoch = if cfg.early_stop.is_some() && best.1 > 0 {
-        net = best.2;
-        best.1
-    } else {
-        epochs_run
-    };
-
-    let target_scale = match &truth {
-        Truth::Values(_, m, s) => Some((*s, *m)),
-        Truth::Classes(..) => None,
-    };
-    let model = to_model_file(
-        cfg,
-        table,
-        &features,
-        &shape,
-        &truth,
-        &mean.to_vec(),
-        &std.to_vec(),
-        &net,
-        loss,
-        target_scale,
-    );
-    let held_out = Table {
-        path: table.path.clone(),
-        columns: table.columns.clone(),
-        values: val_rows
-            .iter()
-            .flat_map(|&r| (0..table.columns.len()).map(move |c| (r, c)))
-            .map(|(r, c)| table.value(r, c))
-            .collect(),
-    };
-    let evaluation = if val_rows.is_empty() {
+    let data = prepare::prepare(table, cfg, &mut rng)?;
+    let (net, loss) = models::build(
+        &cfg.model,
+        &data.shape,
+        data.truth.outputs(),
+        cfg.activation,
+        &mut rng,
+    )?;
+    let fit = fit::fit(net, loss, &data, cfg, &mut rng, on_epoch)?;
+    let model = to_model_file(cfg, table, &data, &fit.net, loss);
+    let held_out = table.select_rows(&data.val_rows);
+    let evaluation = if data.val_rows.is_empty() {
         None
     } else {
         Some(evaluate(&model, &held_out, &cfg.target)?)
@@ -320,81 +222,10 @@ pub fn train(
         model,
         held_out,
         evaluation,
-        epochs_run,
-        best_epoch,
-        history,
+        epochs_run: fit.history.len(),
+        best_epoch: fit.best_epoch,
+        history: fit.history,
     })
-}
-
-/// Owned targets of a set of rows.
-enum TargetBuf {
-    Classes(Vec<usize>),
-    Values(Vec<f32>),
-}
-
-impl TargetBuf {
-    fn select(&self, rows: &[usize]) -> TargetBuf {
-        match self {
-            TargetBuf::Classes(c) => TargetBuf::Classes(rows.iter().map(|&i| c[i]).collect()),
-            TargetBuf::Values(v) => TargetBuf::Values(rows.iter().map(|&i| v[i]).collect()),
-        }
-    }
-
-    fn as_targets(&self) -> Targets<'_> {
-        match self {
-            TargetBuf::Classes(c) => Targets::Classes(c),
-            TargetBuf::Values(v) => Targets::Values(v),
-        }
-    }
-}
-
-/// Reads the target column as classes (classifiers) or values (`linear`).
-fn truth(table: &Table, target: usize, cfg: &TrainConfig) -> Result<Truth, TrainError> {
-    let n = table.rows();
-    let values: Vec<f32> = (0..n).map(|r| table.value(r, target)).collect();
-    if cfg.model == ModelKind::Linear {
-        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-        let var = values
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n as f64;
-        let std = if var.sqrt() > 1e-6 {
-            var.sqrt() as f32
-        } else {
-            1.0
-        };
-        return Ok(Truth::Values(values, mean as f32, std));
-    }
-    let mut classes = Vec::with_capacity(n);
-    for (r, &v) in values.iter().enumerate() {
-        if v.fract() != 0.0 || !(0.0..=1000.0).contains(&v) {
-            return Err(TrainError::BadClass {
-                column: cfg.target.clone(),
-                line: r + 2,
-                value: v,
-            });
-        }
-        classes.push(v as usize);
-    }
-    let mut distinct = classes.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() < 2 {
-        return Err(TrainError::OneClass);
-    }
-    if cfg.model == ModelKind::Logistic && distinct.len() != 2 {
-        return Err(TrainError::NotBinary {
-            column: cfg.target.clone(),
-            found: distinct.len(),
-        });
-    }
-    // Classes are indices 0..k, labelled by the value they had in the data.
-    let idx = classes
-        .iter()
-        .map(|c| distinct.binary_search(c).expect("present"))
-        .collect();
-    Ok(Truth::Classes(idx, distinct))
 }
 
 /// Index of the largest value (the first, on ties).
@@ -408,19 +239,26 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The model file: the standardisation fitted in `data`, then `net`.
 fn to_model_file(
     cfg: &TrainConfig,
     table: &Table,
-    features: &[usize],
-    shape: &[usize],
-    truth: &Truth,
-    mean: &[f32],
-    std: &[f32],
+    data: &Prepared,
     net: &Network,
     loss: Loss,
-    target_scale: Option<(f32, f32)>,
 ) -> ModelFile {
+    let Prepared {
+        features,
+        shape,
+        truth,
+        mean,
+        std,
+        ..
+    } = data;
+    let target_scale = match truth {
+        Truth::Values(_, m, s) => Some((*s, *m)),
+        Truth::Classes(..) => None,
+    };
     let mut tensors = std::collections::BTreeMap::new();
     tensors.insert(
         "input.mean".into(),

@@ -9,8 +9,10 @@
 //! can fold into them (bias `Add`, `BatchNormalization` after a dense
 //! layer); the finished chain becomes the model file's layers.
 
+mod edges;
 mod ml;
 mod ops;
+mod shape;
 mod window;
 
 use std::collections::{BTreeSet, HashMap};
@@ -21,6 +23,7 @@ use super::proto::{self, GraphProto, NodeProto};
 use super::tensor::{self, Attrs, Const};
 use super::{ImportError, NodeRef, Options};
 use crate::model::ModelFile;
+use edges::{check_declared, class_labels, input_shape};
 
 /// A computed value: one row's shape, and the chain version that made it.
 #[derive(Debug, Clone)]
@@ -184,124 +187,6 @@ pub(super) fn lower(
         l.labels = class_labels(graph, output, &l.values);
     }
     l.finish(input.name.clone(), options)
-}
-
-/// The input's batch size (if fixed) and per-row dims.
-fn input_shape(input: &proto::ValueInfoProto) -> Result<(Option<usize>, Vec<usize>), ImportError> {
-    let bad = |why: String| ImportError::Graph(format!("input `{}`: {why}", input.name));
-    let t = input
-        .r#type
-        .as_ref()
-        .and_then(|t| t.tensor_type.as_ref())
-        .ok_or_else(|| bad("is not a tensor".into()))?;
-    if t.elem_type != proto::data_type::FLOAT {
-        return Err(bad(format!(
-            "has element type {}; kiln models take FLOAT input",
-            proto::data_type::name(t.elem_type)
-        )));
-    }
-    let shape = t
-        .shape
-        .as_ref()
-        .ok_or_else(|| bad("has no declared shape".into()))?;
-    let Some((first, rest)) = shape.dim.split_first() else {
-        return Err(bad("is a scalar; kiln needs [batch, ...]".into()));
-    };
-    let batch = match first.value {
-        Some(proto::DimensionValue::DimValue(v)) if v > 0 => Some(v as usize),
-        _ => None,
-    };
-    let mut dims = Vec::new();
-    for (i, d) in rest.iter().enumerate() {
-        match d.value {
-            Some(proto::DimensionValue::DimValue(v)) if v > 0 => dims.push(v as usize),
-            _ => {
-                return Err(bad(format!(
-                    "dimension {} is not a fixed size; only the batch dimension may be symbolic",
-                    i + 1
-                )));
-            }
-        }
-    }
-    let width = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if width.is_none_or(|w| w > kiln_guest_max_width()) {
-        return Err(bad(format!("rows of shape {dims:?} are too large")));
-    }
-    Ok((batch, dims))
-}
-
-/// The widest row the kernel runs.
-pub(super) fn kiln_guest_max_width() -> usize {
-    crate::kiln_guest::model::MAX_WIDTH
-}
-
-/// Refuses a result whose per-row shape disagrees with the declared one.
-fn check_declared(info: &proto::ValueInfoProto, out: &Act) -> Result<(), ImportError> {
-    let Some(shape) = info
-        .r#type
-        .as_ref()
-        .and_then(|t| t.tensor_type.as_ref())
-        .and_then(|t| t.shape.as_ref())
-    else {
-        return Ok(());
-    };
-    if shape.dim.is_empty() {
-        return Ok(());
-    }
-    let declared: Vec<Option<usize>> = shape.dim[1..]
-        .iter()
-        .map(|d| match d.value {
-            Some(proto::DimensionValue::DimValue(v)) if v > 0 => Some(v as usize),
-            _ => None,
-        })
-        .collect();
-    let agrees = declared.len() == out.dims.len()
-        && declared
-            .iter()
-            .zip(&out.dims)
-            .all(|(d, &o)| d.is_none_or(|d| d == o));
-    if agrees {
-        Ok(())
-    } else {
-        Err(ImportError::Graph(format!(
-            "output `{}`: kiln computes rows of shape {:?} but the graph declares {declared:?}; \
-             refusing rather than guessing",
-            info.name, out.dims
-        )))
-    }
-}
-
-/// Class names from a scikit-learn label branch:
-/// `ArrayFeatureExtractor(classes, ArgMax(output))`.
-fn class_labels(graph: &GraphProto, output: &str, values: &HashMap<&str, Value>) -> Vec<String> {
-    let argmax: Vec<&str> = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "ArgMax" && n.input.first().is_some_and(|i| i == output))
-        .filter_map(|n| n.output.first().map(String::as_str))
-        .collect();
-    for n in &graph.node {
-        if n.op_type == "ArrayFeatureExtractor"
-            && n.input.len() == 2
-            && argmax.contains(&n.input[1].as_str())
-        {
-            let classes = graph
-                .initializer
-                .iter()
-                .find(|t| t.name == n.input[0])
-                .and_then(|t| tensor::decode(t).ok())
-                .or_else(|| match values.get(n.input[0].as_str()) {
-                    Some(Value::Const(c)) => Some(c.clone()),
-                    _ => None,
-                });
-            match classes {
-                Some(Const::I64(a)) => return a.iter().map(|v| v.to_string()).collect(),
-                Some(Const::Str(s)) => return s,
-                _ => {}
-            }
-        }
-    }
-    Vec::new()
 }
 
 impl<'g> Lowering<'g> {
