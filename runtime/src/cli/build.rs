@@ -172,12 +172,20 @@ mod tests {
 
     #[test]
     fn the_written_worker_inlines_the_abi_client() {
-        assert_eq!(WORKER_JS.matches(ABI_IMPORT).count(), 1, "worker.js imports the client once");
+        assert_eq!(
+            WORKER_JS.matches(ABI_IMPORT).count(),
+            1,
+            "worker.js imports the client once"
+        );
         let js = worker_js();
         assert!(!js.contains("abi.js\""), "no import of the client is left");
         assert!(js.contains("\nclass KilnModule {"), "the client is inlined");
         let exports: Vec<&str> = js.lines().filter(|l| l.starts_with("export ")).collect();
-        assert_eq!(exports, ["export default {"], "only the worker's own export");
+        assert_eq!(
+            exports,
+            ["export default {"],
+            "only the worker's own export"
+        );
     }
 
     #[test]

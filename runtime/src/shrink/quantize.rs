@@ -122,20 +122,7 @@ pub fn quantize(
             }
         };
         let relu_next = matches!(layers.get(i + 1), Some(LayerSpec::Relu));
-        // Keep int8 across the boundary only into another int8 layer,
-        // through any pooling and flattening in between.
-        let after_relu = if relu_next { i + 2 } else { i + 1 };
-        let next = layers[after_relu..].iter().find(|l| {
-            !matches!(
-                l,
-                LayerSpec::Flatten | LayerSpec::MaxPool { .. } | LayerSpec::AvgPool { .. }
-            )
-        });
-        let feeds_int8 = !cfg.dynamic
-            && matches!(
-                next,
-                Some(LayerSpec::Dense { .. } | LayerSpec::Conv2d { .. })
-            );
+        let feeds_int8 = !cfg.dynamic && feeds_int8(layers, if relu_next { i + 2 } else { i + 1 });
         let fuse_relu = relu_next && feeds_int8;
 
         let sx = if cfg.dynamic {
@@ -156,44 +143,19 @@ pub fn quantize(
             Some(q.scale)
         };
 
-        let w = &model.tensors[weight];
-        let (outputs, taps) = match (w.shape.as_slice(), conv) {
-            (&[outputs, inputs], None) => (outputs, inputs),
-            (&[out_c, in_c, kh, kw], Some(_)) => (out_c, in_c * kh * kw),
-            _ => unreachable!("to_kernel checked the layer"),
-        };
-        let wf = w.as_f32().expect("checked f32 weight");
-        let bf = model.tensors[bias].as_f32().expect("checked f32 bias");
-        let floor: Vec<f32> = match sx {
-            Some(sx) => bf.iter().map(|&b| bias_scale_floor(b, sx)).collect(),
-            None => vec![0.0; outputs],
-        };
-        let (wq, ws) = quantize_weights(wf, taps, outputs, cfg.scheme, &floor);
-        let scale_name = format!("{weight}.scale");
-        tensors.insert(weight.clone(), Tensor::i8(w.shape.clone(), wq));
-        tensors.insert(scale_name.clone(), Tensor::new(vec![outputs], ws.clone()));
-        let bias_tensor = match sx {
-            // i32 at the accumulator scale s_x · s_w[o]; the floor on s_w
-            // keeps |bias| ≤ 2^30.
-            Some(sx) => Tensor::i32(
-                vec![outputs],
-                bf.iter()
-                    .zip(&ws)
-                    .map(|(&b, &s)| {
-                        let v = (f64::from(b) / (f64::from(sx) * f64::from(s))).round();
-                        v.clamp(-BIAS_LIMIT, BIAS_LIMIT) as i32
-                    })
-                    .collect(),
-            ),
-            None => Tensor::new(vec![outputs], bf.to_vec()),
-        };
-        tensors.insert(bias.clone(), bias_tensor);
+        let scale_name = quantize_layer_tensors(
+            model,
+            (weight, bias),
+            conv.is_some(),
+            sx,
+            cfg.scheme,
+            &mut tensors,
+        );
 
         let output = if feeds_int8 {
             // A convolution's output keeps all 8 bits: the 7-bit rule of
-            // non-negative ranges only speeds up the relaxed dense kernel
-            // (which checks each row and is exact either way), and with 7
-            // bits the digits CNN lost 0.56 points instead of gaining 0.28.
+            // non-negative ranges only speeds up the relaxed dense kernel,
+            // and costs a CNN accuracy (docs/quantization.md).
             let q = range(if fuse_relu { i + 2 } else { i + 1 }, conv.is_some())?;
             input = Some(q);
             Some(q)
@@ -227,6 +189,68 @@ pub fn quantize(
     let quantized = ModelFile { graph, tensors };
     quantized.to_kernel()?;
     Ok(quantized)
+}
+
+/// Whether the activation entering layer `next` stays int8: only into
+/// another int8 layer, through any pooling and flattening in between.
+fn feeds_int8(layers: &[LayerSpec], next: usize) -> bool {
+    let next = layers[next..].iter().find(|l| {
+        !matches!(
+            l,
+            LayerSpec::Flatten | LayerSpec::MaxPool { .. } | LayerSpec::AvgPool { .. }
+        )
+    });
+    matches!(
+        next,
+        Some(LayerSpec::Dense { .. } | LayerSpec::Conv2d { .. })
+    )
+}
+
+/// Writes the int8 tensors of one dense or convolution layer (`weight`,
+/// `bias`) into `tensors`: i8 weights, their per-output scales (returned:
+/// the scale tensor's name) and the bias, i32 at the accumulator scale when
+/// the input scale `sx` is static, else f32.
+fn quantize_layer_tensors(
+    model: &ModelFile,
+    (weight, bias): (&String, &String),
+    conv: bool,
+    sx: Option<f32>,
+    scheme: Scheme,
+    tensors: &mut BTreeMap<String, Tensor>,
+) -> String {
+    let w = &model.tensors[weight];
+    let (outputs, taps) = match (w.shape.as_slice(), conv) {
+        (&[outputs, inputs], false) => (outputs, inputs),
+        (&[out_c, in_c, kh, kw], true) => (out_c, in_c * kh * kw),
+        _ => unreachable!("to_kernel checked the layer"),
+    };
+    let wf = w.as_f32().expect("checked f32 weight");
+    let bf = model.tensors[bias].as_f32().expect("checked f32 bias");
+    let floor: Vec<f32> = match sx {
+        Some(sx) => bf.iter().map(|&b| bias_scale_floor(b, sx)).collect(),
+        None => vec![0.0; outputs],
+    };
+    let (wq, ws) = quantize_weights(wf, taps, outputs, scheme, &floor);
+    let scale_name = format!("{weight}.scale");
+    tensors.insert(weight.clone(), Tensor::i8(w.shape.clone(), wq));
+    tensors.insert(scale_name.clone(), Tensor::new(vec![outputs], ws.clone()));
+    let bias_tensor = match sx {
+        // i32 at the accumulator scale s_x · s_w[o]; the floor on s_w
+        // keeps |bias| ≤ 2^30.
+        Some(sx) => Tensor::i32(
+            vec![outputs],
+            bf.iter()
+                .zip(&ws)
+                .map(|(&b, &s)| {
+                    let v = (f64::from(b) / (f64::from(sx) * f64::from(s))).round();
+                    v.clamp(-BIAS_LIMIT, BIAS_LIMIT) as i32
+                })
+                .collect(),
+        ),
+        None => Tensor::new(vec![outputs], bf.to_vec()),
+    };
+    tensors.insert(bias.clone(), bias_tensor);
+    scale_name
 }
 
 /// The largest magnitude of an i32 bias at the accumulator scale: half the

@@ -98,7 +98,9 @@ fn validation(net: &Network, loss: Loss, data: &Prepared, loss_scale: f32) -> Op
     let (l, _) = loss.eval(&out, data.y_val.as_targets());
     let metric = match (&data.y_val, loss) {
         (TargetBuf::Values(_), _) => l * loss_scale,
-        (TargetBuf::Classes(c), Loss::BinaryCrossEntropy) => accuracy(&out, c, |r, c| (r[0] > 0.0) == (c == 1)),
+        (TargetBuf::Classes(c), Loss::BinaryCrossEntropy) => {
+            accuracy(&out, c, |r, c| (r[0] > 0.0) == (c == 1))
+        }
         (TargetBuf::Classes(c), _) => accuracy(&out, c, |r, c| argmax(r) == c),
     };
     Some((l * loss_scale, metric))

@@ -35,8 +35,8 @@ pub use models::{CNN_SPEC_HELP, CnnLayer, ModelKind, default_cnn};
 pub use optim::{Optimizer, Stepper};
 
 use crate::data::{DataError, Table};
-use prepare::{Prepared, Truth};
 use crate::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor};
+use prepare::{Prepared, Truth};
 
 /// Training settings.
 #[derive(Debug, Clone)]
@@ -147,12 +147,14 @@ pub struct Trained {
 pub enum TrainError {
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A setting outside its range, named by its `kiln train` flag.
     #[error("{setting} must be {rule}, got {value}")]
     OutOfRange {
         setting: &'static str,
         rule: &'static str,
         value: f32,
     },
+    /// A count that must be at least 1, named by its `kiln train` flag.
     #[error("{setting} must be at least {min}")]
     Zero {
         setting: &'static str,

@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 
+use super::super::ImportError;
 use super::super::proto::{self, GraphProto};
 use super::super::tensor::{self, Const};
-use super::super::ImportError;
 use super::{Act, Value};
 
 /// The input's batch size (if fixed) and per-row dims.
-pub(super) fn input_shape(input: &proto::ValueInfoProto) -> Result<(Option<usize>, Vec<usize>), ImportError> {
+pub(super) fn input_shape(
+    input: &proto::ValueInfoProto,
+) -> Result<(Option<usize>, Vec<usize>), ImportError> {
     let bad = |why: String| ImportError::Graph(format!("input `{}`: {why}", input.name));
     let t = input
         .r#type
@@ -96,7 +98,11 @@ pub(super) fn check_declared(info: &proto::ValueInfoProto, out: &Act) -> Result<
 
 /// Class names from a scikit-learn label branch:
 /// `ArrayFeatureExtractor(classes, ArgMax(output))`.
-pub(super) fn class_labels(graph: &GraphProto, output: &str, values: &HashMap<&str, Value>) -> Vec<String> {
+pub(super) fn class_labels(
+    graph: &GraphProto,
+    output: &str,
+    values: &HashMap<&str, Value>,
+) -> Vec<String> {
     let argmax: Vec<&str> = graph
         .node
         .iter()
