@@ -39,10 +39,7 @@ fn pooled(keep_resident: usize) -> Sandbox {
 }
 
 fn bench(c: &mut Criterion) {
-    let wasm = kiln::serve::demo::builtin()
-        .expect("demo model")
-        .wasm
-        .to_vec();
+    let wasm = kiln::serve::builtin().expect("demo model").wasm.to_vec();
     let blob = kiln::module::embedded_blob(&wasm).unwrap().unwrap();
     let kernel = kiln::kiln_guest::blob::decode(blob).unwrap().into_owned();
     let row: Vec<f32> = (0..64).map(|i| (i % 17) as f32).collect();

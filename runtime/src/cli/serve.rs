@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use kiln::serve::{self, config::Config};
+use kiln::serve::{self, Config};
 
 /// Serve model modules over the KServe v2 protocol (REST and gRPC).
 ///
@@ -97,6 +97,9 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve::run(opts))?;
+    let served = runtime.block_on(serve::run(opts));
+    // A compile still running must not hold the exit past the grace.
+    runtime.shutdown_background();
+    served?;
     Ok(())
 }

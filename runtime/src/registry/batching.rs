@@ -14,17 +14,56 @@
 //! With a delay of 0, a request that finds a free slot skips the queue and
 //! its task altogether (one thread hand-off instead of two).
 //!
-//! A batch that fails for a reason other than its deadline is re-run one
-//! request at a time, so a request whose rows make the module trap fails
-//! alone.
+//! Only requests of one principal (API key) share a batch, unless the
+//! model's `batch_across_keys` allows it. A batch that fails (a trap, or its
+//! deadline, which was the whole batch's) is re-run one request at a time,
+//! each with its own deadline, so a request whose rows make the module trap
+//! or loop fails alone.
+//!
+//! Admission: at most `max_queue` requests of a version wait to start; one
+//! more is refused at once ([`InferError::QueueFull`]). A request that has
+//! not started after `queue_timeout` gives up ([`InferError::QueueTimeout`]).
+//! A request given up, or whose caller went away (its future dropped), is
+//! never run: each job is claimed by exactly one of its runner and its
+//! waiter.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::metrics::ModelMetrics;
 use crate::sandbox::{LoadedModule, Prediction, Sandbox, SandboxError};
-use crate::serve::metrics::ModelMetrics;
+
+/// Who sent a request: the index of its API key, or anyone when the server
+/// has no keys. Requests of different principals share no batch (unless the
+/// model's `batch_across_keys` says so), so no module sees two callers'
+/// rows in one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal(Option<usize>);
+
+impl Principal {
+    /// The caller of a server without keys.
+    pub const ANYONE: Principal = Principal(None);
+    /// The caller holding key number `index`.
+    pub fn key(index: usize) -> Principal {
+        Principal(Some(index))
+    }
+}
+
+/// Why a request got no scores.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("the model's queue is full ({0} requests waiting); retry later")]
+    QueueFull(usize),
+    #[error("the request waited {0:?} in the model's queue without starting; retry later")]
+    QueueTimeout(Duration),
+    #[error("the model's queue closed (the model was unloaded or the server is shutting down)")]
+    Closed,
+}
 
 /// What one request got back.
 #[derive(Debug)]
@@ -41,25 +80,54 @@ pub struct Outcome {
 
 /// Batching settings of one version.
 #[derive(Debug, Clone, Copy)]
-pub struct BatchSettings {
-    pub max_batch: usize,
-    pub max_queue_delay: Duration,
+pub(super) struct BatchSettings {
+    pub(super) max_batch: usize,
+    pub(super) max_queue_delay: Duration,
     /// Calls of this version running at once.
-    pub concurrency: usize,
+    pub(super) concurrency: usize,
+    /// Requests that may wait to start.
+    pub(super) max_queue: usize,
+    /// How long a request may wait to start.
+    pub(super) queue_timeout: Duration,
+    /// Whether requests of different principals may share a batch.
+    pub(super) across_principals: bool,
 }
+
+/// A job's state: who claimed it.
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
 
 struct Job {
     input: Vec<f32>,
     rows: usize,
+    principal: Principal,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Outcome, SandboxError>>,
+    state: Arc<AtomicU8>,
+}
+
+impl Job {
+    /// Whether the runner may run this job: its caller still waits and has
+    /// not given up. Claiming it stops the caller from giving up.
+    fn claim(&self) -> bool {
+        !self.reply.is_closed()
+            && self
+                .state
+                .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
 }
 
 /// The queue of one version. Dropping it lets the task finish the requests
 /// already queued, then end.
-pub struct Batcher {
+pub(super) struct Batcher {
     tx: mpsc::UnboundedSender<Job>,
     row_len: usize,
+    /// Jobs sent to the queue and not yet claimed or discarded by its task.
+    queued: Arc<AtomicUsize>,
+    max_queue: usize,
+    queue_timeout: Duration,
     /// Set when `max_queue_delay` is 0: what the direct path needs.
     direct: Option<Direct>,
 }
@@ -71,14 +139,9 @@ struct Direct {
     exec: Arc<Semaphore>,
 }
 
-/// Sent when the queue's task is gone (the runtime is shutting down).
-fn gone() -> SandboxError {
-    SandboxError::Trap("the model's queue closed (server shutting down)".into())
-}
-
 impl Batcher {
     /// Starts the queue's task on the current tokio runtime.
-    pub fn spawn(
+    pub(super) fn spawn(
         sandbox: Arc<Sandbox>,
         module: Arc<LoadedModule>,
         settings: BatchSettings,
@@ -93,23 +156,42 @@ impl Batcher {
             metrics: metrics.clone(),
             exec: exec.clone(),
         });
-        tokio::spawn(drain(rx, sandbox, module, settings, metrics, exec));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(drain(
+            rx,
+            sandbox,
+            module,
+            settings,
+            metrics,
+            exec,
+            queued.clone(),
+        ));
         Batcher {
             tx,
             row_len,
+            queued,
+            max_queue: settings.max_queue.max(1),
+            queue_timeout: settings.queue_timeout,
             direct,
         }
     }
 
     /// Queues `input` (whole rows) and waits for its scores.
-    pub async fn submit(&self, input: Vec<f32>) -> Result<Outcome, SandboxError> {
+    pub(super) async fn submit(
+        &self,
+        input: Vec<f32>,
+        principal: Principal,
+    ) -> Result<Outcome, InferError> {
         let rows = input.len() / self.row_len.max(1);
-        let (reply, rx) = oneshot::channel();
+        let (reply, mut rx) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(QUEUED));
         let job = Job {
             input,
             rows,
+            principal,
             enqueued: Instant::now(),
             reply,
+            state: state.clone(),
         };
         let free = self
             .direct
@@ -117,6 +199,7 @@ impl Batcher {
             .and_then(|d| Some((d, d.exec.clone().try_acquire_owned().ok()?)));
         match free {
             Some((d, permit)) => {
+                job.state.store(STARTED, Ordering::Release);
                 let (sandbox, module, metrics) =
                     (d.sandbox.clone(), d.module.clone(), d.metrics.clone());
                 tokio::task::spawn_blocking(move || {
@@ -124,9 +207,31 @@ impl Batcher {
                     drop(permit);
                 });
             }
-            None => self.tx.send(job).map_err(|_| gone())?,
+            None => {
+                if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(InferError::QueueFull(self.max_queue));
+                }
+                if self.tx.send(job).is_err() {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(InferError::Closed);
+                }
+            }
         }
-        rx.await.map_err(|_| gone())?
+        let reply = tokio::select! {
+            r = &mut rx => r,
+            () = tokio::time::sleep(self.queue_timeout) => {
+                let gave_up = state
+                    .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+                if gave_up {
+                    return Err(InferError::QueueTimeout(self.queue_timeout));
+                }
+                // Started in time: the module's deadline bounds the rest.
+                rx.await
+            }
+        };
+        Ok(reply.map_err(|_| InferError::Closed)??)
     }
 }
 
@@ -137,7 +242,13 @@ async fn drain(
     settings: BatchSettings,
     metrics: Arc<ModelMetrics>,
     exec: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
 ) {
+    // A job leaves the queue's count when it is claimed or discarded.
+    let take = |job: &Job| {
+        queued.fetch_sub(1, Ordering::AcqRel);
+        job.claim()
+    };
     let mut carry: Option<Job> = None;
     loop {
         let first = match carry.take() {
@@ -150,6 +261,9 @@ async fn drain(
         let Ok(permit) = exec.clone().acquire_owned().await else {
             return;
         };
+        if !take(&first) {
+            continue;
+        }
         let until = first.enqueued + settings.max_queue_delay;
         let mut rows = first.rows;
         let mut jobs = vec![first];
@@ -166,9 +280,13 @@ async fn drain(
                 Err(mpsc::error::TryRecvError::Empty) => None,
             };
             let Some(job) = next else { break };
-            if rows + job.rows > settings.max_batch {
+            let other = !settings.across_principals && job.principal != jobs[0].principal;
+            if other || rows + job.rows > settings.max_batch {
                 carry = Some(job);
                 break;
+            }
+            if !take(&job) {
+                continue;
             }
             rows += job.rows;
             jobs.push(job);
@@ -193,18 +311,12 @@ fn run_batch(sandbox: &Sandbox, module: &LoadedModule, metrics: &ModelMetrics, j
     metrics.record_execution(rows, &result);
     match result {
         Ok(p) => split(p, rows, started, jobs),
-        Err(e) if jobs.len() == 1 || matches!(e, SandboxError::Deadline(_)) => {
-            let message = e.to_string();
-            let mut jobs = jobs.into_iter();
-            if let Some(j) = jobs.next() {
-                let _ = j.reply.send(Err(e));
-            }
-            for j in jobs {
-                let _ = j.reply.send(Err(same_error(&message, module)));
-            }
+        Err(e) if jobs.len() == 1 => {
+            let _ = jobs.into_iter().next().map(|j| j.reply.send(Err(e)));
         }
         Err(_) => {
-            // Re-run alone, so only the request that fails gets the error.
+            // Re-run alone (a deadline too: it was the whole batch's), so
+            // only the request that fails gets the error.
             for job in jobs {
                 let started = Instant::now();
                 let result = sandbox.predict_measured(module, &job.input);
@@ -217,15 +329,6 @@ fn run_batch(sandbox: &Sandbox, module: &LoadedModule, metrics: &ModelMetrics, j
                 }
             }
         }
-    }
-}
-
-/// The error of a shared batch, for every other request in it.
-fn same_error(message: &str, module: &LoadedModule) -> SandboxError {
-    if message.contains("deadline") {
-        SandboxError::Deadline(module.limits().deadline)
-    } else {
-        SandboxError::Trap(message.into())
     }
 }
 
@@ -242,5 +345,176 @@ fn split(p: Prediction, rows: usize, started: Instant, jobs: Vec<Job>) {
             compute: p.instantiate + p.compute,
             batch_rows: rows,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Limits;
+
+    /// A version whose every call loops until its 300 ms deadline, with one
+    /// execution slot and a queue of 2 that gives up after 50 ms.
+    fn looping() -> (Batcher, Arc<ModelMetrics>) {
+        let wasm = wat::parse_str(
+            r#"(module
+              (memory (export "memory") 1)
+              (func (export "kiln_abi_version") (result i32) i32.const 1)
+              (func (export "kiln_input_len") (result i32) i32.const 1)
+              (func (export "kiln_output_len") (result i32) i32.const 1)
+              (func (export "kiln_input") (param i32) (result i32) i32.const 64)
+              (func (export "kiln_output") (result i32) i32.const 64)
+              (func (export "kiln_run") (param i32) (result i32) (loop br 0) i32.const 0))"#,
+        )
+        .unwrap();
+        let limits = Limits {
+            memory_bytes: 1 << 20,
+            deadline: Duration::from_millis(300),
+            module_bytes: 1 << 20,
+        };
+        let sandbox = Arc::new(Sandbox::new(limits).unwrap());
+        let module = Arc::new(sandbox.load(&wasm).unwrap());
+        let metrics = Arc::new(ModelMetrics::default());
+        let settings = BatchSettings {
+            max_batch: 1,
+            max_queue_delay: Duration::ZERO,
+            concurrency: 1,
+            max_queue: 2,
+            queue_timeout: Duration::from_millis(50),
+            across_principals: false,
+        };
+        let b = Batcher::spawn(sandbox, module, settings, metrics.clone());
+        (b, metrics)
+    }
+
+    /// The queue is bounded, a request that cannot start in time gives up,
+    /// and requests given up or abandoned by their caller never run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queue_is_bounded_and_requests_given_up_never_run() {
+        let (b, metrics) = looping();
+        let b = Arc::new(b);
+        let submit = |b: &Arc<Batcher>| {
+            let b = b.clone();
+            tokio::spawn(async move { b.submit(vec![0.0], Principal::ANYONE).await })
+        };
+        let running = submit(&b);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let (second, third) = (submit(&b), submit(&b));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let full = b.submit(vec![0.0], Principal::ANYONE).await;
+        assert!(matches!(full, Err(InferError::QueueFull(2))), "{full:?}");
+        for waiting in [second, third] {
+            let r = waiting.await.unwrap();
+            assert!(matches!(r, Err(InferError::QueueTimeout(_))), "{r:?}");
+        }
+        let r = running.await.unwrap();
+        assert!(
+            matches!(r, Err(InferError::Sandbox(SandboxError::Deadline(_)))),
+            "{r:?}"
+        );
+        // A caller that goes away (its future dropped) is not run either.
+        // (First let the queue's task drop the two given up.)
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let running = submit(&b);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let gone = submit(&b);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        gone.abort();
+        let r = running.await.unwrap();
+        assert!(
+            matches!(r, Err(InferError::Sandbox(SandboxError::Deadline(_)))),
+            "{r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, _, _, executions) = metrics.counts();
+        assert_eq!(executions, 2, "requests given up or abandoned were run");
+    }
+
+    /// A version whose module loops when either of the first two input
+    /// values is 1.0 (else answers 0), batching up to 8 rows that arrive
+    /// within 30 ms of each other.
+    fn picky(across_principals: bool) -> (Arc<Batcher>, Arc<ModelMetrics>) {
+        let wasm = wat::parse_str(
+            r#"(module
+              (memory (export "memory") 1)
+              (func (export "kiln_abi_version") (result i32) i32.const 1)
+              (func (export "kiln_input_len") (result i32) i32.const 1)
+              (func (export "kiln_output_len") (result i32) i32.const 1)
+              (func (export "kiln_input") (param i32) (result i32) i32.const 64)
+              (func (export "kiln_output") (result i32) i32.const 1024)
+              (func (export "kiln_run") (param i32) (result i32)
+                (if (i32.or (f32.eq (f32.load (i32.const 64)) (f32.const 1))
+                            (f32.eq (f32.load (i32.const 68)) (f32.const 1)))
+                  (then (loop br 0)))
+                i32.const 0))"#,
+        )
+        .unwrap();
+        let limits = Limits {
+            memory_bytes: 1 << 20,
+            deadline: Duration::from_millis(200),
+            module_bytes: 1 << 20,
+        };
+        let sandbox = Arc::new(Sandbox::new(limits).unwrap());
+        let module = Arc::new(sandbox.load(&wasm).unwrap());
+        let metrics = Arc::new(ModelMetrics::default());
+        let settings = BatchSettings {
+            max_batch: 8,
+            max_queue_delay: Duration::from_millis(30),
+            concurrency: 1,
+            max_queue: 8,
+            queue_timeout: Duration::from_secs(5),
+            across_principals,
+        };
+        let b = Batcher::spawn(sandbox, module, settings, metrics.clone());
+        (Arc::new(b), metrics)
+    }
+
+    async fn both(
+        b: &Arc<Batcher>,
+        first: (f32, Principal),
+        second: (f32, Principal),
+    ) -> [Result<Outcome, InferError>; 2] {
+        let one = {
+            let b = b.clone();
+            tokio::spawn(async move { b.submit(vec![first.0], first.1).await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let two = b.submit(vec![second.0], second.1).await;
+        [one.await.unwrap(), two]
+    }
+
+    /// Two callers' rows never share an instance unless the model allows it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn principals_are_not_batched_together() {
+        let (a, b) = (Principal::key(0), Principal::key(1));
+        let (batcher, metrics) = picky(false);
+        for r in both(&batcher, (0.0, a), (0.0, b)).await {
+            r.unwrap();
+        }
+        assert_eq!(metrics.counts().3, 2, "two keys' rows shared a call");
+        for r in both(&batcher, (0.0, a), (0.0, a)).await {
+            assert_eq!(r.unwrap().batch_rows, 2);
+        }
+        assert_eq!(metrics.counts().3, 3);
+        let (batcher, metrics) = picky(true);
+        for r in both(&batcher, (0.0, a), (0.0, b)).await {
+            r.unwrap();
+        }
+        assert_eq!(metrics.counts().3, 1);
+    }
+
+    /// A request that makes its batch run past the deadline fails alone: the
+    /// others are re-run by themselves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_request_does_not_fail_its_batch() {
+        let (batcher, _) = picky(false);
+        let anyone = Principal::ANYONE;
+        let [fine, slow] = both(&batcher, (0.0, anyone), (1.0, anyone)).await;
+        assert_eq!(fine.unwrap().scores, [0.0]);
+        let slow = slow.unwrap_err();
+        assert!(
+            matches!(slow, InferError::Sandbox(SandboxError::Deadline(_))),
+            "{slow:?}"
+        );
     }
 }

@@ -6,14 +6,25 @@
 //! already hold the old version finish on it (its queue drains before its
 //! task ends), new requests get the new one, and none fails. A load compiles
 //! every new version *before* touching the map, so a load that fails leaves
-//! whatever was serving in place. Loads and unloads are serialised by one
-//! async mutex; lookups never wait for them.
+//! whatever was serving in place. Loads and unloads of one model are
+//! serialised by its own async mutex (a slow compile blocks no other
+//! model); lookups never wait for them. At most one compile per CPU runs at
+//! once, and a load gives up on a compile after `compile_timeout_ms` (the
+//! compiler thread cannot be stopped: it finishes in the background and
+//! holds its compile slot until then).
 //!
 //! Models come from a repository directory ([`repo`]) or are built in (the
 //! demo model of `kiln serve` without a repository).
 
-pub mod batching;
-pub mod repo;
+mod batching;
+mod metrics;
+pub(crate) mod repo;
+mod settings;
+
+pub use batching::{InferError, Outcome, Principal};
+pub use metrics::{ModelMetrics, ModelsMetrics};
+pub use repo::FileError;
+pub use settings::{ModelConfig, ModelOverrides, ModelSettings, VersionPolicy};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,9 +33,7 @@ use std::time::Duration;
 
 use crate::module::{ModuleMeta, sha256_hex};
 use crate::sandbox::{LoadedModule, Sandbox, SandboxError};
-use crate::serve::config::Config;
-use crate::serve::metrics::{Metrics, ModelMetrics};
-use batching::{BatchSettings, Batcher, Outcome};
+use batching::{BatchSettings, Batcher};
 
 /// Why a model could not be found, loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +60,11 @@ pub enum RegistryError {
         model: String,
         version: u64,
         path: String,
+    },
+    #[error("model `{model}`: {source}")]
+    File {
+        model: String,
+        source: repo::FileError,
     },
     #[error("reading {path}: {source}")]
     Io {
@@ -111,8 +125,8 @@ impl Version {
         self.module.output_len()
     }
     /// Predicts whole rows through the version's batching queue.
-    pub async fn infer(&self, input: Vec<f32>) -> Result<Outcome, SandboxError> {
-        self.batcher.submit(input).await
+    pub async fn infer(&self, input: Vec<f32>, from: Principal) -> Result<Outcome, InferError> {
+        self.batcher.submit(input, from).await
     }
 }
 
@@ -139,11 +153,15 @@ pub struct IndexEntry {
 /// The server's models.
 pub struct Registry {
     sandbox: Arc<Sandbox>,
-    config: Arc<Config>,
+    config: ModelConfig,
     source: Source,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ModelsMetrics>,
     models: RwLock<BTreeMap<String, Entry>>,
-    loading: tokio::sync::Mutex<()>,
+    /// One lock per model name: loads and unloads of a model are serialised,
+    /// those of different models are not.
+    loading: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Compiles running at once.
+    compiles: Arc<tokio::sync::Semaphore>,
     concurrency: usize,
 }
 
@@ -158,9 +176,9 @@ struct Candidate {
 impl Registry {
     pub fn new(
         sandbox: Arc<Sandbox>,
-        config: Arc<Config>,
+        config: ModelConfig,
         source: Source,
-        metrics: Arc<Metrics>,
+        metrics: Arc<ModelsMetrics>,
     ) -> Registry {
         let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get());
         Registry {
@@ -169,7 +187,8 @@ impl Registry {
             source,
             metrics,
             models: RwLock::new(BTreeMap::new()),
-            loading: tokio::sync::Mutex::new(()),
+            loading: std::sync::Mutex::new(BTreeMap::new()),
+            compiles: Arc::new(tokio::sync::Semaphore::new(concurrency)),
             concurrency,
         }
     }
@@ -216,8 +235,17 @@ impl Registry {
     /// whose bytes did not change are kept as they are; the others are
     /// compiled first, and only if all succeed does the model switch.
     pub async fn load(&self, name: &str) -> Result<(), RegistryError> {
-        let _guard = self.loading.lock().await;
-        let (candidates, fingerprint) = self.read_source(name)?;
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let (candidates, fingerprint) = match self.read_source(name) {
+            Err(e @ RegistryError::NotInRepository(_)) => {
+                // Its files are gone: it stops serving (as Triton does).
+                let mut models = self.models.write().unwrap_or_else(|p| p.into_inner());
+                models.remove(name);
+                return Err(e);
+            }
+            r => r?,
+        };
         let settings = self.config.settings(name);
         let old = self.entry(name);
         let mut versions = BTreeMap::new();
@@ -278,7 +306,8 @@ impl Registry {
 
     /// Stops serving `name`. Requests already holding a version finish.
     pub async fn unload(&self, name: &str) -> Result<(), RegistryError> {
-        let _guard = self.loading.lock().await;
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
         let mut models = self.models.write().unwrap_or_else(|p| p.into_inner());
         models
             .remove(name)
@@ -411,6 +440,14 @@ impl Registry {
         log
     }
 
+    /// The load lock of `name`. (Locks nobody else holds are dropped here,
+    /// so names that come and go do not pile up.)
+    fn lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(name.into()).or_default().clone()
+    }
+
     fn entry(&self, name: &str) -> Option<Entry> {
         let models = self.models.read().unwrap_or_else(|p| p.into_inner());
         models.get(name).cloned()
@@ -453,30 +490,41 @@ impl Registry {
                         found: numbers,
                     });
                 }
-                let cap = self.config.settings(name).module_mib << 20;
+                let settings = self.config.settings(name);
+                let (cap, file_cap) = (settings.module_mib << 20, settings.model_file_mib << 20);
                 let mut out = Vec::new();
                 for f in found.into_iter().filter(|f| selected.contains(&f.version)) {
-                    let len = std::fs::metadata(&f.wasm).map_err(io(&f.wasm))?.len();
-                    if len > cap as u64 {
+                    let path = f.wasm.display().to_string();
+                    let wasm = repo::read_file(dir, &f.wasm, cap as u64).map_err(|e| match e {
                         // Refused before reading it into memory.
-                        return Err(RegistryError::Load {
+                        repo::FileError::TooLarge { size, .. } => RegistryError::Load {
                             model: name.into(),
                             version: f.version,
-                            path: f.wasm.display().to_string(),
+                            path: path.clone(),
                             source: Box::new(SandboxError::TooLarge {
-                                size: len as usize,
+                                size: usize::try_from(size).unwrap_or(usize::MAX),
                                 cap,
                             }),
-                        });
-                    }
-                    let wasm = std::fs::read(&f.wasm).map_err(io(&f.wasm))?;
+                        },
+                        e => RegistryError::File {
+                            model: name.into(),
+                            source: e,
+                        },
+                    })?;
                     let safetensors = match &f.safetensors {
-                        Some(p) => Some(std::fs::read(p).map_err(io(p))?.into()),
+                        Some(p) => Some(
+                            repo::read_file(dir, p, file_cap as u64)
+                                .map_err(|source| RegistryError::File {
+                                    model: name.into(),
+                                    source,
+                                })?
+                                .into(),
+                        ),
                         None => None,
                     };
                     out.push(Candidate {
                         version: f.version,
-                        path: f.wasm.display().to_string(),
+                        path,
                         wasm: wasm.into(),
                         safetensors,
                     });
@@ -491,22 +539,32 @@ impl Registry {
         name: &str,
         c: Candidate,
         digest: String,
-        settings: &crate::serve::config::ModelSettings,
+        settings: &ModelSettings,
     ) -> Result<Version, RegistryError> {
         let (sandbox, wasm, limits) = (self.sandbox.clone(), c.wasm.clone(), settings.limits());
-        let loaded = tokio::task::spawn_blocking(move || sandbox.load_with(&wasm, limits))
-            .await
-            .unwrap_or_else(|e| {
-                Err(SandboxError::Compile(format!(
-                    "compiler thread failed: {e}"
-                )))
-            })
-            .map_err(|source| RegistryError::Load {
-                model: name.into(),
-                version: c.version,
-                path: c.path.clone(),
-                source: Box::new(source),
-            })?;
+        let timeout = Duration::from_millis(settings.compile_timeout_ms);
+        // The permit goes with the compiler thread: a compile given up on
+        // still counts until it ends.
+        let permit = self.compiles.clone().acquire_owned().await;
+        let compile = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            sandbox.load_with(&wasm, limits)
+        });
+        let loaded = match tokio::time::timeout(timeout, compile).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(SandboxError::Compile(format!(
+                "compiler thread failed: {e}"
+            ))),
+            Err(_) => Err(SandboxError::Compile(format!(
+                "compiling took longer than {timeout:?} (compile_timeout_ms in kiln.toml)"
+            ))),
+        };
+        let loaded = loaded.map_err(|source| RegistryError::Load {
+            model: name.into(),
+            version: c.version,
+            path: c.path.clone(),
+            source: Box::new(source),
+        })?;
         let Some(meta) = loaded.meta().cloned() else {
             return Err(RegistryError::NoMeta {
                 model: name.into(),
@@ -523,6 +581,9 @@ impl Registry {
                 max_batch: settings.max_batch,
                 max_queue_delay: Duration::from_micros(settings.max_queue_delay_us),
                 concurrency: self.concurrency,
+                max_queue: settings.max_queue,
+                queue_timeout: Duration::from_millis(settings.queue_timeout_ms),
+                across_principals: settings.batch_across_keys,
             },
             metrics.clone(),
         );

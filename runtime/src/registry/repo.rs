@@ -6,28 +6,121 @@
 //! * `REPO/NAME.wasm` — version 1 (`REPO/NAME.safetensors` optional).
 //!
 //! Names are restricted to `[A-Za-z0-9_.-]` (not starting with `.`), so a
-//! name from a URL can never walk out of the repository.
+//! name from a URL can never walk out of the repository. Files are read by
+//! [`read_file`]: never through a symbolic link, never from outside the
+//! repository, never past a size cap.
 //!
 //! A directory may also hold one model's files ([`single`]), as KServe's
 //! storage initializer leaves them in `/mnt/models`; the server then names
 //! the model (`--model_name`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// Why a repository file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0} is a symbolic link; the repository's files and folders must be real ones")]
+    Symlink(PathBuf),
+    #[error("{0} is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("{0} resolves outside the repository")]
+    Outside(PathBuf),
+    #[error("{0} changed while it was being opened")]
+    Changed(PathBuf),
+    #[error("{path} is {size} bytes, over the {cap}-byte cap")]
+    TooLarge { path: PathBuf, size: u64, cap: u64 },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads `path`, a file under the repository `root`, of at most `cap` bytes.
+///
+/// No component from `root` down is a symbolic link; the file is opened
+/// once, and after opening, the path must still name the very file opened
+/// (same device and inode) and resolve inside `root`, so swapping a
+/// component for a link between the checks and the open is caught. The
+/// size is checked on the opened file and the read stops at `cap + 1`
+/// bytes, so the bytes checked are the bytes read. (A hard link into the
+/// repository is not refused: making one needs read access to the target
+/// already, where the kernel protects hard links, as Linux does by default.)
+pub(crate) fn read_file(root: &Path, path: &Path, cap: u64) -> Result<Vec<u8>, FileError> {
+    let io = |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| FileError::Outside(path.to_path_buf()))?;
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).map_err(io)?.is_symlink() {
+            return Err(FileError::Symlink(at));
+        }
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let opened = file.metadata().map_err(io)?;
+    if !opened.is_file() {
+        return Err(FileError::NotAFile(path.to_path_buf()));
+    }
+    let now = std::fs::symlink_metadata(path).map_err(io)?;
+    if now.is_symlink() || !same_file(&opened, &now) {
+        return Err(FileError::Changed(path.to_path_buf()));
+    }
+    let root_real = std::fs::canonicalize(root).map_err(io)?;
+    if !std::fs::canonicalize(path)
+        .map_err(io)?
+        .starts_with(&root_real)
+    {
+        return Err(FileError::Outside(path.to_path_buf()));
+    }
+    let too_large = |size| FileError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        cap,
+    };
+    if opened.len() > cap {
+        return Err(too_large(opened.len()));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}
+
 /// One version of a model as found on disk.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Found {
-    pub version: u64,
-    pub wasm: PathBuf,
-    pub safetensors: Option<PathBuf>,
+pub(crate) struct Found {
+    pub(super) version: u64,
+    pub(super) wasm: PathBuf,
+    pub(super) safetensors: Option<PathBuf>,
 }
 
 /// What `--watch` compares: every file's version, size and mtime.
-pub type Fingerprint = Vec<(u64, u64, Option<SystemTime>)>;
+pub(super) type Fingerprint = Vec<(u64, u64, Option<SystemTime>)>;
 
 /// Whether `name` may be a model name.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 128
@@ -37,7 +130,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// The model names in `repo`, sorted.
-pub fn names(repo: &Path) -> std::io::Result<Vec<String>> {
+pub(crate) fn names(repo: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(repo)? {
         let entry = entry?;
@@ -63,7 +156,7 @@ pub fn names(repo: &Path) -> std::io::Result<Vec<String>> {
 }
 
 /// The versions of `name` in `repo`, ascending; empty if there is none.
-pub fn versions(repo: &Path, name: &str) -> std::io::Result<Vec<Found>> {
+pub(crate) fn versions(repo: &Path, name: &str) -> std::io::Result<Vec<Found>> {
     if !valid_name(name) {
         return Ok(Vec::new());
     }
@@ -83,7 +176,7 @@ pub fn versions(repo: &Path, name: &str) -> std::io::Result<Vec<Found>> {
 /// directories, else `model.wasm` (version 1), else the versions of the
 /// repository's only model. Empty if `dir` holds none of these (no model, or
 /// a repository of several).
-pub fn single(dir: &Path) -> std::io::Result<Vec<Found>> {
+pub(crate) fn single(dir: &Path) -> std::io::Result<Vec<Found>> {
     let found = numbered(dir)?;
     if !found.is_empty() {
         return Ok(found);
@@ -134,7 +227,7 @@ fn version_one(wasm: PathBuf, safetensors: PathBuf) -> Found {
 }
 
 /// Size and mtime of every file of `found`.
-pub fn fingerprint(found: &[Found]) -> Fingerprint {
+pub(super) fn fingerprint(found: &[Found]) -> Fingerprint {
     found
         .iter()
         .flat_map(|f| {
@@ -176,6 +269,42 @@ mod tests {
         assert!(v[0].safetensors.is_none() && v[1].safetensors.is_some());
         assert_eq!(versions(r, "b").unwrap()[0].version, 1);
         assert!(versions(r, "../a").unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_outside_paths_and_large_files_are_refused() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let (r, outside) = (dir.path().join("repo"), dir.path().join("secret"));
+        std::fs::create_dir_all(r.join("a/1")).unwrap();
+        std::fs::write(&outside, b"secret").unwrap();
+        std::fs::write(r.join("a/1/model.wasm"), b"wasm").unwrap();
+        assert_eq!(
+            read_file(&r, &r.join("a/1/model.wasm"), 4).unwrap(),
+            b"wasm"
+        );
+        let e = read_file(&r, &r.join("a/1/model.wasm"), 3).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FileError::TooLarge {
+                    size: 4,
+                    cap: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        symlink(&outside, r.join("a/1/model.safetensors")).unwrap();
+        let e = read_file(&r, &r.join("a/1/model.safetensors"), 99).unwrap_err();
+        assert!(matches!(e, FileError::Symlink(_)), "{e}");
+        // A linked folder, even one inside the repository.
+        symlink(r.join("a"), r.join("b")).unwrap();
+        let e = read_file(&r, &r.join("b/1/model.wasm"), 99).unwrap_err();
+        assert!(matches!(e, FileError::Symlink(_)), "{e}");
+        let e = read_file(&r, &outside, 99).unwrap_err();
+        assert!(matches!(e, FileError::Outside(_)), "{e}");
     }
 
     #[test]

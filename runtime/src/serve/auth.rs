@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::config::KeyConfig;
 use super::error::ApiError;
+use crate::registry::Principal;
 
 /// What a request wants to do.
 #[derive(Debug, Clone, Copy)]
@@ -56,32 +57,24 @@ impl Auth {
 
     /// 401 without a (known) key, 403 with a key that lacks `scope`.
     pub fn check(&self, presented: Option<&str>, scope: Scope<'_>) -> Result<(), ApiError> {
-        if !self.enabled() {
-            return Ok(());
-        }
-        let Some(presented) = presented else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "this server needs an API key: send `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
-            ));
-        };
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut found: Option<&Key> = None;
-        for key in &self.keys {
-            // No early exit: every key is compared.
-            if bool::from(key.digest.ct_eq(&digest)) {
-                found = Some(key);
-            }
-        }
-        let Some(key) = found else {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"));
+        self.principal(presented, scope).map(|_| ())
+    }
+
+    /// [`Auth::check`], also saying who the caller is.
+    pub fn principal(
+        &self,
+        presented: Option<&str>,
+        scope: Scope<'_>,
+    ) -> Result<Principal, ApiError> {
+        let Some((index, key)) = self.find(presented)? else {
+            return Ok(Principal::ANYONE);
         };
         let allowed = match scope {
             Scope::Admin => key.admin,
             Scope::Model(m) => key.admin || key.models.iter().any(|k| k == "*" || k == m),
         };
         if allowed {
-            Ok(())
+            Ok(Principal::key(index))
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -92,16 +85,49 @@ impl Auth {
             ))
         }
     }
+
+    /// 401 without a (known) key, whatever it may do.
+    pub fn authenticate(&self, presented: Option<&str>) -> Result<(), ApiError> {
+        self.find(presented).map(|_| ())
+    }
+
+    /// The configured key `presented` is, with its index (`None` when no key
+    /// is configured), or 401.
+    fn find(&self, presented: Option<&str>) -> Result<Option<(usize, &Key)>, ApiError> {
+        if !self.enabled() {
+            return Ok(None);
+        }
+        let Some(presented) = presented else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this server needs an API key: send `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
+            ));
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found: Option<(usize, &Key)> = None;
+        for (i, key) in self.keys.iter().enumerate() {
+            // No early exit: every key is compared.
+            if bool::from(key.digest.ct_eq(&digest)) {
+                found = Some((i, key));
+            }
+        }
+        found
+            .map(Some)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"))
+    }
 }
 
 /// The key a request presents, from `Authorization: Bearer` or `X-Api-Key`.
-pub fn presented(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
     let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
     key_from(get("authorization"), get("x-api-key"))
 }
 
 /// The key in an `Authorization: Bearer KEY` value, else in `X-Api-Key`.
-pub fn key_from<'a>(authorization: Option<&'a str>, api_key: Option<&'a str>) -> Option<&'a str> {
+pub(crate) fn key_from<'a>(
+    authorization: Option<&'a str>,
+    api_key: Option<&'a str>,
+) -> Option<&'a str> {
     authorization
         .and_then(|v| {
             v.strip_prefix("Bearer ")

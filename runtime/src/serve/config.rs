@@ -1,5 +1,6 @@
 //! `kiln.toml`: server settings, per-model sandbox and batching settings
-//! (defaults, overridable per model) and API keys.
+//! (defaults, overridable per model: [`crate::registry::ModelSettings`]) and
+//! API keys.
 //!
 //! Parsed and validated without I/O beyond reading the file; unknown keys are
 //! errors (a typo must not silently fall back to a default), and every error
@@ -8,17 +9,26 @@
 //! ```toml
 //! [server]
 //! max_body_mib = 16          # 413 above this
-//! shutdown_grace_ms = 10000  # in-flight requests get this long on SIGTERM
+//! drain_ms = 5000           # on SIGTERM: readiness 503, still serving
+//! shutdown_grace_ms = 10000  # then in-flight requests get this long
 //! watch_interval_ms = 1000   # --watch polling period
 //! instances = 256            # concurrent instances (pooling allocator slots)
 //! allow_unauthenticated = false  # true: serve other hosts without [[keys]]
+//! request_timeout_ms = 60000 # longest wait for an answer (then 503)
+//! model_control = "explicit" # or "poll" (what --watch sets), or "none"
+//! max_connections = 1024     # open REST connections
+//! header_timeout_ms = 10000  # to send a request's headers
+//! body_timeout_ms = 30000    # to send a request's body (then 408)
 //!
 //! [defaults]                 # every model, unless [models.NAME] says otherwise
 //! memory_mib = 64
 //! timeout_ms = 1000
 //! module_mib = 64
+//! model_file_mib = 256       # largest model.safetensors offered for download
 //! max_batch = 8              # rows merged into one kiln_run
 //! max_queue_delay_us = 0     # how long a request may wait for others
+//! max_queue = 256            # requests waiting to start (more: 503)
+//! queue_timeout_ms = 5000    # longest wait to start (then 503)
 //! versions = "latest:1"      # or "all", or "specific:1,3"
 //!
 //! [models.digits]
@@ -32,11 +42,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::sandbox::Limits;
+use crate::registry::{ModelConfig, ModelOverrides, ModelSettings};
+
+/// Largest `kiln.toml` read.
+const MAX_FILE: u64 = 1 << 20;
 
 /// Why `kiln.toml` was refused.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +89,22 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub max_body_mib: usize,
+    /// After SIGTERM, how long readiness is 503 while requests are still
+    /// served, before the listeners close.
+    pub drain_ms: u64,
     pub shutdown_grace_ms: u64,
     pub watch_interval_ms: u64,
     pub instances: u32,
+    /// Longest an inference request may wait for its answer (then: 503).
+    pub request_timeout_ms: u64,
+    /// Who decides which models are loaded (Triton's model control mode).
+    pub model_control: ModelControl,
+    /// Open REST connections at most.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body.
+    pub body_timeout_ms: u64,
     /// Compiled-module cache; default `$XDG_CACHE_HOME/kiln/modules` or
     /// `~/.cache/kiln/modules`.
     pub cache_dir: Option<PathBuf>,
@@ -92,107 +117,34 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_body_mib: 16,
+            drain_ms: 5_000,
             shutdown_grace_ms: 10_000,
             watch_interval_ms: 1_000,
             instances: 256,
+            request_timeout_ms: 60_000,
+            model_control: ModelControl::Explicit,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
             cache_dir: None,
             allow_unauthenticated: false,
         }
     }
 }
 
-/// Sandbox, batching and version settings of one model.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelSettings {
-    pub memory_mib: usize,
-    pub timeout_ms: u64,
-    pub module_mib: usize,
-    pub max_batch: usize,
-    pub max_queue_delay_us: u64,
-    pub versions: VersionPolicy,
-}
-
-impl Default for ModelSettings {
-    fn default() -> Self {
-        ModelSettings {
-            memory_mib: 64,
-            timeout_ms: 1_000,
-            module_mib: 64,
-            max_batch: 8,
-            max_queue_delay_us: 0,
-            versions: VersionPolicy::Latest(1),
-        }
-    }
-}
-
-impl ModelSettings {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            memory_bytes: self.memory_mib << 20,
-            deadline: Duration::from_millis(self.timeout_ms),
-            module_bytes: self.module_mib << 20,
-        }
-    }
-}
-
-/// `[models.NAME]`: any subset of [`ModelSettings`].
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelOverrides {
-    pub memory_mib: Option<usize>,
-    pub timeout_ms: Option<u64>,
-    pub module_mib: Option<usize>,
-    pub max_batch: Option<usize>,
-    pub max_queue_delay_us: Option<u64>,
-    pub versions: Option<VersionPolicy>,
-}
-
-/// Which versions of a model are served (Triton's version policy).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum VersionPolicy {
-    /// The N highest version numbers.
-    Latest(usize),
-    All,
-    Specific(Vec<u64>),
-}
-
-impl TryFrom<String> for VersionPolicy {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let bad = || {
-            format!("`{s}` is not a version policy: use \"latest:N\", \"all\" or \"specific:1,3\"")
-        };
-        match s.split_once(':') {
-            None if s == "all" => Ok(VersionPolicy::All),
-            Some(("latest", n)) => match n.trim().parse() {
-                Ok(n) if n > 0 => Ok(VersionPolicy::Latest(n)),
-                _ => Err(bad()),
-            },
-            Some(("specific", list)) => list
-                .split(',')
-                .map(|v| v.trim().parse().map_err(|_| bad()))
-                .collect::<Result<Vec<u64>, _>>()
-                .map(VersionPolicy::Specific),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl VersionPolicy {
-    /// The versions to serve out of `available` (sorted ascending).
-    pub fn select(&self, available: &[u64]) -> Vec<u64> {
-        match self {
-            VersionPolicy::All => available.to_vec(),
-            VersionPolicy::Latest(n) => available[available.len().saturating_sub(*n)..].to_vec(),
-            VersionPolicy::Specific(list) => available
-                .iter()
-                .copied()
-                .filter(|v| list.contains(v))
-                .collect(),
-        }
-    }
+/// Who decides which models are loaded, as Triton's model control modes.
+/// Every mode loads every model of the repository at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelControl {
+    /// Nothing changes after start-up: the repository API refuses load and
+    /// unload.
+    None,
+    /// The repository directory decides: it is polled (`--watch`), and the
+    /// repository API refuses load and unload.
+    Poll,
+    /// The repository API loads and unloads (the default).
+    Explicit,
 }
 
 /// One API key and what it may do.
@@ -220,10 +172,24 @@ impl std::fmt::Debug for KeyConfig {
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read;
+        let read = |source| ConfigError::Read {
             path: path.into(),
             source,
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(MAX_FILE + 1)
+            .read_to_string(&mut text)
+            .map_err(read)?;
+        if text.len() as u64 > MAX_FILE {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                field: "(the file)".into(),
+                message: format!("is over {MAX_FILE} bytes"),
+            });
+        }
         Config::parse(&text, path)
     }
 
@@ -252,26 +218,33 @@ impl Config {
                 ));
             }
         }
-        let mut all = vec![("defaults".to_string(), config.defaults.clone())];
-        all.extend(
-            config
-                .models
-                .keys()
-                .map(|m| (format!("models.{m}"), config.settings(m))),
-        );
-        for (name, s) in all {
-            if s.max_batch == 0 {
-                return Err(invalid(format!("{name}.max_batch"), "must be at least 1"));
+        config
+            .model_config()
+            .check()
+            .map_err(|(field, why)| invalid(field, why))?;
+        if config.server.max_body_mib == 0 || config.server.max_body_mib > 4096 {
+            return Err(invalid(
+                "server.max_body_mib".into(),
+                "must be between 1 and 4096",
+            ));
+        }
+        for (field, value) in [
+            (
+                "server.max_connections",
+                config.server.max_connections as u64,
+            ),
+            ("server.header_timeout_ms", config.server.header_timeout_ms),
+            ("server.body_timeout_ms", config.server.body_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(field.into(), "must be at least 1"));
             }
-            if s.memory_mib == 0 || s.memory_mib > 4096 {
-                return Err(invalid(
-                    format!("{name}.memory_mib"),
-                    "must be between 1 and 4096 (a 32-bit module addresses 4 GiB)",
-                ));
-            }
-            if s.timeout_ms == 0 {
-                return Err(invalid(format!("{name}.timeout_ms"), "must be at least 1"));
-            }
+        }
+        if config.server.request_timeout_ms == 0 {
+            return Err(invalid(
+                "server.request_timeout_ms".into(),
+                "must be at least 1",
+            ));
         }
         if config.server.instances == 0 {
             return Err(invalid("server.instances".into(), "must be at least 1"));
@@ -279,28 +252,17 @@ impl Config {
         Ok(config)
     }
 
-    /// The effective settings of `model`: its overrides over the defaults.
-    pub fn settings(&self, model: &str) -> ModelSettings {
-        let mut s = self.defaults.clone();
-        if let Some(o) = self.models.get(model) {
-            s.memory_mib = o.memory_mib.unwrap_or(s.memory_mib);
-            s.timeout_ms = o.timeout_ms.unwrap_or(s.timeout_ms);
-            s.module_mib = o.module_mib.unwrap_or(s.module_mib);
-            s.max_batch = o.max_batch.unwrap_or(s.max_batch);
-            s.max_queue_delay_us = o.max_queue_delay_us.unwrap_or(s.max_queue_delay_us);
-            s.versions = o.versions.clone().unwrap_or(s.versions);
+    /// The `[defaults]` and `[models.NAME]` sections, for the registry.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            defaults: self.defaults.clone(),
+            models: self.models.clone(),
         }
-        s
     }
 
-    /// The largest memory cap any model gets (sizes the instance pool).
-    pub fn max_memory_bytes(&self) -> usize {
-        let defaults = self.defaults.memory_mib;
-        self.models
-            .keys()
-            .map(|m| self.settings(m).memory_mib)
-            .fold(defaults, usize::max)
-            << 20
+    /// The effective settings of `model`: its overrides over the defaults.
+    pub fn settings(&self, model: &str) -> ModelSettings {
+        self.model_config().settings(model)
     }
 
     pub fn cache_dir(&self) -> Option<PathBuf> {
@@ -327,7 +289,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings("a").memory_mib, 8);
         assert_eq!(c.settings("a").timeout_ms, 500);
-        assert_eq!(c.settings("a").versions, VersionPolicy::All);
+        assert_eq!(
+            c.settings("a").versions,
+            crate::registry::VersionPolicy::All
+        );
         assert_eq!(c.settings("b").memory_mib, 64);
     }
 
@@ -340,15 +305,6 @@ mod tests {
         let e =
             Config::parse("[defaults]\nversions = \"newest\"\n", Path::new("k.toml")).unwrap_err();
         assert!(e.to_string().contains("latest:N"), "{e}");
-    }
-
-    #[test]
-    fn version_policies_select() {
-        let v = [1, 2, 5, 7];
-        assert_eq!(VersionPolicy::Latest(2).select(&v), vec![5, 7]);
-        assert_eq!(VersionPolicy::Latest(9).select(&v), v.to_vec());
-        assert_eq!(VersionPolicy::All.select(&v), v.to_vec());
-        assert_eq!(VersionPolicy::Specific(vec![2, 3]).select(&v), vec![2]);
     }
 
     #[test]

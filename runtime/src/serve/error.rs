@@ -10,7 +10,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::registry::RegistryError;
+use crate::registry::{InferError, RegistryError};
 use crate::sandbox::SandboxError;
 
 /// A failed request: a status and a message for the client.
@@ -20,12 +20,22 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// Longest message a client is sent, in bytes: a message that echoes what
+/// the client sent must not grow with it.
+pub(crate) const MAX_MESSAGE: usize = 1024;
+
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE - 3;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
         }
+        ApiError { status, message }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -45,6 +55,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => Code::Unauthenticated,
             StatusCode::FORBIDDEN => Code::PermissionDenied,
             StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::CONFLICT => Code::FailedPrecondition,
             StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
             StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
             StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
@@ -83,6 +94,7 @@ impl From<RegistryError> for ApiError {
             | RegistryError::NotInRepository(_) => StatusCode::NOT_FOUND,
             RegistryError::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             RegistryError::Load { .. }
+            | RegistryError::File { .. }
             | RegistryError::NoMeta { .. }
             | RegistryError::NoVersionSelected { .. } => StatusCode::BAD_REQUEST,
             RegistryError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,11 +103,21 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<InferError> for ApiError {
+    fn from(e: InferError) -> Self {
+        match e {
+            InferError::Sandbox(e) => e.into(),
+            e => ApiError::unavailable(e.to_string()),
+        }
+    }
+}
+
 impl From<SandboxError> for ApiError {
     fn from(e: SandboxError) -> Self {
         let status = match &e {
             SandboxError::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             SandboxError::InputLen { .. } => StatusCode::BAD_REQUEST,
+            SandboxError::PoolExhausted => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, format!("inference failed: {e}"))

@@ -15,7 +15,7 @@ use crate::registry::{BuiltinModel, RegistryError, Source, repo};
 
 /// The models of `dir` served under `--model_name name`: the one model
 /// `dir` holds, named `name`, or else a repository that has a model `name`.
-pub fn source(dir: &Path, name: &str) -> Result<Source, ServeError> {
+pub(crate) fn source(dir: &Path, name: &str) -> Result<Source, ServeError> {
     let fail = |reason: String| ServeError::ModelName {
         name: name.into(),
         reason,

@@ -1,27 +1,41 @@
 //! `kiln serve`: many sandboxed model modules behind the KServe v2 protocol,
-//! over REST ([`router`]) and gRPC ([`grpc`]).
+//! over REST (`router`) and gRPC (`grpc`).
 //!
-//! The pieces: [`config`] (kiln.toml), [`crate::registry`] (models, versions,
-//! hot swap, batching), [`auth`] (API keys), [`metrics`] (Prometheus),
-//! [`v2`] (request checks shared by both protocols), [`error`] (statuses),
-//! [`demo`] (the built-in model and the landing page), [`kserve`] (what
+//! The pieces: `config` (kiln.toml), [`crate::registry`] (models, versions,
+//! hot swap, batching), `auth` (API keys), `metrics` (Prometheus), `v2` (the
+//! protocol: decoding, checks and encoding shared by both transports),
+//! `state` (what every request goes through), `error` (statuses), `demo`
+//! (the built-in model), `page` (the landing page) and `kserve` (what
 //! KServe's `/mnt/models` holds). [`run`] wires them:
-//! it loads the models, binds the listeners, polls the repository with
-//! `--watch`, and on SIGTERM or Ctrl-C turns readiness to 503, lets
-//! in-flight requests finish (at most `shutdown_grace_ms`) and returns.
+//! it loads the models, binds the listeners, polls the repository in poll
+//! mode (`--watch`), and on SIGTERM or Ctrl-C turns readiness to 503, keeps serving
+//! for `drain_ms`, then closes the listeners, lets in-flight requests finish
+//! (at most `shutdown_grace_ms`) and returns.
 
-pub mod auth;
-pub mod config;
-pub mod demo;
-pub mod error;
-pub mod grpc;
-pub mod kserve;
-pub mod metrics;
-pub mod router;
-pub mod v2;
+mod auth;
+mod config;
+mod demo;
+mod error;
+mod grpc;
+mod kserve;
+mod listen;
+mod metrics;
+mod page;
+mod router;
+mod state;
+mod v2;
 
 #[cfg(test)]
 mod tests;
+
+pub use auth::{Auth, Scope};
+pub use config::{Config, ConfigError, KeyConfig, ModelControl, ServerConfig};
+pub use demo::{DEMO_MODEL, DEMO_NAME, builtin};
+pub use error::ApiError;
+pub use grpc::{Gate, Grpc};
+pub use metrics::Metrics;
+pub use router::router;
+pub use state::AppState;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,23 +47,6 @@ use tokio::net::TcpListener;
 
 use crate::registry::{Registry, RegistryError, Source};
 use crate::sandbox::{EngineOptions, Sandbox, SandboxError};
-use auth::Auth;
-use config::Config;
-use metrics::Metrics;
-
-/// What the handlers share.
-pub struct AppState {
-    pub registry: Arc<Registry>,
-    pub metrics: Arc<Metrics>,
-    pub auth: Auth,
-    /// Set on SIGTERM: readiness and new inferences answer 503.
-    pub draining: AtomicBool,
-    pub max_body: usize,
-    pub static_dir: Option<PathBuf>,
-    /// Bound addresses, for the landing page.
-    pub http_addr: OnceLock<SocketAddr>,
-    pub grpc_addr: OnceLock<SocketAddr>,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +89,12 @@ pub struct Options {
 /// Builds the sandbox, registry and state, and loads every model. Models
 /// that fail to load are reported on stderr and left unavailable.
 pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
-    let config = Arc::new(opts.config.clone());
+    let config = &opts.config;
     let sandbox = Arc::new(Sandbox::with_options(
         config.defaults.limits(),
         EngineOptions {
             pool_slots: Some(config.server.instances),
-            max_memory_bytes: config.max_memory_bytes(),
+            max_memory_bytes: config.model_config().max_memory_bytes(),
             cache_dir: config.cache_dir(),
             keep_resident: None,
         },
@@ -111,9 +108,9 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(Registry::new(
         sandbox,
-        config.clone(),
+        config.model_config(),
         source,
-        metrics.clone(),
+        metrics.models.clone(),
     ));
     for (name, result) in registry.load_all().await? {
         match result {
@@ -135,12 +132,23 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
         metrics,
         auth: Auth::new(&config.keys),
         draining: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
         max_body: config.server.max_body_mib << 20,
+        body_timeout: Duration::from_millis(config.server.body_timeout_ms),
+        model_control: if opts.watch {
+            ModelControl::Poll
+        } else {
+            config.server.model_control
+        },
+        request_timeout: Duration::from_millis(config.server.request_timeout_ms),
         static_dir: opts.static_dir.clone(),
         http_addr: OnceLock::new(),
         grpc_addr: OnceLock::new(),
     }))
 }
+
+/// Concurrent requests on one gRPC connection.
+const MAX_GRPC_STREAMS: u32 = 256;
 
 /// Without API keys, only loopback addresses are served.
 fn loopback_only(addr: SocketAddr) -> SocketAddr {
@@ -198,16 +206,24 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
         }
     };
     let app = router::router(state.clone());
-    let http_task = tokio::spawn(
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(stopped())
-            .into_future(),
-    );
+    let limits = listen::ConnLimits {
+        max_connections: opts.config.server.max_connections,
+        header_timeout: Duration::from_millis(opts.config.server.header_timeout_ms),
+    };
+    let http_task = tokio::spawn(listen::serve(http_listener, app, limits, stopped()));
     let grpc_task = grpc_listener.map(|l| {
         let svc = grpc::Grpc::service(state.clone());
         let stop = stopped();
         tokio::spawn(
             tonic::transport::Server::builder()
+                .timeout(state.request_timeout)
+                .max_concurrent_streams(MAX_GRPC_STREAMS)
+                .http2_keepalive_interval(Some(Duration::from_millis(
+                    opts.config.server.header_timeout_ms,
+                )))
+                .http2_keepalive_timeout(Some(Duration::from_millis(
+                    opts.config.server.header_timeout_ms,
+                )))
                 .add_service(svc)
                 .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(l), stop),
         )
@@ -221,7 +237,7 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let watcher = opts.watch.then(|| {
+    let watcher = (state.model_control == ModelControl::Poll).then(|| {
         let (registry, every) = (
             state.registry.clone(),
             Duration::from_millis(opts.config.server.watch_interval_ms.max(10)),
@@ -237,8 +253,19 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
     });
 
     shutdown_signal().await;
-    eprintln!("shutting down: readiness is 503, finishing in-flight requests");
+    // Readiness turns 503 first while everything keeps serving, so load
+    // balancers stop sending before the listeners close.
     state.draining.store(true, Ordering::Relaxed);
+    let drain = Duration::from_millis(opts.config.server.drain_ms);
+    eprintln!(
+        "shutting down: readiness is 503; serving {drain:?} more (a second signal skips it), \
+         then finishing in-flight requests"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(drain) => {},
+        () = shutdown_signal() => {},
+    }
+    state.closing.store(true, Ordering::Relaxed);
     if let Some(w) = watcher {
         w.abort();
     }
