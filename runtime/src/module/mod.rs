@@ -123,7 +123,7 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
 /// model has int8 convolution or pooling layers, which only [`KERNEL_WASM`]
 /// holds.
 pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
-    use kiln_guest::int8::Int8Layer;
+    use kiln_guest::Int8Layer;
     let int8_conv = model.layers().iter().any(|l| {
         matches!(
             l,
@@ -152,12 +152,10 @@ pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
     let Ok(model) = kiln_guest::blob::decode(blob) else {
         return Ok(None);
     };
-    let int8_dense = model.layers().iter().any(|l| {
-        matches!(
-            l,
-            kiln_guest::Layer::Int8(kiln_guest::int8::Int8Layer::Dense(_))
-        )
-    });
+    let int8_dense = model
+        .layers()
+        .iter()
+        .any(|l| matches!(l, kiln_guest::Layer::Int8(kiln_guest::Int8Layer::Dense(_))));
     if !int8_dense || embed::embed(kernel_for(&model), blob, meta)? != wasm {
         return Ok(None);
     }

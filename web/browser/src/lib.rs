@@ -37,7 +37,7 @@ use std::vec::Vec;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use kiln_guest::{Scratch, model};
+use kiln_guest::Scratch;
 
 /// talc, not std's wasm allocator (dlmalloc), as in the model modules:
 /// ~5 KB less wasm, which pays for `kiln-guest` at opt-level 3 in the `web`
@@ -83,7 +83,7 @@ export interface Class { label: string; index: number; score: number }
 /// `Model.fromBytes(bytes)`; release its memory with `free()`.
 #[wasm_bindgen]
 pub struct Model {
-    model: model::Model<'static>,
+    model: kiln_guest::Model<'static>,
     meta: file::Meta,
     scratch: Scratch,
 }
