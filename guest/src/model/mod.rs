@@ -49,10 +49,9 @@ impl<'a> Model<'a> {
     /// length, shape and geometry is still checked, which is all the
     /// kernels' memory safety rests on; a NaN or infinite weight only makes
     /// NaN or infinite scores. For a model module's own decode
-    /// (`docs/abi.md`): it runs in every fresh instance, where the scan of
-    /// the weights (every page of them) cost ~28 µs of an 82 µs MLP request
-    /// in `kiln serve`, while the hosts that load modules scan them once
-    /// ([`crate::blob::decode`]).
+    /// (`docs/abi.md`): it runs in every fresh instance, where a scan would
+    /// touch every page of the weights, while the hosts that load modules
+    /// scan them once ([`crate::blob::decode`]).
     pub fn new_unscanned(input_len: usize, layers: Vec<Layer<'a>>) -> Result<Self, ModelError> {
         Self::build(input_len, layers, false)
     }
