@@ -24,7 +24,7 @@ pub enum ModelError {
         expected: usize,
         found: usize,
     },
-    /// Layer `layer`'s dimensions overflow or exceed [`crate::model::MAX_WIDTH`].
+    /// Layer `layer`'s dimensions overflow or exceed [`crate::MAX_WIDTH`].
     TooLarge { layer: usize },
     /// A tensor of layer `layer` holds NaN or an infinity.
     NotFinite { layer: usize, tensor: &'static str },

@@ -14,15 +14,15 @@
 //! It is `no_std` + `alloc` so it stays small, and every decoder is total:
 //! bad bytes give a [`DecodeError`], never a panic.
 //!
-//! * [`blob`] — the compact model blob embedded into modules (encode/decode).
-//! * [`model`] — the layer graph and its validated execution.
-//! * [`kernels`] — the generic kernel of every op and the architectures'
-//!   overrides (wasm SIMD128, x86-64 SSE2).
-//! * [`int8`] — quantized layers (int8 × int8 → i32, fixed-point requantize).
+//! * [`Model`] — a validated graph of [`Layer`]s, f32 and int8 alike, and
+//!   its execution ([`Scratch`]); private module `model`.
+//! * [`blob`] — the compact model blob embedded into modules: the one codec
+//!   of a [`Model`].
+//! * [`kernels`] — scalar reference kernels and their SIMD128 overrides.
 //! * [`math`] — the one `exp` every platform uses, so results are bit-exact.
-//! * `graph` — the model file's graph schema and its conversion into a
-//!   [`Model`] (feature `graph`, which links `std`; shared by the host and
-//!   the browser package).
+//! * `graph` — the model file's graph schema, its conversion into a
+//!   [`Model`], and a module's `kiln.meta` (feature `graph`, which links
+//!   `std`; shared by the host and the browser package).
 //! * `abi` — the raw ABI v1 exports (wasm32 + feature `module` only; the
 //!   only `unsafe` outside the SIMD kernels and their test export).
 #![cfg_attr(not(any(test, feature = "graph")), no_std)]
@@ -31,10 +31,9 @@ extern crate alloc;
 
 pub mod blob;
 mod error;
-pub mod int8;
 pub mod kernels;
 pub mod math;
-pub mod model;
+mod model;
 
 #[cfg(all(target_arch = "wasm32", feature = "module"))]
 mod abi;
@@ -44,7 +43,8 @@ pub mod graph;
 
 pub use error::{DecodeError, ModelError, RunError};
 pub use kernels::{ConvGeom, PoolGeom, PoolKind};
-pub use model::{Activation, Layer, Model, Scratch, Tensor};
+pub use model::{Activation, Layer, MAX_WIDTH, Model, Scratch, Tensor};
+pub use model::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 
 /// The version of the compiled-module ABI this crate implements.
 pub const ABI_VERSION: i32 = 1;

@@ -1,4 +1,4 @@
-//! The browser package's loader (`kiln_browser::file`, crate `browser/`)
+//! The browser package's loader (`kiln_browser::load`, crate `web/browser/`)
 //! against the host's readers, natively: the page must build the
 //! very same graph as `kiln` from a model file or a module — same layers,
 //! same bits — and refuse what the host refuses with the same message.
@@ -8,7 +8,7 @@ use std::path::Path;
 
 use kiln::model::{LayerSpec, ModelFile, TensorData};
 use kiln::module;
-use kiln_browser::file::{self, LoadError};
+use kiln_browser::LoadError;
 
 use crate::common::*;
 
@@ -19,7 +19,7 @@ fn host_model(bytes: &[u8]) -> Result<kiln_guest::Model<'static>, String> {
 }
 
 fn page_model(bytes: &[u8]) -> Result<kiln_guest::Model<'static>, LoadError> {
-    file::load(bytes, "m.safetensors").map(|l| l.model)
+    kiln_browser::load(bytes, "m.safetensors").map(|l| l.model)
 }
 
 #[test]
@@ -28,11 +28,11 @@ fn model_file_and_module_load_as_the_host_reads_them() {
     let st = std::fs::read(&d.model).unwrap();
     let wasm = std::fs::read(&d.module).unwrap();
 
-    let from_file = file::load(&st, "digits.safetensors").unwrap();
+    let from_file = kiln_browser::load(&st, "digits.safetensors").unwrap();
     assert_eq!(from_file.model, host_model(&st).unwrap());
     assert_eq!(from_file.meta.source, "model-file");
 
-    let from_module = file::load(&wasm, "digits.wasm").unwrap();
+    let from_module = kiln_browser::load(&wasm, "digits.wasm").unwrap();
     let blob = module::embedded_blob(&wasm).unwrap().unwrap();
     assert_eq!(
         from_module.model,
@@ -85,7 +85,7 @@ fn cnn_loads_as_the_host_reads_it() {
     assert_eq!(page_model(&st).unwrap(), host.to_kernel().unwrap());
     let wasm = module::build(&host, "x").unwrap();
     assert_eq!(
-        file::load(&wasm, "cnn.wasm").unwrap().model,
+        kiln_browser::load(&wasm, "cnn.wasm").unwrap().model,
         host.to_kernel().unwrap()
     );
     // A conv layer on a flat input: the host's message, word for word.
@@ -172,7 +172,7 @@ fn broken_files_are_refused_without_panics() {
     }
     for n in (0..wasm.len()).step_by(5) {
         assert!(
-            file::load(&wasm[..n], "m.wasm").is_err(),
+            kiln_browser::load(&wasm[..n], "m.wasm").is_err(),
             "module prefix {n}"
         );
     }
@@ -208,7 +208,7 @@ fn int8_loads_from_its_module() {
     let wasm = std::fs::read(&wasm).unwrap();
     let blob = module::embedded_blob(&wasm).unwrap().unwrap();
     assert_eq!(
-        file::load(&wasm, "q.wasm").unwrap().model,
+        kiln_browser::load(&wasm, "q.wasm").unwrap().model,
         kiln_guest::blob::decode(blob).unwrap().into_owned()
     );
     let err = page_model(&std::fs::read(&q).unwrap())

@@ -10,8 +10,9 @@ use std::vec::Vec;
 
 use super::layer_tensors::LayerTensors;
 use super::{Graph, LayerSpec, Tensor, int8};
-use crate::int8::{Int8Layer, PoolI8};
-use crate::{Activation, ConvGeom, Layer, Model, ModelError, PoolGeom, PoolKind};
+use crate::{
+    Activation, ConvGeom, Int8Layer, Layer, Model, ModelError, PoolGeom, PoolI8, PoolKind,
+};
 
 /// Why a graph and its tensors do not make a model the kernel can run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -15,7 +15,7 @@ use std::{format, vec};
 use super::layer_tensors::LayerTensors;
 use super::{ConvertError, LayerSpec, QuantParams, Tensor};
 use crate::Layer;
-use crate::int8::{ConvI8, DenseI8, Int8Layer, Int8Output};
+use crate::{ConvI8, DenseI8, Int8Layer, Int8Output};
 
 /// The quantization of the values flowing into the next layer.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -8,13 +8,15 @@
 //!
 //! This is the one home of the schema and of [`to_kernel`]: the host
 //! (`kiln::model::ModelFile`) and the browser package
-//! (`kiln_browser::file`) both read model files through it, so a page
+//! (`kiln_browser::load`) both read model files through it, so a page
 //! builds exactly the layers — and derives exactly the int8 integers —
-//! that `kiln build` embeds.
+//! that `kiln build` embeds. The metadata a built module carries,
+//! [`ModuleMeta`], is defined here too, for the same two readers.
 
 mod convert;
 mod int8;
 mod layer_tensors;
+mod meta;
 mod tensor;
 
 use std::string::String;
@@ -23,6 +25,7 @@ use std::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 pub use convert::{ConvertError, to_kernel, to_kernel_float};
+pub use meta::{META_SECTION, ModuleMeta, TensorMeta};
 pub use tensor::{Tensor, TensorData};
 
 /// The `__metadata__` key that holds the graph JSON.

@@ -17,11 +17,13 @@
 
 mod embed;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmparser::{DataKind, Parser, Payload};
 
-use crate::model::{ModelFile, ModelFileError, Task};
+use crate::model::{ModelFile, ModelFileError};
+
+/// The `kiln.meta` section and its JSON, shared with the browser package.
+pub use kiln_guest::graph::{META_SECTION, ModuleMeta, TensorMeta};
 
 /// The kernel module with no model: ABI v1 exports, SIMD128 kernels, every
 /// layer kiln has.
@@ -40,38 +42,6 @@ pub const KERNEL_TESTS_RELAXED_WASM: &[u8] =
 /// The kernel with extra exports running single kernels (tests only).
 #[doc(hidden)]
 pub const KERNEL_TESTS_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-tests.wasm"));
-/// Name of the custom section holding [`ModuleMeta`] JSON.
-pub const META_SECTION: &str = "kiln.meta";
-
-/// One tensor of the module's signature, in KServe v2 terms.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TensorMeta {
-    pub name: String,
-    pub datatype: String,
-    /// Shape of one row (without the batch dimension).
-    pub shape: Vec<usize>,
-}
-
-/// What a module says about itself in its `kiln.meta` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModuleMeta {
-    pub abi_version: i32,
-    pub name: String,
-    pub version: String,
-    pub task: Task,
-    pub input: TensorMeta,
-    pub output: TensorMeta,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub features: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub labels: Vec<String>,
-    /// Hex sha256 of the model file the module was built from.
-    pub model_sha256: String,
-    pub kiln_version: String,
-}
-
 /// Why a module could not be built or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
@@ -99,16 +69,8 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
         name: g.name.clone(),
         version: g.version.clone(),
         task: g.task,
-        input: TensorMeta {
-            name: g.input.name.clone(),
-            datatype: "FP32".into(),
-            shape: g.input.shape.clone(),
-        },
-        output: TensorMeta {
-            name: "scores".into(),
-            datatype: "FP32".into(),
-            shape: vec![kernel.output_len()],
-        },
+        input: TensorMeta::input(g),
+        output: TensorMeta::scores(kernel.output_len()),
         features: g.input.features.clone(),
         target: g.target.clone(),
         labels: g.labels.clone(),
@@ -123,7 +85,7 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
 /// model has int8 convolution or pooling layers, which only [`KERNEL_WASM`]
 /// holds.
 pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
-    use kiln_guest::int8::Int8Layer;
+    use kiln_guest::Int8Layer;
     let int8_conv = model.layers().iter().any(|l| {
         matches!(
             l,
@@ -152,12 +114,10 @@ pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
     let Ok(model) = kiln_guest::blob::decode(blob) else {
         return Ok(None);
     };
-    let int8_dense = model.layers().iter().any(|l| {
-        matches!(
-            l,
-            kiln_guest::Layer::Int8(kiln_guest::int8::Int8Layer::Dense(_))
-        )
-    });
+    let int8_dense = model
+        .layers()
+        .iter()
+        .any(|l| matches!(l, kiln_guest::Layer::Int8(kiln_guest::Int8Layer::Dense(_))));
     if !int8_dense || embed::embed(kernel_for(&model), blob, meta)? != wasm {
         return Ok(None);
     }

@@ -10,7 +10,8 @@
 //!   refuses what the host refuses with the same message (int8 layers and
 //!   `leaky_relu` are read from compiled modules only, see `graph_json`);
 //! * a compiled **model module** (`\0asm`): it is *read*, not instantiated —
-//!   its `kiln.meta` section gives the metadata and its embedded model blob
+//!   its `kiln.meta` section gives the metadata (the shared
+//!   [`ModuleMeta`]) and its embedded model blob
 //!   is decoded with [`blob::decode`], exactly the model the module runs,
 //!   checked in full (weights scanned for NaN and infinity, which the
 //!   module's own decode leaves to its hosts: `docs/abi.md`).
@@ -21,9 +22,9 @@
 //! the host's own reader.
 
 use std::collections::BTreeMap;
+use std::format;
 use std::string::{String, ToString};
 use std::vec::Vec;
-use std::{format, vec};
 
 use serde::Serialize;
 
@@ -31,12 +32,10 @@ use super::graph_json::{self, Fields, ReadError};
 use super::json::Json;
 use super::wasm;
 use kiln_guest::graph::{
-    self, ConvertError, FORMAT_VERSION, METADATA_KEY, Task, Tensor, TensorData,
+    self, ConvertError, FORMAT_VERSION, META_SECTION, METADATA_KEY, ModuleMeta, Task, Tensor,
+    TensorData, TensorMeta,
 };
 use kiln_guest::{DecodeError, Model, blob};
-
-/// The custom section of a module holding its metadata JSON.
-const META_SECTION: &str = "kiln.meta";
 
 /// A model ready to run, with what it says about itself.
 #[derive(Debug)]
@@ -45,22 +44,15 @@ pub struct Loaded {
     pub meta: Meta,
 }
 
-/// One tensor of the model's signature, in KServe v2 terms (one row).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TensorMeta {
-    pub name: String,
-    pub datatype: String,
-    pub shape: Vec<usize>,
-}
-
-/// What `model.meta` shows: the fields of a module's `kiln.meta` section.
-/// Fields only a compiled module carries are absent for a model file.
+/// What `model.meta` shows (`ModelMeta` in kiln.d.ts): the fields of a
+/// module's [`ModuleMeta`], in the order pages see them, and which input
+/// gave them. A model file's graph gives all but the three only a compiled
+/// module carries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Meta {
     pub name: String,
     pub version: String,
-    /// `"classification"` or `"regression"`.
-    pub task: String,
+    pub task: Task,
     pub input: TensorMeta,
     pub output: TensorMeta,
     pub features: Vec<String>,
@@ -75,6 +67,25 @@ pub struct Meta {
     pub kiln_version: Option<String>,
     /// `"model-file"` or `"module"`: what was loaded.
     pub source: String,
+}
+
+impl From<ModuleMeta> for Meta {
+    fn from(m: ModuleMeta) -> Self {
+        Meta {
+            name: m.name,
+            version: m.version,
+            task: m.task,
+            input: m.input,
+            output: m.output,
+            features: m.features,
+            target: m.target,
+            labels: m.labels,
+            abi_version: Some(m.abi_version),
+            model_sha256: Some(m.model_sha256),
+            kiln_version: Some(m.kiln_version),
+            source: "module".into(),
+        }
+    }
 }
 
 /// Why bytes could not be loaded. Messages follow the host's (`kiln predict`
@@ -143,10 +154,12 @@ fn load_module(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
     let meta_json = parts
         .custom
         .ok_or_else(|| LoadError::NoMeta { name: name.into() })?;
-    let meta = module_meta(meta_json).map_err(|message| LoadError::MetaJson {
-        name: name.into(),
-        message,
-    })?;
+    let meta = module_meta(meta_json)
+        .map_err(|message| LoadError::MetaJson {
+            name: name.into(),
+            message,
+        })?
+        .into();
     let blob = parts
         .data
         .ok_or_else(|| LoadError::NoBlob { name: name.into() })?;
@@ -168,28 +181,28 @@ fn tensor_meta(json: &Json<'_>, what: &str) -> Result<TensorMeta, String> {
     })
 }
 
-/// A module's `kiln.meta` JSON (the host's `ModuleMeta`; unknown fields are
-/// allowed so newer modules still load).
-fn module_meta(bytes: &[u8]) -> Result<Meta, String> {
+/// A module's `kiln.meta` JSON, read as the host reads it (unknown fields
+/// are allowed so newer modules still load).
+fn module_meta(bytes: &[u8]) -> Result<ModuleMeta, String> {
     let text = core::str::from_utf8(bytes).map_err(|e| e.to_string())?;
     let json = Json::parse(text)?;
     let f = Fields::new(&json, "kiln.meta", &[])?;
-    Ok(Meta {
+    let abi_version = match f.req("abi_version")? {
+        Json::Num(n) => n.parse().ok(),
+        _ => None,
+    };
+    Ok(ModuleMeta {
+        abi_version: abi_version.ok_or("`abi_version`: expected an i32")?,
         name: f.string("name")?,
         version: f.string("version")?,
-        task: f.string("task")?,
+        task: graph_json::task(&f)?,
         input: tensor_meta(f.req("input")?, "input")?,
         output: tensor_meta(f.req("output")?, "output")?,
         features: f.strings("features")?,
         target: f.opt_string("target")?,
         labels: f.strings("labels")?,
-        abi_version: f
-            .opt("abi_version")
-            .and_then(Json::as_usize)
-            .map(|v| v as i32),
-        model_sha256: f.opt_string("model_sha256")?,
-        kiln_version: f.opt_string("kiln_version")?,
-        source: "module".into(),
+        model_sha256: f.string("model_sha256")?,
+        kiln_version: f.string("kiln_version")?,
     })
 }
 
@@ -345,23 +358,11 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
     }
     let model = graph::to_kernel_float(&graph, &tensors)?;
     let meta = Meta {
-        output: TensorMeta {
-            name: "scores".into(),
-            datatype: "FP32".into(),
-            shape: vec![model.output_len()],
-        },
+        output: TensorMeta::scores(model.output_len()),
+        input: TensorMeta::input(&graph),
         name: graph.name,
         version: graph.version,
-        task: match graph.task {
-            Task::Classification => "classification",
-            Task::Regression => "regression",
-        }
-        .into(),
-        input: TensorMeta {
-            name: graph.input.name,
-            datatype: "FP32".into(),
-            shape: graph.input.shape,
-        },
+        task: graph.task,
         features: graph.input.features,
         target: graph.target,
         labels: graph.labels,

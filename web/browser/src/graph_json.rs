@@ -245,6 +245,17 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
     })
 }
 
+/// The `task` field of a graph or a module's `kiln.meta`.
+pub(super) fn task(f: &Fields<'_, '_>) -> Result<Task, String> {
+    match f.string("task")?.as_str() {
+        "classification" => Ok(Task::Classification),
+        "regression" => Ok(Task::Regression),
+        other => Err(format!(
+            "unknown variant `{other}`, expected `classification` or `regression`"
+        )),
+    }
+}
+
 /// Parses the graph JSON of a model file.
 pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
     let json = Json::parse(text)?;
@@ -256,16 +267,7 @@ pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
         ],
     )?;
     let format = f.usize("format")?;
-    let task = match f.string("task")?.as_str() {
-        "classification" => Task::Classification,
-        "regression" => Task::Regression,
-        other => {
-            return Err(format!(
-                "unknown variant `{other}`, expected `classification` or `regression`"
-            )
-            .into());
-        }
-    };
+    let task = task(&f)?;
     let input = Fields::new(f.req("input")?, "input", &["name", "shape", "features"])?;
     let Json::Arr(layers) = f.req("layers")? else {
         return Err(ReadError::Json("`layers`: expected an array".to_string()));

@@ -14,7 +14,7 @@
 //! model.free();
 //! ```
 //!
-//! Loading is [`file::load`] (plain Rust, tested natively against the host's
+//! Loading is [`load`] (plain Rust, tested natively against the host's
 //! reader); this file is only the JS boundary. Errors become JS `Error`s with
 //! the host's messages. Randomness (`randomIndex`, for the demo's "random
 //! test digit") comes from `getrandom`'s `wasm_js` backend and is never used
@@ -23,13 +23,17 @@
 //! Why a crate of its own: the `web` profile (Cargo.toml) compiles this glue
 //! and its dependencies for size (`opt-level = "z"`) and `kiln-guest` for
 //! speed (opt-level 3). At "z" the kernels' fixed-size accumulator loops are
-//! not unrolled, so their accumulators live in memory: the package was 3×
-//! slower than the model module at batch 32 and on the CNN (docs/web.md).
+//! not unrolled, so their accumulators live in memory, which made the
+//! package several times slower than the model module (docs/web.md).
 
-pub mod file;
+#![forbid(unsafe_code)]
+
+mod file;
 mod graph_json;
 mod json;
 mod wasm;
+
+pub use file::{LoadError, Loaded, Meta, load};
 
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -37,7 +41,7 @@ use std::vec::Vec;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use kiln_guest::{Scratch, model};
+use kiln_guest::Scratch;
 
 /// talc, not std's wasm allocator (dlmalloc), as in the model modules:
 /// ~5 KB less wasm, which pays for `kiln-guest` at opt-level 3 in the `web`
@@ -83,7 +87,7 @@ export interface Class { label: string; index: number; score: number }
 /// `Model.fromBytes(bytes)`; release its memory with `free()`.
 #[wasm_bindgen]
 pub struct Model {
-    model: model::Model<'static>,
+    model: kiln_guest::Model<'static>,
     meta: file::Meta,
     scratch: Scratch,
 }

@@ -57,7 +57,7 @@ pub(super) fn input_shape(
 
 /// The widest row the kernel runs.
 pub(super) fn kiln_guest_max_width() -> usize {
-    crate::kiln_guest::model::MAX_WIDTH
+    crate::kiln_guest::MAX_WIDTH
 }
 
 /// Refuses a result whose per-row shape disagrees with the declared one.

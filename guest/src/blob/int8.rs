@@ -1,4 +1,4 @@
-//! Blob records of the int8 layers (op codes 20–29; see [`crate::blob`]).
+//! Blob records of the int8 layers (op codes 20–29). Op codes and params:
 //!
 //! | op | layer                  | params                                                    |
 //! |----|------------------------|-----------------------------------------------------------|
@@ -6,8 +6,8 @@
 //! | 21 | quantize_dynamic       | len                                                       |
 //! | 22 | dense_i8 → int8        | inputs, outputs, weight (i8, packed), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
 //! | 23 | dense_i8 → f32         | inputs, outputs, weight (i8, packed), bias (i32), weight_scale (f32), bias_f32 (f32), dynamic (0/1), input_scale (f32 bits) |
-//! | 24 | conv2d_i8 → int8       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters, blob v3: 4 channels × tap pairs), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
-//! | 25 | conv2d_i8 → f32        | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters, blob v3: 4 channels × tap pairs), bias (i32), weight_scale (f32), bias_f32 (f32), input_scale (f32 bits) |
+//! | 24 | conv2d_i8 → int8       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters: 4 channels × tap pairs), bias (i32), multiplier (i32), shift (i32), zero_point, relu (0/1) |
+//! | 25 | conv2d_i8 → f32        | in_c, in_h, in_w, out_c, kh, kw, stride, pad, input_zero_point, weight (i8, packed filters: 4 channels × tap pairs), bias (i32), weight_scale (f32), bias_f32 (f32), input_scale (f32 bits) |
 //! | 26 | pool_i8                | kind (0 max, 1 avg), c, h, w, k, stride                  |
 //!
 //! Tensors are (offset, element count) pairs like the f32 ones; int8 data
@@ -15,14 +15,10 @@
 
 use alloc::vec::Vec;
 
+use super::records::{Reader, TensorRef, push_tensor};
 #[cfg(feature = "int8-conv")]
-use super::{ConvI8, PoolI8};
-use super::{DenseI8, Int8Layer, Int8Output};
-use crate::blob::{Reader, TensorRef, push_tensor};
-use crate::kernels::PoolKind;
-#[cfg(feature = "int8-conv")]
-use crate::kernels::{ConvGeom, PoolGeom};
-use crate::{DecodeError, Layer};
+use crate::{ConvGeom, ConvI8, PoolGeom, PoolI8};
+use crate::{DecodeError, DenseI8, Int8Layer, Int8Output, Layer, PoolKind};
 
 const OP_QUANTIZE: u32 = 20;
 const OP_QUANTIZE_DYNAMIC: u32 = 21;
@@ -33,11 +29,13 @@ const OP_CONV_I8_TO_F32: u32 = 25;
 const OP_POOL_I8: u32 = 26;
 
 /// Whether `op` belongs to the int8 range (20–29).
-pub(crate) fn is_int8_op(op: u32) -> bool {
+pub(super) fn is_int8_op(op: u32) -> bool {
     (20..=29).contains(&op)
 }
 
-pub(crate) fn encode<'t>(
+/// Appends the record of `layer`: op, param count, params and tensor
+/// references.
+pub(super) fn encode<'t>(
     layer: &'t Int8Layer<'_>,
     records: &mut Vec<u32>,
     tensors: &mut Vec<(usize, TensorRef<'t>)>,
@@ -129,19 +127,20 @@ fn push_output<'t>(
     }
 }
 
-pub(crate) fn decode<'a>(
+/// Decodes layer `index`, whose record has the int8 op `op` and `k` params.
+pub(super) fn decode<'a>(
     op: u32,
     k: usize,
     r: &mut Reader<'a>,
     index: usize,
 ) -> Result<Layer<'a>, DecodeError> {
-    // Left out without `int8-conv` (see `super::conv`); refused before
+    // Left out without `int8-conv` (see `crate::ConvI8`); refused before
     // decoding so that the decoder, too, stays out.
     #[cfg(not(feature = "int8-conv"))]
     if matches!(op, OP_CONV_I8_TO_I8 | OP_CONV_I8_TO_F32 | OP_POOL_I8) {
         return Err(DecodeError::Model(crate::ModelError::Quant {
             layer: index,
-            what: super::conv::NOT_HERE,
+            what: crate::model::NOT_HERE,
         }));
     }
     let expected = match op {

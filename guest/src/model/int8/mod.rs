@@ -15,37 +15,22 @@
 //! Every value flowing between layers has a [`Domain`]; [`crate::Model::new`]
 //! checks that each layer receives the domain it reads.
 
-pub(crate) mod blob;
 mod conv;
+mod output;
+mod scratch;
 
-pub use conv::{ConvI8, Here, PoolI8};
+#[cfg(not(feature = "int8-conv"))]
+pub(crate) use conv::NOT_HERE;
+pub use conv::{ConvI8, PoolI8};
+pub use output::{Domain, Int8Output};
+pub(crate) use scratch::Int8Scratch;
 
 use alloc::borrow::Cow;
-use alloc::vec::Vec;
 
+use crate::ModelError;
 use crate::kernels::{self, packing::dense_i8 as k};
-use crate::{ModelError, RunError};
-
-/// Where a layer's input or output lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Domain {
-    /// f32 values.
-    F32,
-    /// int8 values with a scale and zero point fixed in the model.
-    Int8Static,
-    /// int8 values with a per-row scale computed at run time (zero point 0).
-    Int8Dynamic,
-}
-
-impl Domain {
-    pub fn name(self) -> &'static str {
-        match self {
-            Domain::F32 => "f32",
-            Domain::Int8Static => "int8 (static scale)",
-            Domain::Int8Dynamic => "int8 (dynamic scale)",
-        }
-    }
-}
+use crate::model::check::{check_len, check_rows};
+use output::{scale_ok, zp_ok};
 
 /// A quantized layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,34 +56,12 @@ pub enum Int8Layer<'a> {
 pub struct DenseI8<'a> {
     pub inputs: usize,
     pub outputs: usize,
-    /// Weights in the packed layout of [`k::pack`].
+    /// Weights in the packed layout of [`crate::kernels::packing::dense_i8::pack`].
     pub weight: Cow<'a, [i8]>,
     /// i32 bias at the accumulator scale, with the input zero point folded
     /// in (`bias − z_x · Σ_i W[o][i]`).
     pub bias: Cow<'a, [i32]>,
     pub output: Int8Output<'a>,
-}
-
-/// What a [`DenseI8`] does with its accumulators.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Int8Output<'a> {
-    /// Requantize to int8 per output channel
-    /// ([`kernels::generic::requantize_one`]); `relu` clamps below at the zero
-    /// point.
-    Int8 {
-        multiplier: Cow<'a, [i32]>,
-        shift: Cow<'a, [i32]>,
-        zero_point: i32,
-        relu: bool,
-    },
-    /// Dequantize to f32 ([`kernels::dequantize`]). `input_scale` is
-    /// `None` when the input was quantized dynamically (the row's scale is
-    /// used).
-    Float {
-        input_scale: Option<f32>,
-        weight_scale: Cow<'a, [f32]>,
-        bias: Cow<'a, [f32]>,
-    },
 }
 
 impl<'a> DenseI8<'a> {
@@ -112,7 +75,7 @@ impl<'a> DenseI8<'a> {
         bias: Cow<'a, [i32]>,
         output: Int8Output<'a>,
     ) -> Result<Self, ModelError> {
-        crate::model::check_rows(layer, inputs, outputs, rows.len())?;
+        check_rows(layer, inputs, outputs, rows.len())?;
         let len = k::packed_len(inputs, outputs).ok_or(ModelError::TooLarge { layer })?;
         let mut weight = alloc::vec![0i8; len];
         k::pack(rows, inputs, outputs, &mut weight);
@@ -127,21 +90,23 @@ impl<'a> DenseI8<'a> {
 }
 
 impl<'a> Int8Layer<'a> {
+    /// Values per row this layer reads (0 for an invalid geometry).
     pub fn input_len(&self) -> usize {
         match self {
             Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
             Int8Layer::Dense(d) => d.inputs,
-            Int8Layer::Conv(c) => c.geom.input_len().unwrap_or(0),
-            Int8Layer::Pool(p) => p.geom.input_len().unwrap_or(0),
+            Int8Layer::Conv(c) => c.input_len(),
+            Int8Layer::Pool(p) => p.input_len(),
         }
     }
 
+    /// Values per row this layer writes (0 for an invalid geometry).
     pub fn output_len(&self) -> usize {
         match self {
             Int8Layer::Quantize { len, .. } | Int8Layer::QuantizeDynamic { len } => *len,
             Int8Layer::Dense(d) => d.outputs,
-            Int8Layer::Conv(c) => c.geom.output_len().unwrap_or(0),
-            Int8Layer::Pool(p) => p.geom.check().map_or(0, |()| p.geom.output_len()),
+            Int8Layer::Conv(c) => c.output_len(),
+            Int8Layer::Pool(p) => p.output_len(),
         }
     }
 
@@ -172,6 +137,7 @@ impl<'a> Int8Layer<'a> {
 
     // Without `int8-conv`, `Conv` is uninhabited (see `conv`), so its arm
     // is unreachable there.
+    /// This layer with every tensor copied out of the blob it borrows.
     #[cfg_attr(not(feature = "int8-conv"), allow(unreachable_code))]
     pub fn into_owned(self) -> Int8Layer<'static> {
         fn own<T: Clone>(c: Cow<'_, [T]>) -> Cow<'static, [T]> {
@@ -224,7 +190,8 @@ impl<'a> Int8Layer<'a> {
                 len("bias", d.outputs, d.bias.len())?;
                 d.output.check(layer, d.outputs)
             }
-            Int8Layer::Conv(_) | Int8Layer::Pool(_) => conv::check(self, layer),
+            Int8Layer::Conv(c) => c.check(layer),
+            Int8Layer::Pool(p) => p.check(layer),
         }
     }
 
@@ -293,186 +260,17 @@ impl<'a> Int8Layer<'a> {
                     }
                 }
             }
-            Int8Layer::Conv(_) | Int8Layer::Pool(_) => conv::run(self, batch, f32_buf, q),
+            Int8Layer::Conv(c) => c.run(batch, f32_buf, q),
+            Int8Layer::Pool(p) => p.run(batch, q),
         }
     }
 
     /// Length of the im2col column this layer needs (0 for most).
-    fn cols_len(&self) -> usize {
+    pub(crate) fn cols_len(&self) -> usize {
         match self {
             Int8Layer::Conv(c) => c.cols_len(),
             _ => 0,
         }
-    }
-}
-
-fn scale_ok(s: f32) -> bool {
-    s.is_finite() && s > 0.0
-}
-
-fn zp_ok(z: i32) -> bool {
-    (-128..=127).contains(&z)
-}
-
-/// `Ok` when a tensor has the `expected` length.
-pub(crate) fn check_len(
-    layer: usize,
-    tensor: &'static str,
-    expected: usize,
-    found: usize,
-) -> Result<(), ModelError> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(ModelError::TensorLen {
-            layer,
-            tensor,
-            expected,
-            found,
-        })
-    }
-}
-
-impl Int8Output<'_> {
-    /// Checks the output parameters of a layer with `outputs` channels.
-    pub(crate) fn check(&self, layer: usize, outputs: usize) -> Result<(), ModelError> {
-        let bad = |what: &'static str| Err(ModelError::Quant { layer, what });
-        let len = |tensor, found| check_len(layer, tensor, outputs, found);
-        match self {
-            Int8Output::Int8 {
-                multiplier,
-                shift,
-                zero_point,
-                ..
-            } => {
-                len("multiplier", multiplier.len())?;
-                len("shift", shift.len())?;
-                if multiplier.iter().any(|&m| m < 0) {
-                    return bad("requantize multipliers must be non-negative");
-                }
-                if shift.iter().any(|s| !(1..=62).contains(s)) {
-                    return bad("requantize shifts must be in 1..=62");
-                }
-                if !zp_ok(*zero_point) {
-                    return bad("the output zero point must be in -128..=127");
-                }
-                Ok(())
-            }
-            Int8Output::Float {
-                input_scale,
-                weight_scale,
-                bias,
-            } => {
-                len("weight_scale", weight_scale.len())?;
-                len("bias", bias.len())?;
-                if input_scale.is_some_and(|s| !scale_ok(s)) {
-                    return bad("the input scale must be a positive, finite number");
-                }
-                if weight_scale.iter().any(|&s| !scale_ok(s)) {
-                    return bad("weight scales must be positive, finite numbers");
-                }
-                if !crate::model::all_finite(bias) {
-                    return Err(ModelError::NotFinite {
-                        layer,
-                        tensor: "bias",
-                    });
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// The domain of the values a layer with this output writes.
-    fn domain(&self) -> Domain {
-        match self {
-            Int8Output::Int8 { .. } => Domain::Int8Static,
-            Int8Output::Float { .. } => Domain::F32,
-        }
-    }
-
-    /// This output with every tensor copied out of the blob it borrows.
-    pub fn into_owned(self) -> Int8Output<'static> {
-        fn own<T: Clone>(c: Cow<'_, [T]>) -> Cow<'static, [T]> {
-            Cow::Owned(c.into_owned())
-        }
-        match self {
-            Int8Output::Int8 {
-                multiplier,
-                shift,
-                zero_point,
-                relu,
-            } => Int8Output::Int8 {
-                multiplier: own(multiplier),
-                shift: own(shift),
-                zero_point,
-                relu,
-            },
-            Int8Output::Float {
-                input_scale,
-                weight_scale,
-                bias,
-            } => Int8Output::Float {
-                input_scale,
-                weight_scale: own(weight_scale),
-                bias: own(bias),
-            },
-        }
-    }
-}
-
-/// Buffers of the int8 path: current and next int8 activations, the i32
-/// accumulators, and the per-row scales of dynamic quantization.
-#[derive(Debug, Default)]
-pub struct Int8Scratch {
-    pub(crate) cur: Vec<i8>,
-    pub(crate) next: Vec<i8>,
-    pub(crate) acc: Vec<i32>,
-    row_scale: Vec<f32>,
-    /// The padded pair buffer of int8 convolutions
-    /// ([`crate::kernels::packing::conv_i8::scratch_len`]).
-    pub(crate) cols: Vec<i32>,
-}
-
-impl Int8Scratch {
-    pub const fn new() -> Self {
-        Int8Scratch {
-            cur: Vec::new(),
-            next: Vec::new(),
-            acc: Vec::new(),
-            row_scale: Vec::new(),
-            cols: Vec::new(),
-        }
-    }
-
-    /// Grows the buffers to `batch` rows of `width` values, and the
-    /// convolution scratch to what the int8 convolutions among `layers` need.
-    pub(crate) fn reserve(
-        &mut self,
-        batch: usize,
-        len: usize,
-        layers: &[crate::Layer<'_>],
-    ) -> Result<(), RunError> {
-        fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
-            if v.len() < n {
-                v.try_reserve_exact(n - v.len())
-                    .map_err(|_| RunError::OutOfMemory)?;
-                v.resize(n, T::default());
-            }
-            Ok(())
-        }
-        grow(&mut self.cur, len)?;
-        grow(&mut self.next, len)?;
-        grow(&mut self.acc, len)?;
-        grow(&mut self.row_scale, batch)?;
-        let cols = layers
-            .iter()
-            .filter_map(|l| match l {
-                crate::Layer::Int8(l) => Some(l.cols_len()),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        grow(&mut self.cols, cols)
     }
 }
 
@@ -532,87 +330,6 @@ mod tests {
         assert_eq!(m.predict(&[1.0, 2.0]).unwrap(), [10.0]);
         // x = [-1, 0] → q = [-2, 0] → acc1 = [-2, 2] → relu [0, 1] → 1 + 4 = 5 → 2.5
         assert_eq!(m.predict(&[-1.0, 0.0]).unwrap(), [2.5]);
-    }
-
-    /// A static and a dynamic int8 model survive the blob round trip, and
-    /// every truncation or byte flip of their blobs is an error or another
-    /// valid model, never a panic.
-    #[test]
-    fn blob_round_trip_and_totality() {
-        let float_out = |input_scale| Int8Output::Float {
-            input_scale,
-            weight_scale: alloc::vec![0.5, 0.25, 2.0].into(),
-            bias: alloc::vec![0.0, 1.0, -1.0].into(),
-        };
-        let rows: alloc::vec::Vec<i8> = (0..15).map(|v| (v * 17 - 120) as i8).collect();
-        let stat = Model::new(
-            5,
-            alloc::vec![
-                Layer::Int8(Int8Layer::Quantize {
-                    len: 5,
-                    scale: 0.1,
-                    zero_point: -7
-                }),
-                Layer::Int8(Int8Layer::Dense(
-                    DenseI8::from_rows(
-                        1,
-                        5,
-                        3,
-                        &rows,
-                        alloc::vec![1, -2, 3].into(),
-                        Int8Output::Int8 {
-                            multiplier: alloc::vec![1 << 30, 1 << 30, 1 << 30].into(),
-                            shift: alloc::vec![33, 34, 35].into(),
-                            zero_point: -128,
-                            relu: true,
-                        },
-                    )
-                    .unwrap(),
-                )),
-                Layer::Int8(Int8Layer::Dense(
-                    DenseI8::from_rows(
-                        2,
-                        3,
-                        3,
-                        &rows[..9],
-                        alloc::vec![0; 3].into(),
-                        float_out(Some(0.02))
-                    )
-                    .unwrap(),
-                )),
-            ],
-        )
-        .unwrap();
-        let dynamic = Model::new(
-            5,
-            alloc::vec![
-                Layer::Int8(Int8Layer::QuantizeDynamic { len: 5 }),
-                Layer::Int8(Int8Layer::Dense(
-                    DenseI8::from_rows(1, 5, 3, &rows, alloc::vec![0; 3].into(), float_out(None))
-                        .unwrap(),
-                )),
-            ],
-        )
-        .unwrap();
-        let x = [0.3, -1.0, 2.5, 0.0, 7.0, 1.0, 1.0, 1.0, 1.0, -9.0];
-        for m in [stat, dynamic] {
-            let blob = crate::blob::encode(&m);
-            let back = crate::blob::decode(&blob).unwrap();
-            assert_eq!(back, m);
-            assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
-            for n in 0..blob.len() {
-                assert!(crate::blob::decode(&blob[..n]).is_err(), "prefix {n}");
-            }
-            for i in 0..blob.len() {
-                for flip in [0x01u8, 0x80, 0xff] {
-                    let mut b = blob.clone();
-                    b[i] ^= flip;
-                    if let Ok(m) = crate::blob::decode(&b) {
-                        let _ = m.predict(&x);
-                    }
-                }
-            }
-        }
     }
 
     #[test]

@@ -1,17 +1,16 @@
 //! The int8 convolution layer ([`ConvI8`]) and what runs around it in a
-//! quantized CNN: int8 pooling (see [`crate::kernels::generic::pool_i8`] for the
+//! quantized CNN: int8 pooling (see [`crate::kernels::packing::conv_i8`] for the
 //! arithmetic).
 //!
 //! A convolution reads int8 activations with a static scale and zero point
 //! (the padding holds the zero point, the quantized real 0), multiplies them
 //! by per-output-channel int8 filters into i32, and either requantizes to
 //! int8 (optionally fusing a ReLU as the clamp) or dequantizes to f32 —
-//! exactly the two outputs of the dense layer ([`super::Int8Output`]).
+//! exactly the two outputs of the dense layer ([`Int8Output`]).
 //! Pooling keeps the activation's scale and zero point, so a
 //! conv → pool → conv → pool → dense chain never leaves the integers.
 //!
-//! They are compiled only with the feature `int8-conv` (~12 KB of wasm).
-//! Without it — the browser package, and the dense-only module kernel that
+//! They are compiled only with the feature `int8-conv`. Without it — the browser package, and the dense-only module kernel that
 //! `kiln build` embeds for models without int8 convolutions, both within
 //! their size budgets — [`Here`] is uninhabited, so no [`ConvI8`] or
 //! [`PoolI8`] can exist and the compiler drops every path that would handle
@@ -20,19 +19,21 @@
 
 use alloc::borrow::Cow;
 
-use super::{Int8Layer, Int8Output, Int8Scratch};
+use super::output::{Int8Output, zp_ok};
+use super::scratch::Int8Scratch;
 use crate::ModelError;
 use crate::kernels::packing::conv_i8 as k;
 use crate::kernels::{ConvGeom, PoolGeom, PoolKind};
+use crate::model::check::check_len;
 
 /// A marker every int8 convolution and pooling layer holds: `()` with the
 /// feature `int8-conv`, uninhabited without it (see the module note).
 #[cfg(feature = "int8-conv")]
-pub type Here = ();
+pub(crate) type Here = ();
 /// A marker every int8 convolution and pooling layer holds: uninhabited
 /// without the feature `int8-conv` (see the module note).
 #[cfg(not(feature = "int8-conv"))]
-pub type Here = core::convert::Infallible;
+pub(crate) type Here = core::convert::Infallible;
 
 /// Max or average pooling of int8 values; the scale and zero point stay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,14 +131,24 @@ impl<'a> ConvI8<'a> {
 }
 
 impl ConvI8<'_> {
+    /// Values per row this layer reads (0 for an invalid geometry).
+    pub(super) fn input_len(&self) -> usize {
+        self.geom.input_len().unwrap_or(0)
+    }
+
+    /// Values per row this layer writes (0 for an invalid geometry).
+    pub(super) fn output_len(&self) -> usize {
+        self.geom.output_len().unwrap_or(0)
+    }
+
     /// Checks geometry, tensor lengths and quantization parameters.
-    pub(crate) fn check(&self, layer: usize) -> Result<(), ModelError> {
+    pub(super) fn check(&self, layer: usize) -> Result<(), ModelError> {
         self.geom.check().ok_or(ModelError::Geometry { layer })?;
         let packed = k::packed_len(&self.geom).ok_or(ModelError::TooLarge { layer })?;
         k::scratch_len(&self.geom).ok_or(ModelError::TooLarge { layer })?;
-        super::check_len(layer, "weight", packed, self.weight.len())?;
-        super::check_len(layer, "bias", self.geom.out_c, self.bias.len())?;
-        if !(-128..=127).contains(&self.input_zero_point) {
+        check_len(layer, "weight", packed, self.weight.len())?;
+        check_len(layer, "bias", self.geom.out_c, self.bias.len())?;
+        if !zp_ok(self.input_zero_point) {
             return Err(ModelError::Quant {
                 layer,
                 what: "the input zero point must be in -128..=127",
@@ -157,11 +168,12 @@ impl ConvI8<'_> {
 
     /// Length of the convolution scratch the layer needs (`check` makes
     /// sure it exists).
-    pub(crate) fn cols_len(&self) -> usize {
+    pub(super) fn cols_len(&self) -> usize {
         k::scratch_len(&self.geom).unwrap_or(0)
     }
 
-    pub(crate) fn into_owned(self) -> ConvI8<'static> {
+    /// This layer with every tensor copied out of the blob it borrows.
+    pub(super) fn into_owned(self) -> ConvI8<'static> {
         ConvI8 {
             geom: self.geom,
             weight: Cow::Owned(self.weight.into_owned()),
@@ -171,85 +183,107 @@ impl ConvI8<'_> {
             here: self.here,
         }
     }
+
+    /// Runs on `batch` rows of `q.cur` (int8); the result is in `q.cur`, or
+    /// in `f32_buf` for a float output.
+    pub(super) fn run(&self, batch: usize, f32_buf: &mut [f32], q: &mut Int8Scratch) {
+        let (xn, yn) = (batch * self.input_len(), batch * self.output_len());
+        let acc = &mut q.acc[..yn];
+        let pad = self.input_zero_point as i8;
+        let x = &q.cur[..xn];
+        crate::kernels::conv2d_i8(
+            x,
+            &self.weight,
+            &self.bias,
+            &self.geom,
+            pad,
+            &mut q.cols,
+            acc,
+        );
+        let plane = self.geom.out_h() * self.geom.out_w();
+        match &self.output {
+            Int8Output::Int8 {
+                multiplier,
+                shift,
+                zero_point,
+                relu,
+            } => {
+                let lo = if *relu { *zero_point } else { -128 };
+                let y = &mut q.next[..yn];
+                crate::kernels::requantize_planes(
+                    acc,
+                    multiplier,
+                    shift,
+                    *zero_point,
+                    lo,
+                    plane,
+                    y,
+                );
+                core::mem::swap(&mut q.cur, &mut q.next);
+            }
+            Int8Output::Float {
+                input_scale,
+                weight_scale,
+                bias,
+            } => {
+                // `check` refuses a conv without a static input scale.
+                let s = input_scale.unwrap_or(1.0);
+                let y = &mut f32_buf[..yn];
+                crate::kernels::dequantize_planes(acc, s, weight_scale, bias, plane, y);
+            }
+        }
+    }
+}
+
+impl PoolI8 {
+    /// Values per row this layer reads (0 for an invalid geometry).
+    pub(super) fn input_len(&self) -> usize {
+        self.geom.input_len().unwrap_or(0)
+    }
+
+    /// Values per row this layer writes (0 for an invalid geometry).
+    pub(super) fn output_len(&self) -> usize {
+        self.geom.check().map_or(0, |()| self.geom.output_len())
+    }
+
+    /// Checks the geometry.
+    pub(super) fn check(&self, layer: usize) -> Result<(), ModelError> {
+        self.geom.check().ok_or(ModelError::Geometry { layer })
+    }
+
+    /// Pools `batch` rows of `q.cur`; the result is in `q.cur`.
+    pub(super) fn run(&self, batch: usize, q: &mut Int8Scratch) {
+        let (xn, yn) = (batch * self.input_len(), batch * self.output_len());
+        crate::kernels::pool_i8(self.kind, &q.cur[..xn], &self.geom, &mut q.next[..yn]);
+        core::mem::swap(&mut q.cur, &mut q.next);
+    }
 }
 
 /// Why a build without `int8-conv` refuses these layers (see the module note).
 #[cfg(not(feature = "int8-conv"))]
-pub(super) const NOT_HERE: &str = "int8 convolution is not in this kernel build (the browser package \
+pub(crate) const NOT_HERE: &str = "int8 convolution is not in this kernel build (the browser package \
      leaves it out); run the model module `kiln build` makes (docs/abi.md) or quantize with --dynamic";
-
-/// Checks an [`Int8Layer::Conv`] or [`Int8Layer::Pool`].
-pub(super) fn check(layer: &Int8Layer<'_>, index: usize) -> Result<(), ModelError> {
-    match layer {
-        Int8Layer::Conv(c) => c.check(index),
-        Int8Layer::Pool(p) => p.geom.check().ok_or(ModelError::Geometry { layer: index }),
-        _ => Ok(()),
-    }
-}
-
-/// Runs an [`Int8Layer::Conv`] or [`Int8Layer::Pool`] on `batch` rows of
-/// `q.cur` (int8); the result is in `q.cur`, or in `f32_buf` for a conv
-/// with a float output.
-pub(super) fn run(layer: &Int8Layer<'_>, batch: usize, f32_buf: &mut [f32], q: &mut Int8Scratch) {
-    let (xn, yn) = (batch * layer.input_len(), batch * layer.output_len());
-    match layer {
-        Int8Layer::Conv(c) => {
-            let acc = &mut q.acc[..yn];
-            let pad = c.input_zero_point as i8;
-            let x = &q.cur[..xn];
-            crate::kernels::conv2d_i8(x, &c.weight, &c.bias, &c.geom, pad, &mut q.cols, acc);
-            let plane = c.geom.out_h() * c.geom.out_w();
-            match &c.output {
-                Int8Output::Int8 {
-                    multiplier,
-                    shift,
-                    zero_point,
-                    relu,
-                } => {
-                    let lo = if *relu { *zero_point } else { -128 };
-                    let y = &mut q.next[..yn];
-                    crate::kernels::requantize_planes(
-                        acc,
-                        multiplier,
-                        shift,
-                        *zero_point,
-                        lo,
-                        plane,
-                        y,
-                    );
-                    core::mem::swap(&mut q.cur, &mut q.next);
-                }
-                Int8Output::Float {
-                    input_scale,
-                    weight_scale,
-                    bias,
-                } => {
-                    // `check` refuses a conv without a static input scale.
-                    let s = input_scale.unwrap_or(1.0);
-                    let y = &mut f32_buf[..yn];
-                    crate::kernels::dequantize_planes(acc, s, weight_scale, bias, plane, y);
-                }
-            }
-        }
-        Int8Layer::Pool(p) => {
-            crate::kernels::pool_i8(p.kind, &q.cur[..xn], &p.geom, &mut q.next[..yn]);
-            core::mem::swap(&mut q.cur, &mut q.next);
-        }
-        _ => {}
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::int8::{DenseI8, Int8Layer};
+    use crate::model::{DenseI8, Int8Layer};
     use crate::{Layer, Model};
 
     /// quantize → conv (relu, int8) → max pool → avg pool → conv (f32):
     /// a hand-checked run, the blob round trip, and totality of decoding
     /// every truncation and byte flip.
     fn layers(output_scale: Option<f32>) -> alloc::vec::Vec<Layer<'static>> {
-        let g1 = ConvGeom::new([1, 4, 4, 2, 3, 3, 1, 1]);
+        let g1 = ConvGeom {
+            in_c: 1,
+            in_h: 4,
+            in_w: 4,
+            out_c: 2,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+        };
         let ones = [1i8; 9];
         let mut filters = ones.to_vec();
         filters.extend(ones.map(|v| -v));
@@ -269,10 +303,30 @@ mod tests {
         .unwrap();
         let pool = |kind, h| {
             Layer::Int8(Int8Layer::Pool(
-                PoolI8::new(2, kind, PoolGeom::new([2, h, h, 2, 2])).unwrap(),
+                PoolI8::new(
+                    2,
+                    kind,
+                    PoolGeom {
+                        c: 2,
+                        h,
+                        w: h,
+                        k: 2,
+                        stride: 2,
+                    },
+                )
+                .unwrap(),
             ))
         };
-        let g2 = ConvGeom::new([2, 1, 1, 1, 1, 1, 1, 0]);
+        let g2 = ConvGeom {
+            in_c: 2,
+            in_h: 1,
+            in_w: 1,
+            out_c: 1,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+            pad: 0,
+        };
         let c2 = ConvI8::from_filters(
             4,
             g2,
