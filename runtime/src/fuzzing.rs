@@ -82,10 +82,7 @@ pub fn onnx(data: &[u8]) {
 /// this crate cannot name) against the host's readers: a model file is
 /// accepted by both or by neither, as the same graph; a module the page
 /// accepts embeds a blob the host decodes to the same model.
-pub fn browser(
-    data: &[u8],
-    load: impl Fn(&[u8]) -> Result<kiln_guest::Model<'static>, String>,
-) {
+pub fn browser(data: &[u8], load: impl Fn(&[u8]) -> Result<kiln_guest::Model<'static>, String>) {
     let page = load(data);
     if data.starts_with(b"\0asm") {
         if let Ok(model) = &page {
@@ -158,8 +155,8 @@ impl Server {
                 .expect("tokio runtime");
             let cache = tempfile::tempdir().expect("cache dir");
             let text = format!("[server]\ncache_dir = {:?}\n", cache.path());
-            let config = serve::config::Config::parse(&text, Path::new("kiln.toml"))
-                .expect("fuzz config");
+            let config =
+                serve::config::Config::parse(&text, Path::new("kiln.toml")).expect("fuzz config");
             let opts = serve::Options {
                 repo: None,
                 http: "127.0.0.1:0".parse().expect("address"),
@@ -234,7 +231,9 @@ impl Server {
             let r = service.oneshot(req).await.expect("infallible");
             let head = r.headers().get("grpc-status").cloned();
             let collected = r.into_body().collect().await.expect("body");
-            let tail = collected.trailers().and_then(|t| t.get("grpc-status").cloned());
+            let tail = collected
+                .trailers()
+                .and_then(|t| t.get("grpc-status").cloned());
             let message = collected
                 .trailers()
                 .and_then(|t| t.get("grpc-message").cloned());
@@ -252,7 +251,7 @@ impl Server {
 /// The committed seed corpus of the server targets: `(target, file name,
 /// bytes)`. `tests/e2e/fuzz.rs` writes and checks it with the other seeds.
 pub fn server_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
-    use serve::grpc::pb::{ModelInferRequest, model_infer_request::*};
+    use serve::grpc::pb::{InferTensorContents, ModelInferRequest, model_infer_request::*};
     let server = Server::get();
     let version = server.state.registry.get("digits", None).expect("digits");
     let name = version.meta.input.name.clone();
@@ -297,14 +296,26 @@ pub fn server_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         .encode_to_vec()
     };
     let raw: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let fp32 = serve::grpc::pb::InferTensorContents {
+    let fp32 = InferTensorContents {
         fp32_contents: row.clone(),
         ..Default::default()
     };
     vec![
-        ("v2_rest", "json".into(), rest(u16::MAX, json.to_string().as_bytes())),
+        (
+            "v2_rest",
+            "json".into(),
+            rest(u16::MAX, json.to_string().as_bytes()),
+        ),
         ("v2_rest", "binary".into(), rest(header, &binary)),
-        ("grpc_infer", "fp32_contents".into(), grpc(vec![tensor(Some(fp32))], vec![])),
-        ("grpc_infer", "raw".into(), grpc(vec![tensor(None)], vec![raw])),
+        (
+            "grpc_infer",
+            "fp32_contents".into(),
+            grpc(vec![tensor(Some(fp32))], vec![]),
+        ),
+        (
+            "grpc_infer",
+            "raw".into(),
+            grpc(vec![tensor(None)], vec![raw]),
+        ),
     ]
 }

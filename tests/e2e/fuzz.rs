@@ -70,7 +70,11 @@ fn committed_seeds_and_crashes_pass_their_fuzz_targets() {
             }
         }
     }
-    assert!(ran >= 10, "only {ran} committed fuzz inputs under {:?}", fuzz_dir());
+    assert!(
+        ran >= 10,
+        "only {ran} committed fuzz inputs under {:?}",
+        fuzz_dir()
+    );
 }
 
 fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
@@ -112,12 +116,28 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("blob", "digits-int8".into(), blob(&int8, 0)),
         ("model_file", "digits".into(), DIGITS.to_vec()),
         ("model_file", "digits-int8".into(), int8_bytes.clone()),
-        ("onnx", "small".into(), crate::onnx::small_network().encode_to_vec()),
-        ("onnx", "new-layers".into(), crate::onnx::every_new_layer().encode_to_vec()),
+        (
+            "onnx",
+            "small".into(),
+            crate::onnx::small_network().encode_to_vec(),
+        ),
+        (
+            "onnx",
+            "new-layers".into(),
+            crate::onnx::every_new_layer().encode_to_vec(),
+        ),
         ("browser", "digits.safetensors".into(), DIGITS.to_vec()),
-        ("browser", "digits-int8.safetensors".into(), int8_bytes.clone()),
+        (
+            "browser",
+            "digits-int8.safetensors".into(),
+            int8_bytes.clone(),
+        ),
         ("browser", "digits.wasm".into(), module(&digits, DIGITS)),
-        ("browser", "digits-int8.wasm".into(), module(&int8, &int8_bytes)),
+        (
+            "browser",
+            "digits-int8.wasm".into(),
+            module(&int8, &int8_bytes),
+        ),
         ("sandbox", "noise-256".into(), noise(256)),
         ("sandbox", "noise-4096".into(), noise(4096)),
     ];
