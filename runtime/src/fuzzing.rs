@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use prost::Message;
 use tower::ServiceExt;
 
 use crate::import::onnx;
@@ -246,76 +245,4 @@ impl Server {
             "gRPC status {status:?}: {message:?}"
         );
     }
-}
-
-/// The committed seed corpus of the server targets: `(target, file name,
-/// bytes)`. `tests/e2e/fuzz.rs` writes and checks it with the other seeds.
-pub fn server_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
-    use serve::grpc::pb::{InferTensorContents, ModelInferRequest, model_infer_request::*};
-    let server = Server::get();
-    let version = server.state.registry.get("digits", None).expect("digits");
-    let name = version.meta.input.name.clone();
-    let mut shape = vec![1i64];
-    shape.extend(version.meta.input.shape.iter().map(|&d| d as i64));
-    let len = version.row_len();
-    let row: Vec<f32> = (0..len).map(|i| (i % 17) as f32).collect();
-    let json = serde_json::json!({
-        "id": "seed",
-        "inputs": [{"name": name, "shape": shape, "datatype": "FP32", "data": row}],
-        "outputs": [{"name": version.meta.output.name}],
-    });
-    let rest = |header: u16, body: &[u8]| {
-        let mut v = header.to_le_bytes().to_vec();
-        v.extend_from_slice(body);
-        v
-    };
-    let binary_json = serde_json::json!({
-        "inputs": [{"name": name, "shape": shape, "datatype": "FP32",
-                    "parameters": {"binary_data_size": len * 4}}],
-        "parameters": {"binary_data_output": true},
-    })
-    .to_string();
-    let mut binary = binary_json.clone().into_bytes();
-    binary.extend(row.iter().flat_map(|v| v.to_le_bytes()));
-    let header = u16::try_from(binary_json.len()).expect("short header");
-    let tensor = |contents: Option<InferTensorContents>| InferInputTensor {
-        name: name.clone(),
-        datatype: "FP32".into(),
-        shape: shape.clone(),
-        contents,
-        ..Default::default()
-    };
-    let grpc = |inputs, raw| {
-        ModelInferRequest {
-            model_name: "digits".into(),
-            id: "seed".into(),
-            inputs,
-            raw_input_contents: raw,
-            ..Default::default()
-        }
-        .encode_to_vec()
-    };
-    let raw: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let fp32 = InferTensorContents {
-        fp32_contents: row.clone(),
-        ..Default::default()
-    };
-    vec![
-        (
-            "v2_rest",
-            "json".into(),
-            rest(u16::MAX, json.to_string().as_bytes()),
-        ),
-        ("v2_rest", "binary".into(), rest(header, &binary)),
-        (
-            "grpc_infer",
-            "fp32_contents".into(),
-            grpc(vec![tensor(Some(fp32))], vec![]),
-        ),
-        (
-            "grpc_infer",
-            "raw".into(),
-            grpc(vec![tensor(None)], vec![raw]),
-        ),
-    ]
 }

@@ -141,8 +141,102 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("sandbox", "noise-256".into(), noise(256)),
         ("sandbox", "noise-4096".into(), noise(4096)),
     ];
-    out.extend(fuzzing::server_seeds());
+    out.extend(server_seeds());
     out
+}
+
+/// `ModelInferRequest` and its tensors as `proto/grpc_service.proto` numbers
+/// them: the fields the seeds set.
+#[derive(Clone, PartialEq, prost::Message)]
+struct InferRequest {
+    #[prost(string, tag = "1")]
+    model_name: String,
+    #[prost(string, tag = "3")]
+    id: String,
+    #[prost(message, repeated, tag = "5")]
+    inputs: Vec<InputTensor>,
+    #[prost(bytes = "vec", repeated, tag = "7")]
+    raw_input_contents: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct InputTensor {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    datatype: String,
+    #[prost(int64, repeated, tag = "3")]
+    shape: Vec<i64>,
+    #[prost(message, optional, tag = "5")]
+    contents: Option<Contents>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Contents {
+    #[prost(float, repeated, tag = "6")]
+    fp32_contents: Vec<f32>,
+}
+
+/// Requests for the digits model (input `input`, 64 values a row) of the
+/// server targets: REST (2-byte header length, `0xffff` for none, then the
+/// body) and gRPC (the protobuf message).
+fn server_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let row: Vec<f32> = (0..64).map(|i| (i % 17) as f32).collect();
+    let json = serde_json::json!({
+        "id": "seed",
+        "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": row}],
+    });
+    let rest = |header: u16, body: &[u8]| {
+        let mut v = header.to_le_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    };
+    let binary_json = serde_json::json!({
+        "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                    "parameters": {"binary_data_size": 256}}],
+        "parameters": {"binary_data_output": true},
+    })
+    .to_string();
+    let mut binary = binary_json.clone().into_bytes();
+    binary.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+    let header = u16::try_from(binary_json.len()).unwrap();
+    let tensor = |contents| InputTensor {
+        name: "input".into(),
+        datatype: "FP32".into(),
+        shape: vec![1, 64],
+        contents,
+    };
+    let grpc = |inputs, raw_input_contents| {
+        InferRequest {
+            model_name: "digits".into(),
+            id: "seed".into(),
+            inputs,
+            raw_input_contents,
+        }
+        .encode_to_vec()
+    };
+    let raw: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let fp32 = Contents {
+        fp32_contents: row.clone(),
+    };
+    vec![
+        (
+            "v2_rest",
+            "json".into(),
+            rest(u16::MAX, json.to_string().as_bytes()),
+        ),
+        ("v2_rest", "binary".into(), rest(header, &binary)),
+        (
+            "grpc_infer",
+            "fp32_contents".into(),
+            grpc(vec![tensor(Some(fp32))], vec![]),
+        ),
+        (
+            "grpc_infer",
+            "raw".into(),
+            grpc(vec![tensor(None)], vec![raw]),
+        ),
+    ]
 }
 
 /// Writes the seed corpus: `cargo test --test e2e write_fuzz_seeds -- --ignored`.
