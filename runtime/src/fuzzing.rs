@@ -158,6 +158,7 @@ impl Server {
                 serve::config::Config::parse(&text, Path::new("kiln.toml")).expect("fuzz config");
             let opts = serve::Options {
                 repo: None,
+                model_name: None,
                 http: "127.0.0.1:0".parse().expect("address"),
                 grpc: None,
                 config,
