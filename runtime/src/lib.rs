@@ -11,6 +11,8 @@
 pub mod bench;
 pub mod data;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod model;
 pub mod module;

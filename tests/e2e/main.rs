@@ -12,6 +12,7 @@ mod bench;
 mod browser;
 mod cli;
 mod deploy;
+mod fuzz;
 mod kernels;
 mod modules;
 mod node;

@@ -107,7 +107,7 @@ const MEAN: [f32; 3] = [0.2, -0.1, 0.4];
 const VAR: [f32; 3] = [1.0, 0.5, 2.0];
 
 /// Gemm (transB) → BatchNormalization → LeakyRelu → Softmax.
-fn small_network() -> ModelProto {
+pub(crate) fn small_network() -> ModelProto {
     model(
         vec![
             node("Gemm", &["x", "w", "b"], "h", vec![attr_i("transB", 1)]),
@@ -312,7 +312,7 @@ fn corrupted_bytes_never_panic() {
 
 /// Every layer added for import, in one model: per-channel and per-value
 /// constants, PRelu, LeakyRelu, last-axis LogSoftmax, GlobalAveragePool.
-fn every_new_layer() -> ModelProto {
+pub(crate) fn every_new_layer() -> ModelProto {
     let mut m = model(
         vec![
             node("Mul", &["x", "s"], "a", vec![]),
