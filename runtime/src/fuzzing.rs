@@ -77,7 +77,7 @@ pub fn onnx(data: &[u8]) {
     run(&kernel);
 }
 
-/// The browser package's loader (`load`: `kiln_browser::file::load`, which
+/// The browser package's loader (`load`: `kiln_browser::load`, which
 /// this crate cannot name) against the host's readers: a model file is
 /// the page accepts, the host reads as the same model; a module the page
 /// accepts embeds a blob the host decodes to the same model.
@@ -155,8 +155,7 @@ impl Server {
                 .expect("tokio runtime");
             let cache = tempfile::tempdir().expect("cache dir");
             let text = format!("[server]\ncache_dir = {:?}\n", cache.path());
-            let config =
-                serve::Config::parse(&text, Path::new("kiln.toml")).expect("fuzz config");
+            let config = serve::Config::parse(&text, Path::new("kiln.toml")).expect("fuzz config");
             let opts = serve::Options {
                 repo: None,
                 model_name: None,
@@ -225,7 +224,7 @@ impl Server {
         let req = Request::post("/inference.GRPCInferenceService/ModelInfer")
             .header("content-type", "application/grpc")
             .header("te", "trailers")
-            .body(Body::from(frame))
+            .body(tonic::body::Body::new(Body::from(frame)))
             .expect("request");
         let service = serve::Grpc::service(self.state.clone());
         let code = self.rt.block_on(async {

@@ -20,7 +20,7 @@ fn fuzz_dir() -> PathBuf {
 /// The browser target's loader (`tests/fuzz/fuzz_targets/browser.rs`).
 fn browser(data: &[u8]) {
     fuzzing::browser(data, |bytes| {
-        kiln_browser::file::load(bytes, "fuzz")
+        kiln_browser::load(bytes, "fuzz")
             .map(|l| l.model)
             .map_err(|e| e.to_string())
     });

@@ -4,7 +4,7 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     kiln::fuzzing::browser(data, |bytes| {
-        kiln_browser::file::load(bytes, "fuzz")
+        kiln_browser::load(bytes, "fuzz")
             .map(|l| l.model)
             .map_err(|e| e.to_string())
     })
