@@ -18,8 +18,9 @@
 //   (`--output copy`, the default, what a caller keeping them must do);
 //   `--output view` returns a view instead, for timing the models cut by
 //   bench/cut_models.py, whose outputs are thousands of floats wide;
-// * kiln-bindgen: the wasm-bindgen package (web/pkg, scripts/web.sh) loading
-//   the same module with `Model.fromBytes`.
+// * kiln-bindgen: the wasm-bindgen package (`--package`, web/pkg by default;
+//   web/pkg-cnn for CNNs; scripts/web.sh) loading the same module with
+//   `Model.fromBytes`.
 // The input is the benchmark's fixed row (bench/runners.mjs).
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -40,10 +41,10 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const make = {
   "ort-web": (file) => ortWeb(file, shape),
   "kiln-abi": (file) => kilnAbi(readFileSync(file), width, (args.output ?? "copy") === "copy"),
-  "kiln-bindgen": (file) => kilnPackage(path.join(repo, "web/pkg"), readFileSync(file)),
+  "kiln-bindgen": (file) => kilnPackage(path.join(repo, args.package ?? "web/pkg"), readFileSync(file)),
 }[args.runtime];
 if (!make || !args.model) {
-  console.error("usage: node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen --model FILE [--shape 784] [--iterations N] [--warmup N] [--warmup-ms MS] [--output copy|view]");
+  console.error("usage: node bench/node_bench.mjs --runtime ort-web|kiln-abi|kiln-bindgen --model FILE [--shape 784] [--iterations N] [--warmup N] [--warmup-ms MS] [--output copy|view] [--package web/pkg-cnn]");
   process.exit(2);
 }
 const run = await make(args.model);

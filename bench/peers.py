@@ -3,6 +3,11 @@ per (peer, model) run, appending one JSON line per run to RESULTS.
 
     python3 bench/peers.py --kiln KILN --models DIR --out RESULTS.jsonl \
         [--rounds 5] [--iters 1000] [--warmup 100] [--tract BIN]
+        [--base-kiln KILN --base-models DIR]
+
+With --base-kiln, an A/B of two kiln builds instead: kiln's runners only,
+each twice — as built by KILN from DIR and, keyed `PEER@base`, by the base
+KILN from its own modules — interleaved in the same rotation.
 
 The order of the peers rotates (and reverses every other round) so that no
 peer always runs first or right after another, and slow drifts in the
@@ -25,8 +30,8 @@ REPO = HERE.parent
 SKIP = {
     ("tract", "cnn.int8"): "tract-onnx 0.22 refuses onnxruntime's dynamic-int8 CNN: its ConvInteger "
     "takes uint8 activations with int8 weights (\"Impossible to unify U8 with I8\")",
-    ("kiln-node-bindgen", "cnn.int8"): "the wasm-bindgen package leaves int8 convolution out to stay "
-    "within 150 KB (docs/web.md); the model module runs it (kiln-node-abi)",
+    ("kiln-node-bindgen", "cnn.int8"): "no build of the wasm-bindgen package holds int8 convolution "
+    "(size, docs/web.md); the model module runs it (kiln-node-abi)",
 }
 
 # (file stem, label, input shape)
@@ -39,7 +44,16 @@ MODELS = [
 
 ORT_WEB_DIST = HERE / "node_modules/onnxruntime-web/dist"
 ORT_WEB_RUNTIME = ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs", "ort.wasm.min.mjs"]
-BINDGEN = [REPO / "web/pkg/kiln_bg.wasm", REPO / "web/pkg/kiln.js"]
+
+
+def bindgen_package(stem):
+    """The browser package's build for a model: dense models get web/pkg, CNNs web/pkg-cnn."""
+    return "web/pkg-cnn" if stem.startswith("cnn") else "web/pkg"
+
+
+def bindgen_bytes(stem):
+    pkg = REPO / bindgen_package(stem)
+    return size(pkg / "kiln_bg.wasm", pkg / "kiln.js")
 
 
 def size(*paths):
@@ -78,23 +92,34 @@ def ort_native(models, stem, shape, a):
     return [sys.executable, str(HERE / "ort_native.py"), str(models / f"{stem}.onnx"), str(a.iters), str(a.warmup)]
 
 
-def peers(a):
-    """(key, command builder, output parser, artifact size for a model stem)."""
+def kiln_peers(kiln, models, suffix=""):
+    """kiln's runners of one build (the wasm-bindgen package aside)."""
     wasm = lambda m, s: size(m / f"{s}.wasm")  # noqa: E731
-    onnx = lambda m, s: size(m / f"{s}.onnx")  # noqa: E731
     out = []
     for runner in ("native", "fresh", "warm"):
-        cmd, parse = kiln_bench(a.kiln, runner)
-        out.append((f"kiln-{runner}", cmd, parse, None if runner == "native" else wasm))
+        cmd, parse = kiln_bench(kiln, runner)
+        out.append((f"kiln-{runner}{suffix}", models, cmd, parse, None if runner == "native" else wasm))
     cmd, parse = node("kiln-abi", ".wasm")
-    out.append(("kiln-node-abi", cmd, parse, wasm))
+    out.append((f"kiln-node-abi{suffix}", models, cmd, parse, wasm))
+    return out
+
+
+def peers(a):
+    """(key, models folder, command builder, output parser, artifact size for a model stem)."""
+    if a.base_kiln:
+        return kiln_peers(a.kiln, a.models) + kiln_peers(a.base_kiln, a.base_models, "@base")
+    wasm = lambda m, s: size(m / f"{s}.wasm")  # noqa: E731
+    onnx = lambda m, s: size(m / f"{s}.onnx")  # noqa: E731
+    out = kiln_peers(a.kiln, a.models)
+    m = a.models
     cmd, parse = node("kiln-bindgen", ".wasm")
-    out.append(("kiln-node-bindgen", cmd, parse, lambda m, s: wasm(m, s) + size(*BINDGEN)))
-    out.append(("ort-native", ort_native, json.loads, onnx))
+    bindgen = lambda m, s, shape, a, cmd=cmd: cmd(m, s, shape, a) + ["--package", bindgen_package(s)]  # noqa: E731
+    out.append(("kiln-node-bindgen", m, bindgen, parse, lambda m, s: wasm(m, s) + bindgen_bytes(s)))
+    out.append(("ort-native", m, ort_native, json.loads, onnx))
     cmd, parse = node("ort-web", ".onnx")
-    out.append(("ort-web", cmd, parse, lambda m, s: onnx(m, s) + size(*(ORT_WEB_DIST / f for f in ORT_WEB_RUNTIME))))
+    out.append(("ort-web", m, cmd, parse, lambda m, s: onnx(m, s) + size(*(ORT_WEB_DIST / f for f in ORT_WEB_RUNTIME))))
     if a.tract:
-        out.append(("tract", lambda m, s, shape, a: [a.tract, str(m / f"{s}.onnx"), str(a.iters), str(a.warmup), shape],
+        out.append(("tract", m, lambda m, s, shape, a: [a.tract, str(m / f"{s}.onnx"), str(a.iters), str(a.warmup), shape],
                     json.loads, onnx))
     return out
 
@@ -108,6 +133,8 @@ def main():
     p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--tract", help="the bench/tract binary (omit to skip tract)")
+    p.add_argument("--base-kiln", help="A/B: the other kiln binary")
+    p.add_argument("--base-models", type=pathlib.Path, help="A/B: the modules the other kiln built")
     a = p.parse_args()
     all_peers = peers(a)
     runs = a.rounds * len(MODELS) * len(all_peers)
@@ -120,13 +147,13 @@ def main():
             if rnd % 2:
                 order.reverse()
             for stem, label, shape in MODELS:
-                for key, cmd, parse, artifact in order:
-                    if (key, stem) in SKIP:
+                for key, models, cmd, parse, artifact in order:
+                    if (key.split("@")[0], stem) in SKIP:
                         done += 1
                         if rnd == 0:
                             results.write(json.dumps({"model": label, "peer": key, "skipped": SKIP[(key, stem)]}) + "\n")
                         continue
-                    argv = cmd(a.models, stem, shape, a)
+                    argv = cmd(models, stem, shape, a)
                     proc = subprocess.run(argv, capture_output=True, text=True)
                     done += 1
                     if proc.returncode != 0:
@@ -135,7 +162,7 @@ def main():
                     r = parse(line)
                     r.update(model=label, peer=key, round=rnd + 1)
                     if artifact:
-                        r["artifact_bytes"] = artifact(a.models, stem)
+                        r["artifact_bytes"] = artifact(models, stem)
                     results.write(json.dumps(r) + "\n")
                     results.flush()
                     eta = (time.monotonic() - start) / done * (runs - done)

@@ -3,6 +3,12 @@ draws the bar chart.
 
     python3 bench/report.py RESULTS.jsonl [--table TABLE.md] [--svg CHART.svg]
                             [--doc docs/benchmarks.md --meta META.json]
+    python3 bench/report.py RESULTS.jsonl --ab [--table TABLE.md]
+
+With --ab (results of `bench/peers.py --base-kiln`), the table compares each
+kiln runner with its `@base` twin instead: medians, their ratio, module
+bytes, and a verdict against AB_TOLERANCE; the bit checks below cover both
+builds (every kiln runner of either returns kiln native's bits).
 
 With --doc, the text between the `<!-- peers:begin -->` and
 `<!-- peers:end -->` lines of that file is replaced by the table, the goals
@@ -32,6 +38,8 @@ import sys
 F32_TOL = 1e-5
 INT8_TOL = 0.02
 BASE = "kiln-warm"
+# An A/B row is "same" when the head's median is within this of the base's.
+AB_TOLERANCE = 0.03
 ORDER = ["kiln-native", "kiln-warm", "kiln-fresh", "kiln-node-abi", "kiln-node-bindgen", "ort-native", "ort-web", "tract"]
 # Remarks printed beside a model's first row, e.g. when a peer quantizes differently.
 NOTES: dict[str, str] = {}
@@ -127,6 +135,31 @@ def table(res):
     return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
+def ab_table(res):
+    """Each kiln runner against its `@base` twin, and whether every row is within AB_TOLERANCE."""
+    lines = [
+        "| model | runner | base µs | head µs | head ÷ base | base batch-32/s | head batch-32/s | module bytes base → head | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    worst = 0.0
+    for (model, peer), base in sorted(res.items()):
+        if not peer.endswith("@base") or (model, peer[: -len("@base")]) not in res:
+            continue
+        head = res[(model, peer[: -len("@base")])]
+        lat = head["median_us"] / base["median_us"]
+        tput = base["batch32_per_s"] / head["batch32_per_s"]
+        worst = max(worst, lat, tput)
+        ok = lat <= 1 + AB_TOLERANCE and tput <= 1 + AB_TOLERANCE
+        art = (f"{base['artifact_bytes']:,} → {head['artifact_bytes']:,}"
+               if base.get("artifact_bytes") and head.get("artifact_bytes") else "—")
+        lines.append(
+            f"| {model} | {head['runtime']} | {base['median_us']:,.2f} | {head['median_us']:,.2f} | {lat:.3f} | "
+            f"{base['batch32_per_s']:,.0f} | {head['batch32_per_s']:,.0f} | {art} | "
+            f"{'same' if ok else 'slower'} |"
+        )
+    return "\n".join(lines) + f"\n\nWorst head ÷ base (batch-1 latency, or batch-32 time): {worst:.3f}.\n"
+
+
 def goals(res):
     """The issue's goals, as ratios from this run."""
 
@@ -209,10 +242,14 @@ def main():
     p.add_argument("--svg", help="write the bar chart here")
     p.add_argument("--doc", help="fill this file's peers:begin/end section")
     p.add_argument("--meta", help="JSON with the run's date, command, cpu, load and versions (for --doc)")
+    p.add_argument("--ab", action="store_true", help="compare kiln runners with their @base twins")
     a = p.parse_args()
     res = load(a.results)
     problems = check(res)
-    md = table(res) + "\nThe issue's goals, as ratios from this run (median µs, batch 1):\n\n" + goals(res)
+    if a.ab:
+        md = ab_table(res)
+    else:
+        md = table(res) + "\nThe issue's goals, as ratios from this run (median µs, batch 1):\n\n" + goals(res)
     print(md)
     if a.table:
         open(a.table, "w").write(md)

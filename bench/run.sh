@@ -12,6 +12,10 @@
 #   bench/run.sh --smoke    CI smoke run: debug build, 1 round, few iterations;
 #                           checks that every peer runs, the figures are sane
 #                           and the scores agree; writes only out/bench/smoke/
+#   bench/run.sh --ab BASE  A/B of this tree's release build against the kiln
+#                           binary BASE (e.g. an older commit's): kiln's runners
+#                           only, each build's own modules of the same model
+#                           files, interleaved; writes only out/bench/ab/
 #
 # Environment: ROUNDS (5), ITERS (1000 timed batch-1 calls per run; batch 32
 # gets ITERS/8), WARMUP (300), TRACT=0 to skip tract (its first build takes
@@ -23,28 +27,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-smoke=0
-[ "${1:-}" = "--smoke" ] && smoke=1
+smoke=0 base=""
+case ${1:-} in
+  --smoke) smoke=1 ;;
+  --ab) base=$(realpath "${2:?--ab needs the base kiln binary}") ;;
+esac
 
 ensure_venv requirements/test.txt
 ensure_npm bench
 if [ "$smoke" = 1 ]; then
   out=out/bench/smoke
   rounds=${ROUNDS:-1} iters=${ITERS:-40} warmup=${WARMUP:-5}
-  [ -f web/pkg/kiln.js ] || ./scripts/web.sh
+  [ -f web/pkg/kiln.js ] && [ -f web/pkg-cnn/kiln.js ] || ./scripts/web.sh
   kiln=${KILN:-target/debug/kiln}
   [ -x "$kiln" ] || step "cargo build (kiln)" cargo build --locked -p kiln
   tract=""
 else
   out=out/bench/full
+  [ -z "$base" ] || out=out/bench/ab
   rounds=${ROUNDS:-5} iters=${ITERS:-1000} warmup=${WARMUP:-300}
-  ./scripts/web.sh
+  [ -n "$base" ] || ./scripts/web.sh
   if [ -z "${KILN:-}" ]; then
     step "cargo build --release (kiln)" cargo build --release --locked -p kiln
   fi
   kiln=${KILN:-target/release/kiln}
   tract=""
-  if [ "${TRACT:-1}" = 1 ]; then
+  if [ "${TRACT:-1}" = 1 ] && [ -z "$base" ]; then
     start=$(date +%s)
     step "cargo build --release (bench/tract, tract-onnx; not a workspace member)" \
       cargo build --release --locked -q --manifest-path bench/tract/Cargo.toml --target-dir out/bench/tract-target
@@ -65,11 +73,34 @@ for m in mlp cnn; do
   done
 done
 
+ab=()
+if [ -n "$base" ]; then
+  # The base builds its own modules from the same model files.
+  mkdir -p "$models/base"
+  for v in mlp mlp.int8 cnn cnn.int8; do
+    "$base" build "$models/$v.safetensors" -o "$models/base/$v.wasm" > /dev/null
+  done
+  ab=(--base-kiln "$base" --base-models "$models/base")
+fi
+
 uptime > "$out/uptime-before"
 step "bench/peers.py: $rounds round(s), $iters calls per run" \
   "$KILN_PYTHON" -I bench/peers.py --kiln "$kiln" --models "$models" --out "$out/results.jsonl" \
-  --rounds "$rounds" --iters "$iters" --warmup "$warmup" ${tract:+--tract "$tract"}
+  --rounds "$rounds" --iters "$iters" --warmup "$warmup" ${tract:+--tract "$tract"} "${ab[@]}"
 uptime > "$out/uptime-after"
+
+if [ -n "$base" ]; then
+  {
+    echo "A/B measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/run.sh --ab\` (ROUNDS=$rounds ITERS=$iters WARMUP=$warmup) on $(nproc) cores;"
+    echo "head $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- guest runtime || echo '+changes') against $base;"
+    echo "load average $(sed 's/.*load average: //' "$out/uptime-before") before, $(sed 's/.*load average: //' "$out/uptime-after") after."
+    echo
+  } > "$out/table.md"
+  step "bench/report.py --ab" "$KILN_PYTHON" -I bench/report.py "$out/results.jsonl" --ab > "$out/ab.md"
+  cat "$out/ab.md" >> "$out/table.md"
+  cat "$out/table.md"
+  exit 0
+fi
 
 if [ "$smoke" = 1 ]; then
   step "bench/report.py (checks)" "$KILN_PYTHON" -I bench/report.py "$out/results.jsonl" --table "$out/table.md" > /dev/null

@@ -1,19 +1,31 @@
 //! Compiles the guest kernel (`../guest`) to `wasm32-unknown-unknown` so the
 //! `kiln` binary can embed it: `kiln build` then needs no Rust toolchain.
 //!
-//! Five artifacts are written to `OUT_DIR`:
-//! * `kernel.wasm` — features `module,int8-conv`: the ABI v1 exports, no
-//!   model yet, `+simd128` (runs in every engine kiln targets), every layer;
-//! * `kernel-core.wasm` — feature `module` alone: the same without int8
-//!   convolution and pooling (~16 KB smaller), which `kiln build` embeds for
-//!   every model that has none ([`kiln::module::kernel_for`]);
-//! * `kernel-relaxed.wasm` — the same source with the guest feature
-//!   `relaxed-simd` (its int8 dense kernel enables the `relaxed-simd` target
-//!   feature, nothing else does): the second build the sandbox runs when its
+//! The guest's layer families are cargo features (`guest/Cargo.toml`), and
+//! a module embeds the smallest kernel holding the families its model uses
+//! ([`kiln::module::kernel_for`]). These artifacts are written to
+//! `OUT_DIR` ([`KERNELS`]), all `+simd128` (runs in every engine kiln
+//! targets) and exporting ABI v1 with no model yet:
+//! * `kernel-mlp.wasm` — feature `module` alone: dense and int8 dense
+//!   layers and the activations of MLPs (MLPs, quantized or not);
+//! * `kernel-cnn.wasm` — `module,conv`: with the CNN family (f32
+//!   convolution, pooling, their activations), for f32 CNNs;
+//! * `kernel-cnn-int8.wasm` — `module,int8-conv`: also int8 convolution
+//!   and pooling, for quantized CNNs — every layer a chain model can have;
+//! * `kernel-graph.wasm` — `module,conv,dag`: the CNN kernel with graph
+//!   models (blob version 5, the arena plan), for graph models (f32 only);
+//! * `kernel-relaxed.wasm` — `kernel-cnn-int8.wasm`'s source with the guest
+//!   feature `relaxed-simd` (its int8 dense kernel enables the
+//!   `relaxed-simd` target feature, nothing else does): the one twin the
+//!   sandbox runs, for every chain model with int8 dense layers, when its
 //!   engine supports relaxed SIMD ([`kiln::module::relaxed_twin`]);
 //! * `kernel-tests.wasm`, `kernel-tests-relaxed.wasm` — feature
 //!   `kernel-tests`: also export single kernels, for the host's
 //!   SIMD-vs-reference tests of both builds.
+//!
+//! Each is a nested cargo with its own target directory; they run at once
+//! (sharing the outer build's jobserver), since this script is on the
+//! critical path of every fresh build.
 //!
 //! It also generates the KServe v2 gRPC service (`proto/grpc_service.proto`)
 //! with tonic-prost-build, which needs `protoc` (Debian `protobuf-compiler`,
@@ -39,40 +51,60 @@ fn main() {
 
     println!("cargo:rerun-if-changed=proto/grpc_service.proto");
     tonic_prost_build::configure()
+        .build_client(false)
+        .codec_path("crate::serve::grpc::codec::Codec")
         .compile_protos(&["proto/grpc_service.proto"], &["proto"])
         .unwrap_or_else(|e| {
             panic!("generating the gRPC service failed ({e}). Is protoc installed? apt-get install protobuf-compiler, or set PROTOC")
         });
 
-    for (features, name) in [
-        ("module,int8-conv", "kernel.wasm"),
-        ("module", "kernel-core.wasm"),
-        ("module,int8-conv,relaxed-simd", "kernel-relaxed.wasm"),
-        ("kernel-tests,int8-conv", "kernel-tests.wasm"),
-        (
-            "kernel-tests,int8-conv,relaxed-simd",
-            "kernel-tests-relaxed.wasm",
-        ),
-    ] {
-        let target_dir = out.join(format!("guest-{}", features.replace(',', "-")));
-        build_guest(&guest, &target_dir, features);
-        let built = target_dir.join("wasm32-unknown-unknown/kernel/kiln_guest.wasm");
-        let mut wasm =
-            std::fs::read(&built).unwrap_or_else(|e| panic!("reading {}: {e}", built.display()));
-        if features.contains("relaxed-simd") {
-            pin_min_max(&mut wasm);
+    std::thread::scope(|scope| {
+        for &(features, name) in KERNELS {
+            let (guest, out) = (&guest, &out);
+            scope.spawn(move || kernel(guest, out, features, name));
         }
-        std::fs::write(out.join(name), wasm).unwrap_or_else(|e| panic!("writing {name}: {e}"));
+    });
+}
+
+/// The guest features and file name of every kernel artifact.
+const KERNELS: &[(&str, &str)] = &[
+    ("module", "kernel-mlp.wasm"),
+    ("module,conv", "kernel-cnn.wasm"),
+    ("module,int8-conv", "kernel-cnn-int8.wasm"),
+    ("module,conv,dag", "kernel-graph.wasm"),
+    ("module,int8-conv,relaxed-simd", "kernel-relaxed.wasm"),
+    ("kernel-tests,int8-conv", "kernel-tests.wasm"),
+    (
+        "kernel-tests,int8-conv,relaxed-simd",
+        "kernel-tests-relaxed.wasm",
+    ),
+];
+
+/// Builds the guest with `features` and writes it to `out/name`.
+fn kernel(guest: &Path, out: &Path, features: &str, name: &str) {
+    let target_dir = out.join(format!("guest-{}", features.replace(',', "-")));
+    build_guest(guest, &target_dir, features);
+    let built = target_dir.join("wasm32-unknown-unknown/kernel/kiln_guest.wasm");
+    let mut wasm =
+        std::fs::read(&built).unwrap_or_else(|e| panic!("reading {}: {e}", built.display()));
+    if features.contains("relaxed-simd") {
+        pin_min_max(&mut wasm);
     }
+    std::fs::write(out.join(name), wasm).unwrap_or_else(|e| panic!("writing {name}: {e}"));
 }
 
 fn build_guest(guest: &Path, target_dir: &Path, features: &str) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // 128 KiB of shadow stack (the default is 1 MiB): the kernel recurses
     // nowhere, and a smaller initial memory makes instances cheaper.
+    // `__heap_base` and `__data_end` are exported explicitly: the module
+    // builder reads them, and newer wasm-ld (nightly Rust, which the fuzz
+    // build uses) no longer exports them by default.
     let rustflags = [
         "-Ctarget-feature=+simd128",
         "-Clink-arg=-zstack-size=131072",
+        "-Clink-arg=--export=__heap_base",
+        "-Clink-arg=--export=__data_end",
     ]
     .join("\x1f");
     let status = Command::new(cargo)
@@ -94,12 +126,15 @@ fn build_guest(guest: &Path, target_dir: &Path, features: &str) {
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
+        // Under `cargo clippy` the wrapper would lint the guest again, once
+        // per kernel, and clippy-driver's settings change the code it makes.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .status()
         .expect("running cargo to build the wasm kernel");
     if !status.success() {
         panic!(
-            "building the wasm kernel failed. Is the target installed? \
-             Run: rustup target add wasm32-unknown-unknown"
+            "building the wasm kernel (guest features {features}) failed. Is the target \
+             installed? Run: rustup target add wasm32-unknown-unknown"
         );
     }
 }

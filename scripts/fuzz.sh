@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-TARGETS=(blob model_file onnx v2_rest grpc_infer browser sandbox)
+TARGETS=(blob model_file onnx keras v2_rest grpc_infer browser sandbox)
 seconds=25
 chosen=()
 seeds=0
@@ -55,8 +55,8 @@ ensure_apt protobuf-compiler # runtime/build.rs generates the gRPC service
 
 # One build for every target. No sanitizer: the code under test is Rust
 # (ASan would only slow wasmtime down); debug assertions catch overflow.
-fuzz=(cargo +nightly fuzz --fuzz-dir tests/fuzz)
-opts=(--sanitizer none --debug-assertions --release --codegen-units 16)
+fuzz=(cargo +nightly fuzz)
+opts=(--fuzz-dir tests/fuzz --sanitizer none --debug-assertions --release --codegen-units 16)
 step "cargo fuzz build" "${fuzz[@]}" build "${opts[@]}"
 
 mkdir -p tests/fuzz/logs

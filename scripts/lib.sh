@@ -77,18 +77,48 @@ ensure_venv() {
 }
 
 # ensure_npm DIR — installs DIR's package.json dependencies from its lock file
-# (npm ci) unless node_modules holds a stamp of that lock file and `npm ls`
-# finds every locked package.
+# (npm ci) unless node_modules holds a stamp of that lock file and every
+# locked package this platform needs is there. npm ci leaves out, with only a
+# warning, an optional package it fails to fetch (workerd's platform binary,
+# for one): a second npm ci is tried, then it fails naming what is missing.
 ensure_npm() {
-  local dir=$1 hash stamp
+  local dir=$1 hash stamp missing
   hash=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1) || return 1
   stamp="$dir/node_modules/.kiln-lock.sha256"
-  if [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ] &&
-    npm ls --prefix "$dir" --all >/dev/null 2>&1; then
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ] && [ -z "$(npm_missing "$dir")" ]; then
     return 0
   fi
   step "npm ci in $dir" npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error || return 1
+  missing=$(npm_missing "$dir")
+  if [ -n "$missing" ]; then
+    step "npm ci in $dir (again: $missing missing)" npm ci --prefix "$dir" --no-audit --no-fund --loglevel=warn || return 1
+    missing=$(npm_missing "$dir")
+    if [ -n "$missing" ]; then
+      echo "error: npm ci in $dir did not install $missing (see npm's warnings above)" >&2
+      return 1
+    fi
+  fi
   echo "$hash" >"$stamp"
+}
+
+# npm_missing DIR — the packages DIR's lock file holds for this platform (os,
+# cpu, libc) that DIR/node_modules lacks, space-separated; nothing if none.
+npm_missing() {
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const dir = process.argv[1];
+    const lock = JSON.parse(fs.readFileSync(path.join(dir, "package-lock.json"), "utf8"));
+    const libc = process.report?.getReport().header.glibcVersionRuntime ? "glibc" : "musl";
+    const fits = (list, v) => !list || list.includes(v) ||
+      (list.every((x) => x.startsWith("!")) && !list.includes("!" + v));
+    // An optional package without a platform is one only some platform
+    // packages need (npm installs it with them): not asked for here.
+    const missing = Object.entries(lock.packages ?? {}).filter(([at, p]) =>
+      at !== "" && (!p.optional || p.os || p.cpu || p.libc) &&
+      fits(p.os, process.platform) && fits(p.cpu, process.arch) && fits(p.libc, libc) &&
+      !fs.existsSync(path.join(dir, at, "package.json")));
+    console.log(missing.map(([at]) => at.replace(/^.*node_modules\//, "")).join(" "));
+  ' "$1"
 }
 
 # ensure_wasm_bindgen — installs the wasm-bindgen CLI at exactly the version

@@ -17,13 +17,18 @@ ensure_apt protobuf-compiler chromium # protoc for the gRPC service (runtime/bui
 ensure_venv requirements/test.txt
 step "the Python tests' packages resolve inside .venv" "$KILN_PYTHON" -I scripts/venv_check.py \
   requirements/test.txt --modules tritonclient.http tritonclient.grpc pytest numpy safetensors \
-  onnx onnxruntime skl2onnx sklearn
+  onnx onnxruntime skl2onnx sklearn keras jax h5py
 pytest() { "$KILN_PYTHON" -I -m pytest -q "$@"; }
 step "the installers of scripts/lib.sh decide right" tests/scripts/lib_test.sh
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test" cargo test --workspace --locked
+# The workspace unifies the guest's features; the MLP module kernel builds
+# the guest with no layer family, the browser package with the CNN family
+# alone (`conv`), so test those builds of the guest on their own too.
+step "cargo test (guest, no layer family)" cargo test -p kiln-guest --locked
+step "cargo test (guest, CNN family only)" cargo test -p kiln-guest --features conv --locked
 
 # The kiln binary the remaining tests drive is the one `cargo test` built for
 # tests/e2e. A separate `cargo build` would resolve other features (no
@@ -36,11 +41,16 @@ step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
 # ONNX import against onnxruntime and the onnx package's conformance cases,
 # then the stock Python tritonclient (http and grpc) against a real `kiln serve`.
 step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.py \
+  tests/python/test_onnx_mobilenet.py tests/python/test_onnx_graphs.py \
   tests/python/test_onnx_conformance.py
+# Keras import against real Keras 3 (JAX backend): models trained in the test.
+step "pytest tests/python/test_keras_import.py" pytest tests/python/test_keras_import.py
 step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py
 
-step "cargo clippy (browser package, wasm32)" cargo clippy -p kiln-browser \
-  --target wasm32-unknown-unknown --locked -- -D warnings
+for features in "" conv; do
+  step "cargo clippy (browser package, wasm32${features:+, $features})" cargo clippy -p kiln-browser \
+    --target wasm32-unknown-unknown --locked ${features:+--features "$features"} -- -D warnings
+done
 
 # The browser package + demo page in headless Chromium and the edge worker in
 # workerd; both drive $KILN.
@@ -59,6 +69,15 @@ ensure_venv requirements/deploy.txt
 step "pytest tests/deploy/test_manifests.py" pytest tests/deploy/test_manifests.py
 ensure_npm tests/deploy/wrangler
 step "wrangler deploy --dry-run" node --test tests/deploy/wrangler/
+
+# Issue #16's fuzzing and soak: the fuzz targets for 15 s each from their seed
+# corpus (scripts/fuzz.sh installs nightly and cargo-fuzz if missing; the cold
+# build of the targets is the long part), schemathesis against a live server
+# from docs/openapi.yaml, and the 60 s soak (tests/soak). docs/security.md has
+# the longer runs' figures.
+step "scripts/fuzz.sh --seconds 15" scripts/fuzz.sh --seconds 15
+step "tests/fuzz/http.sh (schemathesis)" tests/fuzz/http.sh
+step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 
 # The peer benchmark's smoke run: every peer (kiln native, wasmtime, Node raw
 # ABI + wasm-bindgen package; onnxruntime native and -web) on the MLP and CNN,

@@ -43,6 +43,30 @@ pub enum ModelError {
     /// A scalar parameter of layer `layer` is out of range (zero, not
     /// finite, or not dividing the row).
     BadParam { layer: usize, param: &'static str },
+    /// Layer `layer` reads `expected` tensors but is given `found` (a
+    /// joining layer in a chain model, or a graph node's input list).
+    Arity {
+        layer: usize,
+        expected: usize,
+        found: usize,
+    },
+    /// Layer `layer` of a graph model reads tensor `tensor`, which no
+    /// earlier layer produces (tensor 0 is the input, tensor `i + 1` the
+    /// output of layer `i`): a cycle, or layers out of order.
+    UnknownTensor { layer: usize, tensor: usize },
+    /// Tensor `tensor` of a graph model is computed but never read: a model
+    /// has one output, its last layer's.
+    UnusedTensor { tensor: usize },
+    /// Layer `layer` of a graph model is an int8 layer; they run in chain
+    /// models only.
+    Int8InGraph { layer: usize },
+    /// Layer `layer` (op `op`) belongs to a layer family this kernel build
+    /// leaves out (guest feature `feature`, see `src/model/family.rs`).
+    NotInKernel {
+        layer: usize,
+        op: &'static str,
+        feature: &'static str,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -86,6 +110,30 @@ impl fmt::Display for ModelError {
             Self::BadParam { layer, param } => {
                 write!(f, "layer {layer}: parameter `{param}` is out of range")
             }
+            Self::Arity {
+                layer,
+                expected,
+                found,
+            } => write!(
+                f,
+                "layer {layer} reads {expected} tensors but is given {found} (layers that join tensors need a graph model)"
+            ),
+            Self::UnknownTensor { layer, tensor } => write!(
+                f,
+                "layer {layer} reads tensor {tensor}, which no earlier layer produces (a cycle, or layers out of order)"
+            ),
+            Self::UnusedTensor { tensor } => write!(
+                f,
+                "tensor {tensor} is never read: a model has one output, its last layer's"
+            ),
+            Self::Int8InGraph { layer } => write!(
+                f,
+                "layer {layer}: int8 layers run only in chain models, not in graphs"
+            ),
+            Self::NotInKernel { layer, op, feature } => write!(
+                f,
+                "layer {layer} ({op}) is not in this kernel build (guest feature `{feature}`); run the model module `kiln build` makes, which embeds the kernel the model needs (docs/abi.md)"
+            ),
         }
     }
 }

@@ -16,6 +16,9 @@
 //!
 //! * [`Model`] — a validated graph of [`Layer`]s, f32 and int8 alike, and
 //!   its execution ([`Scratch`]); private module `model`.
+//! * [`family`] — the layer families a build may leave out, each a cargo
+//!   feature (`conv`: [`ConvLayer`]; `int8-conv`); a model module's kernel
+//!   holds only those its model uses, and refuses the others by name.
 //! * [`blob`] — the compact model blob embedded into modules: the one codec
 //!   of a [`Model`].
 //! * [`kernels`] — scalar reference kernels and their SIMD128 overrides.
@@ -43,7 +46,9 @@ pub mod graph;
 
 pub use error::{DecodeError, ModelError, RunError};
 pub use kernels::{ConvGeom, PoolGeom, PoolKind};
-pub use model::{Activation, Layer, MAX_WIDTH, Model, Scratch, Tensor};
+#[cfg(feature = "dag")]
+pub use model::Node;
+pub use model::{Activation, ConvLayer, Layer, MAX_WIDTH, Model, Scratch, Tensor, family};
 pub use model::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 
 /// The version of the compiled-module ABI this crate implements.

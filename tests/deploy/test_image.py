@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -68,13 +69,16 @@ class Container:
             exec env -i {' '.join(shlex.quote(e) for e in CONFIG.get('Env', []))} \\
                 {shutil.which("chroot")} --userspec={shlex.quote(user)} "$R" {' '.join(map(shlex.quote, args))}
         """
+        # A file, not a pipe read only at the end: a full pipe would block
+        # the server's log writes (one access line per request).
+        self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", mounts],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
         first = self.proc.stdout.readline()
         if not first.startswith("kiln serve:"):
             self.proc.kill()
-            pytest.fail(f"{args} did not start: {first!r} {self.proc.stderr.read()}")
+            pytest.fail(f"{args} did not start: {first!r} {self.stderr()}")
         self.addrs = dict(w.split("=", 1) for w in first.split()[2:])
 
     def local(self, key):
@@ -84,7 +88,11 @@ class Container:
     def stop(self):
         self.proc.terminate()
         code = self.proc.wait(timeout=20)
-        return code, self.proc.stderr.read()
+        return code, self.stderr()
+
+    def stderr(self):
+        self.log.seek(0)
+        return self.log.read()
 
 
 @pytest.fixture(scope="module")

@@ -166,34 +166,55 @@ fn inspect_reads_model_and_module() {
     assert_eq!(m["outputs"], 10);
     let w: serde_json::Value = serde_json::from_str(&kiln_ok(&["inspect", s(&d.module)])).unwrap();
     assert_eq!(w["kind"], "module");
+    assert_eq!((&m["kernel"], &w["kernel"]), (&"mlp".into(), &"mlp".into()));
     assert_eq!(w["meta"]["abi_version"], 1);
     assert_eq!(w["meta"]["labels"].as_array().unwrap().len(), 10);
     assert_eq!(w["meta"]["model_sha256"], m["sha256"]);
+    // A chain runs in two buffers of its widest tensor (64 inputs at least).
+    assert_eq!(m["graph"], false);
+    let arena = m["arena_values"].as_u64().unwrap();
+    assert!(arena >= 128 && arena.is_multiple_of(2), "{m}");
+    assert!(m["tensor_values"].as_u64().unwrap() > 64 + 10);
+    for k in ["graph", "arena_values", "tensor_values"] {
+        assert_eq!(w[k], m[k], "{k}");
+    }
 }
 
 #[test]
 fn module_sizes_stay_small() {
     let d = digits();
-    // Issue #2: the digits module ≤ 100 KB, the kernel alone ≤ 64 KB. An MLP
-    // gets the dense-only kernel; int8 convolution and pooling (~16 KB) live
-    // only in the full kernel, which `kiln build` embeds for int8 CNNs.
+    // Issue #2: the digits module ≤ 100 KB, its kernel ≤ 64 KB. An MLP gets
+    // the MLP kernel, which holds no layer family (guest/src/model/family.rs).
     let module = std::fs::read(&d.module).unwrap();
     assert!(
         module.len() <= 100 * 1024,
         "digits module is {} bytes",
         module.len()
     );
-    let core = kiln::module::KERNEL_CORE_WASM.len();
-    assert!(core <= 64 * 1024, "dense-only kernel is {core} bytes");
-    let full = kiln::module::KERNEL_WASM.len();
-    assert!(full <= 80 * 1024, "full kernel is {full} bytes");
-    assert!(
-        core < full,
-        "the dense-only kernel ({core} B) is not smaller than the full one ({full} B)"
-    );
+    // Each kernel's budget: its size when its families were split
+    // (docs/benchmarks.md, "One kernel per family combination") rounded up
+    // to a 4 KiB step with ≥ 4 KB to spare for the next layer of its
+    // families. A new family gets a kernel of its own rather than room here.
+    let budgets = [
+        ("mlp", 40 * 1024),
+        ("cnn", 68 * 1024),
+        ("cnn-int8", 84 * 1024),
+        ("graph", 88 * 1024),
+    ];
+    let mut sizes = Vec::new();
+    for ((name, wasm), (budgeted, budget)) in kiln::module::KERNELS.iter().zip(budgets) {
+        assert_eq!(*name, budgeted);
+        assert!(
+            wasm.len() <= budget,
+            "the {name} kernel is {} bytes, over its {budget}",
+            wasm.len()
+        );
+        sizes.push(format!("{name} {} B", wasm.len()));
+    }
     eprintln!(
-        "digits module {} B, dense-only kernel {core} B, full kernel {full} B",
-        module.len()
+        "digits module {} B; kernels: {}",
+        module.len(),
+        sizes.join(", ")
     );
 }
 

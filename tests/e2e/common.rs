@@ -6,9 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The `kiln` binary cargo built for these tests.
+/// The `kiln` binary cargo built for these tests, or `$KILN_E2E_BIN` (to run
+/// the black-box tests against another build, e.g. an older commit's:
+/// docs/security.md, "The hole tests before the fixes").
 pub fn kiln_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kiln")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("KILN_E2E_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kiln").to_string())
+    })
 }
 
 /// A `kiln` command with `args`.
@@ -202,4 +207,11 @@ pub fn csv_rows_as_json(csv: &Path, out: &Path) {
         })
         .collect();
     std::fs::write(out, serde_json::to_string(&rows).unwrap()).unwrap();
+}
+
+/// The kernel (`mlp`, `cnn`, `cnn-int8`, `graph`) `kiln inspect` says a
+/// module or model file carries, or gets from `kiln build`.
+pub fn kernel_of(path: &Path) -> String {
+    let info: serde_json::Value = serde_json::from_str(&kiln_ok(&["inspect", s(path)])).unwrap();
+    info["kernel"].as_str().unwrap_or_default().to_string()
 }

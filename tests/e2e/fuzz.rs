@@ -34,12 +34,23 @@ fn run(target: &str, data: &[u8]) {
         "blob" => fuzzing::blob(data),
         "model_file" => fuzzing::model_file(data),
         "onnx" => fuzzing::onnx(data),
+        "keras" => fuzzing::keras(data),
         "browser" => browser(data),
         "v2_rest" => Server::get().rest_infer(data),
         "grpc_infer" => Server::get().grpc_infer(data),
         "sandbox" => fuzzing::sandbox(data),
         _ => panic!("unknown fuzz target `{target}`"),
     }
+}
+
+/// A file real Keras saved (tests/data/keras, see its make.py).
+fn keras_file(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/keras")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -90,6 +101,11 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     )
     .unwrap();
     let int8_bytes = int8.to_bytes().unwrap();
+    // A graph (format 2, blob version 5): residual add, gate, concat.
+    let joins = crate::onnx::joins();
+    let graph = kiln::import::onnx::import(&joins.encode_to_vec(), &Default::default())
+        .unwrap()
+        .model;
     let blob = |m: &ModelFile, mode: u8| {
         let mut v = vec![mode];
         v.extend(kiln_guest::blob::encode(&m.to_kernel().unwrap()));
@@ -126,6 +142,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             "new-layers".into(),
             crate::onnx::every_new_layer().encode_to_vec(),
         ),
+        ("onnx", "joins".into(), joins.encode_to_vec()),
+        ("blob", "joins".into(), blob(&graph, 0)),
+        ("model_file", "joins".into(), graph.to_bytes().unwrap()),
         ("browser", "digits.safetensors".into(), DIGITS.to_vec()),
         (
             "browser",
@@ -138,6 +157,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             "digits-int8.wasm".into(),
             module(&int8, &int8_bytes),
         ),
+        ("keras", "mlp.h5".into(), keras_file("mlp.h5")),
+        ("keras", "mlp.keras".into(), keras_file("mlp.keras")),
+        ("keras", "mlp_keras2.h5".into(), keras_file("mlp_keras2.h5")),
         ("sandbox", "noise-256".into(), noise(256)),
         ("sandbox", "noise-4096".into(), noise(4096)),
     ];

@@ -18,5 +18,6 @@ mod modules;
 mod node;
 mod onnx;
 mod serve;
+mod serve_limits;
 mod shrink;
 mod train;

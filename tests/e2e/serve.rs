@@ -1,5 +1,6 @@
 //! `kiln serve` as a process: the demo model, sandbox limits under real
 //! concurrency, the compile cache across restarts, `--watch`, SIGTERM.
+//! (More limits of the process in `serve_limits`.)
 //! (Every route and status code is also tested without a socket in
 //! `runtime/src/serve/tests.rs`; tritonclient drives it from Python in
 //! `tests/python/`.)
@@ -13,14 +14,16 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A running `kiln serve`, killed when dropped.
-struct Server {
-    child: Child,
-    http: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) http: SocketAddr,
+    /// `None` with `--no-grpc`.
+    pub(crate) grpc: Option<SocketAddr>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Server {
+    pub(crate) fn start(args: &[&str]) -> Server {
         let mut child = Command::new(kiln_bin())
             .arg("serve")
             .args(args)
@@ -46,25 +49,25 @@ impl Server {
             "unexpected first line {line:?}; stderr: {}",
             stderr.lock().unwrap()
         );
-        let http = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http="))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|a| a.parse().ok())
+        };
         Server {
             child,
-            http,
+            http: addr("http=").unwrap(),
+            grpc: addr("grpc="),
             stderr,
         }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Waits (up to 10 s) until stderr contains `needle`.
-    fn wait_stderr(&self, needle: &str) {
+    pub(crate) fn wait_stderr(&self, needle: &str) {
         let start = Instant::now();
         while !self.stderr().contains(needle) {
             assert!(
@@ -76,7 +79,7 @@ impl Server {
         }
     }
 
-    fn signal_term(&self) {
+    pub(crate) fn signal_term(&self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -87,7 +90,7 @@ impl Server {
         );
     }
 
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         self.signal_term();
         let start = Instant::now();
         loop {
@@ -102,7 +105,7 @@ impl Server {
         }
     }
 
-    fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
             .lines()
@@ -120,7 +123,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
@@ -137,7 +140,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String)
     (status, body.to_string())
 }
 
-fn json(body: &str) -> serde_json::Value {
+pub(crate) fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
@@ -167,14 +170,14 @@ fn wat_module(run_body: &str) -> Vec<u8> {
 
 const ONE: &str = r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}"#;
 
-fn digits_body(rows: &[Vec<f32>]) -> String {
+pub(crate) fn digits_body(rows: &[Vec<f32>]) -> String {
     let data: Vec<f32> = rows.iter().flatten().copied().collect();
     serde_json::json!({"inputs": [{"name": "input", "shape": [rows.len(), 64], "datatype": "FP32", "data": data}]})
         .to_string()
 }
 
 /// The first `n` held-out digits rows (without the target column).
-fn test_rows(n: usize) -> Vec<Vec<f32>> {
+pub(crate) fn test_rows(n: usize) -> Vec<Vec<f32>> {
     let text = std::fs::read_to_string(&digits().test_csv).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -191,7 +194,7 @@ fn test_rows(n: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn repo_with(dir: &Path, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+pub(crate) fn repo_with(dir: &Path, files: &[(&str, &[u8])]) -> std::path::PathBuf {
     let repo = dir.join("repo");
     for (rel, bytes) in files {
         let p = repo.join(rel);
@@ -201,7 +204,7 @@ fn repo_with(dir: &Path, files: &[(&str, &[u8])]) -> std::path::PathBuf {
     repo
 }
 
-fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
+pub(crate) fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
     let p = dir.join("kiln.toml");
     std::fs::write(
         &p,
@@ -268,6 +271,47 @@ fn demo_server_matches_predict_native_and_exits_on_sigterm() {
 }
 
 #[test]
+fn json_logs_are_one_object_per_line_with_an_access_line_per_request() {
+    let dir = scratch();
+    let cfg = config(dir.path(), "");
+    let args = ["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)];
+    let mut server = Server::start(&[&args[..], &["--log-format", "json"]].concat());
+    let (status, _) = http(
+        server.http,
+        "POST",
+        "/v2/models/digits/infer",
+        &digits_body(&test_rows(1)),
+    );
+    assert_eq!(status, 200);
+    assert!(server.terminate().success());
+    server.wait_stderr("shutting down");
+    let lines: Vec<serde_json::Value> = server
+        .stderr()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| {
+        l["level"] == "INFO"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("loaded model `digits`"))
+    }));
+    let access = lines
+        .iter()
+        .find(|l| l["target"] == "kiln::access")
+        .expect("an access line");
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["span"]["model"], "digits");
+    assert_eq!(access["span"]["route"], "/v2/models/{m}/infer");
+    // A filter that does not parse is refused, naming where it came from.
+    let err = kiln_err(&[&["serve"], &args[..], &["--log-level", "info,kiln=loud"]].concat());
+    assert!(
+        err.contains("--log-level") && err.contains("info,kiln=loud"),
+        "{err}"
+    );
+}
+
+#[test]
 fn endless_loop_is_stopped_at_its_deadline_while_another_model_answers() {
     let dir = scratch();
     let digits_wasm = std::fs::read(&digits().module).unwrap();
@@ -302,19 +346,21 @@ fn endless_loop_is_stopped_at_its_deadline_while_another_model_answers() {
             answered
         })
     };
-    let mut worst = Duration::ZERO;
+    let (mut best, mut worst) = (Duration::MAX, Duration::ZERO);
     for _ in 0..5 {
         let start = Instant::now();
         let (status, body) = http(addr, "POST", "/v2/models/loop/infer", ONE);
-        worst = worst.max(start.elapsed());
+        (best, worst) = (best.min(start.elapsed()), worst.max(start.elapsed()));
         assert_eq!(status, 504, "{body}");
         assert!(body.contains("deadline"), "{body}");
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let answered = other.join().unwrap();
+    // Not a speed test: the bounds only tell a deadline from a coarser
+    // clock (whole seconds) or none, with room for a loaded machine.
     assert!(
-        worst <= Duration::from_millis(250),
-        "a 200 ms deadline took {worst:?}"
+        best >= Duration::from_millis(200) && worst < Duration::from_secs(1),
+        "a 200 ms deadline took {best:?} to {worst:?}"
     );
     assert!(
         answered >= 5,

@@ -205,6 +205,8 @@ fn int8_module_is_bit_exact_wasm_vs_native() {
     for model in [&b.int8, &dynamic] {
         let module = dir.path().join("m.wasm");
         kiln_ok(&["build", s(model), "-o", s(&module)]);
+        // A quantized MLP needs no convolution either.
+        assert_eq!(kernel_of(&module), "mlp");
         let wasm = scores(&kiln_ok(&[
             "predict",
             s(&module),
@@ -267,6 +269,7 @@ fn mlp784() -> ModelFile {
             target: None,
             labels: vec![],
             layers,
+            wiring: Vec::new(),
         },
         tensors,
     }
@@ -600,6 +603,7 @@ fn int8_cnn_is_accurate_and_bit_exact_everywhere() {
 
     let module = p("cnn.wasm");
     kiln_ok(&["build", s(&int8), "-o", s(&module)]);
+    assert_eq!(kernel_of(&module), "cnn-int8");
     let wasm = scores(&kiln_ok(&[
         "predict",
         s(&module),

@@ -185,6 +185,15 @@ fn every_model_type_builds_with_native_bits() {
         args.extend_from_slice(&["--test-out", s(&digits_test)]);
         let (model, _) = train(dir.path(), name, &args);
         module_matches_native(&model, &digits_test);
+        // The smallest kernel holding the model's layers: no convolution in
+        // an MLP's module.
+        let kernel = if name.starts_with("cnn") {
+            "cnn"
+        } else {
+            "mlp"
+        };
+        assert_eq!(kernel_of(&model.with_extension("wasm")), kernel, "{name}");
+        assert_eq!(kernel_of(&model), kernel, "{name}");
     }
 
     // Regression and binary classification on CSV data.

@@ -22,7 +22,7 @@ SUPPORTED = {
     "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Relu", "LeakyRelu", "PRelu", "Sigmoid",
     "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Transpose", "BatchNormalization",
     "GlobalAveragePool", "Dropout", "Identity", "Constant", "Cast",
-    "Conv", "MaxPool", "AveragePool",
+    "Conv", "MaxPool", "AveragePool", "Clip", "HardSigmoid", "HardSwish", "Pad",
 }  # fmt: skip
 # Cases made of supported ops that use them outside the supported set:
 # PixelShuffle transposes the computed tensor (only weights may be transposed).
@@ -31,10 +31,18 @@ OUT_OF_SCOPE = {"test_PixelShuffle": "Transpose"}
 
 def window_in_scope(m):
     """Conv and pools map onto kiln's conv2d / max_pool / avg_pool: 2-D over
-    [N, C, H, W], no dilation, one stride, convolutions padded equally on
-    every side, pools unpadded with square windows and no ceil_mode."""
+    [N, C, H, W], one stride; convolutions with any padding and one
+    dilation for both axes, pools undilated and unpadded with square
+    windows and no ceil_mode. A Pad is in scope when a Conv reads it."""
     rank = len(m.graph.input[0].type.tensor_type.shape.dim)
     for n in m.graph.node:
+        if n.op_type == "Pad":
+            at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            readers = [r.op_type for r in m.graph.node if n.output[0] in r.input]
+            p = list(at.get("pads", [1]))
+            zero = at.get("mode", b"constant") == b"constant" and at.get("value", 0.0) == 0.0
+            if readers != ["Conv"] or not zero or len(p) != 8 or any(p[i] for i in (0, 1, 4, 5)):
+                return False
         if n.op_type not in ("Conv", "MaxPool", "AveragePool"):
             continue
         if rank != 4:
@@ -42,13 +50,14 @@ def window_in_scope(m):
         at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         pads = list(at.get("pads", [0, 0, 0, 0]))
         strides = list(at.get("strides", [1, 1]))
-        if list(at.get("dilations", [1, 1])) != [1, 1] or strides[0] != strides[1]:
+        dilations = list(at.get("dilations", [1, 1]))
+        if dilations[0] != dilations[1] or strides[0] != strides[1]:
             return False
-        if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or len(set(pads)) > 1:
+        if n.op_type != "Conv" and (dilations != [1, 1] or at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")):
             return False
         if n.op_type != "Conv":
             k = list(at["kernel_shape"])
-            if pads[0] != 0 or k[0] != k[1] or at.get("ceil_mode", 0) != 0:
+            if any(pads) or k[0] != k[1] or at.get("ceil_mode", 0) != 0:
                 return False
     return True
 

@@ -267,12 +267,14 @@ def test_unsupported_attribute_is_named(tmp_path):
     refuse(model(nodes, [], [3, 7], [3, 7]), tmp_path, '"sm"', "(Softmax)", "axis")
 
 
-def test_branches_are_refused(tmp_path):
+def test_unsupported_joins_are_refused(tmp_path):
+    # Branches join by Add, Mul and Concat (test_onnx_graphs.py); Sub of two
+    # computed tensors is named and refused.
     nodes = [
         helper.make_node("Relu", ["x"], ["r"]),
-        helper.make_node("Add", ["x", "r"], ["y"], name="residual"),
+        helper.make_node("Sub", ["x", "r"], ["y"], name="residual"),
     ]
-    refuse(model(nodes, [], [4], [4]), tmp_path, '"residual"', "(Add)")
+    refuse(model(nodes, [], [4], [4]), tmp_path, '"residual"', "(Sub)", "one constant operand")
 
 
 def test_two_inputs_are_refused(tmp_path):

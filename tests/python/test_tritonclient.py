@@ -58,11 +58,13 @@ def server(tmp_path_factory):
     proc = subprocess.Popen(
         [KILN, "serve", str(repo), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
          "--config", str(d / "kiln.toml")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A file, not a pipe nobody reads: a full pipe would block the
+        # server's log writes (one access line per request).
+        stdout=subprocess.PIPE, stderr=open(d / "serve.log", "w"), text=True)
     first = proc.stdout.readline()
     if not first.startswith("kiln serve:"):
         proc.kill()
-        pytest.fail(f"kiln serve did not start: {first!r} {proc.stderr.read()}")
+        pytest.fail(f"kiln serve did not start: {first!r} {(d / 'serve.log').read_text()}")
     addrs = dict(w.split("=", 1) for w in first.split()[2:])
     yield {"http": addrs["http"], "grpc": addrs["grpc"], "rows": rows, "native": native}
     proc.terminate()

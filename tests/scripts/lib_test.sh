@@ -68,6 +68,21 @@ expect nothing "ensure_npm, everything there" ensure_npm "$tmp/npm"
 rm -rf "$tmp/npm/node_modules/is-number"
 expect installs "ensure_npm, package removed by hand" ensure_npm "$tmp/npm"
 check "is-number is back" test -f "$tmp/npm/node_modules/is-number/package.json"
+# What npm ci may leave out without failing: an optional package for this
+# platform. A lock file of four (nothing fetched): the one present, an
+# optional one for this platform (missing: reported), one for another OS and
+# an optional one with no platform (both not asked for).
+mkdir -p "$tmp/lock/node_modules/present"
+echo '{}' >"$tmp/lock/node_modules/present/package.json"
+node -e '
+  const p = { "": {}, "node_modules/present": {},
+    "node_modules/for-here": { optional: true, os: [process.platform], cpu: [process.arch] },
+    "node_modules/for-aix": { optional: true, os: ["aix"] },
+    "node_modules/needed-by-some": { optional: true } };
+  require("fs").writeFileSync(process.argv[1], JSON.stringify({ lockfileVersion: 3, packages: p }));
+' "$tmp/lock/package-lock.json"
+check "npm_missing names this platform's missing optional package only" \
+  test "$(npm_missing "$tmp/lock")" = "for-here"
 
 # --- apt: Debian's `hello` ----------------------------------------------------
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -9,18 +9,26 @@ One server, a repository of five models:
   loop     a module whose kiln_run never returns (timeout_ms = 100),
   bomb     a module whose kiln_run grows memory until refused, then traps
            (memory_mib = 2).
-64 connections of mixed REST (aiohttp) and gRPC (grpc.aio) load. The first
-quarter runs without the hostile modules (the baseline), the rest with them
-hit alongside. Then SIGTERM under load.
+64 connections of mixed REST (aiohttp) and gRPC (grpc.aio) load. The hostile
+modules are hit in every other WINDOW-second window; the windows without
+them are the baseline, interleaved so that drifts in the machine's load fall
+on both alike. Then SIGTERM under load.
 
 It must show (exit 1 otherwise):
   * zero failed requests on healthy and swap (before SIGTERM);
-  * server RSS growth under 10 % between the reference point (minute 2 of
-    the hostile phase, or its first third if shorter) and the end;
-  * p99 of `healthy` with the hostile modules within 1.5x the baseline's;
+  * server RSS growth under 10 % between the reference point (minute 2, or
+    the first third of a shorter run) and the end;
+  * p99 of `healthy` while the hostile modules are hit within 1.5x the
+    baseline windows' (each request counts in the window it started in);
   * on SIGTERM: readiness 503 before the listeners close, every request
     in flight answered (200 or 503; a connection refused after the close is
-    fine, a dropped request is not), exit status 0.
+    fine, a dropped request is not), exit status 0. The clients act as a
+    load balancer probing readiness would: they keep sending after SIGTERM,
+    and stop starting new requests LB_REACTION after readiness turns 503
+    (well within the server's drain_ms), so what reaches the close is only
+    what was in flight. (Clients that never stop would race the close: a
+    request written to a keep-alive connection as the server closes it, or
+    to a connection still in the kernel's backlog, is dropped by TCP.)
 
     python soak.py --kiln target/debug/kiln --seconds 60 [--json out.json]
 """
@@ -118,6 +126,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+# The length of the alternating baseline and hostile windows.
+WINDOW = 5.0
+
+# How long after readiness turns 503 the clients stop sending, as a load
+# balancer that probes readiness every second would.
+LB_REACTION = 1.0
+
+
 def p99(xs):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else float("nan")
@@ -132,17 +148,18 @@ class Stats:
         self.expected = {}  # cycle while unloaded, hostile modules
         self.after_term = {}  # outcome -> count
         self.term_at = None
+        self.lb_out = False  # the "load balancer" sends no new requests
 
     def count(self, table, key):
         table[key] = table.get(key, 0) + 1
 
-    def record(self, model, outcome, seconds):
+    def record(self, model, outcome, phase, seconds):
         if self.term_at is not None:
             self.count(self.after_term, outcome)
         elif outcome == "ok":
             self.count(self.ok, model)
             if model == "healthy":
-                self.latency[self.phase].append(seconds)
+                self.latency[phase].append(seconds)
         elif model in ("healthy", "swap"):
             self.count(self.failed, (model, outcome))
         else:
@@ -154,11 +171,11 @@ async def rest_worker(session, base, model, stats, stop, hostile=None):
     if model in ("loop", "bomb"):
         body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]}
     url = f"{base}/v2/models/{model}/infer"
-    while not stop.is_set():
+    while not stop.is_set() and not stats.lb_out:
         if hostile is not None and not hostile.is_set():
             await asyncio.sleep(0.05)
             continue
-        t0 = time.perf_counter()
+        t0, phase = time.perf_counter(), stats.phase
         try:
             async with session.post(url, json=body) as r:
                 await r.read()
@@ -167,7 +184,7 @@ async def rest_worker(session, base, model, stats, stop, hostile=None):
             outcome = "refused"
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             outcome = f"dropped ({type(e).__name__})"
-        stats.record(model, outcome, time.perf_counter() - t0)
+        stats.record(model, outcome, phase, time.perf_counter() - t0)
         if outcome == "refused":
             await asyncio.sleep(0.05)
 
@@ -178,8 +195,8 @@ async def grpc_worker(addr, model, stats, stop):
     t.contents.fp32_contents.extend(ROW)
     async with grpc.aio.insecure_channel(addr) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        while not stop.is_set():
-            t0 = time.perf_counter()
+        while not stop.is_set() and not stats.lb_out:
+            t0, phase = time.perf_counter(), stats.phase
             try:
                 await stub.ModelInfer(req, timeout=10)
                 outcome = "ok"
@@ -189,7 +206,7 @@ async def grpc_worker(addr, model, stats, stop):
                     outcome = "refused"
                 else:
                     outcome = f"grpc {code.name}"
-            stats.record(model, outcome, time.perf_counter() - t0)
+            stats.record(model, outcome, phase, time.perf_counter() - t0)
             if outcome == "refused":
                 await asyncio.sleep(0.05)
 
@@ -242,6 +259,8 @@ async def shutdown(proc, base, stats):
                 async with s.get(f"{base}/v2/health/ready") as r:
                     if r.status == 503 and ready_503 is None:
                         ready_503 = time.monotonic() - t0
+                    if ready_503 is not None and time.monotonic() - t0 > ready_503 + LB_REACTION:
+                        stats.lb_out = True
             except aiohttp.ClientConnectorError:
                 refused = time.monotonic() - t0
                 break
@@ -270,14 +289,16 @@ async def main_async(a, proc, base, grpc_addr, repo, swaps):
         for model, n in GRPC_WORKERS.items():
             tasks += [asyncio.create_task(grpc_worker(grpc_addr, model, stats, stop))
                       for _ in range(n)]
-        baseline = a.seconds / 4
-        await asyncio.sleep(baseline)
-        stats.phase = "hostile"
-        hostile.set()
-        hostile_start = time.monotonic()
-        await asyncio.sleep(a.seconds - baseline)
+        end = time.monotonic() + a.seconds
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(WINDOW, left))
+            if hostile.is_set():
+                hostile.clear()
+                stats.phase = "baseline"
+            else:
+                stats.phase = "hostile"
+                hostile.set()
         rss_stop.set()
-        hostile_seconds = time.monotonic() - hostile_start
         ready_503, refused = await shutdown(proc, base, stats)
         try:
             code = await asyncio.wait_for(asyncio.to_thread(proc.wait), 60)
@@ -285,7 +306,7 @@ async def main_async(a, proc, base, grpc_addr, repo, swaps):
             code = None
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return stats, rss, baseline, hostile_seconds, ready_503, refused, code
+    return stats, rss, ready_503, refused, code
 
 
 def build_repo(kiln: str, repo: Path, work: Path):
@@ -325,13 +346,13 @@ def main():
     addrs = dict(kv.split("=", 1) for kv in line.split()[2:])
     base, grpc_addr = f"http://{addrs['http']}", addrs["grpc"]
     try:
-        stats, rss, baseline, hostile_s, ready_503, refused, code = asyncio.run(
+        stats, rss, ready_503, refused, code = asyncio.run(
             main_async(a, proc, base, grpc_addr, repo, {0: f32, 1: int8}))
     finally:
         if proc.poll() is None:
             proc.kill()
-    # RSS reference: 120 s into the hostile phase, or a third of it if shorter.
-    ref_t = baseline + min(120.0, hostile_s / 3)
+    # RSS reference: minute 2, or a third of a shorter run.
+    ref_t = min(120.0, a.seconds / 3)
     ref = next((kib for t, kib in rss if t >= ref_t), rss[-1][1])
     end = rss[-1][1]
     growth = (end - ref) / ref

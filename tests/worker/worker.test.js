@@ -21,12 +21,15 @@ import { bits, csvRows, kiln, nativeScores, randomRows, scratch, startServe, tra
 const WORKERD = createRequire(import.meta.url)("workerd").default;
 
 /**
- * Starts workerd on the worker in `dir` and resolves once it listens:
- * `{ url, child, startedAt }`. The port is chosen by the OS and reported
- * on workerd's control fd.
+ * Starts workerd on the worker in `dir` (with text `bindings`, the
+ * worker's `env`) and resolves once it listens: `{ url, child, startedAt }`.
+ * The port is chosen by the OS and reported on workerd's control fd.
  */
-async function startWorkerd(dir) {
+async function startWorkerd(dir, bindings = {}) {
   const config = join(dir, "config.capnp");
+  const env = Object.entries(bindings)
+    .map(([name, text]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(text)})`)
+    .join(", ");
   writeFileSync(
     config,
     `using Workerd = import "/workerd/workerd.capnp";
@@ -39,6 +42,7 @@ const kiln :Workerd.Worker = (
     (name = "worker.js", esModule = embed "worker.js"),
     (name = "model.wasm", wasm = embed "model.wasm"),
   ],
+  bindings = [${env}],
   compatibilityDate = "2025-01-01",
 );
 `,
@@ -226,6 +230,113 @@ describe("digits worker in workerd", () => {
     const want = nativeScores(digits.module, rows.slice(0, 2), dir);
     const got = outputRows((await infer(w.url, "digits", rows.slice(0, 2))).outputs[0]);
     assert.deepEqual(got.map(bits), want.map(bits));
+  });
+});
+
+/**
+ * A module written to remember: `kiln_run` counts its calls in a global and
+ * answers the count (one input value, one output value, model "counter").
+ */
+function countingModule() {
+  const leb = (n) => {
+    const out = [];
+    do {
+      const b = n & 0x7f;
+      n >>>= 7;
+      out.push(n ? b | 0x80 : b);
+    } while (n);
+    return out;
+  };
+  const bytes = (s) => [...new TextEncoder().encode(s)];
+  const vec = (items) => [...leb(items.length), ...items.flat()];
+  const section = (id, body) => [id, ...leb(body.length), ...body];
+  const name = (s) => [...leb(bytes(s).length), ...bytes(s)];
+  const code = (...ops) => [...leb(ops.length + 1), 0, ...ops];
+  const meta = JSON.stringify({
+    abi_version: 1, name: "counter", version: "1", task: "regression",
+    input: { name: "x", datatype: "FP32", shape: [1] },
+    output: { name: "y", datatype: "FP32", shape: [1] },
+    model_sha256: "", kiln_version: "test",
+  });
+  const exports = ["kiln_abi_version", "kiln_input_len", "kiln_output_len", "kiln_input", "kiln_output", "kiln_run"];
+  return new Uint8Array([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    ...section(1, vec([[0x60, 0, 1, 0x7f], [0x60, 1, 0x7f, 1, 0x7f]])), // () -> i32, (i32) -> i32
+    ...section(3, vec([[0], [0], [0], [1], [0], [1]])),
+    ...section(5, vec([[0, 1]])), // one page
+    ...section(6, vec([[0x7f, 1, 0x41, 0, 0x0b]])), // (mut i32) = 0
+    ...section(7, vec([[...name("memory"), 2, 0], ...exports.map((e, i) => [...name(e), 0, i])])),
+    ...section(10, vec([
+      code(0x41, 1, 0x0b), code(0x41, 1, 0x0b), code(0x41, 1, 0x0b), // version 1, one value in, one out
+      code(0x41, 0xc0, 0x00, 0x0b), // input at 64
+      code(0x41, 0x80, 0x01, 0x0b), // output at 128
+      // count += 1; f32 at 128 = count; return 0
+      code(0x23, 0, 0x41, 1, 0x6a, 0x24, 0, 0x41, 0x80, 0x01, 0x23, 0, 0xb2, 0x38, 2, 0, 0x41, 0, 0x0b),
+    ])),
+    ...section(0, [...name("kiln.meta"), ...bytes(meta)]),
+  ]);
+}
+
+describe("state across requests", () => {
+  const dir = scratch("kiln-worker-state-");
+  const workers = [];
+  let digits;
+  let rows;
+  after(() => workers.forEach(stop));
+  before(() => {
+    digits = trainDigits(dir);
+    rows = csvRows(digits.testCsv, 64);
+  });
+
+  test("digits: any sequence of batches, with a refused request between, gives every row its native bits", async () => {
+    const out = join(dir, "worker");
+    kiln("build", digits.model, "--target", "worker", "-o", out);
+    const w = await startWorkerd(out);
+    workers.push(w);
+    const want = nativeScores(digits.module, rows, dir).map(bits);
+    const check = async (from, to) => {
+      const got = outputRows((await infer(w.url, "digits", rows.slice(from, to))).outputs[0]).map(bits);
+      assert.deepEqual(got, want.slice(from, to), `rows ${from}..${to}`);
+    };
+    // Large batches then small ones (a shorter batch than the last leaves
+    // none of the last's rows in its answer), with a batch of 20,000 rows
+    // between and a request the worker refuses.
+    await check(0, 64);
+    await check(5, 6);
+    await check(10, 18);
+    const big = await infer(w.url, "digits", Array.from({ length: 20000 }, () => new Float32Array(64)));
+    assert.equal(big.outputs[0].shape.join(), "20000,10");
+    await check(5, 6);
+    const bad = await fetch(`${w.url}/v2/models/digits/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
+    assert.equal(bad.status, 400);
+    await check(0, 64);
+    await check(63, 64);
+  });
+
+  test("a module that remembers: its state crosses requests, unless KILN_FRESH_INSTANCE=1", async () => {
+    const answers = async (bindings) => {
+      const out = join(dir, `counter-${Object.keys(bindings).length}`);
+      kiln("build", digits.model, "--target", "worker", "-o", out);
+      writeFileSync(join(out, "model.wasm"), countingModule());
+      const w = await startWorkerd(out, bindings);
+      workers.push(w);
+      const seen = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${w.url}/v2/models/counter/infer`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 1], data: [0] }] }),
+        });
+        const body = await res.json();
+        assert.equal(res.status, 200, JSON.stringify(body));
+        seen.push(body.outputs[0].data[0]);
+      }
+      return seen;
+    };
+    // One instance per isolate: the module sees every earlier call.
+    assert.deepEqual(await answers({}), [1, 2, 3]);
+    // A new instance per request: every call is the module's first.
+    assert.deepEqual(await answers({ KILN_FRESH_INSTANCE: "1" }), [1, 1, 1]);
   });
 });
 

@@ -6,7 +6,13 @@
 // so the written worker.js stands alone. The module is imported as a
 // compiled WebAssembly.Module, the only way Workers accept wasm. One
 // instance per isolate, created on first use and dropped after any failure,
-// so a failed request never poisons the next.
+// so a failed request never poisons the next; a kiln-built module keeps no
+// state from one call to the next (tests/worker checks the bits). With the
+// binding KILN_FRESH_INSTANCE = "1", every request gets a new instance
+// instead, so not even a module written to remember can carry one caller's
+// data into another's answer (docs/security.md: what it costs). The deadline
+// is the platform's CPU limit per request: JavaScript cannot interrupt a
+// running wasm call.
 //
 // Routes:
 //   GET  /v2/health/live · /v2/health/ready · /v2
@@ -53,14 +59,18 @@ function json(body, status = 200, headers = {}) {
   });
 }
 
-/** Runs `batch` rows (a Float32Array of batch × inputLen) through the module. */
-function predict(rows, batch) {
-  instance ??= new KilnModule(new WebAssembly.Instance(model, {}));
+/**
+ * Runs `batch` rows (a Float32Array of batch × inputLen) through the
+ * isolate's instance, or through a new one if `fresh`.
+ */
+function predict(rows, batch, fresh) {
+  const make = () => new KilnModule(new WebAssembly.Instance(model, {}));
+  const module = fresh ? make() : (instance ??= make());
   try {
-    return instance.predict(rows, batch);
+    return module.predict(rows, batch);
   } catch (e) {
     // After a trap or a failed call the instance's state is unknown: drop it.
-    instance = null;
+    if (!fresh) instance = null;
     if (e instanceof KilnError && e.code === 0) {
       throw new HttpError(413, `batch of ${batch} rows does not fit in the model's memory`);
     }
@@ -142,7 +152,7 @@ function tensorData(input, count) {
   return out;
 }
 
-async function infer(request) {
+async function infer(request, fresh) {
   const body = await readJson(request);
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new HttpError(400, "the request body must be a JSON object with `inputs`");
@@ -172,7 +182,7 @@ async function infer(request) {
       throw new HttpError(400, `unknown output requested; the model's output is \`${meta.output.name}\``);
     }
   }
-  const scores = predict(tensorData(input, batch * inputLen), batch);
+  const scores = predict(tensorData(input, batch * inputLen), batch, fresh);
   const response = {
     model_name: meta.name,
     model_version: meta.version,
@@ -183,7 +193,7 @@ async function infer(request) {
 }
 
 /** Routes one request; every failure becomes an HttpError. */
-async function route(request) {
+async function route(request, env) {
   const url = new URL(request.url);
   const parts = url.pathname.split("/").filter((p) => p !== "");
   const method = request.method;
@@ -211,14 +221,14 @@ async function route(request) {
   }
   if (rest.length === 0) return only("GET", () => json(modelMetadata()));
   if (rest.length === 1 && rest[0] === "ready") return only("GET", () => json({ name: meta.name, ready: true }));
-  if (rest.length === 1 && rest[0] === "infer") return only("POST", () => infer(request));
+  if (rest.length === 1 && rest[0] === "infer") return only("POST", () => infer(request, env?.KILN_FRESH_INSTANCE === "1"));
   throw new HttpError(404, `no route for ${url.pathname}`);
 }
 
 export default {
   async fetch(request, env, ctx) {
     try {
-      return await route(request);
+      return await route(request, env);
     } catch (e) {
       if (e instanceof HttpError) return json({ error: e.message }, e.status, e.headers);
       return json({ error: `internal error: ${e?.message ?? e}` }, 500);

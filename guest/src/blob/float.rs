@@ -1,4 +1,6 @@
-//! Blob records of the f32 layers. Op codes and params:
+//! Blob records of the f32 layers every kernel holds, and of the joining
+//! layers of graph blobs (those of the CNN family are in [`super::conv`]).
+//! Op codes and params:
 //!
 //! | op | layer        | params                                   |
 //! |----|--------------|------------------------------------------|
@@ -8,22 +10,21 @@
 //! | 4  | sigmoid      | len                                      |
 //! | 5  | tanh         | len                                      |
 //! | 6  | softmax      | len                                      |
-//! | 10 | conv2d       | in_c, in_h, in_w, out_c, kh, kw, stride, pad, weight (off, len), bias (off, len) — weight tap-major (`in_c × kh × kw × out_c`) |
-//! | 11 | max pool     | c, h, w, k, stride                       |
-//! | 12 | avg pool     | c, h, w, k, stride                       |
 //! | 30 | leaky_relu   | len, alpha (f32 bits)                    |
 //! | 31 | group_softmax | width, group, log (0 or 1)              |
 //! | 32 | scale_shift  | inner, scale (off, len), shift (off, len) |
-//! | 33 | global_avg_pool | channels, inner                       |
-//! | 34 | prelu        | inner, slope (off, len)                  |
+//! | 40 | add          | len                                      |
+//! | 41 | mul          | channels, inner                          |
+//! | 42 | concat       | one param per input: its values per row  |
 //!
-//! Codes 10–19 are convolution and pooling layers, 30–39 the ops ONNX import
-//! needs (20–29 are the int8 layers, [`super::int8`]).
+//! Codes 30–39 are the ops ONNX import needs, 40–49 the layers that join
+//! tensors (graph blobs only; 7–13, 33 and 34 are the CNN family's, 20–29
+//! the int8 layers, [`super::int8`]).
 
 use alloc::vec::Vec;
 
 use super::records::{Reader, TensorRef, push_tensor};
-use crate::{Activation, ConvGeom, DecodeError, Layer, PoolGeom, PoolKind};
+use crate::{Activation, DecodeError, Layer};
 
 const OP_STANDARDIZE: u32 = 1;
 const OP_DENSE: u32 = 2;
@@ -31,25 +32,26 @@ const OP_RELU: u32 = 3;
 const OP_SIGMOID: u32 = 4;
 const OP_TANH: u32 = 5;
 const OP_SOFTMAX: u32 = 6;
-const OP_CONV2D: u32 = 10;
-const OP_MAX_POOL: u32 = 11;
-const OP_AVG_POOL: u32 = 12;
 const OP_LEAKY_RELU: u32 = 30;
 const OP_GROUP_SOFTMAX: u32 = 31;
 const OP_SCALE_SHIFT: u32 = 32;
-const OP_GLOBAL_AVG_POOL: u32 = 33;
-const OP_PRELU: u32 = 34;
+#[cfg(feature = "dag")]
+const OP_ADD: u32 = 40;
+#[cfg(feature = "dag")]
+const OP_MUL: u32 = 41;
+#[cfg(feature = "dag")]
+const OP_CONCAT: u32 = 42;
 
-/// Appends the record of `layer` (any layer but [`Layer::Int8`]): op, param
-/// count, params, then its tensors' references.
+/// Appends the record of `layer` (any layer but [`Layer::Int8`] and
+/// [`Layer::Conv`]): op, param count, params, then its tensors' references.
 pub(super) fn encode<'t>(
     layer: &'t Layer<'_>,
     records: &mut Vec<u32>,
     tensors: &mut Vec<(usize, TensorRef<'t>)>,
 ) {
     let refs: [Option<&[f32]>; 2] = match layer {
-        // Written by `super::int8::encode`.
-        Layer::Int8(_) => [None, None],
+        // Written by `super::int8::encode` and `super::conv::encode`.
+        Layer::Int8(_) | Layer::Conv(..) => [None, None],
         Layer::Standardize { mean, inv_std } => {
             records.extend([OP_STANDARDIZE, 4]);
             [Some(mean), Some(inv_std)]
@@ -71,21 +73,6 @@ pub(super) fn encode<'t>(
                 Activation::Softmax => OP_SOFTMAX,
             };
             records.extend([op, 1, *len as u32]);
-            [None, None]
-        }
-        Layer::Conv2d { geom, weight, bias } => {
-            let g = geom;
-            records.extend([OP_CONV2D, 12]);
-            records.extend(g.dims().map(|v| v as u32));
-            [Some(weight), Some(bias)]
-        }
-        Layer::Pool { kind, geom: g } => {
-            let op = match kind {
-                PoolKind::Max => OP_MAX_POOL,
-                PoolKind::Avg => OP_AVG_POOL,
-            };
-            records.extend([op, 5]);
-            records.extend([g.c, g.h, g.w, g.k, g.stride].map(|v| v as u32));
             [None, None]
         }
         Layer::LeakyRelu { alpha, len } => {
@@ -110,12 +97,20 @@ pub(super) fn encode<'t>(
             records.extend([OP_SCALE_SHIFT, 5, *inner as u32]);
             [Some(scale), Some(shift)]
         }
-        Layer::PRelu { inner, slope } => {
-            records.extend([OP_PRELU, 3, *inner as u32]);
-            [Some(slope), None]
+        #[cfg(feature = "dag")]
+        Layer::Add { len } => {
+            records.extend([OP_ADD, 1, *len as u32]);
+            [None, None]
         }
-        Layer::GlobalAvgPool { channels, inner } => {
-            records.extend([OP_GLOBAL_AVG_POOL, 2, *channels as u32, *inner as u32]);
+        #[cfg(feature = "dag")]
+        Layer::Mul { channels, inner } => {
+            records.extend([OP_MUL, 2, *channels as u32, *inner as u32]);
+            [None, None]
+        }
+        #[cfg(feature = "dag")]
+        Layer::Concat { parts } => {
+            records.extend([OP_CONCAT, parts.len() as u32]);
+            records.extend(parts.iter().map(|&p| p as u32));
             [None, None]
         }
     };
@@ -136,11 +131,17 @@ pub(super) fn decode<'a>(
         OP_STANDARDIZE => 4,
         OP_DENSE => 6,
         OP_RELU | OP_SIGMOID | OP_TANH | OP_SOFTMAX => 1,
-        OP_CONV2D => 12,
-        OP_MAX_POOL | OP_AVG_POOL => 5,
-        OP_LEAKY_RELU | OP_GLOBAL_AVG_POOL => 2,
-        OP_GROUP_SOFTMAX | OP_PRELU => 3,
+        OP_LEAKY_RELU => 2,
+        OP_GROUP_SOFTMAX => 3,
         OP_SCALE_SHIFT => 5,
+        // Graph blobs only, which kernels without `dag` refuse by version.
+        #[cfg(feature = "dag")]
+        OP_ADD => 1,
+        #[cfg(feature = "dag")]
+        OP_MUL => 2,
+        // One param per input; the reader stops at the blob's end.
+        #[cfg(feature = "dag")]
+        OP_CONCAT => k,
         _ => return Err(DecodeError::UnknownOp { layer: index, op }),
     };
     if k != expected {
@@ -157,31 +158,6 @@ pub(super) fn decode<'a>(
             weight: r.tensor(index)?,
             bias: r.tensor(index)?,
         },
-        OP_CONV2D => {
-            let mut d = [0usize; 8];
-            for v in &mut d {
-                *v = r.u32()? as usize;
-            }
-            Layer::Conv2d {
-                geom: ConvGeom::new(d),
-                weight: r.tensor(index)?,
-                bias: r.tensor(index)?,
-            }
-        }
-        OP_MAX_POOL | OP_AVG_POOL => {
-            let mut d = [0usize; 5];
-            for v in &mut d {
-                *v = r.u32()? as usize;
-            }
-            Layer::Pool {
-                kind: if op == OP_MAX_POOL {
-                    PoolKind::Max
-                } else {
-                    PoolKind::Avg
-                },
-                geom: PoolGeom::new(d),
-            }
-        }
         OP_LEAKY_RELU => Layer::LeakyRelu {
             len: r.u32()? as usize,
             alpha: f32::from_bits(r.u32()?),
@@ -200,14 +176,23 @@ pub(super) fn decode<'a>(
             scale: r.tensor(index)?,
             shift: r.tensor(index)?,
         },
-        OP_PRELU => Layer::PRelu {
-            inner: r.u32()? as usize,
-            slope: r.tensor(index)?,
+        #[cfg(feature = "dag")]
+        OP_ADD => Layer::Add {
+            len: r.u32()? as usize,
         },
-        OP_GLOBAL_AVG_POOL => Layer::GlobalAvgPool {
+        #[cfg(feature = "dag")]
+        OP_MUL => Layer::Mul {
             channels: r.u32()? as usize,
             inner: r.u32()? as usize,
         },
+        #[cfg(feature = "dag")]
+        OP_CONCAT => {
+            let mut parts = Vec::new();
+            for _ in 0..k {
+                parts.push(r.u32()? as usize);
+            }
+            Layer::Concat { parts }
+        }
         _ => {
             let kind = match op {
                 OP_RELU => Activation::Relu,

@@ -13,13 +13,22 @@
 //! ... f32 tensor data, each tensor starting at a multiple of 16 bytes
 //! ```
 //!
+//! A graph model ([`Model::graph`]) is written as version [`GRAPH_VERSION`]:
+//! the same, with each layer record preceded by the tensors it reads
+//! (count m, m tensor ids; 0 is the input, `i + 1` layer `i`'s output). A
+//! chain is always written as version [`VERSION`], byte for byte as before
+//! graphs existed.
+//!
 //! Tensors are referenced by (byte offset from the blob start, element
-//! count). The records of the f32 layers are in [`float`] (op codes 1–19,
-//! 30–39), those of the int8 layers in [`int8`] (20–29).
+//! count). The records of the f32 layers are in [`float`] (op codes 1–6,
+//! 30–32, 40–42) and [`conv`] (the CNN family: 7–13, 33, 34), those of the
+//! int8 layers in [`int8`] (20–29). A kernel without a family refuses its
+//! ops by name.
 //!
 //! [`decode`] is total: every offset, count and width is checked, and the
 //! result goes through [`Model::new`].
 
+mod conv;
 mod float;
 mod int8;
 mod records;
@@ -30,6 +39,8 @@ use alloc::vec::Vec;
 
 pub use records::ALIGN;
 
+#[cfg(feature = "dag")]
+use crate::Node;
 use crate::{DecodeError, Layer, Model};
 use records::{Reader, TensorRef, align};
 
@@ -38,6 +49,9 @@ pub const MAGIC: [u8; 4] = *b"KLNB";
 /// The blob format version this crate writes and reads; an older blob is
 /// refused rather than misread (the versions: `docs/model-format.md`).
 pub const VERSION: u32 = 4;
+/// The version of a graph model's blob: [`VERSION`]'s records, each
+/// preceded by the ids of the tensors its layer reads.
+pub const GRAPH_VERSION: u32 = 5;
 /// Bytes before the first layer record.
 pub const HEADER_LEN: usize = 20;
 
@@ -48,9 +62,16 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
     // (index of the offset word in `records`, tensor): offsets are patched in
     // once the size of the records is known.
     let mut tensors: Vec<(usize, TensorRef<'_>)> = Vec::new();
-    for layer in model.layers() {
+    #[cfg_attr(not(feature = "dag"), allow(unused_variables))]
+    for (i, layer) in model.layers().iter().enumerate() {
+        #[cfg(feature = "dag")]
+        if let Some(inputs) = model.inputs().and_then(|w| w.get(i)) {
+            records.push(inputs.len() as u32);
+            records.extend(inputs.iter().map(|&t| t as u32));
+        }
         match layer {
             Layer::Int8(l) => int8::encode(l, &mut records, &mut tensors),
+            Layer::Conv(l, _) => conv::encode(l, &mut records, &mut tensors),
             _ => float::encode(layer, &mut records, &mut tensors),
         }
     }
@@ -62,8 +83,15 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
     let total = offset;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&MAGIC);
+    #[cfg(feature = "dag")]
+    let version = match model.inputs() {
+        Some(_) => GRAPH_VERSION,
+        None => VERSION,
+    };
+    #[cfg(not(feature = "dag"))]
+    let version = VERSION;
     for v in [
-        VERSION,
+        version,
         total as u32,
         model.input_len() as u32,
         model.layers().len() as u32,
@@ -84,15 +112,23 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
 /// Reads the total length a blob declares, after checking magic and version.
 /// The module uses it to find the blob's end before decoding.
 pub fn declared_len(header: &[u8]) -> Result<usize, DecodeError> {
+    version_and_len(header).map(|(_, len)| len)
+}
+
+/// The version ([`VERSION`] or [`GRAPH_VERSION`]) and total length a blob
+/// declares.
+fn version_and_len(header: &[u8]) -> Result<(u32, usize), DecodeError> {
     if header.get(..4) != Some(&MAGIC[..]) {
         return Err(DecodeError::BadMagic);
     }
     let mut r = Reader::at(header, 4);
     let version = r.u32()?;
-    if version != VERSION {
+    // A kernel without graph models (feature `dag`) refuses their blobs by
+    // version, and holds none of their code.
+    if version != VERSION && !(cfg!(feature = "dag") && version == GRAPH_VERSION) {
         return Err(DecodeError::UnsupportedVersion { found: version });
     }
-    Ok(r.u32()? as usize)
+    Ok((version, r.u32()? as usize))
 }
 
 /// Decodes a blob, borrowing tensors from `bytes` where they are aligned,
@@ -108,7 +144,8 @@ pub fn decode_unscanned(bytes: &[u8]) -> Result<Model<'_>, DecodeError> {
 }
 
 fn decode_with(bytes: &[u8], scan: bool) -> Result<Model<'_>, DecodeError> {
-    let declared = declared_len(bytes)?;
+    #[cfg_attr(not(feature = "dag"), allow(unused_variables))]
+    let (version, declared) = version_and_len(bytes)?;
     if declared != bytes.len() {
         return Err(DecodeError::LengthMismatch {
             declared,
@@ -123,19 +160,65 @@ fn decode_with(bytes: &[u8], scan: bool) -> Result<Model<'_>, DecodeError> {
     if count > (bytes.len() - HEADER_LEN) / 8 {
         return Err(DecodeError::TooManyLayers { count });
     }
+    #[cfg(feature = "dag")]
+    if version == GRAPH_VERSION {
+        return decode_graph(&mut r, input_len, count, scan);
+    }
     let mut layers = Vec::with_capacity(count);
     for index in 0..count {
         let op = r.u32()?;
         let k = r.u32()? as usize;
-        layers.push(if int8::is_int8_op(op) {
-            int8::decode(op, k, &mut r, index)?
-        } else {
-            float::decode(op, k, &mut r, index)?
-        });
+        layers.push(layer(op, k, &mut r, index)?);
     }
     Ok(if scan {
         Model::new(input_len, layers)?
     } else {
         Model::new_unscanned(input_len, layers)?
+    })
+}
+
+/// Layer `index`'s record: op `op` with `k` params.
+fn layer<'a>(
+    op: u32,
+    k: usize,
+    r: &mut Reader<'a>,
+    index: usize,
+) -> Result<Layer<'a>, DecodeError> {
+    if int8::is_int8_op(op) {
+        int8::decode(op, k, r, index)
+    } else if let Some(name) = conv::op_name(op) {
+        conv::decode(op, name, k, r, index)
+    } else {
+        float::decode(op, k, r, index)
+    }
+}
+
+/// The records of a graph blob ([`GRAPH_VERSION`]): each layer's input ids,
+/// then its record. A kernel without `dag` holds none of this.
+#[cfg(feature = "dag")]
+fn decode_graph<'a>(
+    r: &mut Reader<'a>,
+    input_len: usize,
+    count: usize,
+    scan: bool,
+) -> Result<Model<'a>, DecodeError> {
+    let mut nodes = Vec::with_capacity(count);
+    for index in 0..count {
+        // Ids are checked by `Model::graph`; the reader stops at the blob's
+        // end, which bounds the list.
+        let m = r.u32()?;
+        let mut inputs = Vec::new();
+        for _ in 0..m {
+            inputs.push(r.u32()? as usize);
+        }
+        let op = r.u32()?;
+        let k = r.u32()? as usize;
+        let layer = layer(op, k, r, index)?;
+        nodes.push(Node { layer, inputs });
+    }
+    Ok(if scan {
+        Model::graph(input_len, nodes)?
+    } else {
+        Model::graph_unscanned(input_len, nodes)?
     })
 }

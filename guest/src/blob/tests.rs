@@ -1,7 +1,9 @@
 //! The codec round trips every layer kind, and decoding is total.
 
 use super::*;
-use crate::{Activation, ConvGeom, DenseI8, Int8Layer, Int8Output, PoolGeom, PoolKind};
+use crate::{Activation, DenseI8, Int8Layer, Int8Output};
+#[cfg(feature = "conv")]
+use crate::{ConvGeom, ConvLayer, PoolGeom, PoolKind};
 
 fn sample() -> Model<'static> {
     let layers = vec![
@@ -36,14 +38,6 @@ fn sample() -> Model<'static> {
             group: 1,
             log: true,
         },
-        Layer::PRelu {
-            inner: 1,
-            slope: vec![0.5, 0.25].into(),
-        },
-        Layer::GlobalAvgPool {
-            channels: 1,
-            inner: 2,
-        },
     ];
     Model::new(3, layers).unwrap()
 }
@@ -59,21 +53,30 @@ fn round_trips() {
     assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
 }
 
+/// Every layer of the CNN family.
+#[cfg(feature = "conv")]
 fn conv_sample() -> Model<'static> {
-    let geom = ConvGeom {
-        in_c: 1,
-        in_h: 4,
-        in_w: 4,
-        out_c: 2,
-        kh: 3,
-        kw: 3,
-        stride: 1,
-        pad: 1,
-    };
+    let geom = ConvGeom::new([1, 4, 4, 2, 3, 3, 1, 1]);
     let filters: Vec<f32> = (0..18).map(|v| v as f32 * 0.1 - 0.9).collect();
+    let conv = |layer| Layer::conv(0, layer).unwrap();
     let layers = vec![
         Layer::conv2d_from_filters(0, geom, &filters, vec![0.5, -0.5].into()).unwrap(),
-        Layer::Pool {
+        conv(ConvLayer::Clip {
+            min: -0.5,
+            max: 6.0,
+            len: 32,
+        }),
+        conv(ConvLayer::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+            len: 32,
+        }),
+        conv(ConvLayer::HardSwish { len: 32 }),
+        conv(ConvLayer::PRelu {
+            inner: 16,
+            slope: vec![0.5, 0.25].into(),
+        }),
+        conv(ConvLayer::Pool {
             kind: PoolKind::Max,
             geom: PoolGeom {
                 c: 2,
@@ -82,8 +85,8 @@ fn conv_sample() -> Model<'static> {
                 k: 2,
                 stride: 2,
             },
-        },
-        Layer::Pool {
+        }),
+        conv(ConvLayer::Pool {
             kind: PoolKind::Avg,
             geom: PoolGeom {
                 c: 2,
@@ -92,11 +95,16 @@ fn conv_sample() -> Model<'static> {
                 k: 2,
                 stride: 1,
             },
-        },
+        }),
+        conv(ConvLayer::GlobalAvgPool {
+            channels: 2,
+            inner: 1,
+        }),
     ];
     Model::new(16, layers).unwrap()
 }
 
+#[cfg(feature = "conv")]
 #[test]
 fn conv_and_pool_round_trip() {
     let m = conv_sample();
@@ -162,6 +170,23 @@ fn named_errors() {
         decode(&blob),
         Err(DecodeError::TooManyLayers { .. })
     ));
+    // An op of the CNN family (9, hard_swish) in place of the first layer's
+    // (with 4 params, where hard_swish has 1): a kernel without the family
+    // names the op before reading params.
+    let mut blob = encode(&sample());
+    blob[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&9u32.to_le_bytes());
+    let refused = crate::ModelError::NotInKernel {
+        layer: 0,
+        op: "hard_swish",
+        feature: "conv",
+    };
+    assert_eq!(
+        decode(&blob),
+        Err(match cfg!(feature = "conv") {
+            true => DecodeError::BadParams { layer: 0 },
+            false => DecodeError::Model(refused),
+        })
+    );
 }
 
 /// A NaN weight: [`decode`] names it, [`decode_unscanned`] (a module's
@@ -264,4 +289,120 @@ fn blob_round_trip_and_totality() {
             }
         }
     }
+}
+
+/// Grouped and depthwise convolutions (op 13) round-trip, survive
+/// truncation and byte flips, and give the values of the zero-filled full
+/// convolution they replace (equal as numbers: the zeros only add ±0).
+#[cfg(feature = "conv")]
+#[test]
+fn grouped_convs_round_trip_and_equal_the_zero_filled_conv() {
+    // 4 channels of 7×6; SAME_UPPER at stride 2; dilation 1 and 2.
+    for (groups, out_c, dilation) in [(4, 4, 1), (2, 6, 1), (4, 8, 2)] {
+        let (in_c, per) = (4, 4 / groups);
+        let geom = ConvGeom::new([in_c, 7, 6, out_c, 3, 3, 2, 0])
+            .with_pads([0, 0, 1, 1])
+            .with_dilation(dilation)
+            .with_groups(groups);
+        let filters: Vec<f32> = (0..out_c * per * 9)
+            .map(|v| (v as f32 * 0.37).sin())
+            .collect();
+        let bias: Vec<f32> = (0..out_c).map(|o| o as f32 * 0.25 - 0.5).collect();
+        let conv = Layer::conv2d_from_filters(0, geom, &filters, bias.clone().into()).unwrap();
+        let m = Model::new(in_c * 42, vec![conv]).unwrap();
+        // The same filters with zeros outside each group, one group.
+        let mut full = vec![0.0; out_c * in_c * 9];
+        for o in 0..out_c {
+            let g = o / (out_c / groups);
+            for i in 0..per {
+                for t in 0..9 {
+                    full[(o * in_c + g * per + i) * 9 + t] = filters[(o * per + i) * 9 + t];
+                }
+            }
+        }
+        let plain = geom.with_groups(1);
+        let dense = Layer::conv2d_from_filters(0, plain, &full, bias.into()).unwrap();
+        let reference = Model::new(in_c * 42, vec![dense]).unwrap();
+        let x: Vec<f32> = (0..2 * in_c * 42).map(|v| (v as f32 * 0.7).cos()).collect();
+        let (got, want) = (m.predict(&x).unwrap(), reference.predict(&x).unwrap());
+        assert_eq!(Some(got.len() / 2), geom.output_len());
+        assert!(got.iter().zip(&want).all(|(a, b)| a == b), "{groups}");
+        let blob = encode(&m);
+        let back = decode(&blob).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.predict(&x).unwrap(), got);
+        for n in 0..blob.len() {
+            assert!(decode(&blob[..n]).is_err(), "prefix of {n} bytes decoded");
+        }
+        for i in 0..blob.len() {
+            let mut b = blob.clone();
+            b[i] ^= 0xff;
+            if let Ok(m) = decode(&b) {
+                let _ = m.predict(&x);
+            }
+        }
+    }
+}
+
+/// A graph (a residual add, a gate, a concatenation) round trips as a
+/// version-5 blob, and every truncation or byte flip of it is an error or
+/// another valid model, never a panic.
+#[cfg(feature = "dag")]
+#[test]
+fn graph_round_trip_and_totality() {
+    let node = |layer, inputs: &[usize]| crate::Node {
+        layer,
+        inputs: inputs.to_vec(),
+    };
+    let relu = Layer::Activation {
+        kind: Activation::Relu,
+        len: 4,
+    };
+    let m = Model::graph(
+        4,
+        vec![
+            node(
+                Layer::dense_from_rows(0, 4, 4, &[0.5; 16], vec![0.1; 4].into()).unwrap(),
+                &[0],
+            ),
+            node(relu, &[1]),
+            node(Layer::Add { len: 4 }, &[2, 0]),
+            node(
+                Layer::dense_from_rows(3, 4, 2, &[0.25; 8], vec![0.0; 2].into()).unwrap(),
+                &[3],
+            ),
+            node(
+                Layer::Mul {
+                    channels: 2,
+                    inner: 2,
+                },
+                &[3, 4],
+            ),
+            node(Layer::Concat { parts: vec![4, 4] }, &[5, 0]),
+        ],
+    )
+    .unwrap();
+    let blob = encode(&m);
+    assert_eq!(blob[4..8], GRAPH_VERSION.to_le_bytes());
+    let back = decode(&blob).unwrap();
+    assert_eq!(back, m);
+    let x = [0.3, -1.0, 2.5, 0.0, 7.0, 1.0, -1.0, 1.0];
+    assert_eq!(back.predict(&x).unwrap(), m.predict(&x).unwrap());
+    for n in 0..blob.len() {
+        assert!(decode(&blob[..n]).is_err(), "prefix {n}");
+    }
+    for i in 0..blob.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut b = blob.clone();
+            b[i] ^= flip;
+            if let Ok(m) = decode(&b) {
+                let _ = m.predict(&x);
+            }
+        }
+    }
+    // A chain blob carrying a joining layer is refused by name.
+    let mut chain = encode(&sample());
+    chain[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&40u32.to_le_bytes());
+    chain[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&1u32.to_le_bytes());
+    assert!(decode(&chain).is_err());
 }

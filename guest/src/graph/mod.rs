@@ -6,6 +6,11 @@
 //! their tensors, which live in the safetensors body. Unknown fields are
 //! refused so a typo never silently changes a model.
 //!
+//! A model is a chain of layers (format [`FORMAT_VERSION`], each layer
+//! reading the one before) or a graph (format [`GRAPH_FORMAT_VERSION`]:
+//! [`Graph::wiring`] names the tensors each layer reads and writes, see
+//! [`wired`]). A chain is always written as format 1.
+//!
 //! This is the one home of the schema and of [`to_kernel`]: the host
 //! (`kiln::model::ModelFile`) and the browser package
 //! (`kiln_browser::load`) both read model files through it, so a page
@@ -18,6 +23,10 @@ mod int8;
 mod layer_tensors;
 mod meta;
 mod tensor;
+#[cfg(feature = "dag")]
+mod wired;
+#[cfg(all(test, feature = "dag"))]
+mod wired_tests;
 
 use std::string::String;
 use std::vec::Vec;
@@ -30,8 +39,11 @@ pub use tensor::{Tensor, TensorData};
 
 /// The `__metadata__` key that holds the graph JSON.
 pub const METADATA_KEY: &str = "kiln";
-/// The graph format version this kiln writes and reads.
+/// The graph format version of a chain model (no [`Graph::wiring`]).
 pub const FORMAT_VERSION: u32 = 1;
+/// The graph format version of a model whose layers are wired by tensor
+/// name ([`Graph::wiring`]); this kiln reads both.
+pub const GRAPH_FORMAT_VERSION: u32 = 2;
 
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,16 +99,29 @@ pub enum LayerSpec {
     /// 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) over the
     /// current `[channels, height, width]` tensor, each row laid out NCHW
     /// without the N (channel planes one after another, each row-major).
-    /// `weight` is `[out_c, in_c, kh, kw]`, `bias` is `[out_c]`; the output
-    /// is `[out_c, (h + 2·padding − kh) / stride + 1, (w + 2·padding − kw) / stride + 1]`.
+    /// `weight` is `[out_c, in_c / groups, kh, kw]`, `bias` is `[out_c]`;
+    /// the output is `[out_c, (h + top + bottom − ekh) / stride + 1,
+    /// (w + left + right − ekw) / stride + 1]` with the dilated kernel's
+    /// extent `ekh = dilation·(kh − 1) + 1` (and `ekw` alike).
     Conv2d {
         weight: String,
         bias: String,
         #[serde(default = "one")]
         stride: usize,
-        /// Zeros added on every side.
+        /// Zeros added on every side (unless `pads` is given).
         #[serde(default)]
         padding: usize,
+        /// Zeros added `[top, left, bottom, right]`, in place of
+        /// `padding`: TensorFlow's SAME puts the odd one bottom and right.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pads: Option<[usize; 4]>,
+        /// The distance between neighbouring taps, in both axes.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        dilation: usize,
+        /// Channel groups: `in_c / groups` inputs feed each output;
+        /// `groups = in_c = out_c` is a depthwise convolution.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        groups: usize,
     },
     /// Maximum over `kernel × kernel` windows of each channel, no padding.
     MaxPool {
@@ -187,10 +212,45 @@ pub enum LayerSpec {
     GlobalAvgPool {
         channels: usize,
     },
+    /// `min(max(x, min), max)` (ReLU6: `min` 0, `max` 6); NaN passes.
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// `clip(alpha·x + beta, 0, 1)`.
+    HardSigmoid {
+        #[serde(default = "hard_sigmoid_alpha")]
+        alpha: f32,
+        #[serde(default = "half")]
+        beta: f32,
+    },
+    /// `x · clip(x/6 + 1/2, 0, 1)` (MobileNetV3).
+    HardSwish,
+    /// Element-wise sum of two tensors of one shape (graphs only).
+    Add,
+    /// The first tensor times the second: of the same shape (element-wise),
+    /// or a per-channel gate of shape `[C]` or `[C, 1, 1]` for a first
+    /// tensor `[C, …]` (graphs only).
+    Mul,
+    /// Two or more tensors along their first (channel) axis; the other
+    /// dimensions must agree (graphs only).
+    Concat,
 }
 
 fn one() -> usize {
     1
+}
+
+fn hard_sigmoid_alpha() -> f32 {
+    0.2
+}
+
+fn half() -> f32 {
+    0.5
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 /// The scale and zero point of an int8 tensor: `real = scale · (q − zero_point)`.
@@ -225,15 +285,30 @@ impl LayerSpec {
             LayerSpec::ScaleShift { .. } => "scale_shift",
             LayerSpec::GlobalAvgPool { .. } => "global_avg_pool",
             LayerSpec::PRelu { .. } => "prelu",
+            LayerSpec::Clip { .. } => "clip",
+            LayerSpec::HardSigmoid { .. } => "hard_sigmoid",
+            LayerSpec::HardSwish => "hard_swish",
+            LayerSpec::Add => "add",
+            LayerSpec::Mul => "mul",
+            LayerSpec::Concat => "concat",
         }
     }
+}
+
+/// The tensors one layer of a graph-format model reads and writes, by name:
+/// the input's name or an earlier layer's `output`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wires {
+    pub inputs: Vec<String>,
+    pub output: String,
 }
 
 /// Everything about a model except its tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Graph {
-    /// [`FORMAT_VERSION`].
+    /// [`FORMAT_VERSION`], or [`GRAPH_FORMAT_VERSION`] with `wiring`.
     pub format: u32,
     pub name: String,
     pub version: String,
@@ -246,4 +321,8 @@ pub struct Graph {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     pub layers: Vec<LayerSpec>,
+    /// Format 2 only: what each layer reads and writes, one entry per
+    /// layer; the last layer's output is the model's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wiring: Vec<Wires>,
 }

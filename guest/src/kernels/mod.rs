@@ -49,8 +49,9 @@ cfg_select! {
 }
 
 pub use arch::{
-    conv2d, conv2d_i8, dense, dense_i8, dequantize, dequantize_planes, dynamic_scale,
-    global_avg_pool, group_softmax, leaky_relu, pool, pool_i8, prelu, quantize as quantize_i8,
-    relu, requantize, requantize_planes, scale_shift, sigmoid, softmax, standardize, tanh,
+    add, clip, concat, conv2d, conv2d_i8, dense, dense_i8, dequantize, dequantize_planes,
+    dynamic_scale, gate, global_avg_pool, group_softmax, hard_sigmoid, hard_swish, leaky_relu,
+    pool, pool_i8, prelu, quantize as quantize_i8, relu, requantize, requantize_planes,
+    scale_shift, sigmoid, softmax, standardize, tanh,
 };
 pub use geometry::{ConvGeom, PoolGeom, PoolKind};

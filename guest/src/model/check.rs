@@ -50,3 +50,19 @@ pub(crate) fn check_len(
 pub(crate) fn all_finite(values: &[f32]) -> bool {
     values.iter().all(|v| v.is_finite())
 }
+
+/// `Ok` when tensor `tensor` of `layer` has the `expected` length and, with
+/// `scan`, only finite values.
+pub(crate) fn check_tensor(
+    layer: usize,
+    tensor: &'static str,
+    expected: usize,
+    values: &[f32],
+    scan: bool,
+) -> Result<(), ModelError> {
+    check_len(layer, tensor, expected, values.len())?;
+    if scan && !all_finite(values) {
+        return Err(ModelError::NotFinite { layer, tensor });
+    }
+    Ok(())
+}

@@ -1,12 +1,15 @@
 //! [`Layer`]: one step of a model's graph, f32 or int8, with its widths,
 //! domains and the checks of its own parameters ([`Model::new`](super::Model::new)
-//! checks how the layers chain).
+//! checks how the layers chain). The layers every kernel build holds are
+//! variants here; each family a build may leave out is one variant holding
+//! the family's layer and marker ([`super::family`]).
 
 use alloc::borrow::Cow;
 
-use super::check::{MAX_WIDTH, all_finite, check_rows};
+use super::check::{MAX_WIDTH, check_rows, check_tensor};
+use super::conv::ConvLayer;
+use super::family;
 use super::int8::{Domain, Int8Layer};
-use crate::kernels::{ConvGeom, PoolGeom, PoolKind};
 use crate::{ModelError, kernels};
 
 /// A weight tensor: borrowed straight from the model blob when it is aligned
@@ -41,22 +44,14 @@ pub enum Layer<'a> {
     },
     /// An activation over rows of `len` values.
     Activation { kind: Activation, len: usize },
-    /// 2-D convolution over NCHW rows, `weight` stored tap-major
-    /// (`in_c × kh × kw × out_c`), see [`kernels::generic::conv2d`].
-    Conv2d {
-        geom: ConvGeom,
-        weight: Tensor<'a>,
-        bias: Tensor<'a>,
-    },
-    /// Max or average pooling over NCHW rows, see [`kernels::generic::pool`].
-    Pool { kind: PoolKind, geom: PoolGeom },
+    /// A layer of the CNN family — convolution, pooling, the activations of
+    /// CNNs — and its marker, which only a build with the feature `conv`
+    /// can make ([`Layer::conv`]).
+    Conv(ConvLayer<'a>, family::Conv),
     /// A quantized layer (see [`crate::int8`]).
     Int8(Int8Layer<'a>),
     /// `if x < 0 { alpha · x } else { x }` over rows of `len` values.
     LeakyRelu { alpha: f32, len: usize },
-    /// Per-channel leaky ReLU (ONNX `PRelu`): `if x < 0 { x · slope[c] }
-    /// else { x }` over rows of `slope.len() × inner` values.
-    PRelu { inner: usize, slope: Tensor<'a> },
     /// Softmax, or log-softmax with `log`, over each run of `group`
     /// consecutive values of rows of `width` (a multiple of `group`): the
     /// last axis of a row tensor.
@@ -73,9 +68,20 @@ pub enum Layer<'a> {
         scale: Tensor<'a>,
         shift: Tensor<'a>,
     },
-    /// The mean of each channel's `inner` values: `channels × inner` in,
-    /// `channels` out.
-    GlobalAvgPool { channels: usize, inner: usize },
+    /// Element-wise sum of two tensors of `len` values (a residual
+    /// connection); graph models only (feature `dag`, like the two below).
+    #[cfg(feature = "dag")]
+    Add { len: usize },
+    /// A tensor of `channels × inner` values times a gate of `channels`
+    /// values, each channel's run by its gate value (squeeze-and-excitation;
+    /// `inner = 1` is element-wise); graph models only.
+    #[cfg(feature = "dag")]
+    Mul { channels: usize, inner: usize },
+    /// The rows of two or more tensors, of `parts[i]` values each, one after
+    /// another (a concatenation along the channel axis of NCHW rows); graph
+    /// models only.
+    #[cfg(feature = "dag")]
+    Concat { parts: alloc::vec::Vec<usize> },
 }
 
 impl<'a> Layer<'a> {
@@ -98,31 +104,6 @@ impl<'a> Layer<'a> {
         })
     }
 
-    /// A convolution from PyTorch-style weights (`out_c × in_c × kh × kw`,
-    /// as the model file stores them), transposed to the kernel's tap-major
-    /// layout. `layer` is the index reported in errors.
-    pub fn conv2d_from_filters(
-        layer: usize,
-        geom: ConvGeom,
-        filters: &[f32],
-        bias: Tensor<'a>,
-    ) -> Result<Self, ModelError> {
-        geom.check().ok_or(ModelError::Geometry { layer })?;
-        let (taps, out_c) = (geom.in_c * geom.kh * geom.kw, geom.out_c);
-        check_rows(layer, taps, out_c, filters.len())?;
-        let mut weight = alloc::vec![0.0f32; filters.len()];
-        for (o, filter) in filters.chunks_exact(taps.max(1)).enumerate() {
-            for (t, &v) in filter.iter().enumerate() {
-                weight[t * out_c + o] = v;
-            }
-        }
-        Ok(Layer::Conv2d {
-            geom,
-            weight: Cow::Owned(weight),
-            bias,
-        })
-    }
-
     /// Values per row this layer reads (0 for an invalid geometry, which
     /// [`Model::new`] refuses).
     pub fn input_len(&self) -> usize {
@@ -130,14 +111,42 @@ impl<'a> Layer<'a> {
             Layer::Standardize { mean, .. } => mean.len(),
             Layer::Dense { inputs, .. } => *inputs,
             Layer::Activation { len, .. } => *len,
-            Layer::Conv2d { geom, .. } => geom.input_len().unwrap_or(0),
-            Layer::Pool { geom, .. } => geom.input_len().unwrap_or(0),
+            Layer::Conv(l, _) => l.input_len(),
             Layer::Int8(l) => l.input_len(),
             Layer::LeakyRelu { len, .. } => *len,
             Layer::GroupSoftmax { width, .. } => *width,
             Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
-            Layer::PRelu { inner, slope } => slope.len().saturating_mul(*inner),
-            Layer::GlobalAvgPool { channels, inner } => channels.saturating_mul(*inner),
+            #[cfg(feature = "dag")]
+            Layer::Add { len } => *len,
+            #[cfg(feature = "dag")]
+            Layer::Mul { channels, inner } => channels.saturating_mul(*inner),
+            #[cfg(feature = "dag")]
+            Layer::Concat { parts } => parts.first().copied().unwrap_or(0),
+        }
+    }
+
+    /// How many tensors this layer reads: 1, except for the joining layers.
+    pub fn arity(&self) -> usize {
+        match self {
+            #[cfg(feature = "dag")]
+            Layer::Add { .. } | Layer::Mul { .. } => 2,
+            #[cfg(feature = "dag")]
+            Layer::Concat { parts } => parts.len(),
+            _ => 1,
+        }
+    }
+
+    /// Values per row of input `i` (see [`Layer::arity`]; 0 past the last).
+    pub fn input_len_at(&self, i: usize) -> usize {
+        match self {
+            #[cfg(feature = "dag")]
+            Layer::Add { len } if i < 2 => *len,
+            #[cfg(feature = "dag")]
+            Layer::Mul { channels, .. } if i == 1 => *channels,
+            #[cfg(feature = "dag")]
+            Layer::Concat { parts } => parts.get(i).copied().unwrap_or(0),
+            _ if i == 0 => self.input_len(),
+            _ => 0,
         }
     }
 
@@ -147,14 +156,20 @@ impl<'a> Layer<'a> {
             Layer::Standardize { mean, .. } => mean.len(),
             Layer::Dense { outputs, .. } => *outputs,
             Layer::Activation { len, .. } => *len,
-            Layer::Conv2d { geom, .. } => geom.output_len().unwrap_or(0),
-            Layer::Pool { geom, .. } => geom.check().map_or(0, |()| geom.output_len()),
+            Layer::Conv(l, _) => l.output_len(),
             Layer::Int8(l) => l.output_len(),
             Layer::LeakyRelu { len, .. } => *len,
             Layer::GroupSoftmax { width, .. } => *width,
             Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
-            Layer::PRelu { inner, slope } => slope.len().saturating_mul(*inner),
-            Layer::GlobalAvgPool { channels, .. } => *channels,
+            #[cfg(feature = "dag")]
+            Layer::Add { len } => *len,
+            #[cfg(feature = "dag")]
+            Layer::Mul { channels, inner } => channels.saturating_mul(*inner),
+            #[cfg(feature = "dag")]
+            Layer::Concat { parts } => parts
+                .iter()
+                .try_fold(0usize, |a, &p| a.checked_add(p))
+                .unwrap_or(usize::MAX),
         }
     }
 
@@ -194,12 +209,7 @@ impl<'a> Layer<'a> {
                 bias: own(bias),
             },
             Layer::Activation { kind, len } => Layer::Activation { kind, len },
-            Layer::Conv2d { geom, weight, bias } => Layer::Conv2d {
-                geom,
-                weight: own(weight),
-                bias: own(bias),
-            },
-            Layer::Pool { kind, geom } => Layer::Pool { kind, geom },
+            Layer::Conv(l, here) => Layer::Conv(l.into_owned(), here),
             Layer::Int8(l) => Layer::Int8(l.into_owned()),
             Layer::LeakyRelu { alpha, len } => Layer::LeakyRelu { alpha, len },
             Layer::GroupSoftmax { width, group, log } => Layer::GroupSoftmax { width, group, log },
@@ -212,11 +222,12 @@ impl<'a> Layer<'a> {
                 scale: own(scale),
                 shift: own(shift),
             },
-            Layer::GlobalAvgPool { channels, inner } => Layer::GlobalAvgPool { channels, inner },
-            Layer::PRelu { inner, slope } => Layer::PRelu {
-                inner,
-                slope: own(slope),
-            },
+            #[cfg(feature = "dag")]
+            Layer::Add { len } => Layer::Add { len },
+            #[cfg(feature = "dag")]
+            Layer::Mul { channels, inner } => Layer::Mul { channels, inner },
+            #[cfg(feature = "dag")]
+            Layer::Concat { parts } => Layer::Concat { parts },
         }
     }
 
@@ -224,12 +235,6 @@ impl<'a> Layer<'a> {
     /// tensor is finite (see [`Model::new_unscanned`]).
     pub(super) fn check(&self, index: usize, scan: bool) -> Result<(), ModelError> {
         let too_large = ModelError::TooLarge { layer: index };
-        let geometry = ModelError::Geometry { layer: index };
-        match self {
-            Layer::Conv2d { geom, .. } => geom.check().ok_or(geometry)?,
-            Layer::Pool { geom, .. } => geom.check().ok_or(geometry)?,
-            _ => {}
-        }
         let bad_param = |param| ModelError::BadParam {
             layer: index,
             param,
@@ -237,23 +242,8 @@ impl<'a> Layer<'a> {
         if self.input_len() > MAX_WIDTH || self.output_len() > MAX_WIDTH {
             return Err(too_large);
         }
-        let tensor_len = |tensor, expected: usize, t: &[f32]| {
-            if t.len() != expected {
-                return Err(ModelError::TensorLen {
-                    layer: index,
-                    tensor,
-                    expected,
-                    found: t.len(),
-                });
-            }
-            if scan && !all_finite(t) {
-                return Err(ModelError::NotFinite {
-                    layer: index,
-                    tensor,
-                });
-            }
-            Ok(())
-        };
+        let tensor_len =
+            |tensor, expected, t: &[f32]| check_tensor(index, tensor, expected, t, scan);
         match self {
             Layer::Standardize { mean, inv_std } => {
                 tensor_len("mean", mean.len(), mean)?;
@@ -275,13 +265,8 @@ impl<'a> Layer<'a> {
                 tensor_len("weight", n, weight)?;
                 tensor_len("bias", *outputs, bias)
             }
-            Layer::Activation { .. } | Layer::Pool { .. } => Ok(()),
-            Layer::Conv2d {
-                geom, weight, bias, ..
-            } => {
-                tensor_len("weight", geom.weight_len().ok_or(too_large)?, weight)?;
-                tensor_len("bias", geom.out_c, bias)
-            }
+            Layer::Activation { .. } => Ok(()),
+            Layer::Conv(l, _) => l.check(index, scan),
             Layer::Int8(l) => l.check(index),
             Layer::LeakyRelu { alpha, .. } => {
                 if alpha.is_finite() {
@@ -307,18 +292,18 @@ impl<'a> Layer<'a> {
                 tensor_len("scale", scale.len(), scale)?;
                 tensor_len("shift", scale.len(), shift)
             }
-            Layer::GlobalAvgPool { channels, inner } => {
-                if *channels == 0 || *inner == 0 {
-                    return Err(bad_param("inner"));
-                }
-                Ok(())
+            #[cfg(feature = "dag")]
+            Layer::Add { len } if *len == 0 => Err(bad_param("len")),
+            #[cfg(feature = "dag")]
+            Layer::Mul { channels, inner } if *channels == 0 || *inner == 0 => {
+                Err(bad_param("inner"))
             }
-            Layer::PRelu { inner, slope } => {
-                if *inner == 0 || slope.is_empty() {
-                    return Err(bad_param("inner"));
-                }
-                tensor_len("slope", slope.len(), slope)
+            #[cfg(feature = "dag")]
+            Layer::Concat { parts } if parts.len() < 2 || parts.contains(&0) => {
+                Err(bad_param("parts"))
             }
+            #[cfg(feature = "dag")]
+            Layer::Add { .. } | Layer::Mul { .. } | Layer::Concat { .. } => Ok(()),
         }
     }
 }

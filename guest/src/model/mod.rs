@@ -1,41 +1,65 @@
 //! The layer graph a model module runs, validated once and executed many times.
 //!
-//! A [`Model`] is an input width plus an ordered list of [`Layer`]s whose
-//! widths chain. It is built either by the host (from a kiln model file, see
-//! `runtime/src/model`) or by [`crate::blob::decode`] inside the module; both
-//! go through [`Model::new`], the one place where a graph is checked.
-//! Execution uses two ping-pong buffers held in a [`Scratch`].
+//! A [`Model`] is an input width plus an ordered list of [`Layer`]s: a
+//! chain, each layer reading the one before, or a graph ([`graph`]), each
+//! layer reading tensors by id. It is built either by the host (from a kiln
+//! model file, see `runtime/src/model`) or by [`crate::blob::decode`] inside
+//! the module; both go through [`Model::new`] or [`Model::graph`], the one
+//! place where a model is checked. A chain runs in two ping-pong buffers
+//! held in a [`Scratch`]; a graph in one arena of the same `Scratch`, laid
+//! out once by a liveness analysis ([`plan`]).
 //!
-//! Every layer kind lives here: the f32 layers in [`layer`], the quantized
-//! ones in [`int8`] (a [`Layer::Int8`] each).
+//! Every layer kind lives here: the f32 layers in [`layer`], those of the
+//! CNN family in [`conv`] (a [`Layer::Conv`] each), the quantized ones in
+//! [`int8`] (a [`Layer::Int8`] each). Which families a build holds is
+//! [`family`]'s business.
 
 mod check;
+mod conv;
+pub mod family;
+#[cfg(feature = "dag")]
+mod graph;
+#[cfg(all(test, feature = "dag"))]
+mod graph_tests;
 mod int8;
 mod layer;
+#[cfg(feature = "dag")]
+mod plan;
 
 use alloc::vec::Vec;
 
 pub use check::MAX_WIDTH;
+pub use conv::ConvLayer;
+#[cfg(feature = "dag")]
+pub use graph::Node;
 #[cfg(not(feature = "int8-conv"))]
 pub(crate) use int8::NOT_HERE;
 pub use int8::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 pub use layer::{Activation, Layer, Tensor};
 
 use crate::{ModelError, RunError, kernels};
+#[cfg(feature = "dag")]
+use graph::Wiring;
 use int8::Int8Scratch;
 
 /// Largest number of values a batch's buffer may hold (2^28 floats = 1 GiB).
 const MAX_BUFFER: usize = 1 << 28;
 
-/// A validated graph: every layer's width matches the one before it.
+/// A validated model: a chain whose every layer's width matches the one
+/// before it, or a graph ([`Model::graph`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model<'a> {
     input_len: usize,
     output_len: usize,
+    /// Values per row of each buffer: a chain's widest tensor, a graph's
+    /// arena.
     max_width: usize,
     /// Whether any layer runs in int8 (the scratch then needs int8 buffers).
     int8: bool,
     layers: Vec<Layer<'a>>,
+    /// A graph's wiring and memory plan; `None` for a chain.
+    #[cfg(feature = "dag")]
+    wiring: Option<Wiring>,
 }
 
 impl<'a> Model<'a> {
@@ -68,6 +92,14 @@ impl<'a> Model<'a> {
         let mut domain = Domain::F32;
         for (index, layer) in layers.iter().enumerate() {
             layer.check(index, scan)?;
+            #[cfg(feature = "dag")]
+            if layer.arity() != 1 {
+                return Err(ModelError::Arity {
+                    layer: index,
+                    expected: layer.arity(),
+                    found: 1,
+                });
+            }
             if layer.input_domain() != domain {
                 return Err(ModelError::Domain {
                     layer: index,
@@ -100,6 +132,8 @@ impl<'a> Model<'a> {
             max_width,
             int8,
             layers,
+            #[cfg(feature = "dag")]
+            wiring: None,
         })
     }
 
@@ -111,6 +145,8 @@ impl<'a> Model<'a> {
             max_width: self.max_width,
             int8: self.int8,
             layers: self.layers.into_iter().map(Layer::into_owned).collect(),
+            #[cfg(feature = "dag")]
+            wiring: self.wiring,
         }
     }
 
@@ -135,6 +171,12 @@ impl<'a> Model<'a> {
         if scratch.prepared != Some((batch, self.max_width)) {
             return Err(RunError::NotPrepared);
         }
+        // Without `dag` no decoder builds a graph (`wiring` is `None`).
+        #[cfg(feature = "dag")]
+        if let Some(wiring) = &self.wiring {
+            scratch.prepared = None;
+            return Ok(graph::run(self, wiring, batch, scratch));
+        }
         let mut width = self.input_len;
         for layer in &self.layers {
             let cur = &mut scratch.cur[..batch * width];
@@ -156,30 +198,23 @@ impl<'a> Model<'a> {
                     Activation::Tanh => kernels::tanh(cur),
                     Activation::Softmax => kernels::softmax(cur, *len),
                 },
-                Layer::Conv2d { geom, weight, bias } => {
+                Layer::Conv(l, _) if l.writes_anew() => {
                     let next = &mut scratch.next[..batch * layer.output_len()];
-                    kernels::conv2d(cur, weight, bias, geom, next);
+                    l.run_into(cur, next);
                     core::mem::swap(&mut scratch.cur, &mut scratch.next);
                 }
-                Layer::Pool { kind, geom } => {
-                    let next = &mut scratch.next[..batch * layer.output_len()];
-                    kernels::pool(*kind, cur, geom, next);
-                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
-                }
+                Layer::Conv(l, _) => l.run_in_place(cur),
                 Layer::Int8(l) => l.run(batch, &mut scratch.cur, &mut scratch.int8),
                 Layer::LeakyRelu { alpha, .. } => kernels::leaky_relu(cur, *alpha),
-                Layer::PRelu { inner, slope } => kernels::prelu(cur, slope, *inner),
                 Layer::GroupSoftmax { group, log, .. } => kernels::group_softmax(cur, *group, *log),
                 Layer::ScaleShift {
                     inner,
                     scale,
                     shift,
                 } => kernels::scale_shift(cur, scale, shift, *inner),
-                Layer::GlobalAvgPool { channels, inner } => {
-                    let next = &mut scratch.next[..batch * channels];
-                    kernels::global_avg_pool(cur, *channels, *inner, next);
-                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
-                }
+                // Refused in chains by `Model::new`.
+                #[cfg(feature = "dag")]
+                Layer::Add { .. } | Layer::Mul { .. } | Layer::Concat { .. } => {}
             }
             width = layer.output_len();
         }
@@ -200,7 +235,50 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Buffers for running a model: the current activations and the next.
+/// Runs an f32 layer of a graph that writes a new tensor
+/// ([`plan::writes_anew`]): reads `x`, writes `y`. (A chain's `run` keeps
+/// its own dispatch, whose inlining its benchmarks were tuned on.)
+#[cfg(feature = "dag")]
+#[inline(never)]
+fn run_into(layer: &Layer<'_>, x: &[f32], y: &mut [f32]) {
+    match layer {
+        Layer::Dense {
+            inputs,
+            outputs,
+            weight,
+            bias,
+        } => kernels::dense(x, weight, bias, *inputs, *outputs, y),
+        Layer::Conv(l, _) => l.run_into(x, y),
+        _ => {}
+    }
+}
+
+/// Runs a one-input f32 layer of a graph that rewrites its tensor in place.
+#[cfg(feature = "dag")]
+#[inline(never)]
+fn run_in_place(layer: &Layer<'_>, x: &mut [f32]) {
+    match layer {
+        Layer::Standardize { mean, inv_std } => kernels::standardize(x, mean, inv_std),
+        Layer::Activation { kind, len } => match kind {
+            Activation::Relu => kernels::relu(x),
+            Activation::Sigmoid => kernels::sigmoid(x),
+            Activation::Tanh => kernels::tanh(x),
+            Activation::Softmax => kernels::softmax(x, *len),
+        },
+        Layer::LeakyRelu { alpha, .. } => kernels::leaky_relu(x, *alpha),
+        Layer::GroupSoftmax { group, log, .. } => kernels::group_softmax(x, *group, *log),
+        Layer::ScaleShift {
+            inner,
+            scale,
+            shift,
+        } => kernels::scale_shift(x, scale, shift, *inner),
+        Layer::Conv(l, _) => l.run_in_place(x),
+        _ => {}
+    }
+}
+
+/// Buffers for running a model: the current activations and the next (a
+/// graph model's arena is `cur`).
 #[derive(Debug, Default)]
 pub struct Scratch {
     cur: Vec<f32>,
@@ -230,7 +308,14 @@ impl Scratch {
             .checked_mul(model.max_width)
             .filter(|&n| batch > 0 && n <= MAX_BUFFER)
             .ok_or(RunError::BadBatch)?;
-        for buf in [&mut self.cur, &mut self.next] {
+        // A graph runs in one arena, `cur`.
+        #[cfg(feature = "dag")]
+        let graph = model.wiring.as_ref().map(|w| w.plan.region(0, batch));
+        #[cfg(feature = "dag")]
+        let next = if graph.is_some() { 0 } else { len };
+        #[cfg(not(feature = "dag"))]
+        let next = len;
+        for (buf, len) in [(&mut self.cur, len), (&mut self.next, next)] {
             if buf.len() < len {
                 buf.try_reserve_exact(len - buf.len())
                     .map_err(|_| RunError::OutOfMemory)?;
@@ -250,7 +335,11 @@ impl Scratch {
             self.int8.reserve(batch, len, cols)?;
         }
         self.prepared = Some((batch, model.max_width));
-        Ok(&mut self.cur[..batch * model.input_len])
+        #[cfg(feature = "dag")]
+        let input = graph.unwrap_or(0..batch * model.input_len);
+        #[cfg(not(feature = "dag"))]
+        let input = 0..batch * model.input_len;
+        Ok(&mut self.cur[input])
     }
 }
 
@@ -333,29 +422,6 @@ mod tests {
             }),
             ModelError::TensorLen { .. }
         ));
-        assert!(matches!(
-            bad(Layer::GlobalAvgPool {
-                channels: usize::MAX,
-                inner: 2
-            }),
-            ModelError::TooLarge { .. }
-        ));
-        let m = Model::new(
-            4,
-            vec![
-                Layer::ScaleShift {
-                    inner: 2,
-                    scale: vec![2.0, -1.0].into(),
-                    shift: vec![1.0, 0.0].into(),
-                },
-                Layer::GlobalAvgPool {
-                    channels: 2,
-                    inner: 2,
-                },
-            ],
-        )
-        .unwrap();
-        assert_eq!(m.predict(&[1.0, 2.0, 3.0, 4.0]).unwrap(), [4.0, -3.5]);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use kiln::model::ModelFile;
 use kiln::module;
 
 /// The worker source (`web/worker/worker.js`) and the raw ABI client it
@@ -17,6 +16,9 @@ const ABI_JS: &str = include_str!("../../../web/abi/abi.js");
 const ABI_IMPORT: &str = "import { KilnError, KilnModule } from \"../abi/abi.js\";";
 
 /// Compile a model file into ONE self-contained `.wasm` model module.
+///
+/// MODEL may also be a Keras (.h5, .keras) or ONNX (.onnx) model, imported
+/// on the way as `kiln import` would with its defaults.
 ///
 /// The module is kiln's prebuilt prediction kernel (embedded in this binary,
 /// so no Rust toolchain is needed) with the model in a data segment and its
@@ -35,10 +37,11 @@ const ABI_IMPORT: &str = "import { KilnError, KilnModule } from \"../abi/abi.js\
 /// a replacement for the portable module.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/\n  kiln build digits.int8.safetensors --relaxed-simd -o digits.relaxed.wasm"
+    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build model.keras -o model.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/\n  kiln build digits.int8.safetensors --relaxed-simd -o digits.relaxed.wasm"
 )]
 pub(super) struct Args {
-    /// The model file (.safetensors) written by `kiln train`.
+    /// The model file (.safetensors) written by `kiln train` or `kiln import`,
+    /// or a Keras (.h5, .keras) or ONNX (.onnx) model to import first.
     model: PathBuf,
     /// Output: the module (.wasm), or the worker's directory for `--target worker`.
     #[arg(short, long)]
@@ -70,7 +73,7 @@ enum Target {
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let model = ModelFile::from_bytes(&bytes, &a.model)?;
+    let model = kiln::import::model_file(&bytes, &a.model)?;
     let mut wasm = module::build(&model, &module::sha256_hex(&bytes))?;
     if a.relaxed_simd {
         wasm = module::relaxed_twin(&wasm)?.with_context(|| {

@@ -1,14 +1,22 @@
-//! `kiln import`: convert a model from another framework into a kiln model file.
+//! `kiln import`: convert a model from another framework (ONNX, Keras) into a
+//! kiln model file.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use kiln::import::onnx;
+use kiln::import::{keras, onnx};
 use kiln::model::Task;
 
-/// Import an ONNX model as a kiln model file (.safetensors).
+/// Import an ONNX or Keras model as a kiln model file (.safetensors).
 ///
+/// Keras (.h5 from Keras 2, tf.keras or Keras 3; .keras archives from
+/// Keras 3): Sequential and single-chain functional models of Dense,
+/// Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten,
+/// Reshape, BatchNormalization, Rescaling, Normalization, Activation, ReLU,
+/// LeakyReLU, Softmax and Dropout-like layers (dropped) — see docs/keras.md.
+///
+/// ONNX:
 /// The result builds and predicts like a model trained by kiln. Supported:
 /// Gemm, MatMul (+ Add as bias), Add/Sub/Mul/Div by constants, Relu,
 /// LeakyRelu, PRelu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape,
@@ -25,15 +33,16 @@ use kiln::model::Task;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     kiln import mlp.onnx -o mlp.safetensors\n  \
+    kiln import model.h5 -o model.safetensors\n  \
     kiln import clf.onnx --graph-output probabilities -o clf.safetensors\n  \
     kiln build mlp.safetensors -o mlp.wasm")]
 pub(super) struct Args {
-    /// The ONNX model (.onnx).
+    /// The model: ONNX (.onnx) or Keras (.h5, .keras); told apart by content.
     model: PathBuf,
     /// Output model file (.safetensors).
     #[arg(short, long)]
     output: PathBuf,
-    /// The graph output to import (default: the only float tensor output).
+    /// The graph output to import (ONNX; default: the only float tensor output).
     #[arg(long = "graph-output", value_name = "NAME")]
     graph_output: Option<String>,
     /// Model name recorded in the file (default: the output file's stem).
@@ -59,31 +68,49 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             .file_stem()
             .map_or("model".into(), |s| s.to_string_lossy().into_owned())
     });
-    let options = onnx::Options {
-        output: a.graph_output.clone(),
-        name,
-        task: a.task.map(|t| match t {
-            TaskArg::Classification => Task::Classification,
-            TaskArg::Regression => Task::Regression,
-        }),
+    let task = a.task.map(|t| match t {
+        TaskArg::Classification => Task::Classification,
+        TaskArg::Regression => Task::Regression,
+    });
+    let context = || format!("importing {}", a.model.display());
+    let (model, notes, source) = if keras::sniff(&bytes) {
+        if a.graph_output.is_some() {
+            anyhow::bail!("--graph-output applies to ONNX models; a Keras model has one output");
+        }
+        let imported =
+            keras::import(&bytes, &keras::Options { name, task }).with_context(context)?;
+        let source =
+            serde_json::json!({ "format": imported.format, "keras_layers": imported.layers });
+        (imported.model, imported.notes, source)
+    } else {
+        let options = onnx::Options {
+            output: a.graph_output.clone(),
+            name,
+            task,
+        };
+        let imported = onnx::import(&bytes, &options).with_context(context)?;
+        (
+            imported.model,
+            imported.notes,
+            serde_json::json!({ "nodes": imported.nodes }),
+        )
     };
-    let imported = onnx::import(&bytes, &options)
-        .with_context(|| format!("importing {}", a.model.display()))?;
-    for note in &imported.notes {
+    for note in &notes {
         eprintln!("note: {note}");
     }
-    imported
-        .model
+    model
         .save(&a.output)
         .with_context(|| format!("writing {}", a.output.display()))?;
-    let g = &imported.model.graph;
-    let summary = serde_json::json!({
+    let g = &model.graph;
+    let mut summary = serde_json::json!({
         "model": a.output,
-        "nodes": imported.nodes,
         "layers": g.layers.iter().map(|l| l.op()).collect::<Vec<_>>(),
         "input": g.input.shape,
         "task": g.task,
     });
+    if let (Some(s), Some(extra)) = (summary.as_object_mut(), source.as_object()) {
+        s.extend(extra.clone());
+    }
     println!("{summary}");
     Ok(())
 }

@@ -8,8 +8,11 @@ use kiln::module;
 
 /// Print the metadata of a model file (.safetensors) or a model module (.wasm)
 /// as JSON: name, task, input and output shapes, labels, and per layer its
-/// parameters, bytes, weight dtype and sparsity.
-/// A module is read without being run.
+/// parameters, bytes, weight dtype and sparsity; and the activation memory
+/// per input row: the arena the model runs in (a graph's liveness plan, a
+/// chain's two buffers) beside the sum of all its tensors; and the kernel
+/// (`mlp`, `cnn`, `cnn-int8`, `graph`) a module carries, or that `kiln
+/// build` embeds for a model file. A module is read without being run.
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
     /// A model file or model module.
@@ -21,13 +24,21 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     let report = if bytes.starts_with(b"\0asm") {
         let meta = module::read_meta(&bytes)?
             .context("the module has no kiln.meta section; was it built by `kiln build`?")?;
-        let blob_bytes = module::embedded_blob(&bytes)?.map_or(0, <[u8]>::len);
-        serde_json::json!({
+        let blob = module::embedded_blob(&bytes)?;
+        let blob_bytes = blob.map_or(0, <[u8]>::len);
+        let mut v = serde_json::json!({
             "kind": "module",
             "bytes": bytes.len(),
             "model_blob_bytes": blob_bytes,
             "meta": meta,
-        })
+        });
+        if let Some(model) = blob.and_then(|b| kiln_guest::blob::decode_unscanned(b).ok()) {
+            memory(&mut v, &model);
+        }
+        // Which of this kiln's kernels the module carries (null: another
+        // kiln's, or a hand-made module).
+        v["kernel"] = module::carried_kernel(&bytes)?.into();
+        v
     } else {
         let model = ModelFile::from_bytes(&bytes, &a.file)?;
         let kernel = model.to_kernel()?;
@@ -60,7 +71,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
                 v
             })
             .collect();
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "kind": "model",
             "bytes": bytes.len(),
             "sha256": module::sha256_hex(&bytes),
@@ -72,8 +83,21 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             "target": model.graph.target,
             "labels": model.graph.labels,
             "layers": layers,
-        })
+        });
+        memory(&mut v, &kernel);
+        // The kernel `kiln build` embeds for it.
+        v["kernel"] = module::kernel_name(module::kernel_for(&kernel)).into();
+        v
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// Adds the activation memory of `model`, in f32 values per input row:
+/// `arena_values` (what it runs in) and `tensor_values` (every tensor it
+/// computes, the input included), and whether it is a `graph`.
+fn memory(report: &mut serde_json::Value, model: &kiln_guest::Model<'_>) {
+    report["graph"] = model.inputs().is_some().into();
+    report["arena_values"] = model.arena_len().into();
+    report["tensor_values"] = model.tensors_len().into();
 }

@@ -48,7 +48,13 @@ enum Command {
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    if !matches!(command, Command::Serve(_)) {
+        // `kiln serve` sets its own; elsewhere only the compile cache's
+        // warnings are logged.
+        kiln::serve::init_log(kiln::serve::LogFormat::Text, None)?;
+    }
+    match command {
         Command::Train(a) => train::execute(*a),
         Command::Build(a) => build::execute(a),
         Command::Import(a) => import::execute(a),

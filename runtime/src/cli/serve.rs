@@ -9,7 +9,9 @@ use kiln::serve::{self, Config};
 /// Serve model modules over the KServe v2 protocol (REST and gRPC).
 ///
 /// REPO holds `NAME/VERSION/model.wasm` (Triton's layout; an optional
-/// `model.safetensors` beside it can be downloaded) or flat `NAME.wasm`
+/// `model.safetensors` beside it can be downloaded; `model.keras`,
+/// `model.h5` or `model.onnx` in place of `model.wasm` is imported and
+/// built on load, as `kiln build` would) or flat `NAME.wasm`
 /// files (version 1). Without REPO, the built-in digits classifier is served
 /// as `digits`. With `--model_name NAME`, REPO may instead hold one model's
 /// files (`model.wasm`, `VERSION/model.wasm`), served as NAME: KServe's
@@ -67,9 +69,29 @@ pub(super) struct Args {
     /// landing page.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
+    /// Log lines as text, or as one JSON object per line (for log
+    /// collectors). Every request gets an access line; see docs/serving.md.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormatArg,
+    /// Which lines to log: a level (`error`, `warn`, `info`, `debug`) or
+    /// filter directives (`info,kiln::access=off` drops the access lines).
+    /// Default: the environment variable KILN_LOG, else `info`.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
+    let format = match a.log_format {
+        LogFormatArg::Text => serve::LogFormat::Text,
+        LogFormatArg::Json => serve::LogFormat::Json,
+    };
+    serve::init_log(format, a.log_level.as_deref())?;
     let mut config = match &a.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use safetensors::{SafeTensors, tensor::TensorView};
 
 pub use kiln_guest::graph::{
-    ConvertError, FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY, QuantParams, Task,
-    Tensor, TensorData,
+    ConvertError, FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY,
+    QuantParams, Task, Tensor, TensorData, Wires,
 };
 
 use crate::fsutil;
@@ -44,6 +44,7 @@ pub enum ModelFileError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    // Worded as the browser package's (which reads format 1 only) words it.
     #[error("{path}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION})")]
     Format { path: PathBuf, found: u32 },
     #[error("{path}: tensor `{tensor}` has dtype {dtype}; kiln reads F32, I8 and I32 tensors")]
@@ -103,7 +104,7 @@ impl ModelFile {
                 path: path.into(),
                 source,
             })?;
-        if graph.format != FORMAT_VERSION {
+        if graph.format != FORMAT_VERSION && graph.format != GRAPH_FORMAT_VERSION {
             return Err(ModelFileError::Format {
                 path: path.into(),
                 found: graph.format,
@@ -213,6 +214,7 @@ mod tests {
                     },
                     LayerSpec::Softmax,
                 ],
+                wiring: vec![],
             },
             tensors,
         }

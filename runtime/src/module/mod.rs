@@ -1,8 +1,8 @@
 //! Compiled model modules: the `.wasm` files `kiln build` writes.
 //!
-//! A module is a prebuilt guest kernel (compiled by `build.rs`: the smallest
-//! that runs the model, [`kernel_for`] — [`KERNEL_CORE_WASM`], or
-//! [`KERNEL_WASM`] for models with int8 convolutions) plus a data segment holding the model blob
+//! A module is a prebuilt guest kernel (compiled by `build.rs`, one per
+//! combination of the guest's layer families: the smallest that runs the
+//! model, [`kernel_for`]) plus a data segment holding the model blob
 //! ([`kiln_guest::blob`]) and a custom section [`META_SECTION`] holding
 //! [`ModuleMeta`] as JSON. This module writes them ([`build`]) and reads
 //! them back without instantiating ([`read_meta`], [`embedded_blob`]).
@@ -25,16 +25,32 @@ use crate::model::{ModelFile, ModelFileError};
 /// The `kiln.meta` section and its JSON, shared with the browser package.
 pub use kiln_guest::graph::{META_SECTION, ModuleMeta, TensorMeta};
 
-/// The kernel module with no model: ABI v1 exports, SIMD128 kernels, every
-/// layer kiln has.
-pub const KERNEL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
-/// [`KERNEL_WASM`] without int8 convolution and pooling (the guest feature
-/// `int8-conv`): ~12 KB smaller, embedded for every model that has neither
-/// ([`kernel_for`]).
-pub const KERNEL_CORE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-core.wasm"));
-/// The same kernel built with `+simd128,+relaxed-simd` (see [`relaxed_twin`]).
+/// The MLP kernel: a kernel module with no model (ABI v1 exports, SIMD128
+/// kernels) holding dense and int8 dense layers and the activations of MLPs
+/// — the guest with no layer family.
+pub const KERNEL_MLP_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-mlp.wasm"));
+/// [`KERNEL_MLP_WASM`] with the CNN family (guest feature `conv`): f32
+/// convolution, pooling and the activations of CNNs.
+pub const KERNEL_CNN_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-cnn.wasm"));
+/// [`KERNEL_CNN_WASM`] with int8 convolution and pooling (guest feature
+/// `int8-conv`): every layer a chain model can have.
+pub const KERNEL_CNN_INT8_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kernel-cnn-int8.wasm"));
+/// [`KERNEL_CNN_WASM`] with graph models (guest feature `dag`: blob version
+/// 5, the arena plan); graphs are f32, so it needs no int8 convolution.
+pub const KERNEL_GRAPH_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-graph.wasm"));
+/// [`KERNEL_CNN_INT8_WASM`] built with `+simd128,+relaxed-simd`: the one
+/// relaxed twin of every chain kernel (see [`relaxed_twin`]).
 pub const KERNEL_RELAXED_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/kernel-relaxed.wasm"));
+/// Every kernel [`kernel_for`] chooses from, with the name `kiln inspect`
+/// reports: smallest first.
+pub const KERNELS: [(&str, &[u8]); 4] = [
+    ("mlp", KERNEL_MLP_WASM),
+    ("cnn", KERNEL_CNN_WASM),
+    ("cnn-int8", KERNEL_CNN_INT8_WASM),
+    ("graph", KERNEL_GRAPH_WASM),
+];
 /// [`KERNEL_TESTS_WASM`] built with relaxed SIMD (tests only).
 #[doc(hidden)]
 pub const KERNEL_TESTS_RELAXED_WASM: &[u8] =
@@ -81,22 +97,65 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
     embed::embed(kernel_for(&kernel), &blob, &meta_json)
 }
 
-/// The smallest kernel that runs `model`: [`KERNEL_CORE_WASM`] unless the
-/// model has int8 convolution or pooling layers, which only [`KERNEL_WASM`]
-/// holds.
+/// The smallest kernel that runs `model`: [`KERNEL_GRAPH_WASM`] for a
+/// graph; for a chain, [`KERNEL_CNN_INT8_WASM`] if it has int8 convolution
+/// or pooling, [`KERNEL_CNN_WASM`] if it has other layers of the CNN family
+/// ([`kiln_guest::ConvLayer`]), and [`KERNEL_MLP_WASM`] otherwise.
 pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
-    use kiln_guest::Int8Layer;
-    let int8_conv = model.layers().iter().any(|l| {
-        matches!(
-            l,
-            kiln_guest::Layer::Int8(Int8Layer::Conv(_) | Int8Layer::Pool(_))
-        )
-    });
-    if int8_conv {
-        KERNEL_WASM
-    } else {
-        KERNEL_CORE_WASM
+    use kiln_guest::{Int8Layer, Layer};
+    if model.inputs().is_some() {
+        return KERNEL_GRAPH_WASM;
     }
+    let has = |family: fn(&Layer<'_>) -> bool| model.layers().iter().any(family);
+    if has(|l| matches!(l, Layer::Int8(Int8Layer::Conv(_) | Int8Layer::Pool(_)))) {
+        KERNEL_CNN_INT8_WASM
+    } else if has(|l| matches!(l, Layer::Conv(..))) {
+        KERNEL_CNN_WASM
+    } else {
+        KERNEL_MLP_WASM
+    }
+}
+
+/// The name ([`KERNELS`]) of `kernel`, one of this kiln's kernels.
+pub fn kernel_name(kernel: &[u8]) -> Option<&'static str> {
+    KERNELS
+        .iter()
+        .find(|(_, k)| std::ptr::eq(*k, kernel))
+        .map(|(name, _)| *name)
+}
+
+/// The name of the kernel module `wasm` carries ([`KERNELS`]), if `wasm`
+/// is exactly what this kiln's [`build`] makes of its blob and metadata.
+pub fn carried_kernel(wasm: &[u8]) -> Result<Option<&'static str>, ModuleError> {
+    let kernel = rebuilt(wasm, |_| true)?.map(|r| r.kernel);
+    Ok(kernel.and_then(kernel_name))
+}
+
+/// The parts of a module this kiln built ([`rebuilt`]).
+struct Rebuilt<'a> {
+    kernel: &'static [u8],
+    blob: &'a [u8],
+    meta: &'a [u8],
+}
+
+/// The kernel, blob and metadata of `wasm`, if its model passes `wanted`
+/// (asked first: it spares the rebuild) and `wasm` is byte for byte what
+/// this kiln's [`build`] makes of its blob and metadata.
+fn rebuilt(
+    wasm: &[u8],
+    wanted: impl Fn(&kiln_guest::Model<'_>) -> bool,
+) -> Result<Option<Rebuilt<'_>>, ModuleError> {
+    let (Some(blob), Some(meta)) = (embedded_blob(wasm)?, meta_bytes(wasm)?) else {
+        return Ok(None);
+    };
+    let Ok(model) = kiln_guest::blob::decode(blob) else {
+        return Ok(None);
+    };
+    let kernel = kernel_for(&model);
+    if !wanted(&model) || embed::embed(kernel, blob, meta)? != wasm {
+        return Ok(None);
+    }
+    Ok(Some(Rebuilt { kernel, blob, meta }))
 }
 
 /// The relaxed-SIMD twin of `wasm`: the same blob and metadata embedded in
@@ -108,20 +167,16 @@ pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
 /// bits as the plain one (`guest/src/kernels/wasm/relaxed.rs`), so the twin
 /// is a drop-in.
 pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
-    let (Some(blob), Some(meta)) = (embedded_blob(wasm)?, meta_bytes(wasm)?) else {
-        return Ok(None);
+    let int8_dense = |model: &kiln_guest::Model<'_>| {
+        model
+            .layers()
+            .iter()
+            .any(|l| matches!(l, kiln_guest::Layer::Int8(kiln_guest::Int8Layer::Dense(_))))
     };
-    let Ok(model) = kiln_guest::blob::decode(blob) else {
-        return Ok(None);
-    };
-    let int8_dense = model
-        .layers()
-        .iter()
-        .any(|l| matches!(l, kiln_guest::Layer::Int8(kiln_guest::Int8Layer::Dense(_))));
-    if !int8_dense || embed::embed(kernel_for(&model), blob, meta)? != wasm {
-        return Ok(None);
+    match rebuilt(wasm, int8_dense)? {
+        Some(r) => embed::embed(KERNEL_RELAXED_WASM, r.blob, r.meta).map(Some),
+        None => Ok(None),
     }
-    embed::embed(KERNEL_RELAXED_WASM, blob, meta).map(Some)
 }
 
 /// The raw bytes of the `kiln.meta` section, if the module has one.
@@ -175,4 +230,93 @@ pub fn embedded_blob(wasm: &[u8]) -> Result<Option<&[u8]>, ModuleError> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_guest::{
+        Activation, ConvGeom, ConvI8, ConvLayer, Int8Layer, Int8Output, Layer, Model, Node,
+        PoolGeom, PoolKind,
+    };
+
+    fn relu(len: usize) -> Layer<'static> {
+        Layer::Activation {
+            kind: Activation::Relu,
+            len,
+        }
+    }
+
+    fn dense(inputs: usize, outputs: usize) -> Layer<'static> {
+        let rows = vec![0.5; inputs * outputs];
+        Layer::dense_from_rows(0, inputs, outputs, &rows, vec![0.0; outputs].into()).unwrap()
+    }
+
+    /// 4×4 image → 2×2 max pool → dense 2.
+    fn cnn() -> Model<'static> {
+        let pool = ConvLayer::Pool {
+            kind: PoolKind::Max,
+            geom: PoolGeom::new([1, 4, 4, 2, 2]),
+        };
+        Model::new(16, vec![Layer::conv(0, pool).unwrap(), dense(4, 2)]).unwrap()
+    }
+
+    /// Each model gets the smallest kernel holding its layers.
+    #[test]
+    fn kernel_for_picks_the_smallest_kernel_that_runs_the_model() {
+        let mlp = Model::new(4, vec![dense(4, 3), relu(3)]).unwrap();
+        let cnn = cnn();
+        let geom = ConvGeom::new([1, 4, 4, 1, 3, 3, 1, 1]);
+        let output = Int8Output::Float {
+            input_scale: Some(0.5),
+            weight_scale: vec![0.25].into(),
+            bias: vec![0.0].into(),
+        };
+        let conv = ConvI8::from_filters(1, geom, &[1; 9], vec![0].into(), 0, output).unwrap();
+        let quantize = Int8Layer::Quantize {
+            len: 16,
+            scale: 0.5,
+            zero_point: 0,
+        };
+        let layers = vec![Layer::Int8(quantize), Layer::Int8(Int8Layer::Conv(conv))];
+        let int8_cnn = Model::new(16, layers).unwrap();
+        let node = |layer, inputs: &[usize]| Node {
+            layer,
+            inputs: inputs.to_vec(),
+        };
+        let graph = Model::graph(
+            4,
+            vec![node(relu(4), &[0]), node(Layer::Add { len: 4 }, &[1, 0])],
+        )
+        .unwrap();
+        for (model, name) in [
+            (&mlp, "mlp"),
+            (&cnn, "cnn"),
+            (&int8_cnn, "cnn-int8"),
+            (&graph, "graph"),
+        ] {
+            assert_eq!(kernel_name(kernel_for(model)), Some(name));
+        }
+        let sizes = KERNELS.map(|(_, k)| k.len());
+        assert!(sizes.is_sorted(), "kernels not smallest first: {sizes:?}");
+    }
+
+    /// A kernel without a family refuses a blob with its layers: the module
+    /// then has no model (`kiln_input_len` ≤ 0, docs/abi.md), and nothing
+    /// traps; the kernel with the family runs it.
+    #[test]
+    fn a_kernel_without_the_family_has_no_model() {
+        let blob = kiln_guest::blob::encode(&cnn());
+        let engine = wasmtime::Engine::default();
+        let input_len = |kernel| {
+            let wasm = embed::embed(kernel, &blob, b"{}").unwrap();
+            let module = wasmtime::Module::new(&engine, &wasm).unwrap();
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+            let f = instance.get_typed_func::<(), i32>(&mut store, "kiln_input_len");
+            f.unwrap().call(&mut store, ()).unwrap()
+        };
+        assert!(input_len(KERNEL_MLP_WASM) <= 0);
+        assert_eq!(input_len(KERNEL_CNN_WASM), 16);
+    }
 }

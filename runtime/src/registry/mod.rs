@@ -14,9 +14,11 @@
 //! holds its compile slot until then).
 //!
 //! Models come from a repository directory ([`repo`]) or are built in (the
-//! demo model of `kiln serve` without a repository).
+//! demo model of `kiln serve` without a repository). Reading and compiling
+//! a load's versions live in `load.rs`.
 
 mod batching;
+mod load;
 mod metrics;
 pub(crate) mod repo;
 mod settings;
@@ -29,11 +31,10 @@ pub use settings::{ModelConfig, ModelOverrides, ModelSettings, VersionPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use crate::module::{ModuleMeta, sha256_hex};
 use crate::sandbox::{LoadedModule, Sandbox, SandboxError};
-use batching::{BatchSettings, Batcher};
+use batching::Batcher;
 
 /// Why a model could not be found, loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,13 @@ pub enum RegistryError {
         version: u64,
         path: String,
         source: Box<SandboxError>,
+    },
+    #[error("model `{model}` version {version} ({path}) does not import: {source}")]
+    Import {
+        model: String,
+        version: u64,
+        path: String,
+        source: Box<crate::import::AnyModelError>,
     },
     #[error(
         "model `{model}` version {version} ({path}) has no kiln.meta section; build it with `kiln build`"
@@ -163,14 +171,6 @@ pub struct Registry {
     /// Compiles running at once.
     compiles: Arc<tokio::sync::Semaphore>,
     concurrency: usize,
-}
-
-/// A version read from its source, not yet compiled.
-struct Candidate {
-    version: u64,
-    path: String,
-    wasm: Arc<[u8]>,
-    safetensors: Option<Arc<[u8]>>,
 }
 
 impl Registry {
@@ -451,153 +451,5 @@ impl Registry {
     fn entry(&self, name: &str) -> Option<Entry> {
         let models = self.models.read().unwrap_or_else(|p| p.into_inner());
         models.get(name).cloned()
-    }
-
-    /// The versions of `name` its policy selects, read into memory.
-    fn read_source(
-        &self,
-        name: &str,
-    ) -> Result<(Vec<Candidate>, repo::Fingerprint), RegistryError> {
-        match &self.source {
-            Source::Builtin(models) => {
-                let m = models
-                    .iter()
-                    .find(|m| m.name == name)
-                    .ok_or_else(|| RegistryError::NotInRepository(name.into()))?;
-                let c = Candidate {
-                    version: 1,
-                    path: format!("built-in model `{name}`"),
-                    wasm: m.wasm.clone(),
-                    safetensors: m.safetensors.clone(),
-                };
-                Ok((vec![c], Vec::new()))
-            }
-            Source::Dir(dir) | Source::Model { dir, .. } => {
-                let io = |path: &std::path::Path| {
-                    let path = path.to_path_buf();
-                    move |source| RegistryError::Io { path, source }
-                };
-                let found = self.found(name).map_err(io(dir))?;
-                if found.is_empty() {
-                    return Err(RegistryError::NotInRepository(name.into()));
-                }
-                let fingerprint = repo::fingerprint(&found);
-                let numbers: Vec<u64> = found.iter().map(|f| f.version).collect();
-                let selected = self.config.settings(name).versions.select(&numbers);
-                if selected.is_empty() {
-                    return Err(RegistryError::NoVersionSelected {
-                        model: name.into(),
-                        found: numbers,
-                    });
-                }
-                let settings = self.config.settings(name);
-                let (cap, file_cap) = (settings.module_mib << 20, settings.model_file_mib << 20);
-                let mut out = Vec::new();
-                for f in found.into_iter().filter(|f| selected.contains(&f.version)) {
-                    let path = f.wasm.display().to_string();
-                    let wasm = repo::read_file(dir, &f.wasm, cap as u64).map_err(|e| match e {
-                        // Refused before reading it into memory.
-                        repo::FileError::TooLarge { size, .. } => RegistryError::Load {
-                            model: name.into(),
-                            version: f.version,
-                            path: path.clone(),
-                            source: Box::new(SandboxError::TooLarge {
-                                size: usize::try_from(size).unwrap_or(usize::MAX),
-                                cap,
-                            }),
-                        },
-                        e => RegistryError::File {
-                            model: name.into(),
-                            source: e,
-                        },
-                    })?;
-                    let safetensors = match &f.safetensors {
-                        Some(p) => Some(
-                            repo::read_file(dir, p, file_cap as u64)
-                                .map_err(|source| RegistryError::File {
-                                    model: name.into(),
-                                    source,
-                                })?
-                                .into(),
-                        ),
-                        None => None,
-                    };
-                    out.push(Candidate {
-                        version: f.version,
-                        path,
-                        wasm: wasm.into(),
-                        safetensors,
-                    });
-                }
-                Ok((out, fingerprint))
-            }
-        }
-    }
-
-    async fn compile(
-        &self,
-        name: &str,
-        c: Candidate,
-        digest: String,
-        settings: &ModelSettings,
-    ) -> Result<Version, RegistryError> {
-        let (sandbox, wasm, limits) = (self.sandbox.clone(), c.wasm.clone(), settings.limits());
-        let timeout = Duration::from_millis(settings.compile_timeout_ms);
-        // The permit goes with the compiler thread: a compile given up on
-        // still counts until it ends.
-        let permit = self.compiles.clone().acquire_owned().await;
-        let compile = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            sandbox.load_with(&wasm, limits)
-        });
-        let loaded = match tokio::time::timeout(timeout, compile).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => Err(SandboxError::Compile(format!(
-                "compiler thread failed: {e}"
-            ))),
-            Err(_) => Err(SandboxError::Compile(format!(
-                "compiling took longer than {timeout:?} (compile_timeout_ms in kiln.toml)"
-            ))),
-        };
-        let loaded = loaded.map_err(|source| RegistryError::Load {
-            model: name.into(),
-            version: c.version,
-            path: c.path.clone(),
-            source: Box::new(source),
-        })?;
-        let Some(meta) = loaded.meta().cloned() else {
-            return Err(RegistryError::NoMeta {
-                model: name.into(),
-                version: c.version,
-                path: c.path,
-            });
-        };
-        let module = Arc::new(loaded);
-        let metrics = self.metrics.model(name, &c.version.to_string());
-        let batcher = Batcher::spawn(
-            self.sandbox.clone(),
-            module.clone(),
-            BatchSettings {
-                max_batch: settings.max_batch,
-                max_queue_delay: Duration::from_micros(settings.max_queue_delay_us),
-                concurrency: self.concurrency,
-                max_queue: settings.max_queue,
-                queue_timeout: Duration::from_millis(settings.queue_timeout_ms),
-                across_principals: settings.batch_across_keys,
-            },
-            metrics.clone(),
-        );
-        Ok(Version {
-            name: name.into(),
-            version: c.version,
-            meta,
-            digest,
-            wasm: c.wasm,
-            safetensors: c.safetensors,
-            metrics,
-            from_cache: module.from_cache(),
-            module,
-            batcher,
-        })
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! Two layouts, as Triton and simpler servers use them:
 //! * `REPO/NAME/VERSION/model.wasm` — VERSION a positive integer; an optional
-//!   `model.safetensors` beside it is offered for download;
+//!   `model.safetensors` beside it is offered for download. In place of
+//!   `model.wasm`, the version may hold `model.keras`, `model.h5` or
+//!   `model.onnx`: imported and built on load ([`built`]), the imported
+//!   model file offered for download;
 //! * `REPO/NAME.wasm` — version 1 (`REPO/NAME.safetensors` optional).
 //!
 //! Names are restricted to `[A-Za-z0-9_.-]` (not starting with `.`), so a
@@ -181,8 +184,7 @@ pub(crate) fn single(dir: &Path) -> std::io::Result<Vec<Found>> {
     if !found.is_empty() {
         return Ok(found);
     }
-    let wasm = dir.join("model.wasm");
-    if wasm.is_file() {
+    if let Some(wasm) = model_in(dir) {
         return Ok(vec![version_one(wasm, dir.join("model.safetensors"))]);
     }
     match names(dir)?.as_slice() {
@@ -191,7 +193,38 @@ pub(crate) fn single(dir: &Path) -> std::io::Result<Vec<Found>> {
     }
 }
 
-/// The `VERSION/model.wasm` files in `dir`, ascending.
+/// The files a version directory may hold its model in, in order of
+/// preference: a built module, or a model [`built`] on load.
+const MODEL_FILES: [&str; 4] = ["model.wasm", "model.keras", "model.h5", "model.onnx"];
+
+/// The model file of version directory `dir`, if any.
+fn model_in(dir: &Path) -> Option<PathBuf> {
+    MODEL_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}
+
+/// The module for `bytes`, read from `path`: the bytes themselves for a
+/// `.wasm`; otherwise the Keras or ONNX model imported and built as `kiln
+/// build` builds it (the same bytes give the same module, so the compile
+/// cache holds it across restarts), with the imported model file.
+pub(super) fn built(
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), crate::import::AnyModelError> {
+    if path.extension().is_some_and(|e| e == "wasm") {
+        return Ok((bytes, None));
+    }
+    let model = crate::import::model_file(&bytes, path)?;
+    let wasm = crate::module::build(&model, &crate::module::sha256_hex(&bytes))?;
+    let file = model
+        .to_bytes()
+        .map_err(|e| crate::import::AnyModelError::Save(e.to_string()))?;
+    Ok((wasm, Some(file)))
+}
+
+/// The `VERSION/model.wasm` (or [`MODEL_FILES`]) files in `dir`, ascending.
 fn numbered(dir: &Path) -> std::io::Result<Vec<Found>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -204,8 +237,7 @@ fn numbered(dir: &Path) -> std::io::Result<Vec<Found>> {
         else {
             continue;
         };
-        let wasm = entry.path().join("model.wasm");
-        if wasm.is_file() {
+        if let Some(wasm) = model_in(&entry.path()) {
             let st = entry.path().join("model.safetensors");
             found.push(Found {
                 version,
@@ -339,5 +371,21 @@ mod tests {
             assert!(!valid_name(bad), "{bad}");
         }
         assert!(valid_name("digits-v2.1_x"));
+    }
+
+    /// A Keras file builds the same module bytes every time, so the compile
+    /// cache (keyed by the module's sha256) holds it across restarts.
+    #[test]
+    fn keras_files_build_the_same_module_every_time() {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/keras/mlp.keras"),
+        )
+        .unwrap();
+        let path = Path::new("mlp/1/model.keras");
+        let (a, file) = built(path, bytes.clone()).unwrap();
+        let (b, _) = built(path, bytes).unwrap();
+        assert!(a.starts_with(b"\0asm") && file.is_some());
+        assert_eq!(a, b);
+        assert_eq!(built(Path::new("m.wasm"), b"x".to_vec()).unwrap().0, b"x");
     }
 }

@@ -47,7 +47,7 @@ impl Cache {
         let engine_key = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let key = host_key(&dir).map_err(|e| format!("{}: {e}", dir.display()));
         if let Err(e) = &key {
-            eprintln!("warning: compile cache disabled: {e}");
+            tracing::warn!("compile cache disabled: {e}");
         }
         Cache {
             dir,
@@ -61,7 +61,7 @@ impl Cache {
     }
 
     /// The compiled module, and whether it came from the cache. Cache I/O
-    /// failures only cost a recompilation (and a warning on stderr).
+    /// failures only cost a recompilation (and a logged warning).
     pub(super) fn load_or_compile(
         &self,
         engine: &Engine,
@@ -86,8 +86,8 @@ impl Cache {
         if let Ok(key) = &self.key
             && let Err(e) = store(&path, key, &name, &module)
         {
-            eprintln!(
-                "warning: could not cache compiled module in {}: {e}",
+            tracing::warn!(
+                "could not cache compiled module in {}: {e}",
                 self.dir.display()
             );
         }

@@ -23,12 +23,15 @@ pub enum Scope<'a> {
     Model(&'a str),
     /// Use the repository API (index, load, unload).
     Admin,
+    /// Read `/metrics` (a Prometheus scrape key, or an admin key).
+    Metrics,
 }
 
 struct Key {
     digest: [u8; 32],
     models: Vec<String>,
     admin: bool,
+    metrics: bool,
 }
 
 /// The configured keys.
@@ -45,6 +48,7 @@ impl Auth {
                     digest: Sha256::digest(k.key.as_bytes()).into(),
                     models: k.models.clone(),
                     admin: k.admin,
+                    metrics: k.metrics,
                 })
                 .collect(),
         }
@@ -71,6 +75,7 @@ impl Auth {
         };
         let allowed = match scope {
             Scope::Admin => key.admin,
+            Scope::Metrics => key.admin || key.metrics,
             Scope::Model(m) => key.admin || key.models.iter().any(|k| k == "*" || k == m),
         };
         if allowed {
@@ -80,6 +85,10 @@ impl Auth {
                 StatusCode::FORBIDDEN,
                 match scope {
                     Scope::Admin => "this API key may not use the repository API".to_string(),
+                    Scope::Metrics => {
+                        "this API key may not read /metrics (it needs `metrics = true` or `admin = true`)"
+                            .to_string()
+                    }
                     Scope::Model(m) => format!("this API key may not use model `{m}`"),
                 },
             ))
@@ -147,11 +156,19 @@ mod tests {
                 key: "user-key-0123456789".into(),
                 models: vec!["a".into()],
                 admin: false,
+                metrics: false,
+            },
+            KeyConfig {
+                key: "scrape-key-0123456789".into(),
+                models: vec![],
+                admin: false,
+                metrics: true,
             },
             KeyConfig {
                 key: "admin-key-0123456789".into(),
                 models: vec![],
                 admin: true,
+                metrics: false,
             },
         ])
     }
@@ -173,6 +190,15 @@ mod tests {
             code(Some("admin-key-0123456789"), Scope::Model("b")),
             Ok(())
         );
+        assert_eq!(code(None, Scope::Metrics), Err(401));
+        assert_eq!(code(Some("user-key-0123456789"), Scope::Metrics), Err(403));
+        assert_eq!(code(Some("scrape-key-0123456789"), Scope::Metrics), Ok(()));
+        assert_eq!(
+            code(Some("scrape-key-0123456789"), Scope::Model("a")),
+            Err(403)
+        );
+        assert_eq!(code(Some("admin-key-0123456789"), Scope::Metrics), Ok(()));
         assert!(Auth::new(&[]).check(None, Scope::Admin).is_ok());
+        assert!(Auth::new(&[]).check(None, Scope::Metrics).is_ok());
     }
 }

@@ -16,7 +16,7 @@
 //! allow_unauthenticated = false  # true: serve other hosts without [[keys]]
 //! request_timeout_ms = 60000 # longest wait for an answer (then 503)
 //! model_control = "explicit" # or "poll" (what --watch sets), or "none"
-//! max_connections = 1024     # open REST connections
+//! max_connections = 1024     # open connections, on each listener (REST, gRPC)
 //! header_timeout_ms = 10000  # to send a request's headers
 //! body_timeout_ms = 30000    # to send a request's body (then 408)
 //!
@@ -37,7 +37,8 @@
 //! [[keys]]
 //! key = "…"                  # sent as `Authorization: Bearer …` or `X-Api-Key: …`
 //! models = ["digits"]        # or ["*"]
-//! admin = false              # may use the repository API
+//! admin = false              # may use the repository API and read /metrics
+//! metrics = false            # may read /metrics (a Prometheus scrape key)
 //! ```
 
 use std::collections::BTreeMap;
@@ -99,7 +100,7 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Who decides which models are loaded (Triton's model control mode).
     pub model_control: ModelControl,
-    /// Open REST connections at most.
+    /// Open connections at most, on each listener (REST and gRPC).
     pub max_connections: usize,
     /// How long a client may take to send a request's headers.
     pub header_timeout_ms: u64,
@@ -156,6 +157,9 @@ pub struct KeyConfig {
     pub models: Vec<String>,
     #[serde(default)]
     pub admin: bool,
+    /// May read `/metrics` (a Prometheus scrape key: nothing else).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 impl std::fmt::Debug for KeyConfig {
@@ -165,6 +169,7 @@ impl std::fmt::Debug for KeyConfig {
             .field("key", &"<redacted>")
             .field("models", &self.models)
             .field("admin", &self.admin)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -211,10 +216,10 @@ impl Config {
                     "API keys must be at least 16 characters",
                 ));
             }
-            if k.models.is_empty() && !k.admin {
+            if k.models.is_empty() && !k.admin && !k.metrics {
                 return Err(invalid(
                     format!("keys[{i}].models"),
-                    "the key may call no model and is not admin: list models or \"*\"",
+                    "the key may call no model, is not admin and may not read metrics: list models or \"*\"",
                 ));
             }
         }

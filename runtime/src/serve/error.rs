@@ -94,6 +94,7 @@ impl From<RegistryError> for ApiError {
             | RegistryError::NotInRepository(_) => StatusCode::NOT_FOUND,
             RegistryError::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             RegistryError::Load { .. }
+            | RegistryError::Import { .. }
             | RegistryError::File { .. }
             | RegistryError::NoMeta { .. }
             | RegistryError::NoVersionSelected { .. } => StatusCode::BAD_REQUEST,

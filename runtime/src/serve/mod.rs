@@ -5,8 +5,8 @@
 //! hot swap, batching), `auth` (API keys), `metrics` (Prometheus), `v2` (the
 //! protocol: decoding, checks and encoding shared by both transports),
 //! `state` (what every request goes through), `error` (statuses), `demo`
-//! (the built-in model), `page` (the landing page) and `kserve` (what
-//! KServe's `/mnt/models` holds). [`run`] wires them:
+//! (the built-in model), `page` (the landing page), `kserve` (what
+//! KServe's `/mnt/models` holds) and `log` (request ids and access lines). [`run`] wires them:
 //! it loads the models, binds the listeners, polls the repository in poll
 //! mode (`--watch`), and on SIGTERM or Ctrl-C turns readiness to 503, keeps serving
 //! for `drain_ms`, then closes the listeners, lets in-flight requests finish
@@ -19,6 +19,7 @@ mod error;
 mod grpc;
 mod kserve;
 mod listen;
+mod log;
 mod metrics;
 mod page;
 mod router;
@@ -33,6 +34,10 @@ pub use config::{Config, ConfigError, KeyConfig, ModelControl, ServerConfig};
 pub use demo::{DEMO_MODEL, DEMO_NAME, builtin};
 pub use error::ApiError;
 pub use grpc::{Gate, Grpc};
+pub use log::{
+    AccessLog, AccessLogLayer, LOG_ENV, LogError, LogFormat, REQUEST_ID, Transport,
+    init as init_log,
+};
 pub use metrics::Metrics;
 pub use router::router;
 pub use state::AppState;
@@ -121,10 +126,10 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
                     } else {
                         "compiled"
                     };
-                    eprintln!("loaded model `{name}` version {} ({how})", v.version);
+                    tracing::info!("loaded model `{name}` version {} ({how})", v.version);
                 }
             }
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => tracing::error!("{e}"),
         }
     }
     Ok(Arc::new(AppState {
@@ -165,16 +170,16 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
     let state = prepare(&opts).await?;
     let (mut http, mut grpc) = (opts.http, opts.grpc);
     if !state.auth.enabled() && opts.config.server.allow_unauthenticated {
-        eprintln!("no API keys configured: serving every address without authentication");
+        tracing::warn!("no API keys configured: serving every address without authentication");
     } else if !state.auth.enabled() {
         let (h, g) = (loopback_only(http), grpc.map(loopback_only));
         if h != http || g != grpc {
-            eprintln!(
-                "warning: no API keys in the config: listening on loopback only. \
+            tracing::warn!(
+                "no API keys in the config: listening on loopback only. \
                  Add [[keys]] to kiln.toml to serve other hosts."
             );
         } else {
-            eprintln!("no API keys configured: serving loopback only, without authentication");
+            tracing::info!("no API keys configured: serving loopback only, without authentication");
         }
         (http, grpc) = (h, g);
     }
@@ -198,6 +203,9 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
         let _ = state.grpc_addr.set(a);
     }
 
+    // Registered before the address line: a SIGTERM sent as soon as the line
+    // appears must drain, not kill the process.
+    let mut signals = Signals::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -225,14 +233,17 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
                     opts.config.server.header_timeout_ms,
                 )))
                 .add_service(svc)
-                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(l), stop),
+                .serve_with_incoming_shutdown(
+                    listen::counted(l, opts.config.server.max_connections),
+                    stop,
+                ),
         )
     });
     let grpc_text = grpc_addr.map_or("off".to_string(), |a| a.to_string());
     println!("kiln serve: http={http_addr} grpc={grpc_text}");
-    eprintln!("serving on http://{http_addr} (KServe v2 REST; see / for how to call it)");
+    tracing::info!("serving on http://{http_addr} (KServe v2 REST; see / for how to call it)");
     if let Some(a) = grpc_addr {
-        eprintln!("serving on {a} (KServe v2 gRPC, inference.GRPCInferenceService)");
+        tracing::info!("serving on {a} (KServe v2 gRPC, inference.GRPCInferenceService)");
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -246,24 +257,24 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
             loop {
                 tokio::time::sleep(every).await;
                 for line in registry.poll().await {
-                    eprintln!("watch: {line}");
+                    tracing::info!("watch: {line}");
                 }
             }
         })
     });
 
-    shutdown_signal().await;
+    signals.recv().await;
     // Readiness turns 503 first while everything keeps serving, so load
     // balancers stop sending before the listeners close.
     state.draining.store(true, Ordering::Relaxed);
     let drain = Duration::from_millis(opts.config.server.drain_ms);
-    eprintln!(
+    tracing::info!(
         "shutting down: readiness is 503; serving {drain:?} more (a second signal skips it), \
          then finishing in-flight requests"
     );
     tokio::select! {
         () = tokio::time::sleep(drain) => {},
-        () = shutdown_signal() => {},
+        () = signals.recv() => {},
     }
     state.closing.store(true, Ordering::Relaxed);
     if let Some(w) = watcher {
@@ -278,28 +289,53 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
         }
     };
     if tokio::time::timeout(grace, finish).await.is_err() {
-        eprintln!("shutdown grace of {grace:?} over: exiting with requests still in flight");
+        tracing::warn!("shutdown grace of {grace:?} over: exiting with requests still in flight");
     }
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and Ctrl-C (SIGINT), listened for from creation on.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.term) => {},
+                () = next(&mut self.int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

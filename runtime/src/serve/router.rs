@@ -1,6 +1,7 @@
-//! The REST side: the KServe v2 routes, model downloads, `/metrics` and the
-//! landing page, as one [`Router`] built by [`router`] (tested without a
-//! socket through `tower::ServiceExt::oneshot`).
+//! The REST side: the KServe v2 routes, model downloads, `/metrics`, the
+//! OpenAPI document and the landing page, as one [`Router`] built by
+//! [`router`] (tested without a socket through `tower::ServiceExt::oneshot`),
+//! each request logged by [`super::log`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,49 +9,87 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Scope, presented};
 use super::error::ApiError;
+use super::log::{AccessLogLayer, Transport};
 use super::page;
 use super::state::AppState;
 use super::v2::{self, json::parse_json};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// Every route of the REST server.
+/// Every route of the REST server: [`routes`], then `/` (the landing page,
+/// or the `--static` directory).
 pub fn router(state: Arc<AppState>) -> Router {
-    let v2 = Router::new()
-        .route("/v2", get(server_metadata))
-        .route("/v2/health/live", get(live))
-        .route("/v2/health/ready", get(ready))
-        .route("/v2/models/{m}", get(metadata))
-        .route("/v2/models/{m}/versions/{v}", get(metadata))
-        .route("/v2/models/{m}/ready", get(ready_model))
-        .route("/v2/models/{m}/versions/{v}/ready", get(ready_model))
-        .route("/v2/models/{m}/infer", post(infer))
-        .route("/v2/models/{m}/versions/{v}/infer", post(infer))
-        .route("/v2/repository/index", post(repository_index))
-        .route("/v2/repository/models/{m}/load", post(repository_load))
-        .route("/v2/repository/models/{m}/unload", post(repository_unload))
-        .route("/models/{m}/{file}", get(download))
-        .route("/models/{m}/versions/{v}/{file}", get(download))
-        .route("/metrics", get(metrics));
+    let mut app = Router::new();
+    for (path, _, route) in routes() {
+        app = app.route(path, route);
+    }
     let app = match &state.static_dir {
-        Some(dir) => v2.fallback_service(tower_http::services::ServeDir::new(dir)),
-        None => v2.route("/", get(page)).fallback(not_found),
+        Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
+        None => app.route("/", get(page)).fallback(not_found),
     };
     app.layer(middleware::from_fn_with_state(
         state.clone(),
         count_responses,
     ))
+    .layer(AccessLogLayer(Transport::Rest))
     .with_state(state)
 }
+
+/// The routes besides `/`, each with its one method: what
+/// `docs/openapi.yaml` (served at `/openapi.yaml`) must describe, path for
+/// path (a test compares them).
+pub(crate) fn routes() -> Vec<(&'static str, Method, MethodRouter<Arc<AppState>>)> {
+    vec![
+        ("/v2", Method::GET, get(server_metadata)),
+        ("/v2/health/live", Method::GET, get(live)),
+        ("/v2/health/ready", Method::GET, get(ready)),
+        ("/v2/models/{m}", Method::GET, get(metadata)),
+        ("/v2/models/{m}/versions/{v}", Method::GET, get(metadata)),
+        ("/v2/models/{m}/ready", Method::GET, get(ready_model)),
+        (
+            "/v2/models/{m}/versions/{v}/ready",
+            Method::GET,
+            get(ready_model),
+        ),
+        ("/v2/models/{m}/infer", Method::POST, post(infer)),
+        (
+            "/v2/models/{m}/versions/{v}/infer",
+            Method::POST,
+            post(infer),
+        ),
+        ("/v2/repository/index", Method::POST, post(repository_index)),
+        (
+            "/v2/repository/models/{m}/load",
+            Method::POST,
+            post(repository_load),
+        ),
+        (
+            "/v2/repository/models/{m}/unload",
+            Method::POST,
+            post(repository_unload),
+        ),
+        ("/models/{m}/{file}", Method::GET, get(download)),
+        (
+            "/models/{m}/versions/{v}/{file}",
+            Method::GET,
+            get(download),
+        ),
+        ("/metrics", Method::GET, get(metrics)),
+        ("/openapi.yaml", Method::GET, get(openapi)),
+    ]
+}
+
+/// The OpenAPI 3 document of these routes, as committed.
+pub(crate) const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
 
 async fn count_responses(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let r = next.run(req).await;
@@ -256,13 +295,28 @@ fn serve_file(
         .into_response())
 }
 
-async fn metrics(State(s): State<Arc<AppState>>) -> Response {
-    (
+/// `GET /metrics`: with keys configured, for admin keys and keys with
+/// `metrics = true` (what a Prometheus scrape config sends as its bearer
+/// token).
+async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
+    s.auth.check(presented(&headers), Scope::Metrics)?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
         s.metrics.render(s.registry.loaded_versions()),
+    )
+        .into_response())
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        )],
+        OPENAPI,
     )
         .into_response()
 }

@@ -86,7 +86,9 @@ impl AppState {
     ) -> Result<(Arc<Version>, Principal), ApiError> {
         let principal = self.auth.principal(key, Scope::Model(model))?;
         self.check_open()?;
-        Ok((self.registry.get(model, version)?, principal))
+        let version = self.registry.get(model, version)?;
+        super::log::record_model(model, version.version);
+        Ok((version, principal))
     }
 
     /// Validates `request` (or its decoding error) against `version`, runs

@@ -125,6 +125,9 @@ pub(super) fn activations(
 
 /// Whether `model` has layers that are already quantized.
 pub(super) fn check_float(model: &ModelFile) -> Result<(), ShrinkError> {
+    if !model.graph.wiring.is_empty() {
+        return Err(ShrinkError::Graph("quantization"));
+    }
     for (layer, l) in model.graph.layers.iter().enumerate() {
         if matches!(
             l,

@@ -29,6 +29,10 @@ pub enum ShrinkError {
     Data(#[from] DataError),
     #[error("the model is already quantized (layer {layer} is `{op}`); quantize the f32 model")]
     AlreadyQuantized { layer: usize, op: &'static str },
+    #[error(
+        "{0} needs a chain model; this one is a graph (format 2): quantize and fine-tune chains only"
+    )]
+    Graph(&'static str),
     #[error("the model has no dense layers to {0}")]
     NoDense(&'static str),
     #[error("calibration data has no rows")]

@@ -130,27 +130,26 @@ pub struct FinetuneConfig {
     pub seed: u64,
 }
 
-/// Retrains the dense weights of a pruned `model` on `data`, keeping every
-/// zero weight at zero. `on_epoch` sees (epoch, mean loss).
-pub fn finetune(
-    model: &ModelFile,
-    data: &LabelledData,
-    cfg: &FinetuneConfig,
-    mut on_epoch: impl FnMut(usize, f32),
-) -> Result<ModelFile, ShrinkError> {
+/// The training network that mirrors a model file's layers, weights
+/// included, and the names of its standardisation's tensors, if any.
+struct Mirror<'m> {
+    net: Network,
+    standardize: Option<(&'m String, &'m String)>,
+}
+
+/// The f32 values of a tensor [`ModelFile::to_kernel`] has checked.
+fn f32_of(model: &ModelFile, name: &String) -> Vec<f32> {
+    model.tensors[name].as_f32().expect("checked f32").to_vec()
+}
+
+/// Rebuilds the layout `kiln train` writes for an MLP (standardize?, then
+/// dense layers with activations between them, then softmax) as a training
+/// network; softmax becomes the loss.
+fn mirror<'m>(model: &'m ModelFile, rng: &mut ChaCha8Rng) -> Result<Mirror<'m>, ShrinkError> {
     let layers = &model.graph.layers;
-    // The layout `kiln train` writes for an MLP: standardize?, then dense
-    // layers with activations between them, then softmax. The training
-    // network mirrors it (softmax becomes the loss).
-    let f32_of = |name: &String| model.tensors[name].as_f32().expect("f32").to_vec();
     let mut standardize = None;
     let mut net_layers = Vec::new();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     for (i, l) in layers.iter().enumerate() {
-        let bad = || ShrinkError::Layout {
-            layer: i,
-            op: l.op(),
-        };
         match l {
             LayerSpec::Standardize { mean, std } if i == 0 => standardize = Some((mean, std)),
             LayerSpec::Flatten => {}
@@ -162,25 +161,49 @@ pub fn finetune(
                     shape[1],
                     shape[0],
                     train::Activation::Relu,
-                    &mut rng,
+                    rng,
                 ));
             }
             LayerSpec::Relu => net_layers.push(train::Layer::Act(train::Activation::Relu)),
             LayerSpec::Tanh => net_layers.push(train::Layer::Act(train::Activation::Tanh)),
             LayerSpec::Sigmoid => net_layers.push(train::Layer::Act(train::Activation::Sigmoid)),
-            _ => return Err(bad()),
+            _ => {
+                return Err(ShrinkError::Layout {
+                    layer: i,
+                    op: l.op(),
+                });
+            }
         }
     }
-    let dense = super::dense_layers(model);
     let mut net = Network { layers: net_layers };
     // params_mut: per dense layer, its weights then its bias.
-    for ((param, _), value) in net
-        .params_mut()
+    let values = super::dense_layers(model)
         .into_iter()
-        .zip(dense.iter().flat_map(|(_, w, b)| [f32_of(w), f32_of(b)]))
-    {
+        .flat_map(|(_, w, b)| [f32_of(model, &w), f32_of(model, &b)]);
+    for ((param, _), value) in net.params_mut().into_iter().zip(values) {
         param.copy_from_slice(&value);
     }
+    Ok(Mirror { net, standardize })
+}
+
+/// Retrains the dense weights of a pruned `model` on `data`, keeping every
+/// zero weight at zero. `on_epoch` sees (epoch, mean loss).
+pub fn finetune(
+    model: &ModelFile,
+    data: &LabelledData,
+    cfg: &FinetuneConfig,
+    mut on_epoch: impl FnMut(usize, f32),
+) -> Result<ModelFile, ShrinkError> {
+    if !model.graph.wiring.is_empty() {
+        return Err(ShrinkError::Graph("fine-tuning"));
+    }
+    model.to_kernel()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let Mirror {
+        mut net,
+        standardize,
+    } = mirror(model, &mut rng)?;
+    let dense = super::dense_layers(model);
     // 1 where a weight is kept, 0 where it was pruned; biases are all kept.
     let masks: Vec<Vec<f32>> = net
         .params_mut()
@@ -195,7 +218,7 @@ pub fn finetune(
     let n = data.labels.len();
     let mut x = Array2::from_shape_vec((n, width), data.rows.clone()).expect("rows × width");
     if let Some((mean, std)) = standardize {
-        let (m, s) = (f32_of(mean), f32_of(std));
+        let (m, s) = (f32_of(model, mean), f32_of(model, std));
         for mut row in x.rows_mut() {
             for ((v, m), s) in row.iter_mut().zip(&m).zip(&s) {
                 *v = (*v - m) * (1.0 / s);

@@ -99,13 +99,20 @@ pub fn quantize(
         let (weight, bias, conv) = match &layers[i] {
             LayerSpec::Dense { weight, bias } => (weight, bias, None),
             // A convolution needs a static input scale (its padding holds
-            // the zero point); with --dynamic it stays f32.
+            // the zero point); with --dynamic it stays f32, and so does one
+            // with groups, dilation or uneven padding (the int8 kernel runs
+            // the plain geometry only).
             LayerSpec::Conv2d {
                 weight,
                 bias,
                 stride,
                 padding,
-            } if !cfg.dynamic => (weight, bias, Some((*stride, *padding))),
+                pads,
+                dilation,
+                groups,
+            } if !cfg.dynamic && plain_conv(*padding, *pads, *dilation, *groups) => {
+                (weight, bias, Some((*stride, *padding)))
+            }
             other => {
                 copy(other, &mut tensors);
                 // Pooling and flattening between int8 layers run on int8
@@ -200,10 +207,23 @@ fn feeds_int8(layers: &[LayerSpec], next: usize) -> bool {
             LayerSpec::Flatten | LayerSpec::MaxPool { .. } | LayerSpec::AvgPool { .. }
         )
     });
-    matches!(
-        next,
-        Some(LayerSpec::Dense { .. } | LayerSpec::Conv2d { .. })
-    )
+    match next {
+        Some(LayerSpec::Dense { .. }) => true,
+        Some(LayerSpec::Conv2d {
+            padding,
+            pads,
+            dilation,
+            groups,
+            ..
+        }) => plain_conv(*padding, *pads, *dilation, *groups),
+        _ => false,
+    }
+}
+
+/// Whether a convolution has the plain geometry the int8 kernel runs: the
+/// same padding on every side, no dilation, one group.
+fn plain_conv(padding: usize, pads: Option<[usize; 4]>, dilation: usize, groups: usize) -> bool {
+    pads.is_none_or(|p| p == [padding; 4]) && dilation == 1 && groups == 1
 }
 
 /// Writes the int8 tensors of one dense or convolution layer (`weight`,
@@ -366,6 +386,7 @@ mod tests {
                     dense("l2.weight", "l2.bias"),
                     LayerSpec::Softmax,
                 ],
+                wiring: vec![],
             },
             tensors,
         }

@@ -229,12 +229,12 @@ fn col2im(dcols: &Array2<f32>, g: &ConvGeom, rows: usize) -> Array2<f32> {
 fn each_tap(g: &ConvGeom, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
     for c in 0..g.in_c {
         for ky in 0..g.kh {
-            let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
+            let iy = (oy * g.stride + ky).wrapping_sub(g.pad_top);
             if iy >= g.in_h {
                 continue;
             }
             for kx in 0..g.kw {
-                let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
+                let ix = (ox * g.stride + kx).wrapping_sub(g.pad_top);
                 if ix < g.in_w {
                     f((c * g.in_h + iy) * g.in_w + ix, (c * g.kh + ky) * g.kw + kx);
                 }

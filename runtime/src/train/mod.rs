@@ -296,6 +296,7 @@ fn to_model_file(
             target: Some(cfg.target.clone()),
             labels,
             layers,
+            wiring: Vec::new(),
         },
         tensors,
     }

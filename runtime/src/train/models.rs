@@ -214,65 +214,83 @@ pub(super) fn build(
             Loss::SoftmaxCrossEntropy
         }
         ModelKind::Cnn(spec) => {
-            let &[c, h, w] = shape else {
-                return Err(ShapeError::Invalid(format!(
-                    "a cnn needs an image shape CxHxW (e.g. --shape 1x8x8), got {shape:?}"
-                )));
-            };
-            let spec = spec.clone().unwrap_or_else(|| default_cnn(h, w));
-            let (mut c, mut h, mut w) = (c, h, w);
-            let mut width = inputs;
-            let mut flat = false;
-            for (i, t) in spec.iter().enumerate() {
-                let bad = |why: String| {
-                    ShapeError::Invalid(format!("cnn layer {} ({t:?}): {why}", i + 1))
-                };
-                match *t {
-                    CnnLayer::Conv {
-                        filters,
-                        kernel,
-                        stride,
-                        pad,
-                    } => {
-                        if flat {
-                            return Err(bad("a convolution cannot follow a dense layer".into()));
-                        }
-                        let geom = ConvGeom::new([c, h, w, filters, kernel, kernel, stride, pad]);
-                        geom.check().ok_or_else(|| {
-                            bad(format!("does not fit a {c}×{h}×{w} input (kernel larger than the padded image, or padding ≥ kernel)"))
-                        })?;
-                        layers.push(Layer::conv(geom, act, rng));
-                        layers.push(Layer::Act(act));
-                        (c, h, w) = (filters, geom.out_h(), geom.out_w());
-                        width = c * h * w;
-                    }
-                    CnnLayer::Pool { kind, size } => {
-                        if flat {
-                            return Err(bad("pooling cannot follow a dense layer".into()));
-                        }
-                        let geom = PoolGeom::new([c, h, w, size, size]);
-                        geom.check().ok_or_else(|| {
-                            bad(format!(
-                                "a {size}×{size} window does not fit a {h}×{w} image"
-                            ))
-                        })?;
-                        layers.push(Layer::Pool(kind, geom));
-                        (h, w) = (geom.out_h(), geom.out_w());
-                        width = c * h * w;
-                    }
-                    CnnLayer::Dense(n) => {
-                        flat = true;
-                        layers.push(Layer::dense(width, n, act, rng));
-                        layers.push(Layer::Act(act));
-                        width = n;
-                    }
-                }
-            }
+            let width = cnn_layers(spec.as_deref(), shape, act, rng, &mut layers)?;
             layers.push(Layer::dense(width, outputs, act, rng));
             Loss::SoftmaxCrossEntropy
         }
     };
     Ok((Network { layers }, loss))
+}
+
+/// Appends the convolutional part of a cnn (`spec`, or [`default_cnn`]) on
+/// rows of `shape` = `[c, h, w]` to `layers`; returns the width it ends with.
+fn cnn_layers(
+    spec: Option<&[CnnLayer]>,
+    shape: &[usize],
+    act: Activation,
+    rng: &mut impl Rng,
+    layers: &mut Vec<Layer>,
+) -> Result<usize, ShapeError> {
+    let &[c, h, w] = shape else {
+        return Err(ShapeError::Invalid(format!(
+            "a cnn needs an image shape CxHxW (e.g. --shape 1x8x8), got {shape:?}"
+        )));
+    };
+    let default;
+    let spec = match spec {
+        Some(s) => s,
+        None => {
+            default = default_cnn(h, w);
+            &default
+        }
+    };
+    let mut width = c * h * w;
+    let (mut c, mut h, mut w) = (c, h, w);
+    let mut flat = false;
+    for (i, t) in spec.iter().enumerate() {
+        let bad = |why: String| ShapeError::Invalid(format!("cnn layer {} ({t:?}): {why}", i + 1));
+        match *t {
+            CnnLayer::Conv {
+                filters,
+                kernel,
+                stride,
+                pad,
+            } => {
+                if flat {
+                    return Err(bad("a convolution cannot follow a dense layer".into()));
+                }
+                let geom = ConvGeom::new([c, h, w, filters, kernel, kernel, stride, pad]);
+                geom.check().ok_or_else(|| {
+                    bad(format!("does not fit a {c}×{h}×{w} input (kernel larger than the padded image, or padding ≥ kernel)"))
+                })?;
+                layers.push(Layer::conv(geom, act, rng));
+                layers.push(Layer::Act(act));
+                (c, h, w) = (filters, geom.out_h(), geom.out_w());
+                width = c * h * w;
+            }
+            CnnLayer::Pool { kind, size } => {
+                if flat {
+                    return Err(bad("pooling cannot follow a dense layer".into()));
+                }
+                let geom = PoolGeom::new([c, h, w, size, size]);
+                geom.check().ok_or_else(|| {
+                    bad(format!(
+                        "a {size}×{size} window does not fit a {h}×{w} image"
+                    ))
+                })?;
+                layers.push(Layer::Pool(kind, geom));
+                (h, w) = (geom.out_h(), geom.out_w());
+                width = c * h * w;
+            }
+            CnnLayer::Dense(n) => {
+                flat = true;
+                layers.push(Layer::dense(width, n, act, rng));
+                layers.push(Layer::Act(act));
+                width = n;
+            }
+        }
+    }
+    Ok(width)
 }
 
 /// The graph layers and tensors of a trained network (after the input
@@ -349,7 +367,10 @@ pub(super) fn export(
                     weight: wn,
                     bias: bn,
                     stride: g.stride,
-                    padding: g.pad,
+                    padding: g.pad_top,
+                    pads: None,
+                    dilation: 1,
+                    groups: 1,
                 });
             }
             Layer::Pool(kind, g) => {

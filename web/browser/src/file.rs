@@ -35,7 +35,7 @@ use kiln_guest::graph::{
     self, ConvertError, FORMAT_VERSION, META_SECTION, METADATA_KEY, ModuleMeta, Task, Tensor,
     TensorData, TensorMeta,
 };
-use kiln_guest::{DecodeError, Model, blob};
+use kiln_guest::{DecodeError, Model, ModelError, blob};
 
 /// A model ready to run, with what it says about itself.
 #[derive(Debug)]
@@ -133,6 +133,41 @@ pub enum LoadError {
     NoBlob { name: String },
     #[error("{name}: the embedded model is invalid: {source}")]
     Blob { name: String, source: DecodeError },
+    /// A layer of a family this build of the package leaves out.
+    #[error("{name}: layer {layer} ({op}) {}", package_hint(.feature))]
+    NotInPackage {
+        name: String,
+        layer: usize,
+        op: &'static str,
+        feature: &'static str,
+    },
+}
+
+/// Where a layer of the guest family `feature` runs instead.
+fn package_hint(feature: &str) -> String {
+    match feature {
+        "conv" => "is a convolution or pooling layer, which this build of the package (web/pkg, \
+                   dense models) leaves out; load the model with its CNN build, web/pkg-cnn"
+            .into(),
+        _ => format!(
+            "needs the guest feature `{feature}`, which this build of the package leaves out"
+        ),
+    }
+}
+
+impl LoadError {
+    /// `e` as [`LoadError::NotInPackage`] when it refuses a left-out family.
+    fn not_in_package(name: &str, e: &ModelError) -> Option<Self> {
+        let &ModelError::NotInKernel { layer, op, feature } = e else {
+            return None;
+        };
+        Some(Self::NotInPackage {
+            name: name.into(),
+            layer,
+            op,
+            feature,
+        })
+    }
 }
 
 /// Loads a model file or a compiled module; `name` (a URL or file name)
@@ -164,9 +199,15 @@ fn load_module(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
         .data
         .ok_or_else(|| LoadError::NoBlob { name: name.into() })?;
     let model = blob::decode(blob)
-        .map_err(|source| LoadError::Blob {
-            name: name.into(),
-            source,
+        .map_err(|source| {
+            match &source {
+                DecodeError::Model(e) => LoadError::not_in_package(name, e),
+                _ => None,
+            }
+            .unwrap_or(LoadError::Blob {
+                name: name.into(),
+                source,
+            })
         })?
         .into_owned();
     Ok(Loaded { model, meta })
@@ -211,6 +252,8 @@ struct RawTensor<'a> {
     name: String,
     dtype: String,
     shape: Vec<usize>,
+    /// Where `data` starts in the data buffer.
+    begin: usize,
     data: &'a [u8],
 }
 
@@ -303,10 +346,31 @@ fn container(bytes: &[u8]) -> Result<Container<'_>, String> {
             name: key.clone(),
             dtype,
             shape,
+            begin,
             data: slice,
         });
     }
+    covers(&out.tensors, data)?;
     Ok(out)
+}
+
+/// The tensors, in offset order, must tile the data buffer: no gap, no
+/// overlap, no byte after the last (the host's `SafeTensors` check, with its
+/// messages).
+fn covers(tensors: &[RawTensor<'_>], data: &[u8]) -> Result<(), String> {
+    let mut spans: Vec<_> = tensors.iter().collect();
+    spans.sort_unstable_by_key(|t| (t.begin, t.data.len()));
+    let mut end = 0;
+    for t in spans {
+        if t.begin != end {
+            return Err(format!("invalid offset for tensor `{}`", t.name));
+        }
+        end = t.begin + t.data.len();
+    }
+    if end != data.len() {
+        return Err("incomplete metadata, file not fully covered".into());
+    }
+    Ok(())
 }
 
 /// The host's `ModelFile::from_bytes` + `to_kernel`, step for step, so the
@@ -356,7 +420,10 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
             },
         );
     }
-    let model = graph::to_kernel_float(&graph, &tensors)?;
+    let model = graph::to_kernel_float(&graph, &tensors).map_err(|e| match &e {
+        ConvertError::Graph(m) => LoadError::not_in_package(name, m).unwrap_or(e.into()),
+        _ => e.into(),
+    })?;
     let meta = Meta {
         output: TensorMeta::scores(model.output_len()),
         input: TensorMeta::input(&graph),

@@ -7,7 +7,8 @@
 //! in tests/e2e/browser.rs check both give the same graphs); the
 //! conversion into a `Model` is then the shared
 //! [`kiln_guest::graph::to_kernel_float`]. The ops in [`MODULE_ONLY`] — int8
-//! layers, whose integers the host derives, and `leaky_relu` — are the
+//! layers, whose integers the host derives, `leaky_relu`, `clip` and
+//! `hard_sigmoid` — are the
 //! ones with float parameters: the page reads them from compiled modules,
 //! so neither a float parser nor the int8 derivation is linked into the
 //! package (~45 KB; docs/web.md).
@@ -126,12 +127,14 @@ impl<'j, 'a> Fields<'j, 'a> {
 }
 
 /// Ops read from compiled modules only (see the module note).
-pub(super) const MODULE_ONLY: [&str; 5] = [
+pub(super) const MODULE_ONLY: [&str; 7] = [
     "quantize",
     "quantize_dynamic",
     "dense_int8",
     "conv2d_int8",
     "leaky_relu",
+    "clip",
+    "hard_sigmoid",
 ];
 
 /// Why a graph could not be read.
@@ -149,7 +152,7 @@ impl From<String> for ReadError {
 }
 
 /// The ops of the format and the fields each may carry (besides `op`).
-const OPS: [(&str, &[&str]); 20] = [
+const OPS: [(&str, &[&str]); 23] = [
     ("standardize", &["mean", "std"]),
     ("dense", &["weight", "bias"]),
     ("relu", &[]),
@@ -157,7 +160,12 @@ const OPS: [(&str, &[&str]); 20] = [
     ("tanh", &[]),
     ("softmax", &[]),
     ("flatten", &[]),
-    ("conv2d", &["weight", "bias", "stride", "padding"]),
+    (
+        "conv2d",
+        &[
+            "weight", "bias", "stride", "padding", "pads", "dilation", "groups",
+        ],
+    ),
     ("max_pool", &["kernel", "stride"]),
     ("avg_pool", &["kernel", "stride"]),
     ("quantize", &["scale", "zero_point"]),
@@ -179,6 +187,9 @@ const OPS: [(&str, &[&str]); 20] = [
         ],
     ),
     ("leaky_relu", &["alpha"]),
+    ("clip", &["min", "max"]),
+    ("hard_sigmoid", &["alpha", "beta"]),
+    ("hard_swish", &[]),
     ("group_softmax", &["group"]),
     ("log_softmax", &["group"]),
     ("scale_shift", &["scale", "shift"]),
@@ -217,6 +228,13 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
             bias: f.string("bias")?,
             stride: f.opt_usize("stride")?.unwrap_or(1),
             padding: f.opt_usize("padding")?.unwrap_or(0),
+            pads: match f.list("pads", false, Json::as_usize, "non-negative integers")?[..] {
+                [] if f.opt("pads").is_none() => None,
+                [t, l, b, r] => Some([t, l, b, r]),
+                _ => return Err("`pads`: expected an array of length 4".to_string().into()),
+            },
+            dilation: f.opt_usize("dilation")?.unwrap_or(1),
+            groups: f.opt_usize("groups")?.unwrap_or(1),
         },
         "max_pool" => LayerSpec::MaxPool {
             kernel: f.usize("kernel")?,
@@ -239,6 +257,7 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
         "prelu" => LayerSpec::PRelu {
             slope: f.string("slope")?,
         },
+        "hard_swish" => LayerSpec::HardSwish,
         _ => LayerSpec::GlobalAvgPool {
             channels: f.usize("channels")?,
         },
@@ -284,6 +303,8 @@ pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
         },
         target: f.opt_string("target")?,
         labels: f.strings("labels")?,
+        // Graph-format models (format 2) are read from their modules.
+        wiring: Vec::new(),
         layers: {
             let mut specs = Vec::with_capacity(layers.len());
             for (i, l) in layers.iter().enumerate() {
@@ -329,7 +350,10 @@ mod tests {
                     weight: "w".into(),
                     bias: "b".into(),
                     stride: 1,
-                    padding: 0
+                    padding: 0,
+                    pads: None,
+                    dilation: 1,
+                    groups: 1,
                 },
                 LayerSpec::MaxPool {
                     kernel: 2,

@@ -27,7 +27,8 @@
 //!   the add latency (the measurements: `docs/benchmarks.md`, "What bounds
 //!   the f32 models in Node" and "Convolutions and pooling, session 5").
 //! - The tile's loops step an input and a weight pointer along the window
-//!   (+1 / +`out_c` per `kx`, +`in_w` / +`kw·out_c` per `ky`) rather than
+//!   (+`dilation` / +`out_c` per `kx`, +`dilation·in_w` / +`kw·out_c` per
+//!   `ky`) rather than
 //!   recomputing index products per tap: fewer integer instructions beside
 //!   the 16 vector multiplies and adds of a tap step, which V8 issues at
 //!   close to its floating-point bound.
@@ -37,12 +38,13 @@
 //!   [`for_each_tap`]'s padding tests. Fewer than 4 channels run the
 //!   scalar reference.
 
-use super::blocks;
 use super::lanes::F32x4;
+use super::{blocks, rows_inside};
 use crate::kernels::generic::{self, for_each_tap};
 use crate::kernels::geometry::ConvGeom;
 
-/// [`generic::conv2d`] with `V` lanes; same arguments, same bits.
+/// [`generic::conv2d`] of a one-group shape with `V` lanes; same
+/// arguments, same bits (groups: `generic::for_each_group`).
 #[inline(always)]
 pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     let (Some(in_len), Some(out_len), Some(wlen)) = (g.input_len(), g.output_len(), g.weight_len())
@@ -51,6 +53,7 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
     };
     let rows = x.len() / in_len;
     let sizes_ok = g.check().is_some()
+        && g.groups == 1
         && w.len() == wlen
         && b.len() == g.out_c
         && rows.checked_mul(out_len).is_some_and(|n| n <= y.len());
@@ -59,21 +62,19 @@ pub(crate) fn conv2d<V: F32x4>(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y:
     if !sizes_ok || g.out_c < 4 {
         return generic::conv2d(x, w, b, g, y);
     }
-    let (s, p, ow) = (g.stride, g.pad, g.out_w());
-    // Interior columns [lo, hi): ox·s ≥ pad and ox·s − pad + kw − 1 < in_w.
-    let lo = p.div_ceil(s).min(ow);
-    let hi = (g.in_w + p)
-        .checked_sub(g.kw)
+    let (s, pl, ow) = (g.stride, g.pad_left, g.out_w());
+    // Interior columns [lo, hi): ox·s ≥ pad_left and ox·s − pad_left +
+    // extent_w − 1 < in_w.
+    let lo = pl.div_ceil(s).min(ow);
+    let hi = (g.in_w + pl)
+        .checked_sub(g.extent_w().unwrap_or(usize::MAX))
         .map_or(0, |v| v / s + 1)
         .clamp(lo, ow);
     let (oh, plane) = (g.out_h(), g.out_h() * ow);
-    // Window rows inside the input for output row oy: top + ky − pad ∈
-    // [0, in_h) with top = oy·s; empty for a row whose window lies wholly
-    // in the padding (pad ≥ kh is valid when kw > pad).
-    let ky_of = |oy: usize| {
-        let top = oy * s;
-        p.saturating_sub(top)..g.kh.min((g.in_h + p).saturating_sub(top))
-    };
+    // Window rows inside the input for output row oy; empty for a row
+    // whose window lies wholly in the padding (valid when the kernel is
+    // wider than the padding).
+    let ky_of = |oy: usize| rows_inside(g, oy);
     // Whole 4-channel tiles, then the remainder: 1 or 2 channels at
     // stride 1 by a 2-tile (stride 1 only: a gathering twin would add
     // kernel size), otherwise by a 4-tile moved back to overlap.
@@ -158,13 +159,14 @@ impl Row<'_> {
         let g = self.g;
         let mut acc = [[[V::splat(0.0); N]; C]; R];
         let (xp, wp) = (self.xr.as_ptr(), self.w.as_ptr());
-        let ky0 = self.ky.start;
+        let (ky0, d) = (self.ky.start, g.dilation);
         // Row r's window starts s·in_w inputs after row r − 1's.
         let down = s * g.in_w;
         for c in 0..g.in_c {
             // The first window row inside the input, and its weights; each
-            // further row is in_w inputs and kw·out_c weights on.
-            let xrow = (c * g.in_h + self.oy * s + ky0 - g.pad) * g.in_w + ox * s - g.pad;
+            // further row is d·in_w inputs and kw·out_c weights on.
+            let xrow = (c * g.in_h + self.oy * s + ky0 * d - g.pad_top) * g.in_w + ox * s
+                - g.pad_left;
             let wrow = (c * g.kh + ky0) * g.kw * g.out_c + o;
             let (mut xr, mut wr) = (xp.wrapping_add(xrow), wp.wrapping_add(wrow));
             for _ in self.ky.clone() {
@@ -194,10 +196,10 @@ impl Row<'_> {
                             }
                         }
                     }
-                    xq = xq.wrapping_add(1);
+                    xq = xq.wrapping_add(d);
                     wq = wq.wrapping_add(g.out_c);
                 }
-                xr = xr.wrapping_add(g.in_w);
+                xr = xr.wrapping_add(d * g.in_w);
                 wr = wr.wrapping_add(g.kw * g.out_c);
             }
         }

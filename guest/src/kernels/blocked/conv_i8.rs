@@ -64,7 +64,7 @@ pub(crate) fn conv2d_i8<V: I32x4>(
     let buf = &mut scratch[..sl];
     let (s, oh, ow) = (g.stride, g.out_h(), g.out_w());
     let plane = oh * ow;
-    let hp = g.in_h + 2 * g.pad;
+    let hp = g.in_h + 2 * g.pad_top;
     let row_len = sl / (g.in_c * hp);
     let pairs = g.kw.div_ceil(2);
     // Bytes of packed filters per channel group.
@@ -134,16 +134,16 @@ fn store_cols<V: I32x4>(lo: V, hi: V, out: &mut [i32]) {
 #[inline(always)]
 fn fill_pairs(g: &ConvGeom, xr: &[i8], pad: i8, row_len: usize, buf: &mut [i32]) {
     let pair = |a: i8, b: i8| i32::from(a as i16 as u16) | (i32::from(b) << 16);
-    let hp = g.in_h + 2 * g.pad;
+    let hp = g.in_h + 2 * g.pad_top;
     for (cr, row) in buf.chunks_exact_mut(row_len).enumerate() {
         let (c, r) = (cr / hp, cr % hp);
-        let iy = r.wrapping_sub(g.pad);
+        let iy = r.wrapping_sub(g.pad_top);
         if iy >= g.in_h {
             row.fill(pair(pad, pad));
             continue;
         }
         let src = &xr[(c * g.in_h + iy) * g.in_w..][..g.in_w];
-        let v = |q: usize| src.get(q.wrapping_sub(g.pad)).copied().unwrap_or(pad);
+        let v = |q: usize| src.get(q.wrapping_sub(g.pad_top)).copied().unwrap_or(pad);
         let mut prev = v(0);
         for (q, cell) in row.iter_mut().enumerate() {
             let next = v(q + 1);

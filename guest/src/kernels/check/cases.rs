@@ -82,6 +82,34 @@ pub const CONV: &[[usize; 8]] = &[
     [3, 4, 30, 4, 1, 7, 3, 3],
 ];
 
+/// f32 convolutions beyond the plain geometry, `[in_c, in_h, in_w, out_c,
+/// kh, kw, stride, pad top, left, bottom, right, dilation, groups]`
+/// ([`crate::ConvGeom::from_full`]'s order). Depthwise: a MobileNet 3×3
+/// layer at stride 1, and at stride 2 with TensorFlow's SAME (the odd pad
+/// bottom and right) and with even pads; interior widths below 8 (all
+/// scalar), of one 8-column tile, and of several overlapping ones; dilation 2; 5×5
+/// (MobileNetV3); stride 3 (gathers). Grouped: a channel multiplier of 2
+/// (groups = in_c < out_c), 2 and 3 groups of several channels (the
+/// blocked tiles per group). Full: MobileNet's first layer (stride 2,
+/// SAME), dilation 2, uneven pads on every side.
+pub const CONV_FULL: &[[usize; 13]] = &[
+    [32, 24, 24, 32, 3, 3, 1, 1, 1, 1, 1, 1, 32],
+    [16, 24, 24, 16, 3, 3, 2, 0, 0, 1, 1, 1, 16],
+    [8, 13, 13, 8, 3, 3, 2, 1, 1, 1, 1, 1, 8],
+    [5, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 5],
+    [4, 5, 11, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4],
+    [3, 7, 20, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3],
+    [6, 10, 21, 6, 3, 3, 1, 2, 2, 2, 2, 2, 6],
+    [4, 9, 19, 4, 5, 5, 1, 2, 2, 2, 2, 1, 4],
+    [4, 11, 30, 4, 3, 3, 3, 1, 1, 1, 1, 1, 4],
+    [3, 7, 9, 6, 3, 3, 1, 1, 1, 1, 1, 1, 3],
+    [8, 9, 12, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2],
+    [6, 8, 17, 12, 3, 3, 2, 0, 0, 1, 1, 1, 3],
+    [3, 16, 16, 8, 3, 3, 2, 0, 0, 1, 1, 1, 1],
+    [2, 12, 20, 8, 3, 3, 1, 2, 2, 2, 2, 2, 1],
+    [2, 9, 20, 5, 3, 3, 1, 1, 0, 2, 1, 1, 1],
+];
+
 /// Pooling `[c, h, w, k, stride]`, f32 and int8: stride 1 (vector loads),
 /// 2 (f32: two loads and a shuffle per tap; 2×2 windows by even/odd
 /// shuffles of whole rows, with a scalar tail when the row is not whole

@@ -27,6 +27,33 @@ pub(super) fn relu(r: &Run) -> Result<u64, Failure> {
     })
 }
 
+/// Clip (ReLU6, and one-sided with infinite bounds), hard-sigmoid and
+/// hard-swish around their clamps' corners (±3, where the gates saturate),
+/// with signed zeros and infinities; NaN for clip only (the others' NaN
+/// payload is the engine's).
+pub(super) fn clamps(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::WIDTHS, |case, n, rng, d| {
+        let mut x = rng.f32s(n + 8);
+        let corners = [-3.0, 3.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, 6.0, 2.5];
+        for (v, c) in x.iter_mut().step_by(2).zip(corners) {
+            *v = c;
+        }
+        let bounds = [(0.0, 6.0), (-1.5, f32::INFINITY), (f32::MIN, f32::MAX)];
+        for (lo, hi) in bounds {
+            let mut x = x.clone();
+            x[1] = f32::NAN;
+            let want = define(&x, |x| generic::clip(x, lo, hi));
+            d.same(case, &r.run(&x, |x| kernels::clip(x, lo, hi)), &want)?;
+        }
+        for (a, b) in [(0.2, 0.5), (1.0 / 6.0, 0.5), (-0.75, 0.125)] {
+            let want = define(&x, |x| generic::hard_sigmoid(x, a, b));
+            d.same(case, &r.run(&x, |x| kernels::hard_sigmoid(x, a, b)), &want)?;
+        }
+        let want = define(&x, generic::hard_swish);
+        d.same(case, &r.run(&x, kernels::hard_swish), &want)
+    })
+}
+
 pub(super) fn standardize(r: &Run) -> Result<u64, Failure> {
     r.cases(cases::WIDTHS, |case, n, rng, d| {
         let (x, mean, inv) = (rng.f32s(3 * n), rng.f32s(n), rng.f32s(n));
@@ -68,25 +95,42 @@ pub(super) fn math(r: &Run) -> Result<u64, Failure> {
 
 pub(super) fn conv2d(r: &Run) -> Result<u64, Failure> {
     r.cases(cases::CONV, |case, dims, rng, d| {
-        let g = ConvGeom::new(dims);
-        let (Some(()), Some(inl), Some(outl), Some(wl)) =
-            (g.check(), g.input_len(), g.output_len(), g.weight_len())
-        else {
-            return Err(Failure::Trivial { case });
-        };
-        let batch = 3;
-        let mut x = rng.f32s(batch * inl);
-        x[0] = -0.0;
-        x[3] = f32::INFINITY;
-        let (w, b) = (rng.f32s(wl), rng.f32s(g.out_c));
-        let y = alloc::vec![0.0; batch * outl];
-        let want = define(&y, |y| generic::conv2d(&x, &w, &b, &g, y));
-        d.same(
-            case,
-            &r.run(&y, |y| kernels::conv2d(&x, &w, &b, &g, y)),
-            &want,
-        )
+        conv_case(r, case, ConvGeom::new(dims), rng, d)
     })
+}
+
+/// [`conv2d`]'s check over the geometries only the f32 convolution runs:
+/// groups (depthwise included), dilation, uneven padding.
+pub(super) fn conv2d_full(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::CONV_FULL, |case, dims, rng, d| {
+        conv_case(r, case, ConvGeom::from_full(dims), rng, d)
+    })
+}
+
+fn conv_case(
+    r: &Run,
+    case: usize,
+    g: ConvGeom,
+    rng: &mut super::Rng,
+    d: &mut super::Digest,
+) -> Result<(), Failure> {
+    let (Some(()), Some(inl), Some(outl), Some(wl)) =
+        (g.check(), g.input_len(), g.output_len(), g.weight_len())
+    else {
+        return Err(Failure::Trivial { case });
+    };
+    let batch = 3;
+    let mut x = rng.f32s(batch * inl);
+    x[0] = -0.0;
+    x[3] = f32::INFINITY;
+    let (w, b) = (rng.f32s(wl), rng.f32s(g.out_c));
+    let y = alloc::vec![0.0; batch * outl];
+    let want = define(&y, |y| generic::conv2d(&x, &w, &b, &g, y));
+    d.same(
+        case,
+        &r.run(&y, |y| kernels::conv2d(&x, &w, &b, &g, y)),
+        &want,
+    )
 }
 
 pub(super) fn pool(r: &Run) -> Result<u64, Failure> {
@@ -172,5 +216,32 @@ pub(super) fn group_softmax(r: &Run) -> Result<u64, Failure> {
             &r.run(&x, |x| kernels::group_softmax(x, group, log)),
             &want,
         )
+    })
+}
+
+/// The joining ops of graph models (`add`, `gate`, `concat`): no override,
+/// so what this checks is their bits in wasm against the native ones (the
+/// digest), signed zeros, NaN and infinities included.
+pub(super) fn join(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::CHANNELS, |case, [batch, channels, inner], rng, d| {
+        let n = batch * channels * inner;
+        let (mut x, mut y, g) = (rng.f32s(n), rng.f32s(n), rng.f32s(batch * channels));
+        x[0] = -0.0;
+        y[0] = 0.0;
+        x[n - 1] = f32::INFINITY;
+        let want = define(&x, |x| generic::add(x, &y));
+        d.same(case, &r.run(&x, |x| kernels::add(x, &y)), &want)?;
+        y[0] = f32::NEG_INFINITY;
+        let want = define(&y, |y| generic::gate(y, &g, inner));
+        d.same(case, &r.run(&y, |y| kernels::gate(y, &g, inner)), &want)?;
+        // Rows of x, then rows of g, side by side.
+        let total = channels * inner + channels;
+        let out = alloc::vec![0.0; batch * total];
+        let cat = |out: &mut [f32], f: fn(&mut [f32], &[f32], usize, usize, usize)| {
+            f(out, &x, channels * inner, 0, total);
+            f(out, &g, channels, channels * inner, total);
+        };
+        let want = define(&out, |o| cat(o, generic::concat));
+        d.same(case, &r.run(&out, |o| cat(o, kernels::concat)), &want)
     })
 }

@@ -47,12 +47,15 @@ pub const OPS: &[Op] = &[
     ("prelu", f32::prelu),
     ("global_avg_pool", f32::global_avg_pool),
     ("group_softmax", f32::group_softmax),
+    ("add, gate, concat", f32::join),
     ("dense_i8", |r| int8::dense_i8(r, false)),
     ("dense_i8 7-bit rows", |r| int8::dense_i8(r, true)),
     ("quantize", int8::quantize),
     ("conv2d_i8", int8::conv2d_i8),
     ("requantize_planes", int8::requantize_planes),
     ("pool_i8", int8::pool_i8),
+    ("conv2d groups, dilation, pads", f32::conv2d_full),
+    ("clip, hard_sigmoid, hard_swish", f32::clamps),
 ];
 
 /// Runs op `op` on every case (`case` `None`) or on one, and returns the

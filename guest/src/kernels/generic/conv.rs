@@ -12,15 +12,24 @@
 use crate::kernels::geometry::{ConvGeom, PoolGeom, PoolKind};
 
 /// 2-D convolution (cross-correlation, as in PyTorch):
-/// `y[o][oy][ox] = (Σ_{c,ky,kx} x[c][oy·s+ky−p][ox·s+kx−p] · w[c][ky][kx][o]) + b[o]`.
+/// `y[o][oy][ox] = (Σ_{c,ky,kx} x[c][oy·s+ky·d−pt][ox·s+kx·d−pl] · w[c][ky][kx][o]) + b[o]`,
+/// `c` running over output `o`'s group.
 ///
-/// `w` is stored tap-major (`in_c × kh × kw × out_c`), the layout of the
-/// dense kernel with `in_c·kh·kw` inputs. Each sum starts at `+0.0` and adds
-/// the products for `c`, then `ky`, then `kx` increasing, one rounding per
-/// multiply and per add (no FMA); taps that fall in the zero padding are
-/// skipped; the bias is added last. Output channels are independent, so
-/// vectorising across `o` keeps this order exactly.
+/// `w` is stored tap-major per group: each group's `(in_c/groups) × kh ×
+/// kw × (out_c/groups)`, groups one after another — with one group the
+/// layout of the dense kernel with `in_c·kh·kw` inputs; for a depthwise
+/// convolution (one channel per group), PyTorch's `c × kh × kw`. Each sum
+/// starts at `+0.0` and adds the products for `c`, then `ky`, then `kx`
+/// increasing, one rounding per multiply and per add (no FMA); taps that
+/// fall in the zero padding are skipped; the bias is added last. Output
+/// channels are independent, so vectorising across `o` (or across output
+/// columns) keeps this order exactly.
 pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
+    for_each_group(x, w, b, g, y, one_group)
+}
+
+/// [`conv2d`] of a one-group shape.
+fn one_group(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     let (Some(in_len), Some(out_len)) = (g.input_len(), g.output_len()) else {
         return;
     };
@@ -38,23 +47,61 @@ pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
     }
 }
 
+/// Runs `f`, a convolution of one group, on each group of each image of a
+/// grouped convolution: group `i` reads input channels `i·in_c/groups..`,
+/// weights `i·taps·out_c/groups..` and biases, and writes output channels
+/// `i·out_c/groups..` — contiguous runs of an NCHW row — with the shape
+/// [`ConvGeom::group`]. One group calls `f` once on the whole batch.
+#[inline(always)]
+pub(crate) fn for_each_group(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    g: &ConvGeom,
+    y: &mut [f32],
+    f: impl Fn(&[f32], &[f32], &[f32], &ConvGeom, &mut [f32]),
+) {
+    if g.groups <= 1 {
+        return f(x, w, b, g, y);
+    }
+    let sub = g.group();
+    let (Some(in_len), Some(out_len), Some(gi), Some(go), Some(gw)) = (
+        g.input_len(),
+        g.output_len(),
+        sub.input_len(),
+        sub.output_len(),
+        sub.weight_len(),
+    ) else {
+        return;
+    };
+    for (xr, yr) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
+        let groups = xr.chunks_exact(gi).zip(yr.chunks_exact_mut(go));
+        for ((xg, yg), (wg, bg)) in groups.zip(w.chunks_exact(gw).zip(b.chunks_exact(sub.out_c))) {
+            f(xg, wg, bg, &sub, yg);
+        }
+    }
+}
+
 /// Calls `f(input index, tap index)` for every tap of output position
-/// `(oy, ox)` that lies inside the input, in the order `c`, `ky`, `kx`.
+/// `(oy, ox)` that lies inside the input, in the order `c`, `ky`, `kx`
+/// (`c` over a one-group shape's channels: [`for_each_group`] passes each
+/// group's).
 #[inline(always)]
 pub(crate) fn for_each_tap(g: &ConvGeom, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
+    let d = g.dilation;
     for c in 0..g.in_c {
         for ky in 0..g.kh {
-            let iy = oy * g.stride + ky;
-            if iy < g.pad || iy - g.pad >= g.in_h {
+            let iy = oy * g.stride + ky * d;
+            if iy < g.pad_top || iy - g.pad_top >= g.in_h {
                 continue;
             }
-            let row = (c * g.in_h + iy - g.pad) * g.in_w;
+            let row = (c * g.in_h + iy - g.pad_top) * g.in_w;
             for kx in 0..g.kw {
-                let ix = ox * g.stride + kx;
-                if ix < g.pad || ix - g.pad >= g.in_w {
+                let ix = ox * g.stride + kx * d;
+                if ix < g.pad_left || ix - g.pad_left >= g.in_w {
                     continue;
                 }
-                f(row + ix - g.pad, (c * g.kh + ky) * g.kw + kx);
+                f(row + ix - g.pad_left, (c * g.kh + ky) * g.kw + kx);
             }
         }
     }
@@ -117,6 +164,27 @@ mod tests {
         let mut y = [0.0; 8];
         conv2d(&x, &[1.0, -1.0], &[0.0, 0.0], &g, &mut y);
         assert_eq!(y, [1.0, 3.0, 7.0, 9.0, -1.0, -3.0, -7.0, -9.0]);
+    }
+
+    #[test]
+    fn grouped_dilated_and_asymmetric() {
+        let x: Vec<f32> = (1..=18).map(|v| v as f32).collect();
+        // Depthwise over two 3×3 channels, 2×2 ones, each its own bias.
+        let g = ConvGeom::new([2, 3, 3, 2, 2, 2, 1, 0]).with_groups(2);
+        let mut y = [0.0; 8];
+        conv2d(&x, &[1.0; 8], &[0.0, 100.0], &g, &mut y);
+        assert_eq!(y, [12.0, 16.0, 24.0, 28.0, 148.0, 152.0, 160.0, 164.0]);
+        // SAME_UPPER at stride 2: no top/left padding, one row/column
+        // below/right; the last output sees the corner alone.
+        let g = ConvGeom::new([1, 3, 3, 1, 2, 2, 2, 0]).with_pads([0, 0, 1, 1]);
+        let mut y = [0.0; 4];
+        conv2d(&x, &[1.0; 4], &[0.0], &g, &mut y);
+        assert_eq!(y, [12.0, 9.0, 15.0, 9.0]);
+        // Dilation 2: a 2×2 kernel reads the corners of a 3×3 window.
+        let g = ConvGeom::new([1, 3, 3, 1, 2, 2, 1, 0]).with_dilation(2);
+        let mut y = [0.0; 1];
+        conv2d(&x, &[1.0; 4], &[0.0], &g, &mut y);
+        assert_eq!(y, [1.0 + 3.0 + 7.0 + 9.0]);
     }
 
     #[test]

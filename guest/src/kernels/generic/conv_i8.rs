@@ -21,9 +21,9 @@ use crate::kernels::packing::conv_i8::{packed_index, packed_len};
 /// Integer convolution, accumulators only:
 /// `acc[o][oy][ox] = bias[o] + Σ_(c,ky,kx) x·w[o][c][ky][kx]` in wrapping
 /// i32, a tap in the padding reading `pad` (the input zero point); `w` is
-/// packed by [`pack_filters`](crate::kernels::packing::conv_i8::pack_filters). `_scratch` is the blocked kernels' buffer
-/// (the reference needs none; the argument keeps one signature).
-#[allow(clippy::too_many_arguments)]
+/// packed by [`pack_filters`](crate::kernels::packing::conv_i8::pack_filters).
+/// `_scratch` is the blocked kernels' buffer (the reference needs none; the
+/// argument keeps one signature).
 #[inline(never)]
 pub fn conv2d_i8(
     x: &[i8],
@@ -50,9 +50,9 @@ pub fn conv2d_i8(
                     let mut s = b;
                     for c in 0..g.in_c {
                         for ky in 0..g.kh {
-                            let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
+                            let iy = (oy * g.stride + ky).wrapping_sub(g.pad_top);
                             for kx in 0..g.kw {
-                                let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
+                                let ix = (ox * g.stride + kx).wrapping_sub(g.pad_top);
                                 let v = if iy < g.in_h && ix < g.in_w {
                                     xr[(c * g.in_h + iy) * g.in_w + ix]
                                 } else {

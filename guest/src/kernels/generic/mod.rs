@@ -12,18 +12,22 @@
 
 mod activation;
 mod channel;
+mod clip;
 mod conv;
 mod conv_i8;
 mod dense;
 mod dense_i8;
+mod join;
 mod quantize;
 
 pub use activation::{relu, sigmoid, softmax, standardize, tanh};
 pub use channel::{global_avg_pool, group_softmax, leaky_relu, prelu, scale_shift};
+pub use clip::{HARD_SWISH_ALPHA, clip, hard_sigmoid, hard_swish};
 pub use conv::{conv2d, pool};
 pub use conv_i8::{conv2d_i8, pool_i8};
 pub use dense::dense;
 pub use dense_i8::{dense_i8, is_7bit};
+pub use join::{add, concat, gate};
 pub use quantize::{
     dequantize, dequantize_planes, dynamic_scale, quantize, quantize_one, requantize,
     requantize_one, requantize_planes, round_ties_even,
@@ -31,4 +35,7 @@ pub use quantize::{
 
 // Pieces the overrides share with their definitions.
 #[allow(unused_imports, reason = "only some targets' overrides use each")]
-pub(crate) use {conv::for_each_tap, quantize::channel_planes};
+pub(crate) use {
+    conv::{for_each_group, for_each_tap},
+    quantize::channel_planes,
+};

@@ -67,7 +67,7 @@ pub fn scratch_len(g: &ConvGeom) -> Option<usize> {
         .checked_mul(g.stride)?
         .checked_add(kw2(g)? - 1)?;
     g.in_h
-        .checked_add(g.pad.checked_mul(2)?)?
+        .checked_add(g.pad_top.checked_mul(2)?)?
         .checked_mul(row)?
         .checked_mul(g.in_c)
 }

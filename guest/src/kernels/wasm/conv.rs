@@ -2,7 +2,8 @@
 //! operations per output in the same order, several outputs at a time, so
 //! bit-identical.
 //!
-//! Convolution is the shared blocked kernel of `blocked::conv` on `v128`;
+//! Convolution is the shared blocked kernels of `blocked::conv` and
+//! `blocked::depthwise` on `v128`;
 //! pooling vectorises across 4 neighbouring output columns: 2×2 windows
 //! at stride 2 by even/odd shuffles of whole rows (`plane_2x2`), other
 //! windows per tap (at stride 2, two loads and one shuffle instead of four
@@ -14,10 +15,11 @@ use crate::kernels::blocked;
 use crate::kernels::generic as reference;
 use crate::kernels::geometry::{ConvGeom, PoolGeom, PoolKind};
 
-/// [`reference::conv2d`], blocked as `blocked::conv` describes.
+/// [`reference::conv2d`], blocked as `blocked::conv` and
+/// `blocked::depthwise` describe.
 #[inline(never)]
 pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
-    blocked::conv::conv2d::<v128>(x, w, b, g, y)
+    blocked::conv2d::<v128>(x, w, b, g, y)
 }
 
 /// Every whole vector of every output row of one plane for 2×2 windows at

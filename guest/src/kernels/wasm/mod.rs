@@ -16,6 +16,7 @@ use core::arch::wasm32::*;
 use super::blocked::lanes::{F32x4, I32x4};
 
 mod channel;
+mod clip;
 mod conv;
 mod conv_i8;
 mod dense;
@@ -25,6 +26,7 @@ mod relaxed;
 
 pub use super::generic::*;
 pub use channel::{leaky_relu, prelu, scale_shift};
+pub use clip::{clip, hard_sigmoid, hard_swish};
 pub use conv::{conv2d, pool};
 pub use conv_i8::{conv2d_i8, pool_i8, requantize_planes};
 pub use dense::{dense, relu, standardize};

@@ -21,9 +21,10 @@ mod dense_i8;
 pub use super::generic::*;
 pub use dense_i8::dense_i8;
 
-/// [`reference::conv2d`], blocked as `blocked::conv` describes.
+/// [`reference::conv2d`], blocked as `blocked::conv` and
+/// `blocked::depthwise` describe.
 pub fn conv2d(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeom, y: &mut [f32]) {
-    blocked::conv::conv2d::<__m128>(x, w, b, g, y)
+    blocked::conv2d::<__m128>(x, w, b, g, y)
 }
 
 /// [`reference::dense`], blocked as `blocked::dense` describes (lengths
@@ -51,11 +52,12 @@ pub fn conv2d_i8(
 impl F32x4 for __m128 {
     #[inline(always)]
     fn splat(v: f32) -> Self {
-        // SAFETY: SSE2 is part of x86-64 (here and below).
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_set1_ps(v) }
     }
     #[inline(always)]
     fn from_array(v: [f32; 4]) -> Self {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_setr_ps(v[0], v[1], v[2], v[3]) }
     }
     #[inline(always)]
@@ -67,10 +69,12 @@ impl F32x4 for __m128 {
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_add_ps(self, o) }
     }
     #[inline(always)]
     fn mul(self, o: Self) -> Self {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_mul_ps(self, o) }
     }
     #[inline(always)]
@@ -88,27 +92,32 @@ impl F32x4 for __m128 {
 impl I32x4 for __m128i {
     #[inline(always)]
     fn zero() -> Self {
-        // SAFETY: SSE2 is part of x86-64 (here and below).
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_setzero_si128() }
     }
     #[inline(always)]
     fn splat(v: i32) -> Self {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_set1_epi32(v) }
     }
     #[inline(always)]
     fn from_array(v: [i32; 4]) -> Self {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_setr_epi32(v[0], v[1], v[2], v[3]) }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_add_epi32(self, o) }
     }
     #[inline(always)]
     fn dot_add(self, x: Self, w: Self) -> Self {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe { _mm_add_epi32(self, _mm_madd_epi16(x, w)) }
     }
     #[inline(always)]
     fn broadcast_lanes(self) -> [Self; 4] {
+        // SAFETY: SSE2 is in the x86-64 baseline; no memory is accessed.
         unsafe {
             [
                 _mm_shuffle_epi32::<0x00>(self),

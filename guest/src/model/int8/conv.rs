@@ -97,7 +97,7 @@ impl<'a> ConvI8<'a> {
         input_zero_point: i32,
         output: Int8Output<'a>,
     ) -> Result<Self, ModelError> {
-        geom.check().ok_or(ModelError::Geometry { layer })?;
+        geom.check_plain().ok_or(ModelError::Geometry { layer })?;
         let too_large = ModelError::TooLarge { layer };
         let n = geom.weight_len().ok_or(too_large.clone())?;
         if filters.len() != n {
@@ -143,7 +143,10 @@ impl ConvI8<'_> {
 
     /// Checks geometry, tensor lengths and quantization parameters.
     pub(super) fn check(&self, layer: usize) -> Result<(), ModelError> {
-        self.geom.check().ok_or(ModelError::Geometry { layer })?;
+        // Only the f32 convolution runs groups, dilation and uneven pads.
+        self.geom
+            .check_plain()
+            .ok_or(ModelError::Geometry { layer })?;
         let packed = k::packed_len(&self.geom).ok_or(ModelError::TooLarge { layer })?;
         k::scratch_len(&self.geom).ok_or(ModelError::TooLarge { layer })?;
         check_len(layer, "weight", packed, self.weight.len())?;
@@ -264,7 +267,44 @@ impl PoolI8 {
 pub(crate) const NOT_HERE: &str = "int8 convolution is not in this kernel build (the browser package \
      leaves it out); run the model module `kiln build` makes (docs/abi.md) or quantize with --dynamic";
 
-#[cfg(test)]
+/// A build without the feature refuses int8 convolution and pooling by
+/// layer, with [`NOT_HERE`], instead of running them.
+#[cfg(all(test, not(feature = "int8-conv")))]
+mod without_feature {
+    use super::*;
+
+    #[test]
+    fn int8_conv_and_pool_are_refused_by_layer() {
+        let g = PoolGeom {
+            c: 1,
+            h: 4,
+            w: 4,
+            k: 2,
+            stride: 2,
+        };
+        let refused = |layer| ModelError::Quant {
+            layer,
+            what: NOT_HERE,
+        };
+        assert_eq!(PoolI8::new(3, PoolKind::Max, g), Err(refused(3)));
+        let geom = ConvGeom::new([1, 4, 4, 1, 3, 3, 1, 1]);
+        let conv = ConvI8::from_filters(
+            5,
+            geom,
+            &[1; 9],
+            alloc::vec![0].into(),
+            0,
+            Int8Output::Float {
+                input_scale: Some(1.0),
+                weight_scale: alloc::vec![1.0].into(),
+                bias: alloc::vec![0.0].into(),
+            },
+        );
+        assert_eq!(conv, Err(refused(5)));
+    }
+}
+
+#[cfg(all(test, feature = "int8-conv"))]
 mod tests {
     use super::*;
     use crate::model::{DenseI8, Int8Layer};
@@ -282,7 +322,12 @@ mod tests {
             kh: 3,
             kw: 3,
             stride: 1,
-            pad: 1,
+            pad_top: 1,
+            pad_left: 1,
+            pad_bottom: 1,
+            pad_right: 1,
+            dilation: 1,
+            groups: 1,
         };
         let ones = [1i8; 9];
         let mut filters = ones.to_vec();
@@ -325,7 +370,12 @@ mod tests {
             kh: 1,
             kw: 1,
             stride: 1,
-            pad: 0,
+            pad_top: 0,
+            pad_left: 0,
+            pad_bottom: 0,
+            pad_right: 0,
+            dilation: 1,
+            groups: 1,
         };
         let c2 = ConvI8::from_filters(
             4,

@@ -1,15 +1,21 @@
-//! Lowering ONNX nodes into a chain of kiln layers.
+//! Lowering ONNX nodes into kiln layers: a chain, or a graph when values
+//! branch and join (residual `Add`, a squeeze-and-excitation `Mul`,
+//! `Concat`).
 //!
-//! Every ONNX value is either a [`Const`] (folded at import time) or the
-//! one computed tensor, an [`Act`]: its per-row shape (the batch dimension
-//! stripped) and the chain `version` it was produced at. A node may only
-//! read the *current* act — kiln graphs are a chain, so a value that was
-//! overtaken by a later layer (a branch, a residual connection) is refused.
-//! Ops are appended as [`Op`]s, whose tensors stay editable so later nodes
-//! can fold into them (bias `Add`, `BatchNormalization` after a dense
-//! layer); the finished chain becomes the model file's layers.
+//! Every ONNX value is either a [`Const`] (folded at import time) or a
+//! computed tensor, an [`Act`]: its per-row shape (the batch dimension
+//! stripped), the kiln tensor that holds it (0: the input, `k + 1`: op
+//! `k`'s output) and that tensor's fold generation. Ops are appended as
+//! [`Op`]s with the tensors they read, and their weights stay editable so a
+//! later node can fold into the last op (bias `Add`, `BatchNormalization`)
+//! when it is that op's only reader; a fold makes other names of the
+//! pre-fold value stale, and reading one is refused. The finished ops
+//! become the model file's layers: format 1 when they form a chain, format
+//! 2 (with wiring) otherwise.
 
+mod clip;
 mod edges;
+mod join;
 mod ml;
 mod ops;
 mod shape;
@@ -25,11 +31,13 @@ use super::{ImportError, NodeRef, Options};
 use crate::model::ModelFile;
 use edges::{check_declared, class_labels, input_shape};
 
-/// A computed value: one row's shape, and the chain version that made it.
+/// A computed value: one row's shape, the kiln tensor holding it, and the
+/// fold generation of that tensor it was read at.
 #[derive(Debug, Clone)]
 struct Act {
     dims: Vec<usize>,
-    version: usize,
+    id: usize,
+    generation: usize,
 }
 
 impl Act {
@@ -60,6 +68,11 @@ enum Op {
     Sigmoid,
     Tanh,
     LeakyRelu(f32),
+    /// `min`, `max`.
+    Clip(f32, f32),
+    /// `alpha`, `beta`.
+    HardSigmoid(f32, f32),
+    HardSwish,
     /// Per-channel slopes.
     PRelu(Vec<f32>),
     /// Softmax over runs of `group` values (`None`: the whole row).
@@ -70,19 +83,27 @@ enum Op {
     GlobalAvgPool {
         channels: usize,
     },
-    /// `weight` is `[out_c, in_c, kh, kw]` (grouped convolutions expanded
-    /// to a block-diagonal weight).
+    /// `weight` is `[out_c, in_c / groups, kh, kw]`; `pads` top, left,
+    /// bottom, right.
     Conv {
         weight: ArrayD<f32>,
         bias: Vec<f32>,
         stride: usize,
-        pad: usize,
+        pads: [usize; 4],
+        dilation: usize,
+        groups: usize,
     },
     Pool {
         max: bool,
         kernel: usize,
         stride: usize,
     },
+    /// Element-wise sum of two computed tensors.
+    Add,
+    /// A computed tensor times another, or a per-channel gate.
+    Mul,
+    /// Computed tensors along the channel axis.
+    Concat,
 }
 
 struct Lowering<'g> {
@@ -91,18 +112,31 @@ struct Lowering<'g> {
     /// Optional outputs nodes left uncomputed, and which node they belong to.
     unset: HashMap<&'g str, String>,
     ops: Vec<Op>,
-    /// Bumped by every op appended or folded into.
-    version: usize,
+    /// Per op: the kiln tensors it reads.
+    wires: Vec<Vec<usize>>,
+    /// Per kiln tensor: bumped by every fold into its op.
+    generations: Vec<usize>,
+    /// Per kiln tensor: the row shape the model file's `to_kernel` tracks
+    /// for it (image layers need `[C, H, W]`).
+    kiln_shapes: Vec<Vec<usize>>,
+    /// The kiln tensor the last [`Lowering::act`] or op gave: what a unary
+    /// op pushed next reads.
+    reading: usize,
+    /// How many needed nodes (and graph outputs) read each value name.
+    uses: HashMap<&'g str, usize>,
+    /// Whether every computed input of the current node has no other
+    /// reader: only then may it fold into the op that made it.
+    sole: bool,
     /// The input's batch size, when the graph fixes it.
     batch: Option<usize>,
     /// The model file's input shape (a reshape before any layer may give
     /// the image shape a convolution needs).
     input_dims: Vec<usize>,
-    /// The row shape the model file's `to_kernel` tracks after the last op:
-    /// image layers need it to be `[C, H, W]`.
-    kiln_shape: Vec<usize>,
     labels: Vec<String>,
     classifier: bool,
+    /// `Pad` outputs: the padded act and its zeros (top, left, bottom,
+    /// right), folded into the `Conv` that reads them.
+    padded: HashMap<&'g str, (Act, [usize; 4], NodeRef)>,
     notes: &'g mut Vec<String>,
 }
 
@@ -136,21 +170,34 @@ pub(super) fn lower(
         input.name.as_str(),
         Value::Act(Act {
             dims: dims.clone(),
-            version: 0,
+            id: 0,
+            generation: 0,
         }),
     );
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for &i in needed {
+        for name in &graph.node[i].input {
+            *uses.entry(name.as_str()).or_default() += 1;
+        }
+    }
+    *uses.entry(output).or_default() += 1;
 
     let mut l = Lowering {
         opset,
         values,
         unset: HashMap::new(),
         ops: Vec::new(),
-        version: 0,
+        wires: Vec::new(),
+        generations: vec![0],
+        kiln_shapes: vec![dims.clone()],
+        reading: 0,
+        uses,
+        sole: true,
         batch,
-        input_dims: dims.clone(),
-        kiln_shape: dims,
+        input_dims: dims,
         labels: Vec::new(),
         classifier: false,
+        padded: HashMap::new(),
         notes,
     };
     for &i in needed {
@@ -162,8 +209,15 @@ pub(super) fn lower(
         };
         l.node(&r, node)?;
     }
+    if let Some((.., pad)) = l.padded.get(output) {
+        return Err(
+            pad.err("its output is the graph's; kiln folds a Pad only into the Conv that reads it")
+        );
+    }
     let out = match l.values.get(output) {
-        Some(Value::Act(a)) if a.version == l.version => a.clone(),
+        Some(Value::Act(a)) if a.generation == l.generations[a.id] && a.id == l.ops.len() => {
+            a.clone()
+        }
         Some(Value::Act(_)) => {
             return Err(ImportError::Graph(format!(
                 "output `{output}` is an intermediate value that later layers overwrite"
@@ -214,13 +268,18 @@ impl<'g> Lowering<'g> {
             .ok_or_else(|| r.err(format!("input {i} is missing")))
     }
 
-    /// The current act, checking it is not stale.
-    fn act(&self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<Act, ImportError> {
+    /// Computed input `i`, checking it is not stale; unary ops pushed next
+    /// read it.
+    fn act(&mut self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<Act, ImportError> {
         match self.need(r, n, i)? {
-            Value::Act(a) if a.version == self.version => Ok(a.clone()),
+            Value::Act(a) if a.generation == self.generations[a.id] => {
+                let a = a.clone();
+                self.reading = a.id;
+                Ok(a)
+            }
             Value::Act(_) => Err(r.err(format!(
-                "reads `{}`, which a later layer has already consumed; kiln graphs are a single \
-                 chain (no branches or residual connections)",
+                "reads `{}`, the value before a batch normalization or bias that kiln folded \
+                 into the layer making it; kiln cannot also keep the unfolded value",
                 n.input[i]
             ))),
             Value::Const(_) => Err(r.err(format!(
@@ -261,27 +320,44 @@ impl<'g> Lowering<'g> {
         }
     }
 
-    /// Appends `op`; returns the new act with `dims`.
+    /// Appends unary `op` reading the last act read; returns the new act
+    /// with `dims`.
     fn push(&mut self, op: Op, dims: Vec<usize>) -> Value {
-        match op {
-            Op::Dense { .. } | Op::GlobalAvgPool { .. } => {
-                self.kiln_shape = vec![dims.iter().product()];
-            }
-            Op::Conv { .. } | Op::Pool { .. } => self.kiln_shape = dims.clone(),
-            _ => {}
-        }
+        let input = self.reading;
+        let kiln_shape = match op {
+            Op::Dense { .. } | Op::GlobalAvgPool { .. } => vec![dims.iter().product()],
+            Op::Conv { .. } | Op::Pool { .. } => dims.clone(),
+            _ => self.kiln_shapes[input].clone(),
+        };
+        self.push_reading(op, vec![input], dims, kiln_shape)
+    }
+
+    /// Appends `op` reading kiln tensors `inputs`; returns the new act.
+    fn push_reading(
+        &mut self,
+        op: Op,
+        inputs: Vec<usize>,
+        dims: Vec<usize>,
+        kiln_shape: Vec<usize>,
+    ) -> Value {
         self.ops.push(op);
-        self.version += 1;
+        self.wires.push(inputs);
+        self.generations.push(0);
+        self.kiln_shapes.push(kiln_shape);
+        let id = self.ops.len();
+        self.reading = id;
         Value::Act(Act {
             dims,
-            version: self.version,
+            id,
+            generation: 0,
         })
     }
 
-    /// The last op, if `act` is its (current) output — the one layer later
-    /// nodes may fold into.
+    /// The last op, if `act` is its (current) output and the current node
+    /// its only reader — the one layer a node may fold into.
     fn foldable(&mut self, act: &Act) -> Option<&mut Op> {
-        if act.version == self.version && self.version > 0 {
+        let last = act.id == self.ops.len() && act.id > 0;
+        if last && self.sole && act.generation == self.generations[act.id] {
             self.ops.last_mut()
         } else {
             None
@@ -290,10 +366,13 @@ impl<'g> Lowering<'g> {
 
     /// Marks a fold into the last op: earlier names for its output go stale.
     fn folded(&mut self, dims: Vec<usize>) -> Value {
-        self.version += 1;
+        let id = self.ops.len();
+        self.generations[id] += 1;
+        self.reading = id;
         Value::Act(Act {
             dims,
-            version: self.version,
+            id,
+            generation: self.generations[id],
         })
     }
 
@@ -306,6 +385,10 @@ impl<'g> Lowering<'g> {
         }
         // Attributes of legacy opsets that only hinted at in-place updates.
         a.ignore(&["consumed_inputs"]);
+        self.sole = n.input.iter().all(|name| {
+            !matches!(self.values.get(name.as_str()), Some(Value::Act(_)))
+                || self.uses.get(name.as_str()).copied().unwrap_or(0) <= 1
+        });
         match n.op_type.as_str() {
             "Identity" => {
                 let v = self.need(r, n, 0)?.clone();
@@ -359,6 +442,8 @@ impl<'g> Lowering<'g> {
                 self.set(n, 0, Value::Const(value));
                 return Ok(());
             }
+            "Clip" | "HardSigmoid" | "HardSwish" => self.clamp(r, n, &mut a)?,
+            "Pad" => self.pad(r, n, &mut a)?,
             "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Neg" => {
                 let x = self.act(r, n, 0)?;
                 let op = match n.op_type.as_str() {
@@ -408,6 +493,8 @@ impl<'g> Lowering<'g> {
                 self.set(n, 0, Value::Act(Act { dims, ..x }));
             }
             "Conv" | "MaxPool" | "AveragePool" => self.windowed(r, n, &mut a)?,
+            "Concat" => self.concat(r, n, &mut a)?,
+            "ReduceMean" => self.reduce_mean(r, n, &mut a)?,
             "Reshape" => self.reshape(r, n, &mut a)?,
             "Transpose" => self.transpose(r, n, &mut a)?,
             "GlobalAveragePool" => {

@@ -1,8 +1,9 @@
 //! The gRPC side: `inference.GRPCInferenceService` (tonic), answering from
 //! the same state, protocol code ([`super::v2`]) and keys as the REST side,
 //! behind a [`gate::Gate`] that checks keys and bounds messages before tonic
-//! decodes them.
+//! decodes them, and each call logged by [`super::log`].
 
+pub(crate) mod codec;
 mod gate;
 
 pub use gate::Gate;
@@ -12,9 +13,11 @@ use std::time::Instant;
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
+use tower::Layer;
 
 use super::auth::Scope;
 use super::error::ApiError;
+use super::log::{AccessLog, AccessLogLayer, Transport};
 use super::state::AppState;
 use super::v2::pb::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
@@ -29,14 +32,14 @@ pub struct Grpc {
 
 impl Grpc {
     /// The gRPC service answering from `state`, behind its [`Gate`].
-    pub fn service(state: Arc<AppState>) -> Gate<GrpcInferenceServiceServer<Grpc>> {
+    pub fn service(state: Arc<AppState>) -> AccessLog<Gate<GrpcInferenceServiceServer<Grpc>>> {
         let max = state.max_body;
         let inner = GrpcInferenceServiceServer::new(Grpc {
             state: state.clone(),
         })
         .max_decoding_message_size(max)
         .max_encoding_message_size(usize::MAX);
-        Gate::new(inner, state)
+        AccessLogLayer(Transport::Grpc).layer(Gate::new(inner, state))
     }
 
     fn check(&self, md: &MetadataMap, scope: Scope<'_>) -> Result<(), Status> {

@@ -105,3 +105,46 @@ async fn landing_page_lists_nothing_with_keys() {
     }
     assert!(page.contains("/v2/repository/index"), "{page}");
 }
+
+/// With keys configured, `/metrics` needs a key that may read it: an admin
+/// key or one with `metrics = true` (a Prometheus scrape key, which may do
+/// nothing else); a model key is refused.
+#[tokio::test]
+async fn metrics_need_a_metrics_or_admin_key() {
+    let f = fixture(
+        "[[keys]]\nkey = \"user-key-0123456789\"\nmodels = [\"digits\"]\n\
+         [[keys]]\nkey = \"scrape-key-0123456789\"\nmetrics = true\n\
+         [[keys]]\nkey = \"admin-key-0123456789\"\nadmin = true\n",
+    )
+    .await;
+    let metrics = |key: Option<&str>| {
+        let mut r = Request::get("/metrics");
+        if let Some(k) = key {
+            r = r.header("authorization", format!("Bearer {k}"));
+        }
+        call(&f.app, r.body(Body::empty()).unwrap())
+    };
+    let r = metrics(None).await;
+    assert_eq!(r.status, 401);
+    assert!(!String::from_utf8_lossy(&r.body).contains("digits"));
+    assert_eq!(metrics(Some("user-key-0123456789")).await.status, 403);
+    for key in ["scrape-key-0123456789", "admin-key-0123456789"] {
+        let r = metrics(Some(key)).await;
+        assert_eq!(r.status, 200, "{key}");
+        assert!(String::from_utf8_lossy(&r.body).contains("kiln_models_loaded"));
+    }
+    // The scrape key may not infer or use the repository API.
+    let r = call(
+        &f.app,
+        Request::post("/v2/models/digits/infer")
+            .header("x-api-key", "scrape-key-0123456789")
+            .header("content-type", "application/json")
+            .body(Body::from(digits_request(&some_rows(1))))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // Without keys (loopback only) the metrics are open.
+    let open = fixture("").await;
+    assert_eq!(get(&open.app, "/metrics").await.status, 200);
+}

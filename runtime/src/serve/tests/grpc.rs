@@ -42,7 +42,7 @@ async fn grpc_call(
 }
 
 /// One gRPC frame holding `message`.
-fn frame(message: &[u8]) -> Vec<u8> {
+pub(super) fn frame(message: &[u8]) -> Vec<u8> {
     let mut f = vec![0];
     f.extend_from_slice(&(message.len() as u32).to_be_bytes());
     f.extend_from_slice(message);
@@ -112,6 +112,36 @@ async fn many_empty_inputs_are_refused_before_decoding_with_a_short_message() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().starts_with("expected 1 input but got 64"));
     assert!(status.message().len() < 1024, "{}", status.message().len());
+}
+
+/// A message prost cannot decode is the caller's fault: `INVALID_ARGUMENT`
+/// naming the field, never tonic's `INTERNAL`.
+#[tokio::test]
+async fn undecodable_messages_are_invalid_arguments_naming_the_field() {
+    let f = fixture("").await;
+    let not_utf8 = b"\xff\xfe";
+    let cases = [
+        (field(1, not_utf8), "ModelInferRequest.model_name"),
+        (
+            [field(1, b"digits"), field(5, &field(2, not_utf8))].concat(),
+            "InferInputTensor.datatype",
+        ),
+        // Field 1 (model_name) sent as a varint.
+        (vec![1 << 3, 7], "ModelInferRequest.model_name"),
+    ];
+    for (message, named) in cases {
+        let (status, _) = grpc_call(&f.state, "ModelInfer", None, frame(&message).into()).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(named), "{status:?}");
+    }
+    let (status, _) = grpc_call(
+        &f.state,
+        "ModelReady",
+        None,
+        frame(&field(1, not_utf8)).into(),
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 }
 
 #[tokio::test]

@@ -190,7 +190,8 @@ async fn trap_is_500_deadline_is_504_memory_cap_is_500() {
     let r = post(&f.app, "/v2/models/loop/infer", one.clone()).await;
     assert_eq!(r.status, 504);
     assert!(r.error().contains("deadline"), "{}", r.error());
-    assert!(started.elapsed() < std::time::Duration::from_millis(100 + 400));
+    // A 100 ms deadline, not a coarse one: loose enough for a loaded machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
     let r = post(&f.app, "/v2/models/grow/infer", one).await;
     assert_eq!(r.status, 500);
     assert!(

@@ -6,7 +6,9 @@
 mod auth;
 mod grpc;
 mod infer;
+mod log;
 mod repository;
+mod routes;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -430,3 +430,41 @@ async fn a_compile_past_its_timeout_fails_the_load() {
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.error().contains("compile_timeout_ms"), "{}", r.error());
 }
+
+/// A version directory may hold a Keras or ONNX model instead of a module:
+/// imported and built on load (the imported model file offered for
+/// download); a bad one is refused at load like a bad module.
+#[tokio::test]
+async fn keras_models_are_built_on_load() {
+    let f = fixture("").await;
+    let keras = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/data/keras")
+                .join(name),
+        )
+        .unwrap()
+    };
+    write(&f.repo, "mlp/1/model.keras", &keras("mlp.keras"));
+    write(&f.repo, "mlph5/3/model.h5", &keras("mlp.h5"));
+    for name in ["mlp", "mlph5"] {
+        let r = post(&f.app, &format!("/v2/repository/models/{name}/load"), "").await;
+        assert_eq!(r.status, 200, "{}", r.error());
+        let body = json!({"inputs": [{"name": "input_layer", "shape": [1, 64],
+            "datatype": "FP32", "data": vec![1.0; 64]}]});
+        let r = post(
+            &f.app,
+            &format!("/v2/models/{name}/infer"),
+            body.to_string(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.error());
+        assert_eq!(r.json()["outputs"][0]["shape"], json!([1, 10]));
+    }
+    let r = get(&f.app, "/models/mlp/versions/1/model.safetensors").await;
+    assert_eq!(r.status, 200);
+    write(&f.repo, "lam/1/model.keras", &keras("lambda.keras"));
+    let r = post(&f.app, "/v2/repository/models/lam/load", "").await;
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("(Lambda)"), "{}", r.error());
+}

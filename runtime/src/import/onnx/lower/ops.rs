@@ -1,5 +1,5 @@
 //! The op handlers of [`super::Lowering`]: arithmetic, dense layers, batch
-//! normalization, softmax, and turning the finished chain into a model file.
+//! normalization, softmax, and turning the finished ops into a model file.
 //! (Windows live in `window.rs`, `Reshape` and `Transpose` in `shape.rs`,
 //! `ai.onnx.ml` ops in `ml.rs`.)
 
@@ -9,8 +9,9 @@ use super::super::proto::NodeProto;
 use super::super::tensor::{Attrs, Const};
 use super::super::{ImportError, NodeRef, Options};
 use super::{Act, Lowering, Op, Value, broadcast_row, compress};
+use crate::import::common::{LayerTensors, pool, task};
 use crate::model::{
-    FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor as KilnTensor,
+    FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Wires,
 };
 
 impl<'g> Lowering<'g> {
@@ -33,11 +34,7 @@ impl<'g> Lowering<'g> {
         let (x, y) = (self.need(r, n, 0)?.clone(), self.need(r, n, 1)?.clone());
         let v = match (x, y) {
             (Value::Const(x), Value::Const(y)) => Value::Const(fold_binary(r, op, x, y, legacy)?),
-            (Value::Act(_), Value::Act(_)) => {
-                return Err(r.err(
-                    "both inputs are computed tensors; kiln supports this op with one constant operand",
-                ));
-            }
+            (Value::Act(_), Value::Act(_)) => return self.join_binary(r, n, op),
             (Value::Act(_), Value::Const(c)) | (Value::Const(c), Value::Act(_)) => {
                 let act_first = matches!(self.need(r, n, 0)?, Value::Act(_));
                 let x = self.act(r, n, if act_first { 0 } else { 1 })?;
@@ -299,42 +296,49 @@ impl<'g> Lowering<'g> {
         Ok(())
     }
 
-    /// The model file for the finished chain.
+    /// The model file for the finished ops: a chain (format 1) when each
+    /// reads the one before, a graph (format 2) otherwise.
     pub(super) fn finish(self, input: String, options: &Options) -> Result<ModelFile, ImportError> {
         let dims = self.input_dims;
+        let chain = self.wires.iter().enumerate().all(|(k, w)| *w == [k]);
+        let name = |t: usize| match t {
+            0 => input.clone(),
+            t => format!("layer{}", t - 1),
+        };
+        let wiring: Vec<Wires> = if chain {
+            Vec::new()
+        } else {
+            self.wires
+                .iter()
+                .enumerate()
+                .map(|(k, w)| Wires {
+                    inputs: w.iter().map(|&t| name(t)).collect(),
+                    output: name(k + 1),
+                })
+                .collect()
+        };
         let mut layers = Vec::new();
         let mut tensors = std::collections::BTreeMap::new();
         let ends_in_softmax = matches!(self.ops.last(), Some(Op::Softmax { .. }));
-        for (i, op) in self.ops.into_iter().enumerate() {
-            let mut add = |name: &str, shape: Vec<usize>, data: Vec<f32>| {
-                let key = format!("layer{i}.{name}");
-                tensors.insert(key.clone(), KilnTensor::new(shape, data));
-                key
+        for (index, op) in self.ops.into_iter().enumerate() {
+            let mut t = LayerTensors {
+                tensors: &mut tensors,
+                index,
             };
             layers.push(match op {
-                Op::Dense { weight, bias } => {
-                    let shape = weight.shape().to_vec();
-                    let m = bias.len();
-                    LayerSpec::Dense {
-                        weight: add("weight", shape, weight.into_iter().collect()),
-                        bias: add("bias", vec![m], bias.to_vec()),
-                    }
-                }
-                Op::ScaleShift { scale, shift } => {
-                    let c = scale.len();
-                    LayerSpec::ScaleShift {
-                        scale: add("scale", vec![c], scale),
-                        shift: add("shift", vec![c], shift),
-                    }
-                }
+                Op::Dense { weight, bias } => t.dense(weight, bias.to_vec()),
+                Op::ScaleShift { scale, shift } => t.scale_shift(scale, shift),
                 Op::Relu => LayerSpec::Relu,
                 Op::Sigmoid => LayerSpec::Sigmoid,
                 Op::Tanh => LayerSpec::Tanh,
                 Op::LeakyRelu(alpha) => LayerSpec::LeakyRelu { alpha },
+                Op::Clip(min, max) => LayerSpec::Clip { min, max },
+                Op::HardSigmoid(alpha, beta) => LayerSpec::HardSigmoid { alpha, beta },
+                Op::HardSwish => LayerSpec::HardSwish,
                 Op::PRelu(slope) => {
                     let c = slope.len();
                     LayerSpec::PRelu {
-                        slope: add("slope", vec![c], slope),
+                        slope: t.add("slope", vec![c], slope),
                     }
                 }
                 Op::Softmax {
@@ -351,44 +355,30 @@ impl<'g> Lowering<'g> {
                     weight,
                     bias,
                     stride,
-                    pad,
+                    pads,
+                    dilation,
+                    groups,
                 } => {
-                    let shape = weight.shape().to_vec();
-                    let m = bias.len();
-                    LayerSpec::Conv2d {
-                        weight: add("weight", shape, weight.into_iter().collect()),
-                        bias: add("bias", vec![m], bias),
-                        stride,
-                        padding: pad,
-                    }
+                    let weight = (weight.shape().to_vec(), weight.into_iter().collect());
+                    t.conv2d(weight, bias, stride, pads, dilation, groups)
                 }
                 Op::Pool {
-                    max: true,
+                    max,
                     kernel,
                     stride,
-                } => LayerSpec::MaxPool {
-                    kernel,
-                    stride: Some(stride),
-                },
-                Op::Pool {
-                    max: false,
-                    kernel,
-                    stride,
-                } => LayerSpec::AvgPool {
-                    kernel,
-                    stride: Some(stride),
-                },
+                } => pool(max, kernel, stride),
+                Op::Add => LayerSpec::Add,
+                Op::Mul => LayerSpec::Mul,
+                Op::Concat => LayerSpec::Concat,
             });
         }
-        let task = options
-            .task
-            .unwrap_or(if self.classifier || ends_in_softmax {
-                Task::Classification
-            } else {
-                Task::Regression
-            });
+        let task = task(options.task, self.classifier || ends_in_softmax);
         let graph = Graph {
-            format: FORMAT_VERSION,
+            format: if chain {
+                FORMAT_VERSION
+            } else {
+                GRAPH_FORMAT_VERSION
+            },
             name: options.name.clone(),
             version: "1".into(),
             task,
@@ -400,6 +390,7 @@ impl<'g> Lowering<'g> {
             target: None,
             labels: Vec::new(),
             layers,
+            wiring,
         };
         let mut model = ModelFile { graph, tensors };
         let outputs = model.to_kernel()?.output_len();

@@ -1,9 +1,8 @@
 //! `Conv`, `MaxPool` and `AveragePool`: the sliding-window geometry read
 //! from a node's attributes (kernel, strides, dilations, explicit `pads` or
-//! `auto_pad`, `ceil_mode`), checked, and mapped onto kiln's `conv2d`,
-//! `max_pool` and `avg_pool` layers.
-
-use ndarray::{ArrayD, IxDyn};
+//! `auto_pad`, `ceil_mode`), checked, and mapped onto kiln's `conv2d`
+//! (groups, dilation and uneven pads included; a `Pad` before it folded
+//! in), `max_pool` and `avg_pool` layers.
 
 use super::super::proto::NodeProto;
 use super::super::tensor::Attrs;
@@ -119,8 +118,8 @@ pub(super) fn window(
 
 impl<'g> Lowering<'g> {
     /// `Conv`, `MaxPool`, `AveragePool` over `[C, H, W]` rows, onto kiln's
-    /// `conv2d` (one stride, the same padding on every side, no dilation;
-    /// grouped convolutions become a block-diagonal full one) and
+    /// `conv2d` (one stride and one dilation for both axes, any padding,
+    /// any groups — depthwise when `group` is the channel count) and
     /// `max_pool`/`avg_pool` (square windows, no padding).
     pub(super) fn windowed(
         &mut self,
@@ -128,14 +127,18 @@ impl<'g> Lowering<'g> {
         n: &'g NodeProto,
         a: &mut Attrs<'_>,
     ) -> Result<(), ImportError> {
-        let x = self.act(r, n, 0)?;
+        let conv = n.op_type == "Conv";
+        let (x, folded) = if conv {
+            self.conv_input(r, n)?
+        } else {
+            (self.act(r, n, 0)?, [0; 4])
+        };
         let &[channels, h, w] = x.dims.as_slice() else {
             return Err(r.err(format!(
                 "rows of shape {:?}: kiln supports 2-D windows over [C, H, W] only",
                 x.dims
             )));
         };
-        let conv = n.op_type == "Conv";
         let mut filters = None;
         let kernel = if conv {
             let weight = self.const_f32(r, n, 1)?;
@@ -165,7 +168,7 @@ impl<'g> Lowering<'g> {
                     b.into_iter().collect()
                 }
             };
-            filters = Some((expand_groups(weight, groups, channels), bias));
+            filters = Some((weight, bias, groups));
             Some([kh, kw])
         } else {
             if n.op_type == "MaxPool" {
@@ -181,10 +184,22 @@ impl<'g> Lowering<'g> {
         if conv && n.attribute.iter().any(|x| x.name == "ceil_mode") {
             return Err(r.err("attribute `ceil_mode` belongs to pooling ops"));
         }
-        let win = window(r, a, [h, w], kernel)?;
+        // A folded Pad's zeros are part of the input the window sees.
+        let [ft, fl, fb, fr] = folded;
+        let (ph, pw) = (h + ft + fb, w + fl + fr);
+        let mut win = window(r, a, [ph, pw], kernel)?;
+        for (p, f) in win.pads.iter_mut().zip(folded) {
+            *p += f;
+        }
         let [t, l, b, rr] = win.pads;
-        if win.dilations != [1, 1] {
-            return Err(a.unsupported("dilations", format!("{:?}", win.dilations)));
+        if win.dilations[0] != win.dilations[1] || (!conv && win.dilations != [1, 1]) {
+            return Err(a.unsupported(
+                "dilations",
+                format!(
+                    "{:?} (kiln dilates convolutions equally on both axes)",
+                    win.dilations
+                ),
+            ));
         }
         if win.strides[0] != win.strides[1] {
             return Err(a.unsupported(
@@ -193,14 +208,10 @@ impl<'g> Lowering<'g> {
             ));
         }
         let stride = win.strides[0];
-        let pad = t;
-        if [l, b, rr] != [pad; 3] || (!conv && pad != 0) {
+        if !conv && [t, l, b, rr] != [0; 4] {
             return Err(a.unsupported(
                 "pads",
-                format!(
-                    "{:?} (kiln pads convolutions equally on every side, pools not at all)",
-                    win.pads
-                ),
+                format!("{:?} (kiln pools without padding)", win.pads),
             ));
         }
         if !conv && win.kernel[0] != win.kernel[1] {
@@ -209,19 +220,38 @@ impl<'g> Lowering<'g> {
                 format!("{:?} (kiln pools square windows)", win.kernel),
             ));
         }
-        // kiln's output size: floor((in + 2·pad − k) / stride) + 1.
-        let kiln_out = |d: usize| (([h, w][d] + 2 * pad - win.kernel[d]) / stride) + 1;
+        // kiln's output size: floor((in + pads − extent) / stride) + 1.
+        let extent = |d: usize| win.dilations[0] * (win.kernel[d] - 1) + 1;
+        let kiln_out = |d: usize| (([h + t + b, w + l + rr][d] - extent(d)) / stride) + 1;
         if win.out != [kiln_out(0), kiln_out(1)] {
             return Err(a.unsupported(
                 "ceil_mode",
                 format!("1 (it changes the output to {:?})", win.out),
             ));
         }
-        if self.kiln_shape != x.dims {
-            if self.version == 0 {
+        if self.kiln_shapes[x.id] != x.dims {
+            if x.id == 0 {
                 // A reshape of the input into an image: the model file's
                 // input takes that shape.
                 self.input_dims = x.dims.clone();
+                self.kiln_shapes[0] = x.dims.clone();
+            } else if let Some((weight, bias, 1)) = &filters
+                && [h, w, stride] == [1, 1, 1]
+                && [t, l, b, rr] == [0; 4]
+                && win.kernel == [1, 1]
+            {
+                // A 1×1 convolution of a 1×1 image that kiln holds as a
+                // vector (a global average pool's output, a
+                // squeeze-and-excitation gate): a dense layer.
+                let out = weight.shape()[0];
+                let weight = weight
+                    .clone()
+                    .into_shape_with_order((out, channels))
+                    .map_err(|e| r.err(e.to_string()))?;
+                let bias = ndarray::Array1::from(bias.clone());
+                let v = self.push(Op::Dense { weight, bias }, vec![out, 1, 1]);
+                self.set(n, 0, v);
+                return Ok(());
             } else {
                 return Err(r.err(format!(
                     "its input was reshaped to {:?} after other layers; kiln image layers need the \
@@ -231,14 +261,16 @@ impl<'g> Lowering<'g> {
             }
         }
         let (op, out_c) = match filters {
-            Some((weight, bias)) => {
+            Some((weight, bias, groups)) => {
                 let out_c = weight.shape()[0];
                 (
                     Op::Conv {
                         weight,
                         bias,
                         stride,
-                        pad,
+                        pads: win.pads,
+                        dilation: win.dilations[0],
+                        groups,
                     },
                     out_c,
                 )
@@ -256,29 +288,6 @@ impl<'g> Lowering<'g> {
         self.set(n, 0, v);
         Ok(())
     }
-}
-
-/// A grouped convolution's `[out, in/groups, kh, kw]` weight as the
-/// equivalent full `[out, in, kh, kw]` one: zeros outside each group's block.
-fn expand_groups(weight: ArrayD<f32>, groups: usize, channels: usize) -> ArrayD<f32> {
-    if groups == 1 {
-        return weight;
-    }
-    let shape = weight.shape().to_vec();
-    let (out, per_group, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
-    let outs_per_group = out / groups;
-    let mut full = ArrayD::zeros(IxDyn(&[out, channels, kh, kw]));
-    for o in 0..out {
-        let g = o / outs_per_group;
-        for i in 0..per_group {
-            for y in 0..kh {
-                for x in 0..kw {
-                    full[[o, g * per_group + i, y, x]] = weight[[o, i, y, x]];
-                }
-            }
-        }
-    }
-    full
 }
 
 #[cfg(test)]

@@ -1,0 +1,475 @@
+//! Lowering the chain of Keras layers into kiln layers.
+//!
+//! Each layer reads the state the one before left: the Keras per-row shape
+//! and how kiln holds those values ([`Order`]: Keras's own row-major order,
+//! or the channel planes of a channels-last image, which is how kiln's
+//! image layers keep it). Layout never costs a layer: a dense layer after
+//! a flattened image has its kernel rows permuted instead. Batch
+//! normalization, `Rescaling` and `Normalization` are one per-element
+//! affine map, folded into the dense or convolution layer just before
+//! when there is one, and a per-channel `scale_shift` otherwise.
+//! (Convolution and pooling live in `image.rs`, the affine layers in
+//! `affine.rs`.)
+
+use std::collections::BTreeMap;
+
+use ndarray::Array2;
+use serde_json::Value;
+
+use super::config::{KLayer, Saved};
+use super::{KerasError, Options, refuse};
+use crate::import::common::{LayerTensors, pool, task};
+use crate::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile};
+
+/// How kiln holds a value relative to Keras's row-major order of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Order {
+    /// The same order.
+    Plain,
+    /// The `[h, w, c]` image Keras holds channels-last, held as `c` planes
+    /// of `h × w` (and still so after a Keras `Flatten` or `Reshape`).
+    Planes { h: usize, w: usize, c: usize },
+}
+
+/// A kiln layer under construction.
+#[derive(Debug, Clone)]
+pub(super) enum Op {
+    /// `weight` is `[outputs, inputs]`.
+    Dense {
+        weight: Array2<f32>,
+        bias: Vec<f32>,
+    },
+    /// `weight` is `[out_c, in_c / groups, kh, kw]` (flattened); `pads`
+    /// top, left, bottom, right.
+    Conv {
+        weight: Vec<f32>,
+        shape: [usize; 4],
+        bias: Vec<f32>,
+        stride: usize,
+        pads: [usize; 4],
+        dilation: usize,
+        groups: usize,
+    },
+    Pool {
+        max: bool,
+        kernel: usize,
+        stride: usize,
+    },
+    GlobalAvgPool {
+        channels: usize,
+    },
+    ScaleShift {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    /// A layer without tensors (activations).
+    Plain(LayerSpec),
+}
+
+/// The lowering's state between layers.
+pub(super) struct Lowering<'a> {
+    pub(super) layer: &'a KLayer,
+    /// The Keras per-row shape of the current value.
+    pub(super) keras: Vec<usize>,
+    pub(super) order: Order,
+    /// The shape kiln's `to_kernel` tracks (`[C, H, W]` for images).
+    pub(super) kiln: Vec<usize>,
+    /// Only element-wise ops since the input: its kiln shape may still
+    /// become an image's.
+    pub(super) elementwise: bool,
+    pub(super) input_dims: Vec<usize>,
+    pub(super) ops: Vec<Op>,
+    /// The last op is a dense or convolution layer whose output nothing
+    /// has touched since (a batch normalization may fold into it).
+    pub(super) foldable: bool,
+}
+
+impl Lowering<'_> {
+    pub(super) fn err(&self, problem: impl Into<String>) -> KerasError {
+        KerasError::Layer {
+            layer: self.layer.name.clone(),
+            class: self.layer.class.clone(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(super) fn width(&self) -> usize {
+        self.keras.iter().product()
+    }
+
+    /// For each kiln position, the Keras row-major position it holds.
+    pub(super) fn keras_index(&self) -> Vec<usize> {
+        match self.order {
+            Order::Plain => (0..self.width()).collect(),
+            Order::Planes { h, w, c } => (0..c)
+                .flat_map(|ci| (0..h * w).map(move |p| p * c + ci))
+                .collect(),
+        }
+    }
+
+    pub(super) fn push(&mut self, op: Op) {
+        self.foldable = matches!(op, Op::Dense { .. } | Op::Conv { .. });
+        if !matches!(op, Op::ScaleShift { .. } | Op::Plain(_)) {
+            self.elementwise = false;
+        }
+        self.ops.push(op);
+    }
+
+    /// A config field, or the error naming it.
+    pub(super) fn field(&self, name: &str) -> Result<&Value, KerasError> {
+        self.layer
+            .config
+            .get(name)
+            .ok_or_else(|| self.err(format!("its config has no `{name}`")))
+    }
+
+    pub(super) fn usize_field(&self, name: &str) -> Result<usize, KerasError> {
+        let v = self.field(name)?;
+        v.as_u64()
+            .and_then(|v| usize::try_from(v).ok())
+            .filter(|&v| v > 0)
+            .ok_or_else(|| self.err(format!("`{name}` = {v} is not a positive integer")))
+    }
+
+    pub(super) fn f32_field(&self, name: &str, default: f32) -> Result<f32, KerasError> {
+        match self.layer.config.get(name) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .map(|v| v as f32)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| self.err(format!("`{name}` = {v} is not a number"))),
+        }
+    }
+
+    pub(super) fn bool_field(&self, name: &str, default: bool) -> Result<bool, KerasError> {
+        match self.layer.config.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.err(format!("`{name}` = {v} is not true or false"))),
+        }
+    }
+
+    /// Refuses any value of config field `name` but the ones in `allowed`
+    /// (an absent or null field passes).
+    pub(super) fn only(&self, name: &str, allowed: &[Value]) -> Result<(), KerasError> {
+        match self.layer.config.get(name) {
+            None | Some(Value::Null) => Ok(()),
+            Some(v) if allowed.contains(v) => Ok(()),
+            Some(v) => Err(self.err(format!("`{name}` = {v} is not supported"))),
+        }
+    }
+
+    /// Appends the ops of Keras activation `name`.
+    pub(super) fn activation(&mut self, name: &Value) -> Result<(), KerasError> {
+        let Some(name) = name.as_str() else {
+            return Err(self.err(format!(
+                "activation {name} is a custom function; kiln supports Keras's named activations"
+            )));
+        };
+        let op = match name {
+            "linear" | "identity" => return Ok(()),
+            "relu" => LayerSpec::Relu,
+            "sigmoid" => LayerSpec::Sigmoid,
+            "tanh" => LayerSpec::Tanh,
+            "relu6" => LayerSpec::Clip { min: 0.0, max: 6.0 },
+            "leaky_relu" => LayerSpec::LeakyRelu { alpha: 0.2 },
+            // Keras 3: relu6(x + 3) / 6; Keras 2: clip(0.2x + 0.5, 0, 1).
+            "hard_sigmoid" if self.keras3() => LayerSpec::HardSigmoid {
+                alpha: 1.0 / 6.0,
+                beta: 0.5,
+            },
+            "hard_sigmoid" => LayerSpec::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            "hard_swish" | "hard_silu" => LayerSpec::HardSwish,
+            "softmax" | "log_softmax" => {
+                let log = name == "log_softmax";
+                return self.softmax(log);
+            }
+            other => {
+                return Err(self.err(format!(
+                    "activation `{other}` is not supported; kiln has linear, relu, relu6, \
+                     leaky_relu, sigmoid, hard_sigmoid, hard_swish, tanh, softmax and \
+                     log_softmax"
+                )));
+            }
+        };
+        self.push(Op::Plain(op));
+        Ok(())
+    }
+
+    fn keras3(&self) -> bool {
+        self.layer.config.get("dtype").is_some_and(Value::is_object)
+    }
+
+    /// Softmax over the last axis.
+    fn softmax(&mut self, log: bool) -> Result<(), KerasError> {
+        let last = self.keras.last().copied().unwrap_or(1);
+        let whole = last == self.width();
+        if !whole && self.order != Order::Plain {
+            return Err(self.err(
+                "softmax over the channels of an image is not supported (flatten or pool first)",
+            ));
+        }
+        let group = (!whole).then_some(last);
+        self.push(Op::Plain(match (log, group) {
+            (false, None) => LayerSpec::Softmax,
+            (false, Some(group)) => LayerSpec::GroupSoftmax { group },
+            (true, group) => LayerSpec::LogSoftmax { group },
+        }));
+        Ok(())
+    }
+
+    fn dense(&mut self, w: &[ndarray::ArrayD<f32>]) -> Result<(), KerasError> {
+        let units = self.usize_field("units")?;
+        let use_bias = self.bool_field("use_bias", true)?;
+        let last = self.keras.last().copied().unwrap_or(1);
+        if last != self.width() {
+            return Err(self.err(format!(
+                "a dense layer over rows of shape {:?} (it would act on the last axis only); \
+                 add a Flatten before it",
+                self.keras
+            )));
+        }
+        let (kernel, bias) = match (w, use_bias) {
+            ([k, b], true) => (k, b.iter().copied().collect()),
+            ([k], false) => (k, vec![0.0; units]),
+            _ => {
+                return Err(self.err(format!(
+                    "{} weights saved; a Dense layer with use_bias={use_bias} has {}",
+                    w.len(),
+                    1 + usize::from(use_bias)
+                )));
+            }
+        };
+        if kernel.shape() != [last, units] || bias.len() != units {
+            return Err(self.err(format!(
+                "kernel of shape {:?} and bias of {} values; expected [{last}, {units}] and {units}",
+                kernel.shape(),
+                bias.len()
+            )));
+        }
+        let index = self.keras_index();
+        let weight = Array2::from_shape_fn((units, last), |(o, k)| kernel[[index[k], o]]);
+        self.push(Op::Dense { weight, bias });
+        self.keras = vec![units];
+        self.order = Order::Plain;
+        self.kiln = vec![units];
+        let act = self.layer.config.get("activation").cloned();
+        self.activation(&act.unwrap_or(Value::from("linear")))
+    }
+
+    fn reshape(&mut self) -> Result<(), KerasError> {
+        let v = self.field("target_shape")?;
+        let dims: Option<Vec<i64>> = v
+            .as_array()
+            .map(|a| a.iter().map(Value::as_i64).collect())
+            .unwrap_or(None);
+        let dims = dims.ok_or_else(|| self.err(format!("`target_shape` = {v} is not a list")))?;
+        let width = self.width();
+        let known: Option<usize> = dims
+            .iter()
+            .filter(|&&d| d != -1)
+            .try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?));
+        let free = dims.iter().filter(|&&d| d == -1).count();
+        let shape: Option<Vec<usize>> = match (known, free) {
+            (Some(k), 0) if k == width => dims.iter().map(|&d| usize::try_from(d).ok()).collect(),
+            (Some(k), 1) if k > 0 && width.is_multiple_of(k) => Some(
+                dims.iter()
+                    .map(|&d| if d == -1 { width / k } else { d as usize })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        self.keras = shape
+            .filter(|s| !s.contains(&0))
+            .ok_or_else(|| self.err(format!("`target_shape` {v} does not hold {width} values")))?;
+        Ok(())
+    }
+
+    fn layer(&mut self, saved: &Saved, notes: &mut Vec<String>) -> Result<(), KerasError> {
+        let class = self.layer.class.as_str();
+        if let Some(custom) = &self.layer.custom {
+            return Err(refuse::custom(self.layer, custom));
+        }
+        // A normalization's third variable is its (integer) sample count.
+        let most = if class == "Normalization" {
+            2
+        } else {
+            usize::MAX
+        };
+        let weights = saved.weights(self.layer, most)?;
+        match class {
+            "Dense" => self.dense(&weights)?,
+            "Activation" => {
+                let a = self.field("activation")?.clone();
+                self.activation(&a)?;
+            }
+            "ReLU" => {
+                let slope = self.f32_field("negative_slope", 0.0)?;
+                let max = self.f32_field("max_value", f32::INFINITY)?;
+                if self.f32_field("threshold", 0.0)? != 0.0 {
+                    return Err(self.err("a non-zero `threshold` is not supported"));
+                }
+                let op = match (slope == 0.0, max == f32::INFINITY) {
+                    (true, true) => LayerSpec::Relu,
+                    (true, false) => LayerSpec::Clip { min: 0.0, max },
+                    (false, true) => LayerSpec::LeakyRelu { alpha: slope },
+                    (false, false) => {
+                        return Err(self.err("`negative_slope` with `max_value` is not supported"));
+                    }
+                };
+                self.push(Op::Plain(op));
+            }
+            "LeakyReLU" => {
+                let alpha = match self.layer.config.get("negative_slope") {
+                    Some(_) => self.f32_field("negative_slope", 0.3)?,
+                    None => self.f32_field("alpha", 0.3)?,
+                };
+                self.push(Op::Plain(LayerSpec::LeakyRelu { alpha }));
+            }
+            "Softmax" => {
+                self.last_axis("axis", Value::from(-1))?;
+                self.softmax(false)?;
+            }
+            "Flatten" => self.keras = vec![self.width()],
+            "Reshape" => self.reshape()?,
+            "Dropout"
+            | "SpatialDropout1D"
+            | "SpatialDropout2D"
+            | "SpatialDropout3D"
+            | "GaussianNoise"
+            | "GaussianDropout"
+            | "AlphaDropout"
+            | "ActivityRegularization" => {
+                notes.push(format!(
+                    "layer {:?} ({class}) does nothing at inference: dropped",
+                    self.layer.name
+                ));
+            }
+            "BatchNormalization" => self.batch_norm(&weights)?,
+            "Rescaling" => self.rescaling()?,
+            "Normalization" => self.normalization(&weights)?,
+            "Conv2D" | "Convolution2D" => self.conv(&weights)?,
+            "MaxPooling2D" | "MaxPool2D" | "AveragePooling2D" | "AvgPool2D" => self.pool()?,
+            "GlobalAveragePooling2D" | "GlobalAvgPool2D" => self.global_pool()?,
+            _ => return Err(refuse::unsupported(self.layer)),
+        }
+        Ok(())
+    }
+}
+
+/// Lowers a saved model's chain into a kiln model file.
+pub(super) fn lower(
+    saved: &Saved,
+    options: &Options,
+    notes: &mut Vec<String>,
+) -> Result<ModelFile, KerasError> {
+    let (input_name, dims) = &saved.chain.input;
+    let width = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if width.is_none_or(|w| w > crate::kiln_guest::MAX_WIDTH) {
+        return Err(KerasError::Config {
+            file: "the model config".into(),
+            problem: format!("rows of shape {dims:?} are too large"),
+        });
+    }
+    let first = KLayer {
+        name: input_name.clone(),
+        class: "InputLayer".into(),
+        config: Value::Null,
+        custom: None,
+    };
+    let mut l = Lowering {
+        layer: &first,
+        keras: dims.clone(),
+        order: Order::Plain,
+        kiln: vec![width.unwrap_or(0)],
+        elementwise: true,
+        input_dims: vec![width.unwrap_or(0)],
+        ops: Vec::new(),
+        foldable: false,
+    };
+    for layer in &saved.chain.layers {
+        l.layer = layer;
+        l.layer(saved, notes)?;
+    }
+    if let Order::Planes { h, w, c } = l.order
+        && h * w > 1
+        && c > 1
+    {
+        return Err(KerasError::Layer {
+            layer: l.layer.name.clone(),
+            class: l.layer.class.clone(),
+            problem: "the model's output is a multi-channel image, which kiln holds channel \
+                      planes first; end the model with Flatten + Dense or a global pool"
+                .into(),
+        });
+    }
+    finish(l.ops, input_name.clone(), l.input_dims, options)
+}
+
+fn finish(
+    ops: Vec<Op>,
+    input: String,
+    dims: Vec<usize>,
+    options: &Options,
+) -> Result<ModelFile, KerasError> {
+    let ends_in_softmax = matches!(ops.last(), Some(Op::Plain(LayerSpec::Softmax)));
+    let mut tensors = BTreeMap::new();
+    let mut layers = Vec::with_capacity(ops.len());
+    for (index, op) in ops.into_iter().enumerate() {
+        let mut t = LayerTensors {
+            tensors: &mut tensors,
+            index,
+        };
+        layers.push(match op {
+            Op::Dense { weight, bias } => t.dense(weight, bias),
+            Op::Conv {
+                weight,
+                shape,
+                bias,
+                stride,
+                pads,
+                dilation,
+                groups,
+            } => t.conv2d(
+                (shape.to_vec(), weight),
+                bias,
+                stride,
+                pads,
+                dilation,
+                groups,
+            ),
+            Op::Pool {
+                max,
+                kernel,
+                stride,
+            } => pool(max, kernel, stride),
+            Op::GlobalAvgPool { channels } => LayerSpec::GlobalAvgPool { channels },
+            Op::ScaleShift { scale, shift } => t.scale_shift(scale, shift),
+            Op::Plain(spec) => spec,
+        });
+    }
+    let task = task(options.task, ends_in_softmax);
+    let graph = Graph {
+        format: FORMAT_VERSION,
+        name: options.name.clone(),
+        version: "1".into(),
+        task,
+        input: InputSpec {
+            name: input,
+            shape: dims,
+            features: Vec::new(),
+        },
+        target: None,
+        labels: Vec::new(),
+        layers,
+        wiring: Vec::new(),
+    };
+    let model = ModelFile { graph, tensors };
+    model.to_kernel()?;
+    Ok(model)
+}
