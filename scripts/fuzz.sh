@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh --minutes N      every target for N minutes
 #   scripts/fuzz.sh --seconds N [TARGET…]   chosen targets, N seconds each
 #   scripts/fuzz.sh --seeds          rewrites tests/fuzz/seeds (tests/e2e/fuzz.rs)
+#   scripts/fuzz.sh --build          installs and builds the targets, runs none
 #
 # The fuzzers grow a working corpus in tests/fuzz/corpus/TARGET (not
 # committed) from tests/fuzz/seeds/TARGET. A crash stops the run with the
@@ -22,12 +23,14 @@ TARGETS=(blob model_file onnx keras v2_rest grpc_infer browser sandbox)
 seconds=25
 chosen=()
 seeds=0
+build_only=0
 while [ $# -gt 0 ]; do
   case $1 in
     --minutes) seconds=$(($2 * 60)); shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --seeds) seeds=1; shift ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    --build) build_only=1; shift ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1" >&2; exit 2 ;;
     *) chosen+=("$1"); shift ;;
   esac
@@ -58,6 +61,7 @@ ensure_apt protobuf-compiler # runtime/build.rs generates the gRPC service
 fuzz=(cargo +nightly fuzz)
 opts=(--fuzz-dir tests/fuzz --sanitizer none --debug-assertions --release --codegen-units 16)
 step "cargo fuzz build" "${fuzz[@]}" build "${opts[@]}"
+[ "$build_only" = 0 ] || exit 0
 
 mkdir -p tests/fuzz/logs
 failed=()

@@ -30,6 +30,15 @@ step "cargo test" cargo test --workspace --locked
 step "cargo test (guest, no layer family)" cargo test -p kiln-guest --locked
 step "cargo test (guest, CNN family only)" cargo test -p kiln-guest --features conv --locked
 
+# The fuzz targets' cold build (nightly, a target dir of its own) is the
+# longest step after `cargo test`. It runs in the background from here, on
+# the core the Python, browser and worker tests below mostly leave idle;
+# the fuzz step waits for it. Its log: out/fuzz-build.log.
+mkdir -p out
+scripts/fuzz.sh --build >out/fuzz-build.log 2>&1 &
+fuzz_build=$!
+trap 'kill $fuzz_build 2>/dev/null || true' EXIT
+
 # The kiln binary the remaining tests drive is the one `cargo test` built for
 # tests/e2e. A separate `cargo build` would resolve other features (no
 # dev-dependencies) and compile wasmtime and the rest a second time.
@@ -75,6 +84,11 @@ step "wrangler deploy --dry-run" node --test tests/deploy/wrangler/
 # build of the targets is the long part), schemathesis against a live server
 # from docs/openapi.yaml, and the 60 s soak (tests/soak). docs/security.md has
 # the longer runs' figures.
+fuzz_build_done() {
+  wait "$fuzz_build" || { tail -n 40 out/fuzz-build.log >&2; return 1; }
+  sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
+}
+step "the fuzz targets' build (started after cargo test)" fuzz_build_done
 step "scripts/fuzz.sh --seconds 15" scripts/fuzz.sh --seconds 15
 step "tests/fuzz/http.sh (schemathesis)" tests/fuzz/http.sh
 step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60

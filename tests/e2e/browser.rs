@@ -103,7 +103,6 @@ fn graph_errors_carry_the_hosts_messages() {
     let base = ModelFile::load(&digits().model).unwrap();
     type Change = Box<dyn Fn(&mut ModelFile)>;
     let variants: Vec<(&str, Change)> = vec![
-        ("format", Box::new(|m| m.graph.format = 7)),
         (
             "labels",
             Box::new(|m| m.graph.labels.pop().map(drop).unwrap_or(())),
@@ -159,6 +158,49 @@ fn graph_errors_carry_the_hosts_messages() {
             .to_string();
         assert_eq!(page, host, "{what}");
     }
+}
+
+#[test]
+fn unknown_graph_formats_are_refused_by_both_naming_the_formats_read() {
+    let mut m = ModelFile::load(&digits().model).unwrap();
+    m.graph.format = 7;
+    let bytes = m.to_bytes().unwrap();
+    let host = host_model(&bytes).unwrap_err();
+    let page = page_model(&bytes).unwrap_err().to_string();
+    assert!(
+        host.contains(
+            "graph format 7 is not supported (this kiln reads 1, chains of layers, and 2, graphs)"
+        ),
+        "{host}"
+    );
+    assert!(
+        page.contains(
+            "graph format 7 is not supported by the browser package, which reads format 1"
+        ),
+        "{page}"
+    );
+}
+
+/// A safetensors header that repeats a key: `serde_json` keeps the last
+/// value, so the page, whose reader would see the first, refuses it rather
+/// than read a different model than the host (a fuzz finding).
+#[test]
+fn headers_with_a_repeated_key_are_refused_by_the_page() {
+    let st = std::fs::read(&digits().model).unwrap();
+    let n = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&st[8..8 + n]).unwrap();
+    // `{A, B, ...}` -> `{A, A, B, ...}`: the first entry written twice.
+    let entry = |(k, v): (&String, &serde_json::Value)| {
+        format!("{}:{v}", serde_json::Value::from(k.as_str()))
+    };
+    let entries: Vec<String> = header.iter().map(entry).collect();
+    let repeated = format!("{{{},{}}}", entries[0], entries.join(","));
+    let mut bytes = (repeated.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(repeated.as_bytes());
+    bytes.extend_from_slice(&st[8 + n..]);
+    let err = page_model(&bytes).unwrap_err().to_string();
+    assert!(err.contains("duplicate key"), "{err}");
 }
 
 #[test]

@@ -45,7 +45,9 @@ pub enum ModelFileError {
         source: serde_json::Error,
     },
     // Worded as the browser package's (which reads format 1 only) words it.
-    #[error("{path}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION})")]
+    #[error(
+        "{path}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION}, chains of layers, and {GRAPH_FORMAT_VERSION}, graphs)"
+    )]
     Format { path: PathBuf, found: u32 },
     #[error("{path}: tensor `{tensor}` has dtype {dtype}; kiln reads F32, I8 and I32 tensors")]
     Dtype {

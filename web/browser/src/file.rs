@@ -110,7 +110,9 @@ pub enum LoadError {
         layer: usize,
         op: String,
     },
-    #[error("{name}: graph format {found} is not supported (this kiln reads {FORMAT_VERSION})")]
+    #[error(
+        "{name}: graph format {found} is not supported by the browser package, which reads format {FORMAT_VERSION} (chains of layers); graph models (format 2) run in kiln serve, the worker and wasmtime"
+    )]
     Format { name: String, found: u32 },
     #[error("{name}: tensor `{tensor}` has dtype {dtype}; kiln reads F32, I8 and I32 tensors")]
     Dtype {

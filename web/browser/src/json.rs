@@ -78,6 +78,19 @@ impl<'a> Json<'a> {
     }
 }
 
+/// A key that occurs twice in `fields`, if any. Such objects are refused:
+/// `serde_json` keeps the last value (safetensors' header map) or refuses
+/// them (the graph's structs), and the page must never read a file
+/// differently from the host. Sorting keeps a header of many keys
+/// O(n log n).
+fn duplicate(fields: &[(String, Json<'_>)]) -> Option<String> {
+    let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .find(|w| w[0] == w[1])
+        .map(|w| String::from(w[0]))
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
@@ -142,7 +155,13 @@ impl<'a> Parser<'a> {
                     fields.push((k, self.value(depth + 1)?));
                     self.ws();
                     if self.eat(b'}') {
-                        return Ok(Json::Obj(fields));
+                        return match duplicate(&fields) {
+                            Some(k) => Err(format!(
+                                "duplicate key `{k}` in the object ending at byte {}",
+                                self.pos
+                            )),
+                            None => Ok(Json::Obj(fields)),
+                        };
                     }
                     if !self.eat(b',') {
                         return Err(self.err("expected `,` or `}`"));
@@ -324,6 +343,7 @@ mod tests {
             "[1] x",
             "\"a\nb\"",
             "{1: 2}",
+            r#"{"a": 1, "b": 2, "a": 3}"#,
         ] {
             assert!(Json::parse(bad).is_err(), "{bad:?} parsed");
         }
