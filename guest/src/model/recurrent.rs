@@ -150,7 +150,9 @@ impl<'a> Layer<'a> {
         b: Tensor<'a>,
     ) -> Result<Self, ModelError> {
         let here = super::family::rnn(index, geom.cell.name())?;
-        let [w_len, r_len, _] = geom.tensor_lens().ok_or(ModelError::TooLarge { layer: index })?;
+        let [w_len, r_len, _] = geom
+            .tensor_lens()
+            .ok_or(ModelError::TooLarge { layer: index })?;
         check_len(index, "w", w_len, w.len())?;
         check_len(index, "r", r_len, r.len())?;
         let (f, h) = (geom.features, geom.hidden);
@@ -160,9 +162,11 @@ impl<'a> Layer<'a> {
         for d in 0..geom.directions() {
             wp.extend(pack_rows(&w[d * gh * f..(d + 1) * gh * f], f, gh));
             let rd = &r[d * gh * h..(d + 1) * gh * h];
-            if geom.cell == (Cell::Gru {
-                linear_before_reset: false,
-            }) {
+            if geom.cell
+                == (Cell::Gru {
+                    linear_before_reset: false,
+                })
+            {
                 let (zr, n) = rd.split_at(2 * h * h);
                 rp.extend(pack_rows(zr, h, 2 * h));
                 rp.extend(pack_rows(n, h, h));
@@ -258,7 +262,12 @@ impl RecurrentLayer<'_> {
                         kernels::dense(state, r_zr, &rb[..2 * h], h, 2 * h, q_zr);
                         for row in 0..batch {
                             let (qr, hr) = (&q_zr[row * 2 * h + h..][..h], &state[row * h..][..h]);
-                            kernels::gru_reset(&p(row)[h..2 * h], qr, hr, &mut reset[row * h..][..h]);
+                            kernels::gru_reset(
+                                &p(row)[h..2 * h],
+                                qr,
+                                hr,
+                                &mut reset[row * h..][..h],
+                            );
                         }
                         kernels::dense(reset, r_n, &rb[2 * h..], h, h, &mut q_n[..batch * h]);
                         for row in 0..batch {
@@ -401,7 +410,10 @@ mod tests {
         for cell in CELLS {
             for bi in [false, true] {
                 let t = tensors(&geom(cell, bi, false), 3);
-                let (last, seq) = (model(geom(cell, bi, false), &t), model(geom(cell, bi, true), &t));
+                let (last, seq) = (
+                    model(geom(cell, bi, false), &t),
+                    model(geom(cell, bi, true), &t),
+                );
                 let x = values(3 * 15, 11);
                 let batch = last.predict(&x).unwrap();
                 let all = seq.predict(&x).unwrap();
@@ -449,7 +461,14 @@ mod tests {
         let g = geom(Cell::Lstm, true, false);
         let [w, r, b] = tensors(&g, 1);
         let err = Layer::recurrent(2, g, &w[1..], &r, b.clone().into()).unwrap_err();
-        assert!(matches!(err, ModelError::TensorLen { layer: 2, tensor: "w", .. }));
+        assert!(matches!(
+            err,
+            ModelError::TensorLen {
+                layer: 2,
+                tensor: "w",
+                ..
+            }
+        ));
         let bad = |g: RecurrentGeom, b: Vec<f32>| {
             let layer = Layer::Recurrent(
                 RecurrentLayer {
@@ -463,7 +482,10 @@ mod tests {
             Model::new(g.input_len().max(1), vec![layer]).unwrap_err()
         };
         let short = b[1..].to_vec();
-        assert!(matches!(bad(g, short), ModelError::TensorLen { tensor: "b", .. }));
+        assert!(matches!(
+            bad(g, short),
+            ModelError::TensorLen { tensor: "b", .. }
+        ));
         let mut nan = b.clone();
         nan[3] = f32::NAN;
         assert_eq!(
@@ -474,7 +496,13 @@ mod tests {
             }
         );
         let zero = RecurrentGeom { hidden: 0, ..g };
-        assert!(matches!(bad(zero, b.clone()), ModelError::BadParam { param: "hidden", .. }));
+        assert!(matches!(
+            bad(zero, b.clone()),
+            ModelError::BadParam {
+                param: "hidden",
+                ..
+            }
+        ));
         let huge = RecurrentGeom {
             steps: 1 << 40,
             ..g
