@@ -292,6 +292,15 @@ fn recurrent_models_agree_everywhere_and_with_the_reference() {
             "{name}: wasmtime and native differ"
         );
         assert_eq!(bits(&v8), bits(&native), "{name}: V8 and native differ");
+        // One row per run, and the model file itself, natively.
+        let single = predict(&["--batch", "1"]);
+        assert_eq!(bits(&single), bits(&native), "{name}: batch of 1 differs");
+        let file_scores = scores(&kiln_ok(&["predict", s(&path), "--input", s(&rows_path)]));
+        assert_eq!(
+            bits(&file_scores),
+            bits(&native),
+            "{name}: the model file differs"
+        );
         for (row, got) in rows.iter().zip(&native) {
             let want = reference(&file, layers, row);
             for (g, w) in got.iter().zip(&want) {
