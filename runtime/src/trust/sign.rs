@@ -52,12 +52,20 @@ pub fn sign(wasm: &[u8], key: &wasmsign2::SecretKey) -> Result<Vec<u8>, TrustErr
     Ok(out)
 }
 
-/// The byte range of `wasm`'s leading `signature` section (from its id
-/// byte to its end), and the range of its contents; `None` if the first
-/// section is not one.
+/// Where a module's leading `signature` section lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureSection {
+    /// The whole section, from its id byte to its end.
+    pub section: Range<usize>,
+    /// Its contents (after the name).
+    pub data: Range<usize>,
+}
+
+/// `wasm`'s leading `signature` section; `None` if the first section is not
+/// one.
 pub fn signature_range(
     wasm: &[u8],
-) -> Result<Option<(Range<usize>, Range<usize>)>, wasmparser::BinaryReaderError> {
+) -> Result<Option<SignatureSection>, wasmparser::BinaryReaderError> {
     for payload in Parser::new(0).parse_all(wasm) {
         match payload? {
             Payload::Version { .. } => continue,
@@ -66,7 +74,10 @@ pub fn signature_range(
                 let at = |o: u64| usize::try_from(o).unwrap_or(usize::MAX).min(wasm.len());
                 let (data, end) = (at(c.data_offset()), at(c.range().end));
                 // The section starts at the header's end (8 bytes).
-                return Ok(Some((8..end, data..end)));
+                return Ok(Some(SignatureSection {
+                    section: 8..end,
+                    data: data..end,
+                }));
             }
             _ => return Ok(None),
         }
@@ -77,7 +88,7 @@ pub fn signature_range(
 /// Checks that `wasm` carries a signature of one of `keys` over exactly its
 /// contents.
 pub fn verify(wasm: &[u8], keys: &TrustedKeys) -> Result<(), TrustError> {
-    let (section, data) = signature_range(wasm)?.ok_or(TrustError::Unsigned)?;
+    let SignatureSection { section, data } = signature_range(wasm)?.ok_or(TrustError::Unsigned)?;
     let signed = signed_hashes(&wasm[data]).map_err(TrustError::BadSignature)?;
     let actual: [u8; 32] = Sha256::digest(&wasm[section.end..]).into();
     if !signed.contains(&actual) {
@@ -94,8 +105,7 @@ pub fn verify(wasm: &[u8], keys: &TrustedKeys) -> Result<(), TrustError> {
 
 /// `wasm` without its leading `signature` section, if it has one.
 pub fn unsigned(wasm: &[u8]) -> Result<Option<Vec<u8>>, wasmparser::BinaryReaderError> {
-    Ok(signature_range(wasm)?
-        .map(|(section, _)| [&wasm[..section.start], &wasm[section.end..]].concat()))
+    Ok(signature_range(wasm)?.map(|s| [&wasm[..s.section.start], &wasm[s.section.end..]].concat()))
 }
 
 /// Reads the signature section's payload with every length bounded by the
