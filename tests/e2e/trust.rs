@@ -108,9 +108,31 @@ fn signing_keeps_the_bits_and_verify_says_why_it_refuses() {
         std::fs::read(&built).unwrap(),
         std::fs::read(&signed).unwrap()
     );
-    // Int8 modules still run as their relaxed twin when signed: inspect
-    // still names the kernel they carry.
     assert_eq!(kernel_of(&signed), kernel_of(&digits().module));
+    // A signed int8 module still gets its relaxed-SIMD twin (the host
+    // recognises kiln's module under the signature), with the same bits.
+    let (int8, int8_wasm, int8_signed) = (
+        d.join("int8.safetensors"),
+        d.join("int8.wasm"),
+        d.join("int8.signed.wasm"),
+    );
+    kiln_ok(&["quantize", s(&digits().model), "--dynamic", "-o", s(&int8)]);
+    kiln_ok(&["build", s(&int8), "-o", s(&int8_wasm)]);
+    kiln_ok(&[
+        "build",
+        s(&int8),
+        "--sign",
+        s(&secret),
+        "-o",
+        s(&int8_signed),
+    ]);
+    let twin = |p: &Path| kiln::module::relaxed_twin(&std::fs::read(p).unwrap()).unwrap();
+    assert!(twin(&int8_wasm).is_some());
+    assert_eq!(twin(&int8_signed), twin(&int8_wasm));
+    assert_eq!(
+        predicted(&int8_signed, &["--key", s(&public)]),
+        predicted(&int8_wasm, &[])
+    );
 
     let refusal = |module: &Path, key: &Path| {
         let verify = kiln_err(&["verify", s(module), "--key", s(key)]);
