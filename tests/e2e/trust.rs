@@ -250,6 +250,21 @@ fn wasmsign2_verifies_kiln_signatures_and_kiln_verifies_its() {
     ]);
     assert!(ok, "{err}");
     kiln_ok(&["verify", s(&theirs), "--key", s(&pk)]);
+    // With the signer's key id in the signature (`-K` when signing) too.
+    let with_id = d.join("ws-signed-id.wasm");
+    let (ok, err) = run(&[
+        "sign",
+        "-i",
+        s(&digits().module),
+        "-o",
+        s(&with_id),
+        "-k",
+        s(&sk),
+        "-K",
+        s(&pk),
+    ]);
+    assert!(ok, "{err}");
+    kiln_ok(&["verify", s(&with_id), "--key", s(&pk)]);
     assert_eq!(
         predicted(&theirs, &["--key", s(&pk)]),
         predicted(&digits().module, &[])
