@@ -219,6 +219,29 @@ mod tests {
         ));
     }
 
+    /// Every single-byte change inside the signature section, and every
+    /// truncation of the module, is refused, and nothing panics.
+    #[test]
+    fn any_change_to_a_signed_module_is_refused() {
+        let pair = wasmsign2::KeyPair::generate();
+        let trusted = TrustedKeys::from_keys(vec![pair.pk.clone()]);
+        let signed = sign(&module(), &pair.sk).unwrap();
+        let at = signature_range(&signed).unwrap().unwrap().section;
+        for i in at.clone() {
+            for bit in [0x01, 0x80] {
+                let mut bad = signed.clone();
+                bad[i] ^= bit;
+                assert!(verify(&bad, &trusted).is_err(), "byte {i} ^ {bit:#x}");
+            }
+        }
+        for len in 0..signed.len() {
+            assert!(
+                verify(&signed[..len], &trusted).is_err(),
+                "truncated to {len}"
+            );
+        }
+    }
+
     /// Lengths that point past the section are refused before the crate
     /// would allocate them.
     #[test]
