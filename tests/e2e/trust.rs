@@ -418,6 +418,25 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
         "{rows:?}"
     );
     assert!(refusal(&rows, "mispinned").contains("matches no pinned digest"));
+    drop(server);
+
+    // kiln.toml's `trusted_keys` is --trusted-keys.
+    let in_toml = config(d, &format!("trusted_keys = {keys:?}\n"));
+    let server = Server::start(&[
+        s(&repo),
+        "--http",
+        "127.0.0.1:0",
+        "--no-grpc",
+        "--config",
+        s(&in_toml),
+    ]);
+    let rows = index(&server);
+    assert!(refusal(&rows, "unsigned").contains("unsigned"), "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r.0 == "good" && r.2 == "READY"),
+        "{rows:?}"
+    );
+    drop(server);
 
     // A bad pin in kiln.toml is refused with its field.
     let bad = config(d, "[models.x]\nsha256 = \"abc\"\n");
