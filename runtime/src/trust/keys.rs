@@ -119,7 +119,7 @@ pub struct TrustedKeys {
 }
 
 impl TrustedKeys {
-    /// Every `*.pub` file of `dir` (sorted by name; other files ignored).
+    /// Every `*.pub` file of `dir` (sorted by name; other entries ignored).
     pub fn from_dir(dir: &Path) -> Result<TrustedKeys, TrustError> {
         let io = |source| TrustError::Io {
             path: dir.into(),
@@ -128,7 +128,8 @@ impl TrustedKeys {
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
-            if path.extension().is_some_and(|e| e == PUBLIC_EXT) {
+            // Files only: a directory named `*.pub` is not followed.
+            if path.extension().is_some_and(|e| e == PUBLIC_EXT) && path.is_file() {
                 paths.push(path);
             }
         }
