@@ -1,7 +1,7 @@
-//! Signed and sealed modules (#17): `kiln keygen | sign | verify | seal |
-//! unseal`, `kiln build --sign`, `kiln predict --key`, and `kiln serve
-//! --trusted-keys / --unseal-key-file` and digest pins refusing what they
-//! must; interop with the `wasmsign2` CLI both ways.
+//! Signed modules (#17): `kiln keygen | sign | verify`, `kiln build
+//! --sign`, `kiln predict --key`, and `kiln serve --trusted-keys` and
+//! digest pins refusing what they must; interop with the `wasmsign2` CLI
+//! both ways. (Sealed files: `seal`.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +12,7 @@ use crate::common::*;
 use crate::serve::{Server, config, digits_body, http, json, repo_with, test_rows};
 
 /// The digits module's scores on the first held-out rows, as bits.
-fn predicted(module: &Path, extra: &[&str]) -> Vec<Vec<u32>> {
+pub(crate) fn predicted(module: &Path, extra: &[&str]) -> Vec<Vec<u32>> {
     let mut args = vec!["predict", s(module), "--input", s(&digits().test_csv)];
     args.extend_from_slice(extra);
     bits(&scores(&kiln_ok(&args)))
@@ -56,7 +56,7 @@ fn tamper_points(wasm: &[u8]) -> [(&'static str, usize); 3] {
     ]
 }
 
-fn flipped(wasm: &[u8], at: usize) -> Vec<u8> {
+pub(crate) fn flipped(wasm: &[u8], at: usize) -> Vec<u8> {
     let mut w = wasm.to_vec();
     w[at] ^= 0x01;
     w
@@ -274,7 +274,7 @@ fn wasmsign2_verifies_kiln_signatures_and_kiln_verifies_its() {
 }
 
 /// The repository index as (name, version, state, reason) rows.
-fn index(server: &Server) -> Vec<(String, String, String, String)> {
+pub(crate) fn index(server: &Server) -> Vec<(String, String, String, String)> {
     let (status, body) = http(server.http, "POST", "/v2/repository/index", "{}");
     assert_eq!(status, 200, "{body}");
     json(&body)
@@ -289,7 +289,7 @@ fn index(server: &Server) -> Vec<(String, String, String, String)> {
 }
 
 /// The reason `name` is unavailable; panics if it is served.
-fn refusal(rows: &[(String, String, String, String)], name: &str) -> String {
+pub(crate) fn refusal(rows: &[(String, String, String, String)], name: &str) -> String {
     let row = rows
         .iter()
         .find(|r| r.0 == name)
@@ -299,7 +299,7 @@ fn refusal(rows: &[(String, String, String, String)], name: &str) -> String {
 }
 
 /// The digits scores of the first 5 held-out rows served as `name`, as bits.
-fn served_bits(server: &Server, name: &str) -> Vec<u32> {
+pub(crate) fn served_bits(server: &Server, name: &str) -> Vec<u32> {
     let (status, body) = http(
         server.http,
         "POST",
@@ -315,7 +315,7 @@ fn served_bits(server: &Server, name: &str) -> Vec<u32> {
         .collect()
 }
 
-fn first_rows_bits(module: &Path) -> Vec<u32> {
+pub(crate) fn first_rows_bits(module: &Path) -> Vec<u32> {
     predicted(module, &[])
         .into_iter()
         .take(5)
@@ -454,143 +454,4 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
         .unwrap();
     let e = check_clean_failure(out, &["serve"]);
     assert!(e.contains("models.x.sha256"), "{e}");
-}
-
-#[test]
-fn sealed_files_round_trip_and_refuse_a_wrong_key_or_a_flipped_byte() {
-    let dir = scratch();
-    let d = dir.path();
-    let (key, other) = (d.join("k.sealkey"), d.join("other.sealkey"));
-    kiln_ok(&["keygen", "--seal", "-o", s(&key)]);
-    kiln_ok(&["keygen", "--seal", "-o", s(&other)]);
-    let sealed = d.join("digits.sealed");
-    kiln_ok(&[
-        "seal",
-        s(&digits().module),
-        "--key-file",
-        s(&key),
-        "-o",
-        s(&sealed),
-    ]);
-    let plain = std::fs::read(&digits().module).unwrap();
-    let bytes = std::fs::read(&sealed).unwrap();
-    assert!(bytes.starts_with(b"KILNSEAL"));
-    let has_meta = |b: &[u8]| b.windows(12).any(|w| w == b"model_sha256");
-    assert!(
-        has_meta(&plain) && !has_meta(&bytes),
-        "the metadata is not readable sealed"
-    );
-    let back = d.join("back.wasm");
-    kiln_ok(&["unseal", s(&sealed), "--key-file", s(&key), "-o", s(&back)]);
-    assert_eq!(std::fs::read(&back).unwrap(), plain);
-
-    let out = d.join("never.wasm");
-    let e = kiln_err(&["unseal", s(&sealed), "--key-file", s(&other), "-o", s(&out)]);
-    assert!(e.contains("wrong key"), "{e}");
-    let flippedfile = d.join("flipped.sealed");
-    std::fs::write(&flippedfile, flipped(&bytes, bytes.len() / 2)).unwrap();
-    let e = kiln_err(&[
-        "unseal",
-        s(&flippedfile),
-        "--key-file",
-        s(&key),
-        "-o",
-        s(&out),
-    ]);
-    assert!(e.contains("changed"), "{e}");
-    assert!(!out.exists(), "nothing is written on a refusal");
-}
-
-#[test]
-fn serve_unseals_in_memory_and_refuses_what_does_not_unseal() {
-    let dir = scratch();
-    let d = dir.path();
-    let secrets = d.join("secrets");
-    std::fs::create_dir(&secrets).unwrap();
-    let (key, other) = (secrets.join("k.sealkey"), secrets.join("other.sealkey"));
-    kiln_ok(&["keygen", "--seal", "-o", s(&key)]);
-    kiln_ok(&["keygen", "--seal", "-o", s(&other)]);
-    let seal = |with: &Path| {
-        let out = d.join("sealed.tmp");
-        kiln_ok(&[
-            "seal",
-            s(&digits().module),
-            "--key-file",
-            s(with),
-            "-o",
-            s(&out),
-        ]);
-        std::fs::read(&out).unwrap()
-    };
-    let good = seal(&key);
-    let plain = std::fs::read(&digits().module).unwrap();
-    let repo = repo_with(
-        d,
-        &[
-            ("good/1/model.wasm", &good),
-            ("wrongkey/1/model.wasm", &seal(&other)),
-            ("flipped/1/model.wasm", &flipped(&good, good.len() - 5)),
-            ("plain/1/model.wasm", &plain),
-        ],
-    );
-    let cfg = config(d, "");
-    let start = |extra: &[&str]| {
-        let mut args = vec![
-            s(&repo),
-            "--http",
-            "127.0.0.1:0",
-            "--no-grpc",
-            "--config",
-            s(&cfg),
-        ];
-        args.extend_from_slice(extra);
-        Server::start(&args)
-    };
-    let server = start(&["--unseal-key-file", s(&key)]);
-    let rows = index(&server);
-    for (name, why) in [
-        ("wrongkey", "cannot unseal"),
-        ("flipped", "cannot unseal"),
-        ("plain", "not sealed"),
-    ] {
-        let reason = refusal(&rows, name);
-        assert!(
-            reason.contains(&format!("model `{name}` version 1")) && reason.contains(why),
-            "{name}: {reason}"
-        );
-    }
-    assert_eq!(
-        served_bits(&server, "good"),
-        first_rows_bits(&digits().module)
-    );
-    drop(server);
-    // Compiled code holds the model: with sealed files the cache stays off.
-    let cache = d.join("cache");
-    assert!(
-        !cache.exists() || std::fs::read_dir(&cache).unwrap().next().is_none(),
-        "the compile cache was written"
-    );
-
-    // Without the key, a sealed file is refused and says what is missing.
-    let server = start(&[]);
-    assert!(refusal(&index(&server), "good").contains("--unseal-key-file"));
-    drop(server);
-
-    // The key may not live in the repository.
-    std::fs::copy(&key, repo.join("k.sealkey")).unwrap();
-    let out = Command::new(kiln_bin())
-        .args([
-            "serve",
-            s(&repo),
-            "--http",
-            "127.0.0.1:0",
-            "--no-grpc",
-            "--config",
-            s(&cfg),
-        ])
-        .args(["--unseal-key-file", s(&repo.join("k.sealkey"))])
-        .output()
-        .unwrap();
-    let e = check_clean_failure(out, &["serve"]);
-    assert!(e.contains("inside the model repository"), "{e}");
 }
