@@ -135,3 +135,25 @@ ensure_wasm_bindgen() {
       cargo install -q wasm-bindgen-cli --version "$want"
   fi
 }
+
+# ensure_cargo_install BIN CRATE VERSION — `cargo install --locked CRATE
+# --version VERSION` unless `BIN --version` reports exactly VERSION (its last
+# word), so a missing tool and another version are both replaced.
+ensure_cargo_install() {
+  local bin=$1 crate=$2 want=$3
+  if [ "$("$bin" --version 2>/dev/null | awk '{ print $NF; exit }')" != "$want" ]; then
+    step "cargo install $crate --version $want" cargo install -q --locked "$crate" --version "$want"
+  fi
+}
+
+# ensure_wasmsign2 — the wasmsign2 CLI, the reference implementation of the
+# WebAssembly signature format `kiln sign` writes (tests/e2e/trust.rs checks
+# that each verifies the other's signatures).
+ensure_wasmsign2() {
+  ensure_cargo_install wasmsign2 wasmsign2-cli 0.2.8
+}
+
+# ensure_cargo_deny — cargo-deny, for scripts/deny.sh.
+ensure_cargo_deny() {
+  ensure_cargo_install cargo-deny cargo-deny 0.20.2
+}

@@ -15,6 +15,7 @@ start=$(date +%s)
 ensure_wasm_target
 ensure_apt protobuf-compiler chromium # protoc for the gRPC service (runtime/build.rs); Chromium for tests/browser
 ensure_venv requirements/test.txt
+ensure_wasmsign2 # tests/e2e/trust.rs checks that it and kiln verify each other's signatures
 step "the Python tests' packages resolve inside .venv" "$KILN_PYTHON" -I scripts/venv_check.py \
   requirements/test.txt --modules tritonclient.http tritonclient.grpc pytest numpy safetensors \
   onnx onnxruntime skl2onnx sklearn keras jax h5py
@@ -23,6 +24,9 @@ step "the installers of scripts/lib.sh decide right" tests/scripts/lib_test.sh
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+# The dependency policy of deny.toml, advisories from the offline RustSec
+# snapshot in ../shared/advisory-db (the script prints its date).
+step "scripts/deny.sh (licenses, bans, sources, advisories)" scripts/deny.sh
 step "cargo test" cargo test --workspace --locked
 # The workspace unifies the guest's features; the MLP module kernel builds
 # the guest with no layer family, the browser package with the CNN family

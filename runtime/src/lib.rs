@@ -5,7 +5,8 @@
 //! import-free `.wasm` ([`module`]) and run in a wasmtime sandbox
 //! ([`sandbox`]) — or natively with the very same kernel ([`kiln_guest`]).
 //! [`serve`] puts many modules behind the KServe v2 protocol, with the
-//! models held by [`registry`]. [`bench`] measures predictions (`kiln bench`).
+//! models held by [`registry`]. [`bench`] measures predictions (`kiln bench`);
+//! [`trust`] signs, verifies and seals modules.
 //! See `docs/architecture.md` for the map.
 
 pub mod bench;
@@ -21,5 +22,6 @@ pub mod sandbox;
 pub mod serve;
 pub mod shrink;
 pub mod train;
+pub mod trust;
 
 pub use kiln_guest;

@@ -95,6 +95,24 @@ else
   echo "skip ensure_apt: needs root and apt-get"
 fi
 
+# --- cargo install: a stand-in `cargo` that "installs" a tool printing its
+# version, so the decision is tested without compiling anything ------------
+bin=$tmp/bin
+mkdir -p "$bin"
+cat >"$bin/cargo" <<'STUB'
+#!/usr/bin/env bash
+# cargo install -q --locked CRATE --version V: writes $KILN_STUB_BIN printing V.
+printf '#!/bin/sh\necho "tool %s"\n' "${@: -1}" >"$KILN_STUB_BIN"
+chmod +x "$KILN_STUB_BIN"
+STUB
+chmod +x "$bin/cargo"
+export KILN_STUB_BIN=$bin/kiln-stub-tool
+PATH="$bin:$PATH" expect installs "ensure_cargo_install, tool absent" ensure_cargo_install kiln-stub-tool stub-crate 1.2.3
+PATH="$bin:$PATH" check "the tool reports 1.2.3" test "$("$KILN_STUB_BIN" --version)" = "tool 1.2.3"
+PATH="$bin:$PATH" expect nothing "ensure_cargo_install, version present" ensure_cargo_install kiln-stub-tool stub-crate 1.2.3
+PATH="$bin:$PATH" expect installs "ensure_cargo_install, another version" ensure_cargo_install kiln-stub-tool stub-crate 1.2.4
+PATH="$bin:$PATH" check "the tool reports 1.2.4" test "$("$KILN_STUB_BIN" --version)" = "tool 1.2.4"
+
 # --- rustup (opt-in: downloads a target's standard library) -----------------
 if [ "${LIB_TEST_RUSTUP:-0}" = 1 ]; then
   t=wasm32v1-none

@@ -37,7 +37,7 @@ const ABI_IMPORT: &str = "import { KilnError, KilnModule } from \"../abi/abi.js\
 /// a replacement for the portable module.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build model.keras -o model.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/\n  kiln build digits.int8.safetensors --relaxed-simd -o digits.relaxed.wasm"
+    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build model.keras -o model.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/\n  kiln build digits.int8.safetensors --relaxed-simd -o digits.relaxed.wasm\n  kiln build digits.safetensors --sign signer.key -o digits.wasm   # keys: kiln keygen"
 )]
 pub(super) struct Args {
     /// The model file (.safetensors) written by `kiln train` or `kiln import`,
@@ -59,6 +59,12 @@ pub(super) struct Args {
     /// portable module.
     #[arg(long, conflicts_with = "target")]
     relaxed_simd: bool,
+    /// Sign the module with this secret key (NAME.key from `kiln keygen`) as
+    /// it is built, as `kiln sign` would: a `signature` section first, the
+    /// rest unchanged (same bits). With `--target worker`, `model.wasm` is
+    /// signed.
+    #[arg(long, value_name = "SECRET")]
+    sign: Option<PathBuf>,
 }
 
 /// The kinds of artifact `kiln build` writes.
@@ -71,6 +77,12 @@ enum Target {
 }
 
 pub(super) fn execute(a: Args) -> anyhow::Result<()> {
+    // A bad key is refused before any work.
+    let key = a
+        .sign
+        .as_deref()
+        .map(kiln::trust::keys::read_secret)
+        .transpose()?;
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let model = kiln::import::model_file(&bytes, &a.model)?;
@@ -85,12 +97,15 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             )
         })?;
     }
+    if let Some(key) = &key {
+        wasm = super::sign::sign_module(&wasm, key, &a.output)?;
+    }
     match a.target {
         Target::Module => {
             write(&a.output, wasm.as_slice())?;
             println!(
                 "{}",
-                serde_json::json!({ "module": a.output, "bytes": wasm.len() })
+                serde_json::json!({ "module": a.output, "bytes": wasm.len(), "signed": key.is_some() })
             );
         }
         Target::Worker => {

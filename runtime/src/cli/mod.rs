@@ -5,11 +5,15 @@ mod build;
 mod eval;
 mod import;
 mod inspect;
+mod keygen;
 mod predict;
 mod prune;
 mod quantize;
+mod seal;
 mod serve;
+mod sign;
 mod train;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +30,7 @@ use clap::{Parser, Subcommand};
         kiln train --data builtin:digits --seed 1 -o digits.safetensors --test-out test.csv\n  \
         kiln build digits.safetensors -o digits.wasm\n  \
         kiln predict digits.wasm --input test.csv\n  \
+        kiln keygen -o signer && kiln sign digits.wasm --key signer.key\n  \
         kiln serve   # the demo model over KServe v2 on http://127.0.0.1:8000"
 )]
 struct Cli {
@@ -45,6 +50,11 @@ enum Command {
     Eval(eval::Args),
     Serve(serve::Args),
     Bench(bench::Args),
+    Keygen(keygen::Args),
+    Sign(sign::Args),
+    Verify(verify::Args),
+    Seal(seal::SealArgs),
+    Unseal(seal::UnsealArgs),
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
@@ -65,5 +75,10 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Eval(a) => eval::execute(a),
         Command::Serve(a) => serve::execute(a),
         Command::Bench(a) => bench::execute(a),
+        Command::Keygen(a) => keygen::execute(a),
+        Command::Sign(a) => sign::execute(a),
+        Command::Verify(a) => verify::execute(a),
+        Command::Seal(a) => seal::execute_seal(a),
+        Command::Unseal(a) => seal::execute_unseal(a),
     }
 }

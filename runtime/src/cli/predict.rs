@@ -24,7 +24,9 @@ use kiln::{data, train};
 /// `--native` runs the same kernel natively instead (same bits). A model file
 /// (.safetensors) can be given too and always runs natively.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  kiln predict digits.wasm --input rows.csv")]
+#[command(
+    after_help = "Examples:\n  kiln predict digits.wasm --input rows.csv\n  kiln predict digits.wasm --input rows.csv --key signer.pub   # verify first"
+)]
 pub(super) struct Args {
     /// Model module (.wasm) or model file (.safetensors).
     module: PathBuf,
@@ -43,6 +45,12 @@ pub(super) struct Args {
     /// Deadline for one call into the module, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     timeout_ms: u64,
+    /// Verify the module's signature first, with this public key (NAME.pub
+    /// from `kiln keygen`, PEM/DER, or a directory of `*.pub`; repeat for
+    /// several): an unsigned, changed or foreign-signed module is refused
+    /// before it runs (see `kiln verify`).
+    #[arg(long, value_name = "PUBLIC")]
+    key: Vec<PathBuf>,
 }
 
 /// Runs one batch of rows (row-major) and returns their scores.
@@ -76,6 +84,15 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&a.module).with_context(|| format!("reading {}", a.module.display()))?;
     let is_wasm = bytes.starts_with(b"\0asm");
+    if !a.key.is_empty() {
+        anyhow::ensure!(
+            is_wasm,
+            "--key: {} is not a module; only modules carry signatures",
+            a.module.display()
+        );
+        let keys = kiln::trust::TrustedKeys::from_files(a.key.clone())?;
+        super::verify::verified(&bytes, &keys, &a.module)?;
+    }
 
     // One closure per way of running, each taking a batch of rows.
     let (sig, mut run): (Signature, Runner) = if !is_wasm {

@@ -28,6 +28,7 @@ use kiln::serve::{self, Config};
 #[command(after_help = "Examples:\n  \
     kiln serve\n  \
     kiln serve models/ --config kiln.toml --watch\n  \
+    kiln serve models/ --trusted-keys keys/ --unseal-key-file /run/secrets/kiln.sealkey\n  \
     curl localhost:8000/v2/models/digits")]
 pub(super) struct Args {
     /// Model repository directory (default: the built-in demo model).
@@ -65,6 +66,19 @@ pub(super) struct Args {
     /// kiln.toml's [server]).
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// Load only modules signed by a key in DIR (its `*.pub` files, from
+    /// `kiln keygen`): an unsigned module, one changed after signing, or
+    /// one signed by another key is refused at load, with the model, the
+    /// version and why in the log and the repository index (same as
+    /// `trusted_keys` in kiln.toml's [server]).
+    #[arg(long, value_name = "DIR")]
+    trusted_keys: Option<PathBuf>,
+    /// Repository files are sealed (`kiln seal`) under the key in K: they
+    /// are unsealed in memory only, and a file that is not sealed, or does
+    /// not unseal with K, is refused whole. K must lie outside the
+    /// repository (same as `unseal_key_file` in kiln.toml's [server]).
+    #[arg(long, value_name = "K")]
+    unseal_key_file: Option<PathBuf>,
     /// Serve the files under DIR at `/` (index.html for `/`) instead of the
     /// landing page.
     #[arg(long = "static", value_name = "DIR")]
@@ -97,6 +111,12 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         None => Config::default(),
     };
     config.server.allow_unauthenticated |= a.allow_unauthenticated;
+    if a.trusted_keys.is_some() {
+        config.server.trusted_keys = a.trusted_keys;
+    }
+    if a.unseal_key_file.is_some() {
+        config.server.unseal_key_file = a.unseal_key_file;
+    }
     if let Some(d) = &a.static_dir {
         anyhow::ensure!(d.is_dir(), "--static {}: not a directory", d.display());
     }

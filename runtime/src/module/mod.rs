@@ -179,7 +179,8 @@ struct Rebuilt<'a> {
 
 /// The kernel, blob and metadata of `wasm`, if its model passes `wanted`
 /// (asked first: it spares the rebuild) and `wasm` is byte for byte what
-/// this kiln's [`build`] makes of its blob and metadata.
+/// this kiln's [`build`] makes of its blob and metadata (a `signature`
+/// section aside).
 fn rebuilt(
     wasm: &[u8],
     wanted: impl Fn(&kiln_guest::Model<'_>) -> bool,
@@ -191,7 +192,14 @@ fn rebuilt(
         return Ok(None);
     };
     let kernel = kernel_for(&model);
-    if !wanted(&model) || embed::embed(kernel, blob, meta)? != wasm {
+    if !wanted(&model) {
+        return Ok(None);
+    }
+    // A signed module is compared without its signature (the one section
+    // signing adds, `crate::trust::sign`); it was verified, or not asked
+    // to be, by whoever loads it.
+    let unsigned = crate::trust::sign::unsigned(wasm)?;
+    if embed::embed(kernel, blob, meta)? != unsigned.as_deref().unwrap_or(wasm) {
         return Ok(None);
     }
     Ok(Some(Rebuilt { kernel, blob, meta }))

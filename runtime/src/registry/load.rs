@@ -1,7 +1,8 @@
 //! The two steps of a load that come before the model map is touched:
 //! reading the versions a model's policy selects from its source
-//! (`read_source`) and compiling each new one (`compile`) under the
-//! compile slots and timeout.
+//! (`read_source`: unsealed, held to their pins and verified on the way,
+//! `trust.rs`) and compiling each new one (`compile`) under the compile
+//! slots and timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ impl Registry {
                     wasm: m.wasm.clone(),
                     safetensors: m.safetensors.clone(),
                 };
+                self.check_module(name, &c, &c.wasm)?;
                 Ok((vec![c], Vec::new()))
             }
             Source::Dir(dir) | Source::Model { dir, .. } => {
@@ -77,6 +79,16 @@ impl Registry {
                             source: e,
                         },
                     })?;
+                    let refused = |source| RegistryError::Refused {
+                        model: name.into(),
+                        version: f.version,
+                        path: path.clone(),
+                        source,
+                    };
+                    let wasm = self.trust.open(wasm).map_err(refused)?;
+                    if let Some(pins) = self.config.pins(name) {
+                        crate::trust::check_pins(&wasm, pins).map_err(refused)?;
+                    }
                     let (wasm, imported) =
                         repo::built(&f.wasm, wasm).map_err(|source| RegistryError::Import {
                             model: name.into(),
@@ -84,15 +96,18 @@ impl Registry {
                             path: path.clone(),
                             source: Box::new(source),
                         })?;
+                    self.trust.verify(&wasm).map_err(refused)?;
                     let safetensors = match &f.safetensors {
-                        Some(p) => Some(
-                            repo::read_file(dir, p, file_cap as u64)
-                                .map_err(|source| RegistryError::File {
-                                    model: name.into(),
-                                    source,
-                                })?
-                                .into(),
-                        ),
+                        Some(p) => {
+                            let file =
+                                repo::read_file(dir, p, file_cap as u64).map_err(|source| {
+                                    RegistryError::File {
+                                        model: name.into(),
+                                        source,
+                                    }
+                                })?;
+                            Some(self.trust.open(file).map_err(refused)?.into())
+                        }
                         None => imported.map(Into::into),
                     };
                     out.push(Candidate {
@@ -105,6 +120,21 @@ impl Registry {
                 Ok((out, fingerprint))
             }
         }
+    }
+
+    /// The checks of a module that comes from no file (a built-in model):
+    /// its digest pins and signature.
+    fn check_module(&self, name: &str, c: &Candidate, wasm: &[u8]) -> Result<(), RegistryError> {
+        let refused = |source| RegistryError::Refused {
+            model: name.into(),
+            version: c.version,
+            path: c.path.clone(),
+            source,
+        };
+        if let Some(pins) = self.config.pins(name) {
+            crate::trust::check_pins(wasm, pins).map_err(refused)?;
+        }
+        self.trust.verify(wasm).map_err(refused)
     }
 
     pub(super) async fn compile(

@@ -15,18 +15,21 @@
 //!
 //! Models come from a repository directory ([`repo`]) or are built in (the
 //! demo model of `kiln serve` without a repository). Reading and compiling
-//! a load's versions live in `load.rs`.
+//! a load's versions live in `load.rs`; what a load checks before it
+//! compiles (seals, digest pins, signatures) in `trust.rs`.
 
 mod batching;
 mod load;
 mod metrics;
 pub(crate) mod repo;
 mod settings;
+mod trust;
 
 pub use batching::{InferError, Outcome, Principal};
 pub use metrics::{ModelMetrics, ModelsMetrics};
 pub use repo::FileError;
-pub use settings::{ModelConfig, ModelOverrides, ModelSettings, VersionPolicy};
+pub use settings::{ModelConfig, ModelOverrides, ModelSettings, Pins, VersionPolicy};
+pub use trust::LoadTrust;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,6 +72,13 @@ pub enum RegistryError {
         version: u64,
         path: String,
     },
+    #[error("model `{model}` version {version} ({path}) refused: {source}")]
+    Refused {
+        model: String,
+        version: u64,
+        path: String,
+        source: crate::trust::TrustError,
+    },
     #[error("model `{model}`: {source}")]
     File {
         model: String,
@@ -81,6 +91,31 @@ pub enum RegistryError {
     },
     #[error("model `{model}`: the version policy selects none of the versions found ({found:?})")]
     NoVersionSelected { model: String, found: Vec<u64> },
+}
+
+/// Records that loading `name` failed with `e` and returns `e`: the reason
+/// is listed in the index, the fingerprint remembered so that --watch does
+/// not retry unchanged files, and the versions that were serving keep
+/// serving.
+fn failed(
+    models: &mut BTreeMap<String, Entry>,
+    name: &str,
+    fingerprint: repo::Fingerprint,
+    e: RegistryError,
+) -> RegistryError {
+    let entry = models.entry(name.into()).or_insert_with(|| Entry {
+        versions: BTreeMap::new(),
+        ready: false,
+        reason: String::new(),
+        fingerprint: Vec::new(),
+    });
+    entry.fingerprint = fingerprint;
+    entry.reason = if entry.ready {
+        format!("reload failed, previous versions still serving: {e}")
+    } else {
+        e.to_string()
+    };
+    e
 }
 
 /// A model built into the binary.
@@ -171,6 +206,8 @@ pub struct Registry {
     /// Compiles running at once.
     compiles: Arc<tokio::sync::Semaphore>,
     concurrency: usize,
+    /// What a load checks before compiling: seals, pins, signatures.
+    trust: LoadTrust,
 }
 
 impl Registry {
@@ -190,7 +227,14 @@ impl Registry {
             loading: std::sync::Mutex::new(BTreeMap::new()),
             compiles: Arc::new(tokio::sync::Semaphore::new(concurrency)),
             concurrency,
+            trust: LoadTrust::default(),
         }
+    }
+
+    /// The registry checking `trust` on every load ([`LoadTrust`]).
+    pub fn with_trust(mut self, trust: LoadTrust) -> Registry {
+        self.trust = trust;
+        self
     }
 
     pub fn source(&self) -> &Source {
@@ -244,7 +288,16 @@ impl Registry {
                 models.remove(name);
                 return Err(e);
             }
-            r => r?,
+            Err(e) => {
+                // Refused before compiling (a file too large, refused by
+                // a trust check, not importable): listed with its reason
+                // like a compile failure, and not retried by --watch until
+                // its files change.
+                let found = self.found(name).unwrap_or_default();
+                let mut models = self.models.write().unwrap_or_else(|p| p.into_inner());
+                return Err(failed(&mut models, name, repo::fingerprint(&found), e));
+            }
+            Ok(r) => r,
         };
         let settings = self.config.settings(name);
         let old = self.entry(name);
@@ -284,23 +337,7 @@ impl Registry {
                 );
                 Ok(())
             }
-            Some(e) => {
-                let entry = models.entry(name.into()).or_insert_with(|| Entry {
-                    versions: BTreeMap::new(),
-                    ready: false,
-                    reason: String::new(),
-                    fingerprint: Vec::new(),
-                });
-                // Remember what failed so --watch does not retry unchanged
-                // files; the versions that were serving keep serving.
-                entry.fingerprint = fingerprint;
-                entry.reason = if entry.ready {
-                    format!("reload failed, previous versions still serving: {e}")
-                } else {
-                    e.to_string()
-                };
-                Err(e)
-            }
+            Some(e) => Err(failed(&mut models, name, fingerprint, e)),
         }
     }
 

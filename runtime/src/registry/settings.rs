@@ -107,6 +107,30 @@ pub struct ModelOverrides {
     pub batch_across_keys: Option<bool>,
     pub compile_timeout_ms: Option<u64>,
     pub versions: Option<VersionPolicy>,
+    /// Digest pins: the model's file (a module, or a model imported on
+    /// load; after unsealing) must have one of these hex sha256 digests.
+    pub sha256: Option<Pins>,
+}
+
+/// `sha256 = "…"` or `sha256 = ["…", "…"]` (one per version served).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "PinsRepr")]
+pub struct Pins(pub Vec<String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PinsRepr {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<PinsRepr> for Pins {
+    fn from(r: PinsRepr) -> Pins {
+        match r {
+            PinsRepr::One(p) => Pins(vec![p]),
+            PinsRepr::Many(p) => Pins(p),
+        }
+    }
 }
 
 /// The settings of every model: defaults, and overrides by model name.
@@ -136,6 +160,11 @@ impl ModelConfig {
         s
     }
 
+    /// The digests `model`'s file is pinned to, if any.
+    pub fn pins(&self, model: &str) -> Option<&[String]> {
+        Some(self.models.get(model)?.sha256.as_ref()?.0.as_slice())
+    }
+
     /// The largest memory cap any model gets (sizes the instance pool).
     pub fn max_memory_bytes(&self) -> usize {
         self.models
@@ -156,6 +185,18 @@ impl ModelConfig {
         for (name, s) in all {
             s.check()
                 .map_err(|(field, why)| (format!("{name}.{field}"), why))?;
+        }
+        for (name, o) in &self.models {
+            let hex = |p: &String| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit());
+            if o.sha256
+                .as_ref()
+                .is_some_and(|p| p.0.is_empty() || !p.0.iter().all(hex))
+            {
+                return Err((
+                    format!("models.{name}.sha256"),
+                    "must be a sha256 digest (64 hex digits) or a non-empty list of them",
+                ));
+            }
         }
         Ok(())
     }

@@ -19,6 +19,8 @@
 //! max_connections = 1024     # open connections, on each listener (REST, gRPC)
 //! header_timeout_ms = 10000  # to send a request's headers
 //! body_timeout_ms = 30000    # to send a request's body (then 408)
+//! trusted_keys = "keys/"     # only modules signed by one of keys/*.pub load
+//! unseal_key_file = "/run/secrets/kiln.sealkey"  # repository files are sealed
 //!
 //! [defaults]                 # every model, unless [models.NAME] says otherwise
 //! memory_mib = 64
@@ -33,6 +35,7 @@
 //!
 //! [models.digits]
 //! timeout_ms = 50
+//! sha256 = "…"               # or a list: the file must have one of these digests
 //!
 //! [[keys]]
 //! key = "…"                  # sent as `Authorization: Bearer …` or `X-Api-Key: …`
@@ -112,6 +115,13 @@ pub struct ServerConfig {
     /// Listen on non-loopback addresses even without API keys (behind a
     /// gateway that authenticates, e.g. in a Kubernetes pod).
     pub allow_unauthenticated: bool,
+    /// A directory of public keys (`*.pub`): every module must be signed by
+    /// one of them (`kiln serve --trusted-keys`).
+    pub trusted_keys: Option<PathBuf>,
+    /// The key repository files are sealed under (`kiln serve
+    /// --unseal-key-file`); then every model file must be sealed. It must
+    /// lie outside the repository.
+    pub unseal_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +139,8 @@ impl Default for ServerConfig {
             body_timeout_ms: 30_000,
             cache_dir: None,
             allow_unauthenticated: false,
+            trusted_keys: None,
+            unseal_key_file: None,
         }
     }
 }
@@ -310,6 +322,28 @@ mod tests {
         let e =
             Config::parse("[defaults]\nversions = \"newest\"\n", Path::new("k.toml")).unwrap_err();
         assert!(e.to_string().contains("latest:N"), "{e}");
+    }
+
+    #[test]
+    fn digest_pins_are_one_digest_or_a_list() {
+        let d = "ab".repeat(32);
+        let c = Config::parse(
+            &format!("[models.a]\nsha256 = \"{d}\"\n[models.b]\nsha256 = [\"{d}\", \"{d}\"]\n"),
+            Path::new("k.toml"),
+        )
+        .unwrap();
+        let m = c.model_config();
+        assert_eq!(m.pins("a"), Some(&[d.clone()][..]));
+        assert_eq!(m.pins("b").map(<[String]>::len), Some(2));
+        assert_eq!(m.pins("c"), None);
+        for bad in ["\"abc\"".to_string(), "[]".into(), format!("[\"{d}0\"]")] {
+            let e = Config::parse(
+                &format!("[models.a]\nsha256 = {bad}\n"),
+                Path::new("k.toml"),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("models.a.sha256"), "{bad}: {e}");
+        }
     }
 
     #[test]

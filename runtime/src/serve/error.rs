@@ -96,6 +96,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Load { .. }
             | RegistryError::Import { .. }
             | RegistryError::File { .. }
+            | RegistryError::Refused { .. }
             | RegistryError::NoMeta { .. }
             | RegistryError::NoVersionSelected { .. } => StatusCode::BAD_REQUEST,
             RegistryError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,

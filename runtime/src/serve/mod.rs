@@ -43,15 +43,16 @@ pub use router::router;
 pub use state::AppState;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::registry::{Registry, RegistryError, Source};
+use crate::registry::{LoadTrust, Registry, RegistryError, Source};
 use crate::sandbox::{EngineOptions, Sandbox, SandboxError};
+use crate::trust::{SealKey, TrustedKeys};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,12 @@ pub enum ServeError {
     Demo(String),
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    #[error(
+        "the unseal key {0} lies inside the model repository; keep it elsewhere (a secret mount), or sealing protects nothing"
+    )]
+    UnsealKeyInRepo(PathBuf),
     #[error("--model_name `{name}`: {reason}")]
     ModelName { name: String, reason: String },
     #[error("server error: {0}")]
@@ -100,7 +107,11 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
         EngineOptions {
             pool_slots: Some(config.server.instances),
             max_memory_bytes: config.model_config().max_memory_bytes(),
-            cache_dir: config.cache_dir(),
+            // Compiled code holds the module's data segment, the model:
+            // with sealed files, nothing of it goes to disk.
+            cache_dir: config
+                .cache_dir()
+                .filter(|_| config.server.unseal_key_file.is_none()),
             keep_resident: None,
         },
     )?);
@@ -111,12 +122,15 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
         (None, _) => Source::Builtin(vec![demo::builtin().map_err(ServeError::Demo)?]),
     };
     let metrics = Arc::new(Metrics::default());
-    let registry = Arc::new(Registry::new(
-        sandbox,
-        config.model_config(),
-        source,
-        metrics.models.clone(),
-    ));
+    let registry = Arc::new(
+        Registry::new(
+            sandbox,
+            config.model_config(),
+            source,
+            metrics.models.clone(),
+        )
+        .with_trust(load_trust(config, opts.repo.as_deref())?),
+    );
     for (name, result) in registry.load_all().await? {
         match result {
             Ok(()) => {
@@ -150,6 +164,45 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
         http_addr: OnceLock::new(),
         grpc_addr: OnceLock::new(),
     }))
+}
+
+/// The keys of `[server]`'s `trusted_keys` and `unseal_key_file` (which
+/// `--trusted-keys` and `--unseal-key-file` set), read once at start-up.
+fn load_trust(config: &Config, repo: Option<&Path>) -> Result<LoadTrust, ServeError> {
+    let server = &config.server;
+    let keys = match &server.trusted_keys {
+        Some(dir) => {
+            let keys = TrustedKeys::from_dir(dir)?;
+            let names: Vec<String> = keys
+                .sources()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            tracing::info!(
+                "modules must be signed by a trusted key: {}",
+                names.join(", ")
+            );
+            Some(keys)
+        }
+        None => None,
+    };
+    let unseal = match &server.unseal_key_file {
+        Some(path) => {
+            let inside = |p: &Path| std::fs::canonicalize(p).ok();
+            if let (Some(key), Some(repo)) = (inside(path), repo.and_then(inside))
+                && key.starts_with(&repo)
+            {
+                return Err(ServeError::UnsealKeyInRepo(path.clone()));
+            }
+            let key = SealKey::read(path)?;
+            tracing::info!(
+                "repository files are sealed: unsealing in memory; the compile cache is off"
+            );
+            Some(key)
+        }
+        None => None,
+    };
+    Ok(LoadTrust { keys, unseal })
 }
 
 /// Concurrent requests on one gRPC connection.
