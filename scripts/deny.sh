@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
 # `cargo deny check` on kiln's dependency tree: licenses, bans, sources and
-# advisories, with the policy in deny.toml. Advisories come from the offline
-# snapshot of the RustSec database at ../shared/advisory-db (CI reaches no
-# git host): it is laid out once as the git checkout cargo-deny reads, under
-# target/advisory-dbs, and its date is printed with the result, since
-# advisories published after it are not checked.
+# advisories, with the policy in deny.toml. Advisories come from an offline
+# snapshot of the RustSec database (CI reaches no git host): the one
+# committed as tests/supply-chain/advisory-db.tar.gz (CC0; its SNAPSHOT.md
+# names the commit and date), or the folder $KILN_ADVISORY_DB. It is laid
+# out once as the git checkout cargo-deny reads, under target/advisory-dbs,
+# and its date is printed with the result, since advisories published after
+# it are not checked.
 #
 #   scripts/deny.sh [CHECK...]     default: every check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-snapshot=${KILN_ADVISORY_DB:-$KILN_ROOT/../shared/advisory-db}
+if [ -n "${KILN_ADVISORY_DB:-}" ]; then
+  snapshot=$KILN_ADVISORY_DB
+else
+  snapshot=target/advisory-snapshot/advisory-db
+  tarball=tests/supply-chain/advisory-db.tar.gz
+  if [ ! -f "$snapshot/SNAPSHOT.md" ] || [ "$tarball" -nt "$snapshot/SNAPSHOT.md" ]; then
+    rm -rf target/advisory-snapshot
+    mkdir -p target/advisory-snapshot
+    tar -xzf "$tarball" -C target/advisory-snapshot
+    touch "$snapshot/SNAPSHOT.md"
+  fi
+fi
 [ -f "$snapshot/SNAPSHOT.md" ] || {
   echo "error: no advisory database snapshot at $snapshot (SNAPSHOT.md missing)" >&2
   exit 1

@@ -25,7 +25,7 @@ step "the installers of scripts/lib.sh decide right" tests/scripts/lib_test.sh
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 # The dependency policy of deny.toml, advisories from the offline RustSec
-# snapshot in ../shared/advisory-db (the script prints its date).
+# snapshot committed in tests/supply-chain (the script prints its date).
 step "scripts/deny.sh (licenses, bans, sources, advisories)" scripts/deny.sh
 step "cargo test" cargo test --workspace --locked
 # The workspace unifies the guest's features; the MLP module kernel builds
