@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the browser package, twice: web/pkg (dense models) and web/pkg-cnn
-# (with the CNN family). Each is the crate `kiln-browser` (browser/) over
+# Builds the browser package three times: web/pkg (dense models), web/pkg-cnn
+# (with the CNN family) and web/pkg-rnn (with the recurrent family). Each is the crate `kiln-browser` (browser/) over
 # `kiln-guest`, compiled for wasm32 with SIMD128 (the same kernels as every
 # model module; profile `web` in Cargo.toml: kernels at opt-level 3, glue at
 # "z"), then wasm-opt, wasm-bindgen (`--target web`: an ES module, no bundler)
@@ -14,9 +14,11 @@ ensure_wasm_bindgen
 ensure_apt binaryen wabt
 ensure_npm web/browser
 
-# Two builds of the same package: web/pkg for dense models (the demo's, within
-# 150 KB) and web/pkg-cnn with the CNN family (guest feature `conv`), as the
-# model modules carry only the kernel families their model needs.
+# Three builds of the same package: web/pkg for dense models (the demo's,
+# within 150 KB), web/pkg-cnn with the CNN family (guest feature `conv`) and
+# web/pkg-rnn with the recurrent one (`rnn`), as the model modules carry only
+# the kernel families their model needs. Both families in one build would be
+# ~194 KB (docs/web.md).
 target=target/web
 build() {
   local out=$1 features=$2
@@ -46,3 +48,4 @@ build() {
 }
 build web/pkg ""
 build web/pkg-cnn conv
+build web/pkg-rnn rnn

@@ -294,3 +294,111 @@ fn onnx_ops_load_from_model_files() {
         kiln_guest::Layer::Conv(kiln_guest::ConvLayer::PRelu { .. }, _)
     )));
 }
+
+/// Recurrent models (every cell, both GRU formulations, bidirectional,
+/// stacked sequence layers): the page reads the model file and the module
+/// as the host does, and refuses what the host refuses with its message.
+#[test]
+fn recurrent_models_load_as_the_host_reads_them() {
+    use crate::recurrent::{Rec, model};
+    let rec = |cell, hidden, bi, seq| Rec {
+        cell,
+        hidden,
+        bi,
+        seq,
+    };
+    let stacks = [
+        vec![rec("gru", 5, false, false)],
+        vec![rec("gru-orig", 4, true, true)],
+        vec![rec("rnn", 3, false, true), rec("lstm", 4, true, false)],
+    ];
+    for (seed, layers) in stacks.iter().enumerate() {
+        let file = model("rec", layers, seed as u64);
+        let bytes = file.to_bytes().unwrap();
+        let page = page_model(&bytes).unwrap();
+        assert_eq!(page, host_model(&bytes).unwrap(), "{layers:?}");
+        let wasm = module::build(&file, "x").unwrap();
+        assert_eq!(
+            kiln_browser::load(&wasm, "rec.wasm").unwrap().model,
+            page,
+            "{layers:?}: module"
+        );
+    }
+
+    // Conversion errors: the host's messages, word for word.
+    let base = model("rec", &[rec("lstm", 4, true, true), rec("gru", 3, false, false)], 9);
+    type Change = Box<dyn Fn(&mut ModelFile)>;
+    let variants: Vec<(&str, Change)> = vec![
+        ("flat input", Box::new(|m| m.graph.input.shape = vec![24])),
+        (
+            "hidden",
+            Box::new(|m| {
+                if let LayerSpec::Gru { hidden, .. } = &mut m.graph.layers[1] {
+                    *hidden = 4;
+                }
+            }),
+        ),
+        (
+            "not a sequence",
+            Box::new(|m| {
+                if let LayerSpec::Lstm { sequence, .. } = &mut m.graph.layers[0] {
+                    *sequence = false;
+                }
+            }),
+        ),
+        (
+            "w shape",
+            Box::new(|m| m.tensors.get_mut("rec0.w").unwrap().shape.swap(1, 2)),
+        ),
+        (
+            "missing b",
+            Box::new(|m| drop(m.tensors.remove("rec1.b"))),
+        ),
+    ];
+    for (what, change) in variants {
+        let mut m = base.clone();
+        change(&mut m);
+        let bytes = m.to_bytes().unwrap();
+        let host = host_model(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the host accepted it"));
+        let page = page_model(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the page accepted it"))
+            .to_string();
+        assert_eq!(page, host, "{what}");
+    }
+
+    // Schema errors (the JSON readers differ in their positions): both
+    // refuse, naming the same field.
+    let json = base.to_bytes().unwrap();
+    for (from, to, field) in [
+        (r#""linear_before_reset":true"#, r#""linear_before_reset":1"#, "linear_before_reset"),
+        (r#","linear_before_reset":true"#, "", "linear_before_reset"),
+        (r#""direction":"bidirectional""#, r#""direction":"backward""#, "backward"),
+        (r#""sequence":true"#, r#""sequence":true,"peepholes":1"#, "peepholes"),
+    ] {
+        let bytes = edit_graph(&json, from, to);
+        let host = host_model(&bytes).unwrap_err();
+        let page = page_model(&bytes).unwrap_err().to_string();
+        assert!(host.contains(field), "{from} → {to}: host: {host}");
+        assert!(page.contains(field), "{from} → {to}: page: {page}");
+        assert!(page.contains("invalid kiln graph JSON"), "{page}");
+    }
+}
+
+/// A model file with `from` replaced by `to` in its graph JSON (once).
+fn edit_graph(st: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let n = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&st[8..8 + n]).unwrap();
+    let meta = header["__metadata__"].as_object_mut().unwrap();
+    let graph = meta["kiln"].as_str().unwrap().to_string();
+    assert!(graph.contains(from), "{from} not in {graph}");
+    meta["kiln"] = graph.replacen(from, to, 1).into();
+    let text = serde_json::to_string(&header).unwrap();
+    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.extend_from_slice(&st[8 + n..]);
+    bytes
+}

@@ -16,12 +16,12 @@ const FEATURES: usize = 4;
 
 /// A recurrent layer of a test model.
 #[derive(Clone, Copy, Debug)]
-struct Rec {
+pub(crate) struct Rec {
     /// `rnn`, `gru`, `gru-orig` (linear_before_reset false) or `lstm`.
-    cell: &'static str,
-    hidden: usize,
-    bi: bool,
-    seq: bool,
+    pub cell: &'static str,
+    pub hidden: usize,
+    pub bi: bool,
+    pub seq: bool,
 }
 
 impl Rec {
@@ -40,7 +40,7 @@ impl Rec {
 
 /// Builds a model of `layers` over `[STEPS, FEATURES]` rows, then
 /// `flatten` when the last one outputs a sequence, and a dense head of 3.
-fn model(name: &str, layers: &[Rec], seed: u64) -> ModelFile {
+pub(crate) fn model(name: &str, layers: &[Rec], seed: u64) -> ModelFile {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut uniform = |n: usize, scale: f32| -> Vec<f32> {
         (0..n).map(|_| rng.random_range(-scale..scale)).collect()

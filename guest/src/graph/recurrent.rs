@@ -41,6 +41,9 @@ pub(super) fn layer(
 ) -> Result<(Layer<'static>, Vec<usize>), ConvertError> {
     let cell = cell(spec);
     let (index, op) = (at.layer, at.op);
+    // A build without the family refuses the layer before any check, so
+    // none of them is compiled into it (the browser package's, web/pkg).
+    crate::model::family::rnn(index, cell.name())?;
     let &[steps, features] = shape else {
         return Err(ConvertError::NotSequence {
             layer: index,

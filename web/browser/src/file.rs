@@ -145,16 +145,30 @@ pub enum LoadError {
     },
 }
 
+/// This build of the package, as its refusals name it (scripts/web.sh
+/// builds one per layer family).
+const BUILD: &str = if cfg!(feature = "conv") {
+    "web/pkg-cnn, CNNs"
+} else if cfg!(feature = "rnn") {
+    "web/pkg-rnn, recurrent models"
+} else {
+    "web/pkg, dense models"
+};
+
 /// Where a layer of the guest family `feature` runs instead.
 fn package_hint(feature: &str) -> String {
-    match feature {
-        "conv" => "is a convolution or pooling layer, which this build of the package (web/pkg, \
-                   dense models) leaves out; load the model with its CNN build, web/pkg-cnn"
-            .into(),
-        _ => format!(
-            "needs the guest feature `{feature}`, which this build of the package leaves out"
-        ),
-    }
+    let (what, build) = match feature {
+        "conv" => ("a convolution or pooling", "CNN build, web/pkg-cnn"),
+        "rnn" => ("a recurrent", "recurrent build, web/pkg-rnn"),
+        _ => {
+            return format!(
+                "needs the guest feature `{feature}`, which this build of the package leaves out"
+            );
+        }
+    };
+    format!(
+        "is {what} layer, which this build of the package ({BUILD}) leaves out; load the model with its {build}"
+    )
 }
 
 impl LoadError {

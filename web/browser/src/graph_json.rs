@@ -2,7 +2,9 @@
 //! read with the package's small JSON reader ([`super::json`]) instead of
 //! `serde_json`, whose derive code would double the package.
 //!
-//! Every op of [`LayerSpec`] is read with the same field names, defaults
+//! Every op of [`LayerSpec`] (recurrent ones included, in every build: a
+//! build without the family refuses them at conversion, naming the build
+//! that has it) is read with the same field names, defaults
 //! and unknown-field refusals as the host's serde schema (the host's tests
 //! in tests/e2e/browser.rs check both give the same graphs); the
 //! conversion into a `Model` is then the shared
@@ -18,7 +20,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use super::json::Json;
-use kiln_guest::graph::{Graph, InputSpec, LayerSpec, Task};
+use kiln_guest::graph::{Direction, Graph, InputSpec, LayerSpec, Task};
 
 /// `` `a`, `b`, `c` `` as serde lists expected names (no `Debug`
 /// formatting, whose string escaping costs the package ~3 KB).
@@ -87,6 +89,17 @@ impl<'j, 'a> Fields<'j, 'a> {
         self.opt(key).map(|_| self.usize(key)).transpose()
     }
 
+    /// A boolean; `false` when absent (serde's `#[serde(default)]`), and
+    /// required when `required` (then `null` is refused too, as serde does).
+    fn bool(&self, key: &str, required: bool) -> Result<bool, String> {
+        match self.json.get(key) {
+            Some(Json::Bool(b)) => Ok(*b),
+            None if !required => Ok(false),
+            None => Err(format!("missing field `{key}`")),
+            Some(v) => Err(format!("`{key}`: expected a boolean, found {}", v.kind())),
+        }
+    }
+
     pub(super) fn list<T>(
         &self,
         key: &str,
@@ -152,7 +165,7 @@ impl From<String> for ReadError {
 }
 
 /// The ops of the format and the fields each may carry (besides `op`).
-const OPS: [(&str, &[&str]); 23] = [
+const OPS: [(&str, &[&str]); 26] = [
     ("standardize", &["mean", "std"]),
     ("dense", &["weight", "bias"]),
     ("relu", &[]),
@@ -195,7 +208,37 @@ const OPS: [(&str, &[&str]); 23] = [
     ("scale_shift", &["scale", "shift"]),
     ("prelu", &["slope"]),
     ("global_avg_pool", &["channels"]),
+    ("rnn", RECURRENT),
+    (
+        "gru",
+        &[
+            "hidden",
+            "w",
+            "r",
+            "b",
+            "direction",
+            "sequence",
+            "linear_before_reset",
+        ],
+    ),
+    ("lstm", RECURRENT),
 ];
+
+/// The fields of `rnn` and `lstm` (`gru` adds `linear_before_reset`).
+const RECURRENT: &[&str] = &["hidden", "w", "r", "b", "direction", "sequence"];
+
+/// A recurrent layer's `direction`: `"forward"` when absent.
+fn direction(f: &Fields<'_, '_>) -> Result<Direction, String> {
+    match f.json.get("direction") {
+        None => Ok(Direction::Forward),
+        Some(Json::Str(s)) if s == "forward" => Ok(Direction::Forward),
+        Some(Json::Str(s)) if s == "bidirectional" => Ok(Direction::Bidirectional),
+        Some(Json::Str(s)) => Err(format!(
+            "`direction`: unknown variant `{s}`, expected `forward` or `bidirectional`"
+        )),
+        Some(v) => Err(format!("`direction`: expected a string, found {}", v.kind())),
+    }
+}
 
 fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
     let what = format!("layers[{index}]");
@@ -258,6 +301,42 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
             slope: f.string("slope")?,
         },
         "hard_swish" => LayerSpec::HardSwish,
+        "rnn" | "gru" | "lstm" => {
+            let (hidden, w, r, b) = (
+                f.usize("hidden")?,
+                f.string("w")?,
+                f.string("r")?,
+                f.string("b")?,
+            );
+            let (direction, sequence) = (direction(&f)?, f.bool("sequence", false)?);
+            match op.as_str() {
+                "rnn" => LayerSpec::Rnn {
+                    hidden,
+                    w,
+                    r,
+                    b,
+                    direction,
+                    sequence,
+                },
+                "gru" => LayerSpec::Gru {
+                    hidden,
+                    w,
+                    r,
+                    b,
+                    direction,
+                    sequence,
+                    linear_before_reset: f.bool("linear_before_reset", true)?,
+                },
+                _ => LayerSpec::Lstm {
+                    hidden,
+                    w,
+                    r,
+                    b,
+                    direction,
+                    sequence,
+                },
+            }
+        }
         _ => LayerSpec::GlobalAvgPool {
             channels: f.usize("channels")?,
         },
@@ -363,6 +442,70 @@ mod tests {
                 LayerSpec::GroupSoftmax { group: 2 },
                 LayerSpec::GlobalAvgPool { channels: 1 },
             ]
+        );
+    }
+
+    #[test]
+    fn recurrent_ops_read_with_their_defaults() {
+        let g = read(
+            r#"{"op": "gru", "hidden": 4, "w": "w", "r": "r", "b": "b", "linear_before_reset": false,
+                "direction": "bidirectional", "sequence": true},
+            {"op": "lstm", "hidden": 3, "w": "w2", "r": "r2", "b": "b2"},
+            {"op": "rnn", "hidden": 2, "w": "w3", "r": "r3", "b": "b3", "sequence": false}"#,
+        )
+        .ok()
+        .unwrap();
+        let names = |n: &str| [format!("w{n}"), format!("r{n}"), format!("b{n}")];
+        let [w2, r2, b2] = names("2");
+        let [w3, r3, b3] = names("3");
+        assert_eq!(
+            g.layers,
+            [
+                LayerSpec::Gru {
+                    hidden: 4,
+                    w: "w".into(),
+                    r: "r".into(),
+                    b: "b".into(),
+                    direction: Direction::Bidirectional,
+                    sequence: true,
+                    linear_before_reset: false,
+                },
+                LayerSpec::Lstm {
+                    hidden: 3,
+                    w: w2,
+                    r: r2,
+                    b: b2,
+                    direction: Direction::Forward,
+                    sequence: false,
+                },
+                LayerSpec::Rnn {
+                    hidden: 2,
+                    w: w3,
+                    r: r3,
+                    b: b3,
+                    direction: Direction::Forward,
+                    sequence: false,
+                },
+            ]
+        );
+        let gru = r#""op": "gru", "hidden": 4, "w": "w", "r": "r", "b": "b""#;
+        assert_eq!(
+            message(&format!("{{{gru}}}")),
+            "missing field `linear_before_reset`"
+        );
+        assert_eq!(
+            message(&format!(
+                r#"{{{gru}, "linear_before_reset": true, "direction": "backward"}}"#
+            )),
+            "`direction`: unknown variant `backward`, expected `forward` or `bidirectional`"
+        );
+        assert_eq!(
+            message(&format!(r#"{{{gru}, "linear_before_reset": 1}}"#)),
+            "`linear_before_reset`: expected a boolean, found a number"
+        );
+        assert!(
+            message(r#"{"op": "lstm", "hidden": 3, "w": "w", "r": "r", "b": "b", "peepholes": "p"}"#)
+                .contains("unknown field `peepholes`")
         );
     }
 

@@ -223,8 +223,13 @@ impl<'a> Parser<'a> {
                 return Err(self.err("invalid number"));
             }
         }
-        // The bytes scanned are ASCII, so these are char boundaries.
-        Ok(Json::Num(&self.text[start..self.pos]))
+        // The bytes scanned are ASCII, so these are char boundaries; `get`,
+        // not indexing: str indexing links core's char-boundary panic
+        // message with its `Debug` formatting (~3 KB of the package).
+        let text = self.text;
+        text.get(start..self.pos)
+            .map(Json::Num)
+            .ok_or_else(|| self.err("invalid number"))
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
@@ -252,8 +257,10 @@ impl<'a> Parser<'a> {
                 }
                 self.pos += 1;
             }
-            // `text` is a str and we stopped at ASCII bytes: char boundaries.
-            out.push_str(&self.text[start..self.pos]);
+            // `text` is a str and we stopped at ASCII bytes: char boundaries
+            // (`get`: see `number`).
+            let run = self.text.get(start..self.pos);
+            out.push_str(run.ok_or_else(|| self.err("invalid string"))?);
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
