@@ -24,7 +24,9 @@ import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { REPO, bits, csvRows, kiln, nativeScores, randomRows, scratch, startServe, trainDigits, writeMlp } from "../js-common/kiln.js";
+import {
+  REPO, bits, csvRows, kiln, nativeScores, predictScores, randomRows, scratch, startServe, trainDigits, writeMlp, writeRecurrent,
+} from "../js-common/kiln.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WEB = join(REPO, "web");
@@ -76,6 +78,15 @@ describe("demo page in headless Chromium", () => {
     kiln("build", cnn, "-o", join(models, "cnn.wasm"));
     kiln("quantize", cnn, "--calibrate", "builtin:digits", "-o", join(models, "cnn-int8.safetensors"));
     kiln("build", join(models, "cnn-int8.safetensors"), "-o", join(models, "cnn-int8.wasm"));
+
+    // Recurrent models over the digits read as 8 steps of 8 pixels (seeded
+    // weights): a GRU (linear_before_reset) and a bidirectional LSTM.
+    for (const [name, spec] of [["gru", { cell: "gru", hidden: 16 }], ["lstm", { cell: "lstm", hidden: 12, bidirectional: true }]]) {
+      const st = join(models, `${name}.safetensors`);
+      writeRecurrent(st, { ...spec, steps: 8, features: 8 }, 5);
+      kiln("build", st, "-o", join(models, `${name}.wasm`));
+      addModel(repo, name, { wasm: join(models, `${name}.wasm`), safetensors: st });
+    }
 
     addModel(repo, "digits", { wasm: digits.module, safetensors: digits.model });
     addModel(repo, "mlp", { wasm: join(models, "mlp.wasm") });
@@ -133,8 +144,8 @@ describe("demo page in headless Chromium", () => {
     return page.evaluate(() => window.kilnDemo.state);
   }
 
-  test("web/pkg is ≤ 150 KB (wasm + JS), its CNN build web/pkg-cnn ≤ 180 KB", () => {
-    for (const [pkg, budget] of [["pkg", 150_000], ["pkg-cnn", 180_000]]) {
+  test("web/pkg is ≤ 150 KB (wasm + JS), its CNN build web/pkg-cnn ≤ 180 KB, its recurrent build web/pkg-rnn ≤ 170 KB", () => {
+    for (const [pkg, budget] of [["pkg", 150_000], ["pkg-cnn", 180_000], ["pkg-rnn", 170_000]]) {
       const wasm = statSync(join(WEB, pkg, "kiln_bg.wasm")).size;
       const js = statSync(join(WEB, pkg, "kiln.js")).size;
       console.log(`browser: web/${pkg} kiln_bg.wasm ${wasm} B + kiln.js ${js} B = ${wasm + js} B`);
@@ -169,6 +180,47 @@ describe("demo page in headless Chromium", () => {
     for (const out of got.out) {
       const scores = Array.from({ length: rows.length }, (_, i) => bits(out.slice(i * 10, (i + 1) * 10)));
       assert.deepEqual(scores, want);
+    }
+    assertNoProblems();
+    await page.close();
+  });
+
+  test("a GRU and an LSTM: web/pkg and web/pkg-cnn refuse them naming web/pkg-rnn, which predicts them with the bits of kiln predict (wasmtime) and --native", async () => {
+    await open("/demo/");
+    const rows = csvRows(digits.testCsv, 64);
+    const flat = rows.flatMap((r) => Array.from(r));
+    for (const name of ["gru", "lstm"]) {
+      const module = join(models, `${name}.wasm`);
+      const want = nativeScores(module, rows, dir).map(bits);
+      assert.deepEqual(predictScores(module, rows, dir).map(bits), want, `${name}: wasmtime vs native`);
+      const urls = [`/models/${name}/model.wasm`, `/models/${name}/model.safetensors`];
+      const got = await page.evaluate(async ([urls, flat]) => {
+        const refused = [];
+        for (const pkg of ["/pkg/kiln.js", "/pkg-cnn/kiln.js"]) {
+          const p = await import(pkg);
+          await p.default();
+          for (const url of urls) refused.push(await p.Model.load(url).then(() => "loaded", (e) => e.message));
+        }
+        const rnn = await import("/pkg-rnn/kiln.js");
+        await rnn.default();
+        const out = [];
+        for (const url of urls) {
+          const m = await rnn.Model.load(url);
+          out.push({ scores: Array.from(m.predict(new Float32Array(flat))), input: m.meta.input });
+          m.free();
+        }
+        return { refused, out };
+      }, [urls, flat]);
+      const builds = ["web\\/pkg, dense models", "web\\/pkg-cnn, CNNs"];
+      got.refused.forEach((message, i) => {
+        const build = builds[Math.floor(i / urls.length)];
+        assert.match(message, new RegExp(`^/models/${name}/model\\.(wasm|safetensors): layer 0 \\(${name}\\) is a recurrent layer, which this build of the package \\(${build}\\) leaves out; load the model with its recurrent build, web/pkg-rnn$`));
+      });
+      for (const { scores, input } of got.out) {
+        assert.deepEqual(input, { name: "input", datatype: "FP32", shape: [8, 8] });
+        const per = Array.from({ length: rows.length }, (_, i) => bits(scores.slice(i * 10, (i + 1) * 10)));
+        assert.deepEqual(per, want, `${name}: web/pkg-rnn in V8 vs kiln predict --native, all ${rows.length} held-out rows`);
+      }
     }
     assertNoProblems();
     await page.close();

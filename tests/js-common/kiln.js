@@ -97,9 +97,14 @@ export function csvRows(path, width) {
 
 /** Scores of `kiln predict --native` for `rows` (arrays of numbers). */
 export function nativeScores(model, rows, dir) {
+  return predictScores(model, rows, dir, "--native");
+}
+
+/** Scores of `kiln predict MODEL ...flags` for `rows` (no flag: wasmtime). */
+export function predictScores(model, rows, dir, ...flags) {
   const input = join(dir, `rows-${process.hrtime.bigint()}.json`);
   writeFileSync(input, JSON.stringify(rows.map((r) => Array.from(r))));
-  return kiln("predict", model, "--native", "--input", input)
+  return kiln("predict", model, ...flags, "--input", input)
     .trim()
     .split("\n")
     .map((line) => Float32Array.from(JSON.parse(line).scores));
@@ -150,6 +155,46 @@ export function writeMlp(path, sizes, seed = 1) {
     labels: Array.from({ length: out }, (_, i) => String(i)),
     layers,
   };
+  writeModelFile(path, graph, tensors);
+}
+
+/**
+ * Writes a recurrent kiln model file over `[steps, features]` rows
+ * (docs/model-format.md): one `cell` layer — "rnn", "gru", "gru-orig" (GRU
+ * with linear_before_reset false) or "lstm" — of `hidden` units, forward
+ * or bidirectional, its final states read by a dense head of `outputs`
+ * classes and softmax. Seeded random weights, in ONNX's tensor layout.
+ */
+export function writeRecurrent(path, { cell, hidden, steps, features, outputs = 10, bidirectional = false }, seed = 1) {
+  const next = rng(seed);
+  const random = (n, scale) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);
+  const d = bidirectional ? 2 : 1;
+  const gh = { rnn: 1, lstm: 4 }[cell] ?? 3;
+  const gates = gh * hidden;
+  const op = cell.replace("-orig", "");
+  const tensors = [
+    ["rec.w", [d, gates, features], random(d * gates * features, 0.15)],
+    ["rec.r", [d, gates, hidden], random(d * gates * hidden, 0.4)],
+    ["rec.b", [d, 2 * gates], random(d * 2 * gates, 0.2)],
+    ["head.weight", [outputs, d * hidden], random(outputs * d * hidden, 0.8)],
+    ["head.bias", [outputs], random(outputs, 0.1)],
+  ];
+  const layer = { op, hidden, w: "rec.w", r: "rec.r", b: "rec.b", direction: bidirectional ? "bidirectional" : "forward" };
+  if (op === "gru") layer.linear_before_reset = cell === "gru";
+  const graph = {
+    format: 1,
+    name: cell,
+    version: "1",
+    task: "classification",
+    input: { name: "input", shape: [steps, features] },
+    labels: Array.from({ length: outputs }, (_, i) => String(i)),
+    layers: [layer, { op: "dense", weight: "head.weight", bias: "head.bias" }, { op: "softmax" }],
+  };
+  writeModelFile(path, graph, tensors);
+}
+
+/** A safetensors file: `graph` under `__metadata__.kiln`, then F32 `tensors` ([name, shape, data]). */
+function writeModelFile(path, graph, tensors) {
   const header = { __metadata__: { kiln: JSON.stringify(graph) } };
   let offset = 0;
   for (const [name, shape, data] of tensors) {

@@ -16,7 +16,9 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { bits, csvRows, kiln, nativeScores, randomRows, scratch, startServe, trainDigits, writeMlp } from "../js-common/kiln.js";
+import {
+  bits, csvRows, kiln, nativeScores, predictScores, randomRows, scratch, startServe, trainDigits, writeMlp, writeRecurrent,
+} from "../js-common/kiln.js";
 
 const WORKERD = createRequire(import.meta.url)("workerd").default;
 
@@ -110,11 +112,11 @@ function stop(w) {
   if (w && w.child.exitCode === null) w.child.kill("SIGTERM");
 }
 
-async function infer(url, model, rows, extra = {}) {
-  const width = rows[0].length;
+/** POSTs `rows` to `model`'s infer route; `rowShape` defaults to the rows' width. */
+async function infer(url, model, rows, extra = {}, rowShape = [rows[0].length]) {
   const body = {
     id: "t",
-    inputs: [{ name: "input", datatype: "FP32", shape: [rows.length, width], data: rows.flatMap((r) => Array.from(r)) }],
+    inputs: [{ name: "input", datatype: "FP32", shape: [rows.length, ...rowShape], data: rows.flatMap((r) => Array.from(r)) }],
     ...extra,
   };
   const res = await fetch(`${url}/v2/models/${model}/infer`, {
@@ -387,6 +389,50 @@ describe("MLP 784-256-128-10 workers, int8 and f32", () => {
       const served = outputRows((await infer(server.base, "mlp", rows)).outputs[0]);
       assert.deepEqual(got.map(bits), served.map(bits), "workerd vs kiln serve");
       assert.deepEqual(got.map(bits), want.map(bits), "workerd vs kiln predict --native");
+    });
+  }
+});
+
+describe("recurrent workers: a GRU and a bidirectional LSTM over 8 steps of 8 pixels", () => {
+  const dir = scratch("kiln-worker-rnn-");
+  const workers = [];
+  const servers = [];
+  let rows;
+  before(() => {
+    rows = csvRows(trainDigits(dir).testCsv, 64);
+  });
+  after(async () => {
+    workers.forEach(stop);
+    for (const s of servers) await s.stop();
+  });
+
+  for (const [name, spec] of [["gru", { cell: "gru", hidden: 16 }], ["lstm", { cell: "lstm", hidden: 12, bidirectional: true }]]) {
+    test(`${name}: every held-out row bit-identical to kiln serve, kiln predict (wasmtime) and --native`, async () => {
+      const model = join(dir, `${name}.safetensors`);
+      writeRecurrent(model, { ...spec, steps: 8, features: 8 }, 5);
+      const module = join(dir, `${name}.wasm`);
+      kiln("build", model, "-o", module);
+      const out = join(dir, `worker-${name}`);
+      kiln("build", model, "--target", "worker", "-o", out);
+      const w = await startWorkerd(out);
+      workers.push(w);
+      const meta = await (await fetch(`${w.url}/v2/models/${name}`)).json();
+      assert.deepEqual(meta.inputs, [{ name: "input", datatype: "FP32", shape: [-1, 8, 8] }]);
+
+      const want = nativeScores(module, rows, dir).map(bits);
+      assert.deepEqual(predictScores(module, rows, dir).map(bits), want, "kiln predict: wasmtime vs native");
+      assert.deepEqual(nativeScores(model, rows, dir).map(bits), want, "the model file vs the module, natively");
+      const got = outputRows((await infer(w.url, name, rows, {}, [8, 8])).outputs[0]).map(bits);
+      assert.deepEqual(got, want, "workerd vs kiln predict --native");
+      // One row at a time.
+      for (const i of [0, rows.length - 1]) {
+        const one = outputRows((await infer(w.url, name, [rows[i]], {}, [8, 8])).outputs[0]).map(bits);
+        assert.deepEqual(one, [want[i]], `single row ${i}`);
+      }
+      const server = await serveModule(dir, name, module);
+      servers.push(server);
+      const served = outputRows((await infer(server.base, name, rows, {}, [8, 8])).outputs[0]).map(bits);
+      assert.deepEqual(got, served, "workerd vs kiln serve");
     });
   }
 });
