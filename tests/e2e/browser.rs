@@ -369,20 +369,36 @@ fn recurrent_models_load_as_the_host_reads_them() {
         assert_eq!(page, host, "{what}");
     }
 
-    // Schema errors (the JSON readers differ in their positions): both
-    // refuse, naming the same field.
+    // Schema errors (the JSON readers differ in their positions, and serde
+    // does not name the field of a type error): both refuse, saying `what`.
     let json = base.to_bytes().unwrap();
-    for (from, to, field) in [
-        (r#""linear_before_reset":true"#, r#""linear_before_reset":1"#, "linear_before_reset"),
-        (r#","linear_before_reset":true"#, "", "linear_before_reset"),
-        (r#""direction":"bidirectional""#, r#""direction":"backward""#, "backward"),
-        (r#""sequence":true"#, r#""sequence":true,"peepholes":1"#, "peepholes"),
+    for (from, to, what) in [
+        (
+            r#""linear_before_reset":true"#,
+            r#""linear_before_reset":1"#,
+            "expected a boolean",
+        ),
+        (
+            r#","linear_before_reset":true"#,
+            "",
+            "missing field `linear_before_reset`",
+        ),
+        (
+            r#""direction":"bidirectional""#,
+            r#""direction":"backward""#,
+            "unknown variant `backward`, expected `forward` or `bidirectional`",
+        ),
+        (
+            r#""sequence":true"#,
+            r#""sequence":true,"peepholes":1"#,
+            "unknown field `peepholes`",
+        ),
     ] {
         let bytes = edit_graph(&json, from, to);
         let host = host_model(&bytes).unwrap_err();
         let page = page_model(&bytes).unwrap_err().to_string();
-        assert!(host.contains(field), "{from} → {to}: host: {host}");
-        assert!(page.contains(field), "{from} → {to}: page: {page}");
+        assert!(host.contains(what), "{from} → {to}: host: {host}");
+        assert!(page.contains(what), "{from} → {to}: page: {page}");
         assert!(page.contains("invalid kiln graph JSON"), "{page}");
     }
 }

@@ -114,6 +114,19 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let module = |m: &ModelFile, bytes: &[u8]| {
         kiln::module::build(m, &kiln::module::sha256_hex(bytes)).unwrap()
     };
+    // A bidirectional GRU sequence feeding an LSTM, for the page's reader.
+    let layer = |cell, bi, seq| crate::recurrent::Rec {
+        cell,
+        hidden: 3,
+        bi,
+        seq,
+    };
+    let recurrent = crate::recurrent::model(
+        "rec",
+        &[layer("gru", true, true), layer("lstm", false, false)],
+        1,
+    );
+    let recurrent_bytes = recurrent.to_bytes().unwrap();
     // wasm-smith reads its choices from these bytes.
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
     let mut noise = |n: usize| -> Vec<u8> {
@@ -156,6 +169,16 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             "browser",
             "digits-int8.wasm".into(),
             module(&int8, &int8_bytes),
+        ),
+        (
+            "browser",
+            "recurrent.safetensors".into(),
+            recurrent_bytes.clone(),
+        ),
+        (
+            "browser",
+            "recurrent.wasm".into(),
+            module(&recurrent, &recurrent_bytes),
         ),
         ("keras", "mlp.h5".into(), keras_file("mlp.h5")),
         ("keras", "mlp.keras".into(), keras_file("mlp.keras")),
