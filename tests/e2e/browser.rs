@@ -326,7 +326,11 @@ fn recurrent_models_load_as_the_host_reads_them() {
     }
 
     // Conversion errors: the host's messages, word for word.
-    let base = model("rec", &[rec("lstm", 4, true, true), rec("gru", 3, false, false)], 9);
+    let base = model(
+        "rec",
+        &[rec("lstm", 4, true, true), rec("gru", 3, false, false)],
+        9,
+    );
     type Change = Box<dyn Fn(&mut ModelFile)>;
     let variants: Vec<(&str, Change)> = vec![
         ("flat input", Box::new(|m| m.graph.input.shape = vec![24])),
@@ -350,10 +354,7 @@ fn recurrent_models_load_as_the_host_reads_them() {
             "w shape",
             Box::new(|m| m.tensors.get_mut("rec0.w").unwrap().shape.swap(1, 2)),
         ),
-        (
-            "missing b",
-            Box::new(|m| drop(m.tensors.remove("rec1.b"))),
-        ),
+        ("missing b", Box::new(|m| drop(m.tensors.remove("rec1.b")))),
     ];
     for (what, change) in variants {
         let mut m = base.clone();

@@ -236,7 +236,10 @@ fn direction(f: &Fields<'_, '_>) -> Result<Direction, String> {
         Some(Json::Str(s)) => Err(format!(
             "`direction`: unknown variant `{s}`, expected `forward` or `bidirectional`"
         )),
-        Some(v) => Err(format!("`direction`: expected a string, found {}", v.kind())),
+        Some(v) => Err(format!(
+            "`direction`: expected a string, found {}",
+            v.kind()
+        )),
     }
 }
 
@@ -504,8 +507,10 @@ mod tests {
             "`linear_before_reset`: expected a boolean, found a number"
         );
         assert!(
-            message(r#"{"op": "lstm", "hidden": 3, "w": "w", "r": "r", "b": "b", "peepholes": "p"}"#)
-                .contains("unknown field `peepholes`")
+            message(
+                r#"{"op": "lstm", "hidden": 3, "w": "w", "r": "r", "b": "b", "peepholes": "p"}"#
+            )
+            .contains("unknown field `peepholes`")
         );
     }
 
