@@ -312,3 +312,125 @@ fn recurrent_models_agree_everywhere_and_with_the_reference() {
         }
     }
 }
+
+/// `kiln predict --stream`: one time step per line (CSV or JSON array,
+/// blank lines skipped), from file and standard input; each line from the
+/// `STEPS`-th on answers the window of the last `STEPS` steps with the bits
+/// of predicting that window as a row, in wasmtime, natively and from the
+/// model file.
+#[test]
+fn predict_streams_the_steps_of_a_sequence() {
+    let dir = scratch();
+    let layers = [Rec {
+        cell: "gru",
+        hidden: 5,
+        bi: true,
+        seq: false,
+    }];
+    let (path, module) = (
+        dir.path().join("gru.safetensors"),
+        dir.path().join("gru.wasm"),
+    );
+    model("gru", &layers, 3).save(&path).unwrap();
+    kiln_ok(&["build", s(&path), "-o", s(&module)]);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let n = STEPS + 4;
+    let steps: Vec<Vec<f32>> = (0..n)
+        .map(|_| (0..FEATURES).map(|_| rng.random_range(-2.0..2.0)).collect())
+        .collect();
+    let mut text = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        let values: Vec<String> = step.iter().map(f32::to_string).collect();
+        text += &match i % 3 {
+            0 => format!("[{}]\n", values.join(", ")),
+            1 => format!("{}\n\n", values.join(",")),
+            _ => format!("  {}\n", values.join(", ")),
+        };
+    }
+    let stream_path = dir.path().join("steps.txt");
+    std::fs::write(&stream_path, &text).unwrap();
+    let windows: Vec<Vec<f32>> = (0..=n - STEPS)
+        .map(|k| steps[k..k + STEPS].concat())
+        .collect();
+    let rows_path = dir.path().join("windows.json");
+    std::fs::write(&rows_path, serde_json::to_string(&windows).unwrap()).unwrap();
+    let want = scores(&kiln_ok(&["predict", s(&module), "--input", s(&rows_path)]));
+    assert_eq!(want.len(), n - STEPS + 1);
+    for (model_path, extra) in [(&module, None), (&module, Some("--native")), (&path, None)] {
+        let mut args = vec![
+            "predict",
+            s(model_path),
+            "--stream",
+            "--input",
+            s(&stream_path),
+        ];
+        args.extend(extra);
+        let got = scores(&kiln_ok(&args));
+        assert_eq!(bits(&got), bits(&want), "{args:?}");
+    }
+    // Standard input, answered as it arrives: the first answer comes
+    // before the rest of the steps are written.
+    let mut child = kiln(&["predict", s(&module), "--stream", "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout).lines() {
+            tx.send(l.unwrap()).unwrap();
+        }
+    });
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    use std::io::Write;
+    let first = std::time::Duration::from_secs(60);
+    writeln!(stdin, "{}", lines[..STEPS].join("\n")).unwrap();
+    stdin.flush().unwrap();
+    let mut got = vec![rx.recv_timeout(first).expect("no answer after STEPS lines")];
+    writeln!(stdin, "{}", lines[STEPS..].join("\n")).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    got.extend(rx.try_iter());
+    assert_eq!(bits(&scores(&got.join("\n"))), bits(&want), "stdin");
+
+    // A short step names its line; a model without [steps, features] input
+    // and --batch are refused.
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "1,2,3,4\n1,2,x,4\n").unwrap();
+    let err = kiln_err(&["predict", s(&module), "--stream", "--input", s(&bad)]);
+    assert!(
+        err.contains("bad.txt: line 2") && err.contains("`x` is not a finite number"),
+        "{err}"
+    );
+    std::fs::write(&bad, "1,2,3\n").unwrap();
+    let err = kiln_err(&["predict", s(&module), "--stream", "--input", s(&bad)]);
+    assert!(
+        err.contains("line 1: a step of this model has 4 values, found 3"),
+        "{err}"
+    );
+    let err = kiln_err(&[
+        "predict",
+        s(&digits().module),
+        "--stream",
+        "--input",
+        s(&bad),
+    ]);
+    assert!(
+        err.contains("input is [steps, features]; this model's input is [64]"),
+        "{err}"
+    );
+    let err = kiln_err(&[
+        "predict",
+        s(&module),
+        "--stream",
+        "--batch",
+        "1",
+        "--input",
+        s(&bad),
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}

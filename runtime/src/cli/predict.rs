@@ -1,6 +1,6 @@
 //! `kiln predict`: run a model module (or model file) on rows of input.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ use kiln::{data, train};
 /// The module runs in wasmtime with no imports, a memory cap and a deadline;
 /// `--native` runs the same kernel natively instead (same bits). A model file
 /// (.safetensors) can be given too and always runs natively.
+///
+/// `--stream` feeds a recurrent model (input `[steps, features]`) one time
+/// step per input line, batch 1: from the `steps`-th line on, every line
+/// predicts the last `steps` steps and prints its answer at once.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  kiln predict digits.wasm --input rows.csv\n  kiln predict digits.wasm --input rows.csv --key signer.pub   # verify first"
@@ -37,8 +41,14 @@ pub(super) struct Args {
     #[arg(long)]
     native: bool,
     /// Rows per call into the module (default: all rows in one call).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stream")]
     batch: Option<usize>,
+    /// Read time steps, not rows: each non-empty input line is one step of a
+    /// `[steps, features]` model (`features` numbers, comma-separated or as
+    /// a JSON array); each line from the `steps`-th on predicts the last
+    /// `steps` steps, printed as soon as the line is read (`-`: stdin).
+    #[arg(long)]
+    stream: bool,
     /// Memory cap for the module, in MiB.
     #[arg(long, default_value_t = 64)]
     memory_mib: usize,
@@ -60,6 +70,8 @@ type Runner = Box<dyn FnMut(&[f32]) -> anyhow::Result<Vec<f32>>>;
 struct Signature {
     task: Task,
     width: usize,
+    /// The input's row shape (`[steps, features]` for recurrent models).
+    shape: Vec<usize>,
     labels: Vec<String>,
     features: Vec<String>,
     target: Option<String>,
@@ -70,6 +82,7 @@ impl From<&ModuleMeta> for Signature {
         Signature {
             task: m.task,
             width: m.input.shape.iter().product(),
+            shape: m.input.shape.clone(),
             labels: m.labels.clone(),
             features: m.features.clone(),
             target: m.target.clone(),
@@ -102,6 +115,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         let sig = Signature {
             task: g.task,
             width: kernel.input_len(),
+            shape: g.input.shape.clone(),
             labels: g.labels.clone(),
             features: g.input.features.clone(),
             target: g.target.clone(),
@@ -137,6 +151,9 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         )
     };
 
+    if a.stream {
+        return stream(&a.input, &sig, &mut run);
+    }
     let input = read_input(&a.input)?;
     let rows = data::read_rows(
         &input,
@@ -156,6 +173,65 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// `--stream`: one time step per line of `path`, a prediction of the last
+/// `steps` steps per line once there are as many, each flushed at once.
+fn stream(path: &Path, sig: &Signature, run: &mut Runner) -> anyhow::Result<()> {
+    let &[steps, features] = sig.shape.as_slice() else {
+        bail!(
+            "--stream feeds time steps to a model whose input is [steps, features]; this model's input is {:?}",
+            sig.shape
+        );
+    };
+    let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut window: Vec<f32> = Vec::with_capacity(sig.width + features);
+    let mut out = std::io::stdout().lock();
+    for (n, text) in input.lines().enumerate() {
+        let at = || format!("{}: line {}", path.display(), n + 1);
+        let text = text.with_context(at)?;
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let step = parse_step(text).with_context(at)?;
+        if step.len() != features {
+            bail!(
+                "{}: a step of this model has {features} values, found {}",
+                at(),
+                step.len()
+            );
+        }
+        window.extend(step);
+        if window.len() > steps * features {
+            window.drain(..features);
+        }
+        if window.len() == steps * features {
+            let scores = run(&window)?;
+            writeln!(out, "{}", line(sig, &scores))?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// One step's values: `1, 2, 3` or `[1, 2, 3]`, all finite.
+fn parse_step(text: &str) -> anyhow::Result<Vec<f32>> {
+    let inner = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    let mut values = Vec::new();
+    for v in inner.unwrap_or(text).split(',').map(str::trim) {
+        match v.parse::<f32>() {
+            Ok(x) if x.is_finite() => values.push(x),
+            _ => bail!("`{v}` is not a finite number"),
+        }
+    }
+    Ok(values)
 }
 
 /// One output line. Fields are `f32`, which serde_json prints in the
