@@ -169,8 +169,7 @@ export function writeRecurrent(path, { cell, hidden, steps, features, outputs = 
   const next = rng(seed);
   const random = (n, scale) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);
   const d = bidirectional ? 2 : 1;
-  const gh = { rnn: 1, lstm: 4 }[cell] ?? 3;
-  const gates = gh * hidden;
+  const gates = ({ rnn: 1, lstm: 4 }[cell] ?? 3) * hidden; // G·H rows: G gates of H units
   const op = cell.replace("-orig", "");
   const tensors = [
     ["rec.w", [d, gates, features], random(d * gates * features, 0.15)],

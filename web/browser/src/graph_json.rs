@@ -89,8 +89,8 @@ impl<'j, 'a> Fields<'j, 'a> {
         self.opt(key).map(|_| self.usize(key)).transpose()
     }
 
-    /// A boolean; `false` when absent (serde's `#[serde(default)]`), and
-    /// required when `required` (then `null` is refused too, as serde does).
+    /// A boolean: when absent, `false` (serde's `#[serde(default)]`) or,
+    /// if `required`, an error; `null` is refused either way, as by serde.
     fn bool(&self, key: &str, required: bool) -> Result<bool, String> {
         match self.json.get(key) {
             Some(Json::Bool(b)) => Ok(*b),

@@ -225,7 +225,7 @@ impl<'a> Parser<'a> {
         }
         // The bytes scanned are ASCII, so these are char boundaries; `get`,
         // not indexing: str indexing links core's char-boundary panic
-        // message with its `Debug` formatting (~3 KB of the package).
+        // message with its `Debug` formatting (6.4 KB of the package).
         let text = self.text;
         text.get(start..self.pos)
             .map(Json::Num)
