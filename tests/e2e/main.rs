@@ -21,3 +21,4 @@ mod serve;
 mod serve_limits;
 mod shrink;
 mod train;
+mod train_rnn;
