@@ -12,6 +12,8 @@
 //!   convolution, pooling, their activations), for f32 CNNs;
 //! * `kernel-cnn-int8.wasm` — `module,int8-conv`: also int8 convolution
 //!   and pooling, for quantized CNNs — every layer a chain model can have;
+//! * `kernel-rnn.wasm` — `module,rnn`: the MLP kernel with the recurrent
+//!   family (RNN, GRU, LSTM), for models with recurrent layers;
 //! * `kernel-graph.wasm` — `module,conv,dag`: the CNN kernel with graph
 //!   models (blob version 5, the arena plan), for graph models (f32 only);
 //! * `kernel-relaxed.wasm` — `kernel-cnn-int8.wasm`'s source with the guest
@@ -69,13 +71,14 @@ fn main() {
 /// The guest features and file name of every kernel artifact.
 const KERNELS: &[(&str, &str)] = &[
     ("module", "kernel-mlp.wasm"),
+    ("module,rnn", "kernel-rnn.wasm"),
     ("module,conv", "kernel-cnn.wasm"),
     ("module,int8-conv", "kernel-cnn-int8.wasm"),
     ("module,conv,dag", "kernel-graph.wasm"),
     ("module,int8-conv,relaxed-simd", "kernel-relaxed.wasm"),
-    ("kernel-tests,int8-conv", "kernel-tests.wasm"),
+    ("kernel-tests,int8-conv,rnn", "kernel-tests.wasm"),
     (
-        "kernel-tests,int8-conv,relaxed-simd",
+        "kernel-tests,int8-conv,rnn,relaxed-simd",
         "kernel-tests-relaxed.wasm",
     ),
 ];

@@ -60,6 +60,9 @@ pub enum ModelError {
     /// Layer `layer` of a graph model is an int8 layer; they run in chain
     /// models only.
     Int8InGraph { layer: usize },
+    /// Layer `layer` of a graph model is a recurrent layer; they run in
+    /// chain models only.
+    RecurrentInGraph { layer: usize },
     /// Layer `layer` (op `op`) belongs to a layer family this kernel build
     /// leaves out (guest feature `feature`, see `src/model/family.rs`).
     NotInKernel {
@@ -129,6 +132,10 @@ impl fmt::Display for ModelError {
             Self::Int8InGraph { layer } => write!(
                 f,
                 "layer {layer}: int8 layers run only in chain models, not in graphs"
+            ),
+            Self::RecurrentInGraph { layer } => write!(
+                f,
+                "layer {layer}: recurrent layers run only in chain models, not in graphs"
             ),
             Self::NotInKernel { layer, op, feature } => write!(
                 f,

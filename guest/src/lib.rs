@@ -17,7 +17,8 @@
 //! * [`Model`] — a validated graph of [`Layer`]s, f32 and int8 alike, and
 //!   its execution ([`Scratch`]); private module `model`.
 //! * [`family`] — the layer families a build may leave out, each a cargo
-//!   feature (`conv`: [`ConvLayer`]; `int8-conv`); a model module's kernel
+//!   feature (`conv`: [`ConvLayer`]; `int8-conv`; `rnn`:
+//!   [`RecurrentLayer`]); a model module's kernel
 //!   holds only those its model uses, and refuses the others by name.
 //! * [`blob`] — the compact model blob embedded into modules: the one codec
 //!   of a [`Model`].
@@ -49,6 +50,7 @@ pub use kernels::{ConvGeom, PoolGeom, PoolKind};
 #[cfg(feature = "dag")]
 pub use model::Node;
 pub use model::{Activation, ConvLayer, Layer, MAX_WIDTH, Model, Scratch, Tensor, family};
+pub use model::{Cell, RecurrentGeom, RecurrentLayer};
 pub use model::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 
 /// The version of the compiled-module ABI this crate implements.

@@ -6,18 +6,33 @@
 //! the wasm spec define exactly — written without fused multiply-add, so the
 //! result is the same bits natively, in wasmtime and in V8.
 
+/// [`exp`]'s constants, shared with its SIMD twin (`kernels/wasm/recurrent.rs`):
+/// `log2(e)`, `ln 2` in two parts (Cody–Waite), the range limits, and the
+/// polynomial's coefficients, highest degree first.
+#[allow(clippy::excessive_precision)] // Cephes' constants, as published.
+pub(crate) mod exp_consts {
+    pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
+    pub(crate) const LN2_HI: f32 = 0.693_359_4;
+    pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
+    pub(crate) const HI: f32 = 88.376_26;
+    pub(crate) const LO: f32 = -87.336_55;
+    pub(crate) const POLY: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ];
+}
+
 /// `e^x` for `f32` (Cody–Waite range reduction, degree-6 polynomial).
 ///
 /// Accurate to about 2 ulp over the normal range. Results that would be
 /// subnormal flush to `0.0`; above `ln(f32::MAX)` it returns `+inf`;
 /// NaN is returned unchanged.
-#[allow(clippy::excessive_precision)] // Cephes' constants, as published.
 pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const HI: f32 = 88.376_26;
-    const LO: f32 = -87.336_55;
+    use exp_consts::*;
     if x.is_nan() {
         return x;
     }
@@ -32,12 +47,10 @@ pub fn exp(x: f32) -> f32 {
     let r = x - nf * LN2_HI;
     let r = r - nf * LN2_LO;
     let z = r * r;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    let mut p = POLY[0];
+    for c in &POLY[1..] {
+        p = p * r + c;
+    }
     let y = p * z + r + 1.0;
     // n is within [-126, 127] here, so 2^n is a normal f32.
     let scale = f32::from_bits(((n + 127) as u32) << 23);
@@ -112,15 +125,20 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// Beyond ±this [`tanh`] is ±1.
+pub(crate) const TANH_SATURATES: f32 = 9.0;
+/// Within ±this [`tanh`] is `x`.
+pub(crate) const TANH_LINEAR: f32 = 1e-4;
+
 /// The hyperbolic tangent, `(e^2x - 1) / (e^2x + 1)`, saturating to ±1.
 pub fn tanh(x: f32) -> f32 {
-    if x > 9.0 {
+    if x > TANH_SATURATES {
         return 1.0;
     }
-    if x < -9.0 {
+    if x < -TANH_SATURATES {
         return -1.0;
     }
-    if x > -1e-4 && x < 1e-4 {
+    if x > -TANH_LINEAR && x < TANH_LINEAR {
         return x;
     }
     let e = exp(2.0 * x);

@@ -17,6 +17,7 @@ mod kernels;
 mod modules;
 mod node;
 mod onnx;
+mod recurrent;
 mod serve;
 mod serve_limits;
 mod shrink;

@@ -42,16 +42,17 @@ const OP_MUL: u32 = 41;
 #[cfg(feature = "dag")]
 const OP_CONCAT: u32 = 42;
 
-/// Appends the record of `layer` (any layer but [`Layer::Int8`] and
-/// [`Layer::Conv`]): op, param count, params, then its tensors' references.
+/// Appends the record of `layer` (any layer but [`Layer::Int8`],
+/// [`Layer::Conv`] and [`Layer::Recurrent`]): op, param count, params, then its tensors' references.
 pub(super) fn encode<'t>(
     layer: &'t Layer<'_>,
     records: &mut Vec<u32>,
     tensors: &mut Vec<(usize, TensorRef<'t>)>,
 ) {
     let refs: [Option<&[f32]>; 2] = match layer {
-        // Written by `super::int8::encode` and `super::conv::encode`.
-        Layer::Int8(_) | Layer::Conv(..) => [None, None],
+        // Written by `super::int8::encode`, `super::conv::encode` and
+        // `super::recurrent::encode`.
+        Layer::Int8(_) | Layer::Conv(..) | Layer::Recurrent(..) => [None, None],
         Layer::Standardize { mean, inv_std } => {
             records.extend([OP_STANDARDIZE, 4]);
             [Some(mean), Some(inv_std)]

@@ -32,6 +32,7 @@ mod conv;
 mod float;
 mod int8;
 mod records;
+mod recurrent;
 #[cfg(test)]
 mod tests;
 
@@ -72,6 +73,7 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
         match layer {
             Layer::Int8(l) => int8::encode(l, &mut records, &mut tensors),
             Layer::Conv(l, _) => conv::encode(l, &mut records, &mut tensors),
+            Layer::Recurrent(l, _) => recurrent::encode(l, &mut records, &mut tensors),
             _ => float::encode(layer, &mut records, &mut tensors),
         }
     }
@@ -188,6 +190,8 @@ fn layer<'a>(
         int8::decode(op, k, r, index)
     } else if let Some(name) = conv::op_name(op) {
         conv::decode(op, name, k, r, index)
+    } else if let Some(name) = recurrent::op_name(op) {
+        recurrent::decode(op, name, k, r, index)
     } else {
         float::decode(op, k, r, index)
     }

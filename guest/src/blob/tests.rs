@@ -406,3 +406,91 @@ fn graph_round_trip_and_totality() {
     chain[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&1u32.to_le_bytes());
     assert!(decode(&chain).is_err());
 }
+
+/// Stacked recurrent layers of every cell — sequence output into the
+/// next, bidirectional, the dense head after.
+#[cfg(feature = "rnn")]
+fn recurrent_sample() -> Model<'static> {
+    use crate::{Cell, RecurrentGeom};
+    let cells = [
+        Cell::Rnn,
+        Cell::Gru {
+            linear_before_reset: true,
+        },
+        Cell::Gru {
+            linear_before_reset: false,
+        },
+        Cell::Lstm,
+    ];
+    let (steps, mut features, hidden) = (3, 2, 3);
+    let mut layers = Vec::new();
+    for (i, cell) in cells.into_iter().enumerate() {
+        let geom = RecurrentGeom {
+            cell,
+            steps,
+            features,
+            hidden,
+            bidirectional: i % 2 == 1,
+            sequence: i < 3,
+        };
+        let [w, r, b] = geom.tensor_lens().unwrap();
+        let v = |n: usize, s: usize| -> Vec<f32> {
+            (0..n).map(|k| ((k * 13 + s) % 17) as f32 / 8.0 - 1.0).collect()
+        };
+        layers.push(Layer::recurrent(i, geom, &v(w, i), &v(r, i + 1), v(b, i + 2).into()).unwrap());
+        features = geom.directions() * hidden;
+    }
+    let head = Layer::dense_from_rows(4, 6, 2, &[0.5; 12], vec![0.1, -0.1].into()).unwrap();
+    layers.push(head);
+    Model::new(6, layers).unwrap()
+}
+
+#[cfg(feature = "rnn")]
+#[test]
+fn recurrent_round_trip_and_totality() {
+    let m = recurrent_sample();
+    let blob = encode(&m);
+    let back = decode(&blob).unwrap();
+    assert_eq!(back, m);
+    let x = [0.5, -1.0, 2.0, 0.25, -0.5, 1.5];
+    let y = m.predict(&x).unwrap();
+    assert_eq!(back.predict(&x).unwrap(), y);
+    assert!(y.iter().all(|v| v.is_finite()));
+    for n in 0..blob.len() {
+        assert!(decode(&blob[..n]).is_err(), "prefix of {n} bytes decoded");
+    }
+    for i in 0..blob.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut b = blob.clone();
+            b[i] ^= flip;
+            if let Ok(model) = decode(&b) {
+                // A model the corruption left valid still runs.
+                let x = alloc::vec![0.5; model.input_len()];
+                let _ = model.predict(&x);
+            }
+        }
+    }
+    // Layer 0's flags (op, 10, steps, features, hidden, flags): an unknown
+    // bit, and linear_before_reset on an RNN.
+    let flags = HEADER_LEN + 4 * 5;
+    for bad in [8u32, 4] {
+        let mut b = blob.clone();
+        b[flags..flags + 4].copy_from_slice(&bad.to_le_bytes());
+        assert_eq!(decode(&b), Err(DecodeError::BadParams { layer: 0 }));
+    }
+}
+
+/// A kernel without the recurrent family names the op before reading
+/// its params.
+#[cfg(not(feature = "rnn"))]
+#[test]
+fn recurrent_ops_are_refused_by_name() {
+    let mut blob = encode(&sample());
+    blob[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&51u32.to_le_bytes());
+    let refused = crate::ModelError::NotInKernel {
+        layer: 0,
+        op: "gru",
+        feature: "rnn",
+    };
+    assert_eq!(decode(&blob), Err(DecodeError::Model(refused)));
+}

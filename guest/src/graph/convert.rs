@@ -62,6 +62,14 @@ pub enum ConvertError {
         value: usize,
         width: usize,
     },
+    #[error(
+        "layer {layer} ({op}) needs a [steps, features] tensor — the model input or a recurrent layer with `sequence: true` — but receives shape {found:?}; give the model input a 2-D shape (e.g. `kiln train --shape 8x8`)"
+    )]
+    NotSequence {
+        layer: usize,
+        op: &'static str,
+        found: Vec<usize>,
+    },
     #[error("input shape {0:?} is empty or overflows")]
     InputShape(Vec<usize>),
     #[error("{labels} labels for {outputs} outputs")]
@@ -325,6 +333,37 @@ fn step(
         LayerSpec::Add | LayerSpec::Mul | LayerSpec::Concat => {
             return Err(ConvertError::NeedsGraph { layer: index, op });
         }
+        LayerSpec::Rnn {
+            hidden,
+            w,
+            r,
+            b,
+            direction,
+            sequence,
+        }
+        | LayerSpec::Lstm {
+            hidden,
+            w,
+            r,
+            b,
+            direction,
+            sequence,
+        }
+        | LayerSpec::Gru {
+            hidden,
+            w,
+            r,
+            b,
+            direction,
+            sequence,
+            ..
+        } => {
+            let names = [w, r, b].map(String::as_str);
+            let fields = (*hidden, names, *direction, *sequence);
+            let (layer, out) = super::recurrent::layer(&at, spec, fields, &shape)?;
+            shape = out;
+            layer
+        }
         LayerSpec::Conv2d {
             weight,
             bias,
@@ -440,6 +479,7 @@ fn step(
                 | Int8Layer::Quantize { .. }
                 | Int8Layer::QuantizeDynamic { .. }
         ) | Layer::Activation { .. }
+            | Layer::Recurrent(..)
             | Layer::Standardize { .. }
             | Layer::LeakyRelu { .. }
             | Layer::GroupSoftmax { .. }

@@ -22,6 +22,7 @@ mod convert;
 mod int8;
 mod layer_tensors;
 mod meta;
+mod recurrent;
 mod tensor;
 #[cfg(feature = "dag")]
 mod wired;
@@ -235,6 +236,61 @@ pub enum LayerSpec {
     /// Two or more tensors along their first (channel) axis; the other
     /// dimensions must agree (graphs only).
     Concat,
+    /// A simple RNN over a `[T, F]` tensor: `h = tanh(W x + Wb + R h +
+    /// Rb)`. The tensors are ONNX's: `w` `[D, H, F]`, `r` `[D, H, H]`, `b`
+    /// `[D, 2H]` (`Wb` then `Rb`). `hidden` is `H`; `direction` gives `D`;
+    /// `sequence` outputs every step's state, `[T, D·H]` (per step:
+    /// forward's `H` values, then backward's), rather than the final
+    /// states, `[D·H]`.
+    Rnn {
+        hidden: usize,
+        w: String,
+        r: String,
+        b: String,
+        #[serde(default)]
+        direction: Direction,
+        #[serde(default)]
+        sequence: bool,
+    },
+    /// A GRU over a `[T, F]` tensor, gates z, r, h: `w` `[D, 3H, F]`, `r`
+    /// `[D, 3H, H]`, `b` `[D, 6H]`. `linear_before_reset` (ONNX's
+    /// attribute; PyTorch's and Keras' `reset_after=True` GRU) applies the
+    /// reset gate after the candidate's recurrent product, otherwise before
+    /// it (the original GRU).
+    Gru {
+        hidden: usize,
+        w: String,
+        r: String,
+        b: String,
+        #[serde(default)]
+        direction: Direction,
+        #[serde(default)]
+        sequence: bool,
+        linear_before_reset: bool,
+    },
+    /// An LSTM over a `[T, F]` tensor, gates i, o, f, c: `w` `[D, 4H, F]`,
+    /// `r` `[D, 4H, H]`, `b` `[D, 8H]`.
+    Lstm {
+        hidden: usize,
+        w: String,
+        r: String,
+        b: String,
+        #[serde(default)]
+        direction: Direction,
+        #[serde(default)]
+        sequence: bool,
+    },
+}
+
+/// The directions a recurrent layer reads its steps in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Step 0 to `T − 1` (`D = 1`).
+    #[default]
+    Forward,
+    /// Forward, and backward from step `T − 1` to 0 (`D = 2`).
+    Bidirectional,
 }
 
 fn one() -> usize {
@@ -291,6 +347,9 @@ impl LayerSpec {
             LayerSpec::Add => "add",
             LayerSpec::Mul => "mul",
             LayerSpec::Concat => "concat",
+            LayerSpec::Rnn { .. } => "rnn",
+            LayerSpec::Gru { .. } => "gru",
+            LayerSpec::Lstm { .. } => "lstm",
         }
     }
 }

@@ -50,3 +50,11 @@ family!(
     conv,
     "conv"
 );
+
+family!(
+    /// The marker of the recurrent family ([`crate::RecurrentLayer`],
+    /// feature `rnn`).
+    Rnn,
+    rnn,
+    "rnn"
+);

@@ -73,6 +73,9 @@ impl<'a> Model<'a> {
             if layer.input_domain() != Domain::F32 || layer.output_domain() != Domain::F32 {
                 return Err(ModelError::Int8InGraph { layer: index });
             }
+            if matches!(layer, Layer::Recurrent(..)) {
+                return Err(ModelError::RecurrentInGraph { layer: index });
+            }
             if ins.len() != layer.arity() {
                 return Err(ModelError::Arity {
                     layer: index,

@@ -10,6 +10,7 @@ use super::check::{MAX_WIDTH, check_rows, check_tensor};
 use super::conv::ConvLayer;
 use super::family;
 use super::int8::{Domain, Int8Layer};
+use super::recurrent::RecurrentLayer;
 use crate::{ModelError, kernels};
 
 /// A weight tensor: borrowed straight from the model blob when it is aligned
@@ -50,6 +51,10 @@ pub enum Layer<'a> {
     Conv(ConvLayer<'a>, family::Conv),
     /// A quantized layer (see [`crate::int8`]).
     Int8(Int8Layer<'a>),
+    /// A layer of the recurrent family — RNN, GRU, LSTM — and its marker,
+    /// which only a build with the feature `rnn` can make
+    /// ([`Layer::recurrent`]).
+    Recurrent(RecurrentLayer<'a>, family::Rnn),
     /// `if x < 0 { alpha · x } else { x }` over rows of `len` values.
     LeakyRelu { alpha: f32, len: usize },
     /// Softmax, or log-softmax with `log`, over each run of `group`
@@ -113,6 +118,7 @@ impl<'a> Layer<'a> {
             Layer::Activation { len, .. } => *len,
             Layer::Conv(l, _) => l.input_len(),
             Layer::Int8(l) => l.input_len(),
+            Layer::Recurrent(l, _) => l.geom.input_len(),
             Layer::LeakyRelu { len, .. } => *len,
             Layer::GroupSoftmax { width, .. } => *width,
             Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
@@ -158,6 +164,7 @@ impl<'a> Layer<'a> {
             Layer::Activation { len, .. } => *len,
             Layer::Conv(l, _) => l.output_len(),
             Layer::Int8(l) => l.output_len(),
+            Layer::Recurrent(l, _) => l.geom.output_len(),
             Layer::LeakyRelu { len, .. } => *len,
             Layer::GroupSoftmax { width, .. } => *width,
             Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
@@ -211,6 +218,7 @@ impl<'a> Layer<'a> {
             Layer::Activation { kind, len } => Layer::Activation { kind, len },
             Layer::Conv(l, here) => Layer::Conv(l.into_owned(), here),
             Layer::Int8(l) => Layer::Int8(l.into_owned()),
+            Layer::Recurrent(l, here) => Layer::Recurrent(l.into_owned(), here),
             Layer::LeakyRelu { alpha, len } => Layer::LeakyRelu { alpha, len },
             Layer::GroupSoftmax { width, group, log } => Layer::GroupSoftmax { width, group, log },
             Layer::ScaleShift {
@@ -268,6 +276,7 @@ impl<'a> Layer<'a> {
             Layer::Activation { .. } => Ok(()),
             Layer::Conv(l, _) => l.check(index, scan),
             Layer::Int8(l) => l.check(index),
+            Layer::Recurrent(l, _) => l.check(index, scan),
             Layer::LeakyRelu { alpha, .. } => {
                 if alpha.is_finite() {
                     Ok(())

@@ -25,6 +25,7 @@ mod int8;
 mod layer;
 #[cfg(feature = "dag")]
 mod plan;
+mod recurrent;
 
 use alloc::vec::Vec;
 
@@ -36,6 +37,7 @@ pub use graph::Node;
 pub(crate) use int8::NOT_HERE;
 pub use int8::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 pub use layer::{Activation, Layer, Tensor};
+pub use recurrent::{Cell, RecurrentGeom, RecurrentLayer};
 
 use crate::{ModelError, RunError, kernels};
 #[cfg(feature = "dag")]
@@ -205,6 +207,11 @@ impl<'a> Model<'a> {
                 }
                 Layer::Conv(l, _) => l.run_in_place(cur),
                 Layer::Int8(l) => l.run(batch, &mut scratch.cur, &mut scratch.int8),
+                Layer::Recurrent(l, _) => {
+                    let next = &mut scratch.next[..batch * layer.output_len()];
+                    l.run(cur, batch, next, &mut scratch.recurrent);
+                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
+                }
                 Layer::LeakyRelu { alpha, .. } => kernels::leaky_relu(cur, *alpha),
                 Layer::GroupSoftmax { group, log, .. } => kernels::group_softmax(cur, *group, *log),
                 Layer::ScaleShift {
@@ -285,6 +292,9 @@ pub struct Scratch {
     next: Vec<f32>,
     /// Buffers of the int8 layers, if the model has any.
     int8: Int8Scratch,
+    /// The recurrent layers' buffers ([`RecurrentGeom::scratch_len`] per
+    /// row), if the model has any.
+    recurrent: Vec<f32>,
     /// `(batch, max_width)` that [`Scratch::input`] prepared for.
     prepared: Option<(usize, usize)>,
 }
@@ -296,6 +306,7 @@ impl Scratch {
             cur: Vec::new(),
             next: Vec::new(),
             int8: Int8Scratch::new(),
+            recurrent: Vec::new(),
             prepared: None,
         }
     }
@@ -321,6 +332,26 @@ impl Scratch {
                     .map_err(|_| RunError::OutOfMemory)?;
                 buf.resize(len, 0.0);
             }
+        }
+        let recurrent = model
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Recurrent(l, _) => Some(l.geom.scratch_len()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let recurrent = batch
+            .checked_mul(recurrent)
+            .filter(|&n| n <= MAX_BUFFER)
+            .ok_or(RunError::BadBatch)?;
+        if self.recurrent.len() < recurrent {
+            let grow = recurrent - self.recurrent.len();
+            self.recurrent
+                .try_reserve_exact(grow)
+                .map_err(|_| RunError::OutOfMemory)?;
+            self.recurrent.resize(recurrent, 0.0);
         }
         if model.int8 {
             let cols = model

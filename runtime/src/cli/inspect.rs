@@ -11,7 +11,7 @@ use kiln::module;
 /// parameters, bytes, weight dtype and sparsity; and the activation memory
 /// per input row: the arena the model runs in (a graph's liveness plan, a
 /// chain's two buffers) beside the sum of all its tensors; and the kernel
-/// (`mlp`, `cnn`, `cnn-int8`, `graph`) a module carries, or that `kiln
+/// (`mlp`, `rnn`, `cnn`, `cnn-int8`, `graph`) a module carries, or that `kiln
 /// build` embeds for a model file. A module is read without being run.
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -64,7 +64,8 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
                     .map(|(_, t)| t.data.byte_len())
                     .sum::<usize>()
                     .into();
-                if let Some((_, w)) = tensors.iter().find(|(f, _)| f == "weight") {
+                // `w`: the input weights of a recurrent layer.
+                if let Some((_, w)) = tensors.iter().find(|(f, _)| f == "weight" || f == "w") {
                     v["dtype"] = w.data.dtype_name().into();
                     v["sparsity"] = (w.data.zeros() as f64 / w.data.len().max(1) as f64).into();
                 }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use safetensors::{SafeTensors, tensor::TensorView};
 
 pub use kiln_guest::graph::{
-    ConvertError, FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, METADATA_KEY,
-    QuantParams, Task, Tensor, TensorData, Wires,
+    ConvertError, Direction, FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec,
+    METADATA_KEY, QuantParams, Task, Tensor, TensorData, Wires,
 };
 
 use crate::fsutil;

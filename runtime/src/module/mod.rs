@@ -29,6 +29,9 @@ pub use kiln_guest::graph::{META_SECTION, ModuleMeta, TensorMeta};
 /// kernels) holding dense and int8 dense layers and the activations of MLPs
 /// — the guest with no layer family.
 pub const KERNEL_MLP_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-mlp.wasm"));
+/// [`KERNEL_MLP_WASM`] with the recurrent family (guest feature `rnn`):
+/// RNN, GRU and LSTM layers.
+pub const KERNEL_RNN_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-rnn.wasm"));
 /// [`KERNEL_MLP_WASM`] with the CNN family (guest feature `conv`): f32
 /// convolution, pooling and the activations of CNNs.
 pub const KERNEL_CNN_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-cnn.wasm"));
@@ -45,8 +48,9 @@ pub const KERNEL_RELAXED_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/kernel-relaxed.wasm"));
 /// Every kernel [`kernel_for`] chooses from, with the name `kiln inspect`
 /// reports: smallest first.
-pub const KERNELS: [(&str, &[u8]); 4] = [
+pub const KERNELS: [(&str, &[u8]); 5] = [
     ("mlp", KERNEL_MLP_WASM),
+    ("rnn", KERNEL_RNN_WASM),
     ("cnn", KERNEL_CNN_WASM),
     ("cnn-int8", KERNEL_CNN_INT8_WASM),
     ("graph", KERNEL_GRAPH_WASM),
@@ -73,11 +77,16 @@ pub enum ModuleError {
     Reencode(String),
     #[error("custom section `{META_SECTION}` is not valid metadata JSON: {0}")]
     MetaJson(serde_json::Error),
+    #[error(
+        "layer {layer} ({op}) is of the CNN family, which no kernel holds together with recurrent layers"
+    )]
+    NoKernel { layer: usize, op: &'static str },
 }
 
 /// Builds the module for `model`, whose file bytes hash to `model_sha256`.
 pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleError> {
     let kernel = model.to_kernel()?;
+    check_kernel(&kernel)?;
     let blob = kiln_guest::blob::encode(&kernel);
     let g = &model.graph;
     let meta = ModuleMeta {
@@ -97,9 +106,33 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
     embed::embed(kernel_for(&kernel), &blob, &meta_json)
 }
 
+/// Refuses a model no kernel runs: recurrent layers beside layers of the
+/// CNN family (graphs refuse recurrent layers themselves).
+fn check_kernel(model: &kiln_guest::Model<'_>) -> Result<(), ModuleError> {
+    use kiln_guest::{Int8Layer, Layer};
+    if !model.layers().iter().any(is_recurrent) {
+        return Ok(());
+    }
+    let cnn = model.layers().iter().enumerate().find_map(|(i, l)| match l {
+        Layer::Conv(c, _) => Some((i, c.name())),
+        Layer::Int8(Int8Layer::Conv(_)) => Some((i, "conv2d_int8")),
+        Layer::Int8(Int8Layer::Pool(_)) => Some((i, "int8 pooling")),
+        _ => None,
+    });
+    match cnn {
+        Some((layer, op)) => Err(ModuleError::NoKernel { layer, op }),
+        None => Ok(()),
+    }
+}
+
+fn is_recurrent(layer: &kiln_guest::Layer<'_>) -> bool {
+    matches!(layer, kiln_guest::Layer::Recurrent(..))
+}
+
 /// The smallest kernel that runs `model`: [`KERNEL_GRAPH_WASM`] for a
-/// graph; for a chain, [`KERNEL_CNN_INT8_WASM`] if it has int8 convolution
-/// or pooling, [`KERNEL_CNN_WASM`] if it has other layers of the CNN family
+/// graph; for a chain, [`KERNEL_RNN_WASM`] if it has recurrent layers,
+/// [`KERNEL_CNN_INT8_WASM`] if it has int8 convolution or pooling,
+/// [`KERNEL_CNN_WASM`] if it has other layers of the CNN family
 /// ([`kiln_guest::ConvLayer`]), and [`KERNEL_MLP_WASM`] otherwise.
 pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
     use kiln_guest::{Int8Layer, Layer};
@@ -107,7 +140,9 @@ pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
         return KERNEL_GRAPH_WASM;
     }
     let has = |family: fn(&Layer<'_>) -> bool| model.layers().iter().any(family);
-    if has(|l| matches!(l, Layer::Int8(Int8Layer::Conv(_) | Int8Layer::Pool(_)))) {
+    if has(is_recurrent) {
+        KERNEL_RNN_WASM
+    } else if has(|l| matches!(l, Layer::Int8(Int8Layer::Conv(_) | Int8Layer::Pool(_)))) {
         KERNEL_CNN_INT8_WASM
     } else if has(|l| matches!(l, Layer::Conv(..))) {
         KERNEL_CNN_WASM
@@ -161,17 +196,19 @@ fn rebuilt(
 /// The relaxed-SIMD twin of `wasm`: the same blob and metadata embedded in
 /// [`KERNEL_RELAXED_WASM`] — if `wasm` is exactly what this kiln's `build`
 /// makes of its blob and metadata (byte for byte) and its model has int8
-/// dense layers (the only ones the relaxed kernel speeds up), and `None`
+/// dense layers (the only ones the relaxed kernel speeds up) and no
+/// recurrent ones (the relaxed kernel leaves their family out), and `None`
 /// otherwise (an f32 model, another kiln version's kernel, a hand-made
 /// module), which then runs as it is. The relaxed kernel computes the same
 /// bits as the plain one (`guest/src/kernels/wasm/relaxed.rs`), so the twin
 /// is a drop-in.
 pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
     let int8_dense = |model: &kiln_guest::Model<'_>| {
-        model
-            .layers()
-            .iter()
-            .any(|l| matches!(l, kiln_guest::Layer::Int8(kiln_guest::Int8Layer::Dense(_))))
+        let layers = model.layers();
+        !layers.iter().any(is_recurrent)
+            && layers
+                .iter()
+                .any(|l| matches!(l, kiln_guest::Layer::Int8(kiln_guest::Int8Layer::Dense(_))))
     };
     match rebuilt(wasm, int8_dense)? {
         Some(r) => embed::embed(KERNEL_RELAXED_WASM, r.blob, r.meta).map(Some),
@@ -236,8 +273,8 @@ pub fn embedded_blob(wasm: &[u8]) -> Result<Option<&[u8]>, ModuleError> {
 mod tests {
     use super::*;
     use kiln_guest::{
-        Activation, ConvGeom, ConvI8, ConvLayer, Int8Layer, Int8Output, Layer, Model, Node,
-        PoolGeom, PoolKind,
+        Activation, Cell, ConvGeom, ConvI8, ConvLayer, Int8Layer, Int8Output, Layer, Model, Node,
+        PoolGeom, PoolKind, RecurrentGeom,
     };
 
     fn relu(len: usize) -> Layer<'static> {
@@ -250,6 +287,21 @@ mod tests {
     fn dense(inputs: usize, outputs: usize) -> Layer<'static> {
         let rows = vec![0.5; inputs * outputs];
         Layer::dense_from_rows(0, inputs, outputs, &rows, vec![0.0; outputs].into()).unwrap()
+    }
+
+    /// A GRU of 2 over 3 steps of 2 features.
+    fn gru() -> Layer<'static> {
+        let geom = RecurrentGeom {
+            cell: Cell::Gru {
+                linear_before_reset: true,
+            },
+            steps: 3,
+            features: 2,
+            hidden: 2,
+            bidirectional: false,
+            sequence: false,
+        };
+        Layer::recurrent(0, geom, &[0.25; 12], &[0.5; 12], vec![0.0; 12].into()).unwrap()
     }
 
     /// 4×4 image → 2×2 max pool → dense 2.
@@ -289,14 +341,28 @@ mod tests {
             vec![node(relu(4), &[0]), node(Layer::Add { len: 4 }, &[1, 0])],
         )
         .unwrap();
+        let rnn = Model::new(6, vec![gru(), dense(2, 3)]).unwrap();
         for (model, name) in [
             (&mlp, "mlp"),
+            (&rnn, "rnn"),
             (&cnn, "cnn"),
             (&int8_cnn, "cnn-int8"),
             (&graph, "graph"),
         ] {
             assert_eq!(kernel_name(kernel_for(model)), Some(name));
         }
+        // No kernel holds recurrent and CNN layers together.
+        let clip = ConvLayer::Clip {
+            min: 0.0,
+            max: 6.0,
+            len: 2,
+        };
+        let both = Model::new(6, vec![gru(), Layer::conv(1, clip).unwrap()]).unwrap();
+        assert!(matches!(
+            check_kernel(&both),
+            Err(ModuleError::NoKernel { layer: 1, op: "clip" })
+        ));
+        assert!(check_kernel(&rnn).is_ok() && check_kernel(&cnn).is_ok());
         let sizes = KERNELS.map(|(_, k)| k.len());
         assert!(sizes.is_sorted(), "kernels not smallest first: {sizes:?}");
     }

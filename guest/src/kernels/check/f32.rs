@@ -245,3 +245,45 @@ pub(super) fn join(r: &Run) -> Result<u64, Failure> {
         d.same(case, &r.run(&out, |o| cat(o, kernels::concat)), &want)
     })
 }
+
+/// The gate updates of the recurrent cells (RNN, GRU both ways and its
+/// reset half, LSTM) on `n` hidden values — whole vectors and a padded
+/// tail —, saturating pre-activations, tanh's linear and saturated
+/// ranges, signed zeros and subnormals included: the SIMD128 overrides
+/// against their definitions.
+pub(super) fn recurrent(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::WIDTHS, |case, n, rng, d| {
+        let (mut p, mut q) = (rng.f32s(4 * n), rng.f32s(4 * n));
+        let h = rng.f32s(n);
+        // Around exp's and tanh's branches (q's value there zero).
+        let edges = [88.4, -87.4, 44.2, -43.7, 4.5, 9.5, -9.5, 5e-5, -5e-5, 1e3, -1e3];
+        for (k, e) in (0..4 * n).step_by(3).zip(edges) {
+            (p[k], q[k]) = (e, 0.0);
+        }
+        let want = define(&h, |h| generic::rnn_cell(&p, &q, h));
+        d.same(case, &r.run(&h, |h| kernels::rnn_cell(&p, &q, h)), &want)?;
+        let (q_zr, q_h) = (&q[..2 * n], &q[2 * n..3 * n]);
+        for lbr in [true, false] {
+            let want = define(&h, |h| generic::gru_cell(&p, q_zr, q_h, h, lbr));
+            let got = r.run(&h, |h| kernels::gru_cell(&p, q_zr, q_h, h, lbr));
+            d.same(case, &got, &want)?;
+        }
+        let reset = alloc::vec![0.0; n];
+        let (p_r, q_r) = (&p[n..2 * n], &q[n..2 * n]);
+        let want = define(&reset, |rh| generic::gru_reset(p_r, q_r, &h, rh));
+        let got = r.run(&reset, |rh| kernels::gru_reset(p_r, q_r, &h, rh));
+        d.same(case, &got, &want)?;
+        // The hidden state, then the cell state.
+        let state = [h.clone(), rng.f32s(n)].concat();
+        type Lstm = fn(&[f32], &[f32], &mut [f32], &mut [f32]);
+        let (p, q) = (&p[..], &q[..]);
+        let lstm = |f: Lstm| {
+            move |s: &mut [f32]| {
+                let (h, c) = s.split_at_mut(n);
+                f(p, q, h, c)
+            }
+        };
+        let want = define(&state, lstm(generic::lstm_cell));
+        d.same(case, &r.run(&state, lstm(kernels::lstm_cell)), &want)
+    })
+}

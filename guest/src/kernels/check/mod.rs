@@ -56,6 +56,7 @@ pub const OPS: &[Op] = &[
     ("pool_i8", int8::pool_i8),
     ("conv2d groups, dilation, pads", f32::conv2d_full),
     ("clip, hard_sigmoid, hard_swish", f32::clamps),
+    ("rnn, gru, lstm cells", f32::recurrent),
 ];
 
 /// Runs op `op` on every case (`case` `None`) or on one, and returns the

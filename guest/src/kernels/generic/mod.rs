@@ -19,6 +19,7 @@ mod dense;
 mod dense_i8;
 mod join;
 mod quantize;
+mod recurrent;
 
 pub use activation::{relu, sigmoid, softmax, standardize, tanh};
 pub use channel::{global_avg_pool, group_softmax, leaky_relu, prelu, scale_shift};
@@ -32,6 +33,7 @@ pub use quantize::{
     dequantize, dequantize_planes, dynamic_scale, quantize, quantize_one, requantize,
     requantize_one, requantize_planes, round_ties_even,
 };
+pub use recurrent::{gru_cell, gru_reset, lstm_cell, rnn_cell};
 
 // Pieces the overrides share with their definitions.
 #[allow(unused_imports, reason = "only some targets' overrides use each")]

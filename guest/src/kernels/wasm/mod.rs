@@ -21,6 +21,7 @@ mod conv;
 mod conv_i8;
 mod dense;
 mod dense_i8;
+mod recurrent;
 #[cfg(feature = "relaxed-simd")]
 mod relaxed;
 
@@ -31,6 +32,7 @@ pub use conv::{conv2d, pool};
 pub use conv_i8::{conv2d_i8, pool_i8, requantize_planes};
 pub use dense::{dense, relu, standardize};
 pub use dense_i8::quantize;
+pub use recurrent::{gru_cell, gru_reset, lstm_cell, rnn_cell};
 cfg_select! {
     feature = "relaxed-simd" => {
         pub use relaxed::dense_i8;

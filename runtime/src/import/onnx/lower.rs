@@ -18,6 +18,7 @@ mod edges;
 mod join;
 mod ml;
 mod ops;
+mod recurrent;
 mod shape;
 mod window;
 
@@ -38,6 +39,12 @@ struct Act {
     dims: Vec<usize>,
     id: usize,
     generation: usize,
+    /// Where the batch axis sits in the ONNX tensor (`dims` are the other
+    /// axes, in order): 0, except around recurrent ops, whose time-major
+    /// tensors (`[T, N, F]`, `Y`'s `[T, D, N, H]`) keep it inside. Only
+    /// recurrent ops and the shape ops read such a tensor ([`Lowering::act`]
+    /// refuses it elsewhere).
+    batch_axis: usize,
 }
 
 impl Act {
@@ -98,6 +105,9 @@ enum Op {
         kernel: usize,
         stride: usize,
     },
+    /// An ONNX `RNN`, `GRU` or `LSTM` (the model file's `rnn`, `gru`,
+    /// `lstm`, whose tensors are ONNX's).
+    Recurrent(recurrent::Recurrent),
     /// Element-wise sum of two computed tensors.
     Add,
     /// A computed tensor times another, or a per-channel gate.
@@ -165,13 +175,14 @@ pub(super) fn lower(
             names.len()
         )));
     };
-    let (batch, dims) = input_shape(input)?;
+    let (batch, batch_axis, dims) = input_shape(input)?;
     values.insert(
         input.name.as_str(),
         Value::Act(Act {
             dims: dims.clone(),
             id: 0,
             generation: 0,
+            batch_axis,
         }),
     );
     let mut uses: HashMap<&str, usize> = HashMap::new();
@@ -215,6 +226,13 @@ pub(super) fn lower(
         );
     }
     let out = match l.values.get(output) {
+        Some(Value::Act(a)) if a.batch_axis != 0 => {
+            return Err(ImportError::Graph(format!(
+                "output `{output}` has its batch at axis {}; kiln's outputs are batch-first \
+                 (transpose the batch to the front)",
+                a.batch_axis
+            )));
+        }
         Some(Value::Act(a)) if a.generation == l.generations[a.id] && a.id == l.ops.len() => {
             a.clone()
         }
@@ -268,9 +286,23 @@ impl<'g> Lowering<'g> {
             .ok_or_else(|| r.err(format!("input {i} is missing")))
     }
 
-    /// Computed input `i`, checking it is not stale; unary ops pushed next
-    /// read it.
+    /// Computed input `i`, batch-first, checking it is not stale; unary
+    /// ops pushed next read it.
     fn act(&mut self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<Act, ImportError> {
+        let a = self.any_act(r, n, i)?;
+        if a.batch_axis != 0 {
+            return Err(r.err(format!(
+                "reads `{}`, whose batch is at axis {} (a recurrent op's time-major tensor); \
+                 kiln runs this op on batch-first tensors only (transpose the batch to the front)",
+                n.input[i], a.batch_axis
+            )));
+        }
+        Ok(a)
+    }
+
+    /// [`Lowering::act`] wherever its batch axis is (recurrent and shape
+    /// ops).
+    fn any_act(&mut self, r: &NodeRef, n: &NodeProto, i: usize) -> Result<Act, ImportError> {
         match self.need(r, n, i)? {
             Value::Act(a) if a.generation == self.generations[a.id] => {
                 let a = a.clone();
@@ -350,6 +382,7 @@ impl<'g> Lowering<'g> {
             dims,
             id,
             generation: 0,
+            batch_axis: 0,
         })
     }
 
@@ -373,6 +406,7 @@ impl<'g> Lowering<'g> {
             dims,
             id,
             generation: self.generations[id],
+            batch_axis: 0,
         })
     }
 
@@ -497,6 +531,8 @@ impl<'g> Lowering<'g> {
             "ReduceMean" => self.reduce_mean(r, n, &mut a)?,
             "Reshape" => self.reshape(r, n, &mut a)?,
             "Transpose" => self.transpose(r, n, &mut a)?,
+            "Squeeze" => self.squeeze(r, n, &mut a)?,
+            "RNN" | "GRU" | "LSTM" => self.recurrent(r, n, &mut a)?,
             "GlobalAveragePool" => {
                 let x = self.act(r, n, 0)?;
                 if x.dims.len() < 2 {

@@ -114,6 +114,7 @@ impl<'g> Lowering<'g> {
             dims,
             id: x.id,
             generation: usize::MAX,
+            batch_axis: 0,
         };
         if let Some(name) = n.output.first().filter(|s| !s.is_empty()) {
             self.padded

@@ -9,10 +9,12 @@ use super::super::proto::{self, GraphProto};
 use super::super::tensor::{self, Const};
 use super::{Act, Value};
 
-/// The input's batch size (if fixed) and per-row dims.
+/// The input's batch size (if fixed), the axis of its batch, and its
+/// per-row dims. The batch is the first axis, or the second when only that
+/// one is symbolic: a recurrent op's time-major `[T, N, F]`.
 pub(super) fn input_shape(
     input: &proto::ValueInfoProto,
-) -> Result<(Option<usize>, Vec<usize>), ImportError> {
+) -> Result<(Option<usize>, usize, Vec<usize>), ImportError> {
     let bad = |why: String| ImportError::Graph(format!("input `{}`: {why}", input.name));
     let t = input
         .r#type
@@ -29,7 +31,18 @@ pub(super) fn input_shape(
         .shape
         .as_ref()
         .ok_or_else(|| bad("has no declared shape".into()))?;
-    let Some((first, rest)) = shape.dim.split_first() else {
+    let fixed = |d: &proto::Dimension| {
+        matches!(d.value, Some(proto::DimensionValue::DimValue(v)) if v > 0)
+    };
+    let time_major = shape.dim.len() >= 3
+        && fixed(&shape.dim[0])
+        && !fixed(&shape.dim[1])
+        && shape.dim[2..].iter().all(fixed);
+    let mut dims_in_order = shape.dim.clone();
+    if time_major {
+        dims_in_order.swap(0, 1);
+    }
+    let Some((first, rest)) = dims_in_order.split_first() else {
         return Err(bad("is a scalar; kiln needs [batch, ...]".into()));
     };
     let batch = match first.value {
@@ -52,7 +65,7 @@ pub(super) fn input_shape(
     if width.is_none_or(|w| w > kiln_guest_max_width()) {
         return Err(bad(format!("rows of shape {dims:?} are too large")));
     }
-    Ok((batch, dims))
+    Ok((batch, usize::from(time_major), dims))
 }
 
 /// The widest row the kernel runs.

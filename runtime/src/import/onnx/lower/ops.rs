@@ -367,6 +367,7 @@ impl<'g> Lowering<'g> {
                     kernel,
                     stride,
                 } => pool(max, kernel, stride),
+                Op::Recurrent(rec) => rec.spec(&mut t),
                 Op::Add => LayerSpec::Add,
                 Op::Mul => LayerSpec::Mul,
                 Op::Concat => LayerSpec::Concat,

@@ -1,5 +1,7 @@
-//! The shape ops of [`super::Lowering`]: `Reshape` and `Transpose`, folded
-//! on constants, and on the computed tensor only where they move no data.
+//! The shape ops of [`super::Lowering`]: `Reshape`, `Transpose` and
+//! `Squeeze`, folded on constants, and on the computed tensor only where
+//! they move no data — which may move its batch axis (the time-major
+//! tensors around recurrent ops, see [`Act::batch_axis`]).
 
 use ndarray::{ArrayD, IxDyn};
 
@@ -37,7 +39,12 @@ impl<'g> Lowering<'g> {
                 Value::Const(c)
             }
             Value::Act(_) => {
-                let x = self.act(r, n, 0)?;
+                let x = self.any_act(r, n, 0)?;
+                if x.batch_axis != 0 {
+                    let v = Value::Act(reshape_inner(r, &target, x)?);
+                    self.set(n, 0, v);
+                    return Ok(());
+                }
                 let Some((&first, rest)) = target.split_first() else {
                     return Err(r.err("target shape is empty"));
                 };
@@ -75,7 +82,8 @@ impl<'g> Lowering<'g> {
     }
 
     /// `Transpose`: folded on constants; on the computed tensor only when it
-    /// moves no data (the batch stays first and non-unit axes keep order).
+    /// moves no data (the non-unit axes but the batch keep their order; the
+    /// batch may move).
     pub(super) fn transpose(
         &mut self,
         r: &NodeRef,
@@ -99,31 +107,156 @@ impl<'g> Lowering<'g> {
                 Value::Const(c)
             }
             Value::Act(_) => {
-                let x = self.act(r, n, 0)?;
-                let mut full = vec![1usize];
-                full.extend(&x.dims);
+                let x = self.any_act(r, n, 0)?;
+                let k = x.batch_axis;
+                let mut full = x.dims.clone();
+                full.insert(k, 1);
                 let perm = check_perm(r, perm, full.len())?;
-                let moved: Vec<usize> = perm
-                    .iter()
-                    .copied()
-                    .filter(|&p| full[p] != 1 || p == 0)
-                    .collect();
-                let kept: Vec<usize> = (0..full.len())
-                    .filter(|&p| full[p] != 1 || p == 0)
-                    .collect();
-                if perm[0] != 0 || moved != kept {
+                let data = |p: &usize| full[*p] != 1 && *p != k;
+                let moved: Vec<usize> = perm.iter().copied().filter(data).collect();
+                let kept: Vec<usize> = (0..full.len()).filter(data).collect();
+                if moved != kept {
                     return Err(a.unsupported(
                         "perm",
                         format!("{perm:?} (it moves data of the computed tensor; only transposes of weights fold)"),
                     ));
                 }
-                let dims = perm[1..].iter().map(|&p| full[p]).collect();
-                Value::Act(Act { dims, ..x })
+                let dims = perm.iter().filter(|&&p| p != k).map(|&p| full[p]).collect();
+                let batch_axis = perm.iter().position(|&p| p == k).unwrap_or(0);
+                Value::Act(Act {
+                    dims,
+                    batch_axis,
+                    ..x
+                })
             }
         };
         self.set(n, 0, v);
         Ok(())
     }
+}
+
+impl<'g> Lowering<'g> {
+    /// `Squeeze`: unit axes dropped, from a constant or (never the batch)
+    /// from the computed tensor, which moves no data.
+    pub(super) fn squeeze(
+        &mut self,
+        r: &NodeRef,
+        n: &'g NodeProto,
+        a: &mut Attrs<'_>,
+    ) -> Result<(), ImportError> {
+        let axes: Option<Vec<i64>> = if self.opset < 13 {
+            a.ints("axes")?
+        } else {
+            match self.input(r, n, 1)? {
+                None => None,
+                Some(_) => Some(self.const_i64(r, n, 1)?.into_iter().collect()),
+            }
+        };
+        let v = match self.need(r, n, 0)?.clone() {
+            Value::Const(c) => {
+                let shape = c.shape();
+                let drop = squeezed(r, axes.as_deref(), &shape, None)?;
+                let kept: Vec<usize> = (0..shape.len())
+                    .filter(|i| !drop.contains(i))
+                    .map(|i| shape[i])
+                    .collect();
+                Value::Const(match c {
+                    Const::F32(c) => Const::F32(reshape_const(r, c, &kept)?),
+                    Const::I64(c) => Const::I64(reshape_const(r, c, &kept)?),
+                    Const::Str(_) => return Err(r.err("cannot squeeze a string tensor")),
+                })
+            }
+            Value::Act(_) => {
+                let x = self.any_act(r, n, 0)?;
+                let k = x.batch_axis;
+                let mut full = x.dims.clone();
+                full.insert(k, 1);
+                let drop = squeezed(r, axes.as_deref(), &full, Some(k))?;
+                let dims = (0..full.len())
+                    .filter(|&i| i != k && !drop.contains(&i))
+                    .map(|i| full[i])
+                    .collect();
+                let batch_axis = k - drop.iter().filter(|&&i| i < k).count();
+                Value::Act(Act {
+                    dims,
+                    batch_axis,
+                    ..x
+                })
+            }
+        };
+        self.set(n, 0, v);
+        Ok(())
+    }
+}
+
+/// The axes a `Squeeze` of a tensor of `shape` drops (`axes`, or every
+/// unit axis but the `batch` one), each checked to be of size 1.
+fn squeezed(
+    r: &NodeRef,
+    axes: Option<&[i64]>,
+    shape: &[usize],
+    batch: Option<usize>,
+) -> Result<Vec<usize>, ImportError> {
+    let rank = shape.len() as i64;
+    let Some(axes) = axes else {
+        return Ok((0..shape.len())
+            .filter(|&i| shape[i] == 1 && Some(i) != batch)
+            .collect());
+    };
+    let mut drop = Vec::with_capacity(axes.len());
+    for &axis in axes {
+        let i = if axis < 0 { axis + rank } else { axis };
+        let Some(i) = usize::try_from(i).ok().filter(|&i| i < shape.len()) else {
+            return Err(r.err(format!("axis {axis} is out of range for rank {rank}")));
+        };
+        if Some(i) == batch {
+            return Err(r.err(format!("axis {axis} is the batch, which kiln keeps")));
+        }
+        if shape[i] != 1 {
+            return Err(r.err(format!("axis {axis} has size {}, not 1", shape[i])));
+        }
+        drop.push(i);
+    }
+    Ok(drop)
+}
+
+/// A `Reshape` of a computed tensor whose batch is not its first axis
+/// (`x.batch_axis` = k > 0): moves no data when the batch stays at axis k
+/// (`0`, copied) and the axes before it keep their product.
+fn reshape_inner(r: &NodeRef, target: &[i64], x: Act) -> Result<Act, ImportError> {
+    let k = x.batch_axis;
+    if target.get(k) != Some(&0) {
+        return Err(r.err(format!(
+            "target shape {target:?} must keep the batch at axis {k} (a 0 there)"
+        )));
+    }
+    let (before, after) = (&target[..k], &target[k + 1..]);
+    let copy = |t: &[i64], from: &[usize]| -> Result<Vec<i64>, ImportError> {
+        t.iter()
+            .enumerate()
+            .map(|(i, &d)| match d {
+                0 => from
+                    .get(i)
+                    .map(|&v| v as i64)
+                    .ok_or_else(|| r.err(format!("target shape {target:?} copies a missing dimension"))),
+                d => Ok(d),
+            })
+            .collect()
+    };
+    let (pre, post) = x.dims.split_at(k);
+    let before = copy(before, pre)?;
+    let after = copy(after, post)?;
+    if before.contains(&-1) {
+        return Err(r.err(format!(
+            "target shape {target:?} infers a dimension before the batch"
+        )));
+    }
+    let pre_dims = resolve_shape(r, &before, pre)?;
+    let post_dims = resolve_shape(r, &after, post)?;
+    Ok(Act {
+        dims: [pre_dims, post_dims].concat(),
+        ..x
+    })
 }
 
 /// Resolves a reshape target against `from` (its size): `-1` is inferred.

@@ -1,0 +1,294 @@
+//! Recurrent models (RNN, GRU both ways, LSTM; bidirectional; stacked
+//! sequence layers) written from seeded tensors: the same bits natively,
+//! in wasmtime and in V8, and the values of an independent f64 reference
+//! of ONNX's equations.
+
+use std::collections::BTreeMap;
+
+use kiln::model::{Direction, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::common::*;
+
+const STEPS: usize = 6;
+const FEATURES: usize = 4;
+
+/// A recurrent layer of a test model.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    /// `rnn`, `gru`, `gru-orig` (linear_before_reset false) or `lstm`.
+    cell: &'static str,
+    hidden: usize,
+    bi: bool,
+    seq: bool,
+}
+
+impl Rec {
+    fn gates(&self) -> usize {
+        match self.cell {
+            "rnn" => 1,
+            "lstm" => 4,
+            _ => 3,
+        }
+    }
+
+    fn dirs(&self) -> usize {
+        1 + usize::from(self.bi)
+    }
+}
+
+/// Builds a model of `layers` over `[STEPS, FEATURES]` rows, then
+/// `flatten` when the last one outputs a sequence, and a dense head of 3.
+fn model(name: &str, layers: &[Rec], seed: u64) -> ModelFile {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut uniform = |n: usize, scale: f32| -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+    };
+    let mut tensors = BTreeMap::new();
+    let mut specs = Vec::new();
+    let mut features = FEATURES;
+    let mut width = 0;
+    for (i, l) in layers.iter().enumerate() {
+        let (d, gh, h) = (l.dirs(), l.gates() * l.hidden, l.hidden);
+        let names = [format!("rec{i}.w"), format!("rec{i}.r"), format!("rec{i}.b")];
+        let shapes = [vec![d, gh, features], vec![d, gh, h], vec![d, 2 * gh]];
+        for (name, shape) in names.iter().zip(shapes) {
+            let n = shape.iter().product();
+            tensors.insert(name.clone(), Tensor::new(shape, uniform(n, 0.6)));
+        }
+        let [w, r, b] = names;
+        let direction = if l.bi {
+            Direction::Bidirectional
+        } else {
+            Direction::Forward
+        };
+        let sequence = l.seq;
+        let hidden = l.hidden;
+        specs.push(match l.cell {
+            "rnn" => LayerSpec::Rnn {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+            },
+            "lstm" => LayerSpec::Lstm {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+            },
+            cell => LayerSpec::Gru {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+                linear_before_reset: cell == "gru",
+            },
+        });
+        features = d * h;
+        width = if l.seq { STEPS * features } else { features };
+    }
+    if layers.last().is_some_and(|l| l.seq) {
+        specs.push(LayerSpec::Flatten);
+    }
+    tensors.insert("head.weight".into(), Tensor::new(vec![3, width], uniform(3 * width, 0.5)));
+    tensors.insert("head.bias".into(), Tensor::new(vec![3], uniform(3, 0.5)));
+    specs.push(LayerSpec::Dense {
+        weight: "head.weight".into(),
+        bias: "head.bias".into(),
+    });
+    let graph = Graph {
+        format: kiln::model::FORMAT_VERSION,
+        name: name.into(),
+        version: "1".into(),
+        task: Task::Regression,
+        input: InputSpec {
+            name: "x".into(),
+            shape: vec![STEPS, FEATURES],
+            features: vec![],
+        },
+        target: None,
+        labels: vec![],
+        layers: specs,
+        wiring: vec![],
+    };
+    ModelFile { graph, tensors }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// ONNX's equations in f64: one recurrent layer over `x` (`T` steps of
+/// `F` values), its output per step (`[T][D·H]`) or final (`[1][D·H]`).
+fn reference_layer(file: &ModelFile, i: usize, l: &Rec, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let t_n = x.len();
+    let f = x[0].len();
+    let (h_n, gh) = (l.hidden, l.gates() * l.hidden);
+    let get = |s: &str| -> Vec<f64> {
+        let t = &file.tensors[&format!("rec{i}.{s}")];
+        t.as_f32().unwrap().iter().map(|&v| f64::from(v)).collect()
+    };
+    let (w, r, b) = (get("w"), get("r"), get("b"));
+    let mut seq = vec![vec![0.0; l.dirs() * h_n]; t_n];
+    let mut last = vec![0.0; l.dirs() * h_n];
+    for d in 0..l.dirs() {
+        let w = &w[d * gh * f..][..gh * f];
+        let r = &r[d * gh * h_n..][..gh * h_n];
+        let (wb, rb) = b[d * 2 * gh..][..2 * gh].split_at(gh);
+        // Gate g's row j: W x + Wb and R v + Rb.
+        let wx = |xt: &[f64], row: usize| {
+            (0..f).map(|k| w[row * f + k] * xt[k]).sum::<f64>() + wb[row]
+        };
+        let rv = |v: &[f64], row: usize| {
+            (0..h_n).map(|k| r[row * h_n + k] * v[k]).sum::<f64>() + rb[row]
+        };
+        let (mut h, mut c) = (vec![0.0; h_n], vec![0.0; h_n]);
+        for k in 0..t_n {
+            let t = if d == 0 { k } else { t_n - 1 - k };
+            let xt = &x[t];
+            let pre = |g: usize, j: usize| wx(xt, g * h_n + j) + rv(&h, g * h_n + j);
+            let cand = |j: usize, v: &[f64]| wx(xt, 2 * h_n + j) + rv(v, 2 * h_n + j);
+            let next: Vec<f64> = match l.cell {
+                "rnn" => (0..h_n).map(|j| pre(0, j).tanh()).collect(),
+                "lstm" => (0..h_n)
+                    .map(|j| {
+                        let (ig, og, fg) = (sigmoid(pre(0, j)), sigmoid(pre(1, j)), sigmoid(pre(2, j)));
+                        c[j] = fg * c[j] + ig * pre(3, j).tanh();
+                        og * c[j].tanh()
+                    })
+                    .collect(),
+                "gru" => (0..h_n)
+                    .map(|j| {
+                        let (z, rg) = (sigmoid(pre(0, j)), sigmoid(pre(1, j)));
+                        let n = (wx(xt, 2 * h_n + j) + rg * rv(&h, 2 * h_n + j)).tanh();
+                        (1.0 - z) * n + z * h[j]
+                    })
+                    .collect(),
+                _ => {
+                    let rh: Vec<f64> = (0..h_n).map(|m| sigmoid(pre(1, m)) * h[m]).collect();
+                    (0..h_n)
+                        .map(|j| {
+                            let z = sigmoid(pre(0, j));
+                            (1.0 - z) * cand(j, &rh).tanh() + z * h[j]
+                        })
+                        .collect()
+                }
+            };
+            h = next;
+            seq[t][d * h_n..][..h_n].copy_from_slice(&h);
+        }
+        last[d * h_n..][..h_n].copy_from_slice(&h);
+    }
+    if l.seq { seq } else { vec![last] }
+}
+
+/// The whole model in f64: the recurrent layers, then the dense head.
+fn reference(file: &ModelFile, layers: &[Rec], row: &[f32]) -> Vec<f64> {
+    let mut x: Vec<Vec<f64>> = row
+        .chunks(FEATURES)
+        .map(|s| s.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    for (i, l) in layers.iter().enumerate() {
+        x = reference_layer(file, i, l, &x);
+    }
+    let flat: Vec<f64> = x.concat();
+    let w = file.tensors["head.weight"].as_f32().unwrap();
+    let b = file.tensors["head.bias"].as_f32().unwrap();
+    (0..3)
+        .map(|o| {
+            let dot: f64 = flat
+                .iter()
+                .zip(&w[o * flat.len()..][..flat.len()])
+                .map(|(&x, &w)| x * f64::from(w))
+                .sum();
+            dot + f64::from(b[o])
+        })
+        .collect()
+}
+
+/// Every cell and variant: wasmtime, V8 and native give the same bits,
+/// within 1e-5 of the f64 reference; `kiln build` embeds the rnn kernel.
+#[test]
+fn recurrent_models_agree_everywhere_and_with_the_reference() {
+    let rec = |cell, hidden, bi, seq| Rec {
+        cell,
+        hidden,
+        bi,
+        seq,
+    };
+    let models: [(&str, Vec<Rec>); 7] = [
+        ("rnn", vec![rec("rnn", 5, false, false)]),
+        ("gru", vec![rec("gru", 7, false, false)]),
+        ("gru-orig", vec![rec("gru-orig", 6, false, false)]),
+        ("lstm", vec![rec("lstm", 5, false, false)]),
+        ("bi-gru-orig-seq", vec![rec("gru-orig", 4, true, true)]),
+        (
+            "stacked-lstm",
+            vec![rec("lstm", 6, true, true), rec("lstm", 5, false, false)],
+        ),
+        (
+            "stacked-mixed",
+            vec![
+                rec("rnn", 3, false, true),
+                rec("gru", 4, true, true),
+                rec("gru-orig", 5, true, false),
+            ],
+        ),
+    ];
+    let dir = scratch();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let x: Vec<f32> = (0..5 * STEPS * FEATURES)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let rows: Vec<&[f32]> = x.chunks(STEPS * FEATURES).collect();
+    let rows_path = dir.path().join("rows.json");
+    std::fs::write(&rows_path, serde_json::to_string(&rows).unwrap()).unwrap();
+    for (seed, (name, layers)) in models.iter().enumerate() {
+        let file = model(name, layers, seed as u64);
+        let (path, module) = (
+            dir.path().join(format!("{name}.safetensors")),
+            dir.path().join(format!("{name}.wasm")),
+        );
+        file.save(&path).unwrap();
+        kiln_ok(&["build", s(&path), "-o", s(&module)]);
+        assert_eq!(kernel_of(&module), "rnn", "{name}");
+        // `kiln inspect` shows the layers, their parameters and the kernel.
+        let info: serde_json::Value =
+            serde_json::from_str(&kiln_ok(&["inspect", s(&path)])).unwrap();
+        assert_eq!(info["kernel"], "rnn", "{name}");
+        let mut f = FEATURES;
+        for (spec, l) in info["layers"].as_array().unwrap().iter().zip(layers) {
+            assert_eq!(spec["op"], l.cell.trim_end_matches("-orig"), "{name}");
+            let (d, gh, h) = (l.dirs(), l.gates() * l.hidden, l.hidden);
+            assert_eq!(spec["params"], d * gh * (f + h + 2), "{name}: {spec}");
+            assert_eq!(spec["dtype"], "F32");
+            f = d * h;
+        }
+        let predict = |extra: &[&str]| {
+            let args = [&["predict", s(&module), "--input", s(&rows_path)], extra].concat();
+            scores(&kiln_ok(&args))
+        };
+        let (wasmtime, native) = (predict(&[]), predict(&["--native"]));
+        let v8 = run_in_node(&module, &rows_path);
+        assert_eq!(native.len(), rows.len(), "{name}");
+        assert_eq!(bits(&wasmtime), bits(&native), "{name}: wasmtime and native differ");
+        assert_eq!(bits(&v8), bits(&native), "{name}: V8 and native differ");
+        for (row, got) in rows.iter().zip(&native) {
+            let want = reference(&file, layers, row);
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (f64::from(*g) - w).abs() <= 1e-5,
+                    "{name}: {g} against the reference's {w}"
+                );
+            }
+        }
+    }
+}
