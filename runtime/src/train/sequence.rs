@@ -10,7 +10,7 @@ use rand::Rng;
 use super::layers::{Activation, Layer};
 use super::models::ShapeError;
 use super::recurrent::{Cell, Recurrent};
-use crate::model::{LayerSpec, Tensor};
+use crate::model::{Direction, LayerSpec, Tensor};
 
 /// Recurrent layers, then hidden dense layers (the output layer is added
 /// by the model builder).
@@ -177,27 +177,109 @@ pub(super) fn export(r: &Recurrent, n: usize, tensors: &mut BTreeMap<String, Ten
         b.clone(),
         Tensor::new(r.b.shape().to_vec(), r.b.iter().copied().collect()),
     );
-    let mut spec = serde_json::json!({
-        "op": r.cell.op(),
-        "hidden": r.hidden,
-        "w": w,
-        "r": rr,
-        "b": b,
-        "direction": if r.bidirectional { "bidirectional" } else { "forward" },
-        "sequence": r.sequence,
-    });
-    if let Cell::Gru {
-        linear_before_reset,
-    } = r.cell
-    {
-        spec["linear_before_reset"] = linear_before_reset.into();
+    let (hidden, sequence) = (r.hidden, r.sequence);
+    let direction = if r.bidirectional {
+        Direction::Bidirectional
+    } else {
+        Direction::Forward
+    };
+    match r.cell {
+        Cell::Rnn => LayerSpec::Rnn {
+            hidden,
+            w,
+            r: rr,
+            b,
+            direction,
+            sequence,
+        },
+        Cell::Gru {
+            linear_before_reset,
+        } => LayerSpec::Gru {
+            hidden,
+            w,
+            r: rr,
+            b,
+            direction,
+            sequence,
+            linear_before_reset,
+        },
+        Cell::Lstm => LayerSpec::Lstm {
+            hidden,
+            w,
+            r: rr,
+            b,
+            direction,
+            sequence,
+        },
     }
-    serde_json::from_value(spec).expect("the recurrent layers of RNN-SCHEMA.md")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{FORMAT_VERSION, Graph, InputSpec, ModelFile, Task};
+    use crate::train::losses::Loss;
+    use crate::train::models::{ModelKind, build, export};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// The exported file, run by the guest's kernel, predicts what the
+    /// ndarray network does: the tensors' names, layouts and gate orders
+    /// are the ones the kernel reads. (The kernel's `tanh` and `sigmoid`
+    /// are math.rs's, not std's, hence the tolerance.)
+    #[test]
+    fn exported_models_predict_like_the_network() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let (steps, features) = (5, 3);
+        for spec in [
+            "rnn:4",
+            "gru:4",
+            "gru:4:orig:bi",
+            "lstm:4:bi",
+            "lstm:3:seq:bi,gru:4:orig:seq,rnn:2,d3",
+            "gru:3:seq",
+        ] {
+            let kind: ModelKind = spec.parse().unwrap();
+            let (mut net, loss) =
+                build(&kind, &[steps, features], 2, true, Activation::Tanh, &mut rng).unwrap();
+            assert_eq!(loss, Loss::MeanSquaredError);
+            for l in &mut net.layers {
+                if let Layer::Recurrent(r) = l {
+                    r.b.mapv_inplace(|_| rng.random_range(-0.5..0.5));
+                }
+            }
+            let mut tensors = BTreeMap::new();
+            let layers = export(&net, loss, None, &mut tensors);
+            let file = ModelFile {
+                graph: Graph {
+                    format: FORMAT_VERSION,
+                    name: "t".into(),
+                    version: "1".into(),
+                    task: Task::Regression,
+                    input: InputSpec {
+                        name: "input".into(),
+                        shape: vec![steps, features],
+                        features: Vec::new(),
+                    },
+                    target: None,
+                    labels: Vec::new(),
+                    layers,
+                    wiring: Vec::new(),
+                },
+                tensors,
+            };
+            let kernel = file.to_kernel().unwrap_or_else(|e| panic!("{spec}: {e}"));
+            let x = ndarray::Array2::from_shape_fn((4, steps * features), |_| {
+                rng.random_range(-2.0f32..2.0)
+            });
+            let got = kernel.predict(x.as_slice().unwrap()).unwrap();
+            let want = net.predict(x.view());
+            assert_eq!(got.len(), want.len(), "{spec}");
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{spec}: kernel {a} vs network {b}");
+            }
+        }
+    }
 
     #[test]
     fn parses_recurrent_models() {
