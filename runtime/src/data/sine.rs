@@ -2,7 +2,7 @@
 //! generated from a seed.
 //!
 //! Each row is its own sequence: `s(t) = sin(ω₁t + φ₁) + a·sin(ω₂t + φ₂)`
-//! with ω₁ ∈ [0.15, 0.45), ω₂ ∈ [0.6, 1.2) radians per step, a ∈ [0.2, 0.6)
+//! with ω₁ ∈ [0.1, 0.8), ω₂ ∈ [0.8, 2.0) radians per step, a ∈ [0.3, 0.8)
 //! and phases in [0, 2π) drawn per row, plus Gaussian noise (σ = 0.05) on
 //! every value. Columns `x0 … x{T−1}` hold `s(0) … s(T−1)` and `next` holds
 //! `s(T)`. Because the frequencies change from row to row, the best
@@ -42,9 +42,9 @@ pub fn sine(steps: usize, seed: u64) -> Result<Table, DataError> {
     let mut values = Vec::with_capacity(ROWS * (steps + 1));
     let tau = std::f32::consts::TAU;
     for _ in 0..ROWS {
-        let w1 = rng.random_range(0.15f32..0.45);
-        let w2 = rng.random_range(0.6f32..1.2);
-        let a = rng.random_range(0.2f32..0.6);
+        let w1 = rng.random_range(0.1f32..0.8);
+        let w2 = rng.random_range(0.8f32..2.0);
+        let a = rng.random_range(0.3f32..0.8);
         let (p1, p2) = (rng.random_range(0.0..tau), rng.random_range(0.0..tau));
         for t in 0..=steps {
             let t = t as f32;
