@@ -240,8 +240,15 @@ mod tests {
             "gru:3:seq",
         ] {
             let kind: ModelKind = spec.parse().unwrap();
-            let (mut net, loss) =
-                build(&kind, &[steps, features], 2, true, Activation::Tanh, &mut rng).unwrap();
+            let (mut net, loss) = build(
+                &kind,
+                &[steps, features],
+                2,
+                true,
+                Activation::Tanh,
+                &mut rng,
+            )
+            .unwrap();
             assert_eq!(loss, Loss::MeanSquaredError);
             for l in &mut net.layers {
                 if let Layer::Recurrent(r) = l {
