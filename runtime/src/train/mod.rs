@@ -201,7 +201,7 @@ pub enum TrainError {
         min: &'static str,
     },
     #[error(
-        "target column `{column}` has value {value} on line {line}; classes must be whole numbers 0..=1000 (use --model linear for a real-valued target)"
+        "target column `{column}` has value {value} on line {line}; classes must be whole numbers 0..=1000 (for a real-valued target use --task regression, or --model linear)"
     )]
     BadClass {
         column: String,
