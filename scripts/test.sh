@@ -26,9 +26,11 @@ step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnin
 step "cargo test" cargo test --workspace --locked
 # The workspace unifies the guest's features; the MLP module kernel builds
 # the guest with no layer family, the browser package with the CNN family
-# alone (`conv`), so test those builds of the guest on their own too.
+# alone (`conv`), the RNN module kernel with the recurrent family alone
+# (`rnn`), so test those builds of the guest on their own too.
 step "cargo test (guest, no layer family)" cargo test -p kiln-guest --locked
 step "cargo test (guest, CNN family only)" cargo test -p kiln-guest --features conv --locked
+step "cargo test (guest, recurrent family only)" cargo test -p kiln-guest --features rnn --locked
 
 # The kiln binary the remaining tests drive is the one `cargo test` built for
 # tests/e2e. A separate `cargo build` would resolve other features (no
@@ -42,7 +44,7 @@ step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
 # then the stock Python tritonclient (http and grpc) against a real `kiln serve`.
 step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.py \
   tests/python/test_onnx_mobilenet.py tests/python/test_onnx_graphs.py \
-  tests/python/test_onnx_conformance.py
+  tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py
 # Keras import against real Keras 3 (JAX backend): models trained in the test.
 step "pytest tests/python/test_keras_import.py" pytest tests/python/test_keras_import.py
 step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py

@@ -51,7 +51,11 @@ fn model(name: &str, layers: &[Rec], seed: u64) -> ModelFile {
     let mut width = 0;
     for (i, l) in layers.iter().enumerate() {
         let (d, gh, h) = (l.dirs(), l.gates() * l.hidden, l.hidden);
-        let names = [format!("rec{i}.w"), format!("rec{i}.r"), format!("rec{i}.b")];
+        let names = [
+            format!("rec{i}.w"),
+            format!("rec{i}.r"),
+            format!("rec{i}.b"),
+        ];
         let shapes = [vec![d, gh, features], vec![d, gh, h], vec![d, 2 * gh]];
         for (name, shape) in names.iter().zip(shapes) {
             let n = shape.iter().product();
@@ -98,7 +102,10 @@ fn model(name: &str, layers: &[Rec], seed: u64) -> ModelFile {
     if layers.last().is_some_and(|l| l.seq) {
         specs.push(LayerSpec::Flatten);
     }
-    tensors.insert("head.weight".into(), Tensor::new(vec![3, width], uniform(3 * width, 0.5)));
+    tensors.insert(
+        "head.weight".into(),
+        Tensor::new(vec![3, width], uniform(3 * width, 0.5)),
+    );
     tensors.insert("head.bias".into(), Tensor::new(vec![3], uniform(3, 0.5)));
     specs.push(LayerSpec::Dense {
         weight: "head.weight".into(),
@@ -144,9 +151,8 @@ fn reference_layer(file: &ModelFile, i: usize, l: &Rec, x: &[Vec<f64>]) -> Vec<V
         let r = &r[d * gh * h_n..][..gh * h_n];
         let (wb, rb) = b[d * 2 * gh..][..2 * gh].split_at(gh);
         // Gate g's row j: W x + Wb and R v + Rb.
-        let wx = |xt: &[f64], row: usize| {
-            (0..f).map(|k| w[row * f + k] * xt[k]).sum::<f64>() + wb[row]
-        };
+        let wx =
+            |xt: &[f64], row: usize| (0..f).map(|k| w[row * f + k] * xt[k]).sum::<f64>() + wb[row];
         let rv = |v: &[f64], row: usize| {
             (0..h_n).map(|k| r[row * h_n + k] * v[k]).sum::<f64>() + rb[row]
         };
@@ -160,7 +166,8 @@ fn reference_layer(file: &ModelFile, i: usize, l: &Rec, x: &[Vec<f64>]) -> Vec<V
                 "rnn" => (0..h_n).map(|j| pre(0, j).tanh()).collect(),
                 "lstm" => (0..h_n)
                     .map(|j| {
-                        let (ig, og, fg) = (sigmoid(pre(0, j)), sigmoid(pre(1, j)), sigmoid(pre(2, j)));
+                        let (ig, og, fg) =
+                            (sigmoid(pre(0, j)), sigmoid(pre(1, j)), sigmoid(pre(2, j)));
                         c[j] = fg * c[j] + ig * pre(3, j).tanh();
                         og * c[j].tanh()
                     })
@@ -279,8 +286,21 @@ fn recurrent_models_agree_everywhere_and_with_the_reference() {
         let (wasmtime, native) = (predict(&[]), predict(&["--native"]));
         let v8 = run_in_node(&module, &rows_path);
         assert_eq!(native.len(), rows.len(), "{name}");
-        assert_eq!(bits(&wasmtime), bits(&native), "{name}: wasmtime and native differ");
+        assert_eq!(
+            bits(&wasmtime),
+            bits(&native),
+            "{name}: wasmtime and native differ"
+        );
         assert_eq!(bits(&v8), bits(&native), "{name}: V8 and native differ");
+        // One row per run, and the model file itself, natively.
+        let single = predict(&["--batch", "1"]);
+        assert_eq!(bits(&single), bits(&native), "{name}: batch of 1 differs");
+        let file_scores = scores(&kiln_ok(&["predict", s(&path), "--input", s(&rows_path)]));
+        assert_eq!(
+            bits(&file_scores),
+            bits(&native),
+            "{name}: the model file differs"
+        );
         for (row, got) in rows.iter().zip(&native) {
             let want = reference(&file, layers, row);
             for (g, w) in got.iter().zip(&want) {

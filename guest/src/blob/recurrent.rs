@@ -55,9 +55,14 @@ pub(super) fn encode<'t>(
         } => (OP_GRU, linear_before_reset),
         Cell::Lstm => (OP_LSTM, false),
     };
-    let flags = u32::from(g.bidirectional) * BIDIRECTIONAL
-        | u32::from(g.sequence) * SEQUENCE
-        | u32::from(lbr) * LINEAR_BEFORE_RESET;
+    let flags = [
+        (g.bidirectional, BIDIRECTIONAL),
+        (g.sequence, SEQUENCE),
+        (lbr, LINEAR_BEFORE_RESET),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |flags, (_, bit)| flags | bit);
     records.extend([op, 10]);
     records.extend([g.steps, g.features, g.hidden].map(|v| v as u32));
     records.push(flags);

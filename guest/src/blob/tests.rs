@@ -435,7 +435,9 @@ fn recurrent_sample() -> Model<'static> {
         };
         let [w, r, b] = geom.tensor_lens().unwrap();
         let v = |n: usize, s: usize| -> Vec<f32> {
-            (0..n).map(|k| ((k * 13 + s) % 17) as f32 / 8.0 - 1.0).collect()
+            (0..n)
+                .map(|k| ((k * 13 + s) % 17) as f32 / 8.0 - 1.0)
+                .collect()
         };
         layers.push(Layer::recurrent(i, geom, &v(w, i), &v(r, i + 1), v(b, i + 2).into()).unwrap());
         features = geom.directions() * hidden;

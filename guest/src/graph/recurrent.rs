@@ -50,7 +50,11 @@ pub(super) fn layer(
     };
     if hidden == 0 {
         let param = "hidden";
-        return Err(ModelError::BadParam { layer: index, param }.into());
+        return Err(ModelError::BadParam {
+            layer: index,
+            param,
+        }
+        .into());
     }
     let too_large = ModelError::TooLarge { layer: index };
     let d = match direction {
@@ -112,9 +116,18 @@ mod tests {
     fn put(t: &mut BTreeMap<String, Tensor>, name: &str, d: usize, h: usize, f: usize) {
         let v = |n: usize| (0..n).map(|k| (k as f32 * 0.37).sin() * 0.5).collect();
         let g = 3 * h;
-        t.insert(format!("{name}.w"), Tensor::new(vec![d, g, f], v(d * g * f)));
-        t.insert(format!("{name}.r"), Tensor::new(vec![d, g, h], v(d * g * h)));
-        t.insert(format!("{name}.b"), Tensor::new(vec![d, 2 * g], v(d * 2 * g)));
+        t.insert(
+            format!("{name}.w"),
+            Tensor::new(vec![d, g, f], v(d * g * f)),
+        );
+        t.insert(
+            format!("{name}.r"),
+            Tensor::new(vec![d, g, h], v(d * g * h)),
+        );
+        t.insert(
+            format!("{name}.b"),
+            Tensor::new(vec![d, 2 * g], v(d * 2 * g)),
+        );
     }
 
     fn graph(shape: Vec<usize>, layers: Vec<LayerSpec>) -> Graph {
@@ -163,18 +176,31 @@ mod tests {
         // A 1-D input, and a second layer after a final-state one.
         assert!(matches!(
             convert(vec![18], vec![fwd("a", 4, false)]),
-            ConvertError::NotSequence { layer: 0, op: "gru", .. }
+            ConvertError::NotSequence {
+                layer: 0,
+                op: "gru",
+                ..
+            }
         ));
         let err = convert(vec![6, 3], vec![fwd("a", 4, false), fwd("b", 5, false)]);
-        assert!(matches!(err, ConvertError::NotSequence { layer: 1, .. }), "{err}");
+        assert!(
+            matches!(err, ConvertError::NotSequence { layer: 1, .. }),
+            "{err}"
+        );
         // Tensors against F, hidden and the direction count.
         let err = convert(vec![6, 2], vec![fwd("a", 4, false)]);
-        let ConvertError::TensorShape { layer: 0, tensor, .. } = &err else {
+        let ConvertError::TensorShape {
+            layer: 0, tensor, ..
+        } = &err
+        else {
             panic!("{err}")
         };
         assert_eq!(tensor, "a.w");
         let err = convert(vec![6, 3], vec![fwd("a", 3, false)]);
-        assert!(matches!(err, ConvertError::TensorShape { layer: 0, .. }), "{err}");
+        assert!(
+            matches!(err, ConvertError::TensorShape { layer: 0, .. }),
+            "{err}"
+        );
         let bi = gru("a", 4, Direction::Bidirectional, false);
         assert!(matches!(
             convert(vec![6, 3], vec![bi]),
@@ -182,7 +208,10 @@ mod tests {
         ));
         assert!(matches!(
             convert(vec![6, 3], vec![fwd("a", 0, false)]),
-            ConvertError::Graph(ModelError::BadParam { layer: 0, param: "hidden" })
+            ConvertError::Graph(ModelError::BadParam {
+                layer: 0,
+                param: "hidden"
+            })
         ));
         let missing = gru("z", 4, Direction::Forward, false);
         assert!(matches!(

@@ -10,8 +10,9 @@
 //! out once by a liveness analysis ([`plan`]).
 //!
 //! Every layer kind lives here: the f32 layers in [`layer`], those of the
-//! CNN family in [`conv`] (a [`Layer::Conv`] each), the quantized ones in
-//! [`int8`] (a [`Layer::Int8`] each). Which families a build holds is
+//! CNN family in [`conv`] (a [`Layer::Conv`] each), those of the recurrent
+//! family in [`recurrent`] (a [`Layer::Recurrent`] each), the quantized
+//! ones in [`int8`] (a [`Layer::Int8`] each). Which families a build holds is
 //! [`family`]'s business.
 
 mod check;

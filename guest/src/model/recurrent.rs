@@ -150,7 +150,9 @@ impl<'a> Layer<'a> {
         b: Tensor<'a>,
     ) -> Result<Self, ModelError> {
         let here = super::family::rnn(index, geom.cell.name())?;
-        let [w_len, r_len, _] = geom.tensor_lens().ok_or(ModelError::TooLarge { layer: index })?;
+        let [w_len, r_len, _] = geom
+            .tensor_lens()
+            .ok_or(ModelError::TooLarge { layer: index })?;
         check_len(index, "w", w_len, w.len())?;
         check_len(index, "r", r_len, r.len())?;
         let (f, h) = (geom.features, geom.hidden);
@@ -160,9 +162,11 @@ impl<'a> Layer<'a> {
         for d in 0..geom.directions() {
             wp.extend(pack_rows(&w[d * gh * f..(d + 1) * gh * f], f, gh));
             let rd = &r[d * gh * h..(d + 1) * gh * h];
-            if geom.cell == (Cell::Gru {
-                linear_before_reset: false,
-            }) {
+            if geom.cell
+                == (Cell::Gru {
+                    linear_before_reset: false,
+                })
+            {
                 let (zr, n) = rd.split_at(2 * h * h);
                 rp.extend(pack_rows(zr, h, 2 * h));
                 rp.extend(pack_rows(n, h, h));
@@ -221,82 +225,110 @@ impl RecurrentLayer<'_> {
     /// Runs `batch` rows of `x` (`T·F` values each) into `y` (rows of
     /// [`RecurrentGeom::output_len`]), in `scratch` (`batch ×`
     /// [`RecurrentGeom::scratch_len`] values). Writes nothing if a length
-    /// breaks [`crate::Model`]'s contract.
+    /// breaks [`crate::Model`]'s contract; slices by `get` and chunks, so
+    /// the module carries no panic path.
+    #[inline(never)]
     pub(super) fn run(&self, x: &[f32], batch: usize, y: &mut [f32], scratch: &mut [f32]) {
         let g = &self.geom;
         let (steps, f, h, dirs) = (g.steps, g.features, g.hidden, g.directions());
         let gh = g.cell.gates() * h;
         let out_w = g.output_len();
-        if x.len() != batch * steps * f
-            || y.len() != batch * out_w
-            || scratch.len() < batch * g.scratch_len()
-        {
+        if steps == 0 || f == 0 || h == 0 || x.len() != batch * steps * f {
             return;
         }
-        let (proj, rest) = scratch.split_at_mut(batch * steps * gh);
-        let (q, rest) = rest.split_at_mut(batch * gh);
-        let (state, rest) = rest.split_at_mut(batch * h);
-        let (cell, rest) = rest.split_at_mut(batch * h);
-        let reset = &mut rest[..batch * h];
+        let Some((proj, rest)) = scratch.split_at_mut_checked(batch * steps * gh) else {
+            return;
+        };
+        let Some((q, rest)) = rest.split_at_mut_checked(batch * gh) else {
+            return;
+        };
+        let Some((state, rest)) = rest.split_at_mut_checked(batch * h) else {
+            return;
+        };
+        let Some((cell, rest)) = rest.split_at_mut_checked(batch * h) else {
+            return;
+        };
+        let Some(reset) = rest.get_mut(..batch * h) else {
+            return;
+        };
         for d in 0..dirs {
-            let w = &self.w[d * gh * f..(d + 1) * gh * f];
-            let r = &self.r[d * gh * h..(d + 1) * gh * h];
-            let (wb, rb) = self.b[d * 2 * gh..(d + 1) * 2 * gh].split_at(gh);
-            // Every step's projection at once: row (b, t) of `proj`.
+            let (Some(w), Some(r), Some(b)) = (
+                self.w.get(d * gh * f..(d + 1) * gh * f),
+                self.r.get(d * gh * h..(d + 1) * gh * h),
+                self.b.get(d * 2 * gh..(d + 1) * 2 * gh),
+            ) else {
+                return;
+            };
+            let Some((wb, rb)) = b.split_at_checked(gh) else {
+                return;
+            };
+            // Every step's projection at once: row `b · T + t` of `proj`.
             kernels::dense(x, w, wb, f, gh, proj);
             state.fill(0.0);
             cell.fill(0.0);
             for k in 0..steps {
                 let t = if d == 0 { k } else { steps - 1 - k };
-                let p = |row: usize| &proj[(row * steps + t) * gh..][..gh];
-                match g.cell {
-                    Cell::Gru {
+                // Step t's projections, one per row of the batch.
+                let p = || proj.chunks_exact(gh).skip(t).step_by(steps);
+                if g.cell
+                    == (Cell::Gru {
                         linear_before_reset: false,
-                    } => {
-                        let (r_zr, r_n) = r.split_at(2 * h * h);
-                        let (q_zr, q_n) = q.split_at_mut(batch * 2 * h);
-                        kernels::dense(state, r_zr, &rb[..2 * h], h, 2 * h, q_zr);
-                        for row in 0..batch {
-                            let (qr, hr) = (&q_zr[row * 2 * h + h..][..h], &state[row * h..][..h]);
-                            kernels::gru_reset(&p(row)[h..2 * h], qr, hr, &mut reset[row * h..][..h]);
-                        }
-                        kernels::dense(reset, r_n, &rb[2 * h..], h, h, &mut q_n[..batch * h]);
-                        for row in 0..batch {
-                            let hr = &mut state[row * h..][..h];
-                            let (qzr, qn) = (&q_zr[row * 2 * h..][..2 * h], &q_n[row * h..][..h]);
-                            kernels::gru_cell(p(row), qzr, qn, hr, false);
-                        }
+                    })
+                {
+                    let (Some((r_zr, r_n)), Some((rb_zr, rb_n)), Some((q_zr, q_n))) = (
+                        r.split_at_checked(2 * h * h),
+                        rb.split_at_checked(2 * h),
+                        q.split_at_mut_checked(batch * 2 * h),
+                    ) else {
+                        return;
+                    };
+                    kernels::dense(state, r_zr, rb_zr, h, 2 * h, q_zr);
+                    let rows = p().zip(q_zr.chunks_exact(2 * h)).zip(state.chunks_exact(h));
+                    for (((p, q), h0), rh) in rows.zip(reset.chunks_exact_mut(h)) {
+                        let (p_r, q_r) =
+                            (p.get(h..2 * h).unwrap_or(&[]), q.get(h..).unwrap_or(&[]));
+                        kernels::gru_reset(p_r, q_r, h0, rh);
                     }
-                    cell_kind => {
-                        kernels::dense(state, r, rb, h, gh, q);
-                        for row in 0..batch {
-                            let (pr, qr) = (p(row), &q[row * gh..][..gh]);
-                            let hr = &mut state[row * h..][..h];
-                            match cell_kind {
-                                Cell::Rnn => kernels::rnn_cell(pr, qr, hr),
-                                Cell::Lstm => {
-                                    kernels::lstm_cell(pr, qr, hr, &mut cell[row * h..][..h])
-                                }
-                                Cell::Gru { .. } => {
-                                    kernels::gru_cell(pr, &qr[..2 * h], &qr[2 * h..], hr, true)
-                                }
+                    let q_n = q_n.get_mut(..batch * h).unwrap_or(&mut []);
+                    kernels::dense(reset, r_n, rb_n, h, h, q_n);
+                    let rows = p().zip(q_zr.chunks_exact(2 * h)).zip(q_n.chunks_exact(h));
+                    for (((p, q_zr), q_n), hr) in rows.zip(state.chunks_exact_mut(h)) {
+                        kernels::gru_cell(p, q_zr, q_n, hr, false);
+                    }
+                } else {
+                    kernels::dense(state, r, rb, h, gh, q);
+                    let rows = p().zip(q.chunks_exact(gh)).zip(state.chunks_exact_mut(h));
+                    for (((p, q), hr), cr) in rows.zip(cell.chunks_exact_mut(h)) {
+                        match g.cell {
+                            Cell::Rnn => kernels::rnn_cell(p, q, hr),
+                            Cell::Lstm => kernels::lstm_cell(p, q, hr, cr),
+                            Cell::Gru { .. } => {
+                                let (q_zr, q_n) = q.split_at_checked(2 * h).unwrap_or((q, &[]));
+                                kernels::gru_cell(p, q_zr, q_n, hr, true)
                             }
                         }
                     }
                 }
                 if g.sequence {
-                    for row in 0..batch {
-                        let at = row * out_w + (t * dirs + d) * h;
-                        y[at..at + h].copy_from_slice(&state[row * h..][..h]);
-                    }
+                    write(y, out_w, (t * dirs + d) * h, state, h);
                 }
             }
             if !g.sequence {
-                for row in 0..batch {
-                    let at = row * out_w + d * h;
-                    y[at..at + h].copy_from_slice(&state[row * h..][..h]);
-                }
+                write(y, out_w, d * h, state, h);
             }
+        }
+    }
+}
+
+/// Copies each row's state (`h` values of `state`) to values `at ..` of
+/// its row of `y` (rows of `out_w`).
+fn write(y: &mut [f32], out_w: usize, at: usize, state: &[f32], h: usize) {
+    for (yr, hr) in y
+        .chunks_exact_mut(out_w.max(1))
+        .zip(state.chunks_exact(h.max(1)))
+    {
+        for (o, &v) in yr.iter_mut().skip(at).zip(hr) {
+            *o = v;
         }
     }
 }
@@ -401,7 +433,10 @@ mod tests {
         for cell in CELLS {
             for bi in [false, true] {
                 let t = tensors(&geom(cell, bi, false), 3);
-                let (last, seq) = (model(geom(cell, bi, false), &t), model(geom(cell, bi, true), &t));
+                let (last, seq) = (
+                    model(geom(cell, bi, false), &t),
+                    model(geom(cell, bi, true), &t),
+                );
                 let x = values(3 * 15, 11);
                 let batch = last.predict(&x).unwrap();
                 let all = seq.predict(&x).unwrap();
@@ -449,7 +484,14 @@ mod tests {
         let g = geom(Cell::Lstm, true, false);
         let [w, r, b] = tensors(&g, 1);
         let err = Layer::recurrent(2, g, &w[1..], &r, b.clone().into()).unwrap_err();
-        assert!(matches!(err, ModelError::TensorLen { layer: 2, tensor: "w", .. }));
+        assert!(matches!(
+            err,
+            ModelError::TensorLen {
+                layer: 2,
+                tensor: "w",
+                ..
+            }
+        ));
         let bad = |g: RecurrentGeom, b: Vec<f32>| {
             let layer = Layer::Recurrent(
                 RecurrentLayer {
@@ -463,7 +505,10 @@ mod tests {
             Model::new(g.input_len().max(1), vec![layer]).unwrap_err()
         };
         let short = b[1..].to_vec();
-        assert!(matches!(bad(g, short), ModelError::TensorLen { tensor: "b", .. }));
+        assert!(matches!(
+            bad(g, short),
+            ModelError::TensorLen { tensor: "b", .. }
+        ));
         let mut nan = b.clone();
         nan[3] = f32::NAN;
         assert_eq!(
@@ -474,7 +519,13 @@ mod tests {
             }
         );
         let zero = RecurrentGeom { hidden: 0, ..g };
-        assert!(matches!(bad(zero, b.clone()), ModelError::BadParam { param: "hidden", .. }));
+        assert!(matches!(
+            bad(zero, b.clone()),
+            ModelError::BadParam {
+                param: "hidden",
+                ..
+            }
+        ));
         let huge = RecurrentGeom {
             steps: 1 << 40,
             ..g

@@ -338,4 +338,44 @@ mod tests {
             let _ = ModelFile::from_bytes(&b, Path::new("fuzz"));
         }
     }
+
+    /// The recurrent layers' JSON (docs/model-format.md, "Recurrent
+    /// layers"): read, written back the same, with its defaults, and its
+    /// typos refused.
+    #[test]
+    fn recurrent_layers_read_and_write_the_schema() {
+        let lines = [
+            r#"{"op":"rnn","hidden":8,"w":"rnn0.w","r":"rnn0.r","b":"rnn0.b","direction":"forward","sequence":false}"#,
+            r#"{"op":"gru","hidden":8,"w":"gru0.w","r":"gru0.r","b":"gru0.b","direction":"forward","sequence":false,"linear_before_reset":true}"#,
+            r#"{"op":"lstm","hidden":8,"w":"lstm0.w","r":"lstm0.r","b":"lstm0.b","direction":"bidirectional","sequence":true}"#,
+        ];
+        for line in lines {
+            let spec: LayerSpec = serde_json::from_str(line).unwrap();
+            let back: serde_json::Value = serde_json::to_value(&spec).unwrap();
+            let want: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(back, want);
+        }
+        let short: LayerSpec =
+            serde_json::from_str(r#"{"op":"lstm","hidden":4,"w":"w","r":"r","b":"b"}"#).unwrap();
+        assert_eq!(
+            short,
+            LayerSpec::Lstm {
+                hidden: 4,
+                w: "w".into(),
+                r: "r".into(),
+                b: "b".into(),
+                direction: Direction::Forward,
+                sequence: false,
+            }
+        );
+        for bad in [
+            // A GRU must say which formulation it is.
+            r#"{"op":"gru","hidden":4,"w":"w","r":"r","b":"b"}"#,
+            r#"{"op":"rnn","hidden":4,"w":"w","r":"r","b":"b","direction":"backward"}"#,
+            r#"{"op":"rnn","hidden":4,"w":"w","r":"r","b":"b","sequense":true}"#,
+            r#"{"op":"lstm","hidden":4,"w":"w","r":"r","b":"b","linear_before_reset":true}"#,
+        ] {
+            assert!(serde_json::from_str::<LayerSpec>(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -113,12 +113,16 @@ fn check_kernel(model: &kiln_guest::Model<'_>) -> Result<(), ModuleError> {
     if !model.layers().iter().any(is_recurrent) {
         return Ok(());
     }
-    let cnn = model.layers().iter().enumerate().find_map(|(i, l)| match l {
-        Layer::Conv(c, _) => Some((i, c.name())),
-        Layer::Int8(Int8Layer::Conv(_)) => Some((i, "conv2d_int8")),
-        Layer::Int8(Int8Layer::Pool(_)) => Some((i, "int8 pooling")),
-        _ => None,
-    });
+    let cnn = model
+        .layers()
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| match l {
+            Layer::Conv(c, _) => Some((i, c.name())),
+            Layer::Int8(Int8Layer::Conv(_)) => Some((i, "conv2d_int8")),
+            Layer::Int8(Int8Layer::Pool(_)) => Some((i, "int8 pooling")),
+            _ => None,
+        });
     match cnn {
         Some((layer, op)) => Err(ModuleError::NoKernel { layer, op }),
         None => Ok(()),
@@ -360,7 +364,10 @@ mod tests {
         let both = Model::new(6, vec![gru(), Layer::conv(1, clip).unwrap()]).unwrap();
         assert!(matches!(
             check_kernel(&both),
-            Err(ModuleError::NoKernel { layer: 1, op: "clip" })
+            Err(ModuleError::NoKernel {
+                layer: 1,
+                op: "clip"
+            })
         ));
         assert!(check_kernel(&rnn).is_ok() && check_kernel(&cnn).is_ok());
         let sizes = KERNELS.map(|(_, k)| k.len());

@@ -256,7 +256,9 @@ pub(super) fn recurrent(r: &Run) -> Result<u64, Failure> {
         let (mut p, mut q) = (rng.f32s(4 * n), rng.f32s(4 * n));
         let h = rng.f32s(n);
         // Around exp's and tanh's branches (q's value there zero).
-        let edges = [88.4, -87.4, 44.2, -43.7, 4.5, 9.5, -9.5, 5e-5, -5e-5, 1e3, -1e3];
+        let edges = [
+            88.4, -87.4, 44.2, -43.7, 4.5, 9.5, -9.5, 5e-5, -5e-5, 1e3, -1e3,
+        ];
         for (k, e) in (0..4 * n).step_by(3).zip(edges) {
             (p[k], q[k]) = (e, 0.0);
         }

@@ -19,8 +19,9 @@ fn splat(v: f32) -> v128 {
     f32x4_splat(v)
 }
 
-/// [`crate::math::exp`] on four lanes.
-#[inline(always)]
+/// [`crate::math::exp`] on four lanes (one copy: the cells call it up to
+/// five times per vector).
+#[inline(never)]
 fn exp(x: v128) -> v128 {
     let v = f32x4_mul(x, splat(LOG2E));
     // Round half away from zero, then truncate (`as i32`).
@@ -105,6 +106,7 @@ fn store(s: &mut [f32], j: usize, v: v128) {
 }
 
 /// [`reference::rnn_cell`], four values at a time.
+#[inline(never)]
 pub fn rnn_cell(p: &[f32], q: &[f32], h: &mut [f32]) {
     let n = h.len().min(p.len()).min(q.len());
     let h = &mut h[..n];
@@ -114,6 +116,7 @@ pub fn rnn_cell(p: &[f32], q: &[f32], h: &mut [f32]) {
 }
 
 /// [`reference::gru_reset`], four values at a time.
+#[inline(never)]
 pub fn gru_reset(p_r: &[f32], q_r: &[f32], h: &[f32], rh: &mut [f32]) {
     let n = rh.len().min(p_r.len()).min(q_r.len()).min(h.len());
     let rh = &mut rh[..n];
@@ -124,6 +127,7 @@ pub fn gru_reset(p_r: &[f32], q_r: &[f32], h: &[f32], rh: &mut [f32]) {
 }
 
 /// [`reference::gru_cell`], four values at a time.
+#[inline(never)]
 pub fn gru_cell(p: &[f32], q_zr: &[f32], q_h: &[f32], h: &mut [f32], linear_before_reset: bool) {
     let n = h.len();
     let (Some(p_z), Some(p_r), Some(p_h), Some(q_z), Some(q_r)) = (
@@ -154,6 +158,7 @@ pub fn gru_cell(p: &[f32], q_zr: &[f32], q_h: &[f32], h: &mut [f32], linear_befo
 }
 
 /// [`reference::lstm_cell`], four values at a time.
+#[inline(never)]
 pub fn lstm_cell(p: &[f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     let n = h.len();
     if p.len() < 4 * n || q.len() < 4 * n || c.len() < n {

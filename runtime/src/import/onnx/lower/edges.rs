@@ -31,9 +31,8 @@ pub(super) fn input_shape(
         .shape
         .as_ref()
         .ok_or_else(|| bad("has no declared shape".into()))?;
-    let fixed = |d: &proto::Dimension| {
-        matches!(d.value, Some(proto::DimensionValue::DimValue(v)) if v > 0)
-    };
+    let fixed =
+        |d: &proto::Dimension| matches!(d.value, Some(proto::DimensionValue::DimValue(v)) if v > 0);
     let time_major = shape.dim.len() >= 3
         && fixed(&shape.dim[0])
         && !fixed(&shape.dim[1])

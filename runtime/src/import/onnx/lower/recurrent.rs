@@ -99,9 +99,17 @@ impl<'g> Lowering<'g> {
             Some(other) => return Err(a.unsupported("direction", other)),
         };
         if let Some(acts) = a.strings("activations")? {
-            let want: Vec<&str> = defaults.iter().copied().cycle().take(d * defaults.len()).collect();
+            let want: Vec<&str> = defaults
+                .iter()
+                .copied()
+                .cycle()
+                .take(d * defaults.len())
+                .collect();
             let same = acts.len() == want.len()
-                && acts.iter().zip(&want).all(|(a, w)| a.eq_ignore_ascii_case(w));
+                && acts
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, w)| a.eq_ignore_ascii_case(w));
             if !same {
                 return Err(a.unsupported(
                     "activations",

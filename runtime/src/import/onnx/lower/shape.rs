@@ -235,10 +235,11 @@ fn reshape_inner(r: &NodeRef, target: &[i64], x: Act) -> Result<Act, ImportError
         t.iter()
             .enumerate()
             .map(|(i, &d)| match d {
-                0 => from
-                    .get(i)
-                    .map(|&v| v as i64)
-                    .ok_or_else(|| r.err(format!("target shape {target:?} copies a missing dimension"))),
+                0 => from.get(i).map(|&v| v as i64).ok_or_else(|| {
+                    r.err(format!(
+                        "target shape {target:?} copies a missing dimension"
+                    ))
+                }),
                 d => Ok(d),
             })
             .collect()
