@@ -71,13 +71,12 @@ fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
             continue;
         }
         a.swap(row, best);
-        for i in 0..p {
-            if i != row {
-                let f = a[i][col] / a[row][col];
-                if f != 0.0 {
-                    for j in col..=p {
-                        a[i][j] -= f * a[row][j];
-                    }
+        let pivot = a[row].clone();
+        for (i, r) in a.iter_mut().enumerate() {
+            let f = r[col] / pivot[col];
+            if i != row && f != 0.0 {
+                for (v, pv) in r[col..].iter_mut().zip(&pivot[col..]) {
+                    *v -= f * pv;
                 }
             }
         }

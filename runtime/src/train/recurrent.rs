@@ -217,7 +217,7 @@ impl Recurrent {
                     n.mapv_inplace(f32::tanh);
                     let z = gates.slice(s![.., ..h]);
                     let n = gates.slice(s![.., 2 * h..]);
-                    (1.0 - &z) * &n + &z * &h_prev
+                    (1.0 - &z) * n + &z * &h_prev
                 }
                 Cell::Lstm => {
                     gates += &(h_prev.dot(&r.t()) + rb);

@@ -311,7 +311,7 @@ mod tests {
             ]
         );
         assert_eq!(m.dense, [64]);
-        assert_eq!(parse("rnn:4:seq").unwrap().layers[0].sequence, true);
+        assert!(parse("rnn:4:seq").unwrap().layers[0].sequence);
         for (bad, why) in [
             ("gru:16,gru:8", "needs `:seq`"),
             ("lstm:8:orig", "applies to gru only, not lstm"),
