@@ -353,3 +353,33 @@ fn readme_recurrent_example() {
     }
     assert_eq!(commands, 3, "train, build, predict");
 }
+
+/// `--clip` reaches the optimizer: with sgd, a norm of 10⁻⁶ bounds every
+/// step to 5·10⁻⁸ (lr 0.05), so the loss stays at its initial ~ln 10,
+/// while the same run unclipped learns.
+#[test]
+fn clip_bounds_every_step() {
+    let dir = scratch();
+    let loss = |clip: Option<&str>| {
+        let mut args = vec![
+            "--data",
+            "builtin:digits",
+            "--model",
+            "gru:8",
+            "--epochs",
+            "2",
+        ];
+        args.extend_from_slice(&["--optimizer", "sgd", "--seed", "4"]);
+        if let Some(c) = clip {
+            args.extend_from_slice(&["--clip", c]);
+        }
+        train(dir.path(), "clip", &args).1["train_loss"]
+            .as_f64()
+            .unwrap()
+    };
+    let (clipped, free) = (loss(Some("1e-6")), loss(None));
+    assert!(
+        clipped > 2.2 && clipped > free + 0.2,
+        "clipped {clipped}, unclipped {free}"
+    );
+}
