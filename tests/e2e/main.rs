@@ -23,4 +23,5 @@ mod serve;
 mod serve_limits;
 mod shrink;
 mod train;
+mod train_rnn;
 mod trust;

@@ -525,7 +525,7 @@ fn training_errors_are_clear() {
         ),
         (
             vec!["--data", "builtin:digits", "--shape", "1x8x8"],
-            "--shape applies to cnn models only",
+            "--shape applies to cnn and recurrent models only",
         ),
         (
             vec![

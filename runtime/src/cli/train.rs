@@ -6,24 +6,35 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use kiln::data;
+use kiln::model::Task;
 use kiln::train::{self, Activation, Evaluation, ModelKind, Optimizer, TrainConfig};
 
 /// Train a model and write it as a kiln model file (safetensors).
 ///
 /// The data is a CSV file with a header line (`--target` names the column to
 /// predict; the other columns, or those listed in `--features`, are the
-/// inputs) or `builtin:digits`, the 1,797 8×8 handwritten digits. Inputs are
-/// standardised with statistics of the training rows, stored in the model,
-/// so the model takes raw inputs.
+/// inputs), `builtin:digits`, the 1,797 8×8 handwritten digits, or
+/// `builtin:sine`, 2,000 noisy two-frequency sine windows generated from
+/// `--seed` (predict the next value from T = `--shape Tx1` steps, default
+/// 16; regression). Inputs are standardised with statistics of the training
+/// rows, stored in the model, so the model takes raw inputs.
 ///
 /// Models: `linear` (regression, mean squared error), `logistic` (binary
 /// classification, cross-entropy), `softmax` (multiclass), `mlp:H1,H2,…`
-/// (hidden layers), `cnn[:SPEC]` (convolutions for inputs of `--shape`).
+/// (hidden layers), `cnn[:SPEC]` (convolutions for inputs of `--shape`),
+/// and recurrent models over sequences of `--shape TxF`.
 /// A CNN SPEC is a comma-separated list: `cNkK[sS][pP]` = convolution with N
 /// filters K×K, stride S (default 1), zero padding P (default K/2); `pK` =
 /// K×K max pooling; `aK` = K×K average pooling; `dN` = dense layer of N.
 /// Plain `cnn` is `c16k3,p2,d64` for 8×8 images and
 /// `c16k3,p2,c32k3,p2,d64` from 16×16 up.
+/// A recurrent model is `rnn:H`, `gru:H` or `lstm:H` (H = state size) with
+/// options `:seq` (output every step: needed by every recurrent layer but
+/// the last), `:bi` (bidirectional), `:orig` (GRU only: the original
+/// formulation instead of linear-before-reset), comma-separated, then dense
+/// layers `dN`: e.g. `gru:32`, `lstm:32:seq:bi,lstm:32,d64`. A CSV row is
+/// one sequence, its feature columns time-major (step 0's F features, then
+/// step 1's, …).
 ///
 /// A fraction of the rows (`--val-split`) is held out: each epoch reports
 /// its loss and metric, `--early-stop` watches it, and the last line of
@@ -33,25 +44,40 @@ use kiln::train::{self, Activation, Evaluation, ModelKind, Optimizer, TrainConfi
 #[command(after_help = "Examples:\n  \
     kiln train --data builtin:digits --model mlp:64,32 --seed 1 -o digits.safetensors\n  \
     kiln train --data builtin:digits --model cnn --plot curve.png -o cnn.safetensors\n  \
+    kiln train --data builtin:digits --model gru:32 --shape 8x8 --optimizer adam --clip 5 -o gru.safetensors\n  \
+    kiln train --data builtin:sine --model lstm:32 --shape 16x1 --optimizer adam --seed 1 -o sine.safetensors\n  \
     kiln train --data xy.csv --target y --model linear --optimizer sgd -o xy.safetensors")]
 pub(super) struct Args {
-    /// CSV file with a header line, or `builtin:digits`.
+    /// CSV file with a header line, `builtin:digits`, or `builtin:sine`
+    /// (generated from --seed; windows of T = --shape Tx1 steps).
     #[arg(long)]
     data: String,
-    /// Column to predict (default for builtin:digits: `digit`).
+    /// Column to predict (default: `digit` for builtin:digits, `next` for
+    /// builtin:sine).
     #[arg(long)]
     target: Option<String>,
     /// Comma-separated input columns (default: all but the target).
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
     /// `linear`, `logistic`, `softmax`, `mlp:H1,H2,…` (plain `mlp` is
-    /// mlp:64,32) or `cnn[:SPEC]` (see above).
+    /// mlp:64,32), `cnn[:SPEC]`, or recurrent: `rnn:H`, `gru:H`, `lstm:H`
+    /// with `:seq`, `:bi`, `:orig`, then `dN` (see above).
     #[arg(long, default_value = "mlp:64,32")]
     model: ModelKind,
-    /// Shape of one input row as CxHxW, for CNNs (default for
-    /// builtin:digits: 1x8x8).
+    /// Shape of one input row: CxHxW for a cnn (default for builtin:digits:
+    /// 1x8x8), TxF (time steps × features per step) for a recurrent model
+    /// (defaults: 8x8 for builtin:digits, 16x1 for builtin:sine).
     #[arg(long)]
     shape: Option<String>,
+    /// `classification` (cross-entropy, one score per class) or
+    /// `regression` (mean squared error, one value). Default: regression
+    /// for `linear` and builtin:sine, classification otherwise.
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+    /// Gradient-norm clipping: before each step, when the global L2 norm of
+    /// all gradients together exceeds NORM, scale them all down to NORM.
+    #[arg(long, value_name = "NORM")]
+    clip: Option<f32>,
     /// Activation after hidden dense and convolution layers.
     #[arg(long, value_enum, default_value = "relu")]
     activation: ActivationArg,
@@ -114,6 +140,12 @@ enum ActivationArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Classification,
+    Regression,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum OptimizerArg {
     Gd,
     Sgd,
@@ -146,7 +178,10 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             s
         }
     };
-    let table = data::load_table(&a.data)?;
+    let table = match a.data.as_str() {
+        SINE => data::sine(sine_window(&a)?, cfg.seed)?,
+        spec => data::load_table(spec)?,
+    };
     let trained = train_with_progress(&table, &cfg, a.log_json)?;
 
     trained
@@ -166,11 +201,11 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
 /// The training settings `a` asks for, checked without I/O. The seed is
 /// `--seed`, or 0 until [`execute`] draws one.
 fn config(a: &Args) -> anyhow::Result<TrainConfig> {
-    let builtin = a.data == "builtin:digits";
-    let target = match (&a.target, builtin) {
+    let target = match (&a.target, a.data.as_str()) {
         (Some(t), _) => t.clone(),
-        (None, true) => "digit".into(),
-        (None, false) => bail!("--target COLUMN is required: name the CSV column to predict"),
+        (None, DIGITS) => "digit".into(),
+        (None, SINE) => data::sine::TARGET.into(),
+        (None, _) => bail!("--target COLUMN is required: name the CSV column to predict"),
     };
     // gd and sgd ignore --beta, so TrainConfig cannot check it for them.
     if !(0.0..1.0).contains(&a.beta) {
@@ -208,9 +243,19 @@ fn config(a: &Args) -> anyhow::Result<TrainConfig> {
                 .file_stem()
                 .map_or("model".into(), |s| s.to_string_lossy().into_owned())
         }),
+        task: match a.task {
+            Some(TaskArg::Classification) => Task::Classification,
+            Some(TaskArg::Regression) => Task::Regression,
+            None if a.model == ModelKind::Linear || a.data == SINE => Task::Regression,
+            None => Task::Classification,
+        },
+        clip: a.clip,
     };
     cfg.validate()?;
-    cfg.shape = input_shape(a, builtin)?;
+    cfg.shape = input_shape(a)?;
+    if a.data == SINE {
+        sine_window(a)?;
+    }
     if let Some(p) = &a.plot {
         let ext = p
             .extension()
@@ -223,19 +268,46 @@ fn config(a: &Args) -> anyhow::Result<TrainConfig> {
     Ok(cfg)
 }
 
+const DIGITS: &str = "builtin:digits";
+const SINE: &str = "builtin:sine";
+
 /// The shape of one input row: `--shape` for a cnn (1×8×8 for the built-in
-/// digits), none (flat) for the other models.
-fn input_shape(a: &Args, builtin: bool) -> anyhow::Result<Option<Vec<usize>>> {
-    let is_cnn = matches!(a.model, ModelKind::Cnn(_));
-    Ok(match (&a.shape, is_cnn, builtin) {
-        (Some(s), true, _) => Some(parse_shape(s)?),
-        (Some(_), false, _) => bail!("--shape applies to cnn models only"),
-        (None, true, true) => Some(vec![1, 8, 8]),
-        (None, true, false) => {
+/// digits) or a recurrent model (8×8 for the digits, T×1 for the sine
+/// windows), none (flat) for the other models.
+fn input_shape(a: &Args) -> anyhow::Result<Option<Vec<usize>>> {
+    let given = a.shape.as_deref().map(parse_shape).transpose()?;
+    let data = a.data.as_str();
+    Ok(match (&a.model, given) {
+        (ModelKind::Cnn(_), Some(s)) => Some(s),
+        (ModelKind::Cnn(_), None) if data == DIGITS => Some(vec![1, 8, 8]),
+        (ModelKind::Cnn(_), None) => {
             bail!("a cnn needs --shape CxHxW, the image shape of one row (e.g. 1x28x28)")
         }
-        (None, false, _) => None,
+        (ModelKind::Recurrent(_), Some(s)) if s.len() == 2 => Some(s),
+        (ModelKind::Recurrent(_), Some(s)) => bail!(
+            "a recurrent model needs --shape TxF (time steps × features per step), got {} sizes",
+            s.len()
+        ),
+        (ModelKind::Recurrent(_), None) if data == DIGITS => Some(vec![8, 8]),
+        (ModelKind::Recurrent(_), None) if data == SINE => Some(vec![data::sine::DEFAULT_STEPS, 1]),
+        (ModelKind::Recurrent(_), None) => bail!(
+            "a recurrent model needs --shape TxF: the time steps and features per step of one \
+             row (e.g. 8x8), whose columns are read time-major"
+        ),
+        // builtin:sine's window, for a model that reads it flat.
+        (_, Some(_)) if data == SINE => None,
+        (_, Some(_)) => bail!("--shape applies to cnn and recurrent models only"),
+        (_, None) => None,
     })
+}
+
+/// The window T of builtin:sine: `--shape Tx1` (default 16).
+fn sine_window(a: &Args) -> anyhow::Result<usize> {
+    match a.shape.as_deref().map(parse_shape).transpose()? {
+        None => Ok(data::sine::DEFAULT_STEPS),
+        Some(s) if s.len() == 2 && s[1] == 1 => Ok(s[0]),
+        Some(_) => bail!("builtin:sine has one value per step: use --shape Tx1 (e.g. 16x1)"),
+    }
 }
 
 /// Fails before training, not after, when an output cannot be written.
@@ -309,6 +381,9 @@ fn summary(output: &std::path::Path, seed: u64, trained: &train::Trained) -> ser
             summary["test_r2"] = (*r2).into();
         }
         None => {}
+    }
+    if let Some(r2) = trained.baseline_r2 {
+        summary["baseline_r2"] = r2.into();
     }
     if let Some(last) = trained.history.last() {
         summary["train_loss"] = last.train_loss.into();

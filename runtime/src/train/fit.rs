@@ -6,7 +6,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::prepare::{Prepared, TargetBuf};
-use super::{EpochReport, Loss, Network, Stepper, TrainConfig, TrainError, argmax};
+use super::{
+    EpochReport, Loss, Network, Stepper, TrainConfig, TrainError, argmax, clip_global_norm,
+};
 
 /// A fitted network and its epochs.
 pub(super) struct Fit {
@@ -45,9 +47,12 @@ pub(super) fn fit(
             let xb = data.x_train.select(Axis(0), chunk);
             let yb = data.y_train.select(chunk);
             let f = |out: &Array2<f32>| loss.eval(out, yb.as_targets());
-            let (value, grads) = net.loss_and_grad(xb.view(), &f, cfg.l2);
+            let (value, mut grads) = net.loss_and_grad(xb.view(), &f, cfg.l2);
             if !value.is_finite() {
                 return Err(TrainError::Diverged { epoch, loss: value });
+            }
+            if let Some(max) = cfg.clip {
+                clip_global_norm(&mut grads, max);
             }
             total += value * chunk.len() as f32;
             stepper.step(net.params_mut(), &grads);

@@ -13,6 +13,7 @@ use rand::Rng;
 
 use kiln_guest::{ConvGeom, PoolGeom, PoolKind};
 
+use super::recurrent::Recurrent;
 use crate::model::LayerSpec;
 
 /// Hidden-layer activation.
@@ -72,6 +73,7 @@ pub enum Layer {
     Conv(Conv),
     Pool(PoolKind, PoolGeom),
     Act(Activation),
+    Recurrent(Recurrent),
 }
 
 /// Uniform initialisation: He (`√(6/fan_in)`) for ReLU, Glorot
@@ -135,6 +137,7 @@ impl Layer {
                 a.apply(&mut z);
                 z
             }
+            Layer::Recurrent(r) => r.forward(x),
         }
     }
 
@@ -177,6 +180,7 @@ impl Layer {
             }
             Layer::Pool(kind, g) => (pool_backward(*kind, x, dy, g), vec![]),
             Layer::Act(a) => (dy * &a.derivative(y), vec![]),
+            Layer::Recurrent(r) => r.backward(x, dy),
         }
     }
 
@@ -189,6 +193,19 @@ impl Layer {
                 (b.as_slice_mut().expect("standard layout"), false),
             ],
             Layer::Pool(..) | Layer::Act(_) => vec![],
+            Layer::Recurrent(r) => r.params_mut(),
+        }
+    }
+
+    /// [`Layer::params_mut`], read-only.
+    pub fn params(&self) -> Vec<(&[f32], bool)> {
+        match self {
+            Layer::Dense(Dense { w, b }) | Layer::Conv(Conv { w, b, .. }) => vec![
+                (w.as_slice().expect("standard layout"), true),
+                (b.as_slice().expect("standard layout"), false),
+            ],
+            Layer::Pool(..) | Layer::Act(_) => vec![],
+            Layer::Recurrent(r) => r.params(),
         }
     }
 }
@@ -348,10 +365,12 @@ impl Network {
         let mut grads = Vec::new();
         for (i, layer) in self.layers.iter().enumerate().rev() {
             let (dx, mut g) = layer.backward(acts[i].view(), &acts[i + 1], &delta);
-            if let Layer::Dense(Dense { w, .. }) | Layer::Conv(Conv { w, .. }) = layer {
-                value += 0.5 * l2 * w.iter().map(|v| v * v).sum::<f32>();
-                for (gw, &wv) in g[0].iter_mut().zip(w.iter()) {
-                    *gw += l2 * wv;
+            for ((p, decay), gp) in layer.params().into_iter().zip(&mut g) {
+                if decay {
+                    value += 0.5 * l2 * p.iter().map(|v| v * v).sum::<f32>();
+                    for (gw, &wv) in gp.iter_mut().zip(p) {
+                        *gw += l2 * wv;
+                    }
                 }
             }
             g.reverse();

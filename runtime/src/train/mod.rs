@@ -10,12 +10,16 @@
 //! * [`prepare`] — features, truth, the validation split, standardisation;
 //! * [`fit`] — the epoch loop and early stopping;
 //! * [`layers`] — dense, convolution, pooling, activations, back-propagation;
+//! * [`recurrent`] — RNN, GRU and LSTM layers, back-propagation through time;
+//! * [`sequence`] — the recurrent models' `--model` syntax and graph layers;
+//! * [`baseline`] — least squares, the linear reference for regression;
 //! * [`losses`] — softmax and binary cross-entropy, mean squared error;
 //! * [`optim`] — gd, sgd, momentum, adam;
 //! * [`models`] — the `--model` families and the CNN spec language;
 //! * [`eval`] — accuracy and confusion matrix, MSE and R²;
 //! * [`plot`] — loss curves as PNG or SVG.
 
+pub mod baseline;
 pub mod eval;
 mod fit;
 mod layers;
@@ -24,6 +28,8 @@ mod models;
 mod optim;
 pub mod plot;
 mod prepare;
+mod recurrent;
+mod sequence;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -32,7 +38,9 @@ pub use eval::{EvalError, Evaluation, evaluate, linear_coefficients};
 pub use layers::{Activation, Layer, Network};
 pub use losses::{Loss, Targets};
 pub use models::{CNN_SPEC_HELP, CnnLayer, ModelKind, default_cnn};
-pub use optim::{Optimizer, Stepper};
+pub use optim::{Optimizer, Stepper, clip_global_norm};
+pub use recurrent::{Cell, Recurrent};
+pub use sequence::{RECURRENT_SPEC_HELP, RecurrentModel, RecurrentToken};
 
 use crate::data::{DataError, Table};
 use crate::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor};
@@ -60,9 +68,17 @@ pub struct TrainConfig {
     pub target: String,
     /// Feature columns; empty means every column but the target.
     pub features: Vec<String>,
-    /// The shape of one input row (`[c, h, w]` for a CNN); `None` means flat.
+    /// The shape of one input row (`[c, h, w]` for a CNN, `[t, f]` for a
+    /// recurrent model); `None` means flat.
     pub shape: Option<Vec<usize>>,
     pub name: String,
+    /// Classification (cross-entropy, softmax output) or regression (mean
+    /// squared error, one value); `linear` is regression, `logistic` and
+    /// `softmax` classification.
+    pub task: Task,
+    /// Gradient-norm clipping: the global norm over all parameters' gradients
+    /// is scaled down to at most this (see [`clip_global_norm`]).
+    pub clip: Option<f32>,
 }
 
 impl TrainConfig {
@@ -104,6 +120,26 @@ impl TrainConfig {
                 return Err(TrainError::Zero { setting, min });
             }
         }
+        if let Some(c) = self.clip
+            && !(c > 0.0 && c.is_finite())
+        {
+            return Err(TrainError::OutOfRange {
+                setting: "--clip",
+                rule: "a positive number",
+                value: c,
+            });
+        }
+        let fixed = match self.model {
+            ModelKind::Linear => Some(("linear", Task::Regression, "regression")),
+            ModelKind::Logistic => Some(("logistic", Task::Classification, "classification")),
+            ModelKind::Softmax => Some(("softmax", Task::Classification, "classification")),
+            _ => None,
+        };
+        if let Some((model, task, name)) = fixed
+            && task != self.task
+        {
+            return Err(TrainError::Task { model, task: name });
+        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(TrainError::OutOfRange {
                 setting: "--lr",
@@ -141,6 +177,10 @@ pub struct Trained {
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
     pub history: Vec<EpochReport>,
+    /// For a regression model other than `linear`: the R² on the held-out
+    /// rows of least squares on the same inputs and training rows
+    /// ([`baseline::least_squares_r2`]).
+    pub baseline_r2: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,12 +201,17 @@ pub enum TrainError {
         min: &'static str,
     },
     #[error(
-        "target column `{column}` has value {value} on line {line}; classes must be whole numbers 0..=1000 (use --model linear for a real-valued target)"
+        "target column `{column}` has value {value} on line {line}; classes must be whole numbers 0..=1000 (for a real-valued target use --task regression, or --model linear)"
     )]
     BadClass {
         column: String,
         line: usize,
         value: f32,
+    },
+    #[error("--model {model} is only for {task} (drop --task, or pick another model)")]
+    Task {
+        model: &'static str,
+        task: &'static str,
     },
     #[error("the target has only one class; a classifier needs two or more")]
     OneClass,
@@ -209,10 +254,23 @@ pub fn train(
         &cfg.model,
         &data.shape,
         data.truth.outputs(),
+        cfg.task == Task::Regression,
         cfg.activation,
         &mut rng,
     )?;
     let fit = fit::fit(net, loss, &data, cfg, &mut rng, on_epoch)?;
+    let baseline_r2 = match &data.truth {
+        Truth::Values(v, ..) if cfg.model != ModelKind::Linear => {
+            let y = |rows: &[usize]| rows.iter().map(|&r| v[r]).collect::<ndarray::Array1<f32>>();
+            baseline::least_squares_r2(
+                data.x_train.view(),
+                y(&data.train_rows).view(),
+                data.x_val.view(),
+                y(&data.val_rows).view(),
+            )
+        }
+        _ => None,
+    };
     let model = to_model_file(cfg, table, &data, &fit.net, loss);
     let held_out = table.select_rows(&data.val_rows);
     let evaluation = if data.val_rows.is_empty() {
@@ -227,6 +285,7 @@ pub fn train(
         epochs_run: fit.history.len(),
         best_epoch: fit.best_epoch,
         history: fit.history,
+        baseline_r2,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The model families `--model` names, the small CNN spec language, and
-//! how each family becomes a [`Network`] and then a kiln model file.
+//! how each family becomes a [`Network`] and then a kiln model file (the
+//! recurrent family's syntax and layers: [`super::sequence`]).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use rand::Rng;
 
 use super::layers::{Activation, Layer, Network};
 use super::losses::Loss;
+use super::sequence::{self, RecurrentModel};
 use crate::model::{LayerSpec, Tensor};
 
 /// The model families `--model` accepts.
@@ -26,6 +28,9 @@ pub enum ModelKind {
     /// Convolution, pooling and dense layers (`None`: a default chosen for
     /// the input shape, see [`default_cnn`]), then softmax.
     Cnn(Option<Vec<CnnLayer>>),
+    /// Recurrent layers on rows of `[T, F]`, hidden dense layers, then the
+    /// output layer (and softmax for a classifier).
+    Recurrent(RecurrentModel),
 }
 
 /// One token of a `cnn:` spec.
@@ -69,6 +74,9 @@ impl std::str::FromStr for ModelKind {
                 .collect::<Result<Vec<_>, _>>()
                 .map(ModelKind::Mlp);
         }
+        if sequence::is_recurrent(s) {
+            return sequence::parse(s).map(ModelKind::Recurrent);
+        }
         if let Some(spec) = s.strip_prefix("cnn:") {
             return spec
                 .split(',')
@@ -81,7 +89,7 @@ impl std::str::FromStr for ModelKind {
                 .map(|l| ModelKind::Cnn(Some(l)));
         }
         Err(format!(
-            "unknown model `{s}` (expected linear, logistic, softmax, mlp:H1,H2,… or cnn[:SPEC])"
+            "unknown model `{s}` (expected linear, logistic, softmax, mlp:H1,H2,…, cnn[:SPEC], or rnn:H, gru:H, lstm:H)"
         ))
     }
 }
@@ -180,16 +188,23 @@ pub enum ShapeError {
 }
 
 /// The network for `kind` on rows of `shape`, ending in `outputs` values,
-/// and the loss it trains with.
+/// and the loss it trains with: mean squared error for `regression`, else
+/// cross-entropy.
 pub(super) fn build(
     kind: &ModelKind,
     shape: &[usize],
     outputs: usize,
+    regression: bool,
     act: Activation,
     rng: &mut impl Rng,
 ) -> Result<(Network, Loss), ShapeError> {
     let inputs: usize = shape.iter().product();
     let mut layers = Vec::new();
+    let head = if regression {
+        Loss::MeanSquaredError
+    } else {
+        Loss::SoftmaxCrossEntropy
+    };
     let loss = match kind {
         ModelKind::Linear => {
             layers.push(Layer::dense(inputs, 1, act, rng));
@@ -211,12 +226,17 @@ pub(super) fn build(
                 width = h;
             }
             layers.push(Layer::dense(width, outputs, act, rng));
-            Loss::SoftmaxCrossEntropy
+            head
         }
         ModelKind::Cnn(spec) => {
             let width = cnn_layers(spec.as_deref(), shape, act, rng, &mut layers)?;
             layers.push(Layer::dense(width, outputs, act, rng));
-            Loss::SoftmaxCrossEntropy
+            head
+        }
+        ModelKind::Recurrent(model) => {
+            let width = sequence::build(model, shape, act, rng, &mut layers)?;
+            layers.push(Layer::dense(width, outputs, act, rng));
+            head
         }
     };
     Ok((Network { layers }, loss))
@@ -308,8 +328,9 @@ pub(super) fn export(
         .layers
         .iter()
         .rposition(|l| matches!(l, Layer::Dense(_)));
-    // Tensors are numbered per kind: dense0, dense1, …, conv0, conv1, …
-    let (mut dense_n, mut conv_n) = (0, 0);
+    // Tensors are numbered per kind: dense0, dense1, …, conv0, conv1, …,
+    // rnn0, gru0, lstm0, … (indexed by the cell's gate count).
+    let (mut dense_n, mut conv_n, mut recurrent_n) = (0, 0, [0; 5]);
     for (i, layer) in net.layers.iter().enumerate() {
         match layer {
             Layer::Dense(d) => {
@@ -388,6 +409,13 @@ pub(super) fn export(
                 });
             }
             Layer::Act(a) => specs.push(a.spec()),
+            Layer::Recurrent(r) => {
+                // A sequence output `[T, D·H]` is flattened before a dense layer.
+                image = r.sequence;
+                let n = &mut recurrent_n[r.cell.gates()];
+                specs.push(sequence::export(r, *n, tensors));
+                *n += 1;
+            }
         }
     }
     if loss != Loss::MeanSquaredError {
@@ -458,6 +486,7 @@ mod tests {
                 &ModelKind::Cnn(None),
                 &shape,
                 10,
+                false,
                 Activation::Relu,
                 &mut rng,
             )
@@ -469,6 +498,7 @@ mod tests {
             &"cnn:c4k5p0".parse().unwrap(),
             &[1, 3, 3],
             2,
+            false,
             Activation::Relu,
             &mut rng,
         )

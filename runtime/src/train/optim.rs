@@ -96,9 +96,36 @@ impl Stepper {
     }
 }
 
+/// Gradient-norm clipping (`--clip`): when the global L2 norm of every
+/// gradient together, `‖g‖ = √(Σ_tensors Σ g²)`, exceeds `max`, scales
+/// every gradient by `max / ‖g‖`, keeping its direction. Returns the norm
+/// before clipping.
+pub fn clip_global_norm(grads: &mut [Vec<f32>], max: f32) -> f32 {
+    let norm = grads
+        .iter()
+        .flatten()
+        .map(|&g| g as f64 * g as f64)
+        .sum::<f64>()
+        .sqrt() as f32;
+    if norm > max {
+        let scale = max / norm;
+        grads.iter_mut().flatten().for_each(|g| *g *= scale);
+    }
+    norm
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipping_scales_to_the_global_norm() {
+        let mut g = vec![vec![3.0, 0.0], vec![4.0]];
+        assert_eq!(clip_global_norm(&mut g, 10.0), 5.0);
+        assert_eq!(g, [vec![3.0, 0.0], vec![4.0]]);
+        assert_eq!(clip_global_norm(&mut g, 1.0), 5.0);
+        assert_eq!(g, [vec![0.6, 0.0], vec![0.8]]);
+    }
 
     /// On f(θ) = ½ θ², the updates follow the formulas above exactly.
     #[test]

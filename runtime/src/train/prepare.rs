@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use super::losses::Targets;
 use super::{ModelKind, TrainConfig, TrainError};
 use crate::data::Table;
+use crate::model::Task;
 
 /// The truth for every row.
 pub(super) enum Truth {
@@ -77,8 +78,10 @@ pub(super) struct Prepared {
     /// The shape of one input row.
     pub(super) shape: Vec<usize>,
     pub(super) truth: Truth,
-    /// The held-out rows' indices in the table (the validation split).
+    /// The held-out rows' indices in the table (the validation split), and
+    /// the training rows', in the order of `x_val` and `x_train`.
     pub(super) val_rows: Vec<usize>,
+    pub(super) train_rows: Vec<usize>,
     /// The standardisation fitted on the training rows.
     pub(super) mean: Array1<f32>,
     pub(super) std: Array1<f32>,
@@ -147,6 +150,7 @@ pub(super) fn prepare(
         shape,
         truth,
         val_rows: val_rows.to_vec(),
+        train_rows: train_rows.to_vec(),
         mean,
         std,
         x_train,
@@ -154,11 +158,11 @@ pub(super) fn prepare(
     })
 }
 
-/// Reads the target column as classes (classifiers) or values (`linear`).
+/// Reads the target column as classes (classifiers) or values (regression).
 fn truth(table: &Table, target: usize, cfg: &TrainConfig) -> Result<Truth, TrainError> {
     let n = table.rows();
     let values: Vec<f32> = (0..n).map(|r| table.value(r, target)).collect();
-    if cfg.model == ModelKind::Linear {
+    if cfg.task == Task::Regression {
         let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
         let var = values
             .iter()
