@@ -11,19 +11,19 @@ use rcgen::{
 };
 
 /// The files `write` made, in `dir`.
-pub struct Certs {
-    pub ca: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
+pub(crate) struct Certs {
+    pub(crate) ca: PathBuf,
+    pub(crate) server_cert: PathBuf,
+    pub(crate) server_key: PathBuf,
     /// A second server certificate from the same CA (another common name),
     /// for reloads.
-    pub server2_cert: PathBuf,
-    pub server2_key: PathBuf,
-    pub client_cert: PathBuf,
-    pub client_key: PathBuf,
-    pub other_ca: PathBuf,
-    pub other_client_cert: PathBuf,
-    pub other_client_key: PathBuf,
+    pub(crate) server2_cert: PathBuf,
+    pub(crate) server2_key: PathBuf,
+    pub(crate) client_cert: PathBuf,
+    pub(crate) client_key: PathBuf,
+    pub(crate) other_ca: PathBuf,
+    pub(crate) other_client_cert: PathBuf,
+    pub(crate) other_client_key: PathBuf,
 }
 
 struct Ca {
@@ -67,7 +67,7 @@ impl Ca {
 }
 
 /// Writes a fresh set of certificates into `dir`.
-pub fn write(dir: &Path) -> Certs {
+pub(crate) fn write(dir: &Path) -> Certs {
     std::fs::create_dir_all(dir).unwrap();
     let p = |n: &str| dir.join(n);
     let c = Certs {
