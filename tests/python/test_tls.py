@@ -12,6 +12,8 @@ import os
 import pathlib
 import subprocess
 
+import ssl
+
 import gevent.ssl
 import numpy as np
 import pytest
@@ -86,7 +88,8 @@ ROW = np.arange(64, dtype=np.float32).reshape(1, 64) / 4
 def infer(module, client):
     x = module.InferInput("input", [1, 64], "FP32")
     x.set_data_from_numpy(ROW)
-    return client.infer("digits", [x], headers=AUTH).as_numpy("scores")
+    # A copy: the http client adds its own headers to the dict.
+    return client.infer("digits", [x], headers=dict(AUTH)).as_numpy("scores")
 
 
 def test_both_protocols_answer_over_tls_with_the_same_bits(server, certs):
@@ -115,9 +118,11 @@ def test_mutual_tls_refuses_clients_without_a_certificate_of_the_ca(server, cert
         assert http_client(server["http"], certs, client).is_server_live()
         assert grpc_client(server["grpc"], certs, client).is_server_live()
         return
-    with pytest.raises(Exception) as e:
+    # Refused in the handshake: the client reads the server's alert
+    # (CERTIFICATE_REQUIRED without a certificate, UNKNOWN_CA with another
+    # CA's), or a reset connection if it wrote its request first.
+    with pytest.raises((ssl.SSLError, ConnectionError)) as e:
         http_client(server["http"], certs, client).is_server_live()
-    assert "401" not in str(e.value) and "403" not in str(e.value), e.value
     with pytest.raises(Exception) as e:
         grpc_client(server["grpc"], certs, client).is_server_live()
     assert "UNAVAILABLE" in str(e.value) or "StatusCode.UNAVAILABLE" in repr(e.value), e.value
