@@ -1,18 +1,18 @@
 """The stock tritonclient (http and grpc) against `kiln serve` over TLS and
 mutual TLS (issue 17).
 
-The certificates are made by the test: `cargo run -p kiln --example
-test_certs` (rcgen; the Python side has no certificate library), or the
-binary KILN_TEST_CERTS names. A CA, a server certificate for localhost, a
+The certificates are made by the test with the example `test_certs`
+(tests/e2e/certs.rs, rcgen; the Python side has no certificate library):
+the binary KILN_TEST_CERTS names, else target/debug/examples/test_certs
+(`cargo test` builds it), else through `cargo run`. A CA, a server certificate for localhost, a
 client certificate from the CA, and a client certificate from another CA.
 Run by scripts/test.sh; KILN names the server binary.
 """
 
 import os
 import pathlib
-import subprocess
-
 import ssl
+import subprocess
 
 import gevent.ssl
 import numpy as np
@@ -29,8 +29,11 @@ AUTH = {"authorization": f"Bearer {KEY}"}
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     d = tmp_path_factory.mktemp("certs")
-    tool = os.environ.get("KILN_TEST_CERTS")
-    cmd = [tool] if tool else ["cargo", "run", "-q", "-p", "kiln", "--example", "test_certs", "--"]
+    tool = os.environ.get("KILN_TEST_CERTS", str(ROOT / "target" / "debug" / "examples" / "test_certs"))
+    if pathlib.Path(tool).exists():
+        cmd = [tool]
+    else:
+        cmd = ["cargo", "run", "-q", "--locked", "-p", "kiln", "--example", "test_certs", "--"]
     subprocess.run([*cmd, str(d)], check=True, cwd=ROOT)
     return d
 
