@@ -237,6 +237,32 @@ fn loopback_only(addr: SocketAddr) -> SocketAddr {
 /// Runs the server until SIGTERM or Ctrl-C. Prints one line
 /// `kiln serve: http=ADDR grpc=ADDR` on stdout once both listen.
 pub async fn run(opts: Options) -> Result<(), ServeError> {
+    // TLS first: a server that may not start fails before loading models.
+    let server = &opts.config.server;
+    let tls = match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = Tls::new(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: server.tls_client_ca.clone(),
+            })?;
+            Some(Arc::new(tls))
+        }
+        _ => None,
+    };
+    if tls.is_none() && !opts.config.keys.is_empty() {
+        let exposed = std::iter::once(opts.http)
+            .chain(opts.grpc)
+            .find(|a| !a.ip().is_loopback());
+        match exposed {
+            Some(addr) if !server.insecure_no_tls => return Err(ServeError::NeedsTls { addr }),
+            Some(addr) => tracing::warn!(
+                "--insecure-no-tls: API keys travel in cleartext to {addr}; \
+                 anyone on the path can read and reuse them"
+            ),
+            None => {}
+        }
+    }
     let state = prepare(&opts).await?;
     let (mut http, mut grpc) = (opts.http, opts.grpc);
     if !state.auth.enabled() && opts.config.server.allow_unauthenticated {
@@ -252,31 +278,6 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
             tracing::info!("no API keys configured: serving loopback only, without authentication");
         }
         (http, grpc) = (h, g);
-    }
-    let server = &opts.config.server;
-    let tls = match (&server.tls_cert, &server.tls_key) {
-        (Some(cert), Some(key)) => {
-            let tls = Tls::new(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: server.tls_client_ca.clone(),
-            })?;
-            Some(Arc::new(tls))
-        }
-        _ => None,
-    };
-    if tls.is_none() && state.auth.enabled() {
-        let exposed = std::iter::once(http)
-            .chain(grpc)
-            .find(|a| !a.ip().is_loopback());
-        match exposed {
-            Some(addr) if !server.insecure_no_tls => return Err(ServeError::NeedsTls { addr }),
-            Some(addr) => tracing::warn!(
-                "--insecure-no-tls: API keys travel in cleartext to {addr}; \
-                 anyone on the path can read and reuse them"
-            ),
-            None => {}
-        }
     }
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
