@@ -154,28 +154,26 @@ impl Auth {
 /// The configured key `presented` is (`None` when no key is configured), or
 /// 401.
 fn find<'k>(keys: &'k [Key], presented: Option<&str>) -> Result<Option<&'k Key>, ApiError> {
-    {
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        let Some(presented) = presented else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "this server needs an API key: send `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
-            ));
-        };
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut found: Option<&Key> = None;
-        for key in keys {
-            // No early exit: every key is compared.
-            if bool::from(key.digest.ct_eq(&digest)) {
-                found = Some(key);
-            }
-        }
-        found
-            .map(Some)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"))
+    if keys.is_empty() {
+        return Ok(None);
     }
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this server needs an API key: send `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
+        ));
+    };
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let mut found: Option<&Key> = None;
+    for key in keys {
+        // No early exit: every key is compared.
+        if bool::from(key.digest.ct_eq(&digest)) {
+            found = Some(key);
+        }
+    }
+    found
+        .map(Some)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"))
 }
 
 /// The key a request presents, from `Authorization: Bearer` or `X-Api-Key`.
@@ -255,5 +253,41 @@ mod tests {
         assert_eq!(code(Some("admin-key-0123456789"), Scope::Metrics), Ok(()));
         assert!(Auth::new(&[]).check(None, Scope::Admin).is_ok());
         assert!(Auth::new(&[]).check(None, Scope::Metrics).is_ok());
+    }
+
+    #[test]
+    fn replaced_keys_apply_to_the_next_check_and_a_kept_key_keeps_its_principal() {
+        let a = auth();
+        let principal = |k| a.principal(Some(k), Scope::Model("a")).unwrap();
+        let user = principal("user-key-0123456789");
+        let new = KeyConfig {
+            key: Some("new-key-0123456789".into()),
+            key_sha256: None,
+            models: vec!["a".into()],
+            admin: false,
+            metrics: false,
+        };
+        // The user key moves to second place; a new key comes first.
+        let kept = KeyConfig {
+            key: Some("user-key-0123456789".into()),
+            key_sha256: None,
+            models: vec!["a".into()],
+            admin: false,
+            metrics: false,
+        };
+        a.replace(&[new.clone(), kept]);
+        assert_eq!(principal("user-key-0123456789"), user);
+        assert_ne!(principal("new-key-0123456789"), user);
+        let code = |k: &str| {
+            a.check(Some(k), Scope::Admin)
+                .map_err(|e| e.status.as_u16())
+        };
+        assert_eq!(code("admin-key-0123456789"), Err(401));
+        a.replace(&[new]);
+        assert_eq!(
+            a.check(Some("user-key-0123456789"), Scope::Model("a"))
+                .map_err(|e| e.status.as_u16()),
+            Err(401)
+        );
     }
 }
