@@ -61,6 +61,9 @@ step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.p
 # Keras import against real Keras 3 (JAX backend): models trained in the test.
 step "pytest tests/python/test_keras_import.py" pytest tests/python/test_keras_import.py
 step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py
+# The same clients over TLS and mutual TLS (certificates from the example
+# test_certs, which `cargo test` built).
+step "pytest tests/python/test_tls.py" pytest tests/python/test_tls.py
 
 for features in "" conv; do
   step "cargo clippy (browser package, wasm32${features:+, $features})" cargo clippy -p kiln-browser \

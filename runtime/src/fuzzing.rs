@@ -179,6 +179,7 @@ impl Server {
                 config,
                 watch: false,
                 static_dir: None,
+                config_path: None,
             };
             let state = rt.block_on(serve::prepare(&opts)).expect("digits server");
             Server {

@@ -6,6 +6,7 @@
 
 #![allow(unreachable_pub)]
 
+mod certs;
 mod common;
 
 mod bench;
@@ -14,6 +15,7 @@ mod cli;
 mod deploy;
 mod fuzz;
 mod kernels;
+mod keys;
 mod modules;
 mod node;
 mod onnx;
@@ -22,6 +24,7 @@ mod seal;
 mod serve;
 mod serve_limits;
 mod shrink;
+mod tls;
 mod train;
 mod train_rnn;
 mod trust;

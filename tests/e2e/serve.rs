@@ -145,7 +145,7 @@ pub(crate) fn json(body: &str) -> serde_json::Value {
 }
 
 /// A hand-written module (one input, one output) with `kiln_run` = `body`.
-fn wat_module(run_body: &str) -> Vec<u8> {
+pub(crate) fn wat_module(run_body: &str) -> Vec<u8> {
     let meta = serde_json::json!({
         "abi_version": 1, "name": "t", "version": "1", "task": "regression",
         "input": {"name": "x", "datatype": "FP32", "shape": [1]},
@@ -168,7 +168,8 @@ fn wat_module(run_body: &str) -> Vec<u8> {
     .unwrap()
 }
 
-const ONE: &str = r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}"#;
+pub(crate) const ONE: &str =
+    r#"{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}"#;
 
 pub(crate) fn digits_body(rows: &[Vec<f32>]) -> String {
     let data: Vec<f32> = rows.iter().flatten().copied().collect();

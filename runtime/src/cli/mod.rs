@@ -6,6 +6,7 @@ mod eval;
 mod import;
 mod inspect;
 mod keygen;
+mod keyhash;
 mod predict;
 mod prune;
 mod quantize;
@@ -51,6 +52,7 @@ enum Command {
     Serve(serve::Args),
     Bench(bench::Args),
     Keygen(keygen::Args),
+    Keyhash(keyhash::Args),
     Sign(sign::Args),
     Verify(verify::Args),
     Seal(seal::SealArgs),
@@ -76,6 +78,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         Command::Serve(a) => serve::execute(a),
         Command::Bench(a) => bench::execute(a),
         Command::Keygen(a) => keygen::execute(a),
+        Command::Keyhash(a) => keyhash::execute(a),
         Command::Sign(a) => sign::execute(a),
         Command::Verify(a) => verify::execute(a),
         Command::Seal(a) => seal::execute_seal(a),

@@ -29,6 +29,7 @@ use kiln::serve::{self, Config};
     kiln serve\n  \
     kiln serve models/ --config kiln.toml --watch\n  \
     kiln serve models/ --trusted-keys keys/ --unseal-key-file /run/secrets/kiln.sealkey\n  \
+    kiln serve models/ --config kiln.toml --http 0.0.0.0:8443 --tls-cert server.pem --tls-key server.key\n  \
     curl localhost:8000/v2/models/digits")]
 pub(super) struct Args {
     /// Model repository directory (default: the built-in demo model).
@@ -79,6 +80,26 @@ pub(super) struct Args {
     /// repository (same as `unseal_key_file` in kiln.toml's [server]).
     #[arg(long, value_name = "K")]
     unseal_key_file: Option<PathBuf>,
+    /// Serve REST and gRPC over TLS with this PEM certificate chain (leaf
+    /// first) and `--tls-key`. On SIGHUP, or when the files change, they are
+    /// read again: new connections get the new certificate; a file that
+    /// does not load leaves the old one in use (the log says why). Same as
+    /// `tls_cert` in kiln.toml's [server].
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert` (`tls_key`).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by a CA in
+    /// this PEM file; others are refused during the handshake
+    /// (`tls_client_ca`).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// With API keys and a non-loopback address, serve without TLS anyway
+    /// (keys then travel in cleartext; `insecure_no_tls`). Without this,
+    /// such a server refuses to start.
+    #[arg(long)]
+    insecure_no_tls: bool,
     /// Serve the files under DIR at `/` (index.html for `/`) instead of the
     /// landing page.
     #[arg(long = "static", value_name = "DIR")]
@@ -117,6 +138,14 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     if a.unseal_key_file.is_some() {
         config.server.unseal_key_file = a.unseal_key_file;
     }
+    config.server.insecure_no_tls |= a.insecure_no_tls;
+    if a.tls_cert.is_some() {
+        config.server.tls_cert = a.tls_cert;
+        config.server.tls_key = a.tls_key;
+    }
+    if a.tls_client_ca.is_some() {
+        config.server.tls_client_ca = a.tls_client_ca;
+    }
     if let Some(d) = &a.static_dir {
         anyhow::ensure!(d.is_dir(), "--static {}: not a directory", d.display());
     }
@@ -134,6 +163,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         config,
         watch: a.watch,
         static_dir: a.static_dir,
+        config_path: a.config,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

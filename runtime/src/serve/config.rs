@@ -21,6 +21,10 @@
 //! body_timeout_ms = 30000    # to send a request's body (then 408)
 //! trusted_keys = "keys/"     # only modules signed by one of keys/*.pub load
 //! unseal_key_file = "/run/secrets/kiln.sealkey"  # repository files are sealed
+//! tls_cert = "server.pem"    # TLS on both listeners: the chain, leaf first
+//! tls_key = "server.key"     # its private key (PEM)
+//! tls_client_ca = "ca.pem"   # mutual TLS: clients need a certificate it signed
+//! insecure_no_tls = false    # true: keys in cleartext beyond loopback
 //!
 //! [defaults]                 # every model, unless [models.NAME] says otherwise
 //! memory_mib = 64
@@ -39,6 +43,7 @@
 //!
 //! [[keys]]
 //! key = "…"                  # sent as `Authorization: Bearer …` or `X-Api-Key: …`
+//! # key_sha256 = "…"         # instead of `key`: its SHA-256 (`kiln keyhash`)
 //! models = ["digits"]        # or ["*"]
 //! admin = false              # may use the repository API and read /metrics
 //! metrics = false            # may read /metrics (a Prometheus scrape key)
@@ -122,6 +127,16 @@ pub struct ServerConfig {
     /// --unseal-key-file`); then every model file must be sealed. It must
     /// lie outside the repository.
     pub unseal_key_file: Option<PathBuf>,
+    /// PEM certificate chain: serve both listeners over TLS (with
+    /// `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: mutual TLS, clients must present a certificate
+    /// one of them signed.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve API keys over cleartext on non-loopback addresses.
+    pub insecure_no_tls: bool,
 }
 
 impl Default for ServerConfig {
@@ -141,6 +156,10 @@ impl Default for ServerConfig {
             allow_unauthenticated: false,
             trusted_keys: None,
             unseal_key_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            insecure_no_tls: false,
         }
     }
 }
@@ -164,7 +183,13 @@ pub enum ModelControl {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
-    pub key: String,
+    /// The key itself, or
+    #[serde(default)]
+    pub key: Option<String>,
+    /// its SHA-256, 64 hex digits (`kiln keyhash`): kiln.toml then holds
+    /// nothing a caller could present.
+    #[serde(default)]
+    pub key_sha256: Option<String>,
     #[serde(default)]
     pub models: Vec<String>,
     #[serde(default)]
@@ -179,6 +204,7 @@ impl std::fmt::Debug for KeyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyConfig")
             .field("key", &"<redacted>")
+            .field("key_sha256", &self.key_sha256)
             .field("models", &self.models)
             .field("admin", &self.admin)
             .field("metrics", &self.metrics)
@@ -222,11 +248,33 @@ impl Config {
             message: message.into(),
         };
         for (i, k) in config.keys.iter().enumerate() {
-            if k.key.len() < 16 {
-                return Err(invalid(
-                    format!("keys[{i}].key"),
-                    "API keys must be at least 16 characters",
-                ));
+            match (&k.key, &k.key_sha256) {
+                (Some(key), None) if key.len() < 16 => {
+                    return Err(invalid(
+                        format!("keys[{i}].key"),
+                        "API keys must be at least 16 characters",
+                    ));
+                }
+                (Some(_), None) => {}
+                (None, Some(d)) if parse_digest(d).is_none() => {
+                    return Err(invalid(
+                        format!("keys[{i}].key_sha256"),
+                        "must be 64 hexadecimal digits (the SHA-256 `kiln keyhash` prints)",
+                    ));
+                }
+                (None, Some(_)) => {}
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        format!("keys[{i}]"),
+                        "give `key` or `key_sha256`, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        format!("keys[{i}].key"),
+                        "missing: give `key`, or `key_sha256` (from `kiln keyhash`)",
+                    ));
+                }
             }
             if k.models.is_empty() && !k.admin && !k.metrics {
                 return Err(invalid(
@@ -263,6 +311,19 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let server = &config.server;
+        if server.tls_cert.is_some() != server.tls_key.is_some() {
+            return Err(invalid(
+                "server.tls_cert".into(),
+                "`tls_cert` and `tls_key` go together",
+            ));
+        }
+        if server.tls_client_ca.is_some() && server.tls_cert.is_none() {
+            return Err(invalid(
+                "server.tls_client_ca".into(),
+                "mutual TLS needs TLS: set `tls_cert` and `tls_key` too",
+            ));
+        }
         if config.server.instances == 0 {
             return Err(invalid("server.instances".into(), "must be at least 1"));
         }
@@ -291,6 +352,33 @@ impl Config {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
         Some(base.join("kiln").join("modules"))
     }
+}
+
+impl KeyConfig {
+    /// The SHA-256 of the key, whichever way it was given (checked by
+    /// [`Config::parse`]).
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        match (&self.key, &self.key_sha256) {
+            (Some(key), _) => Some(Sha256::digest(key.as_bytes()).into()),
+            (None, Some(hex)) => parse_digest(hex),
+            (None, None) => None,
+        }
+    }
+}
+
+/// 64 hex digits (either case) as 32 bytes.
+pub(crate) fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let digit = |c: u8| (c as char).to_digit(16);
+        *o = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -354,5 +442,49 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn keys_may_be_digests() {
+        use sha2::{Digest, Sha256};
+        let key = "0123456789abcdef-secret";
+        let hex: String = Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let c = Config::parse(
+            &format!(
+                "[[keys]]\nkey_sha256 = \"{}\"\nmodels = [\"*\"]\n",
+                hex.to_uppercase()
+            ),
+            Path::new("k.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.keys[0].digest(),
+            Some(Sha256::digest(key.as_bytes()).into())
+        );
+        for (body, field) in [
+            (
+                format!("key_sha256 = \"{}\"", &hex[1..]),
+                "keys[0].key_sha256",
+            ),
+            (
+                format!("key_sha256 = \"{}g\"", &hex[1..]),
+                "keys[0].key_sha256",
+            ),
+            (
+                format!("key = \"{key}\"\nkey_sha256 = \"{hex}\""),
+                "keys[0]",
+            ),
+            (String::new(), "keys[0].key"),
+        ] {
+            let e = Config::parse(
+                &format!("[[keys]]\n{body}\nmodels = [\"*\"]\n"),
+                Path::new("k.toml"),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(field), "{body}: {e}");
+        }
     }
 }

@@ -10,7 +10,10 @@
 //! it loads the models, binds the listeners, polls the repository in poll
 //! mode (`--watch`), and on SIGTERM or Ctrl-C turns readiness to 503, keeps serving
 //! for `drain_ms`, then closes the listeners, lets in-flight requests finish
-//! (at most `shutdown_grace_ms`) and returns.
+//! (at most `shutdown_grace_ms`) and returns. `tls` serves both listeners
+//! over TLS; on SIGHUP, or when kiln.toml or a TLS file changes, the TLS
+//! files and the API keys are read again (`reload`), without closing any
+//! connection.
 
 mod auth;
 mod config;
@@ -24,6 +27,7 @@ mod metrics;
 mod page;
 mod router;
 mod state;
+mod tls;
 mod v2;
 
 #[cfg(test)]
@@ -41,6 +45,7 @@ pub use log::{
 pub use metrics::Metrics;
 pub use router::router;
 pub use state::AppState;
+pub use tls::{Tls, TlsError, TlsFiles};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -78,6 +83,15 @@ pub enum ServeError {
     UnsealKeyInRepo(PathBuf),
     #[error("--model_name `{name}`: {reason}")]
     ModelName { name: String, reason: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(
+        "refusing to send API keys in cleartext: {addr} is not a loopback address and TLS is off. \
+         Give --tls-cert PEM --tls-key PEM (or tls_cert and tls_key in kiln.toml's [server]), \
+         listen on loopback behind a proxy that terminates TLS, or pass --insecure-no-tls \
+         (insecure_no_tls = true) to serve in cleartext anyway"
+    )]
+    NeedsTls { addr: SocketAddr },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -96,6 +110,9 @@ pub struct Options {
     pub config: Config,
     pub watch: bool,
     pub static_dir: Option<PathBuf>,
+    /// Where `config` came from: read again on SIGHUP or when it changes,
+    /// for new API keys.
+    pub config_path: Option<PathBuf>,
 }
 
 /// Builds the sandbox, registry and state, and loads every model. Models
@@ -220,6 +237,32 @@ fn loopback_only(addr: SocketAddr) -> SocketAddr {
 /// Runs the server until SIGTERM or Ctrl-C. Prints one line
 /// `kiln serve: http=ADDR grpc=ADDR` on stdout once both listen.
 pub async fn run(opts: Options) -> Result<(), ServeError> {
+    // TLS first: a server that may not start fails before loading models.
+    let server = &opts.config.server;
+    let tls = match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = Tls::new(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: server.tls_client_ca.clone(),
+            })?;
+            Some(Arc::new(tls))
+        }
+        _ => None,
+    };
+    if tls.is_none() && !opts.config.keys.is_empty() {
+        let exposed = std::iter::once(opts.http)
+            .chain(opts.grpc)
+            .find(|a| !a.ip().is_loopback());
+        match exposed {
+            Some(addr) if !server.insecure_no_tls => return Err(ServeError::NeedsTls { addr }),
+            Some(addr) => tracing::warn!(
+                "--insecure-no-tls: API keys travel in cleartext to {addr}; \
+                 anyone on the path can read and reuse them"
+            ),
+            None => {}
+        }
+    }
     let state = prepare(&opts).await?;
     let (mut http, mut grpc) = (opts.http, opts.grpc);
     if !state.auth.enabled() && opts.config.server.allow_unauthenticated {
@@ -259,6 +302,12 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
     // Registered before the address line: a SIGTERM sent as soon as the line
     // appears must drain, not kill the process.
     let mut signals = Signals::new();
+    let reloader = tokio::spawn(reload_loop(
+        state.clone(),
+        tls.clone(),
+        opts.config_path.clone(),
+        Duration::from_millis(opts.config.server.watch_interval_ms.max(10)),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -271,7 +320,13 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
         max_connections: opts.config.server.max_connections,
         header_timeout: Duration::from_millis(opts.config.server.header_timeout_ms),
     };
-    let http_task = tokio::spawn(listen::serve(http_listener, app, limits, stopped()));
+    let http_task = tokio::spawn(listen::serve(
+        http_listener,
+        app,
+        limits,
+        tls.clone(),
+        stopped(),
+    ));
     let grpc_task = grpc_listener.map(|l| {
         let svc = grpc::Grpc::service(state.clone());
         let stop = stopped();
@@ -286,15 +341,17 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
                     opts.config.server.header_timeout_ms,
                 )))
                 .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    listen::counted(l, opts.config.server.max_connections),
-                    stop,
-                ),
+                .serve_with_incoming_shutdown(listen::counted(l, limits, tls.clone()), stop),
         )
     });
     let grpc_text = grpc_addr.map_or("off".to_string(), |a| a.to_string());
     println!("kiln serve: http={http_addr} grpc={grpc_text}");
-    tracing::info!("serving on http://{http_addr} (KServe v2 REST; see / for how to call it)");
+    let scheme = match &tls {
+        Some(t) if t.files().client_ca.is_some() => "https (mutual TLS)",
+        Some(_) => "https",
+        None => "http",
+    };
+    tracing::info!("serving on {scheme}://{http_addr} (KServe v2 REST; see / for how to call it)");
     if let Some(a) = grpc_addr {
         tracing::info!("serving on {a} (KServe v2 gRPC, inference.GRPCInferenceService)");
     }
@@ -333,6 +390,7 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
     if let Some(w) = watcher {
         w.abort();
     }
+    reloader.abort();
     let _ = stop_tx.send(true);
     let grace = Duration::from_millis(opts.config.server.shutdown_grace_ms);
     let finish = async {
@@ -345,6 +403,92 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
         tracing::warn!("shutdown grace of {grace:?} over: exiting with requests still in flight");
     }
     Ok(())
+}
+
+/// Reads the TLS files and the API keys of `config_path` again on SIGHUP,
+/// or when one of those files changes (checked every `every`). Whatever
+/// fails to load is logged and the old one kept.
+async fn reload_loop(
+    state: Arc<AppState>,
+    tls: Option<Arc<Tls>>,
+    config_path: Option<PathBuf>,
+    every: Duration,
+) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut files: Vec<PathBuf> = config_path.iter().cloned().collect();
+    if let Some(t) = &tls {
+        let f = t.files();
+        files.extend([f.cert.clone(), f.key.clone()]);
+        files.extend(f.client_ca.clone());
+    }
+    let stamp = |files: &[PathBuf]| -> Vec<Option<(std::time::SystemTime, u64)>> {
+        files
+            .iter()
+            .map(|p| {
+                let m = std::fs::metadata(p).ok()?;
+                Some((m.modified().ok()?, m.len()))
+            })
+            .collect()
+    };
+    let mut seen = stamp(&files);
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            match &mut hup {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<()>();
+        let why = tokio::select! {
+            () = signalled => "SIGHUP",
+            () = tokio::time::sleep(every) => {
+                let now = stamp(&files);
+                if now == seen {
+                    continue;
+                }
+                "a file changed"
+            }
+        };
+        seen = stamp(&files);
+        reload(&state, tls.as_deref(), config_path.as_deref(), why);
+    }
+}
+
+/// One reload of the TLS files and the API keys.
+fn reload(state: &AppState, tls: Option<&Tls>, config_path: Option<&Path>, why: &str) {
+    if let Some(tls) = tls {
+        match tls.reload() {
+            Ok(()) => tracing::info!(
+                "reload ({why}): TLS certificate {} loaded; new connections use it",
+                tls.files().cert.display()
+            ),
+            Err(e) => tracing::error!("reload ({why}): keeping the TLS certificate in use: {e}"),
+        }
+    }
+    let Some(path) = config_path else {
+        return;
+    };
+    match Config::load(path) {
+        Ok(c) if c.keys.is_empty() && state.auth.enabled() => tracing::error!(
+            "reload ({why}): keeping the API keys in use: {} has none, and a server started \
+             with keys may listen beyond loopback (removing every key needs a restart)",
+            path.display()
+        ),
+        Ok(c) => {
+            state.auth.replace(&c.keys);
+            tracing::info!(
+                "reload ({why}): {} API keys from {}",
+                c.keys.len(),
+                path.display()
+            );
+        }
+        Err(e) => tracing::error!("reload ({why}): keeping the API keys in use: {e}"),
+    }
 }
 
 /// SIGTERM and Ctrl-C (SIGINT), listened for from creation on.

@@ -94,6 +94,7 @@ async fn fixture_with(server: &str, extra_config: &str) -> Fixture {
         config,
         watch: false,
         static_dir: None,
+        config_path: None,
     })
     .await
     .unwrap();

@@ -277,6 +277,7 @@ async fn static_dir_replaces_the_page() {
         config,
         watch: false,
         static_dir: Some(dir.path().into()),
+        config_path: None,
     })
     .await
     .unwrap();
