@@ -3,7 +3,7 @@
 //!
 //! A row is a sequence `[T, F]`, time-major (step 0's F features, then step
 //! 1's, …). The maths and the parameter layouts are ONNX's RNN/GRU/LSTM
-//! operators' (RNN-SCHEMA.md, docs/model-format.md): `w` `[D, G·H, F]`,
+//! operators' (docs/model-format.md): `w` `[D, G·H, F]`,
 //! `r` `[D, G·H, H]`, `b` `[D, 2·G·H]` (input biases, then recurrent
 //! biases), gates in the order z r h (GRU) and i o f c (LSTM), zero initial
 //! state. The output is every step's state `[T, D·H]` (`sequence`; per step
@@ -17,38 +17,9 @@
 use ndarray::{Array1, Array2, Array3, ArrayView2, Axis, s};
 use rand::Rng;
 
-/// The recurrent cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cell {
-    /// `h = tanh(W x + Wb + R h + Rb)`.
-    Rnn,
-    /// Gated recurrent unit; `linear_before_reset` is ONNX's attribute
-    /// (PyTorch's and Keras' `reset_after=True` formulation), `false` the
-    /// original (Cho et al., 2014).
-    Gru { linear_before_reset: bool },
-    /// Long short-term memory without peepholes.
-    Lstm,
-}
-
-impl Cell {
-    /// Gates per step: G = 1, 3 or 4.
-    pub fn gates(self) -> usize {
-        match self {
-            Cell::Rnn => 1,
-            Cell::Gru { .. } => 3,
-            Cell::Lstm => 4,
-        }
-    }
-
-    /// The graph op: `rnn`, `gru` or `lstm`.
-    pub fn op(self) -> &'static str {
-        match self {
-            Cell::Rnn => "rnn",
-            Cell::Gru { .. } => "gru",
-            Cell::Lstm => "lstm",
-        }
-    }
-}
+/// The recurrent cell: the guest's, so training and the kernel share one
+/// definition.
+pub use kiln_guest::Cell;
 
 /// A recurrent layer over rows of `steps × inputs` values.
 #[derive(Debug, Clone)]
@@ -389,7 +360,7 @@ fn add_rows(mut g: ndarray::ArrayViewMut1<f32>, d: &Array2<f32>) {
 
 #[cfg(test)]
 mod tests {
-    //! The forward pass against a scalar transcription of RNN-SCHEMA.md's
+    //! The forward pass against a scalar transcription of docs/model-format.md's
     //! formulas (indices into the ONNX layouts, one row, one value at a
     //! time). The gradients are checked in `losses.rs`.
     use super::*;

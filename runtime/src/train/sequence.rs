@@ -1,5 +1,5 @@
 //! The recurrent model family: the `--model` syntax (`gru:32`,
-//! `lstm:32:seq:bi,lstm:32,d64`, RNN-SCHEMA.md), the [`Network`] layers it
+//! `lstm:32:seq:bi,lstm:32,d64`; docs/training.md), the [`Network`] layers it
 //! builds on rows of `[T, F]`, and the graph layer each recurrent layer
 //! becomes in the model file.
 
@@ -104,7 +104,7 @@ fn parse_token(t: &str) -> Result<RecurrentToken, String> {
             "orig" => {
                 return Err(format!(
                     "`:orig` (the original GRU formulation) applies to gru only, not {}",
-                    cell.op()
+                    cell.name()
                 ));
             }
             _ => {
@@ -165,7 +165,7 @@ pub(super) fn build(
 /// The graph layer of `r`, its tensors added to `tensors` as `{op}{n}.w`,
 /// `.r` and `.b` in ONNX's layouts.
 pub(super) fn export(r: &Recurrent, n: usize, tensors: &mut BTreeMap<String, Tensor>) -> LayerSpec {
-    let name = format!("{}{n}", r.cell.op());
+    let name = format!("{}{n}", r.cell.name());
     let [w, rr, b] = ["w", "r", "b"].map(|t| format!("{name}.{t}"));
     for (key, a) in [(&w, r.w.view().into_dyn()), (&rr, r.r.view().into_dyn())] {
         tensors.insert(
