@@ -64,22 +64,38 @@ step "cargo fuzz build" "${fuzz[@]}" build "${opts[@]}"
 [ "$build_only" = 0 ] || exit 0
 
 mkdir -p tests/fuzz/logs
-failed=()
-for t in "${chosen[@]}"; do
+# fuzz_one TARGET: one libFuzzer run (single-threaded), its figures or its
+# log's tail on stderr. -timeout: one input running longer than 10 s is a
+# finding (a hung reader, or a module outliving its deadline); -rss_limit_mb
+# likewise.
+fuzz_one() {
+  local t=$1 log="tests/fuzz/logs/$1.log"
   mkdir -p "tests/fuzz/corpus/$t"
-  log="tests/fuzz/logs/$t.log"
-  # -timeout: one input running longer than 10 s is a finding (a hung
-  # reader, or a module outliving its deadline); -rss_limit_mb likewise.
   if step "fuzz $t for ${seconds} s" "${fuzz[@]}" run "${opts[@]}" "$t" \
     "tests/fuzz/corpus/$t" "tests/fuzz/seeds/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
     >"$log" 2>&1; then
     grep -E '^#[0-9]+ *DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" | sed "s/^/  $t: /" >&2 || true
   else
-    failed+=("$t")
     tail -n 40 "$log" >&2
+    return 1
   fi
+}
+# One fuzzer per core at a time.
+declare -A running=()
+failed=()
+reap_one() {
+  local pid rc=0
+  wait -n -p pid || rc=$?
+  [ "$rc" = 0 ] || failed+=("${running[$pid]}")
+  unset "running[$pid]"
+}
+for t in "${chosen[@]}"; do
+  [ ${#running[@]} -lt "$(nproc)" ] || reap_one
+  fuzz_one "$t" &
+  running[$!]=$t
 done
+while [ ${#running[@]} -gt 0 ]; do reap_one; done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "error: fuzz targets failed: ${failed[*]} (inputs under tests/fuzz/artifacts/)" >&2
   exit 1
