@@ -41,7 +41,7 @@ step "cargo test (guest, recurrent family only)" cargo test -p kiln-guest --feat
 # the core the Python, browser and worker tests below mostly leave idle;
 # the fuzz step waits for it. Its log: out/fuzz-build.log.
 mkdir -p out
-scripts/fuzz.sh --build >out/fuzz-build.log 2>&1 &
+scripts/fuzz.sh --quick --build >out/fuzz-build.log 2>&1 &
 fuzz_build=$!
 trap 'kill $fuzz_build 2>/dev/null || true' EXIT
 
@@ -98,7 +98,7 @@ fuzz_build_done() {
   sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
 }
 step "the fuzz targets' build (started after cargo test)" fuzz_build_done
-step "scripts/fuzz.sh --seconds 15" scripts/fuzz.sh --seconds 15
+step "scripts/fuzz.sh --quick --seconds 15" scripts/fuzz.sh --quick --seconds 15
 step "tests/fuzz/http.sh (schemathesis)" tests/fuzz/http.sh
 step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 
