@@ -37,13 +37,15 @@ EOF
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-# start NAME BINARY: serves the built-in digits model on a free port, prints
-# its address.
+# start NAME BINARY: serves the built-in digits model on a free port (in
+# this shell, so the trap above stops it); address NAME prints its address.
 start() {
   mkdir -p "$out/$1"
   printf '[server]\ncache_dir = "%s"\n' "$PWD/$out/$1/cache" > "$out/$1/kiln.toml"
   "$2" serve --http 127.0.0.1:0 --no-grpc --config "$out/$1/kiln.toml" > "$out/$1/out" 2> "$out/$1/err" &
   pids+=($!)
+}
+address() {
   for _ in $(seq 1 600); do
     if grep -q "^kiln serve:" "$out/$1/out"; then
       sed -n 's/^kiln serve:.*http=\([^ ]*\).*/\1/p' "$out/$1/out" | head -1
@@ -51,11 +53,13 @@ start() {
     fi
     sleep 0.1
   done
-  echo "error: $2 did not start; see $out/$1/err" >&2
+  echo "error: kiln serve ($1) did not start; see $out/$1/err" >&2
   return 1
 }
-a=$(start a "$KILN")
-b=$(start b "$base")
+start a "$KILN"
+start b "$base"
+a=$(address a)
+b=$(address b)
 echo "A (this tree): $KILN on $a; B (base): $base on $b" >&2
 
 printf 'round\tconnections\tserver\treq_per_s\tp50\tp99\n' > "$out/ab.tsv"
