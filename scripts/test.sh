@@ -65,7 +65,7 @@ step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonc
 # test_certs, which `cargo test` built).
 step "pytest tests/python/test_tls.py" pytest tests/python/test_tls.py
 
-for features in "" conv rnn; do
+for features in "" conv rnn dag; do
   step "cargo clippy (browser package, wasm32${features:+, $features})" cargo clippy -p kiln-browser \
     --target wasm32-unknown-unknown --locked ${features:+--features "$features"} -- -D warnings
 done
