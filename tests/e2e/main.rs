@@ -27,4 +27,5 @@ mod shrink;
 mod tls;
 mod train;
 mod train_rnn;
+mod trees;
 mod trust;

@@ -127,6 +127,16 @@ pub enum ConvertError {
     },
     #[error("`{tensor}` is computed but never read: a model has one output, the last layer's")]
     UnusedTensor { tensor: String },
+    #[error(
+        "layer {layer} ({op}): tensor `{tensor}` value {index} is {value}, which is not a node, tree, entry or target index"
+    )]
+    Index {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+        index: usize,
+        value: i32,
+    },
     #[error("layer {layer} ({op}): inputs of shapes {shapes:?} do not fit ({expected})")]
     Operands {
         layer: usize,
@@ -364,6 +374,7 @@ fn step(
             shape = out;
             layer
         }
+        LayerSpec::TreeEnsemble { .. } => super::trees::layer(&at, spec, width)?,
         LayerSpec::Conv2d {
             weight,
             bias,

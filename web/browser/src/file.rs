@@ -275,6 +275,7 @@ fn module_meta(bytes: &[u8]) -> Result<ModuleMeta, String> {
         features: f.strings("features")?,
         target: f.opt_string("target")?,
         labels: f.strings("labels")?,
+        missing: f.list("missing", false, Json::as_usize, "feature indices")?,
         model_sha256: f.string("model_sha256")?,
         kiln_version: f.string("kiln_version")?,
     })

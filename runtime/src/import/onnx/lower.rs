@@ -21,6 +21,7 @@ mod ml;
 mod ops;
 mod recurrent;
 mod shape;
+mod trees;
 mod window;
 
 use std::collections::{BTreeSet, HashMap};
@@ -115,6 +116,8 @@ enum Op {
     Mul,
     /// Computed tensors along the channel axis.
     Concat,
+    /// A tree ensemble's tables (ONNX-ML's tree ops).
+    Trees(Box<crate::import::trees::Tables>),
 }
 
 struct Lowering<'g> {
@@ -358,7 +361,9 @@ impl<'g> Lowering<'g> {
     fn push(&mut self, op: Op, dims: Vec<usize>) -> Value {
         let input = self.reading;
         let kiln_shape = match op {
-            Op::Dense { .. } | Op::GlobalAvgPool { .. } => vec![dims.iter().product()],
+            Op::Dense { .. } | Op::GlobalAvgPool { .. } | Op::Trees(_) => {
+                vec![dims.iter().product()]
+            }
             Op::Conv { .. } | Op::Pool { .. } => dims.clone(),
             _ => self.kiln_shapes[input].clone(),
         };
