@@ -83,6 +83,20 @@ def bn_cnn():
     )
 
 
+def recurrent(kind, **options):
+    """Digits as sequences: 8 steps (image rows) of 8 features."""
+    cell = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[kind]
+    return keras.Sequential(
+        [
+            keras.Input((8, 8)),
+            layers.Rescaling(1 / 16),
+            cell(16, return_sequences=True, **options),
+            layers.Bidirectional(cell(8, **options)),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
 def normalized(x):
     norm = layers.Normalization()
     norm.adapt(x)
@@ -126,8 +140,8 @@ def save_keras2_h5(model, path):
         for lc in cfg["layers"]:
             nodes = []
             for node in lc["inbound_nodes"]:
-                hist = node["args"][0]["config"]["keras_history"]
-                nodes.append([[hist[0], hist[1], hist[2], {}]])
+                hists = list(keras_histories(node["args"]))
+                nodes.append([[h[0], h[1], h[2], {}] for h in hists])
             config["layers"].append(
                 {
                     "class_name": lc["class_name"],
@@ -149,10 +163,32 @@ def save_keras2_h5(model, path):
         for layer in model.layers:
             lg = g.create_group(layer.name)
             ws = layer.trainable_weights + layer.non_trainable_weights
-            wnames = [f"{layer.name}/{w.name}:0".encode() for w in ws]
+            wnames = [f"{keras2_weight_name(layer, w)}:0".encode() for w in ws]
             lg.attrs["weight_names"] = np.array(wnames, dtype="S") if wnames else np.array([])
             for wname, w in zip(wnames, ws):
                 v = np.asarray(w.numpy(), dtype=np.float32)
                 # Scalars (Normalization's count) cannot be chunked.
                 packed = {"chunks": v.shape, "compression": "gzip"} if v.ndim else {}
                 lg.create_dataset(wname.decode(), data=v, **packed)
+
+
+def keras_histories(v):
+    """The `keras_history` triples in a Keras 3 node's arguments, in order."""
+    if isinstance(v, dict):
+        if "keras_history" in v.get("config", {}):
+            yield v["config"]["keras_history"]
+        else:
+            for x in v.values():
+                yield from keras_histories(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from keras_histories(x)
+
+
+def keras2_weight_name(layer, w):
+    """tf.keras's name of a weight: the layer's name, then the path inside
+    it (`lstm/lstm_cell/kernel`, `bidirectional/forward_lstm/...`)."""
+    parts = w.path.split("/")
+    if layer.name in parts:
+        return "/".join(parts[parts.index(layer.name):])
+    return f"{layer.name}/{w.name}"

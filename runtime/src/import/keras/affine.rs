@@ -51,8 +51,7 @@ impl Lowering<'_> {
         let s: Vec<f32> = index.iter().map(|&i| s[i]).collect();
         let t: Vec<f32> = index.iter().map(|&i| t[i]).collect();
         let (cs, ct) = compress(&s, &t, self.kiln.first().copied().unwrap_or(1));
-        if self.foldable {
-            match self.ops.last_mut() {
+            match self.fold_target() {
                 Some(Op::Dense { weight, bias }) if bias.len() == s.len() => {
                     for (o, mut row) in weight.rows_mut().into_iter().enumerate() {
                         row.mapv_inplace(|w| w * s[o]);
@@ -78,7 +77,6 @@ impl Lowering<'_> {
                 }
                 _ => {}
             }
-        }
         self.push(Op::ScaleShift {
             scale: cs,
             shift: ct,
