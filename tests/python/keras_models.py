@@ -97,6 +97,50 @@ def recurrent(kind, **options):
     )
 
 
+def graph():
+    """Every join and the MobileNet pieces, on an RGB 8×8 input."""
+    inp = keras.Input((8, 8, 3))
+    x = layers.Rescaling(1 / 8, offset=-1)(inp)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(max_value=6)(x)
+    r = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=1)(x)
+    r = layers.Activation("hard_swish")(r)
+    x = layers.Add()([x, r])
+    # Squeeze and excitation, with the arithmetic Keras 3 records as ops.
+    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = layers.Conv2D(4, 1, activation="relu")(s)
+    s = layers.Conv2D(8, 1)(s)
+    s = layers.ReLU(6.0)(s + 3.0) * (1.0 / 6.0)
+    x = layers.Multiply()([s, x])
+    p = layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    p = layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2, activation="hard_sigmoid")(p)
+    q = layers.SeparableConv2D(16, 3, strides=2, padding="same")(x)
+    x = layers.Concatenate()([p, q])
+    x = layers.Multiply()([x, layers.Activation("sigmoid")(x)])
+    x = layers.GlobalAveragePooling2D()(x)
+    d = layers.Dense(2 * 2 * 4, activation="tanh")(x)
+    d = layers.Reshape((2, 2, 4))(d)
+    d = layers.Conv2D(4, 2, dilation_rate=1, activation="relu")(d)
+    d = layers.Flatten()(d)
+    x = layers.Concatenate()([x, d])
+    x = layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inp, x)
+
+
+def moved_statistics(model, shape, steps=3):
+    """A short fit on random data: the BatchNorm moving statistics move."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16 * steps, *shape)).astype(np.float32)
+    y = rng.integers(0, 10, len(x))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    bn = [l for l in model.layers if isinstance(l, layers.BatchNormalization)]
+    assert bn and max(np.abs(l.moving_mean.numpy()).max() for l in bn) > 1e-3
+    return model
+
+
 def normalized(x):
     norm = layers.Normalization()
     norm.adapt(x)

@@ -82,51 +82,68 @@ impl Lowering<'_> {
         Ok(self.val())
     }
 
-    /// `Concatenate` along the last (channels) axis.
+    /// `Concatenate` along the last axis: of vectors (each held in
+    /// Keras's order), or of images of one height and width (channel
+    /// planes). A part whose kiln tensor has another shape is reshaped.
     fn concat(&mut self, inputs: Vec<Val>) -> Result<(), KerasError> {
-        let first = inputs[0].clone();
-        let rank = first.keras.len() as i64;
+        let first = &inputs[0];
+        let rank = first.keras.len();
         let axis = self
             .layer
             .config
             .get("axis")
             .and_then(serde_json::Value::as_i64)
             .unwrap_or(-1);
-        if axis != -1 && axis != rank {
+        if axis != -1 && axis != rank as i64 {
             return Err(self.err(format!(
                 "`axis` = {axis}: kiln concatenates the last (channels) axis only"
             )));
         }
-        let (head, last) = first.keras.split_at(first.keras.len().saturating_sub(1));
-        let fits = |v: &Val| {
-            v.keras.len() == first.keras.len()
-                && v.keras[..head.len()] == *head
-                && v.kiln.len() == first.kiln.len()
-                && v.kiln.get(1..) == first.kiln.get(1..)
-                && match (v.order, first.order) {
-                    (Order::Plain, Order::Plain) => v.keras.len() == 1,
-                    (Order::Planes { h, w, .. }, Order::Planes { h: h0, w: w0, .. }) => {
-                        (h, w) == (h0, w0)
-                    }
-                    _ => false,
-                }
+        // Vectors in Keras's order, or images as planes of one size.
+        let plain = |v: &Val| match v.order {
+            Order::Plain => true,
+            Order::Planes { h, w, c } => h * w == 1 || c == 1,
         };
-        if last.is_empty() || !inputs.iter().all(fits) {
+        let hw = |v: &Val| match v.order {
+            Order::Planes { h, w, .. } if v.keras.len() == 3 => Some([h, w]),
+            _ => None,
+        };
+        let fits = |v: &Val| match rank {
+            1 => v.keras.len() == 1 && plain(v),
+            3 => hw(v).is_some() && hw(v) == hw(first) && v.keras[..2] == first.keras[..2],
+            _ => false,
+        };
+        if !inputs.iter().all(fits) {
             let shapes: Vec<&Vec<usize>> = inputs.iter().map(|v| &v.keras).collect();
             return Err(self.err(format!(
                 "inputs of shapes {shapes:?}: kiln concatenates vectors, or images of one \
                  height and width, along their channels"
             )));
         }
-        let channels: usize = inputs.iter().map(|v| v.keras[head.len()]).sum();
-        let ids = inputs.iter().map(|v| v.id).collect();
+        let mut ids = Vec::with_capacity(inputs.len());
+        let mut channels = 0;
+        for v in &inputs {
+            let c = v.keras[rank - 1];
+            let want = match hw(v) {
+                Some([h, w]) if rank == 3 => vec![c, h, w],
+                _ => vec![c],
+            };
+            if v.kiln != want {
+                self.load(v.clone());
+                self.push(Op::Reshape(want));
+            } else {
+                self.load(v.clone());
+            }
+            ids.push(self.id);
+            channels += c;
+        }
         self.load(first.clone());
         self.push_reading(Op::Plain(LayerSpec::Concat), ids);
-        self.keras = [head, &[channels][..]].concat();
-        self.kiln = [&[channels][..], first.kiln.get(1..).unwrap_or_default()].concat();
-        if let Order::Planes { h, w, .. } = first.order {
-            self.order = Order::Planes { h, w, c: channels };
-        }
+        self.keras[rank - 1] = channels;
+        (self.kiln, self.order) = match hw(first) {
+            Some([h, w]) if rank == 3 => (vec![channels, h, w], Order::Planes { h, w, c: channels }),
+            _ => (vec![channels], Order::Plain),
+        };
         Ok(())
     }
 
