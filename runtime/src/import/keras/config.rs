@@ -344,7 +344,10 @@ fn sequential(
         chain.push(layer);
     }
     // Each layer reads the one before.
-    let first = input.as_ref().map_or("input", |(n, _)| n.as_str()).to_string();
+    let first = input
+        .as_ref()
+        .map_or("input", |(n, _)| n.as_str())
+        .to_string();
     let mut prev = first;
     for layer in &mut chain {
         layer.reads = vec![std::mem::replace(&mut prev, layer.name.clone())];
@@ -457,7 +460,10 @@ fn functional(file: &str, config: &Value, layers: &[Value]) -> Result<Net, Keras
             });
         }
         if by_name.contains_key(&layer.name) {
-            return Err(cfg_err(file, format!("two layers are named `{}`", layer.name)));
+            return Err(cfg_err(
+                file,
+                format!("two layers are named `{}`", layer.name),
+            ));
         }
         by_name.insert(layer.name.clone(), (layer, v));
     }
@@ -474,10 +480,7 @@ fn functional(file: &str, config: &Value, layers: &[Value]) -> Result<Net, Keras
         declared_shape(v).ok_or_else(|| cfg_err(file, "the InputLayer declares no shape"))?;
     let shape = row_shape(file, "the input shape", shape)?;
     let order = topological(file, &by_name, input, output)?;
-    if let Some(extra) = by_name
-        .keys()
-        .find(|n| *n != input && !order.contains(n))
-    {
+    if let Some(extra) = by_name.keys().find(|n| *n != input && !order.contains(n)) {
         return Err(cfg_err(
             file,
             format!(

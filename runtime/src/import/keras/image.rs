@@ -386,7 +386,10 @@ impl Lowering<'_> {
         let pads = match &v {
             Value::Array(a) => match a.as_slice() {
                 [Value::Array(y), Value::Array(x)] => match (y.as_slice(), x.as_slice()) {
-                    ([t, b], [l, r]) => n(t).zip(n(l)).zip(n(b).zip(n(r))).map(|((t, l), (b, r))| [t, l, b, r]),
+                    ([t, b], [l, r]) => n(t)
+                        .zip(n(l))
+                        .zip(n(b).zip(n(r)))
+                        .map(|((t, l), (b, r))| [t, l, b, r]),
                     _ => None,
                 },
                 [y, x] => n(y).zip(n(x)).map(|(y, x)| [y, x, y, x]),
@@ -394,9 +397,13 @@ impl Lowering<'_> {
             },
             v => n(v).map(|p| [p; 4]),
         };
-        let pads = pads.filter(|p| p.iter().all(|&p| p <= 1 << 16)).ok_or_else(|| {
-            self.err(format!("`padding` = {v} is not ((top, bottom), (left, right))"))
-        })?;
+        let pads = pads
+            .filter(|p| p.iter().all(|&p| p <= 1 << 16))
+            .ok_or_else(|| {
+                self.err(format!(
+                    "`padding` = {v} is not ((top, bottom), (left, right))"
+                ))
+            })?;
         for (p, z) in self.pads.iter_mut().zip(pads) {
             *p += z;
         }

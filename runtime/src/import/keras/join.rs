@@ -141,7 +141,9 @@ impl Lowering<'_> {
         self.push_reading(Op::Plain(LayerSpec::Concat), ids);
         self.keras[rank - 1] = channels;
         (self.kiln, self.order) = match hw(first) {
-            Some([h, w]) if rank == 3 => (vec![channels, h, w], Order::Planes { h, w, c: channels }),
+            Some([h, w]) if rank == 3 => {
+                (vec![channels, h, w], Order::Planes { h, w, c: channels })
+            }
             _ => (vec![channels], Order::Plain),
         };
         Ok(())

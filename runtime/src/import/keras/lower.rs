@@ -574,12 +574,16 @@ pub(super) fn lower(
         problem: problem.into(),
     };
     if l.pads != [0; 4] {
-        return Err(err("the model's output is a ZeroPadding2D's; end the model with a \
-                        convolution, Flatten + Dense or a global pool"));
+        return Err(err(
+            "the model's output is a ZeroPadding2D's; end the model with a \
+                        convolution, Flatten + Dense or a global pool",
+        ));
     }
     if l.id != l.ops.len() || l.ops.is_empty() {
-        return Err(err("the model's output is not the last layer's computation (or the \
-                        model computes nothing)"));
+        return Err(err(
+            "the model's output is not the last layer's computation (or the \
+                        model computes nothing)",
+        ));
     }
     if let Order::Planes { h, w, c } = l.order
         && h * w > 1

@@ -95,9 +95,17 @@ impl Lowering<'_> {
                 )));
             }
             let inner = self.field("layer")?;
-            let class = inner.get("class_name").and_then(Value::as_str).unwrap_or("");
+            let class = inner
+                .get("class_name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let cfg = inner.get("config").cloned().unwrap_or(Value::Null);
-            if let Some(back) = self.layer.config.get("backward_layer").filter(|v| !v.is_null()) {
+            if let Some(back) = self
+                .layer
+                .config
+                .get("backward_layer")
+                .filter(|v| !v.is_null())
+            {
                 let same = back.get("class_name").and_then(Value::as_str) == Some(class)
                     && back.pointer("/config/units") == cfg.get("units");
                 if !same {
@@ -209,7 +217,8 @@ impl Lowering<'_> {
                     rk.shape()
                 )));
             }
-            let bias: Vec<f32> = bias.map_or(vec![0.0; bias_rows * gh], |b| b.iter().copied().collect());
+            let bias: Vec<f32> =
+                bias.map_or(vec![0.0; bias_rows * gh], |b| b.iter().copied().collect());
             let keras_col = |g: usize, j: usize| order[g] * hidden + j;
             for g in 0..gates {
                 for j in 0..hidden {
@@ -243,7 +252,11 @@ impl Lowering<'_> {
         }
         self.push(Op::Recurrent(Box::new(rec)));
         let out = directions * hidden;
-        self.keras = if sequence { vec![steps, out] } else { vec![out] };
+        self.keras = if sequence {
+            vec![steps, out]
+        } else {
+            vec![out]
+        };
         self.kiln = self.keras.clone();
         Ok(())
     }
