@@ -70,6 +70,12 @@ pub enum ConvertError {
         op: &'static str,
         found: Vec<usize>,
     },
+    #[error("layer {layer} (reshape): shape {shape:?} does not hold the row's {width} values")]
+    Reshape {
+        layer: usize,
+        shape: Vec<usize>,
+        width: usize,
+    },
     #[error("input shape {0:?} is empty or overflows")]
     InputShape(Vec<usize>),
     #[error("{labels} labels for {outputs} outputs")]
@@ -336,6 +342,21 @@ fn step(
         LayerSpec::Flatten => {
             let flow = Flow {
                 shape: vec![width],
+                ..flow.clone()
+            };
+            return Ok((None, flow));
+        }
+        LayerSpec::Reshape { shape: to } => {
+            let values = to.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if to.is_empty() || to.contains(&0) || values != Some(width) {
+                return Err(ConvertError::Reshape {
+                    layer: index,
+                    shape: to.clone(),
+                    width,
+                });
+            }
+            let flow = Flow {
+                shape: to.clone(),
                 ..flow.clone()
             };
             return Ok((None, flow));

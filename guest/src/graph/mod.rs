@@ -98,6 +98,11 @@ pub enum LayerSpec {
     Softmax,
     /// Reshape to one dimension; no arithmetic.
     Flatten,
+    /// Gives the tensor `shape`, of as many values; no arithmetic (e.g.
+    /// the `[channels, height, width]` an image layer reads).
+    Reshape {
+        shape: Vec<usize>,
+    },
     /// 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) over the
     /// current `[channels, height, width]` tensor, each row laid out NCHW
     /// without the N (channel planes one after another, each row-major).
@@ -398,6 +403,7 @@ impl LayerSpec {
             LayerSpec::Tanh => "tanh",
             LayerSpec::Softmax => "softmax",
             LayerSpec::Flatten => "flatten",
+            LayerSpec::Reshape { .. } => "reshape",
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::MaxPool { .. } => "max_pool",
             LayerSpec::AvgPool { .. } => "avg_pool",
