@@ -176,7 +176,7 @@ pub struct Report {
 
 /// A prepared runner: its state and the call that is timed.
 enum Live<'a> {
-    Native(Scratch),
+    Native(Box<Scratch>),
     Fresh(&'a Sandbox, &'a LoadedModule),
     Warm(Box<Warm>),
 }
@@ -236,7 +236,7 @@ pub fn run(
     let mut live: Vec<(Runner, Live<'_>)> = Vec::new();
     for &r in &config.runners {
         let state = match r {
-            Runner::Native => Live::Native(Scratch::new()),
+            Runner::Native => Live::Native(Box::new(Scratch::new())),
             Runner::Fresh => Live::Fresh(&sandbox, &loaded),
             // What the sandbox runs: an int8 module's relaxed-SIMD twin.
             Runner::Warm => {

@@ -9,9 +9,9 @@
 //! in tests/e2e/browser.rs check both give the same graphs); the
 //! conversion into a `Model` is then the shared
 //! [`kiln_guest::graph::to_kernel_float`]. The ops in [`MODULE_ONLY`] — int8
-//! layers, whose integers the host derives, `leaky_relu`, `clip` and
-//! `hard_sigmoid` — are the
-//! ones with float parameters: the page reads them from compiled modules,
+//! layers, whose integers the host derives, `leaky_relu`, `clip`,
+//! `hard_sigmoid` and `tree_ensemble` — are the ones with float
+//! parameters: the page reads them from compiled modules,
 //! so neither a float parser nor the int8 derivation is linked into the
 //! package (~45 KB; docs/web.md).
 
@@ -140,7 +140,7 @@ impl<'j, 'a> Fields<'j, 'a> {
 }
 
 /// Ops read from compiled modules only (see the module note).
-pub(super) const MODULE_ONLY: [&str; 7] = [
+pub(super) const MODULE_ONLY: [&str; 8] = [
     "quantize",
     "quantize_dynamic",
     "dense_int8",
@@ -148,6 +148,7 @@ pub(super) const MODULE_ONLY: [&str; 7] = [
     "leaky_relu",
     "clip",
     "hard_sigmoid",
+    "tree_ensemble",
 ];
 
 /// Why a graph could not be read.
@@ -167,7 +168,7 @@ impl From<String> for ReadError {
 }
 
 /// The ops of the format and the fields each may carry (besides `op`).
-const OPS: [(&str, &[&str]); 26] = [
+const OPS: [(&str, &[&str]); 27] = [
     ("standardize", &["mean", "std"]),
     ("dense", &["weight", "bias"]),
     ("relu", &[]),
@@ -175,6 +176,7 @@ const OPS: [(&str, &[&str]); 26] = [
     ("tanh", &[]),
     ("softmax", &[]),
     ("flatten", &[]),
+    ("reshape", &["shape"]),
     (
         "conv2d",
         &[
@@ -271,6 +273,9 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
         "tanh" => LayerSpec::Tanh,
         "softmax" => LayerSpec::Softmax,
         "flatten" => LayerSpec::Flatten,
+        "reshape" => LayerSpec::Reshape {
+            shape: f.shape("shape")?,
+        },
         "conv2d" => LayerSpec::Conv2d {
             weight: f.string("weight")?,
             bias: f.string("bias")?,

@@ -261,7 +261,17 @@ fn layer_of(file: &str, v: &Value) -> Result<KLayer, KerasError> {
         (Some(m), _) if !m.starts_with("keras") => Some(m.to_string()),
         _ => None,
     };
-    let op = module.is_some_and(|m| m.starts_with("keras.src.ops"));
+    // Keras 3 legacy `.h5` saves drop the module; an operation is then told
+    // by its config, which holds none of the `trainable` and `dtype` every
+    // layer's (but an InputLayer's) has.
+    let op = match module {
+        Some(m) => m.starts_with("keras.src.ops"),
+        None => {
+            class != "InputLayer"
+                && config.get("trainable").is_none()
+                && config.get("dtype").is_none()
+        }
+    };
     let (reads, _) = inbound(v);
     let scalars = v
         .get("inbound_nodes")

@@ -6,11 +6,15 @@
 //! map (folded like a batch normalization), a second tensor a join.
 
 use super::KerasError;
-use super::lower::{Lowering, Op, Order, Val};
+use super::state::{Lowering, Op, Order, Val};
 use crate::model::LayerSpec;
 
 /// The layer classes [`Lowering::join`] lowers.
 pub(super) const JOINS: &[&str] = &["Add", "Multiply", "Concatenate"];
+
+/// Keras's other merge layers, refused by name (before their inputs are
+/// counted).
+pub(super) const REFUSED: &[&str] = &["Subtract", "Average", "Maximum", "Minimum", "Dot"];
 
 impl Lowering<'_> {
     /// `Add` or `Multiply` of two or more tensors, or `Concatenate`.
