@@ -7,7 +7,7 @@ use ndarray::ArrayD;
 use serde_json::Value;
 
 use super::KerasError;
-use super::lower::{Lowering, Op};
+use super::state::{Lowering, Op};
 
 impl Lowering<'_> {
     /// The last axis a per-axis layer (batch norm, normalization) acts on

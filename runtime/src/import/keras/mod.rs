@@ -27,6 +27,7 @@ mod join;
 mod lower;
 mod recurrent;
 mod refuse;
+mod state;
 #[cfg(test)]
 mod tests;
 

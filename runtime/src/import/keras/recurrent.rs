@@ -13,7 +13,7 @@ use ndarray::ArrayD;
 use serde_json::Value;
 
 use super::KerasError;
-use super::lower::{Lowering, Op, Order};
+use super::state::{Lowering, Op, Order};
 use crate::import::common::LayerTensors;
 use crate::model::{Direction, LayerSpec};
 
