@@ -24,6 +24,7 @@ mod seal;
 mod serve;
 mod serve_limits;
 mod shrink;
+mod shrink_engines;
 mod tls;
 mod train;
 mod train_rnn;
