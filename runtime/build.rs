@@ -27,9 +27,10 @@
 //!   `kernel-tests`: also export single kernels, for the host's
 //!   SIMD-vs-reference tests of both builds.
 //!
-//! Each is a nested cargo with its own target directory; they run at once
-//! (sharing the outer build's jobserver), since this script is on the
-//! critical path of every fresh build.
+//! Each is a nested cargo with its own target directory ([`kernels_dir`]:
+//! shared by the outer builds of one profile); they run at once (sharing
+//! the outer build's jobserver), since this script is on the critical path
+//! of every fresh build.
 //!
 //! It also generates the KServe v2 gRPC service (`proto/grpc_service.proto`)
 //! with tonic-prost-build, which needs `protoc` (Debian `protobuf-compiler`,
@@ -86,9 +87,24 @@ const KERNELS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where the nested builds keep their target directories: `kernels/` in the
+/// outer build's profile directory (`OUT_DIR` is
+/// `<profile>/build/kiln-<hash>/out`), so every build of one profile
+/// (`cargo clippy` and `cargo test` each run this script with its own
+/// `OUT_DIR`) shares them and compiles each kernel once; `OUT_DIR` itself
+/// when it is laid out otherwise.
+fn kernels_dir(out: &Path) -> PathBuf {
+    match (out.ancestors().nth(2), out.ancestors().nth(3)) {
+        (Some(build), Some(profile)) if build.file_name() == Some("build".as_ref()) => {
+            profile.join("kernels")
+        }
+        _ => out.to_path_buf(),
+    }
+}
+
 /// Builds the guest with `features` and writes it to `out/name`.
 fn kernel(guest: &Path, out: &Path, features: &str, name: &str) {
-    let target_dir = out.join(format!("guest-{}", features.replace(',', "-")));
+    let target_dir = kernels_dir(out).join(format!("guest-{}", features.replace(',', "-")));
     build_guest(guest, &target_dir, features);
     let built = target_dir.join("wasm32-unknown-unknown/kernel/kiln_guest.wasm");
     let mut wasm =

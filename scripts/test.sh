@@ -60,7 +60,8 @@ step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.p
   tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py \
   tests/python/test_onnx_trees.py tests/python/test_tree_files.py
 # Keras import against real Keras 3 (JAX backend): models trained in the test.
-step "pytest tests/python/test_keras_import.py" pytest tests/python/test_keras_import.py
+step "pytest tests/python/test_keras_*.py" pytest tests/python/test_keras_import.py \
+  tests/python/test_keras_graphs.py
 step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py
 # The same clients over TLS and mutual TLS (certificates from the example
 # test_certs, which `cargo test` built).
@@ -89,17 +90,9 @@ step "pytest tests/deploy/test_manifests.py" pytest tests/deploy/test_manifests.
 ensure_npm tests/deploy/wrangler
 step "wrangler deploy --dry-run" node --test tests/deploy/wrangler/
 
-# Issue #16's fuzzing and soak: the fuzz targets for 15 s each from their seed
-# corpus (scripts/fuzz.sh installs nightly and cargo-fuzz if missing; the cold
-# build of the targets is the long part), schemathesis against a live server
-# from docs/openapi.yaml, and the 60 s soak (tests/soak). docs/security.md has
-# the longer runs' figures.
-fuzz_build_done() {
-  wait "$fuzz_build" || { tail -n 40 out/fuzz-build.log >&2; return 1; }
-  sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
-}
-step "the fuzz targets' build (started after cargo test)" fuzz_build_done
-step "scripts/fuzz.sh --quick --seconds 15" scripts/fuzz.sh --quick --seconds 15
+# Issue #16's HTTP fuzzing and soak: schemathesis against a live server from
+# docs/openapi.yaml, and the 60 s soak (tests/soak). docs/security.md has the
+# longer runs' figures.
 step "tests/fuzz/http.sh (schemathesis)" tests/fuzz/http.sh
 step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 
@@ -109,5 +102,15 @@ step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 # positive and the scores agree (bench/report.py). The full run is bench/run.sh.
 step "pytest tests/python/test_bench_report.py" pytest tests/python/test_bench_report.py
 step "bench/run.sh --smoke" bench/run.sh --smoke
+
+# Last, so that every step above overlaps its build: the fuzz targets for 15 s
+# each from their seed corpus (scripts/fuzz.sh installs nightly and cargo-fuzz
+# if missing).
+fuzz_build_done() {
+  wait "$fuzz_build" || { tail -n 40 out/fuzz-build.log >&2; return 1; }
+  sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
+}
+step "the fuzz targets' build (started after cargo test)" fuzz_build_done
+step "scripts/fuzz.sh --quick --seconds 15" scripts/fuzz.sh --quick --seconds 15
 
 echo "scripts/test.sh: every test passed in $(($(date +%s) - start)) s" >&2
