@@ -39,7 +39,7 @@ pub use demo::{DEMO_MODEL, DEMO_NAME, builtin};
 pub use error::ApiError;
 pub use grpc::{Gate, Grpc};
 pub use log::{
-    AccessLog, AccessLogLayer, LOG_ENV, LogError, LogFormat, REQUEST_ID, Transport,
+    AccessLog, AccessLogLayer, LOG_ENV, LogError, LogFormat, LogGuard, REQUEST_ID, Transport,
     init as init_log,
 };
 pub use metrics::Metrics;
