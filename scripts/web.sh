@@ -41,10 +41,19 @@ build() {
   step "terser kiln.js" web/browser/node_modules/.bin/terser "$out/kiln.js" --module --compress --mangle \
     --keep-classnames --comments '/@ts-self-types/' -o "$out/kiln.min.js"
   mv "$out/kiln.min.js" "$out/kiln.js"
-  local wasm js
+  # What kiln.js imports for `Model.load` (fetching; the signature check of
+  # `{ publicKey }`), and the check's pure-JS Ed25519 fallback, imported only
+  # where WebCrypto lacks Ed25519.
+  for f in web/browser/load.js web/trust/verify.js web/trust/ed25519.js; do
+    step "terser $f" web/browser/node_modules/.bin/terser "$f" --module --compress --mangle \
+      -o "$out/$(basename "$f")"
+  done
+  local wasm js fallback
   wasm=$(stat -c %s "$out/kiln_bg.wasm")
-  js=$(stat -c %s "$out/kiln.js")
-  echo "$out: kiln_bg.wasm $wasm B + kiln.js $js B = $((wasm + js)) B ($(( (wasm + js) / 1024 )) KiB)"
+  js=$(cat "$out/kiln.js" "$out/load.js" "$out/verify.js" | wc -c)
+  fallback=$(stat -c %s "$out/ed25519.js")
+  echo "$out: kiln_bg.wasm $wasm B + JS (kiln.js, load.js, verify.js) $js B = $((wasm + js)) B" \
+    "($(( (wasm + js) / 1024 )) KiB); ed25519.js (fetched only without WebCrypto Ed25519) $fallback B"
 }
 build web/pkg ""
 build web/pkg-cnn conv

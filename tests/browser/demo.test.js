@@ -147,8 +147,11 @@ describe("demo page in headless Chromium", () => {
   test("web/pkg is ≤ 150 KB (wasm + JS), its CNN build web/pkg-cnn ≤ 180 KB, its recurrent build web/pkg-rnn ≤ 170 KB", () => {
     for (const [pkg, budget] of [["pkg", 150_000], ["pkg-cnn", 180_000], ["pkg-rnn", 170_000]]) {
       const wasm = statSync(join(WEB, pkg, "kiln_bg.wasm")).size;
-      const js = statSync(join(WEB, pkg, "kiln.js")).size;
-      console.log(`browser: web/${pkg} kiln_bg.wasm ${wasm} B + kiln.js ${js} B = ${wasm + js} B`);
+      // Every file a page loads: kiln.js imports load.js, which imports verify.js
+      // (ed25519.js only where WebCrypto lacks Ed25519: printed, not counted).
+      const js = ["kiln.js", "load.js", "verify.js"].reduce((n, f) => n + statSync(join(WEB, pkg, f)).size, 0);
+      const fallback = statSync(join(WEB, pkg, "ed25519.js")).size;
+      console.log(`browser: web/${pkg} kiln_bg.wasm ${wasm} B + JS ${js} B = ${wasm + js} B (+ ed25519.js ${fallback} B on demand)`);
       assert.ok(wasm + js <= budget, `web/${pkg}: ${wasm + js} bytes`);
     }
   });
