@@ -39,12 +39,12 @@ fn write_config(path: &Path, key: &str, extra: &str) {
 }
 
 /// An HTTP/1.1 keep-alive connection: many requests, one TCP connection.
-struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
+    pub(crate) fn open(addr: SocketAddr) -> Conn {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         Conn {
@@ -53,7 +53,7 @@ impl Conn {
     }
 
     /// POST `body` to `path` with `key`: the status, or the I/O error.
-    fn post(&mut self, path: &str, key: &str, body: &str) -> Result<u16, String> {
+    pub(crate) fn post(&mut self, path: &str, key: &str, body: &str) -> Result<u16, String> {
         let s = self.reader.get_mut();
         write!(
             s,

@@ -28,3 +28,4 @@ mod tls;
 mod train;
 mod train_rnn;
 mod trust;
+mod trust_reload;

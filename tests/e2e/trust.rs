@@ -19,7 +19,7 @@ pub(crate) fn predicted(module: &Path, extra: &[&str]) -> Vec<Vec<u32>> {
 }
 
 /// A signing pair `dir/NAME.key`, `dir/NAME.pub`.
-fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let stem = dir.join(name);
     kiln_ok(&["keygen", "-o", s(&stem)]);
     (stem.with_extension("key"), stem.with_extension("pub"))
