@@ -98,7 +98,9 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     let public = match (&a.public_key, a.target) {
         (Some(path), Target::Worker) => Some((kiln::trust::keys::read_public(path)?, path)),
         (Some(_), Target::Module) => {
-            bail!("--public-key is for --target worker (a module is verified by its host: kiln verify, kiln serve --trusted-keys, Model.load(url, {{ publicKey }}))")
+            bail!(
+                "--public-key is for --target worker (a module is verified by its host: kiln verify, kiln serve --trusted-keys, Model.load(url, {{ publicKey }}))"
+            )
         }
         (None, _) => None,
     };
@@ -254,12 +256,19 @@ mod tests {
     #[test]
     fn the_written_worker_inlines_the_abi_client() {
         for line in [ABI_IMPORT, VERIFY_IMPORT, TRUST_LINE] {
-            assert_eq!(WORKER_JS.matches(line).count(), 1, "worker.js has {line} once");
+            assert_eq!(
+                WORKER_JS.matches(line).count(),
+                1,
+                "worker.js has {line} once"
+            );
         }
         for key in [None, Some("01ab")] {
             let js = worker_js(key);
             assert!(!js.contains("abi.js\""), "no import of the client is left");
-            assert!(!js.contains("verify.js\""), "no import of the check is left");
+            assert!(
+                !js.contains("verify.js\""),
+                "no import of the check is left"
+            );
             assert!(js.contains("\nclass KilnModule {"), "the client is inlined");
             assert_eq!(js.contains("\nasync function verifyModule("), key.is_some());
             assert_eq!(js.contains(TRUST_LINE), key.is_none());

@@ -420,7 +420,13 @@ async fn reload_loop(state: Arc<AppState>, tls: Option<Arc<Tls>>, opts: Options,
         files.extend([f.cert.clone(), f.key.clone()]);
         files.extend(f.client_ca.clone());
     }
-    files.extend(server.trusted_keys.iter().chain(&server.unseal_key_file).cloned());
+    files.extend(
+        server
+            .trusted_keys
+            .iter()
+            .chain(&server.unseal_key_file)
+            .cloned(),
+    );
     let mut seen = stamp(&files);
     loop {
         #[cfg(unix)]

@@ -132,7 +132,9 @@ impl Model {
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | ArrayBuffer | ArrayBufferView")]
         source: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<js_sys::Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<
+            js_sys::Object,
+        >,
     ) -> Result<Model, JsValue> {
         let options = options.map_or(JsValue::UNDEFINED, JsValue::from);
         let got: js_sys::Array = model_bytes(source, options).await?.unchecked_into();
@@ -147,7 +149,9 @@ impl Model {
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(
         bytes: &[u8],
-        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<js_sys::Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<
+            js_sys::Object,
+        >,
     ) -> Result<Model, JsError> {
         if has_public_key(options.as_ref()) {
             return Err(JsError::new(
