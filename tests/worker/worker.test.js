@@ -514,7 +514,7 @@ describe("signed workers: kiln build --target worker --public-key", () => {
     const cases = [
       ["code", flipped(good, points.code), "digits", /^refusing to serve: model\.bin: tampered: the module's contents \(sha256 [0-9a-f]{64}\) are not what was signed/],
       ["data", flipped(good, points.data), "digits", /^refusing to serve: model\.bin: tampered: /],
-      ["meta", flipped(good, points.meta), "difits", /^refusing to serve: model\.bin: tampered: /],
+      ["meta", flipped(good, points.meta), "dhgits", /^refusing to serve: model\.bin: tampered: /],
       ["other", readFileSync(other), "digits", /^refusing to serve: model\.bin: signed by no trusted key/],
     ];
     for (const [name, wasm, model, message] of cases) {
@@ -533,7 +533,7 @@ describe("signed workers: kiln build --target worker --public-key", () => {
   test("model.wasm changed alone (model.bin as built) is refused where a compiled module shows it: data and kiln.meta", async () => {
     const good = readFileSync(join(dir, "signed", "model.wasm"));
     const points = tamperPoints(good);
-    for (const [name, at, model, what] of [["data", points.data, "digits", "data segments"], ["meta", points.meta, "difits", "`kiln.meta` sections"]]) {
+    for (const [name, at, model, what] of [["data", points.data, "digits", "data segments"], ["meta", points.meta, "dhgits", "`kiln.meta` sections"]]) {
       const w = await variant(join(dir, "signed"), `alone-${name}`, flipped(good, at), good);
       const res = await post(w, model);
       assert.equal(res.status, 500, JSON.stringify(res.body));
