@@ -140,7 +140,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
                             path.display()
                         )
                     })?;
-                    Some(hex(&key.to_bytes()))
+                    Some(module::hex(&key.to_bytes()))
                 }
                 None => None,
             };
@@ -166,10 +166,6 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The files of a worker directory for the model `name`; with `key_hex` (a

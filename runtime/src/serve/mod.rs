@@ -466,12 +466,12 @@ fn stamp(files: &[PathBuf]) -> Stamp {
     };
     let mut out = Stamp::new();
     for f in files {
-        out.push((f.clone(), of(f)));
+        out.push((f.clone(), of(f.as_path())));
         if let Ok(dir) = std::fs::read_dir(f) {
             let mut entries: Vec<PathBuf> = dir.filter_map(|e| Some(e.ok()?.path())).collect();
             entries.sort();
             out.extend(entries.into_iter().map(|e| {
-                let s = of(&e);
+                let s = of(e.as_path());
                 (e, s)
             }));
         }
