@@ -149,14 +149,7 @@ fn keys_rotate_on_sighup_under_load_without_failing_a_request() {
         cfg_text.replace("[server]\n", "[defaults]\ntimeout_ms = 30000\n[server]\n"),
     )
     .unwrap();
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&cfg, &[s(&repo)]);
     let addr = server.http;
     let body = Arc::new(digits_body(&test_rows(1)));
     let path = "/v2/models/digits/infer";
@@ -235,7 +228,7 @@ fn keys_reload_when_kiln_toml_changes_and_a_bad_file_keeps_them() {
     let dir = scratch();
     let cfg = dir.path().join("kiln.toml");
     write_config(&cfg, OLD, "watch_interval_ms = 50");
-    let server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let server = Server::rest(&cfg, &[]);
     let body = digits_body(&test_rows(1));
     let path = "/v2/models/digits/infer";
     let mut conn = Conn::open(server.http);

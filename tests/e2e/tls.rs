@@ -120,7 +120,7 @@ fn keys_beyond_loopback_need_tls_or_insecure_no_tls() {
         assert!(err.contains("--insecure-no-tls"), "{err}");
     }
     // Loopback only: no TLS needed (a proxy on the host may terminate it).
-    let server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let server = Server::rest(&cfg, &[]);
     drop(server);
     let server = Server::start(&[
         "--http",
@@ -224,17 +224,7 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     let (cert, key) = (dir.path().join("live.pem"), dir.path().join("live.key"));
     std::fs::copy(&c.server_cert, &cert).unwrap();
     std::fs::copy(&c.server_key, &key).unwrap();
-    let server = Server::start(&[
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-        "--tls-cert",
-        s(&cert),
-        "--tls-key",
-        s(&key),
-    ]);
+    let server = Server::rest(&cfg, &["--tls-cert", s(&cert), "--tls-key", s(&key)]);
     let client = client_config(&c.ca, None);
     let served = || https_get(server.http, client.clone(), "/v2/health/live").unwrap();
     assert_eq!(served().1, der(&c.server_cert));

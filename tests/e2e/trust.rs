@@ -364,16 +364,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
             kiln::module::sha256_hex(&unsigned)
         ),
     );
-    let server = Server::start(&[
-        s(&repo),
-        "--trusted-keys",
-        s(&keys),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&cfg, &[s(&repo), "--trusted-keys", s(&keys)]);
     let rows = index(&server);
     for (name, why) in [
         ("unsigned", "unsigned"),
@@ -404,14 +395,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
     drop(server);
 
     // Without trusted keys the unsigned module serves; a pin still holds.
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&cfg, &[s(&repo)]);
     let rows = index(&server);
     assert!(
         rows.iter().any(|r| r.0 == "unsigned" && r.2 == "READY"),
@@ -422,14 +406,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
 
     // kiln.toml's `trusted_keys` is --trusted-keys.
     let in_toml = config(d, &format!("trusted_keys = {keys:?}\n"));
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&in_toml),
-    ]);
+    let server = Server::rest(&in_toml, &[s(&repo)]);
     let rows = index(&server);
     assert!(refusal(&rows, "unsigned").contains("unsigned"), "{rows:?}");
     assert!(
