@@ -499,7 +499,6 @@ describe("signed workers: kiln build --target worker --public-key", () => {
     assert.deepEqual(files, ["model.bin", "model.wasm", "worker.js", "wrangler.toml"]);
     const wasm = readFileSync(join(dir, "signed", "model.wasm"));
     assert.deepEqual(readFileSync(join(dir, "signed", "model.bin")), wasm);
-    assert.match(readFileSync(join(dir, "signed", "wrangler.toml"), "utf8"), /type = "Data"\nglobs = \["\*\*\/\*\.bin"\]/);
     const w = await variant(join(dir, "signed"), "good", wasm);
     const got = outputRows((await infer(w.url, "digits", rows)).outputs[0]).map(bits);
     assert.deepEqual(got, nativeScores(digits.module, rows, dir).map(bits), "signed worker vs kiln predict --native");

@@ -172,18 +172,13 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
 /// public key), the worker verifies the module, whose bytes it also gets as
 /// `model.bin`.
 fn worker_files(name: &str, wasm: Vec<u8>, key_hex: Option<&str>) -> Vec<(&'static str, Vec<u8>)> {
-    let data_rule = if key_hex.is_some() {
-        "# model.bin holds the module's bytes, which the worker verifies.\n\
-         [[rules]]\ntype = \"Data\"\nglobs = [\"**/*.bin\"]\n"
-    } else {
-        ""
-    };
     let wrangler = format!(
         "# Deploy with `npx wrangler deploy` from this directory (see kiln's web/worker/README.md).\n\
-         # Wrangler's default rules import `*.wasm` as a compiled WebAssembly.Module.\n\
+         # Wrangler's default rules import `*.wasm` as a compiled WebAssembly.Module\n\
+         # (and `*.bin`, with --public-key the module's bytes, as an ArrayBuffer).\n\
          name = \"{}\"\n\
          main = \"worker.js\"\n\
-         compatibility_date = \"2025-01-01\"\n{data_rule}",
+         compatibility_date = \"2025-01-01\"\n",
         worker_name(name)
     );
     let mut files = vec![("worker.js", worker_js(key_hex).into_bytes())];
