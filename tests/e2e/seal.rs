@@ -87,7 +87,7 @@ fn serve_unseals_in_memory_and_refuses_what_does_not_unseal() {
         ],
     );
     let cfg = config(d, "");
-    let start = |extra: &[&str]| Server::rest(&cfg, &[&[s(&repo)], extra].concat());
+    let start = |extra: &[&str]| Server::rest(&cfg, &[&[s(&repo)][..], extra].concat());
     let server = start(&["--unseal-key-file", s(&key)]);
     let rows = index(&server);
     for (name, why) in [
