@@ -1,7 +1,8 @@
 // Signed modules in the browser package (#17), in headless Chromium:
 // `Model.load(source, { publicKey })` verifies the module's wasmsign2
 // signature before reading it, with WebCrypto's Ed25519 and, where a browser
-// lacks it, with the package's pure-JS fallback (web/pkg/ed25519.js).
+// lacks it, with the package's fallback (web/pkg/ed25519.js over noble's
+// Ed25519, and noble's SHA-2 where WebCrypto is absent).
 //
 // * the signed digits module loads with its key (as the .pub file's bytes,
 //   and as hex) and predicts every held-out row with the unsigned module's
@@ -11,8 +12,9 @@
 //   refused, and so is an unsigned one; each of these bytes loads WITHOUT
 //   a key (so the refusal is the signature check's, not the loader's);
 // * the same with WebCrypto's Ed25519 reported missing, and with no
-//   WebCrypto at all (pages over plain http): the fallback is fetched and
-//   gives the same answers;
+//   WebCrypto at all (pages over plain http): the fallback (noble's
+//   Ed25519; its SHA-2 too without WebCrypto) is fetched and gives the same
+//   answers;
 // * `Model.fromBytes(bytes, { publicKey })` throws (it cannot verify).
 //
 // The server is the real `kiln serve --static web/`; the tampered files are
@@ -156,8 +158,15 @@ describe("signed modules in headless Chromium", () => {
       assert.equal(got.unverified.unsigned, "loaded");
       assert.match(got.refused.unsigned, /^true: model bytes: unsigned: the module has no `signature` section first/);
       assert.match(got.fromBytes, /^Model\.fromBytes cannot verify a signature/);
-      const fallback = fetched.includes(`/${pkg}/ed25519.js`);
-      assert.equal(fallback, crypto !== "native", `ed25519.js fetched: ${fallback}`);
+      // The fallback is ed25519.js over noble's Ed25519 (SHA-512 from
+      // WebCrypto), and noble's SHA-2 only without WebCrypto at all.
+      for (const [file, want] of [
+        ["ed25519.js", crypto !== "native"],
+        ["noble/ed25519.js", crypto !== "native"],
+        ["noble/hashes/sha2.js", crypto === "none"],
+      ]) {
+        assert.equal(fetched.includes(`/${pkg}/${file}`), want, `${file} fetched`);
+      }
     });
   }
 });
