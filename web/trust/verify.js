@@ -8,7 +8,7 @@
 // `Model.load(url, { publicKey })`) and by the worker (`kiln build --target
 // worker --public-key`, which inlines this file). SHA-256 and Ed25519 come
 // from WebCrypto; where it lacks Ed25519 (or is absent: pages served over
-// plain http), ./ed25519.js, a small pure-JS implementation, is imported on
+// plain http), ./ed25519.js (noble's Ed25519 and SHA-2) is imported on
 // demand. Every length read is checked against the bytes left.
 
 const FALLBACK = "./ed25519.js"; // a variable: bundlers leave the import alone
