@@ -6,7 +6,9 @@ files, plus the calibration rows and the benchmark input.
 
 * mlp: MLP 784-256-128-10 (ReLU, softmax);
 * cnn: LeNet-style CNN on 1x28x28 — conv 5x5 (6) → ReLU → max-pool 2 →
-  conv 5x5 (16) → ReLU → max-pool 2 → dense 256-120-84-10 → softmax.
+  conv 5x5 (16) → ReLU → max-pool 2 → dense 256-120-84-10 → softmax;
+* mobilenet: MobileNetV2-0.35 on 3x96x96, 10 classes (bench/mobilenet_v2.py),
+  ONNX only: bench/run.sh makes its kiln file with `kiln import`.
 
 He-uniform weights from a fixed seed, biases 0.01. The int8 ONNX files are
 onnxruntime's own dynamic quantization (`quantize_dynamic`, int8 weights) of
@@ -23,6 +25,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save_file
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # `python -I` leaves bench/ out
+from mobilenet_v2 import mobilenet_v2  # noqa: E402
 
 MLP = [784, 256, 128, 10]
 CONVS = [(6, 1, 5, 5), (16, 6, 5, 5)]
@@ -121,7 +126,8 @@ def main():
     rng = np.random.default_rng(7)
     mlp(rng, out)
     cnn(rng, out)
-    for name in ("mlp", "cnn"):
+    onnx.save(mobilenet_v2(), str(out / "mobilenet.onnx"))
+    for name in ("mlp", "cnn", "mobilenet"):
         path = out / f"{name}.int8.onnx"
         quantize_dynamic(str(out / f"{name}.onnx"), str(path), weight_type=QuantType.QInt8)
         # Shape annotations with the symbolic batch ("N") would clash with

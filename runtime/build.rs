@@ -14,6 +14,8 @@
 //!   and pooling, for quantized CNNs — every layer a chain model can have;
 //! * `kernel-rnn.wasm` — `module,rnn`: the MLP kernel with the recurrent
 //!   family (RNN, GRU, LSTM), for models with recurrent layers;
+//! * `kernel-trees.wasm` — `module,trees`: the MLP kernel with the tree
+//!   family (tree ensembles), for models with a tree ensemble;
 //! * `kernel-graph.wasm` — `module,conv,dag`: the CNN kernel with graph
 //!   models (blob version 5, the arena plan), for graph models (f32 only);
 //! * `kernel-relaxed.wasm` — `kernel-cnn-int8.wasm`'s source with the guest
@@ -72,6 +74,7 @@ fn main() {
 const KERNELS: &[(&str, &str)] = &[
     ("module", "kernel-mlp.wasm"),
     ("module,rnn", "kernel-rnn.wasm"),
+    ("module,trees", "kernel-trees.wasm"),
     ("module,conv", "kernel-cnn.wasm"),
     ("module,int8-conv", "kernel-cnn-int8.wasm"),
     ("module,conv,dag", "kernel-graph.wasm"),

@@ -41,7 +41,7 @@ step "cargo test (guest, recurrent family only)" cargo test -p kiln-guest --feat
 # the core the Python, browser and worker tests below mostly leave idle;
 # the fuzz step waits for it. Its log: out/fuzz-build.log.
 mkdir -p out
-scripts/fuzz.sh --build >out/fuzz-build.log 2>&1 &
+scripts/fuzz.sh --quick --build >out/fuzz-build.log 2>&1 &
 fuzz_build=$!
 trap 'kill $fuzz_build 2>/dev/null || true' EXIT
 
@@ -57,7 +57,8 @@ step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
 # then the stock Python tritonclient (http and grpc) against a real `kiln serve`.
 step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.py \
   tests/python/test_onnx_mobilenet.py tests/python/test_onnx_graphs.py \
-  tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py
+  tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py \
+  tests/python/test_onnx_trees.py tests/python/test_tree_files.py
 # Keras import against real Keras 3 (JAX backend): models trained in the test.
 step "pytest tests/python/test_keras_import.py" pytest tests/python/test_keras_import.py
 step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py
@@ -65,7 +66,7 @@ step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonc
 # test_certs, which `cargo test` built).
 step "pytest tests/python/test_tls.py" pytest tests/python/test_tls.py
 
-for features in "" conv rnn; do
+for features in "" conv rnn dag; do
   step "cargo clippy (browser package, wasm32${features:+, $features})" cargo clippy -p kiln-browser \
     --target wasm32-unknown-unknown --locked ${features:+--features "$features"} -- -D warnings
 done
@@ -98,7 +99,7 @@ fuzz_build_done() {
   sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
 }
 step "the fuzz targets' build (started after cargo test)" fuzz_build_done
-step "scripts/fuzz.sh --seconds 15" scripts/fuzz.sh --seconds 15
+step "scripts/fuzz.sh --quick --seconds 15" scripts/fuzz.sh --quick --seconds 15
 step "tests/fuzz/http.sh (schemathesis)" tests/fuzz/http.sh
 step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 

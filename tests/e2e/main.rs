@@ -27,5 +27,6 @@ mod shrink;
 mod tls;
 mod train;
 mod train_rnn;
+mod trees;
 mod trust;
 mod trust_reload;

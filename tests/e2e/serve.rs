@@ -23,7 +23,7 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// `kiln serve ARGS… --http 127.0.0.1:0 --no-grpc --config CFG`: REST
+    /// `kiln serve --http 127.0.0.1:0 --no-grpc --config CFG ARGS…`: REST
     /// only, on a free loopback port, as most tests start it (ARGS: the
     /// repository, if any, and other flags).
     pub(crate) fn rest(cfg: &Path, args: &[&str]) -> Server {

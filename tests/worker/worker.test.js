@@ -21,7 +21,7 @@ import { after, before, describe, test } from "node:test";
 import { KilnModule } from "../../web/abi/abi.js";
 import {
   bits, csvRows, flipped, keygen, kiln, nativeScores, predictScores, randomRows, scratch, startServe, tamperPoints, trainDigits,
-  writeMlp, writeRecurrent,
+  writeMlp, writeMobileNetV2, writeRecurrent,
 } from "../js-common/kiln.js";
 
 const WORKERD = createRequire(import.meta.url)("workerd").default;
@@ -548,5 +548,34 @@ describe("signed workers: kiln build --target worker --public-key", () => {
     assert.throws(() => kiln("build", digits.model, "--target", "worker", "--public-key", a.public, "-o", join(dir, "never")), /unsigned/);
     assert.throws(() => kiln("build", digits.model, "--public-key", a.public, "-o", join(dir, "never.wasm")), /--public-key is for --target worker/);
     assert.ok(!existsSync(join(dir, "never")));
+  });
+});
+
+describe("a graph worker: MobileNetV2-0.35 on 3×96×96", () => {
+  const dir = scratch("kiln-worker-graph-");
+  let w;
+  let server;
+  after(async () => {
+    stop(w);
+    await server?.stop();
+  });
+
+  test("every row bit-identical to kiln serve, kiln predict (wasmtime) and --native", async () => {
+    const net = writeMobileNetV2(dir);
+    const out = join(dir, "worker-mobilenet");
+    kiln("build", net.model, "--target", "worker", "-o", out);
+    w = await startWorkerd(out);
+    const meta = await (await fetch(`${w.url}/v2/models/mobilenet_v2`)).json();
+    assert.deepEqual(meta.inputs, [{ name: "input", datatype: "FP32", shape: [-1, 3, 96, 96] }]);
+    const rows = randomRows(4, net.width, 13);
+    const want = nativeScores(net.module, rows, dir).map(bits);
+    assert.deepEqual(predictScores(net.module, rows, dir).map(bits), want, "kiln predict: wasmtime vs native");
+    const got = outputRows((await infer(w.url, "mobilenet_v2", rows, {}, [3, 96, 96])).outputs[0]).map(bits);
+    assert.deepEqual(got, want, "workerd vs kiln predict --native");
+    const one = outputRows((await infer(w.url, "mobilenet_v2", [rows[2]], {}, [3, 96, 96])).outputs[0]).map(bits);
+    assert.deepEqual(one, [want[2]], "a single row");
+    server = await serveModule(dir, "mobilenet_v2", net.module);
+    const served = outputRows((await infer(server.base, "mobilenet_v2", rows, {}, [3, 96, 96])).outputs[0]).map(bits);
+    assert.deepEqual(got, served, "workerd vs kiln serve");
   });
 });

@@ -19,7 +19,7 @@ pub mod models;
 mod warm;
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kiln_guest::{Model, Scratch};
 
@@ -215,7 +215,14 @@ pub fn run(
         return Err(BenchError::Zero("batch"));
     }
     let largest = config.batches.iter().copied().max().unwrap_or(1);
-    let limits = Limits::default();
+    // `kiln serve`'s limits, but a deadline the largest batch of a
+    // MobileNet-class model meets on a loaded machine (32 rows of
+    // MobileNetV2 at 96×96 took > 1 s at load average 20): the deadline's
+    // ticker still runs, the call is simply not cut short.
+    let limits = Limits {
+        deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
     let sandbox = Sandbox::with_options(
         limits,
         EngineOptions {

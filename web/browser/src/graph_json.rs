@@ -20,7 +20,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use super::json::Json;
-use kiln_guest::graph::{Direction, Graph, InputSpec, LayerSpec, Task};
+use kiln_guest::graph::{Direction, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, Task};
 
 /// `` `a`, `b`, `c` `` as serde lists expected names (no `Debug`
 /// formatting, whose string escaping costs the package ~3 KB).
@@ -156,6 +156,8 @@ pub(super) enum ReadError {
     Json(String),
     /// A layer in [`MODULE_ONLY`].
     ModuleOnly { layer: usize, op: String },
+    /// A graph-format model (format 2), read from its module only.
+    GraphFile,
 }
 
 impl From<String> for ReadError {
@@ -360,6 +362,11 @@ pub(super) fn task(f: &Fields<'_, '_>) -> Result<Task, String> {
 /// Parses the graph JSON of a model file.
 pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
     let json = Json::parse(text)?;
+    // A graph-format model (its own fields and ops) is refused as a whole.
+    if Fields::new(&json, "graph", &[])?.opt_usize("format")? == Some(GRAPH_FORMAT_VERSION as usize)
+    {
+        return Err(ReadError::GraphFile);
+    }
     let f = Fields::new(
         &json,
         "graph",
@@ -385,7 +392,7 @@ pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
         },
         target: f.opt_string("target")?,
         labels: f.strings("labels")?,
-        // Graph-format models (format 2) are read from their modules.
+        // Graph-format models (format 2) are refused above.
         wiring: Vec::new(),
         layers: {
             let mut specs = Vec::with_capacity(layers.len());
@@ -412,6 +419,7 @@ mod tests {
         match read(layers) {
             Err(ReadError::Json(m)) => m,
             Err(ReadError::ModuleOnly { op, .. }) => format!("module only: {op}"),
+            Err(ReadError::GraphFile) => "graph file".into(),
             Ok(_) => "accepted".into(),
         }
     }
@@ -512,6 +520,12 @@ mod tests {
             )
             .contains("unknown field `peepholes`")
         );
+    }
+
+    #[test]
+    fn graph_format_files_are_refused_whole() {
+        let g = graph(r#"{"format": 2, "wiring": [], "layers": [{"op": "add"}]}"#);
+        assert!(matches!(g, Err(ReadError::GraphFile)));
     }
 
     #[test]

@@ -1,25 +1,33 @@
-//! Lowering the chain of Keras layers into kiln layers.
+//! Lowering the Keras layers into kiln layers.
 //!
-//! Each layer reads the state the one before left: the Keras per-row shape
-//! and how kiln holds those values ([`Order`]: Keras's own row-major order,
-//! or the channel planes of a channels-last image, which is how kiln's
-//! image layers keep it). Layout never costs a layer: a dense layer after
-//! a flattened image has its kernel rows permuted instead. Batch
-//! normalization, `Rescaling` and `Normalization` are one per-element
-//! affine map, folded into the dense or convolution layer just before
-//! when there is one, and a per-channel `scale_shift` otherwise.
-//! (Convolution and pooling live in `image.rs`, the affine layers in
-//! `affine.rs`.)
+//! Every Keras tensor becomes a [`Val`]: the kiln tensor holding it, its
+//! Keras per-row shape and how kiln holds those values ([`Order`]: Keras's
+//! own row-major order, or the channel planes of a channels-last image,
+//! which is how kiln's image layers keep it). A layer loads the `Val` it
+//! reads into the lowering's current state, appends its ops, and leaves
+//! its output there. Layout rarely costs a layer: a dense layer after a
+//! flattened image has its kernel rows permuted instead; only a
+//! multi-channel image that arrives channels-last (the model input, or a
+//! `Reshape` of a dense output) is transposed, by a one-hot convolution
+//! (`image.rs`). Batch normalization, `Rescaling` and `Normalization` are
+//! one per-element affine map, folded into the dense or convolution layer
+//! that makes their input when nothing else reads it, and a per-channel
+//! `scale_shift` otherwise. A model whose ops each read the one before is
+//! a chain (format 1); one with branches and joins (`join.rs`) a graph
+//! (format 2). (Convolution and pooling live in `image.rs`, the affine
+//! layers in `affine.rs`.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ndarray::Array2;
 use serde_json::Value;
 
 use super::config::{KLayer, Saved};
-use super::{KerasError, Options, refuse};
+use super::{KerasError, Options, join, recurrent, refuse};
 use crate::import::common::{LayerTensors, pool, task};
-use crate::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile};
+use crate::model::{
+    FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Wires,
+};
 
 /// How kiln holds a value relative to Keras's row-major order of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +70,38 @@ pub(super) enum Op {
         scale: Vec<f32>,
         shift: Vec<f32>,
     },
-    /// A layer without tensors (activations).
+    /// The same values with a new kiln shape.
+    Reshape(Vec<usize>),
+    /// `rnn`, `gru` or `lstm`.
+    Recurrent(Box<recurrent::Recurrent>),
+    /// A layer without tensors (activations, and the joins `add`, `mul`,
+    /// `concat`).
     Plain(LayerSpec),
 }
 
-/// The lowering's state between layers.
+/// A Keras tensor as kiln holds it.
+#[derive(Debug, Clone)]
+pub(super) struct Val {
+    /// The kiln tensor: 0 the input, `k + 1` op `k`'s output.
+    pub(super) id: usize,
+    /// The Keras per-row shape.
+    pub(super) keras: Vec<usize>,
+    pub(super) order: Order,
+    /// The shape kiln's `to_kernel` tracks (`[C, H, W]` for images).
+    pub(super) kiln: Vec<usize>,
+    /// Zeros a `ZeroPadding2D` adds (top, left, bottom, right), not yet
+    /// applied: the convolution that reads this value takes them as its
+    /// padding. `keras` includes them, `order` and `kiln` do not.
+    pub(super) pads: [usize; 4],
+    /// Only element-wise ops since the input: its kiln shape may still
+    /// become an image's.
+    pub(super) elementwise: bool,
+    /// No other layer reads the kiln tensor: an affine layer may fold
+    /// into the dense or convolution op that writes it.
+    pub(super) sole: bool,
+}
+
+/// The lowering's state: the current layer and value, and the ops so far.
 pub(super) struct Lowering<'a> {
     pub(super) layer: &'a KLayer,
     /// The Keras per-row shape of the current value.
@@ -74,14 +109,20 @@ pub(super) struct Lowering<'a> {
     pub(super) order: Order,
     /// The shape kiln's `to_kernel` tracks (`[C, H, W]` for images).
     pub(super) kiln: Vec<usize>,
-    /// Only element-wise ops since the input: its kiln shape may still
-    /// become an image's.
+    /// The current value's kiln tensor, [`Val::pads`], [`Val::elementwise`]
+    /// and [`Val::sole`].
+    pub(super) id: usize,
+    pub(super) pads: [usize; 4],
     pub(super) elementwise: bool,
+    pub(super) sole: bool,
     pub(super) input_dims: Vec<usize>,
     pub(super) ops: Vec<Op>,
-    /// The last op is a dense or convolution layer whose output nothing
-    /// has touched since (a batch normalization may fold into it).
-    pub(super) foldable: bool,
+    /// Per op: the kiln tensors it reads.
+    pub(super) wires: Vec<Vec<usize>>,
+    /// Every Keras tensor so far, by the name of the layer making it.
+    values: HashMap<String, Val>,
+    /// How many layers read each Keras tensor.
+    uses: HashMap<String, usize>,
 }
 
 impl Lowering<'_> {
@@ -107,12 +148,74 @@ impl Lowering<'_> {
         }
     }
 
+    /// Appends `op` reading the current value, which becomes its output.
     pub(super) fn push(&mut self, op: Op) {
-        self.foldable = matches!(op, Op::Dense { .. } | Op::Conv { .. });
-        if !matches!(op, Op::ScaleShift { .. } | Op::Plain(_)) {
+        self.push_reading(op, vec![self.id]);
+    }
+
+    /// Appends `op` reading kiln tensors `inputs`; its output becomes the
+    /// current value's tensor.
+    pub(super) fn push_reading(&mut self, op: Op, inputs: Vec<usize>) {
+        if !matches!(op, Op::ScaleShift { .. } | Op::Plain(_)) || inputs.len() > 1 {
             self.elementwise = false;
         }
+        if let Op::Reshape(shape) = &op {
+            self.kiln = shape.clone();
+        }
         self.ops.push(op);
+        self.wires.push(inputs);
+        self.id = self.ops.len();
+        self.sole = true;
+    }
+
+    /// The dense or convolution op writing the current value, when an
+    /// affine map may fold into it (nothing else reads its output).
+    pub(super) fn fold_target(&mut self) -> Option<&mut Op> {
+        if !self.sole || self.id == 0 || self.pads != [0; 4] {
+            return None;
+        }
+        self.ops
+            .get_mut(self.id - 1)
+            .filter(|op| matches!(op, Op::Dense { .. } | Op::Conv { .. }))
+    }
+
+    /// The current value.
+    pub(super) fn val(&self) -> Val {
+        Val {
+            id: self.id,
+            keras: self.keras.clone(),
+            order: self.order,
+            kiln: self.kiln.clone(),
+            pads: self.pads,
+            elementwise: self.elementwise,
+            sole: self.sole,
+        }
+    }
+
+    /// Makes `v` the current value.
+    pub(super) fn load(&mut self, v: Val) {
+        self.id = v.id;
+        self.keras = v.keras;
+        self.order = v.order;
+        self.kiln = v.kiln;
+        self.pads = v.pads;
+        self.elementwise = v.elementwise;
+        self.sole = v.sole;
+    }
+
+    /// The Keras tensors the current layer reads.
+    fn inputs(&self) -> Result<Vec<Val>, KerasError> {
+        self.layer
+            .reads
+            .iter()
+            .map(|name| {
+                let mut v = self.values.get(name).cloned().ok_or_else(|| {
+                    self.err(format!("it reads `{name}`, which no earlier layer makes"))
+                })?;
+                v.sole = v.sole && self.uses.get(name).copied().unwrap_or(0) <= 1;
+                Ok(v)
+            })
+            .collect()
     }
 
     /// A config field, or the error naming it.
@@ -290,11 +393,51 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn layer(&mut self, saved: &Saved, notes: &mut Vec<String>) -> Result<(), KerasError> {
-        let class = self.layer.class.as_str();
+    /// Lowers the current layer: loads what it reads, appends its ops,
+    /// and records its output.
+    fn run(&mut self, saved: &Saved, notes: &mut Vec<String>) -> Result<(), KerasError> {
         if let Some(custom) = &self.layer.custom {
             return Err(refuse::custom(self.layer, custom));
         }
+        let mut inputs = self.inputs()?;
+        if self.layer.op {
+            self.operation(inputs)?;
+        } else if join::JOINS.contains(&self.layer.class.as_str()) {
+            self.join(inputs)?;
+        } else {
+            let (Some(x), 1) = (inputs.pop(), self.layer.reads.len()) else {
+                return Err(self.err(format!(
+                    "it reads {} tensors {:?}; this layer takes one",
+                    self.layer.reads.len(),
+                    self.layer.reads
+                )));
+            };
+            self.load(x);
+            let padding = matches!(
+                self.layer.class.as_str(),
+                "ZeroPadding2D"
+                    | "Conv2D"
+                    | "Convolution2D"
+                    | "DepthwiseConv2D"
+                    | "SeparableConv2D"
+                    | "SeparableConvolution2D"
+            );
+            if self.pads != [0; 4] && !padding {
+                return Err(self.err(
+                    "it reads a ZeroPadding2D's output; kiln folds zero padding only into the \
+                     convolution that reads it",
+                ));
+            }
+            self.layer(saved, notes)?;
+        }
+        let name = self.layer.name.clone();
+        let v = self.val();
+        self.values.insert(name, v);
+        Ok(())
+    }
+
+    fn layer(&mut self, saved: &Saved, notes: &mut Vec<String>) -> Result<(), KerasError> {
+        let class = self.layer.class.as_str();
         // A normalization's third variable is its (integer) sample count.
         let most = if class == "Normalization" {
             2
@@ -354,6 +497,10 @@ impl Lowering<'_> {
             "Rescaling" => self.rescaling()?,
             "Normalization" => self.normalization(&weights)?,
             "Conv2D" | "Convolution2D" => self.conv(&weights)?,
+            "DepthwiseConv2D" => self.depthwise(&weights)?,
+            "SeparableConv2D" | "SeparableConvolution2D" => self.separable(&weights)?,
+            "ZeroPadding2D" => self.zero_padding()?,
+            "SimpleRNN" | "GRU" | "LSTM" | "Bidirectional" => self.recurrent(&weights)?,
             "MaxPooling2D" | "MaxPool2D" | "AveragePooling2D" | "AvgPool2D" => self.pool()?,
             "GlobalAveragePooling2D" | "GlobalAvgPool2D" => self.global_pool()?,
             _ => return Err(refuse::unsupported(self.layer)),
@@ -362,13 +509,13 @@ impl Lowering<'_> {
     }
 }
 
-/// Lowers a saved model's chain into a kiln model file.
+/// Lowers a saved model's layers into a kiln model file.
 pub(super) fn lower(
     saved: &Saved,
     options: &Options,
     notes: &mut Vec<String>,
 ) -> Result<ModelFile, KerasError> {
-    let (input_name, dims) = &saved.chain.input;
+    let (input_name, dims) = &saved.net.input;
     let width = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if width.is_none_or(|w| w > crate::kiln_guest::MAX_WIDTH) {
         return Err(KerasError::Config {
@@ -381,43 +528,100 @@ pub(super) fn lower(
         class: "InputLayer".into(),
         config: Value::Null,
         custom: None,
+        op: false,
+        reads: Vec::new(),
+        scalars: Vec::new(),
+    };
+    let mut uses = HashMap::new();
+    for layer in &saved.net.layers {
+        for name in &layer.reads {
+            *uses.entry(name.clone()).or_default() += 1;
+        }
+    }
+    let width = width.unwrap_or(0);
+    let input = Val {
+        id: 0,
+        keras: dims.clone(),
+        order: Order::Plain,
+        kiln: vec![width],
+        pads: [0; 4],
+        elementwise: true,
+        sole: true,
     };
     let mut l = Lowering {
         layer: &first,
-        keras: dims.clone(),
+        keras: Vec::new(),
         order: Order::Plain,
-        kiln: vec![width.unwrap_or(0)],
+        kiln: Vec::new(),
+        id: 0,
+        pads: [0; 4],
         elementwise: true,
-        input_dims: vec![width.unwrap_or(0)],
+        sole: true,
+        input_dims: vec![width],
         ops: Vec::new(),
-        foldable: false,
+        wires: Vec::new(),
+        values: HashMap::from([(input_name.clone(), input.clone())]),
+        uses,
     };
-    for layer in &saved.chain.layers {
+    l.load(input);
+    for layer in &saved.net.layers {
         l.layer = layer;
-        l.layer(saved, notes)?;
+        l.run(saved, notes)?;
+    }
+    let err = |problem: &str| KerasError::Layer {
+        layer: l.layer.name.clone(),
+        class: l.layer.class.clone(),
+        problem: problem.into(),
+    };
+    if l.pads != [0; 4] {
+        return Err(err(
+            "the model's output is a ZeroPadding2D's; end the model with a \
+                        convolution, Flatten + Dense or a global pool",
+        ));
+    }
+    if l.id != l.ops.len() || l.ops.is_empty() {
+        return Err(err(
+            "the model's output is not the last layer's computation (or the \
+                        model computes nothing)",
+        ));
     }
     if let Order::Planes { h, w, c } = l.order
         && h * w > 1
         && c > 1
     {
-        return Err(KerasError::Layer {
-            layer: l.layer.name.clone(),
-            class: l.layer.class.clone(),
-            problem: "the model's output is a multi-channel image, which kiln holds channel \
-                      planes first; end the model with Flatten + Dense or a global pool"
-                .into(),
-        });
+        return Err(err(
+            "the model's output is a multi-channel image, which kiln holds channel planes \
+             first; end the model with Flatten + Dense or a global pool",
+        ));
     }
-    finish(l.ops, input_name.clone(), l.input_dims, options)
+    finish(l.ops, l.wires, input_name.clone(), l.input_dims, options)
 }
 
 fn finish(
     ops: Vec<Op>,
+    wires: Vec<Vec<usize>>,
     input: String,
     dims: Vec<usize>,
     options: &Options,
 ) -> Result<ModelFile, KerasError> {
     let ends_in_softmax = matches!(ops.last(), Some(Op::Plain(LayerSpec::Softmax)));
+    let chain = wires.iter().enumerate().all(|(k, w)| *w == [k]);
+    let name = |t: usize| match t {
+        0 => input.clone(),
+        t => format!("layer{}", t - 1),
+    };
+    let wiring: Vec<Wires> = if chain {
+        Vec::new()
+    } else {
+        wires
+            .iter()
+            .enumerate()
+            .map(|(k, w)| Wires {
+                inputs: w.iter().map(|&t| name(t)).collect(),
+                output: name(k + 1),
+            })
+            .collect()
+    };
     let mut tensors = BTreeMap::new();
     let mut layers = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
@@ -450,12 +654,18 @@ fn finish(
             } => pool(max, kernel, stride),
             Op::GlobalAvgPool { channels } => LayerSpec::GlobalAvgPool { channels },
             Op::ScaleShift { scale, shift } => t.scale_shift(scale, shift),
+            Op::Reshape(shape) => LayerSpec::Reshape { shape },
+            Op::Recurrent(rec) => rec.spec(&mut t),
             Op::Plain(spec) => spec,
         });
     }
     let task = task(options.task, ends_in_softmax);
     let graph = Graph {
-        format: FORMAT_VERSION,
+        format: if chain {
+            FORMAT_VERSION
+        } else {
+            GRAPH_FORMAT_VERSION
+        },
         name: options.name.clone(),
         version: "1".into(),
         task,
@@ -467,7 +677,7 @@ fn finish(
         target: None,
         labels: Vec::new(),
         layers,
-        wiring: Vec::new(),
+        wiring,
     };
     let model = ModelFile { graph, tensors };
     model.to_kernel()?;
