@@ -183,14 +183,7 @@ fn keys_rotate_on_sighup_under_load_without_failing_a_request() {
     std::thread::sleep(Duration::from_millis(400));
     write_config(&cfg, NEW, "watch_interval_ms = 3600000");
     let signalled = t0.elapsed();
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.signal_hup();
     server.wait_stderr("reload (SIGHUP): 1 API keys from");
     let reloaded = t0.elapsed();
     std::thread::sleep(Duration::from_millis(400));

@@ -89,10 +89,19 @@ impl Server {
     }
 
     pub(crate) fn signal_term(&self) {
+        self.signal("-TERM");
+    }
+
+    /// SIGHUP: the server reads its keys and certificates again.
+    pub(crate) fn signal_hup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, flag: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([flag, &pid])
                 .status()
                 .unwrap()
                 .success()
@@ -313,7 +322,14 @@ fn json_logs_are_one_object_per_line_with_an_access_line_per_request() {
     assert_eq!(access["span"]["model"], "digits");
     assert_eq!(access["span"]["route"], "/v2/models/{m}/infer");
     // A filter that does not parse is refused, naming where it came from.
-    let err = kiln_err(&[&["serve"], &args[..], &["--log-level", "info,kiln=loud"]].concat());
+    let err = kiln_err(&[
+        "serve",
+        "--no-grpc",
+        "--config",
+        s(&cfg),
+        "--log-level",
+        "info,kiln=loud",
+    ]);
     assert!(
         err.contains("--log-level") && err.contains("info,kiln=loud"),
         "{err}"

@@ -248,16 +248,6 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
             .matches("loaded; new connections use it")
             .count()
     };
-    let hup = |server: &Server| {
-        let pid = server.child.id().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     let before = loaded(&server);
     // Replace the pair through renames (atomic: no half-written file).
     let tmp = dir.path().join("tmp");
@@ -265,7 +255,7 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     std::fs::rename(&tmp, &key).unwrap();
     std::fs::copy(&c.server2_cert, &tmp).unwrap();
     std::fs::rename(&tmp, &cert).unwrap();
-    hup(&server);
+    server.signal_hup();
     let start = std::time::Instant::now();
     while served().1 != der(&c.server2_cert) {
         assert!(
@@ -286,7 +276,7 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     )
     .unwrap();
     std::fs::rename(&tmp, &cert).unwrap();
-    hup(&server);
+    server.signal_hup();
     server.wait_stderr("keeping the TLS certificate in use");
     assert!(server.stderr().contains(s(&cert)), "{}", server.stderr());
     assert_eq!(served().1, der(&c.server2_cert));
