@@ -79,7 +79,7 @@ impl Lowering<'_> {
                 self.kiln = vec![1, ih, iw];
                 self.order = Order::Planes { h: ih, w: iw, c };
             }
-            Order::Plain => self.to_planes(ih, iw, c),
+            Order::Plain => self.transpose_to_planes(ih, iw, c),
             Order::Planes { .. } => {
                 return Err(self.err(format!(
                     "its input is a {h}×{w}×{c} image kiln holds in another layout"
@@ -90,7 +90,7 @@ impl Lowering<'_> {
     }
 
     /// Transposes the current channels-last `[h, w, c]` value to planes.
-    fn to_planes(&mut self, h: usize, w: usize, c: usize) {
+    fn transpose_to_planes(&mut self, h: usize, w: usize, c: usize) {
         if c == 1 {
             self.push(Op::Reshape(vec![1, h, w]));
         } else {

@@ -201,7 +201,7 @@ fn check_finite(
     let Some(i) = values
         .iter()
         .enumerate()
-        .position(|(i, v)| !v.is_finite() && !(v.is_nan() && missing_ok(i)))
+        .position(|(i, v)| !(v.is_finite() || (v.is_nan() && missing_ok(i))))
     else {
         return Ok(());
     };
