@@ -113,6 +113,10 @@ describe("signed modules in headless Chromium", () => {
           }
         };
         const out = { refused: {}, unverified: {} };
+        // verify.js is fetched by the first load with a key, not before.
+        const verifyFetched = () => performance.getEntriesByType("resource").some((e) => new URL(e.name).pathname === `/${pkg}/verify.js`);
+        (await Model.load(new Uint8Array(files.unsigned))).free();
+        out.verifyBeforeKey = verifyFetched();
         for (const [name, bytes] of Object.entries(files)) {
           out.refused[name] = await outcome(new Uint8Array(bytes), { publicKey });
           out.unverified[name] = await outcome(new Uint8Array(bytes));
@@ -125,6 +129,7 @@ describe("signed modules in headless Chromium", () => {
           out.scores.push(Array.from(m.predict(new Float32Array(rows.flat()))));
           m.free();
         }
+        out.verifyAfterKey = verifyFetched();
         try {
           Model.fromBytes(new Uint8Array(files.unsigned), { publicKey });
           out.fromBytes = "no error";
@@ -140,7 +145,7 @@ describe("signed modules in headless Chromium", () => {
     return { got, fetched };
   }
 
-  for (const [pkg, crypto] of [["pkg", "native"], ["pkg", "no-ed25519"], ["pkg", "none"], ["pkg-cnn", "native"], ["pkg-rnn", "native"]]) {
+  for (const [pkg, crypto] of [["pkg", "native"], ["pkg", "no-ed25519"], ["pkg", "none"], ["pkg-cnn", "native"], ["pkg-rnn", "native"], ["pkg-graph", "native"]]) {
     test(`web/${pkg}, WebCrypto ${crypto}: the signed module loads with native's bits; tampered, foreign and unsigned ones are refused`, async () => {
       const rows = csvRows(digits.testCsv, 64).map((r) => Array.from(r));
       const want = nativeScores(digits.module, rows, dir).map(bits);
@@ -158,6 +163,7 @@ describe("signed modules in headless Chromium", () => {
       assert.equal(got.unverified.unsigned, "loaded");
       assert.match(got.refused.unsigned, /^true: model bytes: unsigned: the module has no `signature` section first/);
       assert.match(got.fromBytes, /^Model\.fromBytes cannot verify a signature/);
+      assert.deepEqual([got.verifyBeforeKey, got.verifyAfterKey], [false, true], "verify.js fetched by the first load with a key");
       // The fallback is ed25519.js over noble's Ed25519 (SHA-512 from
       // WebCrypto), and noble's SHA-2 only without WebCrypto at all.
       for (const [file, want] of [

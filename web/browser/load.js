@@ -3,8 +3,8 @@
 // web.sh minifies it next to kiln.js): the bytes of a URL (string, URL, or
 // anything with a string `href`) or of an ArrayBuffer / typed array, and
 // with `{ publicKey }` the module's signature verified first
-// (web/trust/verify.js). Errors name the URL, as the host's do.
-import { verifyModule } from "./verify.js";
+// (web/trust/verify.js, imported only then: a page that verifies nothing
+// does not fetch it). Errors name the URL, as the host's do.
 
 /** Resolves to `[bytes, name]`: a Uint8Array and the URL (or "model bytes"). */
 export async function modelBytes(source, options) {
@@ -26,6 +26,7 @@ export async function modelBytes(source, options) {
   }
   const name = url ?? "model bytes";
   if (options?.publicKey != null) {
+    const { verifyModule } = await import("./verify.js");
     await verifyModule(bytes, options.publicKey).catch((e) => {
       throw new Error(`${name}: ${e.message}`);
     });
