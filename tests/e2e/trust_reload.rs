@@ -75,7 +75,10 @@ fn key_changes_take_effect(why: &str, watch: &str) {
         ],
     );
     let rows = index(&server);
-    assert!(rows.iter().any(|r| r.0 == "a" && r.2 == "READY"), "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r.0 == "a" && r.2 == "READY"),
+        "{rows:?}"
+    );
     assert!(refusal(&rows, "b").contains("signed by no trusted key"));
     assert!(refusal(&rows, "k2").contains("cannot unseal"));
     let want = first_rows_bits(&digits().module);
@@ -87,7 +90,10 @@ fn key_changes_take_effect(why: &str, watch: &str) {
         assert_eq!(served_bits(&server, name), want, "{name}");
     };
     serves("a");
-    let reloads = Reloads { server: &server, why };
+    let reloads = Reloads {
+        server: &server,
+        why,
+    };
 
     // A key added: b loads.
     reloads.after(Outcome::Taken, || put(d, &b_public, &trusted.join("b.pub")));
@@ -209,5 +215,8 @@ fn refused_but_serving(server: &Server, name: &str, why: &str) {
     let rows = index(server);
     let row = rows.iter().find(|r| r.0 == name).unwrap();
     assert_eq!(row.2, "READY", "{rows:?}");
-    assert!(row.3.contains("previous versions still serving"), "{rows:?}");
+    assert!(
+        row.3.contains("previous versions still serving"),
+        "{rows:?}"
+    );
 }
