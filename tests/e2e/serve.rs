@@ -88,6 +88,24 @@ impl Server {
         }
     }
 
+    /// Waits (up to 10 s) until a line of stderr contains all of `needles`
+    /// (the log is read by a thread: it may lag behind an answer).
+    pub(crate) fn wait_line(&self, needles: &[&str]) {
+        let start = Instant::now();
+        while !self
+            .stderr()
+            .lines()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no stderr line said all of {needles:?}: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub(crate) fn signal_term(&self) {
         self.signal("-TERM");
     }
