@@ -8,7 +8,7 @@
 #   scripts/fuzz.sh --seconds N [TARGET…]   chosen targets, N seconds each
 #   scripts/fuzz.sh --seeds          rewrites tests/fuzz/seeds (tests/e2e/fuzz.rs)
 #   scripts/fuzz.sh --build          installs and builds the targets, runs none
-#   --quick (with any of the above)  builds at opt-level 1 without debug info
+#   --quick (with any of the above)  builds without optimisation or debug info
 #                                    (CI: the targets build in less time and
 #                                    run slower; a panic still names its line)
 #
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --seeds) seeds=1; shift ;;
     --build) build_only=1; shift ;;
-    --quick) export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0; shift ;;
+    --quick) export CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_DEBUG=0; shift ;;
     -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1" >&2; exit 2 ;;
     *) chosen+=("$1"); shift ;;

@@ -337,8 +337,8 @@ fn json_logs_are_one_object_per_line_with_an_access_line_per_request() {
         .find(|l| l["target"] == "kiln::access")
         .expect("an access line");
     assert_eq!(access["status"], 200);
-    assert_eq!(access["span"]["model"], "digits");
-    assert_eq!(access["span"]["route"], "/v2/models/{m}/infer");
+    assert_eq!(access["model"], "digits");
+    assert_eq!(access["route"], "/v2/models/{m}/infer");
     // A filter that does not parse is refused, naming where it came from.
     let err = kiln_err(&[
         "serve",

@@ -63,6 +63,8 @@ pub enum InferError {
     QueueTimeout(Duration),
     #[error("the model's queue closed (the model was unloaded or the server is shutting down)")]
     Closed,
+    #[error("no answer within {0:?} (server.request_timeout_ms); retry later")]
+    NoAnswer(Duration),
 }
 
 /// What one request got back.
@@ -176,14 +178,16 @@ impl Batcher {
         }
     }
 
-    /// Queues `input` (whole rows) and waits for its scores.
+    /// Queues `input` (whole rows) and waits at most `answer_within` for
+    /// its scores.
     pub(super) async fn submit(
         &self,
         input: Vec<f32>,
         principal: Principal,
+        answer_within: Duration,
     ) -> Result<Outcome, InferError> {
         let rows = input.len() / self.row_len.max(1);
-        let (reply, mut rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         let state = Arc::new(AtomicU8::new(QUEUED));
         let job = Job {
             input,
@@ -197,40 +201,55 @@ impl Batcher {
             .direct
             .as_ref()
             .and_then(|d| Some((d, d.exec.clone().try_acquire_owned().ok()?)));
-        match free {
-            Some((d, permit)) => {
-                job.state.store(STARTED, Ordering::Release);
-                let (sandbox, module, metrics) =
-                    (d.sandbox.clone(), d.module.clone(), d.metrics.clone());
-                tokio::task::spawn_blocking(move || {
-                    run_batch(&sandbox, &module, &metrics, vec![job]);
-                    drop(permit);
-                });
-            }
-            None => {
-                if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Err(InferError::QueueFull(self.max_queue));
-                }
-                if self.tx.send(job).is_err() {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Err(InferError::Closed);
-                }
-            }
-        }
-        let reply = tokio::select! {
-            r = &mut rx => r,
-            () = tokio::time::sleep(self.queue_timeout) => {
-                let gave_up = state
-                    .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok();
-                if gave_up {
-                    return Err(InferError::QueueTimeout(self.queue_timeout));
-                }
-                // Started in time: the module's deadline bounds the rest.
+        if let Some((d, permit)) = free {
+            job.state.store(STARTED, Ordering::Release);
+            let (sandbox, module, metrics) =
+                (d.sandbox.clone(), d.module.clone(), d.metrics.clone());
+            let deadline = module.limits().deadline;
+            tokio::task::spawn_blocking(move || {
+                run_batch(&sandbox, &module, &metrics, vec![job]);
+                drop(permit);
+            });
+            // Started at once: the module's deadline bounds the wait, and a
+            // timer (a cost on every request) is needed only when the
+            // request's own bound is the shorter.
+            let reply = if deadline <= answer_within {
                 rx.await
+            } else {
+                tokio::time::timeout(answer_within, rx)
+                    .await
+                    .map_err(|_| InferError::NoAnswer(answer_within))?
+            };
+            return Ok(reply.map_err(|_| InferError::Closed)??);
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(InferError::QueueFull(self.max_queue));
+        }
+        if self.tx.send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(InferError::Closed);
+        }
+        let queue_timeout = self.queue_timeout;
+        let wait = async move {
+            let mut rx = rx;
+            tokio::select! {
+                r = &mut rx => Ok(r),
+                () = tokio::time::sleep(queue_timeout) => {
+                    let gave_up = state
+                        .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok();
+                    if gave_up {
+                        return Err(InferError::QueueTimeout(queue_timeout));
+                    }
+                    // Started in time: the module's deadline bounds the rest.
+                    Ok(rx.await)
+                }
             }
         };
+        let reply = tokio::time::timeout(answer_within, wait)
+            .await
+            .map_err(|_| InferError::NoAnswer(answer_within))??;
         Ok(reply.map_err(|_| InferError::Closed)??)
     }
 }
@@ -353,6 +372,9 @@ mod tests {
     use super::*;
     use crate::sandbox::Limits;
 
+    /// A request bound no test reaches.
+    const WAIT: Duration = Duration::from_secs(3600);
+
     /// A version whose every call loops until its 300 ms deadline, with one
     /// execution slot and a queue of 2 that gives up after 50 ms.
     fn looping() -> (Batcher, Arc<ModelMetrics>) {
@@ -395,13 +417,13 @@ mod tests {
         let b = Arc::new(b);
         let submit = |b: &Arc<Batcher>| {
             let b = b.clone();
-            tokio::spawn(async move { b.submit(vec![0.0], Principal::ANYONE).await })
+            tokio::spawn(async move { b.submit(vec![0.0], Principal::ANYONE, WAIT).await })
         };
         let running = submit(&b);
         tokio::time::sleep(Duration::from_millis(30)).await;
         let (second, third) = (submit(&b), submit(&b));
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let full = b.submit(vec![0.0], Principal::ANYONE).await;
+        let full = b.submit(vec![0.0], Principal::ANYONE, WAIT).await;
         assert!(matches!(full, Err(InferError::QueueFull(2))), "{full:?}");
         for waiting in [second, third] {
             let r = waiting.await.unwrap();
@@ -428,6 +450,31 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (_, _, _, executions) = metrics.counts();
         assert_eq!(executions, 2, "requests given up or abandoned were run");
+    }
+
+    /// A request's own bound holds whether it starts at once (shorter than
+    /// the module's 300 ms deadline: the one case that needs a timer) or
+    /// waits in the queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_answer_within_the_requests_bound_is_an_error() {
+        let (b, _) = looping();
+        let b = Arc::new(b);
+        let within = Duration::from_millis(40);
+        let started = Instant::now();
+        let first = {
+            let b = b.clone();
+            tokio::spawn(async move { b.submit(vec![0.0], Principal::ANYONE, within).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let queued = b.submit(vec![0.0], Principal::ANYONE, within).await;
+        assert!(matches!(queued, Err(InferError::NoAnswer(_))), "{queued:?}");
+        let direct = first.await.unwrap();
+        assert!(matches!(direct, Err(InferError::NoAnswer(_))), "{direct:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// A version whose module loops when either of the first two input
@@ -476,10 +523,10 @@ mod tests {
     ) -> [Result<Outcome, InferError>; 2] {
         let one = {
             let b = b.clone();
-            tokio::spawn(async move { b.submit(vec![first.0], first.1).await })
+            tokio::spawn(async move { b.submit(vec![first.0], first.1, WAIT).await })
         };
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let two = b.submit(vec![second.0], second.1).await;
+        let two = b.submit(vec![second.0], second.1, WAIT).await;
         [one.await.unwrap(), two]
     }
 

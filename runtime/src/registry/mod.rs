@@ -34,6 +34,7 @@ pub use trust::LoadTrust;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::module::{ModuleMeta, sha256_hex};
 use crate::sandbox::{LoadedModule, Sandbox, SandboxError};
@@ -167,9 +168,15 @@ impl Version {
     pub fn output_len(&self) -> usize {
         self.module.output_len()
     }
-    /// Predicts whole rows through the version's batching queue.
-    pub async fn infer(&self, input: Vec<f32>, from: Principal) -> Result<Outcome, InferError> {
-        self.batcher.submit(input, from).await
+    /// Predicts whole rows through the version's batching queue, waiting
+    /// at most `answer_within` for the scores.
+    pub async fn infer(
+        &self,
+        input: Vec<f32>,
+        from: Principal,
+        answer_within: Duration,
+    ) -> Result<Outcome, InferError> {
+        self.batcher.submit(input, from, answer_within).await
     }
 }
 

@@ -3,29 +3,49 @@
 //! `kiln_models_loaded` and responses by status (`kiln_http_responses_total`,
 //! `kiln_grpc_responses_total`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::registry::ModelsMetrics;
 
-/// The server's metrics: every model version's, and responses by status.
-#[derive(Default)]
+/// The HTTP status codes counted one by one: 100 to 599.
+const HTTP_CODES: std::ops::Range<u16> = 100..600;
+/// gRPC status codes: 0 (OK) to 16 (UNAUTHENTICATED).
+const GRPC_CODES: usize = 17;
+
+/// The server's metrics: every model version's, and responses by status
+/// (a counter per code: every request bumps one without a lock).
 pub struct Metrics {
     pub models: Arc<ModelsMetrics>,
-    responses: Mutex<BTreeMap<u16, u64>>,
-    grpc: Mutex<BTreeMap<i32, u64>>,
+    responses: Vec<AtomicU64>,
+    grpc: [AtomicU64; GRPC_CODES],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            models: Arc::default(),
+            responses: HTTP_CODES.map(|_| AtomicU64::new(0)).collect(),
+            grpc: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 impl Metrics {
     pub fn record_response(&self, status: u16) {
-        let mut r = self.responses.lock().unwrap_or_else(|p| p.into_inner());
-        *r.entry(status).or_default() += 1;
+        if let Some(n) = self
+            .responses
+            .get(usize::from(status.wrapping_sub(HTTP_CODES.start)))
+        {
+            n.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn record_grpc(&self, code: tonic::Code) {
-        let mut r = self.grpc.lock().unwrap_or_else(|p| p.into_inner());
-        *r.entry(code as i32).or_default() += 1;
+        if let Some(n) = self.grpc.get(code as usize) {
+            n.fetch_add(1, Relaxed);
+        }
     }
 
     /// The text exposition; `loaded` is the number of model versions loaded.
@@ -35,20 +55,21 @@ impl Metrics {
         let _ = writeln!(out, "kiln_models_loaded {loaded}");
         self.models.render(&mut out);
         let _ = writeln!(out, "# TYPE kiln_http_responses_total counter");
-        for (code, n) in self
-            .responses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(out, "kiln_http_responses_total{{code=\"{code}\"}} {n}");
+        for (code, n) in HTTP_CODES.zip(&self.responses) {
+            let n = n.load(Relaxed);
+            if n > 0 {
+                let _ = writeln!(out, "kiln_http_responses_total{{code=\"{code}\"}} {n}");
+            }
         }
         let _ = writeln!(out, "# TYPE kiln_grpc_responses_total counter");
-        for (&code, n) in self.grpc.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let name = format!("{:?}", tonic::Code::from(code));
-            let _ = writeln!(out, "kiln_grpc_responses_total{{code=\"{name}\"}} {n}");
+        for (code, n) in (0..).zip(&self.grpc) {
+            let n = n.load(Relaxed);
+            if n > 0 {
+                let name = format!("{:?}", tonic::Code::from(code));
+                let _ = writeln!(out, "kiln_grpc_responses_total{{code=\"{name}\"}} {n}");
+            }
         }
-        // Log lines dropped on the writer thread's full queue (super::log).
+        // Log lines dropped on a full log buffer (super::log).
         let _ = writeln!(out, "# TYPE kiln_log_lines_dropped_total counter");
         let dropped = super::log::dropped_lines();
         let _ = writeln!(out, "kiln_log_lines_dropped_total {dropped}");

@@ -104,15 +104,7 @@ impl AppState {
             let request = request?;
             let (id, binary_output) = (request.id.clone(), request.binary_output);
             let (rows_data, rows) = v2::validate(version, request)?;
-            let outcome =
-                tokio::time::timeout(self.request_timeout, version.infer(rows_data, from))
-                    .await
-                    .map_err(|_| {
-                        ApiError::unavailable(format!(
-                            "no answer within {:?} (server.request_timeout_ms); retry later",
-                            self.request_timeout
-                        ))
-                    })??;
+            let outcome = version.infer(rows_data, from, self.request_timeout).await?;
             Ok::<_, ApiError>(Answer {
                 id,
                 binary_output,

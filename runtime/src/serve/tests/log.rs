@@ -196,22 +196,22 @@ async fn access_lines_carry_ids_and_never_keys_or_inputs() {
     let access = |id: &str| {
         let hits: Vec<&serde_json::Value> = lines
             .iter()
-            .filter(|l| l["target"] == "kiln::access" && l["span"]["id"] == id)
+            .filter(|l| l["target"] == "kiln::access" && l["id"] == id)
             .collect();
         assert_eq!(hits.len(), 1, "one access line for {id}:\n{text}");
         hits[0].clone()
     };
     let line = access("req-abc-1");
     assert_eq!(line["status"], 200);
-    assert_eq!(line["span"]["route"], "/v2/models/{m}/infer");
-    assert_eq!(line["span"]["model"], "digits");
-    assert_eq!(line["span"]["version"], 1);
+    assert_eq!(line["route"], "/v2/models/{m}/infer");
+    assert_eq!(line["model"], "digits");
+    assert_eq!(line["version"], 1);
     assert!(line["micros"].as_u64().is_some() && line["bytes"].as_u64().unwrap() > 0);
     access(&fresh_id);
     assert_eq!(access("req-denied")["status"], 401);
     assert_eq!(access("req-bad")["status"], 400);
     let line = access("req-grpc-1");
     assert_eq!(line["grpc_status"], 0);
-    assert_eq!(line["span"]["model"], "digits");
+    assert_eq!(line["model"], "digits");
     assert_eq!(access("req-grpc-2")["grpc_status"], 16);
 }

@@ -3,23 +3,22 @@
 //! `KILN_LOG`), a request id per request, and one access line per request
 //! on both transports ([`AccessLogLayer`]).
 //!
-//! Lines are formatted on the thread that logs them and written by a
-//! thread of their own (`tracing_appender::non_blocking`, as nginx's
-//! buffered `access_log`): a request never waits on stderr, and lines
-//! queued together leave in one write. The queue holds at most
-//! [`QUEUED_LINES`]; past that, lines are dropped and counted
+//! Lines are formatted on the thread that logs them and gathered in one
+//! bounded buffer that a thread of its own writes out ([`writer`]): a
+//! request never waits on stderr nor wakes a thread, and lines leave many
+//! to a write. Past the buffer's bound, lines are dropped and counted
 //! ([`dropped_lines`], `kiln_log_lines_dropped_total` in `/metrics`)
 //! rather than slowing requests down.
 //!
-//! An access line holds the transport, method, route, the model and version
-//! the request resolved to, the status, the latency and the response's
-//! size, inside a `request` span whose `id` every line of that request
-//! carries. Headers, bodies and error messages are never logged (an error
-//! message may quote the request), so no key and no input value can reach
-//! a log line.
+//! An access line holds the request's id, the transport, method, route,
+//! the model and version the request resolved to, the status, the latency
+//! and the response's size, as fields of one event (no span: a request
+//! costs one formatted line). Headers, bodies and error messages are never
+//! logged (an error message may quote the request), so no key and no input
+//! value can reach a log line.
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::io::{BufWriter, Stderr};
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +28,9 @@ use std::time::Instant;
 use axum::body::HttpBody;
 use axum::extract::MatchedPath;
 use axum::http::{HeaderMap, HeaderValue, Request, Response};
-use tracing::Span;
-use tracing::field::Empty;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+mod writer;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -45,7 +43,7 @@ pub const LOG_ENV: &str = "KILN_LOG";
 pub enum LogFormat {
     /// One human-readable line per event.
     Text,
-    /// One JSON object per line, the span's fields flattened in.
+    /// One JSON object per line, the event's fields flattened in.
     Json,
 }
 
@@ -60,24 +58,26 @@ pub enum LogError {
         level: String,
         why: String,
     },
+    #[error("starting the log's writer thread: {0}")]
+    Thread(std::io::Error),
 }
 
-/// The most log lines queued for the writer thread; more are dropped.
-pub(crate) const QUEUED_LINES: usize = 65_536;
+/// The installed subscriber's writer, for its count of dropped lines.
+static WRITER: OnceLock<writer::BufferedWriter> = OnceLock::new();
 
-/// The writer thread's count of lines dropped on a full queue.
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
-
-/// Lines dropped so far because the queue was full (0 before [`init`]).
+/// Lines dropped so far because the log's buffer was full (0 before
+/// [`init`]).
 pub(crate) fn dropped_lines() -> usize {
-    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+    WRITER
+        .get()
+        .map_or(0, writer::BufferedWriter::dropped_lines)
 }
 
 /// Keeps the log's writer thread; dropping it writes out what is queued.
 /// Hold it until the process is done logging.
 #[must_use = "dropping the guard stops the log's writer thread"]
 pub struct LogGuard {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<writer::WriterGuard>,
 }
 
 /// Installs the process's subscriber: `level` (an `EnvFilter` directive
@@ -96,28 +96,23 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<LogGuard, LogError
         level: directive.to_string(),
         why: e.to_string(),
     })?;
-    // The writer thread flushes whenever its queue runs empty.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("kiln-log")
-        .finish::<BufWriter<Stderr>>(BufWriter::new(std::io::stderr()));
-    let dropped = writer.error_counter();
+    let (writer, guard) = writer::spawn(std::io::stderr()).map_err(LogError::Thread)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     let installed = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            .with_current_span(false)
             .with_span_list(false)
             .try_init(),
     };
     if installed.is_err() {
         return Ok(LogGuard { _writer: None });
     }
-    let _ = DROPPED.set(dropped);
+    let _ = WRITER.set(writer);
     Ok(LogGuard {
         _writer: Some(guard),
     })
@@ -149,12 +144,17 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
     HeaderValue::try_from(format!("{prefix:016x}-{n}")).expect("hex and digits")
 }
 
-/// Records, in the current request's span, the model and version a request
-/// resolved to (a loaded model's name, never the caller's raw text).
+tokio::task_local! {
+    /// The model and version the current request resolved to, for its
+    /// access line.
+    static RESOLVED: RefCell<Option<(String, u64)>>;
+}
+
+/// Records the model and version the current request resolved to (a
+/// loaded model's name, never the caller's raw text), outside a request
+/// nothing.
 pub(crate) fn record_model(model: &str, version: u64) {
-    let span = Span::current();
-    span.record("model", model);
-    span.record("version", version);
+    let _ = RESOLVED.try_with(|r| *r.borrow_mut() = Some((model.to_string(), version)));
 }
 
 /// The transport a [`AccessLog`] wraps, which decides where its status is.
@@ -169,8 +169,7 @@ pub enum Transport {
 }
 
 /// A [`tower::Layer`] that gives each request an id (echoed in the
-/// response's `x-request-id`), runs it inside a `request` span and writes
-/// its access line.
+/// response's `x-request-id`) and writes its access line.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessLogLayer(pub Transport);
 
@@ -216,57 +215,76 @@ where
         let started = Instant::now();
         let id = request_id(req.headers());
         req.headers_mut().insert(REQUEST_ID, id.clone());
-        let transport = self.transport;
-        let route = match transport {
-            Transport::Rest => req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("-", MatchedPath::as_str),
-            Transport::Grpc => req.uri().path(),
+        let request = Line {
+            transport: self.transport,
+            method: req.method().clone(),
+            route: match self.transport {
+                Transport::Rest => req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("-", MatchedPath::as_str),
+                Transport::Grpc => req.uri().path(),
+            }
+            .chars()
+            .take(MAX_ROUTE)
+            .collect(),
+            started,
         };
-        let route: String = route.chars().take(MAX_ROUTE).collect();
-        let span = tracing::info_span!(
-            "request",
-            id = id.to_str().unwrap_or("-"),
-            transport = ?transport,
-            method = %req.method(),
-            route = %route,
-            model = Empty,
-            version = Empty,
-        );
-        let future = span.in_scope(|| self.inner.call(req));
-        Box::pin(async move {
-            let result = tracing::Instrument::instrument(future, span.clone()).await;
+        let future = self.inner.call(req);
+        Box::pin(RESOLVED.scope(RefCell::new(None), async move {
+            let result = future.await;
             if let Ok(response) = &result {
-                span.in_scope(|| access_line(transport, response, started));
+                let resolved = RESOLVED.with(|r| r.borrow_mut().take());
+                request.write(&id, resolved, response);
             }
             result.map(|mut response| {
                 response.headers_mut().insert(REQUEST_ID, id);
                 response
             })
-        })
+        }))
     }
 }
 
-/// The access line of a finished request.
-fn access_line<RB: HttpBody>(transport: Transport, response: &Response<RB>, started: Instant) {
-    let micros = started.elapsed().as_micros() as u64;
-    let bytes = response.body().size_hint().exact();
-    match transport {
-        Transport::Rest => tracing::info!(
-            target: "kiln::access",
-            status = response.status().as_u16(),
-            micros,
-            bytes,
-        ),
-        Transport::Grpc => {
-            let status = response
+/// What an access line says of the request, kept from its start.
+struct Line {
+    transport: Transport,
+    method: axum::http::Method,
+    route: String,
+    started: Instant,
+}
+
+impl Line {
+    /// The access line of a finished request.
+    fn write<RB: HttpBody>(
+        &self,
+        id: &HeaderValue,
+        resolved: Option<(String, u64)>,
+        response: &Response<RB>,
+    ) {
+        let micros = self.started.elapsed().as_micros() as u64;
+        let bytes = response.body().size_hint().exact();
+        let (model, version) = resolved.unzip();
+        let status = match self.transport {
+            Transport::Rest => response.status().as_u16(),
+            Transport::Grpc => response
                 .headers()
                 .get("grpc-status")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u16>().ok())
-                .unwrap_or(0);
-            tracing::info!(target: "kiln::access", grpc_status = status, micros, bytes)
+                .unwrap_or(0),
+        };
+        let id = id.to_str().unwrap_or("-");
+        let (transport, method, route) = (self.transport, &self.method, &self.route);
+        let model = model.as_deref();
+        match transport {
+            Transport::Rest => tracing::info!(
+                target: "kiln::access",
+                id, ?transport, %method, %route, model, version, status, micros, bytes,
+            ),
+            Transport::Grpc => tracing::info!(
+                target: "kiln::access",
+                id, ?transport, %method, %route, model, version, grpc_status = status, micros, bytes,
+            ),
         }
     }
 }
