@@ -40,6 +40,8 @@ MODELS = [
     ("mlp.int8", "MLP int8", "784"),
     ("cnn", "CNN f32", "1,28,28"),
     ("cnn.int8", "CNN int8", "1,28,28"),
+    ("lstm", "LSTM f32", "50,64"),
+    ("lstm.int8", "LSTM int8", "50,64"),
 ]
 
 ORT_WEB_DIST = HERE / "node_modules/onnxruntime-web/dist"
@@ -47,8 +49,9 @@ ORT_WEB_RUNTIME = ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs", 
 
 
 def bindgen_package(stem):
-    """The browser package's build for a model: dense models get web/pkg, CNNs web/pkg-cnn."""
-    return "web/pkg-cnn" if stem.startswith("cnn") else "web/pkg"
+    """The browser package's build for a model: dense models get web/pkg,
+    CNNs web/pkg-cnn, recurrent models web/pkg-rnn."""
+    return {"cnn": "web/pkg-cnn", "lstm": "web/pkg-rnn"}.get(stem.split(".")[0], "web/pkg")
 
 
 def bindgen_bytes(stem):

@@ -41,6 +41,8 @@ BASE = "kiln-warm"
 # An A/B row is "same" when the head's median is within this of the base's.
 AB_TOLERANCE = 0.03
 ORDER = ["kiln-native", "kiln-warm", "kiln-fresh", "kiln-node-abi", "kiln-node-bindgen", "ort-native", "ort-web", "tract"]
+# The benchmark models, in table order.
+MODELS = ("MLP f32", "MLP int8", "CNN f32", "CNN int8", "LSTM f32", "LSTM int8")
 # Remarks printed beside a model's first row, e.g. when a peer quantizes differently.
 NOTES: dict[str, str] = {}
 
@@ -114,7 +116,7 @@ def ordered(res, model):
 
 
 def table(res):
-    models = [m for m in ("MLP f32", "MLP int8", "CNN f32", "CNN int8") if any(k[0] == m for k in res)]
+    models = [m for m in MODELS if any(k[0] == m for k in res)]
     lines = [
         "| model | runtime | median µs, batch 1 | p99 µs | × kiln | predictions/s, batch 32 | × kiln | peak RSS MiB | artifact KiB |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -178,16 +180,22 @@ def goals(res):
     for m in ("MLP int8", "CNN int8"):
         goal(f"{m}: kiln wasmtime (warm) vs onnxruntime-web int8, batch 1", med(m, "kiln-warm"), med(m, "ort-web"), 4)
         goal(f"{m}: kiln wasmtime (warm) vs onnxruntime native int8, batch 1", med(m, "kiln-warm"), med(m, "ort-native"), 1)
-    for m in ("MLP f32", "MLP int8", "CNN f32", "CNN int8"):
+    for m in MODELS[:4]:
         goal(f"{m}: kiln in Node (raw ABI) vs onnxruntime-web", med(m, "kiln-node-abi"), med(m, "ort-web"), 3)
-    for m in ("MLP f32", "MLP int8", "CNN f32", "CNN int8"):
+    # Issue #19's LSTM goals: against onnxruntime's f32 runs.
+    f32 = "LSTM f32"
+    goal("LSTM f32: kiln in Node (raw ABI) vs onnxruntime-web", med(f32, "kiln-node-abi"), med(f32, "ort-web"), 1.7)
+    goal("LSTM int8: kiln in Node (raw ABI) vs onnxruntime-web f32", med("LSTM int8", "kiln-node-abi"), med(f32, "ort-web"), 3)
+    goal("LSTM int8: kiln wasmtime (warm, relaxed twin) vs onnxruntime native f32", med("LSTM int8", "kiln-warm"),
+         med(f32, "ort-native"), 1)
+    for m in MODELS:
         # within 2× of native: native / wasm ≥ 0.5
         goal(f"{m}: kiln native ÷ kiln wasmtime (warm) (within 2× means ≥ 0.5×)", med(m, "kiln-warm"), med(m, "kiln-native"), 0.5)
     return "| goal | speed-up measured | verdict |\n|---|---|---|\n" + "\n".join(out) + "\n"
 
 
 def svg(res):
-    models = [m for m in ("MLP f32", "MLP int8", "CNN f32", "CNN int8") if any(k[0] == m for k in res)]
+    models = [m for m in MODELS if any(k[0] == m for k in res)]
     bar_h, gap, left, width, top = 16, 4, 300, 380, 40
     parts, y = [], top
     for model in models:

@@ -20,6 +20,7 @@ mod modules;
 mod node;
 mod onnx;
 mod recurrent;
+mod recurrent_int8;
 mod seal;
 mod serve;
 mod serve_limits;

@@ -340,6 +340,8 @@ fn step(
             b,
             direction,
             sequence,
+            w_scale,
+            r_scale,
         }
         | LayerSpec::Lstm {
             hidden,
@@ -348,6 +350,8 @@ fn step(
             b,
             direction,
             sequence,
+            w_scale,
+            r_scale,
         }
         | LayerSpec::Gru {
             hidden,
@@ -356,10 +360,13 @@ fn step(
             b,
             direction,
             sequence,
+            w_scale,
+            r_scale,
             ..
         } => {
             let names = [w, r, b].map(String::as_str);
-            let fields = (*hidden, names, *direction, *sequence);
+            let scales = [w_scale, r_scale].map(Option::as_deref);
+            let fields = (*hidden, names, scales, *direction, *sequence);
             let (layer, out) = super::recurrent::layer(&at, spec, fields, &shape)?;
             shape = out;
             layer

@@ -38,7 +38,7 @@ pub use graph::Node;
 pub(crate) use int8::NOT_HERE;
 pub use int8::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 pub use layer::{Activation, Layer, Tensor};
-pub use recurrent::{Cell, RecurrentGeom, RecurrentLayer};
+pub use recurrent::{Cell, RecurrentGeom, RecurrentI8, RecurrentLayer, RecurrentWeights};
 
 use crate::{ModelError, RunError, kernels};
 #[cfg(feature = "dag")]
@@ -293,9 +293,8 @@ pub struct Scratch {
     next: Vec<f32>,
     /// Buffers of the int8 layers, if the model has any.
     int8: Int8Scratch,
-    /// The recurrent layers' buffers ([`RecurrentGeom::scratch_len`] per
-    /// row), if the model has any.
-    recurrent: Vec<f32>,
+    /// The recurrent layers' buffers, if the model has any.
+    recurrent: recurrent::Buffers,
     /// `(batch, max_width)` that [`Scratch::input`] prepared for.
     prepared: Option<(usize, usize)>,
 }
@@ -307,7 +306,7 @@ impl Scratch {
             cur: Vec::new(),
             next: Vec::new(),
             int8: Int8Scratch::new(),
-            recurrent: Vec::new(),
+            recurrent: recurrent::Buffers::new(),
             prepared: None,
         }
     }
@@ -334,26 +333,11 @@ impl Scratch {
                 buf.resize(len, 0.0);
             }
         }
-        let recurrent = model
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                Layer::Recurrent(l, _) => Some(l.geom.scratch_len()),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let recurrent = batch
-            .checked_mul(recurrent)
-            .filter(|&n| n <= MAX_BUFFER)
-            .ok_or(RunError::BadBatch)?;
-        if self.recurrent.len() < recurrent {
-            let grow = recurrent - self.recurrent.len();
-            self.recurrent
-                .try_reserve_exact(grow)
-                .map_err(|_| RunError::OutOfMemory)?;
-            self.recurrent.resize(recurrent, 0.0);
-        }
+        let recurrent = model.layers.iter().filter_map(|l| match l {
+            Layer::Recurrent(l, _) => Some(l),
+            _ => None,
+        });
+        self.recurrent.reserve(recurrent, batch, MAX_BUFFER)?;
         if model.int8 {
             let cols = model
                 .layers

@@ -113,6 +113,12 @@ pub fn quantize(
             } if !cfg.dynamic && plain_conv(*padding, *pads, *dilation, *groups) => {
                 (weight, bias, Some((*stride, *padding)))
             }
+            other if other.recurrent_tensors().is_some() => {
+                out_layers.push(quantize_recurrent(model, other, cfg.scheme, &mut tensors));
+                input = None;
+                i += 1;
+                continue;
+            }
             other => {
                 copy(other, &mut tensors);
                 // Pooling and flattening between int8 layers run on int8
@@ -271,6 +277,33 @@ fn quantize_layer_tensors(
     };
     tensors.insert(bias.clone(), bias_tensor);
     scale_name
+}
+
+/// A recurrent layer with int8 `w` and `r`, per output channel (each row
+/// of `[D·G·H, F]` and `[D·G·H, H]`), their scales `w.scale` and
+/// `r.scale` (`[D, G·H]`) and the f32 `b` written into `tensors`; the
+/// layer reads them (`docs/quantization.md`, "Recurrent layers").
+fn quantize_recurrent(
+    model: &ModelFile,
+    layer: &LayerSpec,
+    scheme: Scheme,
+    tensors: &mut BTreeMap<String, Tensor>,
+) -> LayerSpec {
+    let ([w, r, b], _) = layer.recurrent_tensors().expect("a recurrent layer");
+    let [ws, rs] = [w, r].map(|name| {
+        let t = &model.tensors[name];
+        let &[d, gh, cols] = t.shape.as_slice() else {
+            unreachable!("to_kernel checked the layer")
+        };
+        let values = t.as_f32().expect("checked f32 weights");
+        let (q, scales) = quantize_weights(values, cols, d * gh, scheme, &vec![0.0; d * gh]);
+        let scale_name = format!("{name}.scale");
+        tensors.insert(name.to_string(), Tensor::i8(t.shape.clone(), q));
+        tensors.insert(scale_name.clone(), Tensor::new(vec![d, gh], scales));
+        scale_name
+    });
+    tensors.insert(b.to_string(), model.tensors[b].clone());
+    layer.clone().with_scales(ws, rs)
 }
 
 /// The largest magnitude of an i32 bias at the accumulator scale: half the
