@@ -57,7 +57,8 @@ step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
 # then the stock Python tritonclient (http and grpc) against a real `kiln serve`.
 step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.py \
   tests/python/test_onnx_mobilenet.py tests/python/test_onnx_graphs.py \
-  tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py
+  tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py \
+  tests/python/test_onnx_backend_recurrent.py
 # Keras import against real Keras 3 (JAX backend): models trained in the test.
 step "pytest tests/python/test_keras_import.py" pytest tests/python/test_keras_import.py
 step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py
