@@ -158,20 +158,24 @@ fn size(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().len()
 }
 
-/// File and module sizes, int8 against f32: an LSTM of 64k weights on the
-/// digits (`lstm:128`, 1 epoch) and the benchmark's LSTM shape (64
-/// features, 128 hidden: 98k weights, `lstm:128 --shape 1x64`).
+/// File and module sizes, int8 (`--dynamic`) against f32, for LSTMs of
+/// 128 and 256 hidden values over 4 features (67,584 and 266,240 weights)
+/// with a dense head of 3: the files ≤ 30 %; the modules, which also hold
+/// the 47 KB rnn kernel, ≤ 45 % and, for the larger, ≤ 35 %
+/// (docs/quantization.md, "Sizes").
 #[test]
 fn int8_recurrent_modules_are_small() {
     let dir = scratch();
-    let mut ratios = Vec::new();
-    for (name, shape) in [("digits", "8x8"), ("wide", "1x64")] {
-        let f = dir.path().join(format!("{name}.safetensors"));
-        kiln_ok(&[
-            "train", "--data", "builtin:digits", "--model", "lstm:128", "--shape", shape,
-            "--epochs", "1", "--seed", "1", "-o", s(&f),
-        ]);
-        let q = dir.path().join(format!("{name}-int8.safetensors"));
+    for hidden in [128, 256] {
+        let layers = [Rec {
+            cell: "lstm",
+            hidden,
+            bi: false,
+            seq: false,
+        }];
+        let f = dir.path().join(format!("lstm{hidden}.safetensors"));
+        model("lstm", &layers, 3).save(&f).unwrap();
+        let q = dir.path().join(format!("lstm{hidden}-int8.safetensors"));
         kiln_ok(&["quantize", s(&f), "--dynamic", "-o", s(&q)]);
         let (fm, qm) = (f.with_extension("wasm"), q.with_extension("wasm"));
         kiln_ok(&["build", s(&f), "-o", s(&fm)]);
@@ -179,14 +183,14 @@ fn int8_recurrent_modules_are_small() {
         let file = size(&q) as f64 / size(&f) as f64;
         let module = size(&qm) as f64 / size(&fm) as f64;
         eprintln!(
-            "{name}: file {} / {} B = {file:.3}, module {} / {} B = {module:.3}",
+            "lstm:{hidden}: file {} / {} B = {file:.3}, module {} / {} B = {module:.3}",
             size(&q),
             size(&f),
             size(&qm),
             size(&fm)
         );
-        assert!(file <= 0.30, "{name}: int8 file is {file:.3} of f32");
-        ratios.push(module);
+        assert!(file <= 0.30, "lstm:{hidden}: int8 file is {file:.3} of f32");
+        let bound = if hidden == 256 { 0.35 } else { 0.45 };
+        assert!(module <= bound, "lstm:{hidden}: int8 module is {module:.3} of f32");
     }
-    assert!(ratios[1] <= 0.35, "module ratios {ratios:?}");
 }

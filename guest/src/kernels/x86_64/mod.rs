@@ -19,6 +19,7 @@ use super::geometry::ConvGeom;
 mod dense_i8;
 
 pub use super::generic::*;
+pub use blocked::recurrent_i8::product_i8;
 pub use dense_i8::dense_i8;
 
 /// [`reference::conv2d`], blocked as `blocked::conv` and

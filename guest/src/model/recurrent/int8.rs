@@ -8,7 +8,8 @@
 //! bits around a zero point of 64 (`q = nearest(v · 63/m) + 64`, `m =
 //! max|v|`), runs the int8 dense kernel (its bias is the folded zero
 //! point, `−64 · Σ_i W[o][i]`), and dequantizes with the row's scale
-//! (`f32(acc) · (m/63 · s_w[o]) + bias[o]`). Quantized inputs therefore
+//! (`f32(acc) · (m/63 · s_w[o]) + bias[o]`): the product whose definition
+//! is [`crate::kernels::generic::product_i8`]. Quantized inputs therefore
 //! lie in 1..=127, the range in which the relaxed-SIMD dot product is exact
 //! (`kernels/wasm/relaxed.rs`), for inputs of any sign. The gates, the
 //! cell state and the hidden state stay f32.
@@ -16,15 +17,12 @@
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use super::{QuantBuffers, RecurrentGeom, Tensor};
-use crate::kernels::{self, packing::dense_i8 as k};
+use super::{RecurrentGeom, Tensor};
+use crate::kernels::generic::{MatrixI8, PRODUCT_ZERO_POINT};
+use crate::kernels::packing::dense_i8 as k;
 use crate::model::check::check_len;
 use crate::{Layer, ModelError, RecurrentLayer, RecurrentWeights};
 
-/// The zero point of quantized inputs: a row quantizes to `64 ± 63`.
-const ZERO_POINT: i32 = 64;
-/// The levels on each side of [`ZERO_POINT`].
-const LEVELS: f32 = 63.0;
 /// The most features or hidden values an int8 layer takes: beyond, a sum
 /// of `(q − 64) · w` could leave i32.
 const MAX_INPUTS: usize = (1 << 31) / (64 * 128);
@@ -42,14 +40,6 @@ pub struct RecurrentI8<'a> {
     pub r: Cow<'a, [i8]>,
     pub r_scale: Tensor<'a>,
     pub r_fold: Cow<'a, [i32]>,
-}
-
-/// One matrix of one direction, as a product reads it.
-#[derive(Clone, Copy)]
-pub(super) struct MatrixI8<'m> {
-    w: &'m [i8],
-    scale: &'m [f32],
-    fold: &'m [i32],
 }
 
 /// The packed lengths of one direction's `w` and `r`.
@@ -82,7 +72,7 @@ fn pack(rows: &[i8], inputs: usize, outputs: usize, packed: &mut Vec<i8>, fold: 
     k::pack(rows, inputs, outputs, &mut packed[at..]);
     fold.extend(rows.chunks_exact(inputs.max(1)).map(|row| {
         let sum: i32 = row.iter().map(|&w| i32::from(w)).sum();
-        sum.wrapping_mul(-ZERO_POINT)
+        sum.wrapping_mul(-PRODUCT_ZERO_POINT)
     }));
 }
 
@@ -208,53 +198,22 @@ impl RecurrentI8<'_> {
     }
 }
 
-impl MatrixI8<'_> {
-    /// `y = x · Wᵀ + bias` over the rows of `x` (`inputs` values each):
-    /// each row quantized with its own scale, the int8 dense kernel, the
-    /// dequantize (module docs).
-    pub(super) fn product(
-        self,
-        x: &[f32],
-        inputs: usize,
-        outputs: usize,
-        bias: &[f32],
-        y: &mut [f32],
-        q: &mut QuantBuffers<'_>,
-    ) {
-        let rows = x.len() / inputs.max(1);
-        let (Some(scales), Some(qx), Some(acc)) = (
-            q.scales.get_mut(..rows),
-            q.x.get_mut(..rows * inputs),
-            q.acc.get_mut(..rows * outputs),
-        ) else {
-            return;
-        };
-        let quantized = x.chunks_exact(inputs.max(1)).zip(qx.chunks_exact_mut(inputs.max(1)));
-        for ((xr, qr), s) in quantized.zip(scales.iter_mut()) {
-            let (scale, inv) = kernels::dynamic_scale(xr, LEVELS);
-            *s = scale;
-            kernels::quantize_i8(xr, inv, ZERO_POINT, qr);
-        }
-        kernels::dense_i8(qx, self.w, self.fold, inputs, outputs, acc);
-        kernels::dequantize(acc, scales, self.scale, bias, y);
-    }
-
-    /// The first `rows` output channels (packed on their own) and the rest.
-    pub(super) fn split(self, rows: usize, inputs: usize) -> Option<(Self, Self)> {
-        let (w0, w1) = self.w.split_at_checked(k::packed_len(inputs, rows)?)?;
-        let (s0, s1) = self.scale.split_at_checked(rows)?;
-        let (f0, f1) = self.fold.split_at_checked(rows)?;
-        Some((
-            MatrixI8 {
-                w: w0,
-                scale: s0,
-                fold: f0,
-            },
-            MatrixI8 {
-                w: w1,
-                scale: s1,
-                fold: f1,
-            },
-        ))
-    }
+/// The first `rows` output channels of `m` (packed on their own, with
+/// `inputs` values each) and the rest.
+pub(super) fn split<'m>(m: MatrixI8<'m>, rows: usize, inputs: usize) -> Option<(MatrixI8<'m>, MatrixI8<'m>)> {
+    let (w0, w1) = m.w.split_at_checked(k::packed_len(inputs, rows)?)?;
+    let (s0, s1) = m.scale.split_at_checked(rows)?;
+    let (f0, f1) = m.fold.split_at_checked(rows)?;
+    Some((
+        MatrixI8 {
+            w: w0,
+            scale: s0,
+            fold: f0,
+        },
+        MatrixI8 {
+            w: w1,
+            scale: s1,
+            fold: f1,
+        },
+    ))
 }

@@ -25,6 +25,7 @@ pub use int8::RecurrentI8;
 
 use super::Tensor;
 use super::check::{MAX_WIDTH, check_len, check_tensor};
+use crate::kernels::generic::{MatrixI8, ProductBuffers};
 use crate::kernels::{self, packing::dense::pack_rows};
 use crate::{Layer, ModelError, RunError};
 
@@ -210,7 +211,7 @@ impl RecurrentGeom {
 #[derive(Clone, Copy)]
 enum Matrix<'m> {
     F32(&'m [f32]),
-    Int8(int8::MatrixI8<'m>),
+    Int8(MatrixI8<'m>),
 }
 
 impl Matrix<'_> {
@@ -223,11 +224,11 @@ impl Matrix<'_> {
         outputs: usize,
         bias: &[f32],
         y: &mut [f32],
-        q: &mut QuantBuffers<'_>,
+        q: &mut ProductBuffers<'_>,
     ) {
         match self {
             Matrix::F32(w) => kernels::dense(x, w, bias, inputs, outputs, y),
-            Matrix::Int8(m) => m.product(x, inputs, outputs, bias, y, q),
+            Matrix::Int8(m) => kernels::product_i8(m, x, [inputs, outputs], bias, y, q),
         }
     }
 
@@ -239,7 +240,7 @@ impl Matrix<'_> {
                 (Matrix::F32(a), Matrix::F32(b))
             }
             Matrix::Int8(m) => {
-                let (a, b) = m.split(rows, inputs)?;
+                let (a, b) = int8::split(m, rows, inputs)?;
                 (Matrix::Int8(a), Matrix::Int8(b))
             }
         })
@@ -354,9 +355,9 @@ impl RecurrentLayer<'_> {
         let Some((reset, scales)) = rest.split_at_mut_checked(batch * h) else {
             return;
         };
-        let mut qb = QuantBuffers {
+        let mut qb = ProductBuffers {
             scales,
-            x: i8s,
+            q: i8s,
             acc: i32s,
         };
         for d in 0..dirs {
@@ -470,14 +471,6 @@ fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
         v.resize(n, T::default());
     }
     Ok(())
-}
-
-/// The buffers of the int8 products: per-row scales, quantized rows and
-/// accumulators.
-struct QuantBuffers<'b> {
-    scales: &'b mut [f32],
-    x: &'b mut [i8],
-    acc: &'b mut [i32],
 }
 
 /// Copies each row's state (`h` values of `state`) to values `at ..` of
