@@ -77,7 +77,13 @@ pub(crate) fn model(name: &str, layers: &[Rec], seed: u64) -> ModelFile {
                 linear_before_reset: cell == "gru",
             },
         };
-        specs.push(LayerSpec::recurrent(cell, hidden, [w, r, b], direction, sequence));
+        specs.push(LayerSpec::recurrent(
+            cell,
+            hidden,
+            [w, r, b],
+            direction,
+            sequence,
+        ));
         features = d * h;
         width = if l.seq { STEPS * features } else { features };
     }

@@ -105,15 +105,36 @@ fn int8_recurrent_models_agree_everywhere() {
 /// Trains on the digits read as 8 steps of 8 pixels (the settings of
 /// `train_rnn::gru_and_lstm_read_digits_as_sequences`); returns the model
 /// and its held-out rows.
-fn digits_model(dir: &Path, model: &str, seed: &str, epochs: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+fn digits_model(
+    dir: &Path,
+    model: &str,
+    seed: &str,
+    epochs: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let name = format!("{}-{seed}", model.replace(':', "-"));
     let (out, test) = (
         dir.join(format!("{name}.safetensors")),
         dir.join(format!("{name}-test.csv")),
     );
     kiln_ok(&[
-        "train", "--data", "builtin:digits", "--model", model, "--shape", "8x8", "--optimizer",
-        "adam", "--clip", "5", "--epochs", epochs, "--seed", seed, "--test-out", s(&test), "-o",
+        "train",
+        "--data",
+        "builtin:digits",
+        "--model",
+        model,
+        "--shape",
+        "8x8",
+        "--optimizer",
+        "adam",
+        "--clip",
+        "5",
+        "--epochs",
+        epochs,
+        "--seed",
+        seed,
+        "--test-out",
+        s(&test),
+        "-o",
         s(&out),
     ]);
     (out, test)
@@ -148,7 +169,10 @@ fn int8_recurrent_digits_stay_within_a_point() {
                     cmp["agreement"], cmp["max_abs_score_diff"]
                 );
                 assert!(fa >= 0.96, "{model} seed {seed}: f32 {fa}");
-                assert!((fa - qa) * 100.0 <= 1.0, "{model} seed {seed} {mode:?}: {qa} vs {fa}");
+                assert!(
+                    (fa - qa) * 100.0 <= 1.0,
+                    "{model} seed {seed} {mode:?}: {qa} vs {fa}"
+                );
             }
         }
     }
@@ -191,6 +215,9 @@ fn int8_recurrent_modules_are_small() {
         );
         assert!(file <= 0.30, "lstm:{hidden}: int8 file is {file:.3} of f32");
         let bound = if hidden == 256 { 0.35 } else { 0.45 };
-        assert!(module <= bound, "lstm:{hidden}: int8 module is {module:.3} of f32");
+        assert!(
+            module <= bound,
+            "lstm:{hidden}: int8 module is {module:.3} of f32"
+        );
     }
 }

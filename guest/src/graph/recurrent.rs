@@ -180,7 +180,10 @@ pub(super) fn layer(
     };
     let w_shape = ([d, gh, features], format!("[D, {g}·hidden, features]"));
     let r_shape = ([d, gh, hidden], format!("[D, {g}·hidden, hidden]"));
-    let b = at.f32s(b, shaped(b, &[d, two_gh], &format!("[D, {}·hidden]", 2 * g))?)?;
+    let b = at.f32s(
+        b,
+        shaped(b, &[d, two_gh], &format!("[D, {}·hidden]", 2 * g))?,
+    )?;
     let geom = RecurrentGeom {
         cell,
         steps,
@@ -198,7 +201,8 @@ pub(super) fn layer(
         [Some(ws), Some(rs)] => {
             let w = at.i8s(w, shaped(w, &w_shape.0, &w_shape.1)?)?;
             let r = at.i8s(r, shaped(r, &r_shape.0, &r_shape.1)?)?;
-            let scale = |name: &str| at.f32s(name, shaped(name, &[d, gh], &format!("[D, {g}·hidden]"))?);
+            let scale =
+                |name: &str| at.f32s(name, shaped(name, &[d, gh], &format!("[D, {g}·hidden]"))?);
             let scales = [scale(ws)?, scale(rs)?];
             Layer::recurrent_int8(index, geom, [w, r], scales, b.to_vec().into())?
         }

@@ -466,7 +466,8 @@ mod tests {
         let int8 = read(r#"{"op": "lstm", "hidden": 3, "w": "w", "r": "r", "b": "b", "w_scale": "ws", "r_scale": "rs"}"#)
             .ok()
             .unwrap();
-        let spec = LayerSpec::recurrent(Cell::Lstm, 3, ["w", "r", "b"].map(String::from), fwd, false);
+        let spec =
+            LayerSpec::recurrent(Cell::Lstm, 3, ["w", "r", "b"].map(String::from), fwd, false);
         assert_eq!(int8.layers, [spec.with_scales("ws".into(), "rs".into())]);
         let gru = r#""op": "gru", "hidden": 4, "w": "w", "r": "r", "b": "b""#;
         assert_eq!(

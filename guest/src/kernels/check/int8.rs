@@ -179,14 +179,14 @@ pub(super) fn pool_i8(r: &Run) -> Result<u64, Failure> {
     })
 }
 
-/// The int8 product of recurrent layers: rows of both signs, an all-zero
-/// row, a NaN, and an infinity (whose row leaves 0..=127 and takes the
+/// The int8 product of recurrent layers: rows of both signs, a NaN, an
+/// all-zero row, and an infinity (whose row leaves 0..=127 and takes the
 /// plain kernel in the relaxed build).
 pub(super) fn recurrent_product(r: &Run) -> Result<u64, Failure> {
     r.cases(cases::DENSE, |case, [batch, inputs, outputs], rng, d| {
         let mut x = rng.f32s(batch * inputs);
-        let specials = [0.0, f32::NAN, f32::INFINITY];
-        for (row, s) in x.chunks_exact_mut(inputs).zip(specials).skip(1) {
+        let specials = [f32::NAN, 0.0, f32::INFINITY];
+        for (row, s) in x.chunks_exact_mut(inputs).zip(specials) {
             if s == 0.0 {
                 row.fill(0.0);
             } else {
@@ -199,7 +199,9 @@ pub(super) fn recurrent_product(r: &Run) -> Result<u64, Failure> {
             .chunks_exact(inputs)
             .map(|r| -64 * r.iter().map(|&v| i32::from(v)).sum::<i32>())
             .collect();
-        let scale: Vec<f32> = (0..outputs).map(|_| rng.range(1, 4096) as f32 / 65536.0).collect();
+        let scale: Vec<f32> = (0..outputs)
+            .map(|_| rng.range(1, 4096) as f32 / 65536.0)
+            .collect();
         let bias = rng.f32s(outputs);
         let m = generic::MatrixI8 {
             w: &w,
@@ -207,7 +209,7 @@ pub(super) fn recurrent_product(r: &Run) -> Result<u64, Failure> {
             fold: &fold,
         };
         let (mut scales, mut q, mut acc) = (
-            alloc::vec![0.0; batch],
+            alloc::vec![0.0f32; batch],
             alloc::vec![0i8; batch * inputs],
             alloc::vec![0i32; batch * outputs],
         );

@@ -144,14 +144,16 @@ pub fn product_i8_with<Q, D, U>(
     ) else {
         return;
     };
-    let quantized = x.chunks_exact(inputs.max(1)).zip(q.chunks_exact_mut(inputs.max(1)));
+    let quantized = x
+        .chunks_exact(inputs.max(1))
+        .zip(q.chunks_exact_mut(inputs.max(1)));
     for ((xr, qr), s) in quantized.zip(scales.iter_mut()) {
         let (scale, inv) = dynamic_scale(xr, PRODUCT_LEVELS);
         *s = scale;
         quantize(xr, inv, PRODUCT_ZERO_POINT, qr);
     }
-    dense(q, m.w, m.fold, inputs, outputs, acc);
-    dequantize(acc, scales, m.scale, bias, y);
+    dense(&*q, m.w, m.fold, inputs, outputs, &mut *acc);
+    dequantize(&*acc, &*scales, m.scale, bias, y);
 }
 
 #[cfg(test)]

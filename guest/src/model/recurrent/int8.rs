@@ -200,7 +200,11 @@ impl RecurrentI8<'_> {
 
 /// The first `rows` output channels of `m` (packed on their own, with
 /// `inputs` values each) and the rest.
-pub(super) fn split<'m>(m: MatrixI8<'m>, rows: usize, inputs: usize) -> Option<(MatrixI8<'m>, MatrixI8<'m>)> {
+pub(super) fn split<'m>(
+    m: MatrixI8<'m>,
+    rows: usize,
+    inputs: usize,
+) -> Option<(MatrixI8<'m>, MatrixI8<'m>)> {
     let (w0, w1) = m.w.split_at_checked(k::packed_len(inputs, rows)?)?;
     let (s0, s1) = m.scale.split_at_checked(rows)?;
     let (f0, f1) = m.fold.split_at_checked(rows)?;

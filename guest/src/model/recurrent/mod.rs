@@ -361,7 +361,8 @@ impl RecurrentLayer<'_> {
             acc: i32s,
         };
         for d in 0..dirs {
-            let (Some((w, r)), Some(b)) = (self.matrices(d), self.b.get(d * 2 * gh..(d + 1) * 2 * gh))
+            let (Some((w, r)), Some(b)) =
+                (self.matrices(d), self.b.get(d * 2 * gh..(d + 1) * 2 * gh))
             else {
                 return;
             };

@@ -206,8 +206,14 @@ fn int8_rnn_is_the_defined_sum() {
         hidden: 1,
         ..geom(Cell::Rnn, false, false)
     };
-    let layer = Layer::recurrent_int8(0, g, [&[100, -50], &[7]], [&[0.01], &[0.5]], vec![0.25, 0.125].into())
-        .unwrap();
+    let layer = Layer::recurrent_int8(
+        0,
+        g,
+        [&[100, -50], &[7]],
+        [&[0.01], &[0.5]],
+        vec![0.25, 0.125].into(),
+    )
+    .unwrap();
     let m = Model::new(2, vec![layer]).unwrap();
     let x = [0.5f32, -2.0];
     // m = 2: q = nearest(x · 63/2) + 64 = [80, 1] (15.75 → 16, −63).
@@ -233,7 +239,10 @@ fn int8_layers_follow_f32_and_batch() {
             let x = values(3 * 15, 4);
             let want = f32m.predict(&x).unwrap();
             let got = last.predict(&x).unwrap();
-            let worst = want.iter().zip(&got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            let worst = want
+                .iter()
+                .zip(&got)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(worst < 0.05, "{cell:?} bi {bi}: {worst}");
             let all = seq.predict(&x).unwrap();
             let d = usize::from(bi) + 1;
@@ -249,12 +258,26 @@ fn int8_layers_follow_f32_and_batch() {
 
 #[test]
 fn int8_weights_are_checked() {
-    let g = geom(Cell::Gru { linear_before_reset: false }, true, false);
+    let g = geom(
+        Cell::Gru {
+            linear_before_reset: false,
+        },
+        true,
+        false,
+    );
     let [w, r, b] = tensors(&g, 1);
     let (wq, ws) = quantize_rows(&w, g.features);
     let (rq, rs) = quantize_rows(&r, g.hidden);
-    let err = Layer::recurrent_int8(4, g, [&wq, &rq[1..]], [&ws, &rs], b.clone().into()).unwrap_err();
-    assert!(matches!(err, ModelError::TensorLen { layer: 4, tensor: "r", .. }));
+    let err =
+        Layer::recurrent_int8(4, g, [&wq, &rq[1..]], [&ws, &rs], b.clone().into()).unwrap_err();
+    assert!(matches!(
+        err,
+        ModelError::TensorLen {
+            layer: 4,
+            tensor: "r",
+            ..
+        }
+    ));
     let mut zero = rs.clone();
     zero[5] = 0.0;
     let layer = Layer::recurrent_int8(0, g, [&wq, &rq], [&ws, &zero], b.clone().into()).unwrap();
@@ -265,6 +288,9 @@ fn int8_weights_are_checked() {
     let layer = Layer::recurrent_int8(0, g, [&wq, &rq], [&ws[1..], &rs], b.into()).unwrap();
     assert!(matches!(
         Model::new(g.input_len(), vec![layer]),
-        Err(ModelError::TensorLen { tensor: "w_scale", .. })
+        Err(ModelError::TensorLen {
+            tensor: "w_scale",
+            ..
+        })
     ));
 }
