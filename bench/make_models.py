@@ -11,7 +11,9 @@ files, plus the calibration rows and the benchmark input.
   → dense 128-10 → softmax (issue #19). The ONNX file takes the batch-first
   input [N, 50, 64] every peer feeds and transposes it to the LSTM's
   layout 0 ([50, N, 64]; onnxruntime refuses layout 1); kiln's input is the
-  row [50, 64].
+  row [50, 64];
+* mobilenet: MobileNetV2-0.35 on 3x96x96, 10 classes (bench/mobilenet_v2.py),
+  ONNX only: bench/run.sh makes its kiln file with `kiln import`.
 
 He-uniform weights from a fixed seed, biases 0.01. The int8 ONNX files are
 onnxruntime's own dynamic quantization (`quantize_dynamic`, int8 weights) of
@@ -29,6 +31,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save_file
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # `python -I` leaves bench/ out
+from mobilenet_v2 import mobilenet_v2  # noqa: E402
 
 MLP = [784, 256, 128, 10]
 CONVS = [(6, 1, 5, 5), (16, 6, 5, 5)]
@@ -149,7 +154,8 @@ def main():
     mlp(rng, out)
     cnn(rng, out)
     lstm(rng, out)
-    for name in ("mlp", "cnn", "lstm"):
+    onnx.save(mobilenet_v2(), str(out / "mobilenet.onnx"))
+    for name in ("mlp", "cnn", "lstm", "mobilenet"):
         path = out / f"{name}.int8.onnx"
         quantize_dynamic(str(out / f"{name}.onnx"), str(path), weight_type=QuantType.QInt8)
         # Shape annotations with the symbolic batch ("N") would clash with

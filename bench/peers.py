@@ -32,7 +32,13 @@ SKIP = {
     "takes uint8 activations with int8 weights (\"Impossible to unify U8 with I8\")",
     ("kiln-node-bindgen", "cnn.int8"): "no build of the wasm-bindgen package holds int8 convolution "
     "(size, docs/web.md); the model module runs it (kiln-node-abi)",
+    ("tract", "mobilenet.int8"): "onnxruntime's dynamic-int8 MobileNet is made of the same ConvInteger "
+    "nodes (uint8 activations, int8 weights) tract-onnx 0.22 refuses in the CNN",
 }
+# kiln quantizes chains only: `kiln quantize` refuses graph models, so
+# MobileNetV2 has no kiln int8 file yet (issue #25's int8 graphs).
+for _peer in ("kiln-native", "kiln-fresh", "kiln-warm", "kiln-node-abi", "kiln-node-bindgen"):
+    SKIP[(_peer, "mobilenet.int8")] = "kiln quantize refuses graph models (int8 graphs are not built yet)"
 
 # (file stem, label, input shape)
 MODELS = [
@@ -42,6 +48,8 @@ MODELS = [
     ("cnn.int8", "CNN int8", "1,28,28"),
     ("lstm", "LSTM f32", "50,64"),
     ("lstm.int8", "LSTM int8", "50,64"),
+    ("mobilenet", "MobileNetV2 f32", "3,96,96"),
+    ("mobilenet.int8", "MobileNetV2 int8", "3,96,96"),
 ]
 
 ORT_WEB_DIST = HERE / "node_modules/onnxruntime-web/dist"
@@ -50,8 +58,10 @@ ORT_WEB_RUNTIME = ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs", 
 
 def bindgen_package(stem):
     """The browser package's build for a model: dense models get web/pkg,
-    CNNs web/pkg-cnn, recurrent models web/pkg-rnn."""
-    return {"cnn": "web/pkg-cnn", "lstm": "web/pkg-rnn"}.get(stem.split(".")[0], "web/pkg")
+    CNNs web/pkg-cnn, recurrent models web/pkg-rnn, graph models
+    (MobileNetV2) web/pkg-graph."""
+    packages = {"cnn": "web/pkg-cnn", "lstm": "web/pkg-rnn", "mobilenet": "web/pkg-graph"}
+    return packages.get(stem.split(".")[0], "web/pkg")
 
 
 def bindgen_bytes(stem):

@@ -24,7 +24,10 @@ Checks (exit status 1 when one fails, naming it): every figure is finite and
 positive; kiln's runners (native, wasmtime, Node raw ABI, wasm-bindgen)
 return the same score bits; on the f32 models every peer's scores are within
 1e-5 of kiln's; on the int8 models within 0.02 of kiln's f32 scores (each
-tool quantizes its own way: kiln static per-channel, onnxruntime dynamic).
+tool quantizes its own way: kiln static per-channel, onnxruntime dynamic),
+0.1 on MobileNetV2 (onnxruntime's dynamic int8 through 52 convolutions).
+A model kiln does not run in int8 (MobileNetV2 today) is checked against
+kiln's f32 scores alone.
 """
 
 import argparse
@@ -37,12 +40,14 @@ import sys
 
 F32_TOL = 1e-5
 INT8_TOL = 0.02
+# Per model where a deeper net drifts further in int8 (see the module note).
+INT8_TOL_BY_MODEL = {"MobileNetV2 int8": 0.1}
 BASE = "kiln-warm"
 # An A/B row is "same" when the head's median is within this of the base's.
 AB_TOLERANCE = 0.03
 ORDER = ["kiln-native", "kiln-warm", "kiln-fresh", "kiln-node-abi", "kiln-node-bindgen", "ort-native", "ort-web", "tract"]
-# The benchmark models, in table order.
-MODELS = ("MLP f32", "MLP int8", "CNN f32", "CNN int8", "LSTM f32", "LSTM int8")
+# Every model bench/peers.py runs, in table order.
+MODELS = ("MLP f32", "MLP int8", "CNN f32", "CNN int8", "LSTM f32", "LSTM int8", "MobileNetV2 f32", "MobileNetV2 int8")
 # Remarks printed beside a model's first row, e.g. when a peer quantizes differently.
 NOTES: dict[str, str] = {}
 
@@ -90,16 +95,17 @@ def check(res):
             problems.append(f"{model} / {peer}: scores {r['scores']}")
     for model in models:
         ref = res.get((model, "kiln-native"))
-        if ref is None:
+        f32_run = res.get((model.replace("int8", "f32"), "kiln-native"), ref)
+        if ref is None and not (f32_run and (model, "kiln-native") in SKIPPED):
             problems.append(f"{model}: no kiln native run")
             continue
-        want = [f32_bits(s) for s in ref["scores"]]
-        f32_ref = res.get((model.replace("int8", "f32"), "kiln-native"), ref)["scores"]
-        tol = INT8_TOL if "int8" in model else F32_TOL
+        want = [f32_bits(s) for s in ref["scores"]] if ref else None
+        f32_ref = f32_run["scores"]
+        tol = INT8_TOL_BY_MODEL.get(model, INT8_TOL) if "int8" in model else F32_TOL
         for (m, peer), r in res.items():
             if m != model:
                 continue
-            if peer.startswith("kiln"):
+            if peer.startswith("kiln") and want is not None:
                 for scores in r["all_scores"]:
                     if [f32_bits(s) for s in scores] != want:
                         problems.append(f"{model} / {peer}: scores differ in bits from kiln native: {scores} vs {ref['scores']}")
@@ -188,7 +194,15 @@ def goals(res):
     goal("LSTM int8: kiln in Node (raw ABI) vs onnxruntime-web f32", med("LSTM int8", "kiln-node-abi"), med(f32, "ort-web"), 3)
     goal("LSTM int8: kiln wasmtime (warm, relaxed twin) vs onnxruntime native f32", med("LSTM int8", "kiln-warm"),
          med(f32, "ort-native"), 1)
-    for m in MODELS:
+    # Issue #25: MobileNetV2-0.35 at 96×96, batch 1 (int8 needs kiln's int8 graphs).
+    goal("MobileNetV2 f32: kiln in Node (raw ABI) vs onnxruntime-web", med("MobileNetV2 f32", "kiln-node-abi"),
+         med("MobileNetV2 f32", "ort-web"), 1.5)
+    goal("MobileNetV2 int8: kiln in Node (raw ABI) vs onnxruntime-web int8", med("MobileNetV2 int8", "kiln-node-abi"),
+         med("MobileNetV2 int8", "ort-web"), 3)
+    goal("MobileNetV2 int8: kiln wasmtime (warm, relaxed twin) vs onnxruntime native int8",
+         med("MobileNetV2 int8", "kiln-warm"), med("MobileNetV2 int8", "ort-native"), 1)
+    # MobileNetV2 int8 aside: kiln does not run it yet.
+    for m in MODELS[:-1]:
         # within 2× of native: native / wasm ≥ 0.5
         goal(f"{m}: kiln native ÷ kiln wasmtime (warm) (within 2× means ≥ 0.5×)", med(m, "kiln-warm"), med(m, "kiln-native"), 0.5)
     return "| goal | speed-up measured | verdict |\n|---|---|---|\n" + "\n".join(out) + "\n"

@@ -14,6 +14,8 @@
 //!   and pooling, for quantized CNNs — every layer a chain model can have;
 //! * `kernel-rnn.wasm` — `module,rnn`: the MLP kernel with the recurrent
 //!   family (RNN, GRU, LSTM), for models with recurrent layers;
+//! * `kernel-trees.wasm` — `module,trees`: the MLP kernel with the tree
+//!   family (tree ensembles), for models with a tree ensemble;
 //! * `kernel-graph.wasm` — `module,conv,dag`: the CNN kernel with graph
 //!   models (blob version 5, the arena plan), for graph models (f32 only);
 //! * `kernel-relaxed.wasm` — `kernel-cnn-int8.wasm`'s source with the guest
@@ -28,9 +30,10 @@
 //!   `kernel-tests`: also export single kernels, for the host's
 //!   SIMD-vs-reference tests of both builds.
 //!
-//! Each is a nested cargo with its own target directory; they run at once
-//! (sharing the outer build's jobserver), since this script is on the
-//! critical path of every fresh build.
+//! Each is a nested cargo with its own target directory ([`kernels_dir`]:
+//! shared by the outer builds of one profile); they run at once (sharing
+//! the outer build's jobserver), since this script is on the critical path
+//! of every fresh build.
 //!
 //! It also generates the KServe v2 gRPC service (`proto/grpc_service.proto`)
 //! with tonic-prost-build, which needs `protoc` (Debian `protobuf-compiler`,
@@ -75,6 +78,7 @@ fn main() {
 const KERNELS: &[(&str, &str)] = &[
     ("module", "kernel-mlp.wasm"),
     ("module,rnn", "kernel-rnn.wasm"),
+    ("module,trees", "kernel-trees.wasm"),
     ("module,conv", "kernel-cnn.wasm"),
     ("module,int8-conv", "kernel-cnn-int8.wasm"),
     ("module,conv,dag", "kernel-graph.wasm"),
@@ -87,9 +91,24 @@ const KERNELS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where the nested builds keep their target directories: `kernels/` in the
+/// outer build's profile directory (`OUT_DIR` is
+/// `<profile>/build/kiln-<hash>/out`), so every build of one profile
+/// (`cargo clippy` and `cargo test` each run this script with its own
+/// `OUT_DIR`) shares them and compiles each kernel once; `OUT_DIR` itself
+/// when it is laid out otherwise.
+fn kernels_dir(out: &Path) -> PathBuf {
+    match (out.ancestors().nth(2), out.ancestors().nth(3)) {
+        (Some(build), Some(profile)) if build.file_name() == Some("build".as_ref()) => {
+            profile.join("kernels")
+        }
+        _ => out.to_path_buf(),
+    }
+}
+
 /// Builds the guest with `features` and writes it to `out/name`.
 fn kernel(guest: &Path, out: &Path, features: &str, name: &str) {
-    let target_dir = out.join(format!("guest-{}", features.replace(',', "-")));
+    let target_dir = kernels_dir(out).join(format!("guest-{}", features.replace(',', "-")));
     build_guest(guest, &target_dir, features);
     let built = target_dir.join("wasm32-unknown-unknown/kernel/kiln_guest.wasm");
     let mut wasm =

@@ -8,6 +8,9 @@
 #   scripts/fuzz.sh --seconds N [TARGET…]   chosen targets, N seconds each
 #   scripts/fuzz.sh --seeds          rewrites tests/fuzz/seeds (tests/e2e/fuzz.rs)
 #   scripts/fuzz.sh --build          installs and builds the targets, runs none
+#   --quick (with any of the above)  builds at opt-level 1 without debug info
+#                                    (CI: the targets build in less time and
+#                                    run slower; a panic still names its line)
 #
 # The fuzzers grow a working corpus in tests/fuzz/corpus/TARGET (not
 # committed) from tests/fuzz/seeds/TARGET. A crash stops the run with the
@@ -30,7 +33,8 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --seeds) seeds=1; shift ;;
     --build) build_only=1; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    --quick) export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0; shift ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1" >&2; exit 2 ;;
     *) chosen+=("$1"); shift ;;
   esac
@@ -64,22 +68,38 @@ step "cargo fuzz build" "${fuzz[@]}" build "${opts[@]}"
 [ "$build_only" = 0 ] || exit 0
 
 mkdir -p tests/fuzz/logs
-failed=()
-for t in "${chosen[@]}"; do
+# fuzz_one TARGET: one libFuzzer run (single-threaded), its figures or its
+# log's tail on stderr. -timeout: one input running longer than 10 s is a
+# finding (a hung reader, or a module outliving its deadline); -rss_limit_mb
+# likewise.
+fuzz_one() {
+  local t=$1 log="tests/fuzz/logs/$1.log"
   mkdir -p "tests/fuzz/corpus/$t"
-  log="tests/fuzz/logs/$t.log"
-  # -timeout: one input running longer than 10 s is a finding (a hung
-  # reader, or a module outliving its deadline); -rss_limit_mb likewise.
   if step "fuzz $t for ${seconds} s" "${fuzz[@]}" run "${opts[@]}" "$t" \
     "tests/fuzz/corpus/$t" "tests/fuzz/seeds/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
     >"$log" 2>&1; then
     grep -E '^#[0-9]+ *DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$log" | sed "s/^/  $t: /" >&2 || true
   else
-    failed+=("$t")
     tail -n 40 "$log" >&2
+    return 1
   fi
+}
+# One fuzzer per core at a time.
+declare -A running=()
+failed=()
+reap_one() {
+  local pid rc=0
+  wait -n -p pid || rc=$?
+  [ "$rc" = 0 ] || failed+=("${running[$pid]}")
+  unset "running[$pid]"
+}
+for t in "${chosen[@]}"; do
+  [ ${#running[@]} -lt "$(nproc)" ] || reap_one
+  fuzz_one "$t" &
+  running[$!]=$t
 done
+while [ ${#running[@]} -gt 0 ]; do reap_one; done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "error: fuzz targets failed: ${failed[*]} (inputs under tests/fuzz/artifacts/)" >&2
   exit 1

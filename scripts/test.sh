@@ -41,7 +41,7 @@ step "cargo test (guest, recurrent family only)" cargo test -p kiln-guest --feat
 # the core the Python, browser and worker tests below mostly leave idle;
 # the fuzz step waits for it. Its log: out/fuzz-build.log.
 mkdir -p out
-scripts/fuzz.sh --build >out/fuzz-build.log 2>&1 &
+scripts/fuzz.sh --quick --build >out/fuzz-build.log 2>&1 &
 fuzz_build=$!
 trap 'kill $fuzz_build 2>/dev/null || true' EXIT
 
@@ -58,15 +58,17 @@ step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
 step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.py \
   tests/python/test_onnx_mobilenet.py tests/python/test_onnx_graphs.py \
   tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py \
-  tests/python/test_onnx_backend_recurrent.py
+  tests/python/test_onnx_backend_recurrent.py tests/python/test_onnx_trees.py \
+  tests/python/test_tree_files.py
 # Keras import against real Keras 3 (JAX backend): models trained in the test.
-step "pytest tests/python/test_keras_import.py" pytest tests/python/test_keras_import.py
+step "pytest tests/python/test_keras_*.py" pytest tests/python/test_keras_import.py \
+  tests/python/test_keras_graphs.py
 step "pytest tests/python/test_tritonclient.py" pytest tests/python/test_tritonclient.py
 # The same clients over TLS and mutual TLS (certificates from the example
 # test_certs, which `cargo test` built).
 step "pytest tests/python/test_tls.py" pytest tests/python/test_tls.py
 
-for features in "" conv rnn; do
+for features in "" conv rnn dag; do
   step "cargo clippy (browser package, wasm32${features:+, $features})" cargo clippy -p kiln-browser \
     --target wasm32-unknown-unknown --locked ${features:+--features "$features"} -- -D warnings
 done
@@ -89,17 +91,9 @@ step "pytest tests/deploy/test_manifests.py" pytest tests/deploy/test_manifests.
 ensure_npm tests/deploy/wrangler
 step "wrangler deploy --dry-run" node --test tests/deploy/wrangler/
 
-# Issue #16's fuzzing and soak: the fuzz targets for 15 s each from their seed
-# corpus (scripts/fuzz.sh installs nightly and cargo-fuzz if missing; the cold
-# build of the targets is the long part), schemathesis against a live server
-# from docs/openapi.yaml, and the 60 s soak (tests/soak). docs/security.md has
-# the longer runs' figures.
-fuzz_build_done() {
-  wait "$fuzz_build" || { tail -n 40 out/fuzz-build.log >&2; return 1; }
-  sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
-}
-step "the fuzz targets' build (started after cargo test)" fuzz_build_done
-step "scripts/fuzz.sh --seconds 15" scripts/fuzz.sh --seconds 15
+# Issue #16's HTTP fuzzing and soak: schemathesis against a live server from
+# docs/openapi.yaml, and the 60 s soak (tests/soak). docs/security.md has the
+# longer runs' figures.
 step "tests/fuzz/http.sh (schemathesis)" tests/fuzz/http.sh
 step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 
@@ -109,5 +103,15 @@ step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 # positive and the scores agree (bench/report.py). The full run is bench/run.sh.
 step "pytest tests/python/test_bench_report.py" pytest tests/python/test_bench_report.py
 step "bench/run.sh --smoke" bench/run.sh --smoke
+
+# Last, so that every step above overlaps its build: the fuzz targets for 15 s
+# each from their seed corpus (scripts/fuzz.sh installs nightly and cargo-fuzz
+# if missing).
+fuzz_build_done() {
+  wait "$fuzz_build" || { tail -n 40 out/fuzz-build.log >&2; return 1; }
+  sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
+}
+step "the fuzz targets' build (started after cargo test)" fuzz_build_done
+step "scripts/fuzz.sh --quick --seconds 15" scripts/fuzz.sh --quick --seconds 15
 
 echo "scripts/test.sh: every test passed in $(($(date +%s) - start)) s" >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the browser package three times: web/pkg (dense models), web/pkg-cnn
-# (with the CNN family) and web/pkg-rnn (with the recurrent family). Each is the crate `kiln-browser` (browser/) over
+# Builds the browser package four times: web/pkg (dense models), web/pkg-cnn
+# (with the CNN family), web/pkg-rnn (with the recurrent family) and
+# web/pkg-graph (graph models: the CNN family plus `dag`). Each is the crate `kiln-browser` (browser/) over
 # `kiln-guest`, compiled for wasm32 with SIMD128 (the same kernels as every
 # model module; profile `web` in Cargo.toml: kernels at opt-level 3, glue at
 # "z"), then wasm-opt, wasm-bindgen (`--target web`: an ES module, no bundler)
@@ -14,11 +15,12 @@ ensure_wasm_bindgen
 ensure_apt binaryen wabt
 ensure_npm web/browser
 
-# Three builds of the same package: web/pkg for dense models (the demo's,
-# within 150 KB), web/pkg-cnn with the CNN family (guest feature `conv`) and
-# web/pkg-rnn with the recurrent one (`rnn`), as the model modules carry only
-# the kernel families their model needs. Both families in one build would be
-# ~194 KB (docs/web.md).
+# Four builds of the same package: web/pkg for dense models (the demo's,
+# within 150 KB), web/pkg-cnn with the CNN family (guest feature `conv`),
+# web/pkg-rnn with the recurrent one (`rnn`) and web/pkg-graph with graph
+# models (`dag`, over `conv`: MobileNet-class modules), as the model modules
+# carry only the kernel families their model needs. The CNN and recurrent
+# families in one build would be ~194 KB (docs/web.md).
 target=target/web
 build() {
   local out=$1 features=$2
@@ -49,3 +51,4 @@ build() {
 build web/pkg ""
 build web/pkg-cnn conv
 build web/pkg-rnn rnn
+build web/pkg-graph dag

@@ -63,6 +63,22 @@ pub enum ModelError {
     /// Layer `layer` of a graph model is a recurrent layer; they run in
     /// chain models only.
     RecurrentInGraph { layer: usize },
+    /// Layer `layer` of a graph model is a tree ensemble; they run in
+    /// chain models only.
+    TreesInGraph { layer: usize },
+    /// Node `node` of tree layer `layer` has an impossible `field` (its
+    /// mode, flags, feature, a child not after it or past the table, or a
+    /// leaf's entry range).
+    TreeNode {
+        layer: usize,
+        node: usize,
+        field: &'static str,
+    },
+    /// Tree `tree` of layer `layer` has a root past the node table.
+    TreeRoot { layer: usize, tree: usize },
+    /// Leaf entry `entry` of tree layer `layer` adds to a target the layer
+    /// does not have.
+    TreeLeaf { layer: usize, entry: usize },
     /// Layer `layer` (op `op`) belongs to a layer family this kernel build
     /// leaves out (guest feature `feature`, see `src/model/family.rs`).
     NotInKernel {
@@ -136,6 +152,26 @@ impl fmt::Display for ModelError {
             Self::RecurrentInGraph { layer } => write!(
                 f,
                 "layer {layer}: recurrent layers run only in chain models, not in graphs"
+            ),
+            Self::TreesInGraph { layer } => write!(
+                f,
+                "layer {layer}: tree ensembles run only in chain models, not in graphs"
+            ),
+            Self::TreeNode { layer, node, field } => {
+                write!(
+                    f,
+                    "layer {layer}: tree node {node}: `{field}` is out of range"
+                )
+            }
+            Self::TreeRoot { layer, tree } => {
+                write!(
+                    f,
+                    "layer {layer}: tree {tree}: its root is past the node table"
+                )
+            }
+            Self::TreeLeaf { layer, entry } => write!(
+                f,
+                "layer {layer}: leaf entry {entry} adds to a target the layer does not have"
             ),
             Self::NotInKernel { layer, op, feature } => write!(
                 f,

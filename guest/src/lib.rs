@@ -52,6 +52,7 @@ pub use model::Node;
 pub use model::{Activation, ConvLayer, Layer, MAX_WIDTH, Model, Scratch, Tensor, family};
 pub use model::{Cell, RecurrentGeom, RecurrentI8, RecurrentLayer, RecurrentWeights};
 pub use model::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
+pub use model::{TreeLayer, trees};
 
 /// The version of the compiled-module ABI this crate implements.
 pub const ABI_VERSION: i32 = 1;

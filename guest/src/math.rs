@@ -145,6 +145,41 @@ pub fn tanh(x: f32) -> f32 {
     (e - 1.0) / (e + 1.0)
 }
 
+/// The square root for `f32`: Newton's iteration in f64 from a guess with
+/// half the exponent, rounded to f32 once. Not always correctly rounded,
+/// but only `+ * /` and bit operations, so the same bits everywhere (core
+/// has no `sqrt` without `std`). NaN and negative numbers give NaN.
+pub fn sqrt(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 || x == f32::INFINITY {
+        return x;
+    }
+    let v = f64::from(x);
+    // Halve the biased exponent: within a factor of √2 of the root.
+    let bits = v.to_bits();
+    let mut r = f64::from_bits((bits >> 1) + (1023u64 << 51));
+    for _ in 0..6 {
+        r = 0.5 * (r + v / r);
+    }
+    r as f32
+}
+
+/// The probit, `√2 · erfinv(2p − 1)`, as onnxruntime computes it for
+/// ONNX-ML's `post_transform` `PROBIT` (Winitzki's `erfinv` with `a =
+/// 0.147`), with [`ln`] and [`sqrt`]. `p` outside `(0, 1)` gives NaN or ±inf.
+pub fn probit(p: f32) -> f32 {
+    let x = 2.0 * p - 1.0;
+    let sign = if x < 0.0 { -1.0f32 } else { 1.0 };
+    let w = (1.0 - x) * (1.0 + x);
+    let l = ln(w);
+    let a = 2.0 / (core::f32::consts::PI * 0.147) + 0.5 * l;
+    let b = 1.0 / 0.147 * l;
+    let c = -a + sqrt(a * a - b);
+    core::f32::consts::SQRT_2 * (sign * sqrt(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +237,33 @@ mod tests {
                 "tanh({x})"
             );
             x += 0.01;
+        }
+    }
+
+    #[test]
+    fn sqrt_and_probit_are_close_to_std() {
+        let mut x = 1e-30f32;
+        while x < 1e30 {
+            let want = (x as f64).sqrt();
+            assert!((sqrt(x) as f64 - want).abs() <= want * 1.2e-7, "sqrt({x})");
+            x *= 1.37;
+        }
+        assert_eq!(sqrt(4.0), 2.0);
+        assert!(sqrt(-1.0).is_nan());
+        assert_eq!(sqrt(0.0), 0.0);
+        // The normal quantiles of 0.5, 0.8413 (≈1σ), 0.975 (≈1.96σ):
+        // Winitzki's approximation is within ~2e-3.
+        for (p, z) in [
+            (0.5f32, 0.0f64),
+            (0.841_344_7, 1.0),
+            (0.975, 1.959_964),
+            (0.1, -1.281_552),
+        ] {
+            assert!(
+                (probit(p) as f64 - z).abs() < 3e-3,
+                "probit({p}) = {}",
+                probit(p)
+            );
         }
     }
 }

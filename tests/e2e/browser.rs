@@ -419,3 +419,29 @@ fn edit_graph(st: &[u8], from: &str, to: &str) -> Vec<u8> {
     bytes.extend_from_slice(&st[8 + n..]);
     bytes
 }
+
+/// A graph model (a residual add, a squeeze-and-excitation gate and a
+/// channel concat, imported from ONNX): the package's graph build reads
+/// its module as the host does; its model file (format 2) is refused
+/// naming the module route and web/pkg-graph.
+#[test]
+fn graph_modules_load_as_the_host_reads_them() {
+    use prost::Message;
+    let dir = scratch();
+    let (onnx, st) = (dir.path().join("g.onnx"), dir.path().join("g.safetensors"));
+    std::fs::write(&onnx, crate::onnx::joins().encode_to_vec()).unwrap();
+    kiln_ok(&["import", s(&onnx), "-o", s(&st)]);
+    let host = ModelFile::load(&st).unwrap();
+    let wasm = module::build(&host, "x").unwrap();
+    let page = kiln_browser::load(&wasm, "g.wasm").unwrap();
+    assert_eq!(page.model, host.to_kernel().unwrap());
+    assert_eq!(page.meta.input.shape, [2, 2, 3]);
+    let err = page_model(&std::fs::read(&st).unwrap()).unwrap_err();
+    assert!(matches!(err, LoadError::GraphFile { .. }), "{err}");
+    assert!(
+        err.to_string().ends_with(
+            "is read from its compiled module in the browser: `kiln build m.safetensors -o model.wasm`, then Model.load(\"model.wasm\") with the package's graph build, web/pkg-graph"
+        ),
+        "{err}"
+    );
+}

@@ -127,6 +127,16 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         1,
     );
     let recurrent_bytes = recurrent.to_bytes().unwrap();
+    // A tree ensemble of every comparison mode, NaN directions, softmax.
+    let trees = crate::trees::model(
+        4,
+        6,
+        3,
+        kiln::model::TreeAggregate::Average,
+        kiln::model::PostTransform::Softmax,
+        kiln::model::BinaryScores::No,
+    );
+    let trees_bytes = trees.to_bytes().unwrap();
     // wasm-smith reads its choices from these bytes.
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
     let mut noise = |n: usize| -> Vec<u8> {
@@ -158,6 +168,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("onnx", "joins".into(), joins.encode_to_vec()),
         ("blob", "joins".into(), blob(&graph, 0)),
         ("model_file", "joins".into(), graph.to_bytes().unwrap()),
+        ("blob", "trees".into(), blob(&trees, 0)),
+        ("model_file", "trees".into(), trees_bytes.clone()),
+        ("browser", "trees.wasm".into(), module(&trees, &trees_bytes)),
         ("browser", "digits.safetensors".into(), DIGITS.to_vec()),
         (
             "browser",

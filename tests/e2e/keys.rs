@@ -149,14 +149,7 @@ fn keys_rotate_on_sighup_under_load_without_failing_a_request() {
         cfg_text.replace("[server]\n", "[defaults]\ntimeout_ms = 30000\n[server]\n"),
     )
     .unwrap();
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&repo, &cfg);
     let addr = server.http;
     let body = Arc::new(digits_body(&test_rows(1)));
     let path = "/v2/models/digits/infer";

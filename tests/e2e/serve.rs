@@ -23,6 +23,18 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// REST only, on a free loopback port: repository `repo`, config `cfg`.
+    pub(crate) fn rest(repo: &Path, cfg: &Path) -> Server {
+        Server::start(&[
+            s(repo),
+            "--http",
+            "127.0.0.1:0",
+            "--no-grpc",
+            "--config",
+            s(cfg),
+        ])
+    }
+
     pub(crate) fn start(args: &[&str]) -> Server {
         let mut child = Command::new(kiln_bin())
             .arg("serve")
@@ -324,14 +336,7 @@ fn endless_loop_is_stopped_at_its_deadline_while_another_model_answers() {
         ],
     );
     let cfg = config(dir.path(), "[models.loop]\ntimeout_ms = 200\n");
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&repo, &cfg);
     let addr = server.http;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let other = {
@@ -383,14 +388,7 @@ fn memory_growth_is_stopped_at_the_cap_and_server_memory_stays_bounded() {
     );
     let repo = repo_with(dir.path(), &[("grow.wasm", &grow)]);
     let cfg = config(dir.path(), "");
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&repo, &cfg);
     let hit = |n: usize| {
         for _ in 0..n {
             let (status, body) = http(server.http, "POST", "/v2/models/grow/infer", ONE);
@@ -496,14 +494,7 @@ fn sigterm_lets_in_flight_requests_finish() {
     );
     let repo = repo_with(dir.path(), &[("slow.wasm", &slow)]);
     let cfg = config(dir.path(), "[defaults]\ntimeout_ms = 30000\n");
-    let mut server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let mut server = Server::rest(&repo, &cfg);
     let addr = server.http;
     let inflight = std::thread::spawn(move || http(addr, "POST", "/v2/models/slow/infer", ONE));
     std::thread::sleep(Duration::from_millis(150));

@@ -99,14 +99,7 @@ fn exit_does_not_wait_for_a_compile_past_its_timeout() {
         dir.path(),
         "drain_ms = 0\nshutdown_grace_ms = 500\n[defaults]\ncompile_timeout_ms = 300\n",
     );
-    let mut server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let mut server = Server::rest(&repo, &cfg);
     server.wait_stderr("compiling took longer than");
     let signalled = Instant::now();
     let status = server.terminate();

@@ -404,14 +404,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
     drop(server);
 
     // Without trusted keys the unsigned module serves; a pin still holds.
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&repo, &cfg);
     let rows = index(&server);
     assert!(
         rows.iter().any(|r| r.0 == "unsigned" && r.2 == "READY"),
@@ -422,14 +415,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
 
     // kiln.toml's `trusted_keys` is --trusted-keys.
     let in_toml = config(d, &format!("trusted_keys = {keys:?}\n"));
-    let server = Server::start(&[
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&in_toml),
-    ]);
+    let server = Server::rest(&repo, &in_toml);
     let rows = index(&server);
     assert!(refusal(&rows, "unsigned").contains("unsigned"), "{rows:?}");
     assert!(

@@ -212,3 +212,30 @@ export function randomRows(n, width, seed = 7) {
   const next = rng(seed);
   return Array.from({ length: n }, () => Float32Array.from({ length: width }, next));
 }
+
+/**
+ * MobileNetV2-0.35 on 3×96×96 with 10 classes (seeded weights): the ONNX
+ * file bench/mobilenet_v2.py writes ($KILN_PYTHON, which scripts/lib.sh
+ * exports; else python3), imported and built by kiln. Returns the paths
+ * `{ onnx, model, module }` (in `dir`) and the row width.
+ */
+export function writeMobileNetV2(dir, seed = 25) {
+  const onnx = join(dir, "mobilenet_v2.onnx");
+  const python = process.env.KILN_PYTHON ?? "python3";
+  execFileSync(python, ["-I", join(REPO, "bench/mobilenet_v2.py"), onnx, String(seed)], { stdio: ["ignore", "ignore", "inherit"] });
+  const model = join(dir, "mobilenet_v2.safetensors");
+  const module = join(dir, "mobilenet_v2.wasm");
+  kiln("import", onnx, "-o", model);
+  kiln("build", model, "-o", module);
+  return { onnx, model, module, width: 3 * 96 * 96 };
+}
+
+/** `rows` through the module at `path` in this process's V8, via the raw ABI client (web/abi/abi.js). */
+export async function v8Scores(path, rows) {
+  const { KilnModule } = await import("../../web/abi/abi.js");
+  const m = await KilnModule.load(readFileSync(path));
+  const flat = rows.flatMap((r) => Array.from(r));
+  const out = m.run(flat, rows.length);
+  const n = m.outputLen;
+  return Array.from({ length: rows.length }, (_, i) => Float32Array.from(out.subarray(i * n, (i + 1) * n)));
+}

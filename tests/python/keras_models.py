@@ -83,6 +83,64 @@ def bn_cnn():
     )
 
 
+def recurrent(kind, **options):
+    """Digits as sequences: 8 steps (image rows) of 8 features."""
+    cell = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[kind]
+    return keras.Sequential(
+        [
+            keras.Input((8, 8)),
+            layers.Rescaling(1 / 16),
+            cell(16, return_sequences=True, **options),
+            layers.Bidirectional(cell(8, **options)),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def graph():
+    """Every join and the MobileNet pieces, on an RGB 8×8 input."""
+    inp = keras.Input((8, 8, 3))
+    x = layers.Rescaling(1 / 8, offset=-1)(inp)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(max_value=6)(x)
+    r = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=1)(x)
+    r = layers.Activation("hard_swish")(r)
+    x = layers.Add()([x, r])
+    # Squeeze and excitation, with the arithmetic Keras 3 records as ops.
+    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = layers.Conv2D(4, 1, activation="relu")(s)
+    s = layers.Conv2D(8, 1)(s)
+    s = layers.ReLU(6.0)(s + 3.0) * (1.0 / 6.0)
+    x = layers.Multiply()([s, x])
+    p = layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+    p = layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2, activation="hard_sigmoid")(p)
+    q = layers.SeparableConv2D(16, 3, strides=2, padding="same")(x)
+    x = layers.Concatenate()([p, q])
+    x = layers.Multiply()([x, layers.Activation("sigmoid")(x)])
+    x = layers.GlobalAveragePooling2D()(x)
+    d = layers.Dense(2 * 2 * 4, activation="tanh")(x)
+    d = layers.Reshape((2, 2, 4))(d)
+    d = layers.Conv2D(4, 2, dilation_rate=1, activation="relu")(d)
+    d = layers.Flatten()(d)
+    x = layers.Concatenate()([x, d])
+    x = layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inp, x)
+
+
+def moved_statistics(model, shape, steps=3):
+    """A short fit on random data: the BatchNorm moving statistics move."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16 * steps, *shape)).astype(np.float32)
+    y = rng.integers(0, 10, len(x))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    bn = [l for l in model.layers if isinstance(l, layers.BatchNormalization)]
+    assert bn and max(np.abs(l.moving_mean.numpy()).max() for l in bn) > 1e-3
+    return model
+
+
 def normalized(x):
     norm = layers.Normalization()
     norm.adapt(x)
@@ -126,8 +184,8 @@ def save_keras2_h5(model, path):
         for lc in cfg["layers"]:
             nodes = []
             for node in lc["inbound_nodes"]:
-                hist = node["args"][0]["config"]["keras_history"]
-                nodes.append([[hist[0], hist[1], hist[2], {}]])
+                hists = list(keras_histories(node["args"]))
+                nodes.append([[h[0], h[1], h[2], {}] for h in hists])
             config["layers"].append(
                 {
                     "class_name": lc["class_name"],
@@ -149,10 +207,32 @@ def save_keras2_h5(model, path):
         for layer in model.layers:
             lg = g.create_group(layer.name)
             ws = layer.trainable_weights + layer.non_trainable_weights
-            wnames = [f"{layer.name}/{w.name}:0".encode() for w in ws]
+            wnames = [f"{keras2_weight_name(layer, w)}:0".encode() for w in ws]
             lg.attrs["weight_names"] = np.array(wnames, dtype="S") if wnames else np.array([])
             for wname, w in zip(wnames, ws):
                 v = np.asarray(w.numpy(), dtype=np.float32)
                 # Scalars (Normalization's count) cannot be chunked.
                 packed = {"chunks": v.shape, "compression": "gzip"} if v.ndim else {}
                 lg.create_dataset(wname.decode(), data=v, **packed)
+
+
+def keras_histories(v):
+    """The `keras_history` triples in a Keras 3 node's arguments, in order."""
+    if isinstance(v, dict):
+        if "keras_history" in v.get("config", {}):
+            yield v["config"]["keras_history"]
+        else:
+            for x in v.values():
+                yield from keras_histories(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from keras_histories(x)
+
+
+def keras2_weight_name(layer, w):
+    """tf.keras's name of a weight: the layer's name, then the path inside
+    it (`lstm/lstm_cell/kernel`, `bidirectional/forward_lstm/...`)."""
+    parts = w.path.split("/")
+    if layer.name in parts:
+        return "/".join(parts[parts.index(layer.name):])
+    return f"{layer.name}/{w.name}"

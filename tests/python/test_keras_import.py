@@ -89,6 +89,19 @@ def test_normalization_regression(digits, tmp_path):
     check_all_formats(model, held, tmp_path, task="regression")
 
 
+@pytest.mark.parametrize(
+    "kind, options",
+    [("lstm", {}), ("gru", {}), ("gru", {"reset_after": False}), ("rnn", {})],
+    ids=["lstm", "gru", "gru-reset-before", "simple-rnn"],
+)
+def test_recurrent(kind, options, digits, tmp_path):
+    """A recurrent layer returning sequences, then a Bidirectional one:
+    kiln's rnn/gru/lstm (reset_after=False → linear_before_reset false)."""
+    x, y, held = digits
+    model = km.train(km.recurrent(kind, **options), x.reshape(-1, 8, 8), y, epochs=3)
+    check_all_formats(model, held.reshape(-1, 8, 8), tmp_path)
+
+
 def test_refusals(tmp_path):
     lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2)])
     lam.save(tmp_path / "lambda.keras")
@@ -111,10 +124,10 @@ def test_refusals(tmp_path):
     err = refused("import", tmp_path / "custom.keras", "-o", tmp_path / "x.safetensors")
     assert 'layer "twice" (Doubler)' in err and "custom layer" in err, err
 
-    rnn = keras.Sequential([keras.Input((8, 8)), keras.layers.LSTM(4)])
+    rnn = keras.Sequential([keras.Input((8, 8)), keras.layers.LSTM(4, go_backwards=True)])
     rnn.save(tmp_path / "rnn.h5")
     err = refused("import", tmp_path / "rnn.h5", "-o", tmp_path / "x.safetensors")
-    assert '(LSTM): recurrent layers are not supported yet' in err, err
+    assert '(LSTM): `go_backwards` = true is not supported' in err, err
 
 
 def test_readme_keras_section(tmp_path):

@@ -1,8 +1,11 @@
 """The PyTorch-converted conformance cases shipped inside the `onnx` package
-(`onnx/backend/test/data/pytorch-converted/*`): every case whose ops kiln
+(`onnx/backend/test/data/pytorch-converted/*`), and its PyTorch-operator
+cases of the graph ops (`pytorch-operator/*` with `Concat` or
+`ReduceMean`; pytorch-converted has none): every case whose ops kiln
 supports must import, build and predict within 1e-4 of the reference
 outputs; every other case must be refused with an error naming the node and
-its op (or the unsupported input type). Prints the pass count."""
+its op (or the unsupported input type, or the graph's inputs when it has
+several). Prints the pass count."""
 
 import glob
 import os
@@ -14,7 +17,10 @@ from onnx import numpy_helper
 
 from onnx_kiln import kiln, predict
 
-CASES = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/pytorch-converted")
+DATA = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data")
+CASES = os.path.join(DATA, "pytorch-converted")
+# The pytorch-operator cases of these ops join the table.
+GRAPH_OPS = {"Concat", "ReduceMean"}
 TOL = 1e-4
 
 # The ops `kiln import` lowers (docs/onnx.md).
@@ -23,10 +29,27 @@ SUPPORTED = {
     "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Transpose", "BatchNormalization",
     "GlobalAveragePool", "Dropout", "Identity", "Constant", "Cast",
     "Conv", "MaxPool", "AveragePool", "Clip", "HardSigmoid", "HardSwish", "Pad",
+    "Concat", "ReduceMean",
 }  # fmt: skip
 # Cases made of supported ops that use them outside the supported set:
 # PixelShuffle transposes the computed tensor (only weights may be transposed).
 OUT_OF_SCOPE = {"test_PixelShuffle": "Transpose"}
+
+
+def joins_in_scope(m):
+    """A kiln model has one input; Concat joins along the channel axis
+    (axis 1), ReduceMean averages exactly H and W of [N, C, H, W]."""
+    weights = {t.name for t in m.graph.initializer}
+    if len([i for i in m.graph.input if i.name not in weights]) != 1:
+        return False
+    rank = len(m.graph.input[0].type.tensor_type.shape.dim)
+    for n in m.graph.node:
+        at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Concat" and at.get("axis") not in (1, 1 - rank):
+            return False
+        if n.op_type == "ReduceMean" and (rank != 4 or sorted(a % 4 for a in at.get("axes", [])) != [2, 3]):
+            return False
+    return True
 
 
 def window_in_scope(m):
@@ -67,7 +90,7 @@ def run_case(case_dir, tmp):
     m = onnx.load(os.path.join(case_dir, "model.onnx"))
     ops = {n.op_type for n in m.graph.node}
     name = os.path.basename(case_dir)
-    in_scope = ops <= SUPPORTED and name not in OUT_OF_SCOPE and window_in_scope(m)
+    in_scope = ops <= SUPPORTED and name not in OUT_OF_SCOPE and window_in_scope(m) and joins_in_scope(m)
     lib = tmp / f"{name}.safetensors"
     r = kiln("import", os.path.join(case_dir, "model.onnx"), "-o", lib, check=False)
     if r.returncode != 0:
@@ -75,6 +98,7 @@ def run_case(case_dir, tmp):
         assert not in_scope, f"{name}: in scope but refused: {r.stderr}"
         named_op = re.search(r"node \d+ .*\((\w+)\)", r.stderr)
         named_input = re.search(r"input `[^`]*`: has element type \w+", r.stderr)
+        named_input = named_input or re.search(r"the graph has \d+ inputs \[.*\]; kiln models take exactly one", r.stderr)
         assert named_input or (named_op and named_op.group(1) in ops), (
             f"{name}: refusal does not name the node and op: {r.stderr}"
         )
@@ -97,14 +121,27 @@ def run_case(case_dir, tmp):
     return None
 
 
+def graph_op_cases():
+    """The pytorch-operator cases using `GRAPH_OPS`."""
+    found = []
+    for case in sorted(glob.glob(os.path.join(DATA, "pytorch-operator", "test_*"))):
+        ops = {n.op_type for n in onnx.load(os.path.join(case, "model.onnx")).graph.node}
+        if ops & GRAPH_OPS:
+            found.append(case)
+    return found
+
+
 def test_pytorch_converted_cases(tmp_path):
     cases = sorted(glob.glob(os.path.join(CASES, "test_*")))
     assert cases, f"no conformance cases under {CASES}"
+    operator = graph_op_cases()
+    assert {n.op_type for c in operator for n in onnx.load(os.path.join(c, "model.onnx")).graph.node} >= GRAPH_OPS
+    cases += operator
     passed, refused = [], []
     for case in cases:
         (refused if run_case(case, tmp_path) else passed).append(os.path.basename(case))
     print(
-        f"\npytorch-converted: {len(passed)} of {len(cases)} cases pass through "
+        f"\npytorch-converted + {len(operator)} pytorch-operator: {len(passed)} of {len(cases)} cases pass through "
         f"kiln import + build + predict; {len(refused)} refused with a named error"
     )
     print("passed:", " ".join(passed))

@@ -291,10 +291,16 @@ def test_two_inputs_are_refused(tmp_path):
     refuse(m, tmp_path, "2 inputs", "exactly one")
 
 
-def test_zipmap_output_needs_zipmap_false(digits, tmp_path):
+def test_zipmap_output_is_the_probability_tensor(digits, tmp_path):
+    """A ZipMap's list of maps imports as the tensor it zips, its labels
+    in kiln.meta: the same scores as the zipmap=False export."""
     x, y = digits
-    lr = LogisticRegression(max_iter=200).fit(x[:300], y[:300])
-    refuse(to_onnx(lr, x[:1]), tmp_path, "zipmap")
+    lr = LogisticRegression(max_iter=200).fit(x[:300] / 16, y[:300])
+    module = import_build(to_onnx(lr, x[:1]), tmp_path)
+    got, lines = predict(module, x[:50] / 16, tmp_path)
+    want = ort_run(to_onnx(lr, x[:1], options={id(lr): {"zipmap": False}}), x[:50] / 16, "probabilities")
+    assert np.abs(got - want).max() <= TOL
+    assert [line["label"] for line in lines] == [str(c) for c in lr.predict(x[:50] / 16)]
 
 
 def test_wasm_and_native_agree_in_bits(digits, logreg, tmp_path):

@@ -5,14 +5,21 @@ and a channel multiplier), SAME padding with the odd row and column at the
 bottom and right (auto_pad = SAME_UPPER, explicit asymmetric pads, and a
 Pad node folded into the next Conv), stride 2, dilation; Clip (opset 6
 attributes and opset 11+ inputs; ReLU6), HardSwish, HardSigmoid, and a
-Sigmoid on convolution outputs. Plus the refusals around them."""
+Sigmoid on convolution outputs. Plus the refusals around them, and the
+README's MobileNetV2 example, run."""
 
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_kiln import import_build, kiln, ort_run, predict, refused, save
+from onnx_kiln import import_build, kiln, kiln_bin, ort_run, predict, refused, save
 
 TOL = 1e-4
 rng = np.random.default_rng(25)
@@ -151,3 +158,41 @@ def test_unsupported_pads_and_clips_are_named(tmp_path):
     # Strides and dilations that differ per axis have no kiln layer.
     conv = helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=2, dilations=[1, 2])
     refuse(model([conv], w, [2, 9, 9], [2, 7, 5]), tmp_path, '"c"', "dilations")
+
+
+def test_readme_mobilenet_example(tmp_path):
+    """The README's MobileNet example, run verbatim in a scratch directory
+    (`kiln` and `python3` are this test's): every command succeeds, prints
+    exactly what the README shows, and the figures in its comments hold;
+    the prediction agrees with onnxruntime on the same file."""
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    section = readme.split("## Models trained elsewhere: ONNX", 1)[1].split("\n## ", 1)[0]
+    console = re.search(r"```console\n\$ python3 bench/mobilenet_v2.py(.*?)```", section, re.S)
+    assert console, "the README's MobileNet example"
+    lines = ("$ python3 bench/mobilenet_v2.py" + console.group(1)).splitlines()
+    (tmp_path / "bench").symlink_to(repo / "bench")
+    env = dict(os.environ, KILN_BIN=kiln_bin(), PY=sys.executable)
+    prelude = 'kiln() { "$KILN_BIN" "$@"; }; python3() { "$PY" -I "$@"; }; set -o pipefail; '
+    steps = []
+    for line in lines:
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    for command, shown in steps:
+        r = subprocess.run(["bash", "-c", prelude + command], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert r.returncode == 0, f"{command}: {r.stderr}"
+        assert r.stdout.splitlines() == shown, f"{command}: printed {r.stdout!r}, the README shows {shown!r}"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    notes = (tmp_path / "notes.txt").read_text().splitlines()
+    nodes, layers, folded = map(int, re.search(r"# (\d+) nodes → (\d+) layers; (\d+) BatchNorm", section).groups())
+    assert (summary["nodes"], len(summary["layers"])) == (nodes, layers)
+    assert len(notes) == folded and all("BatchNormalization" in n and "folded" in n for n in notes), notes
+    arena, tensors = (int(v.replace(",", "")) for v in re.search(r"([\d,]+) values live at most, of ([\d,]+)", section).groups())
+    info = json.loads(kiln("inspect", tmp_path / "mobilenet.wasm").stdout)
+    assert (info["arena_values"], info["tensor_values"]) == (arena, tensors)
+    x = np.array(json.loads((tmp_path / "image.json").read_text()), np.float32).reshape(1, 3, 96, 96)
+    want = ort_run(onnx.load(tmp_path / "mobilenet.onnx"), x).reshape(-1)
+    got = np.array(json.loads(steps[-1][1][0])["scores"], np.float32)
+    assert np.abs(got - want).max() <= 1e-5

@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import {
-  bits, csvRows, kiln, nativeScores, predictScores, randomRows, scratch, startServe, trainDigits, writeMlp, writeRecurrent,
+  bits, csvRows, kiln, nativeScores, predictScores, randomRows, scratch, startServe, trainDigits, writeMlp, writeMobileNetV2,
+  writeRecurrent,
 } from "../js-common/kiln.js";
 
 const WORKERD = createRequire(import.meta.url)("workerd").default;
@@ -435,4 +436,33 @@ describe("recurrent workers: a GRU and a bidirectional LSTM over 8 steps of 8 pi
       assert.deepEqual(got, served, "workerd vs kiln serve");
     });
   }
+});
+
+describe("a graph worker: MobileNetV2-0.35 on 3×96×96", () => {
+  const dir = scratch("kiln-worker-graph-");
+  let w;
+  let server;
+  after(async () => {
+    stop(w);
+    await server?.stop();
+  });
+
+  test("every row bit-identical to kiln serve, kiln predict (wasmtime) and --native", async () => {
+    const net = writeMobileNetV2(dir);
+    const out = join(dir, "worker-mobilenet");
+    kiln("build", net.model, "--target", "worker", "-o", out);
+    w = await startWorkerd(out);
+    const meta = await (await fetch(`${w.url}/v2/models/mobilenet_v2`)).json();
+    assert.deepEqual(meta.inputs, [{ name: "input", datatype: "FP32", shape: [-1, 3, 96, 96] }]);
+    const rows = randomRows(4, net.width, 13);
+    const want = nativeScores(net.module, rows, dir).map(bits);
+    assert.deepEqual(predictScores(net.module, rows, dir).map(bits), want, "kiln predict: wasmtime vs native");
+    const got = outputRows((await infer(w.url, "mobilenet_v2", rows, {}, [3, 96, 96])).outputs[0]).map(bits);
+    assert.deepEqual(got, want, "workerd vs kiln predict --native");
+    const one = outputRows((await infer(w.url, "mobilenet_v2", [rows[2]], {}, [3, 96, 96])).outputs[0]).map(bits);
+    assert.deepEqual(one, [want[2]], "a single row");
+    server = await serveModule(dir, "mobilenet_v2", net.module);
+    const served = outputRows((await infer(server.base, "mobilenet_v2", rows, {}, [3, 96, 96])).outputs[0]).map(bits);
+    assert.deepEqual(got, served, "workerd vs kiln serve");
+  });
 });

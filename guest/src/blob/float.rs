@@ -43,7 +43,8 @@ const OP_MUL: u32 = 41;
 const OP_CONCAT: u32 = 42;
 
 /// Appends the record of `layer` (any layer but [`Layer::Int8`],
-/// [`Layer::Conv`] and [`Layer::Recurrent`]): op, param count, params, then its tensors' references.
+/// [`Layer::Conv`], [`Layer::Recurrent`] and [`Layer::Trees`]): op, param
+/// count, params, then its tensors' references.
 pub(super) fn encode<'t>(
     layer: &'t Layer<'_>,
     records: &mut Vec<u32>,
@@ -51,8 +52,8 @@ pub(super) fn encode<'t>(
 ) {
     let refs: [Option<&[f32]>; 2] = match layer {
         // Written by `super::int8::encode`, `super::conv::encode` and
-        // `super::recurrent::encode`.
-        Layer::Int8(_) | Layer::Conv(..) | Layer::Recurrent(..) => [None, None],
+        // `super::recurrent::encode` and `super::trees::encode`.
+        Layer::Int8(_) | Layer::Conv(..) | Layer::Recurrent(..) | Layer::Trees(..) => [None, None],
         Layer::Standardize { mean, inv_std } => {
             records.extend([OP_STANDARDIZE, 4]);
             [Some(mean), Some(inv_std)]

@@ -22,7 +22,8 @@
 //! Tensors are referenced by (byte offset from the blob start, element
 //! count). The records of the f32 layers are in [`float`] (op codes 1–6,
 //! 30–32, 40–42) and [`conv`] (the CNN family: 7–13, 33, 34), those of the
-//! int8 layers in [`int8`] (20–29). A kernel without a family refuses its
+//! int8 layers in [`int8`] (20–29), the recurrent family's in [`recurrent`]
+//! (50–52), the tree family's in [`trees`] (60). A kernel without a family refuses its
 //! ops by name.
 //!
 //! [`decode`] is total: every offset, count and width is checked, and the
@@ -35,6 +36,7 @@ mod records;
 mod recurrent;
 #[cfg(test)]
 mod tests;
+mod trees;
 
 use alloc::vec::Vec;
 
@@ -74,6 +76,7 @@ pub fn encode(model: &Model<'_>) -> Vec<u8> {
             Layer::Int8(l) => int8::encode(l, &mut records, &mut tensors),
             Layer::Conv(l, _) => conv::encode(l, &mut records, &mut tensors),
             Layer::Recurrent(l, _) => recurrent::encode(l, &mut records, &mut tensors),
+            Layer::Trees(l, _) => trees::encode(l, &mut records, &mut tensors),
             _ => float::encode(layer, &mut records, &mut tensors),
         }
     }
@@ -192,6 +195,8 @@ fn layer<'a>(
         conv::decode(op, name, k, r, index)
     } else if let Some(name) = recurrent::op_name(op) {
         recurrent::decode(op, name, k, r, index)
+    } else if op == trees::OP_TREES {
+        trees::decode(k, r, index)
     } else {
         float::decode(op, k, r, index)
     }

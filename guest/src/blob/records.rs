@@ -20,6 +20,7 @@ pub(super) enum TensorRef<'t> {
     F32(&'t [f32]),
     I8(&'t [i8]),
     I32(&'t [i32]),
+    U32(&'t [u32]),
 }
 
 impl TensorRef<'_> {
@@ -28,6 +29,7 @@ impl TensorRef<'_> {
             TensorRef::F32(t) => t.len(),
             TensorRef::I8(t) => t.len(),
             TensorRef::I32(t) => t.len(),
+            TensorRef::U32(t) => t.len(),
         }
     }
 
@@ -36,6 +38,7 @@ impl TensorRef<'_> {
             TensorRef::I8(t) => t.len(),
             TensorRef::F32(t) => t.len() * 4,
             TensorRef::I32(t) => t.len() * 4,
+            TensorRef::U32(t) => t.len() * 4,
         }
     }
 
@@ -46,6 +49,9 @@ impl TensorRef<'_> {
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
             TensorRef::I8(t) => out.extend(t.iter().map(|&v| v as u8)),
             TensorRef::I32(t) => t
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+            TensorRef::U32(t) => t
                 .iter()
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
         }

@@ -70,6 +70,12 @@ pub enum ConvertError {
         op: &'static str,
         found: Vec<usize>,
     },
+    #[error("layer {layer} (reshape): shape {shape:?} does not hold the row's {width} values")]
+    Reshape {
+        layer: usize,
+        shape: Vec<usize>,
+        width: usize,
+    },
     #[error("input shape {0:?} is empty or overflows")]
     InputShape(Vec<usize>),
     #[error("{labels} labels for {outputs} outputs")]
@@ -127,6 +133,16 @@ pub enum ConvertError {
     },
     #[error("`{tensor}` is computed but never read: a model has one output, the last layer's")]
     UnusedTensor { tensor: String },
+    #[error(
+        "layer {layer} ({op}): tensor `{tensor}` value {index} is {value}, which is not a node, tree, entry or target index"
+    )]
+    Index {
+        layer: usize,
+        op: &'static str,
+        tensor: String,
+        index: usize,
+        value: i32,
+    },
     #[error("layer {layer} ({op}): inputs of shapes {shapes:?} do not fit ({expected})")]
     Operands {
         layer: usize,
@@ -330,6 +346,21 @@ fn step(
             };
             return Ok((None, flow));
         }
+        LayerSpec::Reshape { shape: to } => {
+            let values = to.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if to.is_empty() || to.contains(&0) || values != Some(width) {
+                return Err(ConvertError::Reshape {
+                    layer: index,
+                    shape: to.clone(),
+                    width,
+                });
+            }
+            let flow = Flow {
+                shape: to.clone(),
+                ..flow.clone()
+            };
+            return Ok((None, flow));
+        }
         LayerSpec::Add | LayerSpec::Mul | LayerSpec::Concat => {
             return Err(ConvertError::NeedsGraph { layer: index, op });
         }
@@ -371,6 +402,7 @@ fn step(
             shape = out;
             layer
         }
+        LayerSpec::TreeEnsemble { .. } => super::trees::layer(&at, spec, width)?,
         LayerSpec::Conv2d {
             weight,
             bias,

@@ -38,6 +38,12 @@ pub struct ModuleMeta {
     pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// The input features (indices into a row) where a NaN is a missing
+    /// value the model routes by a learned direction (tree ensembles,
+    /// [`crate::Model::missing_features`]); hosts refuse a NaN elsewhere,
+    /// naming the feature.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<usize>,
     /// Hex sha256 of the model file the module was built from.
     pub model_sha256: String,
     pub kiln_version: String,

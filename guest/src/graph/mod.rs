@@ -24,6 +24,7 @@ mod layer_tensors;
 mod meta;
 mod recurrent;
 mod tensor;
+mod trees;
 #[cfg(feature = "dag")]
 mod wired;
 #[cfg(all(test, feature = "dag"))]
@@ -97,6 +98,11 @@ pub enum LayerSpec {
     Softmax,
     /// Reshape to one dimension; no arithmetic.
     Flatten,
+    /// Gives the tensor `shape`, of as many values; no arithmetic (e.g.
+    /// the `[channels, height, width]` an image layer reads).
+    Reshape {
+        shape: Vec<usize>,
+    },
     /// 2-D convolution (cross-correlation, as PyTorch's `Conv2d`) over the
     /// current `[channels, height, width]` tensor, each row laid out NCHW
     /// without the N (channel planes one after another, each row-major).
@@ -301,6 +307,75 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         r_scale: Option<String>,
     },
+    /// A tree ensemble over the row's features (`docs/trees.md`): `nodes`
+    /// I32 `[N, 4]` — per node its flags (the comparison: 0 leaf, 1 `x <=
+    /// t`, 2 `<`, 3 `>=`, 4 `>`, 5 `==`, 6 `!=` sends `x` to the true
+    /// child; bit 4: the node defines where a missing (NaN) value goes,
+    /// bit 5: to the true child), the feature it tests, its true child and
+    /// its false child (node indices, each greater than its parent's); for
+    /// a leaf, the range `[start, end)` of its entries — `thresholds` F32
+    /// `[N]`, `roots` I32 `[trees]`, `leaf_targets` I32 and `leaf_values`
+    /// F32 `[entries]`, `base` F32 `[targets]` (zeros when absent). Writes
+    /// `targets` scores (2 with `binary`).
+    TreeEnsemble {
+        targets: usize,
+        nodes: String,
+        thresholds: String,
+        roots: String,
+        leaf_targets: String,
+        leaf_values: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<String>,
+        #[serde(default)]
+        aggregate: TreeAggregate,
+        #[serde(default)]
+        post_transform: PostTransform,
+        #[serde(default, skip_serializing_if = "BinaryScores::is_no")]
+        binary: BinaryScores,
+    },
+}
+
+/// How a tree ensemble combines its trees' values per target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TreeAggregate {
+    /// The sum (gradient boosting).
+    #[default]
+    Sum,
+    /// The sum over the tree count (a forest's mean).
+    Average,
+}
+
+/// The transform of a tree ensemble's scores (ONNX-ML's `post_transform`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostTransform {
+    #[default]
+    None,
+    Logistic,
+    Softmax,
+    SoftmaxZero,
+    Probit,
+}
+
+/// How a one-target ensemble writes two class scores (see
+/// [`crate::trees::Binary`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryScores {
+    /// One score per target.
+    #[default]
+    No,
+    /// `[1 − p, p]`, `p` the transformed score.
+    Complement,
+    /// `[−s, s]`, then the transform.
+    Negate,
+}
+
+impl BinaryScores {
+    fn is_no(&self) -> bool {
+        *self == BinaryScores::No
+    }
 }
 
 /// The directions a recurrent layer reads its steps in.
@@ -349,6 +424,7 @@ impl LayerSpec {
             LayerSpec::Tanh => "tanh",
             LayerSpec::Softmax => "softmax",
             LayerSpec::Flatten => "flatten",
+            LayerSpec::Reshape { .. } => "reshape",
             LayerSpec::Conv2d { .. } => "conv2d",
             LayerSpec::MaxPool { .. } => "max_pool",
             LayerSpec::AvgPool { .. } => "avg_pool",
@@ -371,6 +447,7 @@ impl LayerSpec {
             LayerSpec::Rnn { .. } => "rnn",
             LayerSpec::Gru { .. } => "gru",
             LayerSpec::Lstm { .. } => "lstm",
+            LayerSpec::TreeEnsemble { .. } => "tree_ensemble",
         }
     }
 }

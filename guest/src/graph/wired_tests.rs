@@ -209,3 +209,39 @@ fn a_wired_chain_is_a_chain() {
     chain.wiring.clear();
     assert_eq!(to_kernel(&chain, &t).unwrap(), m);
 }
+
+/// `reshape` renames a tensor with a new shape of as many values (here
+/// the flat input becomes the image a convolution reads), in a chain and
+/// in a graph; a shape of another size is refused by layer.
+#[test]
+fn reshape_gives_a_tensor_a_new_shape() {
+    let t = tensors();
+    let reshape = |shape: V<usize>| LayerSpec::Reshape { shape };
+    let g = graph(
+        vec![18],
+        vec![
+            (reshape(vec![2, 3, 3]), wires(&["x"], "i")),
+            (conv(), wires(&["i"], "c")),
+            (LayerSpec::Add, wires(&["c", "i"], "y")),
+        ],
+    );
+    let m = to_kernel(&g, &t).unwrap();
+    assert_eq!(m.output_len(), 18);
+    assert_eq!(m.inputs().unwrap(), [vec![0], vec![1, 0]]);
+    let mut image = graph(vec![2, 3, 3], vec![(conv(), wires(&["x"], "c"))]);
+    image.format = FORMAT_VERSION;
+    image.wiring.clear();
+    let mut chain = image.clone();
+    chain.input.shape = vec![18];
+    chain.layers.insert(0, reshape(vec![2, 3, 3]));
+    assert_eq!(
+        to_kernel(&chain, &t).unwrap(),
+        to_kernel(&image, &t).unwrap()
+    );
+    chain.layers[0] = reshape(vec![2, 3, 2]);
+    let err = to_kernel(&chain, &t).unwrap_err().to_string();
+    assert!(
+        err.contains("layer 0 (reshape): shape [2, 3, 2] does not hold the row's 18 values"),
+        "{err}"
+    );
+}

@@ -52,6 +52,14 @@ family!(
 );
 
 family!(
+    /// The marker of the tree family ([`crate::TreeLayer`], feature
+    /// `trees`).
+    Trees,
+    trees,
+    "trees"
+);
+
+family!(
     /// The marker of the recurrent family ([`crate::RecurrentLayer`],
     /// feature `rnn`).
     Rnn,

@@ -76,6 +76,9 @@ impl<'a> Model<'a> {
             if matches!(layer, Layer::Recurrent(..)) {
                 return Err(ModelError::RecurrentInGraph { layer: index });
             }
+            if matches!(layer, Layer::Trees(..)) {
+                return Err(ModelError::TreesInGraph { layer: index });
+            }
             if ins.len() != layer.arity() {
                 return Err(ModelError::Arity {
                     layer: index,

@@ -11,6 +11,7 @@ use super::conv::ConvLayer;
 use super::family;
 use super::int8::{Domain, Int8Layer};
 use super::recurrent::RecurrentLayer;
+use super::trees::TreeLayer;
 use crate::{ModelError, kernels};
 
 /// A weight tensor: borrowed straight from the model blob when it is aligned
@@ -55,6 +56,9 @@ pub enum Layer<'a> {
     /// which only a build with the feature `rnn` can make
     /// ([`Layer::recurrent`]).
     Recurrent(RecurrentLayer<'a>, family::Rnn),
+    /// A tree ensemble and its marker, which only a build with the feature
+    /// `trees` can make ([`Layer::trees`]).
+    Trees(TreeLayer<'a>, family::Trees),
     /// `if x < 0 { alpha · x } else { x }` over rows of `len` values.
     LeakyRelu { alpha: f32, len: usize },
     /// Softmax, or log-softmax with `log`, over each run of `group`
@@ -119,6 +123,7 @@ impl<'a> Layer<'a> {
             Layer::Conv(l, _) => l.input_len(),
             Layer::Int8(l) => l.input_len(),
             Layer::Recurrent(l, _) => l.geom.input_len(),
+            Layer::Trees(l, _) => l.features,
             Layer::LeakyRelu { len, .. } => *len,
             Layer::GroupSoftmax { width, .. } => *width,
             Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
@@ -165,6 +170,7 @@ impl<'a> Layer<'a> {
             Layer::Conv(l, _) => l.output_len(),
             Layer::Int8(l) => l.output_len(),
             Layer::Recurrent(l, _) => l.geom.output_len(),
+            Layer::Trees(l, _) => l.output_len(),
             Layer::LeakyRelu { len, .. } => *len,
             Layer::GroupSoftmax { width, .. } => *width,
             Layer::ScaleShift { inner, scale, .. } => scale.len().saturating_mul(*inner),
@@ -219,6 +225,7 @@ impl<'a> Layer<'a> {
             Layer::Conv(l, here) => Layer::Conv(l.into_owned(), here),
             Layer::Int8(l) => Layer::Int8(l.into_owned()),
             Layer::Recurrent(l, here) => Layer::Recurrent(l.into_owned(), here),
+            Layer::Trees(l, here) => Layer::Trees(l.into_owned(), here),
             Layer::LeakyRelu { alpha, len } => Layer::LeakyRelu { alpha, len },
             Layer::GroupSoftmax { width, group, log } => Layer::GroupSoftmax { width, group, log },
             Layer::ScaleShift {
@@ -277,6 +284,7 @@ impl<'a> Layer<'a> {
             Layer::Conv(l, _) => l.check(index, scan),
             Layer::Int8(l) => l.check(index),
             Layer::Recurrent(l, _) => l.check(index, scan),
+            Layer::Trees(l, _) => l.check(index, scan),
             Layer::LeakyRelu { alpha, .. } => {
                 if alpha.is_finite() {
                     Ok(())

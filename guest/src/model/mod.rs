@@ -27,6 +27,7 @@ mod layer;
 #[cfg(feature = "dag")]
 mod plan;
 mod recurrent;
+pub mod trees;
 
 use alloc::vec::Vec;
 
@@ -39,6 +40,7 @@ pub(crate) use int8::NOT_HERE;
 pub use int8::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 pub use layer::{Activation, Layer, Tensor};
 pub use recurrent::{Cell, RecurrentGeom, RecurrentI8, RecurrentLayer, RecurrentWeights};
+pub use trees::TreeLayer;
 
 use crate::{ModelError, RunError, kernels};
 #[cfg(feature = "dag")]
@@ -158,6 +160,20 @@ impl<'a> Model<'a> {
         self.input_len
     }
 
+    /// The input features where a NaN is accepted as a missing value: those
+    /// that every node testing them routes by a learned direction, when the
+    /// model starts with a tree ensemble (empty otherwise). Hosts refuse a
+    /// NaN anywhere else, naming the feature.
+    pub fn missing_features(&self) -> Vec<usize> {
+        match self.layers.first() {
+            // Graphs refuse tree layers: this is a chain's first layer.
+            Some(Layer::Trees(l, _)) => (0..self.input_len)
+                .filter(|&f| l.accepts_missing(f))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Values per output row.
     pub fn output_len(&self) -> usize {
         self.output_len
@@ -211,6 +227,11 @@ impl<'a> Model<'a> {
                 Layer::Recurrent(l, _) => {
                     let next = &mut scratch.next[..batch * layer.output_len()];
                     l.run(cur, batch, next, &mut scratch.recurrent);
+                    core::mem::swap(&mut scratch.cur, &mut scratch.next);
+                }
+                Layer::Trees(l, _) => {
+                    let next = &mut scratch.next[..batch * layer.output_len()];
+                    kernels::generic::trees::trees(l, cur, next, &mut scratch.trees);
                     core::mem::swap(&mut scratch.cur, &mut scratch.next);
                 }
                 Layer::LeakyRelu { alpha, .. } => kernels::leaky_relu(cur, *alpha),
@@ -295,6 +316,9 @@ pub struct Scratch {
     int8: Int8Scratch,
     /// The recurrent layers' buffers, if the model has any.
     recurrent: recurrent::Buffers,
+    /// The tree layers' f64 accumulators (`targets` values), if the model
+    /// has any.
+    trees: Vec<f64>,
     /// `(batch, max_width)` that [`Scratch::input`] prepared for.
     prepared: Option<(usize, usize)>,
 }
@@ -307,6 +331,7 @@ impl Scratch {
             next: Vec::new(),
             int8: Int8Scratch::new(),
             recurrent: recurrent::Buffers::new(),
+            trees: Vec::new(),
             prepared: None,
         }
     }
@@ -338,6 +363,22 @@ impl Scratch {
             _ => None,
         });
         self.recurrent.reserve(recurrent, batch, MAX_BUFFER)?;
+        let trees = model
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Trees(l, _) => Some(l.targets),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        if self.trees.len() < trees {
+            let grow = trees - self.trees.len();
+            self.trees
+                .try_reserve_exact(grow)
+                .map_err(|_| RunError::OutOfMemory)?;
+            self.trees.resize(trees, 0.0);
+        }
         if model.int8 {
             let cols = model
                 .layers

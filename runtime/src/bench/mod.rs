@@ -19,7 +19,7 @@ pub mod models;
 mod warm;
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kiln_guest::{Model, Scratch};
 
@@ -176,7 +176,7 @@ pub struct Report {
 
 /// A prepared runner: its state and the call that is timed.
 enum Live<'a> {
-    Native(Scratch),
+    Native(Box<Scratch>),
     Fresh(&'a Sandbox, &'a LoadedModule),
     Warm(Box<Warm>),
 }
@@ -215,7 +215,14 @@ pub fn run(
         return Err(BenchError::Zero("batch"));
     }
     let largest = config.batches.iter().copied().max().unwrap_or(1);
-    let limits = Limits::default();
+    // `kiln serve`'s limits, but a deadline the largest batch of a
+    // MobileNet-class model meets on a loaded machine (32 rows of
+    // MobileNetV2 at 96×96 took > 1 s at load average 20): the deadline's
+    // ticker still runs, the call is simply not cut short.
+    let limits = Limits {
+        deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
     let sandbox = Sandbox::with_options(
         limits,
         EngineOptions {
@@ -229,7 +236,7 @@ pub fn run(
     let mut live: Vec<(Runner, Live<'_>)> = Vec::new();
     for &r in &config.runners {
         let state = match r {
-            Runner::Native => Live::Native(Scratch::new()),
+            Runner::Native => Live::Native(Box::new(Scratch::new())),
             Runner::Fresh => Live::Fresh(&sandbox, &loaded),
             // What the sandbox runs: an int8 module's relaxed-SIMD twin.
             Runner::Warm => {

@@ -5,10 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use kiln::import::{keras, onnx};
+use kiln::import::{keras, lightgbm, onnx, xgboost};
 use kiln::model::Task;
 
-/// Import an ONNX or Keras model as a kiln model file (.safetensors).
+/// Import an ONNX, Keras, XGBoost or LightGBM model as a kiln model file
+/// (.safetensors).
+///
+/// XGBoost (`booster.save_model("m.json")`) and LightGBM
+/// (`booster.save_model("model.txt")`): gradient-boosted trees, read from
+/// their own files and told apart by content — see docs/trees.md.
 ///
 /// Keras (.h5 from Keras 2, tf.keras or Keras 3; .keras archives from
 /// Keras 3): Sequential and single-chain functional models of Dense,
@@ -37,7 +42,8 @@ use kiln::model::Task;
     kiln import clf.onnx --graph-output probabilities -o clf.safetensors\n  \
     kiln build mlp.safetensors -o mlp.wasm")]
 pub(super) struct Args {
-    /// The model: ONNX (.onnx) or Keras (.h5, .keras); told apart by content.
+    /// The model: ONNX (.onnx), Keras (.h5, .keras), XGBoost JSON or
+    /// LightGBM text; told apart by content.
     model: PathBuf,
     /// Output model file (.safetensors).
     #[arg(short, long)]
@@ -73,7 +79,20 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         TaskArg::Regression => Task::Regression,
     });
     let context = || format!("importing {}", a.model.display());
-    let (model, notes, source) = if keras::sniff(&bytes) {
+    let trees = if xgboost::sniff(&bytes) {
+        Some(("xgboost", xgboost::import(&bytes, &name)))
+    } else if lightgbm::sniff(&bytes) {
+        Some(("lightgbm", lightgbm::import(&bytes, &name)))
+    } else {
+        None
+    };
+    let (model, notes, source) = if let Some((format, imported)) = trees {
+        if a.graph_output.is_some() || a.task.is_some() {
+            anyhow::bail!("--graph-output and --task apply to ONNX and Keras models, not {format}");
+        }
+        let model = imported.with_context(context)?;
+        (model, Vec::new(), serde_json::json!({ "format": format }))
+    } else if keras::sniff(&bytes) {
         if a.graph_output.is_some() {
             anyhow::bail!("--graph-output applies to ONNX models; a Keras model has one output");
         }

@@ -11,8 +11,10 @@ use kiln::module;
 /// parameters, bytes, weight dtype and sparsity; and the activation memory
 /// per input row: the arena the model runs in (a graph's liveness plan, a
 /// chain's two buffers) beside the sum of all its tensors; and the kernel
-/// (`mlp`, `rnn`, `cnn`, `cnn-int8`, `graph`) a module carries, or that `kiln
-/// build` embeds for a model file. A module is read without being run.
+/// (`mlp`, `trees`, `rnn`, `cnn`, `cnn-int8`, `graph`) a module carries, or
+/// that `kiln build` embeds for a model file; and for a tree ensemble its
+/// trees, nodes, leaves, depth and the features it tests. A module is read
+/// without being run.
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
     /// A model file or model module.
@@ -101,4 +103,51 @@ fn memory(report: &mut serde_json::Value, model: &kiln_guest::Model<'_>) {
     report["graph"] = model.inputs().is_some().into();
     report["arena_values"] = model.arena_len().into();
     report["tensor_values"] = model.tensors_len().into();
+    let trees: Vec<_> = model
+        .layers()
+        .iter()
+        .filter_map(|l| match l {
+            kiln_guest::Layer::Trees(t, _) => Some(tree_summary(t)),
+            _ => None,
+        })
+        .collect();
+    if !trees.is_empty() {
+        report["trees"] = trees.into();
+    }
+}
+
+/// A tree ensemble's shape: trees, nodes, leaves, the deepest leaf's depth
+/// (edges from its root), and the features its nodes test.
+fn tree_summary(t: &kiln_guest::TreeLayer<'_>) -> serde_json::Value {
+    use kiln_guest::trees::Mode;
+    let n = t.node_count();
+    // Children follow their parents, so one forward pass sets each depth.
+    let mut depth: Vec<Option<usize>> = vec![None; n];
+    for &r in t.roots.iter() {
+        depth[r as usize] = Some(0);
+    }
+    let (mut leaves, mut deepest) = (0usize, 0usize);
+    let mut used = std::collections::BTreeSet::new();
+    for i in 0..n {
+        let Some(d) = depth[i] else { continue };
+        let [flags, feature, yes, no] = t.node(i);
+        if Mode::of(flags) == Some(Mode::Leaf) {
+            leaves += 1;
+            deepest = deepest.max(d);
+        } else {
+            used.insert(feature);
+            for c in [yes, no] {
+                let c = &mut depth[c as usize];
+                *c = Some(c.map_or(d + 1, |e| e.max(d + 1)));
+            }
+        }
+    }
+    serde_json::json!({
+        "trees": t.roots.len(),
+        "nodes": n,
+        "leaves": leaves,
+        "max_depth": deepest,
+        "features_used": used.len(),
+        "features": used,
+    })
 }

@@ -75,6 +75,8 @@ struct Signature {
     labels: Vec<String>,
     features: Vec<String>,
     target: Option<String>,
+    /// The features where a missing value (NaN) is accepted.
+    missing: Vec<usize>,
 }
 
 impl From<&ModuleMeta> for Signature {
@@ -86,6 +88,7 @@ impl From<&ModuleMeta> for Signature {
             labels: m.labels.clone(),
             features: m.features.clone(),
             target: m.target.clone(),
+            missing: m.missing.clone(),
         }
     }
 }
@@ -119,6 +122,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             labels: g.labels.clone(),
             features: g.input.features.clone(),
             target: g.target.clone(),
+            missing: kernel.missing_features(),
         };
         (sig, Box::new(move |rows| Ok(kernel.predict(rows)?)))
     } else if a.native {
@@ -162,6 +166,21 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         &sig.features,
         sig.target.as_deref(),
     )?;
+    if let Some(i) = rows
+        .iter()
+        .enumerate()
+        .position(|(i, v)| v.is_nan() && !sig.missing.contains(&(i % sig.width.max(1))))
+    {
+        let (row, f) = (i / sig.width.max(1) + 1, i % sig.width.max(1));
+        let name = sig
+            .features
+            .get(f)
+            .map_or(String::new(), |n| format!(" `{n}`"));
+        bail!(
+            "{}: row {row}, feature {f}{name} is missing (null), which this model cannot route",
+            a.input.display()
+        );
+    }
     let per_call = a.batch.unwrap_or(usize::MAX / sig.width.max(1)).max(1) * sig.width;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for chunk in rows.chunks(per_call) {

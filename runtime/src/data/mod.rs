@@ -113,7 +113,8 @@ pub fn load_table(spec: &str) -> Result<Table, DataError> {
     parse_csv(&bytes, &path)
 }
 
-/// Reads prediction input: a JSON array of rows (each an array of numbers),
+/// Reads prediction input: a JSON array of rows (each an array of numbers;
+/// `null` for a missing value, read as NaN, which only tree models accept),
 /// or a CSV file. CSV columns are matched to the model's `features` by name
 /// when the model has feature names; otherwise every column except `target`
 /// is used, in order. `path` names the source in errors.
@@ -187,9 +188,15 @@ fn json_rows(bytes: &[u8], path: &std::path::Path) -> Result<Vec<Vec<f32>>, Data
             row.iter()
                 .enumerate()
                 .map(|(c, v)| {
-                    v.as_f64()
-                        .map(|x| x as f32)
-                        .filter(|x| x.is_finite())
+                    // `null` is a missing value, NaN (tree models route
+                    // some; the caller refuses the others).
+                    let x = if v.is_null() {
+                        Some(f64::NAN)
+                    } else {
+                        v.as_f64()
+                    };
+                    x.map(|x| x as f32)
+                        .filter(|x| x.is_finite() || x.is_nan())
                         .ok_or_else(|| {
                             err(format!(
                                 "row {}, value {}: `{v}` is not a finite number",

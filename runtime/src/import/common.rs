@@ -22,6 +22,13 @@ impl LayerTensors<'_> {
         key
     }
 
+    /// Adds the layer's tensor `name` of any dtype; gives its key.
+    pub(super) fn insert(&mut self, name: &str, tensor: Tensor) -> String {
+        let key = format!("layer{}.{name}", self.index);
+        self.tensors.insert(key.clone(), tensor);
+        key
+    }
+
     /// A dense layer; `weight` is `[outputs, inputs]`.
     pub(super) fn dense(&mut self, weight: Array2<f32>, bias: Vec<f32>) -> LayerSpec {
         let shape = weight.shape().to_vec();

@@ -9,12 +9,21 @@
 //! * [`onnx`] — ONNX (`kiln import MODEL.onnx`), see `docs/onnx.md`.
 //! * [`keras`] — Keras `.h5` and `.keras` (`kiln import MODEL.h5`), see
 //!   `docs/keras.md`.
+//! * [`xgboost`], [`lightgbm`] — their own tree-model files (`kiln import
+//!   m.json`, `kiln import model.txt`, told by content), see
+//!   `docs/trees.md`; the tree layout they share with ONNX-ML's tree ops is
+//!   `trees`.
 //!
 //! [`ModelFile`]: crate::model::ModelFile
 
 mod common;
 pub mod keras;
+pub mod lightgbm;
 pub mod onnx;
+mod trees;
+pub mod xgboost;
+
+pub use trees::{TreeError, TreeFileError};
 
 use std::path::Path;
 
@@ -32,6 +41,11 @@ pub enum AnyModelError {
     Onnx {
         path: String,
         source: Box<onnx::ImportError>,
+    },
+    #[error("importing {path}: {source}")]
+    Trees {
+        path: String,
+        source: Box<TreeFileError>,
     },
     #[error(transparent)]
     File(#[from] ModelFileError),
@@ -58,6 +72,16 @@ pub fn model_file(bytes: &[u8], path: &Path) -> Result<ModelFile, AnyModelError>
                 path: shown(),
                 source: Box::new(source),
             });
+    }
+    let trees = |source| AnyModelError::Trees {
+        path: shown(),
+        source: Box::new(source),
+    };
+    if xgboost::sniff(bytes) {
+        return xgboost::import(bytes, &name).map_err(trees);
+    }
+    if lightgbm::sniff(bytes) {
+        return lightgbm::import(bytes, &name).map_err(trees);
     }
     if path
         .extension()

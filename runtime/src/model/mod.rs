@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use safetensors::{SafeTensors, tensor::TensorView};
 
 pub use kiln_guest::graph::{
-    ConvertError, Direction, FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec,
-    METADATA_KEY, QuantParams, Task, Tensor, TensorData, Wires,
+    BinaryScores, ConvertError, Direction, FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec,
+    LayerSpec, METADATA_KEY, PostTransform, QuantParams, Task, Tensor, TensorData, TreeAggregate,
+    Wires,
 };
 
 use crate::fsutil;

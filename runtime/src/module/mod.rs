@@ -32,6 +32,9 @@ pub const KERNEL_MLP_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ker
 /// [`KERNEL_MLP_WASM`] with the recurrent family (guest feature `rnn`):
 /// RNN, GRU and LSTM layers.
 pub const KERNEL_RNN_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-rnn.wasm"));
+/// [`KERNEL_MLP_WASM`] with the tree family (guest feature `trees`): tree
+/// ensembles.
+pub const KERNEL_TREES_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-trees.wasm"));
 /// [`KERNEL_MLP_WASM`] with the CNN family (guest feature `conv`): f32
 /// convolution, pooling and the activations of CNNs.
 pub const KERNEL_CNN_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel-cnn.wasm"));
@@ -52,8 +55,9 @@ pub const KERNEL_RNN_RELAXED_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/kernel-rnn-relaxed.wasm"));
 /// Every kernel [`kernel_for`] chooses from, with the name `kiln inspect`
 /// reports: smallest first.
-pub const KERNELS: [(&str, &[u8]); 5] = [
+pub const KERNELS: [(&str, &[u8]); 6] = [
     ("mlp", KERNEL_MLP_WASM),
+    ("trees", KERNEL_TREES_WASM),
     ("rnn", KERNEL_RNN_WASM),
     ("cnn", KERNEL_CNN_WASM),
     ("cnn-int8", KERNEL_CNN_INT8_WASM),
@@ -82,9 +86,14 @@ pub enum ModuleError {
     #[error("custom section `{META_SECTION}` is not valid metadata JSON: {0}")]
     MetaJson(serde_json::Error),
     #[error(
-        "layer {layer} ({op}) is of the CNN family, which no kernel holds together with recurrent layers"
+        "layer {layer} ({op}) is of the {family} family, which no kernel holds together with {with}"
     )]
-    NoKernel { layer: usize, op: &'static str },
+    NoKernel {
+        layer: usize,
+        op: &'static str,
+        family: &'static str,
+        with: &'static str,
+    },
 }
 
 /// Builds the module for `model`, whose file bytes hash to `model_sha256`.
@@ -103,6 +112,7 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
         features: g.input.features.clone(),
         target: g.target.clone(),
         labels: g.labels.clone(),
+        missing: kernel.missing_features(),
         model_sha256: model_sha256.into(),
         kiln_version: env!("CARGO_PKG_VERSION").into(),
     };
@@ -110,35 +120,58 @@ pub fn build(model: &ModelFile, model_sha256: &str) -> Result<Vec<u8>, ModuleErr
     embed::embed(kernel_for(&kernel), &blob, &meta_json)
 }
 
-/// Refuses a model no kernel runs: recurrent layers beside layers of the
-/// CNN family (graphs refuse recurrent layers themselves).
+/// Refuses a model no kernel runs: layers of two of the CNN, recurrent and
+/// tree families together (graphs refuse recurrent and tree layers
+/// themselves).
 fn check_kernel(model: &kiln_guest::Model<'_>) -> Result<(), ModuleError> {
     use kiln_guest::{Int8Layer, Layer};
-    if !model.layers().iter().any(is_recurrent) {
-        return Ok(());
+    let family = |l: &Layer<'_>| -> Option<(&'static str, &'static str)> {
+        Some(match l {
+            Layer::Conv(c, _) => ("CNN", c.name()),
+            Layer::Int8(Int8Layer::Conv(_)) => ("CNN", "conv2d_int8"),
+            Layer::Int8(Int8Layer::Pool(_)) => ("CNN", "int8 pooling"),
+            Layer::Recurrent(r, _) => ("recurrent", r.geom.cell.name()),
+            Layer::Trees(..) => ("tree", "tree_ensemble"),
+            _ => return None,
+        })
+    };
+    let mut first = None;
+    for (layer, l) in model.layers().iter().enumerate() {
+        let Some((name, op)) = family(l) else {
+            continue;
+        };
+        match first {
+            None => first = Some(name),
+            Some(with) if with != name => {
+                let with = match with {
+                    "CNN" => "layers of the CNN family",
+                    "recurrent" => "recurrent layers",
+                    _ => "tree ensembles",
+                };
+                return Err(ModuleError::NoKernel {
+                    layer,
+                    op,
+                    family: name,
+                    with,
+                });
+            }
+            Some(_) => {}
+        }
     }
-    let cnn = model
-        .layers()
-        .iter()
-        .enumerate()
-        .find_map(|(i, l)| match l {
-            Layer::Conv(c, _) => Some((i, c.name())),
-            Layer::Int8(Int8Layer::Conv(_)) => Some((i, "conv2d_int8")),
-            Layer::Int8(Int8Layer::Pool(_)) => Some((i, "int8 pooling")),
-            _ => None,
-        });
-    match cnn {
-        Some((layer, op)) => Err(ModuleError::NoKernel { layer, op }),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 fn is_recurrent(layer: &kiln_guest::Layer<'_>) -> bool {
     matches!(layer, kiln_guest::Layer::Recurrent(..))
 }
 
+fn is_trees(layer: &kiln_guest::Layer<'_>) -> bool {
+    matches!(layer, kiln_guest::Layer::Trees(..))
+}
+
 /// The smallest kernel that runs `model`: [`KERNEL_GRAPH_WASM`] for a
-/// graph; for a chain, [`KERNEL_RNN_WASM`] if it has recurrent layers,
+/// graph; for a chain, [`KERNEL_TREES_WASM`] if it has a tree ensemble,
+/// [`KERNEL_RNN_WASM`] if it has recurrent layers,
 /// [`KERNEL_CNN_INT8_WASM`] if it has int8 convolution or pooling,
 /// [`KERNEL_CNN_WASM`] if it has other layers of the CNN family
 /// ([`kiln_guest::ConvLayer`]), and [`KERNEL_MLP_WASM`] otherwise.
@@ -148,7 +181,9 @@ pub fn kernel_for(model: &kiln_guest::Model<'_>) -> &'static [u8] {
         return KERNEL_GRAPH_WASM;
     }
     let has = |family: fn(&Layer<'_>) -> bool| model.layers().iter().any(family);
-    if has(is_recurrent) {
+    if has(is_trees) {
+        KERNEL_TREES_WASM
+    } else if has(is_recurrent) {
         KERNEL_RNN_WASM
     } else if has(|l| matches!(l, Layer::Int8(Int8Layer::Conv(_) | Int8Layer::Pool(_)))) {
         KERNEL_CNN_INT8_WASM
@@ -214,8 +249,9 @@ fn rebuilt(
 /// recurrent layers — if `wasm` is exactly what this kiln's `build` makes
 /// of its blob and metadata (byte for byte) and its model has int8 dense
 /// layers or recurrent layers with int8 weights (the only ones the relaxed
-/// kernel speeds up), and `None` otherwise (an f32 model, another kiln
-/// version's kernel, a hand-made module), which then runs as it is. The
+/// kernel speeds up), and `None` otherwise (an f32 model, a tree ensemble,
+/// whose family no relaxed kernel holds, another kiln version's kernel, a
+/// hand-made module), which then runs as it is. The
 /// relaxed kernel computes the same bits as the plain one
 /// (`guest/src/kernels/wasm/relaxed.rs`), so the twin is a drop-in.
 pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
@@ -225,7 +261,11 @@ pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
         Layer::Recurrent(r, _) => matches!(r.weights, RecurrentWeights::Int8(_)),
         _ => false,
     };
-    match rebuilt(wasm, |model| model.layers().iter().any(int8))? {
+    let wanted = |model: &kiln_guest::Model<'_>| {
+        let layers = model.layers();
+        !layers.iter().any(is_trees) && layers.iter().any(int8)
+    };
+    match rebuilt(wasm, wanted)? {
         Some(r) => {
             let kernel = if std::ptr::eq(r.kernel, KERNEL_RNN_WASM) {
                 KERNEL_RNN_RELAXED_WASM
@@ -326,6 +366,25 @@ mod tests {
         Layer::recurrent(0, geom, &[0.25; 12], &[0.5; 12], vec![0.0; 12].into()).unwrap()
     }
 
+    /// A one-node tree over 2 features: a leaf adding 1.
+    fn stump() -> Layer<'static> {
+        use kiln_guest::trees::{Aggregate, Binary, Post};
+        let layer = kiln_guest::TreeLayer {
+            features: 2,
+            targets: 1,
+            aggregate: Aggregate::Sum,
+            post: Post::None,
+            binary: Binary::No,
+            nodes: vec![0, 0, 0, 1].into(),
+            thresholds: vec![0.0].into(),
+            roots: vec![0].into(),
+            leaf_targets: vec![0].into(),
+            leaf_values: vec![1.0].into(),
+            base: vec![0.0].into(),
+        };
+        Layer::trees(0, layer).unwrap()
+    }
+
     /// 4×4 image → 2×2 max pool → dense 2.
     fn cnn() -> Model<'static> {
         let pool = ConvLayer::Pool {
@@ -364,8 +423,10 @@ mod tests {
         )
         .unwrap();
         let rnn = Model::new(6, vec![gru(), dense(2, 3)]).unwrap();
+        let trees = Model::new(2, vec![stump()]).unwrap();
         for (model, name) in [
             (&mlp, "mlp"),
+            (&trees, "trees"),
             (&rnn, "rnn"),
             (&cnn, "cnn"),
             (&int8_cnn, "cnn-int8"),
@@ -384,9 +445,32 @@ mod tests {
             check_kernel(&both),
             Err(ModuleError::NoKernel {
                 layer: 1,
-                op: "clip"
+                op: "clip",
+                ..
             })
         ));
+        // Nor trees with either.
+        let mixed = Model::new(
+            2,
+            vec![
+                stump(),
+                Layer::conv(
+                    1,
+                    ConvLayer::Clip {
+                        min: 0.0,
+                        max: 1.0,
+                        len: 1,
+                    },
+                )
+                .unwrap(),
+            ],
+        )
+        .unwrap();
+        let err = check_kernel(&mixed).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "layer 1 (clip) is of the CNN family, which no kernel holds together with tree ensembles"
+        );
         assert!(check_kernel(&rnn).is_ok() && check_kernel(&cnn).is_ok());
         let sizes = KERNELS.map(|(_, k)| k.len());
         assert!(sizes.is_sorted(), "kernels not smallest first: {sizes:?}");

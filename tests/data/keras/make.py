@@ -7,6 +7,12 @@ root with the test venv, `.venv/bin/python tests/data/keras/make.py`.
   Keras 2 layout (gzip-compressed chunked datasets);
 * cnn.keras — Reshape, Rescaling, Conv2D same/dilated/strided, MaxPooling2D;
 * bn_cnn.h5 — BatchNormalization after a conv, an activation and a dense;
+* graph.keras — a functional graph (keras_models.graph: Add, Multiply,
+  Concatenate, depthwise, separable, ZeroPadding2D, Keras 3 arithmetic, an
+  RGB input), its batch-norm statistics moved;
+* lstm.keras, lstm.h5 — an LSTM returning sequences, then a Bidirectional
+  one; gru_keras2.h5 — the same with GRUs (reset_after=False) in the
+  Keras 2 layout;
 * lambda.keras, two_inputs.keras, custom.keras — models kiln refuses;
 * expected.json — per model, 8 held-out rows and Keras's predictions."""
 
@@ -54,6 +60,24 @@ expected["bn_cnn"] = {
     "scores": m.predict(km.rows(m, held / 16), verbose=0).tolist(),
     "files": ["bn_cnn.h5"],
 }
+
+m = km.moved_statistics(km.graph(), (8, 8, 3))
+m.save(out / "graph.keras")
+rgb = np.random.default_rng(3).uniform(0, 16, (8, 8, 8, 3)).astype(np.float32)
+expected["graph"] = {
+    "rows": rgb.reshape(8, -1).tolist(),
+    "scores": m.predict(rgb, verbose=0).tolist(),
+    "files": ["graph.keras"],
+}
+
+m = km.train(km.recurrent("lstm"), train_x.reshape(-1, 8, 8), train_y, epochs=1)
+m.save(out / "lstm.keras")
+m.save(out / "lstm.h5")
+keep("lstm", m, ["lstm.keras", "lstm.h5"])
+m = km.recurrent("gru", reset_after=False)
+m = km.train(m, train_x.reshape(-1, 8, 8), train_y, epochs=1)
+km.save_keras2_h5(m, out / "gru_keras2.h5")
+keep("gru", m, ["gru_keras2.h5"])
 
 keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2)]).save(
     out / "lambda.keras"

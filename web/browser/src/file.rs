@@ -7,8 +7,9 @@
 //!   graph are read with the package's small JSON reader ([`super::json`],
 //!   [`super::graph_json`]) and converted by [`graph::to_kernel_float`] — the
 //!   conversion the host runs too, so the page builds the same layers and
-//!   refuses what the host refuses with the same message (int8 layers and
-//!   `leaky_relu` are read from compiled modules only, see `graph_json`);
+//!   refuses what the host refuses with the same message (int8 layers,
+//!   the float-parameter activations and graph models, format 2, are read
+//!   from compiled modules only, see `graph_json`);
 //! * a compiled **model module** (`\0asm`): it is *read*, not instantiated —
 //!   its `kiln.meta` section gives the metadata (the shared
 //!   [`ModuleMeta`]) and its embedded model blob
@@ -32,8 +33,8 @@ use super::graph_json::{self, Fields, ReadError};
 use super::json::Json;
 use super::wasm;
 use kiln_guest::graph::{
-    self, ConvertError, FORMAT_VERSION, META_SECTION, METADATA_KEY, ModuleMeta, Task, Tensor,
-    TensorData, TensorMeta,
+    self, ConvertError, FORMAT_VERSION, GRAPH_FORMAT_VERSION, META_SECTION, METADATA_KEY,
+    ModuleMeta, Task, Tensor, TensorData, TensorMeta,
 };
 use kiln_guest::{DecodeError, Model, ModelError, blob};
 
@@ -111,9 +112,14 @@ pub enum LoadError {
         op: String,
     },
     #[error(
-        "{name}: graph format {found} is not supported by the browser package, which reads format {FORMAT_VERSION} (chains of layers); graph models (format 2) run in kiln serve, the worker and wasmtime"
+        "{name}: graph format {found} is not supported by the browser package, which reads format {FORMAT_VERSION} (chains of layers)"
     )]
     Format { name: String, found: u32 },
+    /// A graph model file (format 2): the page reads graphs from modules.
+    #[error(
+        "{name}: a graph model (format {GRAPH_FORMAT_VERSION}) is read from its compiled module in the browser: `kiln build {name} -o model.wasm`, then Model.load(\"model.wasm\") with the package's graph build, web/pkg-graph"
+    )]
+    GraphFile { name: String },
     #[error("{name}: tensor `{tensor}` has dtype {dtype}; kiln reads F32, I8 and I32 tensors")]
     Dtype {
         name: String,
@@ -135,6 +141,11 @@ pub enum LoadError {
     NoBlob { name: String },
     #[error("{name}: the embedded model is invalid: {source}")]
     Blob { name: String, source: DecodeError },
+    /// A graph model's module (blob version 5) in a build without graphs.
+    #[error(
+        "{name}: the module holds a graph model, which this build of the package ({BUILD}) leaves out; load it with its graph build, web/pkg-graph"
+    )]
+    GraphNotInPackage { name: String },
     /// A layer of a family this build of the package leaves out.
     #[error("{name}: layer {layer} ({op}) {}", package_hint(.feature))]
     NotInPackage {
@@ -147,7 +158,9 @@ pub enum LoadError {
 
 /// This build of the package, as its refusals name it (scripts/web.sh
 /// builds one per layer family).
-const BUILD: &str = if cfg!(feature = "conv") {
+const BUILD: &str = if cfg!(feature = "dag") {
+    "web/pkg-graph, graph models and CNNs"
+} else if cfg!(feature = "conv") {
     "web/pkg-cnn, CNNs"
 } else if cfg!(feature = "rnn") {
     "web/pkg-rnn, recurrent models"
@@ -218,6 +231,10 @@ fn load_module(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
         .map_err(|source| {
             match &source {
                 DecodeError::Model(e) => LoadError::not_in_package(name, e),
+                // Only a build without `dag` refuses the graph version.
+                DecodeError::UnsupportedVersion {
+                    found: blob::GRAPH_VERSION,
+                } => Some(LoadError::GraphNotInPackage { name: name.into() }),
                 _ => None,
             }
             .unwrap_or(LoadError::Blob {
@@ -258,6 +275,7 @@ fn module_meta(bytes: &[u8]) -> Result<ModuleMeta, String> {
         features: f.strings("features")?,
         target: f.opt_string("target")?,
         labels: f.strings("labels")?,
+        missing: f.list("missing", false, Json::as_usize, "feature indices")?,
         model_sha256: f.string("model_sha256")?,
         kiln_version: f.string("kiln_version")?,
     })
@@ -412,6 +430,7 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
             layer,
             op,
         },
+        ReadError::GraphFile => LoadError::GraphFile { name: name.into() },
     })?;
     if graph.format != FORMAT_VERSION {
         return Err(LoadError::Format {

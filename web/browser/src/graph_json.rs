@@ -9,9 +9,9 @@
 //! in tests/e2e/browser.rs check both give the same graphs); the
 //! conversion into a `Model` is then the shared
 //! [`kiln_guest::graph::to_kernel_float`]. The ops in [`MODULE_ONLY`] — int8
-//! layers, whose integers the host derives, `leaky_relu`, `clip` and
-//! `hard_sigmoid` — are the
-//! ones with float parameters: the page reads them from compiled modules,
+//! layers, whose integers the host derives, `leaky_relu`, `clip`,
+//! `hard_sigmoid` and `tree_ensemble` — are the ones with float
+//! parameters: the page reads them from compiled modules,
 //! so neither a float parser nor the int8 derivation is linked into the
 //! package (~45 KB; docs/web.md).
 
@@ -21,7 +21,7 @@ use std::vec::Vec;
 
 use super::json::Json;
 use kiln_guest::Cell;
-use kiln_guest::graph::{Direction, Graph, InputSpec, LayerSpec, Task};
+use kiln_guest::graph::{Direction, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, Task};
 
 /// `` `a`, `b`, `c` `` as serde lists expected names (no `Debug`
 /// formatting, whose string escaping costs the package ~3 KB).
@@ -141,7 +141,7 @@ impl<'j, 'a> Fields<'j, 'a> {
 }
 
 /// Ops read from compiled modules only (see the module note).
-pub(super) const MODULE_ONLY: [&str; 7] = [
+pub(super) const MODULE_ONLY: [&str; 8] = [
     "quantize",
     "quantize_dynamic",
     "dense_int8",
@@ -149,6 +149,7 @@ pub(super) const MODULE_ONLY: [&str; 7] = [
     "leaky_relu",
     "clip",
     "hard_sigmoid",
+    "tree_ensemble",
 ];
 
 /// Why a graph could not be read.
@@ -157,6 +158,8 @@ pub(super) enum ReadError {
     Json(String),
     /// A layer in [`MODULE_ONLY`].
     ModuleOnly { layer: usize, op: String },
+    /// A graph-format model (format 2), read from its module only.
+    GraphFile,
 }
 
 impl From<String> for ReadError {
@@ -166,7 +169,7 @@ impl From<String> for ReadError {
 }
 
 /// The ops of the format and the fields each may carry (besides `op`).
-const OPS: [(&str, &[&str]); 26] = [
+const OPS: [(&str, &[&str]); 27] = [
     ("standardize", &["mean", "std"]),
     ("dense", &["weight", "bias"]),
     ("relu", &[]),
@@ -174,6 +177,7 @@ const OPS: [(&str, &[&str]); 26] = [
     ("tanh", &[]),
     ("softmax", &[]),
     ("flatten", &[]),
+    ("reshape", &["shape"]),
     (
         "conv2d",
         &[
@@ -281,6 +285,9 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
         "tanh" => LayerSpec::Tanh,
         "softmax" => LayerSpec::Softmax,
         "flatten" => LayerSpec::Flatten,
+        "reshape" => LayerSpec::Reshape {
+            shape: f.shape("shape")?,
+        },
         "conv2d" => LayerSpec::Conv2d {
             weight: f.string("weight")?,
             bias: f.string("bias")?,
@@ -352,6 +359,11 @@ pub(super) fn task(f: &Fields<'_, '_>) -> Result<Task, String> {
 /// Parses the graph JSON of a model file.
 pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
     let json = Json::parse(text)?;
+    // A graph-format model (its own fields and ops) is refused as a whole.
+    if Fields::new(&json, "graph", &[])?.opt_usize("format")? == Some(GRAPH_FORMAT_VERSION as usize)
+    {
+        return Err(ReadError::GraphFile);
+    }
     let f = Fields::new(
         &json,
         "graph",
@@ -377,7 +389,7 @@ pub(super) fn graph(text: &str) -> Result<Graph, ReadError> {
         },
         target: f.opt_string("target")?,
         labels: f.strings("labels")?,
-        // Graph-format models (format 2) are read from their modules.
+        // Graph-format models (format 2) are refused above.
         wiring: Vec::new(),
         layers: {
             let mut specs = Vec::with_capacity(layers.len());
@@ -404,6 +416,7 @@ mod tests {
         match read(layers) {
             Err(ReadError::Json(m)) => m,
             Err(ReadError::ModuleOnly { op, .. }) => format!("module only: {op}"),
+            Err(ReadError::GraphFile) => "graph file".into(),
             Ok(_) => "accepted".into(),
         }
     }
@@ -490,6 +503,12 @@ mod tests {
             )
             .contains("unknown field `peepholes`")
         );
+    }
+
+    #[test]
+    fn graph_format_files_are_refused_whole() {
+        let g = graph(r#"{"format": 2, "wiring": [], "layers": [{"op": "add"}]}"#);
+        assert!(matches!(g, Err(ReadError::GraphFile)));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod dense_i8;
 mod join;
 mod quantize;
 mod recurrent;
+pub mod trees;
 
 pub use activation::{relu, sigmoid, softmax, standardize, tanh};
 pub use channel::{global_avg_pool, group_softmax, leaky_relu, prelu, scale_shift};

@@ -2,8 +2,9 @@
 //! and the native benchmark runner run at SIMD speed on the host: the
 //! vector traits on SSE2 (the architecture's baseline) `__m128` and
 //! `__m128i`, the blocked f32 dense layer, f32 convolution and int8
-//! convolution on them, and an int8 dense kernel of its own
-//! ([`dense_i8()`]). Every other op is the generic one.
+//! convolution on them, an int8 dense kernel of its own ([`dense_i8()`])
+//! and the clamping activations of MobileNets ([`clip()`],
+//! [`hard_swish()`], [`hard_sigmoid()`]). Every other op is the generic one.
 //!
 //! `mulps`/`addps` round each lane like the scalar `f32` ops and
 //! `pmaddwd` is `i32x4.dot_i16x8_s`, so every override equals its generic
@@ -16,10 +17,12 @@ use super::blocked::{self, lanes::F32x4, lanes::I32x4};
 use super::generic as reference;
 use super::geometry::ConvGeom;
 
+mod clip;
 mod dense_i8;
 
 pub use super::generic::*;
 pub use blocked::recurrent_i8::product_i8;
+pub use clip::{clip, hard_sigmoid, hard_swish};
 pub use dense_i8::dense_i8;
 
 /// [`reference::conv2d`], blocked as `blocked::conv` and

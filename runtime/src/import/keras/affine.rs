@@ -7,7 +7,7 @@ use ndarray::ArrayD;
 use serde_json::Value;
 
 use super::KerasError;
-use super::lower::{Lowering, Op};
+use super::state::{Lowering, Op};
 
 impl Lowering<'_> {
     /// The last axis a per-axis layer (batch norm, normalization) acts on
@@ -51,33 +51,31 @@ impl Lowering<'_> {
         let s: Vec<f32> = index.iter().map(|&i| s[i]).collect();
         let t: Vec<f32> = index.iter().map(|&i| t[i]).collect();
         let (cs, ct) = compress(&s, &t, self.kiln.first().copied().unwrap_or(1));
-        if self.foldable {
-            match self.ops.last_mut() {
-                Some(Op::Dense { weight, bias }) if bias.len() == s.len() => {
-                    for (o, mut row) in weight.rows_mut().into_iter().enumerate() {
-                        row.mapv_inplace(|w| w * s[o]);
-                        bias[o] = bias[o] * s[o] + t[o];
-                    }
-                    return Ok(());
+        match self.fold_target() {
+            Some(Op::Dense { weight, bias }) if bias.len() == s.len() => {
+                for (o, mut row) in weight.rows_mut().into_iter().enumerate() {
+                    row.mapv_inplace(|w| w * s[o]);
+                    bias[o] = bias[o] * s[o] + t[o];
                 }
-                Some(Op::Conv {
-                    weight,
-                    bias,
-                    shape,
-                    ..
-                }) if cs.len() == shape[0] || cs.len() == 1 => {
-                    let per = weight.len() / shape[0].max(1);
-                    for (o, b) in bias.iter_mut().enumerate() {
-                        let (so, to) = (cs[o % cs.len()], ct[o % ct.len()]);
-                        weight[o * per..(o + 1) * per]
-                            .iter_mut()
-                            .for_each(|w| *w *= so);
-                        *b = *b * so + to;
-                    }
-                    return Ok(());
-                }
-                _ => {}
+                return Ok(());
             }
+            Some(Op::Conv {
+                weight,
+                bias,
+                shape,
+                ..
+            }) if cs.len() == shape[0] || cs.len() == 1 => {
+                let per = weight.len() / shape[0].max(1);
+                for (o, b) in bias.iter_mut().enumerate() {
+                    let (so, to) = (cs[o % cs.len()], ct[o % ct.len()]);
+                    weight[o * per..(o + 1) * per]
+                        .iter_mut()
+                        .for_each(|w| *w *= so);
+                    *b = *b * so + to;
+                }
+                return Ok(());
+            }
+            _ => {}
         }
         self.push(Op::ScaleShift {
             scale: cs,

@@ -5,10 +5,11 @@
 //! input shape (`batch_input_shape`, `batch_shape`, `build_input_shape`,
 //! `build_config`), a functional model's class (`Model`, `Functional`)
 //! and its wiring (Keras 2's nested `inbound_nodes` lists, Keras 3's
-//! `keras_history` inside `args`). Both reduce to one [`Chain`]: the input
-//! shape and the layers from input to output, each reading the one
-//! before. Branches, joins, shared layers and several inputs or outputs
-//! are refused.
+//! `keras_history` inside `args`). Both reduce to one [`Net`]: the input
+//! shape and the layers in an order where each comes after the layers it
+//! reads (a chain, or a graph with branches and joins), the output last.
+//! Shared layers, layers off the path from input to output and several
+//! inputs or outputs are refused.
 
 use std::collections::HashMap;
 
@@ -29,13 +30,22 @@ pub(super) struct KLayer {
     pub(super) config: Value,
     /// Keras 3's `registered_name`/`module`: set for a custom class.
     pub(super) custom: Option<String>,
+    /// A Keras 3 operation on tensors (`x + 3.0` in a functional model:
+    /// module `keras.src.ops.…`), not a layer.
+    pub(super) op: bool,
+    /// The layers (or the input) whose outputs it reads, in order.
+    pub(super) reads: Vec<String>,
+    /// The numbers among an operation's arguments and their positions
+    /// (`(1, 3.0)` in `x + 3.0`).
+    pub(super) scalars: Vec<(usize, f64)>,
 }
 
 /// The layers from the input to the output.
 #[derive(Debug, Clone)]
-pub(super) struct Chain {
+pub(super) struct Net {
     /// The input's name and per-row shape (the batch dimension dropped).
     pub(super) input: (String, Vec<usize>),
+    /// Each after every layer it reads; the model's output is the last's.
     pub(super) layers: Vec<KLayer>,
 }
 
@@ -43,15 +53,15 @@ pub(super) struct Chain {
 enum Weights {
     /// `<root>/<layer>/<weight name>`, in the order of `weight_names`.
     Legacy { root: String },
-    /// `layers/<path>/vars/<i>`, the path found by the `name` attribute
-    /// of each `vars` group.
+    /// `layers/<path>/vars/<i>` (and nested sub-layers' `vars`), the path
+    /// found by the `name` attribute of each `vars` group.
     Archive { paths: HashMap<String, String> },
 }
 
 /// A saved model: its chain, its weights and the Keras that wrote it.
 pub(super) struct Saved {
     pub(super) keras_version: String,
-    pub(super) chain: Chain,
+    pub(super) net: Net,
     h5: H5,
     weights: Weights,
 }
@@ -79,7 +89,7 @@ impl Saved {
         let keras_version = h5
             .string("", "keras_version")?
             .unwrap_or_else(|| "unknown".into());
-        let chain = chain(file, &config)?;
+        let net = net(file, &config)?;
         let root = if h5.members("")?.iter().any(|m| m == "model_weights") {
             "model_weights".to_string()
         } else {
@@ -87,7 +97,7 @@ impl Saved {
         };
         Ok(Saved {
             keras_version,
-            chain,
+            net,
             h5,
             weights: Weights::Legacy { root },
         })
@@ -107,19 +117,19 @@ impl Saved {
             .and_then(|m| serde_json::from_slice::<Value>(m).ok())
             .and_then(|m| m.get("keras_version")?.as_str().map(String::from))
             .unwrap_or_else(|| "3".into());
-        let chain = chain(file, &config)?;
+        let net = net(file, &config)?;
         let mut paths = HashMap::new();
         if h5.members("")?.iter().any(|m| m == "layers") {
             for member in h5.members("layers")? {
-                let vars = format!("layers/{member}/vars");
-                if let Ok(Some(name)) = h5.string(&vars, "name") {
-                    paths.insert(name, vars);
+                let group = format!("layers/{member}");
+                if let Ok(Some(name)) = h5.string(&format!("{group}/vars"), "name") {
+                    paths.insert(name, group);
                 }
             }
         }
         Ok(Saved {
             keras_version,
-            chain,
+            net,
             h5,
             weights: Weights::Archive { paths },
         })
@@ -152,21 +162,51 @@ impl Saved {
                     .collect()
             }
             Weights::Archive { paths } => {
-                let Some(vars) = paths.get(&layer.name) else {
+                let Some(group) = paths.get(&layer.name) else {
                     return Ok(Vec::new());
                 };
-                let members = self.h5.members(vars)?;
-                (0..members.len().min(most))
-                    .map(|i| {
-                        let name = i.to_string();
-                        if !members.contains(&name) {
-                            return Err(self.h5.err(vars, format!("variable `{i}` is missing")));
-                        }
-                        self.h5.f32s(&format!("{vars}/{i}"))
-                    })
-                    .collect()
+                let mut out = Vec::new();
+                self.archive_vars(group, most, 0, &mut out)?;
+                Ok(out)
             }
         }
+    }
+}
+
+impl Saved {
+    /// The variables under `group` (an archive's layer): its own
+    /// `vars/<i>`, then those of the sub-layers Keras nests there (a
+    /// recurrent layer's `cell`; a `Bidirectional`'s forward, then
+    /// backward layer), at most `most`.
+    fn archive_vars(
+        &self,
+        group: &str,
+        most: usize,
+        depth: usize,
+        out: &mut Vec<ArrayD<f32>>,
+    ) -> Result<(), KerasError> {
+        let members = self.h5.members(group)?;
+        if members.iter().any(|m| m == "vars") {
+            let vars = format!("{group}/vars");
+            let own = self.h5.members(&vars)?;
+            for i in 0..own.len() {
+                if out.len() >= most {
+                    return Ok(());
+                }
+                if !own.contains(&i.to_string()) {
+                    return Err(self.h5.err(&vars, format!("variable `{i}` is missing")));
+                }
+                out.push(self.h5.f32s(&format!("{vars}/{i}"))?);
+            }
+        }
+        if depth < 2 {
+            for sub in ["cell", "forward_layer", "backward_layer"] {
+                if members.iter().any(|m| m == sub) {
+                    self.archive_vars(&format!("{group}/{sub}"), most, depth + 1, out)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -221,16 +261,39 @@ fn layer_of(file: &str, v: &Value) -> Result<KLayer, KerasError> {
         (Some(m), _) if !m.starts_with("keras") => Some(m.to_string()),
         _ => None,
     };
+    // Keras 3 legacy `.h5` saves drop the module; an operation is then told
+    // by its config, which holds none of the `trainable` and `dtype` every
+    // layer's (but an InputLayer's) has.
+    let op = match module {
+        Some(m) => m.starts_with("keras.src.ops"),
+        None => {
+            class != "InputLayer"
+                && config.get("trainable").is_none()
+                && config.get("dtype").is_none()
+        }
+    };
+    let (reads, _) = inbound(v);
+    let scalars = v
+        .get("inbound_nodes")
+        .and_then(|n| n.get(0)?.get("args")?.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v.as_f64()?)))
+        .collect();
     Ok(KLayer {
         name,
         class,
         config,
         custom,
+        op,
+        reads,
+        scalars,
     })
 }
 
-/// The chain a model config describes.
-pub(super) fn chain(file: &str, model: &Value) -> Result<Chain, KerasError> {
+/// The layers a model config describes.
+pub(super) fn net(file: &str, model: &Value) -> Result<Net, KerasError> {
     let class = model
         .get("class_name")
         .and_then(Value::as_str)
@@ -266,7 +329,7 @@ fn sequential(
     model: &Value,
     config: &Value,
     layers: &[Value],
-) -> Result<Chain, KerasError> {
+) -> Result<Net, KerasError> {
     let mut input = None;
     let mut chain = Vec::new();
     for (i, v) in layers.iter().enumerate() {
@@ -290,6 +353,16 @@ fn sequential(
         }
         chain.push(layer);
     }
+    // Each layer reads the one before.
+    let first = input
+        .as_ref()
+        .map_or("input", |(n, _)| n.as_str())
+        .to_string();
+    let mut prev = first;
+    for layer in &mut chain {
+        layer.reads = vec![std::mem::replace(&mut prev, layer.name.clone())];
+        layer.scalars.clear();
+    }
     if input.is_none() {
         let built = config
             .get("build_input_shape")
@@ -307,7 +380,7 @@ fn sequential(
              before its first layer)",
         )
     })?;
-    Ok(Chain {
+    Ok(Net {
         input,
         layers: chain,
     })
@@ -360,7 +433,7 @@ fn inbound(v: &Value) -> (Vec<String>, usize) {
     (out, nodes.map_or(0, Vec::len))
 }
 
-fn functional(file: &str, config: &Value, layers: &[Value]) -> Result<Chain, KerasError> {
+fn functional(file: &str, config: &Value, layers: &[Value]) -> Result<Net, KerasError> {
     let inputs = endpoints(config.get("input_layers").unwrap_or(&Value::Null));
     let outputs = endpoints(config.get("output_layers").unwrap_or(&Value::Null));
     let [input] = inputs.as_slice() else {
@@ -382,50 +455,29 @@ fn functional(file: &str, config: &Value, layers: &[Value]) -> Result<Chain, Ker
             ),
         ));
     };
-    let mut by_name: HashMap<String, (KLayer, Vec<String>, usize, &Value)> = HashMap::new();
+    let mut by_name: HashMap<String, (KLayer, &Value)> = HashMap::new();
     for v in layers {
         let layer = layer_of(file, v)?;
-        let (reads, nodes) = inbound(v);
-        by_name.insert(layer.name.clone(), (layer, reads, nodes, v));
-    }
-    let mut chain = Vec::new();
-    let mut at = output.clone();
-    while at != *input {
-        let Some((layer, reads, nodes, _)) = by_name.get(&at) else {
+        let (_, nodes) = inbound(v);
+        if nodes > 1 {
+            return Err(KerasError::Layer {
+                layer: layer.name.clone(),
+                class: layer.class.clone(),
+                problem: format!(
+                    "it is called {nodes} times (a shared layer); kiln imports models that \
+                     use each layer once"
+                ),
+            });
+        }
+        if by_name.contains_key(&layer.name) {
             return Err(cfg_err(
                 file,
-                format!("layer `{at}` is read but not defined"),
+                format!("two layers are named `{}`", layer.name),
             ));
-        };
-        if *nodes > 1 {
-            return Err(KerasError::Layer {
-                layer: layer.name.clone(),
-                class: layer.class.clone(),
-                problem: format!(
-                    "it is called {nodes} times (a shared layer); kiln imports single-chain \
-                     models, each layer used once"
-                ),
-            });
         }
-        let [prev] = reads.as_slice() else {
-            return Err(KerasError::Layer {
-                layer: layer.name.clone(),
-                class: layer.class.clone(),
-                problem: format!(
-                    "it reads {} tensors {reads:?}; kiln imports single-chain functional \
-                     models (each layer reading the one before), like a Sequential model",
-                    reads.len()
-                ),
-            });
-        };
-        chain.push(layer.clone());
-        if chain.len() > layers.len() {
-            return Err(cfg_err(file, "the layers form a cycle"));
-        }
-        at = prev.clone();
+        by_name.insert(layer.name.clone(), (layer, v));
     }
-    chain.reverse();
-    let (input_layer, _, _, v) = by_name
+    let (input_layer, v) = by_name
         .get(input)
         .ok_or_else(|| cfg_err(file, format!("input layer `{input}` is not defined")))?;
     if input_layer.class != "InputLayer" {
@@ -437,20 +489,94 @@ fn functional(file: &str, config: &Value, layers: &[Value]) -> Result<Chain, Ker
     let shape =
         declared_shape(v).ok_or_else(|| cfg_err(file, "the InputLayer declares no shape"))?;
     let shape = row_shape(file, "the input shape", shape)?;
-    if let Some(extra) = by_name
-        .keys()
-        .find(|n| *n != input && !chain.iter().any(|l| &l.name == *n))
-    {
+    let order = topological(file, &by_name, input, output)?;
+    if let Some(extra) = by_name.keys().find(|n| *n != input && !order.contains(n)) {
         return Err(cfg_err(
             file,
             format!(
-                "layer `{extra}` is off the path from input to output; kiln imports \
-                 single-chain models"
+                "layer `{extra}` is off the path from input to output; kiln imports models \
+                 with one output and no unused layers"
             ),
         ));
     }
-    Ok(Chain {
+    let layers = order
+        .iter()
+        .map(|n| by_name[n].0.clone())
+        .collect::<Vec<_>>();
+    Ok(Net {
         input: (input.clone(), shape),
-        layers: chain,
+        layers,
     })
+}
+
+/// The layers `output` depends on, each after the layers it reads (a
+/// depth-first walk without recursion, so a long chain cannot overflow
+/// the stack), the input excluded.
+fn topological(
+    file: &str,
+    by_name: &HashMap<String, (KLayer, &Value)>,
+    input: &str,
+    output: &str,
+) -> Result<Vec<String>, KerasError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    let mut marks: HashMap<&str, Mark> = HashMap::new();
+    let mut order = Vec::new();
+    // (layer, index of the next read to visit)
+    let mut stack: Vec<(&str, usize)> = vec![(output, 0)];
+    marks.insert(output, Mark::Open);
+    while let Some(top) = stack.last_mut() {
+        let (name, next) = *top;
+        top.1 += 1;
+        if name == input {
+            marks.insert(name, Mark::Done);
+            stack.pop();
+            continue;
+        }
+        let Some((layer, _)) = by_name.get(name) else {
+            return Err(cfg_err(
+                file,
+                format!("layer `{name}` is read but not defined"),
+            ));
+        };
+        if layer.class == "InputLayer" {
+            return Err(cfg_err(
+                file,
+                format!(
+                    "the model reads input `{name}` besides `{input}`: kiln models take one input"
+                ),
+            ));
+        }
+        if layer.reads.is_empty() {
+            return Err(KerasError::Layer {
+                layer: layer.name.clone(),
+                class: layer.class.clone(),
+                problem: "it reads no tensor".into(),
+            });
+        }
+        match layer.reads.get(next) {
+            Some(read) => match marks.get(read.as_str()) {
+                Some(Mark::Done) => {}
+                Some(Mark::Open) => {
+                    return Err(cfg_err(
+                        file,
+                        format!("the layers form a cycle through `{read}`"),
+                    ));
+                }
+                None => {
+                    marks.insert(read, Mark::Open);
+                    stack.push((read, 0));
+                }
+            },
+            None => {
+                marks.insert(name, Mark::Done);
+                order.push(name.to_string());
+                stack.pop();
+            }
+        }
+    }
+    Ok(order)
 }

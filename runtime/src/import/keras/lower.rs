@@ -1,166 +1,36 @@
-//! Lowering the chain of Keras layers into kiln layers.
+//! Lowering the Keras layers into kiln layers.
 //!
-//! Each layer reads the state the one before left: the Keras per-row shape
-//! and how kiln holds those values ([`Order`]: Keras's own row-major order,
-//! or the channel planes of a channels-last image, which is how kiln's
-//! image layers keep it). Layout never costs a layer: a dense layer after
-//! a flattened image has its kernel rows permuted instead. Batch
-//! normalization, `Rescaling` and `Normalization` are one per-element
-//! affine map, folded into the dense or convolution layer just before
-//! when there is one, and a per-channel `scale_shift` otherwise.
-//! (Convolution and pooling live in `image.rs`, the affine layers in
-//! `affine.rs`.)
+//! Every Keras tensor becomes a [`Val`]: the kiln tensor holding it, its
+//! Keras per-row shape and how kiln holds those values ([`Order`]: Keras's
+//! own row-major order, or the channel planes of a channels-last image,
+//! which is how kiln's image layers keep it). A layer loads the `Val` it
+//! reads into the lowering's current state, appends its ops, and leaves
+//! its output there. Layout rarely costs a layer: a dense layer after a
+//! flattened image has its kernel rows permuted instead; only a
+//! multi-channel image that arrives channels-last (the model input, or a
+//! `Reshape` of a dense output) is transposed, by a one-hot convolution
+//! (`image.rs`). Batch normalization, `Rescaling` and `Normalization` are
+//! one per-element affine map, folded into the dense or convolution layer
+//! that makes their input when nothing else reads it, and a per-channel
+//! `scale_shift` otherwise. A model whose ops each read the one before is
+//! a chain (format 1); one with branches and joins (`join.rs`) a graph
+//! (format 2). (Convolution and pooling live in `image.rs`, the affine
+//! layers in `affine.rs`, the values and the accessors in `state.rs`.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ndarray::Array2;
 use serde_json::Value;
 
 use super::config::{KLayer, Saved};
-use super::{KerasError, Options, refuse};
+use super::state::{Lowering, Op, Order, Val};
+use super::{KerasError, Options, join, refuse};
 use crate::import::common::{LayerTensors, pool, task};
-use crate::model::{FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile};
-
-/// How kiln holds a value relative to Keras's row-major order of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Order {
-    /// The same order.
-    Plain,
-    /// The `[h, w, c]` image Keras holds channels-last, held as `c` planes
-    /// of `h × w` (and still so after a Keras `Flatten` or `Reshape`).
-    Planes { h: usize, w: usize, c: usize },
-}
-
-/// A kiln layer under construction.
-#[derive(Debug, Clone)]
-pub(super) enum Op {
-    /// `weight` is `[outputs, inputs]`.
-    Dense {
-        weight: Array2<f32>,
-        bias: Vec<f32>,
-    },
-    /// `weight` is `[out_c, in_c / groups, kh, kw]` (flattened); `pads`
-    /// top, left, bottom, right.
-    Conv {
-        weight: Vec<f32>,
-        shape: [usize; 4],
-        bias: Vec<f32>,
-        stride: usize,
-        pads: [usize; 4],
-        dilation: usize,
-        groups: usize,
-    },
-    Pool {
-        max: bool,
-        kernel: usize,
-        stride: usize,
-    },
-    GlobalAvgPool {
-        channels: usize,
-    },
-    ScaleShift {
-        scale: Vec<f32>,
-        shift: Vec<f32>,
-    },
-    /// A layer without tensors (activations).
-    Plain(LayerSpec),
-}
-
-/// The lowering's state between layers.
-pub(super) struct Lowering<'a> {
-    pub(super) layer: &'a KLayer,
-    /// The Keras per-row shape of the current value.
-    pub(super) keras: Vec<usize>,
-    pub(super) order: Order,
-    /// The shape kiln's `to_kernel` tracks (`[C, H, W]` for images).
-    pub(super) kiln: Vec<usize>,
-    /// Only element-wise ops since the input: its kiln shape may still
-    /// become an image's.
-    pub(super) elementwise: bool,
-    pub(super) input_dims: Vec<usize>,
-    pub(super) ops: Vec<Op>,
-    /// The last op is a dense or convolution layer whose output nothing
-    /// has touched since (a batch normalization may fold into it).
-    pub(super) foldable: bool,
-}
+use crate::model::{
+    FORMAT_VERSION, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, ModelFile, Wires,
+};
 
 impl Lowering<'_> {
-    pub(super) fn err(&self, problem: impl Into<String>) -> KerasError {
-        KerasError::Layer {
-            layer: self.layer.name.clone(),
-            class: self.layer.class.clone(),
-            problem: problem.into(),
-        }
-    }
-
-    pub(super) fn width(&self) -> usize {
-        self.keras.iter().product()
-    }
-
-    /// For each kiln position, the Keras row-major position it holds.
-    pub(super) fn keras_index(&self) -> Vec<usize> {
-        match self.order {
-            Order::Plain => (0..self.width()).collect(),
-            Order::Planes { h, w, c } => (0..c)
-                .flat_map(|ci| (0..h * w).map(move |p| p * c + ci))
-                .collect(),
-        }
-    }
-
-    pub(super) fn push(&mut self, op: Op) {
-        self.foldable = matches!(op, Op::Dense { .. } | Op::Conv { .. });
-        if !matches!(op, Op::ScaleShift { .. } | Op::Plain(_)) {
-            self.elementwise = false;
-        }
-        self.ops.push(op);
-    }
-
-    /// A config field, or the error naming it.
-    pub(super) fn field(&self, name: &str) -> Result<&Value, KerasError> {
-        self.layer
-            .config
-            .get(name)
-            .ok_or_else(|| self.err(format!("its config has no `{name}`")))
-    }
-
-    pub(super) fn usize_field(&self, name: &str) -> Result<usize, KerasError> {
-        let v = self.field(name)?;
-        v.as_u64()
-            .and_then(|v| usize::try_from(v).ok())
-            .filter(|&v| v > 0)
-            .ok_or_else(|| self.err(format!("`{name}` = {v} is not a positive integer")))
-    }
-
-    pub(super) fn f32_field(&self, name: &str, default: f32) -> Result<f32, KerasError> {
-        match self.layer.config.get(name) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .map(|v| v as f32)
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| self.err(format!("`{name}` = {v} is not a number"))),
-        }
-    }
-
-    pub(super) fn bool_field(&self, name: &str, default: bool) -> Result<bool, KerasError> {
-        match self.layer.config.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| self.err(format!("`{name}` = {v} is not true or false"))),
-        }
-    }
-
-    /// Refuses any value of config field `name` but the ones in `allowed`
-    /// (an absent or null field passes).
-    pub(super) fn only(&self, name: &str, allowed: &[Value]) -> Result<(), KerasError> {
-        match self.layer.config.get(name) {
-            None | Some(Value::Null) => Ok(()),
-            Some(v) if allowed.contains(v) => Ok(()),
-            Some(v) => Err(self.err(format!("`{name}` = {v} is not supported"))),
-        }
-    }
-
     /// Appends the ops of Keras activation `name`.
     pub(super) fn activation(&mut self, name: &Value) -> Result<(), KerasError> {
         let Some(name) = name.as_str() else {
@@ -290,11 +160,53 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn layer(&mut self, saved: &Saved, notes: &mut Vec<String>) -> Result<(), KerasError> {
-        let class = self.layer.class.as_str();
+    /// Lowers the current layer: loads what it reads, appends its ops,
+    /// and records its output.
+    fn run(&mut self, saved: &Saved, notes: &mut Vec<String>) -> Result<(), KerasError> {
         if let Some(custom) = &self.layer.custom {
             return Err(refuse::custom(self.layer, custom));
         }
+        let mut inputs = self.inputs()?;
+        if self.layer.op {
+            self.operation(inputs)?;
+        } else if join::JOINS.contains(&self.layer.class.as_str()) {
+            self.join(inputs)?;
+        } else if join::REFUSED.contains(&self.layer.class.as_str()) {
+            return Err(refuse::unsupported(self.layer));
+        } else {
+            let (Some(x), 1) = (inputs.pop(), self.layer.reads.len()) else {
+                return Err(self.err(format!(
+                    "it reads {} tensors {:?}; this layer takes one",
+                    self.layer.reads.len(),
+                    self.layer.reads
+                )));
+            };
+            self.load(x);
+            let padding = matches!(
+                self.layer.class.as_str(),
+                "ZeroPadding2D"
+                    | "Conv2D"
+                    | "Convolution2D"
+                    | "DepthwiseConv2D"
+                    | "SeparableConv2D"
+                    | "SeparableConvolution2D"
+            );
+            if self.pads != [0; 4] && !padding {
+                return Err(self.err(
+                    "it reads a ZeroPadding2D's output; kiln folds zero padding only into the \
+                     convolution that reads it",
+                ));
+            }
+            self.layer(saved, notes)?;
+        }
+        let name = self.layer.name.clone();
+        let v = self.val();
+        self.values.insert(name, v);
+        Ok(())
+    }
+
+    fn layer(&mut self, saved: &Saved, notes: &mut Vec<String>) -> Result<(), KerasError> {
+        let class = self.layer.class.as_str();
         // A normalization's third variable is its (integer) sample count.
         let most = if class == "Normalization" {
             2
@@ -354,6 +266,10 @@ impl Lowering<'_> {
             "Rescaling" => self.rescaling()?,
             "Normalization" => self.normalization(&weights)?,
             "Conv2D" | "Convolution2D" => self.conv(&weights)?,
+            "DepthwiseConv2D" => self.depthwise(&weights)?,
+            "SeparableConv2D" | "SeparableConvolution2D" => self.separable(&weights)?,
+            "ZeroPadding2D" => self.zero_padding()?,
+            "SimpleRNN" | "GRU" | "LSTM" | "Bidirectional" => self.recurrent(&weights)?,
             "MaxPooling2D" | "MaxPool2D" | "AveragePooling2D" | "AvgPool2D" => self.pool()?,
             "GlobalAveragePooling2D" | "GlobalAvgPool2D" => self.global_pool()?,
             _ => return Err(refuse::unsupported(self.layer)),
@@ -362,13 +278,13 @@ impl Lowering<'_> {
     }
 }
 
-/// Lowers a saved model's chain into a kiln model file.
+/// Lowers a saved model's layers into a kiln model file.
 pub(super) fn lower(
     saved: &Saved,
     options: &Options,
     notes: &mut Vec<String>,
 ) -> Result<ModelFile, KerasError> {
-    let (input_name, dims) = &saved.chain.input;
+    let (input_name, dims) = &saved.net.input;
     let width = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if width.is_none_or(|w| w > crate::kiln_guest::MAX_WIDTH) {
         return Err(KerasError::Config {
@@ -381,43 +297,100 @@ pub(super) fn lower(
         class: "InputLayer".into(),
         config: Value::Null,
         custom: None,
+        op: false,
+        reads: Vec::new(),
+        scalars: Vec::new(),
+    };
+    let mut uses = HashMap::new();
+    for layer in &saved.net.layers {
+        for name in &layer.reads {
+            *uses.entry(name.clone()).or_default() += 1;
+        }
+    }
+    let width = width.unwrap_or(0);
+    let input = Val {
+        id: 0,
+        keras: dims.clone(),
+        order: Order::Plain,
+        kiln: vec![width],
+        pads: [0; 4],
+        elementwise: true,
+        sole: true,
     };
     let mut l = Lowering {
         layer: &first,
-        keras: dims.clone(),
+        keras: Vec::new(),
         order: Order::Plain,
-        kiln: vec![width.unwrap_or(0)],
+        kiln: Vec::new(),
+        id: 0,
+        pads: [0; 4],
         elementwise: true,
-        input_dims: vec![width.unwrap_or(0)],
+        sole: true,
+        input_dims: vec![width],
         ops: Vec::new(),
-        foldable: false,
+        wires: Vec::new(),
+        values: HashMap::from([(input_name.clone(), input.clone())]),
+        uses,
     };
-    for layer in &saved.chain.layers {
+    l.load(input);
+    for layer in &saved.net.layers {
         l.layer = layer;
-        l.layer(saved, notes)?;
+        l.run(saved, notes)?;
+    }
+    let err = |problem: &str| KerasError::Layer {
+        layer: l.layer.name.clone(),
+        class: l.layer.class.clone(),
+        problem: problem.into(),
+    };
+    if l.pads != [0; 4] {
+        return Err(err(
+            "the model's output is a ZeroPadding2D's; end the model with a \
+                        convolution, Flatten + Dense or a global pool",
+        ));
+    }
+    if l.id != l.ops.len() || l.ops.is_empty() {
+        return Err(err(
+            "the model's output is not the last layer's computation (or the \
+                        model computes nothing)",
+        ));
     }
     if let Order::Planes { h, w, c } = l.order
         && h * w > 1
         && c > 1
     {
-        return Err(KerasError::Layer {
-            layer: l.layer.name.clone(),
-            class: l.layer.class.clone(),
-            problem: "the model's output is a multi-channel image, which kiln holds channel \
-                      planes first; end the model with Flatten + Dense or a global pool"
-                .into(),
-        });
+        return Err(err(
+            "the model's output is a multi-channel image, which kiln holds channel planes \
+             first; end the model with Flatten + Dense or a global pool",
+        ));
     }
-    finish(l.ops, input_name.clone(), l.input_dims, options)
+    finish(l.ops, l.wires, input_name.clone(), l.input_dims, options)
 }
 
 fn finish(
     ops: Vec<Op>,
+    wires: Vec<Vec<usize>>,
     input: String,
     dims: Vec<usize>,
     options: &Options,
 ) -> Result<ModelFile, KerasError> {
     let ends_in_softmax = matches!(ops.last(), Some(Op::Plain(LayerSpec::Softmax)));
+    let chain = wires.iter().enumerate().all(|(k, w)| *w == [k]);
+    let name = |t: usize| match t {
+        0 => input.clone(),
+        t => format!("layer{}", t - 1),
+    };
+    let wiring: Vec<Wires> = if chain {
+        Vec::new()
+    } else {
+        wires
+            .iter()
+            .enumerate()
+            .map(|(k, w)| Wires {
+                inputs: w.iter().map(|&t| name(t)).collect(),
+                output: name(k + 1),
+            })
+            .collect()
+    };
     let mut tensors = BTreeMap::new();
     let mut layers = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
@@ -450,12 +423,18 @@ fn finish(
             } => pool(max, kernel, stride),
             Op::GlobalAvgPool { channels } => LayerSpec::GlobalAvgPool { channels },
             Op::ScaleShift { scale, shift } => t.scale_shift(scale, shift),
+            Op::Reshape(shape) => LayerSpec::Reshape { shape },
+            Op::Recurrent(rec) => rec.spec(&mut t),
             Op::Plain(spec) => spec,
         });
     }
     let task = task(options.task, ends_in_softmax);
     let graph = Graph {
-        format: FORMAT_VERSION,
+        format: if chain {
+            FORMAT_VERSION
+        } else {
+            GRAPH_FORMAT_VERSION
+        },
         name: options.name.clone(),
         version: "1".into(),
         task,
@@ -467,7 +446,7 @@ fn finish(
         target: None,
         labels: Vec::new(),
         layers,
-        wiring: Vec::new(),
+        wiring,
     };
     let model = ModelFile { graph, tensors };
     model.to_kernel()?;

@@ -10,9 +10,9 @@
 //!   and `model.weights.h5`, whose weights are `layers/<layer>/vars/<i>`.
 //!
 //! The steps, each total: read the container ([`hdf5`], [`archive`]), find
-//! the chain of layers the config describes ([`config`]: Sequential or a
-//! single-chain functional model), and lower each layer with its weights
-//! into kiln layers ([`lower`], [`image`], [`affine`]), converting Keras's
+//! the layers the config describes ([`config`]: Sequential or functional,
+//! a chain or a graph), and lower each layer with its weights into kiln
+//! layers ([`lower`], [`image`], [`affine`], [`join`], [`recurrent`]), converting Keras's
 //! channels-last layout in the weights so callers feed rows as they fed
 //! Keras. Anything else is refused naming the layer, its class and the
 //! nearest supported alternative ([`refuse`]). The supported set is
@@ -23,8 +23,11 @@ mod archive;
 mod config;
 mod hdf5;
 mod image;
+mod join;
 mod lower;
+mod recurrent;
 mod refuse;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -119,7 +122,7 @@ pub fn import(bytes: &[u8], options: &Options) -> Result<Imported, KerasError> {
         ));
     };
     let mut notes = Vec::new();
-    let layers = saved.chain.layers.len();
+    let layers = saved.net.layers.len();
     let model = lower::lower(&saved, options, &mut notes)?;
     Ok(Imported {
         model,

@@ -7,20 +7,14 @@ use super::config::KLayer;
 /// The nearest supported alternative to a Keras layer class.
 fn alternative(class: &str) -> &'static str {
     match class {
-        "SimpleRNN" | "GRU" | "LSTM" | "RNN" | "Bidirectional" | "ConvLSTM2D" | "GRUCell"
-        | "LSTMCell" | "SimpleRNNCell" | "TimeDistributed" => {
-            "recurrent layers are not supported yet (kiln issue #19); until then, Flatten + Dense \
-             over the sequence"
-        }
+        "RNN" | "ConvLSTM2D" | "ConvLSTM1D" | "GRUCell" | "LSTMCell" | "SimpleRNNCell"
+        | "TimeDistributed" => "SimpleRNN, GRU or LSTM (optionally Bidirectional)",
         "Lambda" => {
             "the same computation in built-in layers (Rescaling for scaling, Activation, \
              Reshape, Flatten)"
         }
         "Conv1D" | "Convolution1D" | "Conv3D" | "Convolution3D" => {
             "Conv2D (reshape the input to [height, width, 1])"
-        }
-        "DepthwiseConv2D" | "SeparableConv2D" | "SeparableConvolution2D" => {
-            "Conv2D with `groups` (depthwise: groups = channels)"
         }
         "Conv2DTranspose" | "Conv1DTranspose" | "Conv3DTranspose" | "UpSampling2D" => {
             "none: kiln has no upsampling layer"
@@ -35,14 +29,15 @@ fn alternative(class: &str) -> &'static str {
         | "GlobalAvgPool1D" => "GlobalAveragePooling2D",
         "LayerNormalization" | "GroupNormalization" | "UnitNormalization" => "BatchNormalization",
         "PReLU" | "ELU" | "ThresholdedReLU" => "LeakyReLU or ReLU",
-        "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" | "Concatenate"
-        | "Dot" => "a single-chain model (kiln imports each layer reading the one before)",
+        "Subtract" | "Average" | "Maximum" | "Minimum" | "Dot" => {
+            "Add, Multiply or Concatenate (a subtraction: Add of the tensor times −1)"
+        }
         "Sequential" | "Functional" | "Model" => {
             "the nested model's layers added to the outer model directly"
         }
         "Embedding" | "StringLookup" | "IntegerLookup" | "TextVectorization" | "Hashing"
         | "CategoryEncoding" => "none: kiln models take float features (encode them before kiln)",
-        "Cropping2D" | "ZeroPadding2D" => "Conv2D with padding=\"same\"",
+        "Cropping2D" => "Conv2D with padding=\"same\", or ZeroPadding2D before a convolution",
         "Permute" | "RepeatVector" => "Reshape",
         "Resizing" | "CenterCrop" => "resize the images before they reach the model",
         "RandomFlip" | "RandomRotation" | "RandomZoom" | "RandomCrop" | "RandomTranslation"
@@ -50,9 +45,10 @@ fn alternative(class: &str) -> &'static str {
             "remove the augmentation layers before saving (they do nothing at inference)"
         }
         _ => {
-            "Dense, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, \
-             Reshape, BatchNormalization, Rescaling, Normalization, an Activation, or a no-op \
-             (Dropout, GaussianNoise)"
+            "Dense, Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D, AveragePooling2D, \
+             GlobalAveragePooling2D, Flatten, Reshape, BatchNormalization, Rescaling, \
+             Normalization, Add, Multiply, Concatenate, SimpleRNN, GRU, LSTM, an Activation, \
+             or a no-op (Dropout, GaussianNoise)"
         }
     }
 }
@@ -60,7 +56,6 @@ fn alternative(class: &str) -> &'static str {
 /// A built-in layer class kiln does not import.
 pub(super) fn unsupported(layer: &KLayer) -> KerasError {
     let what = match layer.class.as_str() {
-        "SimpleRNN" | "GRU" | "LSTM" => "recurrent layers are not supported yet",
         "Lambda" => "a Lambda layer runs arbitrary Python, which kiln cannot import",
         _ => "this layer is not supported",
     };

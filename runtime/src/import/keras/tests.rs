@@ -47,7 +47,7 @@ fn predictions_match_keras() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 5);
+    assert_eq!(checked, 9);
 }
 
 #[test]
@@ -88,6 +88,52 @@ fn the_keras2_layout_and_folds() {
         ]
     );
     assert_eq!(bn.model.graph.input.shape, [1, 8, 8]);
+}
+
+#[test]
+fn graphs_and_recurrent_layers() {
+    // Branches and joins make a graph model; the RGB input is transposed
+    // to planes once (reshape, one-hot conv, reshape).
+    let g = import(&data("graph.keras"), &options())
+        .unwrap()
+        .model
+        .graph;
+    assert_eq!(g.format, crate::model::GRAPH_FORMAT_VERSION);
+    assert_eq!(g.input.shape, [8 * 8 * 3]);
+    let ops: Vec<&str> = g.layers.iter().map(|l| l.op()).collect();
+    assert_eq!(
+        ops[..5],
+        ["scale_shift", "reshape", "conv2d", "reshape", "conv2d"]
+    );
+    for op in [
+        "add",
+        "mul",
+        "concat",
+        "hard_swish",
+        "hard_sigmoid",
+        "clip",
+        "dense",
+    ] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    // Recurrent layers: a chain over a [steps, features] input.
+    for (file, op) in [
+        ("lstm.keras", "lstm"),
+        ("lstm.h5", "lstm"),
+        ("gru_keras2.h5", "gru"),
+    ] {
+        let g = import(&data(file), &options()).unwrap().model.graph;
+        assert_eq!(g.input.shape, [8, 8], "{file}");
+        let ops: Vec<&str> = g.layers.iter().map(|l| l.op()).collect();
+        assert_eq!(ops, ["scale_shift", op, op, "dense", "softmax"], "{file}");
+        if let crate::model::LayerSpec::Gru {
+            linear_before_reset,
+            ..
+        } = &g.layers[1]
+        {
+            assert!(!linear_before_reset, "{file}: reset_after=False");
+        }
+    }
 }
 
 #[test]

@@ -183,14 +183,22 @@ fn select_output(
         }
         return Ok(w.into());
     }
+    // A ZipMap's list of maps is its input's float tensor to kiln.
+    let zipmap = |name: &str| {
+        graph
+            .node
+            .iter()
+            .any(|n| n.op_type == "ZipMap" && n.output.first().is_some_and(|o| o == name))
+    };
     let floats: Vec<&str> = graph
         .output
         .iter()
         .filter(|o| {
-            o.r#type
-                .as_ref()
-                .and_then(|t| t.tensor_type.as_ref())
-                .is_some_and(|t| t.elem_type == proto::data_type::FLOAT)
+            zipmap(&o.name)
+                || o.r#type
+                    .as_ref()
+                    .and_then(|t| t.tensor_type.as_ref())
+                    .is_some_and(|t| t.elem_type == proto::data_type::FLOAT)
         })
         .map(|o| o.name.as_str())
         .collect();
@@ -204,8 +212,7 @@ fn select_output(
             Ok((*one).into())
         }
         [] => Err(ImportError::Graph(format!(
-            "no output is a float tensor (outputs: {names:?}); a scikit-learn classifier \
-             exported with ZipMap must be converted with options={{'zipmap': False}}"
+            "no output is a float tensor or a ZipMap's (outputs: {names:?})"
         ))),
         many => Err(ImportError::Graph(format!(
             "the graph has several float outputs {many:?}; choose one with --output NAME"

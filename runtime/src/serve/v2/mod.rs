@@ -184,13 +184,46 @@ fn validate_inputs(
             )));
         }
     };
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+    check_finite(&at, &values, version.row_len(), meta)?;
+    Ok((values, rows))
+}
+
+/// Refuses an infinity anywhere, and a NaN except in the features the
+/// model routes missing values of (`kiln.meta`'s `missing`: tree
+/// ensembles, docs/trees.md), naming the feature.
+fn check_finite(
+    at: &str,
+    values: &[f32],
+    row_len: usize,
+    meta: &crate::module::ModuleMeta,
+) -> Result<(), ApiError> {
+    let missing_ok = |i: usize| meta.missing.contains(&(i % row_len.max(1)));
+    let Some(i) = values
+        .iter()
+        .enumerate()
+        .position(|(i, v)| !(v.is_finite() || (v.is_nan() && missing_ok(i))))
+    else {
+        return Ok(());
+    };
+    let v = values[i];
+    if v.is_nan() {
+        let f = i % row_len.max(1);
+        let name = meta
+            .features
+            .get(f)
+            .map_or(String::new(), |n| format!(" `{}`", shown(n)));
+        let why = if meta.missing.is_empty() {
+            "this model routes no missing values"
+        } else {
+            "the model learned no direction for a missing value of it"
+        };
         return Err(ApiError::bad_request(format!(
-            "{at}: value {i} is {}; inputs must be finite FP32 numbers",
-            values[i]
+            "{at}: value {i} is NaN: feature {f}{name} cannot be missing ({why})"
         )));
     }
-    Ok((values, rows))
+    Err(ApiError::bad_request(format!(
+        "{at}: value {i} is {v}; inputs must be finite FP32 numbers"
+    )))
 }
 
 /// Checks requested output names.
@@ -257,5 +290,40 @@ impl ModelMetadata {
             inputs: vec![tensor(&m.input)],
             outputs: vec![tensor(&m.output)],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A NaN passes only in the features `kiln.meta` lists as `missing`,
+    /// row after row; elsewhere it is refused naming the feature, and an
+    /// infinity everywhere.
+    #[test]
+    fn nan_is_accepted_only_where_the_model_routes_it() {
+        let mut meta: crate::module::ModuleMeta = serde_json::from_value(serde_json::json!({
+            "abi_version": 1, "name": "t", "version": "1", "task": "regression",
+            "input": {"name": "x", "datatype": "FP32", "shape": [3]},
+            "output": {"name": "scores", "datatype": "FP32", "shape": [1]},
+            "features": ["a", "b", "c"], "missing": [0, 2],
+            "model_sha256": "", "kiln_version": ""
+        }))
+        .unwrap();
+        let nan = f32::NAN;
+        let check = |v: &[f32], meta: &crate::module::ModuleMeta| {
+            check_finite("input `x`", v, 3, meta).map_err(|e| e.message)
+        };
+        assert!(check(&[nan, 1.0, nan, 0.0, 2.0, nan], &meta).is_ok());
+        let err = check(&[0.0, 1.0, 2.0, 0.0, nan, 1.0], &meta).unwrap_err();
+        assert!(
+            err.contains("value 4 is NaN: feature 1 `b` cannot be missing"),
+            "{err}"
+        );
+        let err = check(&[f32::INFINITY, 1.0, 2.0], &meta).unwrap_err();
+        assert!(err.contains("value 0 is inf"), "{err}");
+        meta.missing.clear();
+        let err = check(&[nan, 1.0, 2.0], &meta).unwrap_err();
+        assert!(err.contains("routes no missing values"), "{err}");
     }
 }

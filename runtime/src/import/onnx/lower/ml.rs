@@ -1,5 +1,7 @@
 //! The `ai.onnx.ml` ops scikit-learn exports use: `LinearClassifier`,
-//! `Normalizer` (L1 after a softmax) and `Scaler`.
+//! `Normalizer` (L1 after a softmax), `Scaler`, the tree ensembles
+//! (`trees.rs`) and `ZipMap` (the probability tensor kept, its labels in
+//! `kiln.meta`).
 
 use ndarray::{Array1, Array2};
 
@@ -92,6 +94,38 @@ impl<'g> Lowering<'g> {
                     "{r}: L1 normalization after a softmax removed (rows already sum to 1)"
                 ));
                 self.set(n, 0, Value::Act(x));
+            }
+            "TreeEnsembleClassifier" | "TreeEnsembleRegressor" => {
+                self.tree_ensemble(r, n, &mut a)?;
+                a.finish()?;
+            }
+            // A classifier's probabilities as a list of maps: kiln keeps
+            // the tensor, and the labels (in kiln.meta) say which is which.
+            "ZipMap" => {
+                let labels = match (
+                    a.ints("classlabels_int64s")?,
+                    a.strings("classlabels_strings")?,
+                ) {
+                    (Some(i), None) => i.iter().map(|v| v.to_string()).collect(),
+                    (None, Some(s)) => s,
+                    _ => {
+                        return Err(r.err(
+                            "needs exactly one of `classlabels_int64s`, `classlabels_strings`",
+                        ));
+                    }
+                };
+                a.finish()?;
+                let x = self.act(r, n, 0)?;
+                if x.width() != labels.len() {
+                    return Err(r.err(format!(
+                        "{} labels for rows of {} probabilities",
+                        labels.len(),
+                        x.width()
+                    )));
+                }
+                self.labels = labels;
+                self.classifier = true;
+                self.set(n, 0, super::Value::Act(x));
             }
             "Scaler" => {
                 let offset = a.floats("offset")?.unwrap_or_else(|| vec![0.0]);

@@ -371,6 +371,7 @@ impl<'g> Lowering<'g> {
                 Op::Add => LayerSpec::Add,
                 Op::Mul => LayerSpec::Mul,
                 Op::Concat => LayerSpec::Concat,
+                Op::Trees(tables) => tables.spec(&mut t),
             });
         }
         let task = task(options.task, self.classifier || ends_in_softmax);
