@@ -20,6 +20,17 @@ step "the Python tests' packages resolve inside .venv" "$KILN_PYTHON" -I scripts
   requirements/test.txt --modules tritonclient.http tritonclient.grpc pytest numpy safetensors \
   onnx onnxruntime skl2onnx sklearn keras jax h5py
 pytest() { "$KILN_PYTHON" -I -m pytest -q "$@"; }
+
+# The fuzz targets' cold build (nightly, a target dir of its own) is the
+# longest piece of work after `cargo test`. It starts here, after the
+# installers, at the lowest CPU priority: it takes only the cycles the steps
+# below leave idle (linking, single-crate stretches, the Python and browser
+# tests) and adds next to nothing to their time; the fuzz step at the end
+# waits for it. Its log: out/fuzz-build.log.
+mkdir -p out
+nice -n 19 scripts/fuzz.sh --quick --build >out/fuzz-build.log 2>&1 &
+fuzz_build=$!
+trap 'kill $fuzz_build 2>/dev/null || true' EXIT
 step "the installers of scripts/lib.sh decide right" tests/scripts/lib_test.sh
 
 step "cargo fmt --check" cargo fmt --all -- --check
@@ -35,15 +46,6 @@ step "cargo test" cargo test --workspace --locked
 step "cargo test (guest, no layer family)" cargo test -p kiln-guest --locked
 step "cargo test (guest, CNN family only)" cargo test -p kiln-guest --features conv --locked
 step "cargo test (guest, recurrent family only)" cargo test -p kiln-guest --features rnn --locked
-
-# The fuzz targets' cold build (nightly, a target dir of its own) is the
-# longest step after `cargo test`. It runs in the background from here, on
-# the core the Python, browser and worker tests below mostly leave idle;
-# the fuzz step waits for it. Its log: out/fuzz-build.log.
-mkdir -p out
-scripts/fuzz.sh --quick --build >out/fuzz-build.log 2>&1 &
-fuzz_build=$!
-trap 'kill $fuzz_build 2>/dev/null || true' EXIT
 
 # The kiln binary the remaining tests drive is the one `cargo test` built for
 # tests/e2e. A separate `cargo build` would resolve other features (no
@@ -104,14 +106,14 @@ step "tests/soak/run.sh (60 s)" tests/soak/run.sh --seconds 60
 step "pytest tests/python/test_bench_report.py" pytest tests/python/test_bench_report.py
 step "bench/run.sh --smoke" bench/run.sh --smoke
 
-# Last, so that every step above overlaps its build: the fuzz targets for 15 s
+# Last, so that every step above overlaps their build: the fuzz targets for 15 s
 # each from their seed corpus (scripts/fuzz.sh installs nightly and cargo-fuzz
 # if missing).
 fuzz_build_done() {
   wait "$fuzz_build" || { tail -n 40 out/fuzz-build.log >&2; return 1; }
   sed -n 's/^\(<==.*\)/\1 (in the background)/p' out/fuzz-build.log >&2
 }
-step "the fuzz targets' build (started after cargo test)" fuzz_build_done
+step "the fuzz targets' build (started after the installers)" fuzz_build_done
 step "scripts/fuzz.sh --quick --seconds 15" scripts/fuzz.sh --quick --seconds 15
 
 echo "scripts/test.sh: every test passed in $(($(date +%s) - start)) s" >&2

@@ -43,10 +43,39 @@ build() {
   step "terser kiln.js" web/browser/node_modules/.bin/terser "$out/kiln.js" --module --compress --mangle \
     --keep-classnames --comments '/@ts-self-types/' -o "$out/kiln.min.js"
   mv "$out/kiln.min.js" "$out/kiln.js"
-  local wasm js
+  # What kiln.js imports for `Model.load` (fetching; the signature check of
+  # `{ publicKey }`), and the check's fallback, imported only where WebCrypto
+  # lacks Ed25519: ed25519.js over noble's Ed25519 and, where WebCrypto is
+  # absent, SHA-2 (web/browser/package.json pins them; MIT, their LICENSE
+  # files go along), as ./noble/ with their own relative imports.
+  for f in web/browser/load.js web/trust/verify.js web/trust/ed25519.js; do
+    step "terser $f" web/browser/node_modules/.bin/terser "$f" --module --compress --mangle \
+      -o "$out/$(basename "$f")"
+  done
+  local noble=web/browser/node_modules/@noble
+  rm -rf "$out/noble"
+  mkdir -p "$out/noble/hashes"
+  step "terser @noble/ed25519" web/browser/node_modules/.bin/terser "$noble/ed25519/index.js" \
+    --module --compress --mangle -o "$out/noble/ed25519.js"
+  cp "$noble/ed25519/LICENSE" "$out/noble/LICENSE"
+  for f in sha2 _md _u64 utils; do
+    step "terser @noble/hashes/$f.js" web/browser/node_modules/.bin/terser "$noble/hashes/$f.js" \
+      --module --compress --mangle -o "$out/noble/hashes/$f.js"
+  done
+  cp "$noble/hashes/LICENSE" "$out/noble/hashes/LICENSE"
+  local wasm js verify fallback sha2
   wasm=$(stat -c %s "$out/kiln_bg.wasm")
-  js=$(stat -c %s "$out/kiln.js")
-  echo "$out: kiln_bg.wasm $wasm B + kiln.js $js B = $((wasm + js)) B ($(( (wasm + js) / 1024 )) KiB)"
+  js=$(cat "$out/kiln.js" "$out/load.js" | wc -c)
+  # Fetched on demand, outside the page's budget: verify.js by the first
+  # `Model.load(…, { publicKey })`; the fallback only without WebCrypto
+  # Ed25519 (ed25519.js + noble/ed25519.js), and noble/hashes only without
+  # WebCrypto at all.
+  verify=$(stat -c %s "$out/verify.js")
+  fallback=$(cat "$out/ed25519.js" "$out/noble/ed25519.js" | wc -c)
+  sha2=$(cat "$out"/noble/hashes/*.js | wc -c)
+  echo "$out: kiln_bg.wasm $wasm B + JS (kiln.js, load.js) $js B = $((wasm + js)) B" \
+    "($(( (wasm + js) / 1024 )) KiB); on demand: verify.js $verify B (with publicKey: $((wasm + js + verify)) B)," \
+    "Ed25519 fallback (ed25519.js, noble/ed25519.js) $fallback B, + noble/hashes $sha2 B without WebCrypto"
 }
 build web/pkg ""
 build web/pkg-cnn conv

@@ -39,12 +39,12 @@ fn write_config(path: &Path, key: &str, extra: &str) {
 }
 
 /// An HTTP/1.1 keep-alive connection: many requests, one TCP connection.
-struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
+    pub(crate) fn open(addr: SocketAddr) -> Conn {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         Conn {
@@ -53,7 +53,7 @@ impl Conn {
     }
 
     /// POST `body` to `path` with `key`: the status, or the I/O error.
-    fn post(&mut self, path: &str, key: &str, body: &str) -> Result<u16, String> {
+    pub(crate) fn post(&mut self, path: &str, key: &str, body: &str) -> Result<u16, String> {
         let s = self.reader.get_mut();
         write!(
             s,
@@ -149,7 +149,7 @@ fn keys_rotate_on_sighup_under_load_without_failing_a_request() {
         cfg_text.replace("[server]\n", "[defaults]\ntimeout_ms = 30000\n[server]\n"),
     )
     .unwrap();
-    let server = Server::rest(&repo, &cfg);
+    let server = Server::rest(&cfg, &[s(&repo)]);
     let addr = server.http;
     let body = Arc::new(digits_body(&test_rows(1)));
     let path = "/v2/models/digits/infer";
@@ -183,14 +183,7 @@ fn keys_rotate_on_sighup_under_load_without_failing_a_request() {
     std::thread::sleep(Duration::from_millis(400));
     write_config(&cfg, NEW, "watch_interval_ms = 3600000");
     let signalled = t0.elapsed();
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.signal_hup();
     server.wait_stderr("reload (SIGHUP): 1 API keys from");
     let reloaded = t0.elapsed();
     std::thread::sleep(Duration::from_millis(400));
@@ -228,7 +221,7 @@ fn keys_reload_when_kiln_toml_changes_and_a_bad_file_keeps_them() {
     let dir = scratch();
     let cfg = dir.path().join("kiln.toml");
     write_config(&cfg, OLD, "watch_interval_ms = 50");
-    let server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let server = Server::rest(&cfg, &[]);
     let body = digits_body(&test_rows(1));
     let path = "/v2/models/digits/infer";
     let mut conn = Conn::open(server.http);

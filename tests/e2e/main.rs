@@ -31,3 +31,4 @@ mod train;
 mod train_rnn;
 mod trees;
 mod trust;
+mod trust_reload;

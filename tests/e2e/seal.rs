@@ -87,18 +87,7 @@ fn serve_unseals_in_memory_and_refuses_what_does_not_unseal() {
         ],
     );
     let cfg = config(d, "");
-    let start = |extra: &[&str]| {
-        let mut args = vec![
-            s(&repo),
-            "--http",
-            "127.0.0.1:0",
-            "--no-grpc",
-            "--config",
-            s(&cfg),
-        ];
-        args.extend_from_slice(extra);
-        Server::start(&args)
-    };
+    let start = |extra: &[&str]| Server::rest(&cfg, &[&[s(&repo)][..], extra].concat());
     let server = start(&["--unseal-key-file", s(&key)]);
     let rows = index(&server);
     for (name, why) in [

@@ -23,16 +23,13 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// REST only, on a free loopback port: repository `repo`, config `cfg`.
-    pub(crate) fn rest(repo: &Path, cfg: &Path) -> Server {
-        Server::start(&[
-            s(repo),
-            "--http",
-            "127.0.0.1:0",
-            "--no-grpc",
-            "--config",
-            s(cfg),
-        ])
+    /// `kiln serve --http 127.0.0.1:0 --no-grpc --config CFG ARGS…`: REST
+    /// only, on a free loopback port, as most tests start it (ARGS: the
+    /// repository, if any, and other flags).
+    pub(crate) fn rest(cfg: &Path, args: &[&str]) -> Server {
+        let mut all = vec!["--http", "127.0.0.1:0", "--no-grpc", "--config", s(cfg)];
+        all.extend_from_slice(args);
+        Server::start(&all)
     }
 
     pub(crate) fn start(args: &[&str]) -> Server {
@@ -91,11 +88,38 @@ impl Server {
         }
     }
 
+    /// Waits (up to 10 s) until a line of stderr contains all of `needles`
+    /// (the log is read by a thread: it may lag behind an answer).
+    pub(crate) fn wait_line(&self, needles: &[&str]) {
+        let start = Instant::now();
+        while !self
+            .stderr()
+            .lines()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no stderr line said all of {needles:?}: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub(crate) fn signal_term(&self) {
+        self.signal("-TERM");
+    }
+
+    /// SIGHUP: the server reads its keys and certificates again.
+    pub(crate) fn signal_hup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, flag: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([flag, &pid])
                 .status()
                 .unwrap()
                 .success()
@@ -241,7 +265,7 @@ fn committed_demo_model_is_what_train_writes() {
 fn demo_server_matches_predict_native_and_exits_on_sigterm() {
     let dir = scratch();
     let cfg = config(dir.path(), "");
-    let mut server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let mut server = Server::rest(&cfg, &[]);
     let (status, page) = http(server.http, "GET", "/", "");
     assert_eq!(status, 200);
     assert!(page.contains("digits") && page.contains("curl"), "{page}");
@@ -287,8 +311,7 @@ fn demo_server_matches_predict_native_and_exits_on_sigterm() {
 fn json_logs_are_one_object_per_line_with_an_access_line_per_request() {
     let dir = scratch();
     let cfg = config(dir.path(), "");
-    let args = ["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)];
-    let mut server = Server::start(&[&args[..], &["--log-format", "json"]].concat());
+    let mut server = Server::rest(&cfg, &["--log-format", "json"]);
     let (status, _) = http(
         server.http,
         "POST",
@@ -317,7 +340,14 @@ fn json_logs_are_one_object_per_line_with_an_access_line_per_request() {
     assert_eq!(access["span"]["model"], "digits");
     assert_eq!(access["span"]["route"], "/v2/models/{m}/infer");
     // A filter that does not parse is refused, naming where it came from.
-    let err = kiln_err(&[&["serve"], &args[..], &["--log-level", "info,kiln=loud"]].concat());
+    let err = kiln_err(&[
+        "serve",
+        "--no-grpc",
+        "--config",
+        s(&cfg),
+        "--log-level",
+        "info,kiln=loud",
+    ]);
     assert!(
         err.contains("--log-level") && err.contains("info,kiln=loud"),
         "{err}"
@@ -336,7 +366,7 @@ fn endless_loop_is_stopped_at_its_deadline_while_another_model_answers() {
         ],
     );
     let cfg = config(dir.path(), "[models.loop]\ntimeout_ms = 200\n");
-    let server = Server::rest(&repo, &cfg);
+    let server = Server::rest(&cfg, &[s(&repo)]);
     let addr = server.http;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let other = {
@@ -388,7 +418,7 @@ fn memory_growth_is_stopped_at_the_cap_and_server_memory_stays_bounded() {
     );
     let repo = repo_with(dir.path(), &[("grow.wasm", &grow)]);
     let cfg = config(dir.path(), "");
-    let server = Server::rest(&repo, &cfg);
+    let server = Server::rest(&cfg, &[s(&repo)]);
     let hit = |n: usize| {
         for _ in 0..n {
             let (status, body) = http(server.http, "POST", "/v2/models/grow/infer", ONE);
@@ -414,18 +444,10 @@ fn compiled_code_is_cached_across_restarts() {
     let digits_wasm = std::fs::read(&digits().module).unwrap();
     let repo = repo_with(dir.path(), &[("digits/1/model.wasm", &digits_wasm)]);
     let cfg = config(dir.path(), "");
-    let args = [
-        s(&repo),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ];
-    let mut first = Server::start(&args);
+    let mut first = Server::rest(&cfg, &[s(&repo)]);
     first.wait_stderr("(compiled)");
     first.terminate();
-    let second = Server::start(&args);
+    let second = Server::rest(&cfg, &[s(&repo)]);
     second.wait_stderr("(from the compile cache)");
     let (status, _) = http(
         second.http,
@@ -442,15 +464,7 @@ fn watch_loads_new_versions_and_unloads_removed_models() {
     let digits_wasm = std::fs::read(&digits().module).unwrap();
     let repo = repo_with(dir.path(), &[("digits/1/model.wasm", &digits_wasm)]);
     let cfg = config(dir.path(), "watch_interval_ms = 50\n");
-    let server = Server::start(&[
-        s(&repo),
-        "--watch",
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&cfg, &[s(&repo), "--watch"]);
     let wait_for = |what: &dyn Fn() -> bool| {
         let start = Instant::now();
         while !what() {
@@ -494,7 +508,7 @@ fn sigterm_lets_in_flight_requests_finish() {
     );
     let repo = repo_with(dir.path(), &[("slow.wasm", &slow)]);
     let cfg = config(dir.path(), "[defaults]\ntimeout_ms = 30000\n");
-    let mut server = Server::rest(&repo, &cfg);
+    let mut server = Server::rest(&cfg, &[s(&repo)]);
     let addr = server.http;
     let inflight = std::thread::spawn(move || http(addr, "POST", "/v2/models/slow/infer", ONE));
     std::thread::sleep(Duration::from_millis(150));
@@ -513,7 +527,7 @@ fn sigterm_lets_in_flight_requests_finish() {
 fn sigterm_turns_readiness_503_then_serves_through_the_drain() {
     let dir = scratch();
     let cfg = config(dir.path(), "drain_ms = 1500\n");
-    let mut server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let mut server = Server::rest(&cfg, &[]);
     let body = digits_body(&test_rows(1));
     assert_eq!(http(server.http, "GET", "/v2/health/ready", "").0, 200);
     server.signal_term();
@@ -533,7 +547,7 @@ fn sigterm_turns_readiness_503_then_serves_through_the_drain() {
 fn an_oversized_body_is_answered_413() {
     let dir = scratch();
     let cfg = config(dir.path(), "");
-    let server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let server = Server::rest(&cfg, &[]);
     let len = (17 << 20) as usize;
     let head = |extra: &str| {
         format!(
@@ -570,7 +584,7 @@ fn slow_clients_are_bounded() {
         dir.path(),
         "header_timeout_ms = 1000\nbody_timeout_ms = 300\nmax_connections = 2\n",
     );
-    let server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let server = Server::rest(&cfg, &[]);
     let open = || {
         let s = TcpStream::connect(server.http).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

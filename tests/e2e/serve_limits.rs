@@ -99,7 +99,7 @@ fn exit_does_not_wait_for_a_compile_past_its_timeout() {
         dir.path(),
         "drain_ms = 0\nshutdown_grace_ms = 500\n[defaults]\ncompile_timeout_ms = 300\n",
     );
-    let mut server = Server::rest(&repo, &cfg);
+    let mut server = Server::rest(&cfg, &[s(&repo)]);
     server.wait_stderr("compiling took longer than");
     let signalled = Instant::now();
     let status = server.terminate();
@@ -129,8 +129,7 @@ fn sigterm_right_after_start_drains() {
     let dir = scratch();
     let cfg = config(dir.path(), "drain_ms = 300\n");
     for _ in 0..5 {
-        let mut server =
-            Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+        let mut server = Server::rest(&cfg, &[]);
         let status = server.terminate();
         assert!(status.success(), "{status:?}: {}", server.stderr());
     }

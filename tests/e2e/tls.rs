@@ -120,7 +120,7 @@ fn keys_beyond_loopback_need_tls_or_insecure_no_tls() {
         assert!(err.contains("--insecure-no-tls"), "{err}");
     }
     // Loopback only: no TLS needed (a proxy on the host may terminate it).
-    let server = Server::start(&["--http", "127.0.0.1:0", "--no-grpc", "--config", s(&cfg)]);
+    let server = Server::rest(&cfg, &[]);
     drop(server);
     let server = Server::start(&[
         "--http",
@@ -224,17 +224,7 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     let (cert, key) = (dir.path().join("live.pem"), dir.path().join("live.key"));
     std::fs::copy(&c.server_cert, &cert).unwrap();
     std::fs::copy(&c.server_key, &key).unwrap();
-    let server = Server::start(&[
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-        "--tls-cert",
-        s(&cert),
-        "--tls-key",
-        s(&key),
-    ]);
+    let server = Server::rest(&cfg, &["--tls-cert", s(&cert), "--tls-key", s(&key)]);
     let client = client_config(&c.ca, None);
     let served = || https_get(server.http, client.clone(), "/v2/health/live").unwrap();
     assert_eq!(served().1, der(&c.server_cert));
@@ -258,16 +248,6 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
             .matches("loaded; new connections use it")
             .count()
     };
-    let hup = |server: &Server| {
-        let pid = server.child.id().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     let before = loaded(&server);
     // Replace the pair through renames (atomic: no half-written file).
     let tmp = dir.path().join("tmp");
@@ -275,7 +255,7 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     std::fs::rename(&tmp, &key).unwrap();
     std::fs::copy(&c.server2_cert, &tmp).unwrap();
     std::fs::rename(&tmp, &cert).unwrap();
-    hup(&server);
+    server.signal_hup();
     let start = std::time::Instant::now();
     while served().1 != der(&c.server2_cert) {
         assert!(
@@ -296,7 +276,7 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     )
     .unwrap();
     std::fs::rename(&tmp, &cert).unwrap();
-    hup(&server);
+    server.signal_hup();
     server.wait_stderr("keeping the TLS certificate in use");
     assert!(server.stderr().contains(s(&cert)), "{}", server.stderr());
     assert_eq!(served().1, der(&c.server2_cert));

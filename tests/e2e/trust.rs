@@ -19,7 +19,7 @@ pub(crate) fn predicted(module: &Path, extra: &[&str]) -> Vec<Vec<u32>> {
 }
 
 /// A signing pair `dir/NAME.key`, `dir/NAME.pub`.
-fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let stem = dir.join(name);
     kiln_ok(&["keygen", "-o", s(&stem)]);
     (stem.with_extension("key"), stem.with_extension("pub"))
@@ -364,16 +364,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
             kiln::module::sha256_hex(&unsigned)
         ),
     );
-    let server = Server::start(&[
-        s(&repo),
-        "--trusted-keys",
-        s(&keys),
-        "--http",
-        "127.0.0.1:0",
-        "--no-grpc",
-        "--config",
-        s(&cfg),
-    ]);
+    let server = Server::rest(&cfg, &[s(&repo), "--trusted-keys", s(&keys)]);
     let rows = index(&server);
     for (name, why) in [
         ("unsigned", "unsigned"),
@@ -388,14 +379,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
             "{name}: {reason}"
         );
         // The log names the model, the version and why, like other load failures.
-        assert!(
-            server
-                .stderr()
-                .lines()
-                .any(|l| l.contains(&format!("model `{name}` version 1")) && l.contains(why)),
-            "{name}: {}",
-            server.stderr()
-        );
+        server.wait_line(&[&format!("model `{name}` version 1"), why]);
     }
     // The good and the correctly pinned are served, with the unsigned module's bits.
     let want = first_rows_bits(&digits().module);
@@ -404,7 +388,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
     drop(server);
 
     // Without trusted keys the unsigned module serves; a pin still holds.
-    let server = Server::rest(&repo, &cfg);
+    let server = Server::rest(&cfg, &[s(&repo)]);
     let rows = index(&server);
     assert!(
         rows.iter().any(|r| r.0 == "unsigned" && r.2 == "READY"),
@@ -415,7 +399,7 @@ fn serve_loads_only_signed_untampered_pinned_modules() {
 
     // kiln.toml's `trusted_keys` is --trusted-keys.
     let in_toml = config(d, &format!("trusted_keys = {keys:?}\n"));
-    let server = Server::rest(&repo, &in_toml);
+    let server = Server::rest(&in_toml, &[s(&repo)]);
     let rows = index(&server);
     assert!(refusal(&rows, "unsigned").contains("unsigned"), "{rows:?}");
     assert!(

@@ -213,6 +213,62 @@ export function randomRows(n, width, seed = 7) {
   return Array.from({ length: n }, () => Float32Array.from({ length: width }, next));
 }
 
+/** A signing pair `dir/NAME.key`, `dir/NAME.pub` from `kiln keygen`. */
+export function keygen(dir, name) {
+  kiln("keygen", "-o", join(dir, name));
+  return { secret: join(dir, `${name}.key`), public: join(dir, `${name}.pub`) };
+}
+
+/**
+ * Offsets of one byte in each part of a module a tamperer would change, as
+ * tests/e2e/trust.rs picks them: the middle of the code section, of the
+ * model blob (the data segment starting with "KLNB") and a letter of the
+ * model's name in the `kiln.meta` JSON (so the JSON stays valid).
+ */
+export function tamperPoints(wasm) {
+  let at = 8;
+  const u32 = () => {
+    let v = 0;
+    for (let s = 0; ; s += 7) {
+      const x = wasm[at++];
+      v += (x & 127) * 2 ** s;
+      if (x < 128) return v;
+    }
+  };
+  const points = {};
+  while (at < wasm.length) {
+    const id = wasm[at++];
+    const size = u32();
+    const end = at + size;
+    if (id === 10) points.code = at + (size >> 1);
+    if (id === 0) {
+      const n = u32();
+      const name = Buffer.from(wasm.subarray(at, at + n)).toString();
+      if (name === "kiln.meta") points.meta = wasm.indexOf(Buffer.from('"digits"'), at) + 2;
+    }
+    if (id === 11) {
+      for (let n = u32(); n > 0; n--) {
+        if (u32() !== 0 || wasm[at++] !== 0x41) throw new Error("not an active segment at memory 0");
+        while (wasm[at++] & 128); // the offset (sLEB128)
+        at++; // end
+        const len = u32();
+        if (Buffer.from(wasm.subarray(at, at + 4)).toString() === "KLNB") points.data = at + (len >> 1);
+        at += len;
+      }
+    }
+    at = end;
+  }
+  if (!(points.code > 0 && points.data > 0 && points.meta > 1)) throw new Error(`tamper points not found: ${JSON.stringify(points)}`);
+  return points;
+}
+
+/** `wasm` with the low bit of byte `at` flipped. */
+export function flipped(wasm, at) {
+  const out = Buffer.from(wasm);
+  out[at] ^= 1;
+  return out;
+}
+
 /**
  * MobileNetV2-0.35 on 3×96×96 with 10 classes (seeded weights): the ONNX
  * file bench/mobilenet_v2.py writes ($KILN_PYTHON, which scripts/lib.sh

@@ -17,7 +17,8 @@ def kiln_bin() -> str:
         raise RuntimeError(
             "set KILN to the kiln binary (scripts/test.sh does: KILN=target/debug/kiln)"
         )
-    return path
+    # Absolute: tests run commands from scratch directories.
+    return str(Path(path).resolve())
 
 
 def kiln(*args, check=True) -> subprocess.CompletedProcess:

@@ -3,22 +3,25 @@
 // OS-chosen port: scores must be bit-identical to a running `kiln serve`
 // (the same module in wasmtime, behind the same v2 API) and to `kiln predict
 // --native`, bad requests must get KServe-style JSON errors, and the bundle
-// for an MLP 784-256-128-10 must stay under 1 MB (both sizes are printed).
+// for an MLP 784-256-128-10 must stay under 1 MB (both sizes are printed);
+// a worker built with `--public-key` serves its signed module and refuses
+// tampered or foreign ones at cold start.
 //
 // Run from scripts/test.sh (after `cargo test` built target/debug/kiln):
 //   npm ci --prefix tests/worker && node --test tests/worker/
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { KilnModule } from "../../web/abi/abi.js";
 import {
-  bits, csvRows, kiln, nativeScores, predictScores, randomRows, scratch, startServe, trainDigits, writeMlp, writeMobileNetV2,
-  writeRecurrent,
+  bits, csvRows, flipped, keygen, kiln, nativeScores, predictScores, randomRows, scratch, startServe, tamperPoints, trainDigits,
+  writeMlp, writeMobileNetV2, writeRecurrent,
 } from "../js-common/kiln.js";
 
 const WORKERD = createRequire(import.meta.url)("workerd").default;
@@ -43,7 +46,7 @@ const config :Workerd.Config = (
 const kiln :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "worker.js"),
-    (name = "model.wasm", wasm = embed "model.wasm"),
+    (name = "model.wasm", wasm = embed "model.wasm"),${existsSync(join(dir, "model.bin")) ? '\n    (name = "model.bin", data = embed "model.bin"),' : ""}
   ],
   bindings = [${env}],
   compatibilityDate = "2025-01-01",
@@ -436,6 +439,116 @@ describe("recurrent workers: a GRU and a bidirectional LSTM over 8 steps of 8 pi
       assert.deepEqual(got, served, "workerd vs kiln serve");
     });
   }
+});
+
+/**
+ * A byte of the code section whose flip leaves a module that still compiles
+ * and predicts (in Node's V8), so only a signature check can refuse it.
+ */
+function harmlessCodeFlip(wasm, row) {
+  for (let at = tamperPoints(wasm).code; ; at++) {
+    const bytes = flipped(wasm, at);
+    if (!WebAssembly.validate(bytes)) continue;
+    try {
+      new KilnModule(new WebAssembly.Instance(new WebAssembly.Module(bytes), {})).predict(row, 1);
+      return at;
+    } catch {
+      // traps: try the next byte
+    }
+  }
+}
+
+describe("signed workers: kiln build --target worker --public-key", () => {
+  const dir = scratch("kiln-worker-signed-");
+  let digits;
+  let rows;
+  let a;
+  let b;
+  const workers = [];
+  /** Starts workerd on a copy of `from` with model.wasm (and model.bin) replaced. */
+  async function variant(from, name, wasm, bin = wasm) {
+    const to = join(dir, name);
+    cpSync(from, to, { recursive: true });
+    writeFileSync(join(to, "model.wasm"), wasm);
+    if (existsSync(join(to, "model.bin"))) writeFileSync(join(to, "model.bin"), bin);
+    const w = await startWorkerd(to);
+    workers.push(w);
+    return w;
+  }
+  async function post(w, model) {
+    const res = await fetch(`${w.url}/v2/models/${model}/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ inputs: [{ name: "input", datatype: "FP32", shape: [1, 64], data: Array.from(rows[0]) }] }),
+    });
+    return { status: res.status, body: await res.json() };
+  }
+
+  before(() => {
+    digits = trainDigits(dir);
+    rows = csvRows(digits.testCsv, 64);
+    a = keygen(dir, "a");
+    b = keygen(dir, "b");
+    kiln("build", digits.model, "--target", "worker", "--sign", a.secret, "--public-key", a.public, "-o", join(dir, "signed"));
+    kiln("build", digits.model, "--target", "worker", "-o", join(dir, "plain"));
+  });
+  after(() => workers.forEach(stop));
+
+  test("the signed worker serves every held-out row with native's bits; its bundle holds model.bin, the same bytes", async () => {
+    const files = readdirSync(join(dir, "signed")).sort();
+    assert.deepEqual(files, ["model.bin", "model.wasm", "worker.js", "wrangler.toml"]);
+    const wasm = readFileSync(join(dir, "signed", "model.wasm"));
+    assert.deepEqual(readFileSync(join(dir, "signed", "model.bin")), wasm);
+    const w = await variant(join(dir, "signed"), "good", wasm);
+    const got = outputRows((await infer(w.url, "digits", rows)).outputs[0]).map(bits);
+    assert.deepEqual(got, nativeScores(digits.module, rows, dir).map(bits), "signed worker vs kiln predict --native");
+  });
+
+  test("a flipped byte in the code, the data segment or kiln.meta, and another key's module, are refused; unverified, each serves", async () => {
+    const good = readFileSync(join(dir, "signed", "model.wasm"));
+    const points = tamperPoints(good);
+    points.code = harmlessCodeFlip(good, rows[0]);
+    const other = join(dir, "other.wasm");
+    kiln("build", digits.model, "--sign", b.secret, "-o", other);
+    const cases = [
+      ["code", flipped(good, points.code), "digits", /^refusing to serve: model\.bin: tampered: the module's contents \(sha256 [0-9a-f]{64}\) are not what was signed/],
+      ["data", flipped(good, points.data), "digits", /^refusing to serve: model\.bin: tampered: /],
+      ["meta", flipped(good, points.meta), "dhgits", /^refusing to serve: model\.bin: tampered: /],
+      ["other", readFileSync(other), "digits", /^refusing to serve: model\.bin: signed by no trusted key/],
+    ];
+    for (const [name, wasm, model, message] of cases) {
+      // Without verification the changed module runs: the refusal below is the check's.
+      const plain = await variant(join(dir, "plain"), `plain-${name}`, wasm);
+      assert.equal((await post(plain, model)).status, 200, `${name}: the unverified worker serves it`);
+      const signed = await variant(join(dir, "signed"), `signed-${name}`, wasm);
+      for (const path of [`/v2/models/${model}/infer`, "/v2/health/ready"]) {
+        const res = path.endsWith("infer") ? await post(signed, model) : await fetch(signed.url + path).then(async (r) => ({ status: r.status, body: await r.json() }));
+        assert.equal(res.status, 500, `${name} ${path}: ${JSON.stringify(res.body)}`);
+        assert.match(res.body.error, message, name);
+      }
+    }
+  });
+
+  test("model.wasm changed alone (model.bin as built) is refused where a compiled module shows it: data and kiln.meta", async () => {
+    const good = readFileSync(join(dir, "signed", "model.wasm"));
+    const points = tamperPoints(good);
+    for (const [name, at, model, what] of [["data", points.data, "digits", "data segments"], ["meta", points.meta, "dhgits", "`kiln.meta` sections"]]) {
+      const w = await variant(join(dir, "signed"), `alone-${name}`, flipped(good, at), good);
+      const res = await post(w, model);
+      assert.equal(res.status, 500, JSON.stringify(res.body));
+      assert.equal(res.body.error, `refusing to serve: model.wasm is not model.bin (their ${what} differ): rebuild the worker with kiln build`);
+    }
+  });
+
+  test("kiln build refuses a worker whose module the key does not verify, and --public-key without --target worker", () => {
+    assert.throws(
+      () => kiln("build", digits.model, "--target", "worker", "--sign", b.secret, "--public-key", a.public, "-o", join(dir, "never")),
+      /does not verify with .*a\.pub.*signed by no trusted key/s,
+    );
+    assert.throws(() => kiln("build", digits.model, "--target", "worker", "--public-key", a.public, "-o", join(dir, "never")), /unsigned/);
+    assert.throws(() => kiln("build", digits.model, "--public-key", a.public, "-o", join(dir, "never.wasm")), /--public-key is for --target worker/);
+    assert.ok(!existsSync(join(dir, "never")));
+  });
 });
 
 describe("a graph worker: MobileNetV2-0.35 on 3×96×96", () => {

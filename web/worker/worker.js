@@ -14,6 +14,17 @@
 // is the platform's CPU limit per request: JavaScript cannot interrupt a
 // running wasm call.
 //
+// Built with `--public-key KEY.pub`, the worker verifies the module at cold
+// start (the isolate's first request; web/trust/verify.js, inlined like the
+// ABI client) and answers every request with 500 and the reason if it fails.
+// Workers compile `model.wasm` at upload and never show its bytes to
+// JavaScript, nor compile bytes at run time, so the bundle also carries the
+// same bytes as `model.bin` (a Data module): those are verified, and
+// `model.wasm` is held to them in what JavaScript can see of a compiled
+// module — its custom sections (`signature`, `kiln.meta`) and, once
+// instantiated, its memory, where every data segment (the model) lies. Its
+// code is the one part a worker cannot compare (docs/security.md).
+//
 // Routes:
 //   GET  /v2/health/live · /v2/health/ready · /v2
 //   GET  /v2/models/{m}[/versions/{v}] · /v2/models/{m}[/versions/{v}]/ready
@@ -23,7 +34,10 @@
 // 415 (not JSON), 500 (the module failed).
 
 import { KilnError, KilnModule } from "../abi/abi.js";
+import { verifyModule } from "../trust/verify.js";
 import model from "./model.wasm";
+// `kiln build --public-key` puts the key and model.bin's bytes here.
+const TRUST = null;
 
 /** Largest request body accepted, in bytes. */
 const MAX_BODY = 8 << 20;
@@ -42,6 +56,84 @@ function readMeta(module) {
     throw new Error("model.wasm has no kiln.meta section: build it with `kiln build`");
   }
   return JSON.parse(new TextDecoder().decode(sections[0]));
+}
+
+/** The check of a worker built with a key: one promise per isolate. */
+let verified = null;
+
+/**
+ * Verifies model.bin with TRUST's key, then that model.wasm is those bytes
+ * as far as a compiled module shows: custom sections and data segments.
+ */
+async function verify() {
+  const bytes = new Uint8Array(TRUST.bytes);
+  try {
+    await verifyModule(bytes, TRUST.publicKey);
+  } catch (e) {
+    throw new Error(`model.bin: ${e.message}`);
+  }
+  const differs = (what) => {
+    throw new Error(`model.wasm is not model.bin (their ${what} differ): rebuild the worker with kiln build`);
+  };
+  const sections = wasmSections(bytes);
+  for (const name of ["signature", "kiln.meta"]) {
+    const compiled = WebAssembly.Module.customSections(model, name).map((s) => new Uint8Array(s));
+    const signed = sections.custom.filter((c) => c.name === name).map((c) => c.data);
+    if (compiled.length !== signed.length || compiled.some((c, i) => !same(c, signed[i]))) {
+      differs(`\`${name}\` sections`);
+    }
+  }
+  const memory = new WebAssembly.Instance(model, {}).exports.memory;
+  for (const { offset, data } of sections.data) {
+    if (!memory || offset + data.length > memory.buffer.byteLength) differs("memories");
+    if (!same(new Uint8Array(memory.buffer, offset, data.length), data)) differs("data segments");
+  }
+}
+
+function same(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * The custom sections and active data segments (`i32.const` offsets) of a
+ * module that verified; a shape kiln does not build is refused.
+ */
+function wasmSections(b) {
+  let at = 8;
+  const u32 = () => {
+    let v = 0;
+    for (let s = 0; ; s += 7) {
+      const x = b[at++];
+      v += (x & 127) * 2 ** s;
+      if (x < 128 || s > 28) return v;
+    }
+  };
+  const out = { custom: [], data: [] };
+  while (at < b.length) {
+    const id = b[at++];
+    const size = u32();
+    const end = at + size;
+    if (id === 0) {
+      const n = u32();
+      out.custom.push({ name: new TextDecoder().decode(b.subarray(at, at + n)), data: b.subarray(at + n, end) });
+    } else if (id === 11) {
+      for (let count = u32(); count > 0; count--) {
+        const flags = u32();
+        if (flags !== 0 || b[at++] !== 0x41) throw new Error("model.bin: a data segment kiln does not build");
+        let offset = 0;
+        for (let s = 0; ; s += 7) {
+          const x = b[at++];
+          offset += (x & 127) * 2 ** s;
+          if (x < 128) break;
+        }
+        at++; // end
+        const n = u32();
+        out.data.push({ offset, data: b.subarray(at, (at += n)) });
+      }
+    }
+    at = end;
+  }
+  return out;
 }
 
 class HttpError extends Error {
@@ -228,6 +320,12 @@ async function route(request, env) {
 export default {
   async fetch(request, env, ctx) {
     try {
+      if (TRUST !== null) {
+        verified ??= verify();
+        await verified.catch((e) => {
+          throw new HttpError(500, `refusing to serve: ${e.message}`);
+        });
+      }
       return await route(request, env);
     } catch (e) {
       if (e instanceof HttpError) return json({ error: e.message }, e.status, e.headers);

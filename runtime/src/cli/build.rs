@@ -14,6 +14,11 @@ const ABI_JS: &str = include_str!("../../../web/abi/abi.js");
 /// The line of `worker.js` that imports the client; [`worker_js`] puts the
 /// client's source in its place.
 const ABI_IMPORT: &str = "import { KilnError, KilnModule } from \"../abi/abi.js\";";
+/// The signature check (`web/trust/verify.js`), the line importing it, and
+/// the line `--public-key` replaces with the key and model.bin's bytes.
+const VERIFY_JS: &str = include_str!("../../../web/trust/verify.js");
+const VERIFY_IMPORT: &str = "import { verifyModule } from \"../trust/verify.js\";";
+const TRUST_LINE: &str = "const TRUST = null;";
 
 /// Compile a model file into ONE self-contained `.wasm` model module.
 ///
@@ -37,7 +42,7 @@ const ABI_IMPORT: &str = "import { KilnError, KilnModule } from \"../abi/abi.js\
 /// a replacement for the portable module.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build model.keras -o model.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/\n  kiln build digits.int8.safetensors --relaxed-simd -o digits.relaxed.wasm\n  kiln build digits.safetensors --sign signer.key -o digits.wasm   # keys: kiln keygen"
+    after_help = "Examples:\n  kiln build digits.safetensors -o digits.wasm\n  kiln build model.keras -o model.wasm\n  kiln build digits.safetensors --target worker -o digits-worker/\n  kiln build digits.int8.safetensors --relaxed-simd -o digits.relaxed.wasm\n  kiln build digits.safetensors --sign signer.key -o digits.wasm   # keys: kiln keygen\n  kiln build digits.safetensors --sign signer.key --target worker --public-key signer.pub -o digits-worker/"
 )]
 pub(super) struct Args {
     /// The model file (.safetensors) written by `kiln train` or `kiln import`,
@@ -65,6 +70,13 @@ pub(super) struct Args {
     /// signed.
     #[arg(long, value_name = "SECRET")]
     sign: Option<PathBuf>,
+    /// With `--target worker`: the worker verifies the module's signature
+    /// with this public key (NAME.pub, or PEM/DER) at cold start and serves
+    /// nothing if it fails. The bundle then also holds the module's bytes as
+    /// `model.bin` (Workers never show a compiled module's bytes), doubling
+    /// its size. The module must be signed by the key (`--sign`).
+    #[arg(long, value_name = "PUBLIC")]
+    public_key: Option<PathBuf>,
 }
 
 /// The kinds of artifact `kiln build` writes.
@@ -83,6 +95,15 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         .as_deref()
         .map(kiln::trust::keys::read_secret)
         .transpose()?;
+    let public = match (&a.public_key, a.target) {
+        (Some(path), Target::Worker) => Some((kiln::trust::keys::read_public(path)?, path)),
+        (Some(_), Target::Module) => {
+            bail!(
+                "--public-key is for --target worker (a module is verified by its host: kiln verify, kiln serve --trusted-keys, Model.load(url, {{ publicKey }}))"
+            )
+        }
+        (None, _) => None,
+    };
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let model = kiln::import::model_file(&bytes, &a.model)?;
@@ -109,7 +130,21 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
             );
         }
         Target::Worker => {
-            let files = worker_files(&model.graph.name, wasm);
+            let key_hex = match &public {
+                Some((key, path)) => {
+                    // A worker that would refuse its own module is not written.
+                    let trusted = kiln::trust::TrustedKeys::from_keys(vec![key.clone()]);
+                    kiln::trust::verify(&wasm, &trusted).with_context(|| {
+                        format!(
+                            "the worker's module does not verify with {} (sign it with that key's secret: --sign)",
+                            path.display()
+                        )
+                    })?;
+                    Some(module::hex(&key.to_bytes()))
+                }
+                None => None,
+            };
+            let files = worker_files(&model.graph.name, wasm, key_hex.as_deref());
             if a.output.is_file() {
                 bail!(
                     "{} is a file; --target worker writes a directory (worker.js, model.wasm, wrangler.toml)",
@@ -133,33 +168,54 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The files of a worker directory for the model `name`.
-fn worker_files(name: &str, wasm: Vec<u8>) -> [(&'static str, Vec<u8>); 3] {
+/// The files of a worker directory for the model `name`; with `key_hex` (a
+/// public key), the worker verifies the module, whose bytes it also gets as
+/// `model.bin`.
+fn worker_files(name: &str, wasm: Vec<u8>, key_hex: Option<&str>) -> Vec<(&'static str, Vec<u8>)> {
     let wrangler = format!(
         "# Deploy with `npx wrangler deploy` from this directory (see kiln's web/worker/README.md).\n\
-         # Wrangler's default rules import `*.wasm` as a compiled WebAssembly.Module.\n\
+         # Wrangler's default rules import `*.wasm` as a compiled WebAssembly.Module\n\
+         # (and `*.bin`, with --public-key the module's bytes, as an ArrayBuffer).\n\
          name = \"{}\"\n\
          main = \"worker.js\"\n\
          compatibility_date = \"2025-01-01\"\n",
         worker_name(name)
     );
-    [
-        ("worker.js", worker_js().into_bytes()),
-        ("model.wasm", wasm),
-        ("wrangler.toml", wrangler.into_bytes()),
-    ]
+    let mut files = vec![("worker.js", worker_js(key_hex).into_bytes())];
+    if key_hex.is_some() {
+        files.push(("model.bin", wasm.clone()));
+    }
+    files.push(("model.wasm", wasm));
+    files.push(("wrangler.toml", wrangler.into_bytes()));
+    files
+}
+
+/// `source` without `export ` before its declarations, to inline it.
+fn unexported(source: &str) -> String {
+    let inlined: String = source
+        .lines()
+        .flat_map(|line| [line.strip_prefix("export ").unwrap_or(line), "\n"])
+        .collect();
+    inlined.trim_end().to_string()
 }
 
 /// The `worker.js` written: the source with the ABI client inlined in place
 /// of its import, `export` dropped from the client's declarations, so the
 /// one file runs as it is in workerd (whose config names every module) as
-/// in Wrangler.
-fn worker_js() -> String {
-    let client: String = ABI_JS
-        .lines()
-        .flat_map(|line| [line.strip_prefix("export ").unwrap_or(line), "\n"])
-        .collect();
-    WORKER_JS.replacen(ABI_IMPORT, client.trim_end(), 1)
+/// in Wrangler. With `key_hex`, the signature check is inlined the same way
+/// and the key and `model.bin` are put in TRUST; without, its import goes.
+fn worker_js(key_hex: Option<&str>) -> String {
+    let js = WORKER_JS.replacen(ABI_IMPORT, &unexported(ABI_JS), 1);
+    match key_hex {
+        Some(key) => js.replacen(VERIFY_IMPORT, &unexported(VERIFY_JS), 1).replacen(
+            TRUST_LINE,
+            &format!(
+                "import modelBytes from \"./model.bin\";\nconst TRUST = {{ publicKey: \"{key}\", bytes: modelBytes }};"
+            ),
+            1,
+        ),
+        None => js.replacen(&format!("{VERIFY_IMPORT}\n"), "", 1),
+    }
 }
 
 /// A Workers script name for model `name`: `kiln-` + lowercase letters,
@@ -186,24 +242,35 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ABI_IMPORT, WORKER_JS, worker_js, worker_name};
+    use super::{ABI_IMPORT, TRUST_LINE, VERIFY_IMPORT, WORKER_JS, worker_js, worker_name};
 
     #[test]
     fn the_written_worker_inlines_the_abi_client() {
-        assert_eq!(
-            WORKER_JS.matches(ABI_IMPORT).count(),
-            1,
-            "worker.js imports the client once"
-        );
-        let js = worker_js();
-        assert!(!js.contains("abi.js\""), "no import of the client is left");
-        assert!(js.contains("\nclass KilnModule {"), "the client is inlined");
-        let exports: Vec<&str> = js.lines().filter(|l| l.starts_with("export ")).collect();
-        assert_eq!(
-            exports,
-            ["export default {"],
-            "only the worker's own export"
-        );
+        for line in [ABI_IMPORT, VERIFY_IMPORT, TRUST_LINE] {
+            assert_eq!(
+                WORKER_JS.matches(line).count(),
+                1,
+                "worker.js has {line} once"
+            );
+        }
+        for key in [None, Some("01ab")] {
+            let js = worker_js(key);
+            assert!(!js.contains("abi.js\""), "no import of the client is left");
+            assert!(
+                !js.contains("verify.js\""),
+                "no import of the check is left"
+            );
+            assert!(js.contains("\nclass KilnModule {"), "the client is inlined");
+            assert_eq!(js.contains("\nasync function verifyModule("), key.is_some());
+            assert_eq!(js.contains(TRUST_LINE), key.is_none());
+            let exports: Vec<&str> = js.lines().filter(|l| l.starts_with("export ")).collect();
+            assert_eq!(
+                exports,
+                ["export default {"],
+                "only the worker's own export"
+            );
+        }
+        assert!(worker_js(Some("01ab")).contains("publicKey: \"01ab\""));
     }
 
     #[test]

@@ -61,11 +61,12 @@ enum Command {
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let command = Cli::parse().command;
-    if !matches!(command, Command::Serve(_)) {
-        // `kiln serve` sets its own; elsewhere only the compile cache's
-        // warnings are logged.
-        kiln::serve::init_log(kiln::serve::LogFormat::Text, None)?;
-    }
+    // `kiln serve` sets its own; elsewhere only the compile cache's
+    // warnings are logged. The guard writes out queued lines at the end.
+    let _log = match command {
+        Command::Serve(_) => None,
+        _ => Some(kiln::serve::init_log(kiln::serve::LogFormat::Text, None)?),
+    };
     match command {
         Command::Train(a) => train::execute(*a),
         Command::Build(a) => build::execute(a),

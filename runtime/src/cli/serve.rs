@@ -126,7 +126,7 @@ pub(super) fn execute(a: Args) -> anyhow::Result<()> {
         LogFormatArg::Text => serve::LogFormat::Text,
         LogFormatArg::Json => serve::LogFormat::Json,
     };
-    serve::init_log(format, a.log_level.as_deref())?;
+    let _log = serve::init_log(format, a.log_level.as_deref())?;
     let mut config = match &a.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),

@@ -61,6 +61,7 @@ impl Registry {
                 let settings = self.config.settings(name);
                 let (cap, file_cap) = (settings.module_mib << 20, settings.model_file_mib << 20);
                 let mut out = Vec::new();
+                let trust = self.trust();
                 for f in found.into_iter().filter(|f| selected.contains(&f.version)) {
                     let path = f.wasm.display().to_string();
                     let wasm = repo::read_file(dir, &f.wasm, cap as u64).map_err(|e| match e {
@@ -85,7 +86,7 @@ impl Registry {
                         path: path.clone(),
                         source,
                     };
-                    let wasm = self.trust.open(wasm).map_err(refused)?;
+                    let wasm = trust.open(wasm).map_err(refused)?;
                     if let Some(pins) = self.config.pins(name) {
                         crate::trust::check_pins(&wasm, pins).map_err(refused)?;
                     }
@@ -96,7 +97,7 @@ impl Registry {
                             path: path.clone(),
                             source: Box::new(source),
                         })?;
-                    self.trust.verify(&wasm).map_err(refused)?;
+                    trust.verify(&wasm).map_err(refused)?;
                     let safetensors = match &f.safetensors {
                         Some(p) => {
                             let file =
@@ -106,7 +107,7 @@ impl Registry {
                                         source,
                                     }
                                 })?;
-                            Some(self.trust.open(file).map_err(refused)?.into())
+                            Some(trust.open(file).map_err(refused)?.into())
                         }
                         None => imported.map(Into::into),
                     };
@@ -134,7 +135,7 @@ impl Registry {
         if let Some(pins) = self.config.pins(name) {
             crate::trust::check_pins(wasm, pins).map_err(refused)?;
         }
-        self.trust.verify(wasm).map_err(refused)
+        self.trust().verify(wasm).map_err(refused)
     }
 
     pub(super) async fn compile(

@@ -207,7 +207,8 @@ pub struct Registry {
     compiles: Arc<tokio::sync::Semaphore>,
     concurrency: usize,
     /// What a load checks before compiling: seals, pins, signatures.
-    trust: LoadTrust,
+    /// Replaced on a reload of the keys ([`Registry::set_trust`]).
+    trust: std::sync::RwLock<LoadTrust>,
 }
 
 impl Registry {
@@ -227,14 +228,32 @@ impl Registry {
             loading: std::sync::Mutex::new(BTreeMap::new()),
             compiles: Arc::new(tokio::sync::Semaphore::new(concurrency)),
             concurrency,
-            trust: LoadTrust::default(),
+            trust: std::sync::RwLock::new(LoadTrust::default()),
         }
     }
 
     /// The registry checking `trust` on every load ([`LoadTrust`]).
-    pub fn with_trust(mut self, trust: LoadTrust) -> Registry {
-        self.trust = trust;
+    pub fn with_trust(self, trust: LoadTrust) -> Registry {
+        self.set_trust(trust);
         self
+    }
+
+    /// Replaces the keys loads check (trusted keys, unseal key): versions
+    /// already loaded keep serving, and every later load is held to the new
+    /// keys.
+    pub fn set_trust(&self, trust: LoadTrust) {
+        *self
+            .trust
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = trust;
+    }
+
+    /// The keys a load starting now checks.
+    fn trust(&self) -> LoadTrust {
+        self.trust
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn source(&self) -> &Source {

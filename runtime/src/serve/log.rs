@@ -3,6 +3,14 @@
 //! `KILN_LOG`), a request id per request, and one access line per request
 //! on both transports ([`AccessLogLayer`]).
 //!
+//! Lines are formatted on the thread that logs them and written by a
+//! thread of their own (`tracing_appender::non_blocking`, as nginx's
+//! buffered `access_log`): a request never waits on stderr, and lines
+//! queued together leave in one write. The queue holds at most
+//! [`QUEUED_LINES`]; past that, lines are dropped and counted
+//! ([`dropped_lines`], `kiln_log_lines_dropped_total` in `/metrics`)
+//! rather than slowing requests down.
+//!
 //! An access line holds the transport, method, route, the model and version
 //! the request resolved to, the status, the latency and the response's
 //! size, inside a `request` span whose `id` every line of that request
@@ -11,6 +19,7 @@
 //! a log line.
 
 use std::future::Future;
+use std::io::{BufWriter, Stderr};
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +31,7 @@ use axum::extract::MatchedPath;
 use axum::http::{HeaderMap, HeaderValue, Request, Response};
 use tracing::Span;
 use tracing::field::Empty;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// The header that carries a request's id, in and out.
@@ -52,10 +62,29 @@ pub enum LogError {
     },
 }
 
+/// The most log lines queued for the writer thread; more are dropped.
+pub(crate) const QUEUED_LINES: usize = 65_536;
+
+/// The writer thread's count of lines dropped on a full queue.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Lines dropped so far because the queue was full (0 before [`init`]).
+pub(crate) fn dropped_lines() -> usize {
+    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+}
+
+/// Keeps the log's writer thread; dropping it writes out what is queued.
+/// Hold it until the process is done logging.
+#[must_use = "dropping the guard stops the log's writer thread"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
 /// Installs the process's subscriber: `level` (an `EnvFilter` directive
 /// such as `info` or `info,kiln::access=off`), else `KILN_LOG`, else
-/// `info`. A second call leaves the first subscriber in place.
-pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LogError> {
+/// `info`. A second call leaves the first subscriber in place (and its
+/// guard holds nothing).
+pub fn init(format: LogFormat, level: Option<&str>) -> Result<LogGuard, LogError> {
     let env = std::env::var(LOG_ENV).ok();
     let (directive, source_of_level) = match (level, env.as_deref()) {
         (Some(l), _) => (l, "--log-level"),
@@ -67,10 +96,16 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LogError> {
         level: directive.to_string(),
         why: e.to_string(),
     })?;
+    // The writer thread flushes whenever its queue runs empty.
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("kiln-log")
+        .finish::<BufWriter<Stderr>>(BufWriter::new(std::io::stderr()));
+    let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
+        .with_writer(writer);
+    let installed = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder
             .json()
@@ -79,7 +114,13 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LogError> {
             .with_span_list(false)
             .try_init(),
     };
-    Ok(())
+    if installed.is_err() {
+        return Ok(LogGuard { _writer: None });
+    }
+    let _ = DROPPED.set(dropped);
+    Ok(LogGuard {
+        _writer: Some(guard),
+    })
 }
 
 /// Longest caller-sent request id kept; a longer one is replaced.

@@ -48,6 +48,10 @@ impl Metrics {
             let name = format!("{:?}", tonic::Code::from(code));
             let _ = writeln!(out, "kiln_grpc_responses_total{{code=\"{name}\"}} {n}");
         }
+        // Log lines dropped on the writer thread's full queue (super::log).
+        let _ = writeln!(out, "# TYPE kiln_log_lines_dropped_total counter");
+        let dropped = super::log::dropped_lines();
+        let _ = writeln!(out, "kiln_log_lines_dropped_total {dropped}");
         out
     }
 }
@@ -63,6 +67,7 @@ mod tests {
         m.record_response(404);
         let text = m.render(1);
         assert!(text.contains("kiln_models_loaded 1"), "{text}");
+        assert!(text.contains("\nkiln_log_lines_dropped_total "), "{text}");
         assert!(
             text.contains("kiln_http_responses_total{code=\"404\"} 2"),
             "{text}"

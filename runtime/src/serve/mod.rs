@@ -11,9 +11,9 @@
 //! mode (`--watch`), and on SIGTERM or Ctrl-C turns readiness to 503, keeps serving
 //! for `drain_ms`, then closes the listeners, lets in-flight requests finish
 //! (at most `shutdown_grace_ms`) and returns. `tls` serves both listeners
-//! over TLS; on SIGHUP, or when kiln.toml or a TLS file changes, the TLS
-//! files and the API keys are read again (`reload`), without closing any
-//! connection.
+//! over TLS; on SIGHUP, or when kiln.toml, a TLS file or a trust key
+//! changes, the TLS files, the API keys, the trusted keys and the unseal key
+//! are read again (`reload`), without closing any connection.
 
 mod auth;
 mod config;
@@ -39,7 +39,7 @@ pub use demo::{DEMO_MODEL, DEMO_NAME, builtin};
 pub use error::ApiError;
 pub use grpc::{Gate, Grpc};
 pub use log::{
-    AccessLog, AccessLogLayer, LOG_ENV, LogError, LogFormat, REQUEST_ID, Transport,
+    AccessLog, AccessLogLayer, LOG_ENV, LogError, LogFormat, LogGuard, REQUEST_ID, Transport,
     init as init_log,
 };
 pub use metrics::Metrics;
@@ -184,7 +184,8 @@ pub async fn prepare(opts: &Options) -> Result<Arc<AppState>, ServeError> {
 }
 
 /// The keys of `[server]`'s `trusted_keys` and `unseal_key_file` (which
-/// `--trusted-keys` and `--unseal-key-file` set), read once at start-up.
+/// `--trusted-keys` and `--unseal-key-file` set), read at start-up and on
+/// each reload.
 fn load_trust(config: &Config, repo: Option<&Path>) -> Result<LoadTrust, ServeError> {
     let server = &config.server;
     let keys = match &server.trusted_keys {
@@ -305,7 +306,7 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
     let reloader = tokio::spawn(reload_loop(
         state.clone(),
         tls.clone(),
-        opts.config_path.clone(),
+        opts.clone(),
         Duration::from_millis(opts.config.server.watch_interval_ms.max(10)),
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -405,32 +406,27 @@ pub async fn run(opts: Options) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Reads the TLS files and the API keys of `config_path` again on SIGHUP,
-/// or when one of those files changes (checked every `every`). Whatever
-/// fails to load is logged and the old one kept.
-async fn reload_loop(
-    state: Arc<AppState>,
-    tls: Option<Arc<Tls>>,
-    config_path: Option<PathBuf>,
-    every: Duration,
-) {
+/// Reads the TLS files, the API keys of `config_path` and the trust keys
+/// again on SIGHUP, or when one of those files changes (checked every
+/// `every`; a trusted-keys directory by its entries). Whatever fails to load
+/// is logged and the old one kept.
+async fn reload_loop(state: Arc<AppState>, tls: Option<Arc<Tls>>, opts: Options, every: Duration) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut files: Vec<PathBuf> = config_path.iter().cloned().collect();
+    let server = &opts.config.server;
+    let mut files: Vec<PathBuf> = opts.config_path.iter().cloned().collect();
     if let Some(t) = &tls {
         let f = t.files();
         files.extend([f.cert.clone(), f.key.clone()]);
         files.extend(f.client_ca.clone());
     }
-    let stamp = |files: &[PathBuf]| -> Vec<Option<(std::time::SystemTime, u64)>> {
-        files
+    files.extend(
+        server
+            .trusted_keys
             .iter()
-            .map(|p| {
-                let m = std::fs::metadata(p).ok()?;
-                Some((m.modified().ok()?, m.len()))
-            })
-            .collect()
-    };
+            .chain(&server.unseal_key_file)
+            .cloned(),
+    );
     let mut seen = stamp(&files);
     loop {
         #[cfg(unix)]
@@ -455,12 +451,36 @@ async fn reload_loop(
             }
         };
         seen = stamp(&files);
-        reload(&state, tls.as_deref(), config_path.as_deref(), why);
+        reload(&state, tls.as_deref(), &opts, why);
     }
 }
 
-/// One reload of the TLS files and the API keys.
-fn reload(state: &AppState, tls: Option<&Tls>, config_path: Option<&Path>, why: &str) {
+/// What tells a file changed: its modification time and length; for a
+/// directory, those of each entry too (a key added, removed or replaced).
+type Stamp = Vec<(PathBuf, Option<(std::time::SystemTime, u64)>)>;
+
+fn stamp(files: &[PathBuf]) -> Stamp {
+    let of = |p: &Path| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    };
+    let mut out = Stamp::new();
+    for f in files {
+        out.push((f.clone(), of(f.as_path())));
+        if let Ok(dir) = std::fs::read_dir(f) {
+            let mut entries: Vec<PathBuf> = dir.filter_map(|e| Some(e.ok()?.path())).collect();
+            entries.sort();
+            out.extend(entries.into_iter().map(|e| {
+                let s = of(e.as_path());
+                (e, s)
+            }));
+        }
+    }
+    out
+}
+
+/// One reload of the TLS files, the API keys and the trust keys.
+fn reload(state: &AppState, tls: Option<&Tls>, opts: &Options, why: &str) {
     if let Some(tls) = tls {
         match tls.reload() {
             Ok(()) => tracing::info!(
@@ -470,7 +490,19 @@ fn reload(state: &AppState, tls: Option<&Tls>, config_path: Option<&Path>, why: 
             Err(e) => tracing::error!("reload ({why}): keeping the TLS certificate in use: {e}"),
         }
     }
-    let Some(path) = config_path else {
+    let server = &opts.config.server;
+    if server.trusted_keys.is_some() || server.unseal_key_file.is_some() {
+        // The paths given at start-up, read again: loaded versions keep
+        // serving, the next load of any model is held to these keys.
+        match load_trust(&opts.config, opts.repo.as_deref()) {
+            Ok(trust) => {
+                state.registry.set_trust(trust);
+                tracing::info!("reload ({why}): trust keys read again; later loads use them");
+            }
+            Err(e) => tracing::error!("reload ({why}): keeping the trust keys in use: {e}"),
+        }
+    }
+    let Some(path) = opts.config_path.as_deref() else {
         return;
     };
     match Config::load(path) {

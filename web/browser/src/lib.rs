@@ -9,6 +9,7 @@
 //! import init, { Model } from "./pkg/kiln.js";
 //! await init();
 //! const model = await Model.load("digits.wasm");      // or .safetensors, or bytes
+//! const signed = await Model.load("digits.wasm", { publicKey: "01ab…" }); // verified first
 //! const scores = model.predict(new Float32Array(64));  // Float32Array
 //! const top3 = model.classify(pixels, 3);              // [{label, index, score}]
 //! model.free();
@@ -50,22 +51,19 @@ use kiln_guest::Scratch;
 #[global_allocator]
 static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-#[wasm_bindgen]
+/// What `Model.load` reads (web/browser/load.js, next to kiln.js): the
+/// bytes of a URL or of an `ArrayBuffer`/view, and with `{ publicKey }` the
+/// module's signature checked first (web/trust/verify.js: WebCrypto's
+/// SHA-256 and Ed25519, and where a browser lacks them ./ed25519.js,
+/// imported only then). JavaScript, not Rust: fetching and the signature
+/// rest on browser APIs, and in wasm Ed25519 alone would cost tens of KB
+/// (docs/web.md, "Signed modules").
+#[wasm_bindgen(raw_module = "./load.js")]
 extern "C" {
-    /// The global `fetch` (windows and workers alike).
-    #[wasm_bindgen(js_name = fetch)]
-    fn fetch(url: &str) -> js_sys::Promise;
-
-    /// The `Response` a `fetch` resolves to (only what `load` needs).
-    type Response;
-    #[wasm_bindgen(method, getter)]
-    fn ok(this: &Response) -> bool;
-    #[wasm_bindgen(method, getter)]
-    fn status(this: &Response) -> u16;
-    #[wasm_bindgen(method, getter, js_name = statusText)]
-    fn status_text(this: &Response) -> String;
-    #[wasm_bindgen(method, js_name = arrayBuffer)]
-    fn array_buffer(this: &Response) -> js_sys::Promise;
+    /// Resolves to `[bytes: Uint8Array, name: string]`; rejects with an
+    /// `Error` naming the URL and what failed.
+    #[wasm_bindgen(js_name = modelBytes, catch)]
+    async fn model_bytes(source: JsValue, options: JsValue) -> Result<JsValue, JsValue>;
 }
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -78,6 +76,17 @@ export interface ModelMeta {
   input: TensorMeta; output: TensorMeta; features: string[]; labels: string[];
   target?: string; source: "model-file" | "module";
   abi_version?: number; model_sha256?: string; kiln_version?: string;
+}
+/** The options of `Model.load`. */
+export interface LoadOptions {
+  /**
+   * Verify the module's signature (`kiln build --sign`, `kiln sign`) with
+   * this Ed25519 public key before reading anything else of it: the `.pub`
+   * file of `kiln keygen` (bytes, or hex), the 32-byte key, or a PEM/DER
+   * public key. A module that is unsigned, changed after signing, or signed
+   * by another key is refused (the promise rejects), as is a model file.
+   */
+  publicKey?: string | ArrayBuffer | ArrayBufferView;
 }
 /** One entry of `model.classify(...)`. */
 export interface Class { label: string; index: number; score: number }
@@ -117,28 +126,38 @@ impl Model {
     /// (`ArrayBuffer`, `Uint8Array` or any typed array). Accepts a kiln
     /// model file (`.safetensors`) or a module built by `kiln build`
     /// (`.wasm`); both predict the same bits. Rejects with an `Error`
-    /// naming what is wrong with the file.
+    /// naming what is wrong with the file. With `{ publicKey }`, the module's
+    /// signature is verified first, and the load rejects unless it is that
+    /// key's over exactly the module's bytes.
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | ArrayBuffer | ArrayBufferView")]
         source: JsValue,
-    ) -> Result<Model, JsError> {
-        let url = source.as_string().or_else(|| {
-            source
-                .is_object()
-                .then(|| js_sys::Reflect::get(&source, &"href".into()).ok())
-                .flatten()
-                .and_then(|h| h.as_string())
-        });
-        let (bytes, name) = match url {
-            Some(url) => (fetch_bytes(&url).await?, url),
-            None => (bytes_of(&source)?, "model bytes".to_string()),
-        };
-        Self::load_bytes(&bytes, &name)
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<
+            js_sys::Object,
+        >,
+    ) -> Result<Model, JsValue> {
+        let options = options.map_or(JsValue::UNDEFINED, JsValue::from);
+        let got: js_sys::Array = model_bytes(source, options).await?.unchecked_into();
+        let bytes = js_sys::Uint8Array::new(&got.get(0)).to_vec();
+        let name = got.get(1).as_string().unwrap_or_default();
+        Ok(Self::load_bytes(&bytes, &name)?)
     }
 
-    /// Loads a model from bytes already in memory (synchronous).
+    /// Loads a model from bytes already in memory (synchronous, so it cannot
+    /// verify a signature: with `{ publicKey }` it throws, pointing at
+    /// `await Model.load(bytes, { publicKey })`).
     #[wasm_bindgen(js_name = fromBytes)]
-    pub fn from_bytes(bytes: &[u8]) -> Result<Model, JsError> {
+    pub fn from_bytes(
+        bytes: &[u8],
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<
+            js_sys::Object,
+        >,
+    ) -> Result<Model, JsError> {
+        if has_public_key(options.as_ref()) {
+            return Err(JsError::new(
+                "Model.fromBytes cannot verify a signature (verification is asynchronous): use await Model.load(bytes, { publicKey })",
+            ));
+        }
         Self::load_bytes(bytes, "model bytes")
     }
 
@@ -244,46 +263,9 @@ pub fn random_index(n: u32) -> Result<u32, JsError> {
     Ok(((u128::from(r) * u128::from(n)) >> 64) as u32)
 }
 
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsError> {
-    let failed = |e: JsValue| {
-        let why = e
-            .dyn_ref::<js_sys::Error>()
-            .map(|e| String::from(e.message()))
-            .or_else(|| e.as_string())
-            .unwrap_or_else(|| "network error".into());
-        JsError::new(&format!("fetching {url}: {why}"))
-    };
-    let response: Response = wasm_bindgen_futures::JsFuture::from(fetch(url))
-        .await
-        .map_err(failed)?
-        .unchecked_into();
-    if !response.ok() {
-        return Err(JsError::new(&format!(
-            "fetching {url}: HTTP {} {}",
-            response.status(),
-            response.status_text()
-        )));
-    }
-    let buffer = wasm_bindgen_futures::JsFuture::from(response.array_buffer())
-        .await
-        .map_err(failed)?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
-}
-
-fn bytes_of(source: &JsValue) -> Result<Vec<u8>, JsError> {
-    if source.is_instance_of::<js_sys::ArrayBuffer>() {
-        return Ok(js_sys::Uint8Array::new(source).to_vec());
-    }
-    if js_sys::ArrayBuffer::is_view(source) {
-        let get = |k: &str| js_sys::Reflect::get(source, &k.into()).unwrap_or_default();
-        let view = js_sys::Uint8Array::new_with_byte_offset_and_length(
-            &get("buffer"),
-            get("byteOffset").as_f64().unwrap_or(0.0) as u32,
-            get("byteLength").as_f64().unwrap_or(0.0) as u32,
-        );
-        return Ok(view.to_vec());
-    }
-    Err(JsError::new(
-        "Model.load expects a URL (string or URL) or the model's bytes (ArrayBuffer or typed array)",
-    ))
+/// Whether `options` gives a `publicKey` (not null or undefined).
+fn has_public_key(options: Option<&js_sys::Object>) -> bool {
+    options
+        .and_then(|o| js_sys::Reflect::get(o, &"publicKey".into()).ok())
+        .is_some_and(|k| !k.is_undefined() && !k.is_null())
 }

@@ -177,18 +177,25 @@ impl Lowering<'_> {
         })
     }
 
+    /// A layer's saved `kernel` (`what` in the error) and, with `use_bias`,
+    /// its bias.
+    fn kernel_and_bias<'w>(
+        &self,
+        w: &'w [ArrayD<f32>],
+        what: &str,
+    ) -> Result<(&'w ArrayD<f32>, Option<&'w ArrayD<f32>>), KerasError> {
+        match (w, self.bool_field("use_bias", true)?) {
+            ([k, b], true) => Ok((k, Some(b))),
+            ([k], false) => Ok((k, None)),
+            _ => Err(self.err(format!(
+                "{} weights saved, expected {what} and bias",
+                w.len()
+            ))),
+        }
+    }
+
     pub(super) fn conv(&mut self, w: &[ArrayD<f32>]) -> Result<(), KerasError> {
-        let use_bias = self.bool_field("use_bias", true)?;
-        let (k, bias) = match (w, use_bias) {
-            ([k, b], true) => (k, Some(b)),
-            ([k], false) => (k, None),
-            _ => {
-                return Err(self.err(format!(
-                    "{} weights saved, expected kernel and bias",
-                    w.len()
-                )));
-            }
-        };
+        let (k, bias) = self.kernel_and_bias(w, "kernel")?;
         let filters = self.usize_field("filters")?;
         let groups = match self.layer.config.get("groups") {
             None | Some(Value::Null) => 1,
@@ -202,17 +209,7 @@ impl Lowering<'_> {
     /// `DepthwiseConv2D`: `depth_multiplier` outputs per channel, output
     /// `c · m + j` reading channel `c`.
     pub(super) fn depthwise(&mut self, w: &[ArrayD<f32>]) -> Result<(), KerasError> {
-        let use_bias = self.bool_field("use_bias", true)?;
-        let (k, bias) = match (w, use_bias) {
-            ([k, b], true) => (k, Some(b)),
-            ([k], false) => (k, None),
-            _ => {
-                return Err(self.err(format!(
-                    "{} weights saved, expected the depthwise kernel and bias",
-                    w.len()
-                )));
-            }
-        };
+        let (k, bias) = self.kernel_and_bias(w, "the depthwise kernel")?;
         let m = self.usize_field("depth_multiplier")?;
         let c = self.keras.last().copied().unwrap_or(0);
         self.conv_with(k, bias, c * m, c, m)?;

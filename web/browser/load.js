@@ -1,0 +1,35 @@
+// What the browser package's `Model.load(source, options)` reads before the
+// wasm side decodes it (src/lib.rs imports this file as ./load.js; scripts/
+// web.sh minifies it next to kiln.js): the bytes of a URL (string, URL, or
+// anything with a string `href`) or of an ArrayBuffer / typed array, and
+// with `{ publicKey }` the module's signature verified first
+// (web/trust/verify.js, imported only then: a page that verifies nothing
+// does not fetch it). Errors name the URL, as the host's do.
+
+/** Resolves to `[bytes, name]`: a Uint8Array and the URL (or "model bytes"). */
+export async function modelBytes(source, options) {
+  const url = typeof source === "string" ? source : typeof source?.href === "string" ? source.href : null;
+  let bytes;
+  if (url !== null) {
+    let response;
+    try {
+      response = await fetch(url);
+      if (response.ok) bytes = new Uint8Array(await response.arrayBuffer());
+    } catch (e) {
+      throw new Error(`fetching ${url}: ${e?.message ?? "network error"}`);
+    }
+    if (!response.ok) throw new Error(`fetching ${url}: HTTP ${response.status} ${response.statusText}`);
+  } else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    bytes = new Uint8Array(source.buffer ?? source, source.byteOffset, source.byteLength);
+  } else {
+    throw new Error("Model.load expects a URL (string or URL) or the model's bytes (ArrayBuffer or typed array)");
+  }
+  const name = url ?? "model bytes";
+  if (options?.publicKey != null) {
+    const { verifyModule } = await import("./verify.js");
+    await verifyModule(bytes, options.publicKey).catch((e) => {
+      throw new Error(`${name}: ${e.message}`);
+    });
+  }
+  return [bytes, name];
+}
