@@ -28,6 +28,7 @@ mod shrink;
 mod shrink_engines;
 mod tls;
 mod train;
+mod train_cli;
 mod train_rnn;
 mod trees;
 mod trust;

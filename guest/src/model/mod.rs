@@ -351,13 +351,8 @@ impl Scratch {
         let next = if graph.is_some() { 0 } else { len };
         #[cfg(not(feature = "dag"))]
         let next = len;
-        for (buf, len) in [(&mut self.cur, len), (&mut self.next, next)] {
-            if buf.len() < len {
-                buf.try_reserve_exact(len - buf.len())
-                    .map_err(|_| RunError::OutOfMemory)?;
-                buf.resize(len, 0.0);
-            }
-        }
+        grow(&mut self.cur, len)?;
+        grow(&mut self.next, next)?;
         let recurrent = model.layers.iter().filter_map(|l| match l {
             Layer::Recurrent(l, _) => Some(l),
             _ => None,
@@ -372,13 +367,7 @@ impl Scratch {
             })
             .max()
             .unwrap_or(0);
-        if self.trees.len() < trees {
-            let grow = trees - self.trees.len();
-            self.trees
-                .try_reserve_exact(grow)
-                .map_err(|_| RunError::OutOfMemory)?;
-            self.trees.resize(trees, 0.0);
-        }
+        grow(&mut self.trees, trees)?;
         if model.int8 {
             let cols = model
                 .layers
@@ -398,6 +387,17 @@ impl Scratch {
         let input = 0..batch * model.input_len;
         Ok(&mut self.cur[input])
     }
+}
+
+/// Grows `v` to `n` values (never shrinks it): the one way scratch buffers
+/// grow, failing with [`RunError::OutOfMemory`] instead of aborting.
+pub(crate) fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
+    if v.len() < n {
+        v.try_reserve_exact(n - v.len())
+            .map_err(|_| RunError::OutOfMemory)?;
+        v.resize(n, T::default());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

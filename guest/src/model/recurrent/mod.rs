@@ -23,8 +23,8 @@ mod int8;
 
 pub use int8::RecurrentI8;
 
-use super::Tensor;
 use super::check::{MAX_WIDTH, check_len, check_tensor};
+use super::{Tensor, grow};
 use crate::kernels::generic::{MatrixI8, ProductBuffers};
 use crate::kernels::{self, packing::dense::pack_rows};
 use crate::{Layer, ModelError, RunError};
@@ -462,16 +462,6 @@ impl Buffers {
         grow(&mut self.i8s, len(need[1])?)?;
         grow(&mut self.i32s, len(need[2])?)
     }
-}
-
-/// Grows `v` to `n` values.
-fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
-    if v.len() < n {
-        v.try_reserve_exact(n - v.len())
-            .map_err(|_| RunError::OutOfMemory)?;
-        v.resize(n, T::default());
-    }
-    Ok(())
 }
 
 /// Copies each row's state (`h` values of `state`) to values `at ..` of
