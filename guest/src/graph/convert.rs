@@ -371,8 +371,6 @@ fn step(
             b,
             direction,
             sequence,
-            w_scale,
-            r_scale,
         }
         | LayerSpec::Lstm {
             hidden,
@@ -381,8 +379,6 @@ fn step(
             b,
             direction,
             sequence,
-            w_scale,
-            r_scale,
         }
         | LayerSpec::Gru {
             hidden,
@@ -391,13 +387,10 @@ fn step(
             b,
             direction,
             sequence,
-            w_scale,
-            r_scale,
             ..
         } => {
             let names = [w, r, b].map(String::as_str);
-            let scales = [w_scale, r_scale].map(Option::as_deref);
-            let fields = (*hidden, names, scales, *direction, *sequence);
+            let fields = (*hidden, names, *direction, *sequence);
             let (layer, out) = super::recurrent::layer(&at, spec, fields, &shape)?;
             shape = out;
             layer

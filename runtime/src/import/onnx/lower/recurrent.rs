@@ -21,7 +21,6 @@ use super::super::{ImportError, NodeRef};
 use super::{Act, Lowering, Op, Value, a_has};
 use crate::import::common::LayerTensors;
 use crate::model::{Direction, LayerSpec};
-use kiln_guest::Cell;
 
 /// A recurrent layer: its op (`rnn`, `gru`, `lstm`), fields and ONNX
 /// tensors.
@@ -47,14 +46,33 @@ impl Recurrent {
         };
         let (w, r, b) = (add("w", self.w), add("r", self.r), add("b", self.b));
         let (hidden, direction, sequence) = (self.hidden, self.direction, self.sequence);
-        let cell = match self.op {
-            "rnn" => Cell::Rnn,
-            "gru" => Cell::Gru {
+        match self.op {
+            "rnn" => LayerSpec::Rnn {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+            },
+            "gru" => LayerSpec::Gru {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
                 linear_before_reset: self.linear_before_reset,
             },
-            _ => Cell::Lstm,
-        };
-        LayerSpec::recurrent(cell, hidden, [w, r, b], direction, sequence)
+            _ => LayerSpec::Lstm {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+            },
+        }
     }
 }
 
