@@ -215,7 +215,7 @@ where
         let started = Instant::now();
         let id = request_id(req.headers());
         req.headers_mut().insert(REQUEST_ID, id.clone());
-        let request = Line {
+        let line = Line {
             transport: self.transport,
             method: req.method().clone(),
             route: match self.transport {
@@ -235,7 +235,7 @@ where
             let result = future.await;
             if let Ok(response) = &result {
                 let resolved = RESOLVED.with(|r| r.borrow_mut().take());
-                request.write(&id, resolved, response);
+                line.write(&id, resolved, response);
             }
             result.map(|mut response| {
                 response.headers_mut().insert(REQUEST_ID, id);
