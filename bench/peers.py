@@ -46,6 +46,8 @@ MODELS = [
     ("mlp.int8", "MLP int8", "784"),
     ("cnn", "CNN f32", "1,28,28"),
     ("cnn.int8", "CNN int8", "1,28,28"),
+    ("lstm", "LSTM f32", "50,64"),
+    ("lstm.int8", "LSTM int8", "50,64"),
     ("mobilenet", "MobileNetV2 f32", "3,96,96"),
     ("mobilenet.int8", "MobileNetV2 int8", "3,96,96"),
 ]
@@ -56,10 +58,10 @@ ORT_WEB_RUNTIME = ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs", 
 
 def bindgen_package(stem):
     """The browser package's build for a model: dense models get web/pkg,
-    CNNs web/pkg-cnn, graph models (MobileNetV2) web/pkg-graph."""
-    if stem.startswith("mobilenet"):
-        return "web/pkg-graph"
-    return "web/pkg-cnn" if stem.startswith("cnn") else "web/pkg"
+    CNNs web/pkg-cnn, recurrent models web/pkg-rnn, graph models
+    (MobileNetV2) web/pkg-graph."""
+    packages = {"cnn": "web/pkg-cnn", "lstm": "web/pkg-rnn", "mobilenet": "web/pkg-graph"}
+    return packages.get(stem.split(".")[0], "web/pkg")
 
 
 def bindgen_bytes(stem):

@@ -3,10 +3,11 @@
 # (fresh sandboxed instance per call and warm instance), module in Node via
 # the raw ABI and via the wasm-bindgen package — against onnxruntime native
 # (1 thread), onnxruntime-web's wasm backend in Node (1 thread, SIMD) and
-# tract, on an MLP 784-256-128-10, a LeNet-style CNN and MobileNetV2-0.35 at
-# 96×96 (a graph, imported from ONNX by kiln), f32 and int8, same weights for
-# every peer (kiln has no int8 graphs yet: its MobileNetV2 int8 rows are
-# skipped, named in the report). One process per (peer, model) run; the order of the
+# tract, on an MLP 784-256-128-10, a LeNet-style CNN, an LSTM (64 features,
+# 128 hidden, 50 steps; issue #19) and MobileNetV2-0.35 at 96×96 (a graph,
+# imported from ONNX by kiln), f32 and int8, same weights for every peer
+# (kiln has no int8 graphs yet: its MobileNetV2 int8 rows are skipped,
+# named in the report). One process per (peer, model) run; the order of the
 # peers rotates across rounds; the report takes medians over rounds.
 #
 #   bench/run.sh            full run: release build, 5 rounds; writes the peer
@@ -40,7 +41,7 @@ ensure_npm bench
 if [ "$smoke" = 1 ]; then
   out=out/bench/smoke
   rounds=${ROUNDS:-1} iters=${ITERS:-40} warmup=${WARMUP:-5}
-  [ -f web/pkg/kiln.js ] && [ -f web/pkg-cnn/kiln.js ] && [ -f web/pkg-graph/kiln.js ] || ./scripts/web.sh
+  [ -f web/pkg/kiln.js ] && [ -f web/pkg-cnn/kiln.js ] && [ -f web/pkg-rnn/kiln.js ] && [ -f web/pkg-graph/kiln.js ] || ./scripts/web.sh
   kiln=${KILN:-target/debug/kiln}
   [ -x "$kiln" ] || step "cargo build (kiln)" cargo build --locked -p kiln
   tract=""
@@ -67,8 +68,10 @@ models=$out/models
 
 step "bench/make_models.py (ONNX + kiln files, same weights; onnxruntime int8)" \
   "$KILN_PYTHON" -I bench/make_models.py "$models" > /dev/null
-for m in mlp cnn; do
-  "$kiln" quantize "$models/$m.safetensors" --calibrate "$models/calib.json" \
+for m in mlp cnn lstm; do
+  calib=$models/calib.json
+  [ "$m" != lstm ] || calib=$models/calib-lstm.json
+  "$kiln" quantize "$models/$m.safetensors" --calibrate "$calib" \
     -o "$models/$m.int8.safetensors" > /dev/null
   for v in "$m" "$m.int8"; do
     "$kiln" build "$models/$v.safetensors" -o "$models/$v.wasm" > /dev/null
@@ -82,7 +85,7 @@ ab=()
 if [ -n "$base" ]; then
   # The base builds its own modules from the same model files.
   mkdir -p "$models/base"
-  for v in mlp mlp.int8 cnn cnn.int8 mobilenet; do
+  for v in mlp mlp.int8 cnn cnn.int8 lstm lstm.int8 mobilenet; do
     "$base" build "$models/$v.safetensors" -o "$models/base/$v.wasm" > /dev/null
   done
   ab=(--base-kiln "$base" --base-models "$models/base")

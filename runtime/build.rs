@@ -23,6 +23,9 @@
 //!   `relaxed-simd` target feature, nothing else does): the one twin the
 //!   sandbox runs, for every chain model with int8 dense layers, when its
 //!   engine supports relaxed SIMD ([`kiln::module::relaxed_twin`]);
+//! * `kernel-rnn-relaxed.wasm` — `kernel-rnn.wasm`'s source with
+//!   `relaxed-simd`: the twin of recurrent models with int8 weights or int8
+//!   dense layers;
 //! * `kernel-tests.wasm`, `kernel-tests-relaxed.wasm` — feature
 //!   `kernel-tests`: also export single kernels, for the host's
 //!   SIMD-vs-reference tests of both builds.
@@ -80,6 +83,7 @@ const KERNELS: &[(&str, &str)] = &[
     ("module,int8-conv", "kernel-cnn-int8.wasm"),
     ("module,conv,dag", "kernel-graph.wasm"),
     ("module,int8-conv,relaxed-simd", "kernel-relaxed.wasm"),
+    ("module,rnn,relaxed-simd", "kernel-rnn-relaxed.wasm"),
     ("kernel-tests,int8-conv,rnn", "kernel-tests.wasm"),
     (
         "kernel-tests,int8-conv,rnn,relaxed-simd",

@@ -60,7 +60,8 @@ step "int8 model opens with safetensors.numpy" scripts/test-int8-python.sh
 step "pytest tests/python/test_onnx_*.py" pytest tests/python/test_onnx_import.py \
   tests/python/test_onnx_mobilenet.py tests/python/test_onnx_graphs.py \
   tests/python/test_onnx_conformance.py tests/python/test_onnx_recurrent.py \
-  tests/python/test_onnx_trees.py tests/python/test_tree_files.py
+  tests/python/test_onnx_backend_recurrent.py tests/python/test_onnx_trees.py \
+  tests/python/test_tree_files.py
 # Keras import against real Keras 3 (JAX backend): models trained in the test.
 step "pytest tests/python/test_keras_*.py" pytest tests/python/test_keras_import.py \
   tests/python/test_keras_graphs.py

@@ -50,7 +50,7 @@ pub use kernels::{ConvGeom, PoolGeom, PoolKind};
 #[cfg(feature = "dag")]
 pub use model::Node;
 pub use model::{Activation, ConvLayer, Layer, MAX_WIDTH, Model, Scratch, Tensor, family};
-pub use model::{Cell, RecurrentGeom, RecurrentLayer};
+pub use model::{Cell, RecurrentGeom, RecurrentI8, RecurrentLayer, RecurrentWeights};
 pub use model::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 pub use model::{TreeLayer, trees};
 

@@ -198,7 +198,8 @@ fn module_sizes_stay_small() {
     let budgets = [
         ("mlp", 40 * 1024),
         ("trees", 48 * 1024),
-        ("rnn", 52 * 1024),
+        // 60: int8 recurrent layers (issue #19) brought it to 53,772 B.
+        ("rnn", 60 * 1024),
         ("cnn", 68 * 1024),
         ("cnn-int8", 84 * 1024),
         ("graph", 88 * 1024),

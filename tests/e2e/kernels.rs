@@ -118,6 +118,7 @@ fn relaxed_build_uses_only_the_checked_dot_product() {
     }
     for wasm in [
         kiln::module::KERNEL_RELAXED_WASM,
+        kiln::module::KERNEL_RNN_RELAXED_WASM,
         kiln::module::KERNEL_TESTS_RELAXED_WASM,
     ] {
         let ops = relaxed_ops(wasm);

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use kiln::model::{Direction, Graph, InputSpec, LayerSpec, ModelFile, Task, Tensor};
+use kiln_guest::Cell;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -69,33 +70,20 @@ pub(crate) fn model(name: &str, layers: &[Rec], seed: u64) -> ModelFile {
         };
         let sequence = l.seq;
         let hidden = l.hidden;
-        specs.push(match l.cell {
-            "rnn" => LayerSpec::Rnn {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
-            },
-            "lstm" => LayerSpec::Lstm {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
-            },
-            cell => LayerSpec::Gru {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
+        let cell = match l.cell {
+            "rnn" => Cell::Rnn,
+            "lstm" => Cell::Lstm,
+            cell => Cell::Gru {
                 linear_before_reset: cell == "gru",
             },
-        });
+        };
+        specs.push(LayerSpec::recurrent(
+            cell,
+            hidden,
+            [w, r, b],
+            direction,
+            sequence,
+        ));
         features = d * h;
         width = if l.seq { STEPS * features } else { features };
     }

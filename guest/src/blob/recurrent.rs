@@ -8,9 +8,11 @@
 //! | 52 | lstm  | the same |
 //!
 //! `flags`: bit 0 bidirectional, bit 1 sequence output, bit 2 (GRU only)
-//! `linear_before_reset`; any other bit is refused. `w` and `r` are packed
-//! as [`RecurrentLayer`] keeps them, `b` is ONNX's `[Wb, Rb]` per
-//! direction.
+//! `linear_before_reset`, bit 3 int8 weights; any other bit is refused.
+//! `w` and `r` are packed as [`RecurrentLayer`] keeps them, `b` is ONNX's
+//! `[Wb, Rb]` per direction. With int8 weights the tensors are `w` (i8),
+//! `w_scale` (f32), `w_fold` (i32), `r` (i8), `r_scale`, `r_fold`, `b`
+//! ([`RecurrentI8`]): 18 params instead of 10.
 //!
 //! A kernel without the family refuses these ops by name before reading
 //! their params ([`crate::model::family`]), so it holds none of this
@@ -20,7 +22,9 @@ use alloc::vec::Vec;
 
 use super::records::{Reader, TensorRef, push_tensor};
 use crate::model::family;
-use crate::{Cell, DecodeError, Layer, RecurrentGeom, RecurrentLayer};
+use crate::{
+    Cell, DecodeError, Layer, RecurrentGeom, RecurrentI8, RecurrentLayer, RecurrentWeights,
+};
 
 const OP_RNN: u32 = 50;
 const OP_GRU: u32 = 51;
@@ -29,6 +33,7 @@ const OP_LSTM: u32 = 52;
 const BIDIRECTIONAL: u32 = 1;
 const SEQUENCE: u32 = 2;
 const LINEAR_BEFORE_RESET: u32 = 4;
+const INT8: u32 = 8;
 
 /// The op's name, if it is one of the family's.
 pub(super) fn op_name(op: u32) -> Option<&'static str> {
@@ -55,20 +60,33 @@ pub(super) fn encode<'t>(
         } => (OP_GRU, linear_before_reset),
         Cell::Lstm => (OP_LSTM, false),
     };
+    let int8 = matches!(layer.weights, RecurrentWeights::Int8(_));
     let flags = [
         (g.bidirectional, BIDIRECTIONAL),
         (g.sequence, SEQUENCE),
         (lbr, LINEAR_BEFORE_RESET),
+        (int8, INT8),
     ]
     .iter()
     .filter(|(on, _)| *on)
     .fold(0, |flags, (_, bit)| flags | bit);
-    records.extend([op, 10]);
+    records.extend([op, if int8 { 18 } else { 10 }]);
     records.extend([g.steps, g.features, g.hidden].map(|v| v as u32));
     records.push(flags);
-    for t in [&layer.w, &layer.r, &layer.b] {
-        push_tensor(records, tensors, TensorRef::F32(t));
+    match &layer.weights {
+        RecurrentWeights::F32 { w, r } => {
+            push_tensor(records, tensors, TensorRef::F32(w));
+            push_tensor(records, tensors, TensorRef::F32(r));
+        }
+        RecurrentWeights::Int8(q) => {
+            for (w, scale, fold) in [(&q.w, &q.w_scale, &q.w_fold), (&q.r, &q.r_scale, &q.r_fold)] {
+                push_tensor(records, tensors, TensorRef::I8(w));
+                push_tensor(records, tensors, TensorRef::F32(scale));
+                push_tensor(records, tensors, TensorRef::I32(fold));
+            }
+        }
     }
+    push_tensor(records, tensors, TensorRef::F32(&layer.b));
 }
 
 /// Decodes the params of layer `index`, whose record has the family's op
@@ -82,16 +100,17 @@ pub(super) fn decode<'a>(
 ) -> Result<Layer<'a>, DecodeError> {
     let here = family::rnn(index, name)?;
     let bad = DecodeError::BadParams { layer: index };
-    if k != 10 {
+    if k < 4 {
         return Err(bad);
     }
     let [steps, features, hidden] = [r.u32()?, r.u32()?, r.u32()?].map(|v| v as usize);
     let flags = r.u32()?;
     let known = match op {
-        OP_GRU => BIDIRECTIONAL | SEQUENCE | LINEAR_BEFORE_RESET,
-        _ => BIDIRECTIONAL | SEQUENCE,
+        OP_GRU => BIDIRECTIONAL | SEQUENCE | LINEAR_BEFORE_RESET | INT8,
+        _ => BIDIRECTIONAL | SEQUENCE | INT8,
     };
-    if flags & !known != 0 {
+    let int8 = flags & INT8 != 0;
+    if flags & !known != 0 || k != if int8 { 18 } else { 10 } {
         return Err(bad);
     }
     let cell = match op {
@@ -109,10 +128,26 @@ pub(super) fn decode<'a>(
         bidirectional: flags & BIDIRECTIONAL != 0,
         sequence: flags & SEQUENCE != 0,
     };
+    let weights = if int8 {
+        let i8s = |r: &mut Reader<'a>| r.typed(index, |[b]: [u8; 1]| b as i8);
+        let i32s = |r: &mut Reader<'a>| r.typed(index, i32::from_le_bytes);
+        RecurrentWeights::Int8(RecurrentI8 {
+            w: i8s(r)?,
+            w_scale: r.tensor(index)?,
+            w_fold: i32s(r)?,
+            r: i8s(r)?,
+            r_scale: r.tensor(index)?,
+            r_fold: i32s(r)?,
+        })
+    } else {
+        RecurrentWeights::F32 {
+            w: r.tensor(index)?,
+            r: r.tensor(index)?,
+        }
+    };
     let layer = RecurrentLayer {
         geom,
-        w: r.tensor(index)?,
-        r: r.tensor(index)?,
+        weights,
         b: r.tensor(index)?,
     };
     Ok(Layer::Recurrent(layer, here))

@@ -408,7 +408,8 @@ fn graph_round_trip_and_totality() {
 }
 
 /// Stacked recurrent layers of every cell — sequence output into the
-/// next, bidirectional, the dense head after.
+/// next, bidirectional, layers 1 and 2 with int8 weights, the dense head
+/// after.
 #[cfg(feature = "rnn")]
 fn recurrent_sample() -> Model<'static> {
     use crate::{Cell, RecurrentGeom};
@@ -439,7 +440,18 @@ fn recurrent_sample() -> Model<'static> {
                 .map(|k| ((k * 13 + s) % 17) as f32 / 8.0 - 1.0)
                 .collect()
         };
-        layers.push(Layer::recurrent(i, geom, &v(w, i), &v(r, i + 1), v(b, i + 2).into()).unwrap());
+        let (wv, rv, bv) = (v(w, i), v(r, i + 1), v(b, i + 2).into());
+        let layer = if i == 1 || i == 2 {
+            let q = |t: &[f32]| t.iter().map(|&v| (v * 100.0) as i8).collect::<Vec<_>>();
+            let gh = w / geom.directions() / features;
+            let s = |n: usize| (1..=n).map(|k| k as f32 / 64.0).collect::<Vec<_>>();
+            let scales = [s(geom.directions() * gh), s(geom.directions() * gh)];
+            let scales = [scales[0].as_slice(), scales[1].as_slice()];
+            Layer::recurrent_int8(i, geom, [&q(&wv), &q(&rv)], scales, bv)
+        } else {
+            Layer::recurrent(i, geom, &wv, &rv, bv)
+        };
+        layers.push(layer.unwrap());
         features = geom.directions() * hidden;
     }
     let head = Layer::dense_from_rows(4, 6, 2, &[0.5; 12], vec![0.1, -0.1].into()).unwrap();
@@ -473,9 +485,9 @@ fn recurrent_round_trip_and_totality() {
         }
     }
     // Layer 0's flags (op, 10, steps, features, hidden, flags): an unknown
-    // bit, and linear_before_reset on an RNN.
+    // bit, linear_before_reset on an RNN, int8 with the f32 params.
     let flags = HEADER_LEN + 4 * 5;
-    for bad in [8u32, 4] {
+    for bad in [16u32, 4, 8] {
         let mut b = blob.clone();
         b[flags..flags + 4].copy_from_slice(&bad.to_le_bytes());
         assert_eq!(decode(&b), Err(DecodeError::BadParams { layer: 0 }));

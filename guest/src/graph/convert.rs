@@ -371,6 +371,8 @@ fn step(
             b,
             direction,
             sequence,
+            w_scale,
+            r_scale,
         }
         | LayerSpec::Lstm {
             hidden,
@@ -379,6 +381,8 @@ fn step(
             b,
             direction,
             sequence,
+            w_scale,
+            r_scale,
         }
         | LayerSpec::Gru {
             hidden,
@@ -387,10 +391,13 @@ fn step(
             b,
             direction,
             sequence,
+            w_scale,
+            r_scale,
             ..
         } => {
             let names = [w, r, b].map(String::as_str);
-            let fields = (*hidden, names, *direction, *sequence);
+            let scales = [w_scale, r_scale].map(Option::as_deref);
+            let fields = (*hidden, names, scales, *direction, *sequence);
             let (layer, out) = super::recurrent::layer(&at, spec, fields, &shape)?;
             shape = out;
             layer

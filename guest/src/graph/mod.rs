@@ -257,6 +257,13 @@ pub enum LayerSpec {
         direction: Direction,
         #[serde(default)]
         sequence: bool,
+        /// int8 weights (`kiln quantize`): the names of the scales of `w`
+        /// and `r` per output channel, `[D, G·H]` F32; `w` and `r` are then
+        /// I8 (`docs/quantization.md`, "Recurrent layers").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        w_scale: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r_scale: Option<String>,
     },
     /// A GRU over a `[T, F]` tensor, gates z, r, h: `w` `[D, 3H, F]`, `r`
     /// `[D, 3H, H]`, `b` `[D, 6H]`. `linear_before_reset` (ONNX's
@@ -272,6 +279,13 @@ pub enum LayerSpec {
         direction: Direction,
         #[serde(default)]
         sequence: bool,
+        /// int8 weights (`kiln quantize`): the names of the scales of `w`
+        /// and `r` per output channel, `[D, G·H]` F32; `w` and `r` are then
+        /// I8 (`docs/quantization.md`, "Recurrent layers").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        w_scale: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r_scale: Option<String>,
         linear_before_reset: bool,
     },
     /// An LSTM over a `[T, F]` tensor, gates i, o, f, c: `w` `[D, 4H, F]`,
@@ -285,6 +299,13 @@ pub enum LayerSpec {
         direction: Direction,
         #[serde(default)]
         sequence: bool,
+        /// int8 weights (`kiln quantize`): the names of the scales of `w`
+        /// and `r` per output channel, `[D, G·H]` F32; `w` and `r` are then
+        /// I8 (`docs/quantization.md`, "Recurrent layers").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        w_scale: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r_scale: Option<String>,
     },
     /// A tree ensemble over the row's features (`docs/trees.md`): `nodes`
     /// I32 `[N, 4]` — per node its flags (the comparison: 0 leaf, 1 `x <=

@@ -5,6 +5,7 @@
 //! any layers that keep the shape).
 
 use std::format;
+use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
@@ -13,8 +14,9 @@ use super::{ConvertError, Direction, LayerSpec};
 use crate::{Cell, Layer, ModelError, RecurrentGeom};
 
 /// The fields the three recurrent ops share: `hidden`, the names of `w`,
-/// `r` and `b`, `direction`, `sequence`.
-pub(super) type Fields<'s> = (usize, [&'s str; 3], Direction, bool);
+/// `r` and `b`, those of the int8 scales `w_scale` and `r_scale`,
+/// `direction`, `sequence`.
+pub(super) type Fields<'s> = (usize, [&'s str; 3], [Option<&'s str>; 2], Direction, bool);
 
 /// The cell of a recurrent op (`rnn` for any other op).
 fn cell(spec: &LayerSpec) -> Cell {
@@ -30,13 +32,115 @@ fn cell(spec: &LayerSpec) -> Cell {
     }
 }
 
+impl LayerSpec {
+    /// The model-file layer of a recurrent `cell` with f32 tensors `w`,
+    /// `r`, `b`.
+    pub fn recurrent(
+        cell: Cell,
+        hidden: usize,
+        [w, r, b]: [String; 3],
+        direction: Direction,
+        sequence: bool,
+    ) -> LayerSpec {
+        let (w_scale, r_scale) = (None, None);
+        match cell {
+            Cell::Rnn => LayerSpec::Rnn {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+                w_scale,
+                r_scale,
+            },
+            Cell::Gru {
+                linear_before_reset,
+            } => LayerSpec::Gru {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+                linear_before_reset,
+                w_scale,
+                r_scale,
+            },
+            Cell::Lstm => LayerSpec::Lstm {
+                hidden,
+                w,
+                r,
+                b,
+                direction,
+                sequence,
+                w_scale,
+                r_scale,
+            },
+        }
+    }
+
+    /// A recurrent layer's tensor names `[w, r, b]` and its int8 scales'
+    /// `[w_scale, r_scale]`; `None` for any other op.
+    pub fn recurrent_tensors(&self) -> Option<([&str; 3], [Option<&str>; 2])> {
+        match self {
+            LayerSpec::Rnn {
+                w,
+                r,
+                b,
+                w_scale,
+                r_scale,
+                ..
+            }
+            | LayerSpec::Gru {
+                w,
+                r,
+                b,
+                w_scale,
+                r_scale,
+                ..
+            }
+            | LayerSpec::Lstm {
+                w,
+                r,
+                b,
+                w_scale,
+                r_scale,
+                ..
+            } => Some((
+                [w, r, b].map(String::as_str),
+                [w_scale, r_scale].map(Option::as_deref),
+            )),
+            _ => None,
+        }
+    }
+
+    /// This layer, if recurrent, with int8 weights scaled by the tensors
+    /// `w_scale` and `r_scale` (any other layer as is).
+    pub fn with_scales(mut self, ws: String, rs: String) -> LayerSpec {
+        if let LayerSpec::Rnn {
+            w_scale, r_scale, ..
+        }
+        | LayerSpec::Gru {
+            w_scale, r_scale, ..
+        }
+        | LayerSpec::Lstm {
+            w_scale, r_scale, ..
+        } = &mut self
+        {
+            (*w_scale, *r_scale) = (Some(ws), Some(rs));
+        }
+        self
+    }
+}
+
 /// Recurrent layer `at.layer` (`spec`, with its `fields`) reading a tensor
 /// of shape `shape`: the kernel's layer and the shape it writes (`[T, D·H]`
 /// with `sequence`, else `[D·H]`).
 pub(super) fn layer(
     at: &LayerTensors<'_>,
     spec: &LayerSpec,
-    (hidden, [w, r, b], direction, sequence): Fields<'_>,
+    (hidden, [w, r, b], scales, direction, sequence): Fields<'_>,
     shape: &[usize],
 ) -> Result<(Layer<'static>, Vec<usize>), ConvertError> {
     let cell = cell(spec);
@@ -66,17 +170,20 @@ pub(super) fn layer(
     };
     let gh = cell.gates().checked_mul(hidden).ok_or(too_large.clone())?;
     let two_gh = gh.checked_mul(2).ok_or(too_large)?;
-    let tensor = |name: &str, want: &[usize], expected: &str| {
+    let g = cell.gates();
+    let shaped = |name: &str, want: &[usize], expected: &str| {
         let t = at.get(name)?;
         if t.shape != want {
             return Err(at.shape_err(name, &t.shape, format!("{want:?} ({expected})")));
         }
-        at.f32s(name, t)
+        Ok(t)
     };
-    let g = cell.gates();
-    let w = tensor(w, &[d, gh, features], &format!("[D, {g}·hidden, features]"))?;
-    let r = tensor(r, &[d, gh, hidden], &format!("[D, {g}·hidden, hidden]"))?;
-    let b = tensor(b, &[d, two_gh], &format!("[D, {}·hidden]", 2 * g))?;
+    let w_shape = ([d, gh, features], format!("[D, {g}·hidden, features]"));
+    let r_shape = ([d, gh, hidden], format!("[D, {g}·hidden, hidden]"));
+    let b = at.f32s(
+        b,
+        shaped(b, &[d, two_gh], &format!("[D, {}·hidden]", 2 * g))?,
+    )?;
     let geom = RecurrentGeom {
         cell,
         steps,
@@ -85,7 +192,24 @@ pub(super) fn layer(
         bidirectional: d == 2,
         sequence,
     };
-    let layer = Layer::recurrent(index, geom, w, r, b.to_vec().into())?;
+    let layer = match scales {
+        [None, None] => {
+            let w = at.f32s(w, shaped(w, &w_shape.0, &w_shape.1)?)?;
+            let r = at.f32s(r, shaped(r, &r_shape.0, &r_shape.1)?)?;
+            Layer::recurrent(index, geom, w, r, b.to_vec().into())?
+        }
+        [Some(ws), Some(rs)] => {
+            let w = at.i8s(w, shaped(w, &w_shape.0, &w_shape.1)?)?;
+            let r = at.i8s(r, shaped(r, &r_shape.0, &r_shape.1)?)?;
+            let scale =
+                |name: &str| at.f32s(name, shaped(name, &[d, gh], &format!("[D, {g}·hidden]"))?);
+            let scales = [scale(ws)?, scale(rs)?];
+            Layer::recurrent_int8(index, geom, [w, r], scales, b.to_vec().into())?
+        }
+        _ => {
+            return Err(at.quant_err("`w_scale` and `r_scale` go together".into()));
+        }
+    };
     let state = d * hidden;
     let shape = if sequence {
         vec![steps, state]
@@ -104,15 +228,11 @@ mod tests {
     use super::*;
 
     fn gru(name: &str, hidden: usize, direction: Direction, sequence: bool) -> LayerSpec {
-        LayerSpec::Gru {
-            hidden,
-            w: format!("{name}.w"),
-            r: format!("{name}.r"),
-            b: format!("{name}.b"),
-            direction,
-            sequence,
+        let cell = Cell::Gru {
             linear_before_reset: false,
-        }
+        };
+        let names = ["w", "r", "b"].map(|t| format!("{name}.{t}"));
+        LayerSpec::recurrent(cell, hidden, names, direction, sequence)
     }
 
     /// GRU tensors called `name` for `d` directions of `h` over `f`.

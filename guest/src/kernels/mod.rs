@@ -51,7 +51,8 @@ cfg_select! {
 pub use arch::{
     add, clip, concat, conv2d, conv2d_i8, dense, dense_i8, dequantize, dequantize_planes,
     dynamic_scale, gate, global_avg_pool, group_softmax, gru_cell, gru_reset, hard_sigmoid,
-    hard_swish, leaky_relu, lstm_cell, pool, pool_i8, prelu, quantize as quantize_i8, relu,
-    requantize, requantize_planes, rnn_cell, scale_shift, sigmoid, softmax, standardize, tanh,
+    hard_swish, leaky_relu, lstm_cell, pool, pool_i8, prelu, product_i8, quantize as quantize_i8,
+    relu, requantize, requantize_planes, rnn_cell, scale_shift, sigmoid, softmax, standardize,
+    tanh,
 };
 pub use geometry::{ConvGeom, PoolGeom, PoolKind};

@@ -39,7 +39,7 @@ pub use graph::Node;
 pub(crate) use int8::NOT_HERE;
 pub use int8::{ConvI8, DenseI8, Domain, Int8Layer, Int8Output, PoolI8};
 pub use layer::{Activation, Layer, Tensor};
-pub use recurrent::{Cell, RecurrentGeom, RecurrentLayer};
+pub use recurrent::{Cell, RecurrentGeom, RecurrentI8, RecurrentLayer, RecurrentWeights};
 pub use trees::TreeLayer;
 
 use crate::{ModelError, RunError, kernels};
@@ -314,9 +314,8 @@ pub struct Scratch {
     next: Vec<f32>,
     /// Buffers of the int8 layers, if the model has any.
     int8: Int8Scratch,
-    /// The recurrent layers' buffers ([`RecurrentGeom::scratch_len`] per
-    /// row), if the model has any.
-    recurrent: Vec<f32>,
+    /// The recurrent layers' buffers, if the model has any.
+    recurrent: recurrent::Buffers,
     /// The tree layers' f64 accumulators (`targets` values), if the model
     /// has any.
     trees: Vec<f64>,
@@ -331,7 +330,7 @@ impl Scratch {
             cur: Vec::new(),
             next: Vec::new(),
             int8: Int8Scratch::new(),
-            recurrent: Vec::new(),
+            recurrent: recurrent::Buffers::new(),
             trees: Vec::new(),
             prepared: None,
         }
@@ -352,33 +351,13 @@ impl Scratch {
         let next = if graph.is_some() { 0 } else { len };
         #[cfg(not(feature = "dag"))]
         let next = len;
-        for (buf, len) in [(&mut self.cur, len), (&mut self.next, next)] {
-            if buf.len() < len {
-                buf.try_reserve_exact(len - buf.len())
-                    .map_err(|_| RunError::OutOfMemory)?;
-                buf.resize(len, 0.0);
-            }
-        }
-        let recurrent = model
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                Layer::Recurrent(l, _) => Some(l.geom.scratch_len()),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let recurrent = batch
-            .checked_mul(recurrent)
-            .filter(|&n| n <= MAX_BUFFER)
-            .ok_or(RunError::BadBatch)?;
-        if self.recurrent.len() < recurrent {
-            let grow = recurrent - self.recurrent.len();
-            self.recurrent
-                .try_reserve_exact(grow)
-                .map_err(|_| RunError::OutOfMemory)?;
-            self.recurrent.resize(recurrent, 0.0);
-        }
+        grow(&mut self.cur, len)?;
+        grow(&mut self.next, next)?;
+        let recurrent = model.layers.iter().filter_map(|l| match l {
+            Layer::Recurrent(l, _) => Some(l),
+            _ => None,
+        });
+        self.recurrent.reserve(recurrent, batch, MAX_BUFFER)?;
         let trees = model
             .layers
             .iter()
@@ -388,13 +367,7 @@ impl Scratch {
             })
             .max()
             .unwrap_or(0);
-        if self.trees.len() < trees {
-            let grow = trees - self.trees.len();
-            self.trees
-                .try_reserve_exact(grow)
-                .map_err(|_| RunError::OutOfMemory)?;
-            self.trees.resize(trees, 0.0);
-        }
+        grow(&mut self.trees, trees)?;
         if model.int8 {
             let cols = model
                 .layers
@@ -414,6 +387,17 @@ impl Scratch {
         let input = 0..batch * model.input_len;
         Ok(&mut self.cur[input])
     }
+}
+
+/// Grows `v` to `n` values (never shrinks it): the one way scratch buffers
+/// grow, failing with [`RunError::OutOfMemory`] instead of aborting.
+pub(crate) fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
+    if v.len() < n {
+        v.try_reserve_exact(n - v.len())
+            .map_err(|_| RunError::OutOfMemory)?;
+        v.resize(n, T::default());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

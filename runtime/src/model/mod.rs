@@ -351,6 +351,7 @@ mod tests {
             r#"{"op":"rnn","hidden":8,"w":"rnn0.w","r":"rnn0.r","b":"rnn0.b","direction":"forward","sequence":false}"#,
             r#"{"op":"gru","hidden":8,"w":"gru0.w","r":"gru0.r","b":"gru0.b","direction":"forward","sequence":false,"linear_before_reset":true}"#,
             r#"{"op":"lstm","hidden":8,"w":"lstm0.w","r":"lstm0.r","b":"lstm0.b","direction":"bidirectional","sequence":true}"#,
+            r#"{"op":"gru","hidden":8,"w":"gru0.w","r":"gru0.r","b":"gru0.b","direction":"forward","sequence":false,"linear_before_reset":false,"w_scale":"gru0.w.scale","r_scale":"gru0.r.scale"}"#,
         ];
         for line in lines {
             let spec: LayerSpec = serde_json::from_str(line).unwrap();
@@ -362,14 +363,13 @@ mod tests {
             serde_json::from_str(r#"{"op":"lstm","hidden":4,"w":"w","r":"r","b":"b"}"#).unwrap();
         assert_eq!(
             short,
-            LayerSpec::Lstm {
-                hidden: 4,
-                w: "w".into(),
-                r: "r".into(),
-                b: "b".into(),
-                direction: Direction::Forward,
-                sequence: false,
-            }
+            LayerSpec::recurrent(
+                kiln_guest::Cell::Lstm,
+                4,
+                ["w", "r", "b"].map(String::from),
+                Direction::Forward,
+                false
+            )
         );
         for bad in [
             // A GRU must say which formulation it is.

@@ -49,6 +49,10 @@ pub const KERNEL_GRAPH_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k
 /// relaxed twin of every chain kernel (see [`relaxed_twin`]).
 pub const KERNEL_RELAXED_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/kernel-relaxed.wasm"));
+/// [`KERNEL_RNN_WASM`] built with `+simd128,+relaxed-simd`: the relaxed
+/// twin of recurrent models with int8 weights or int8 dense layers.
+pub const KERNEL_RNN_RELAXED_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kernel-rnn-relaxed.wasm"));
 /// Every kernel [`kernel_for`] chooses from, with the name `kiln inspect`
 /// reports: smallest first.
 pub const KERNELS: [(&str, &[u8]); 6] = [
@@ -241,24 +245,35 @@ fn rebuilt(
 }
 
 /// The relaxed-SIMD twin of `wasm`: the same blob and metadata embedded in
-/// [`KERNEL_RELAXED_WASM`] — if `wasm` is exactly what this kiln's `build`
-/// makes of its blob and metadata (byte for byte) and its model has int8
-/// dense layers (the only ones the relaxed kernel speeds up) and no
-/// recurrent ones (the relaxed kernel leaves their family out), and `None`
-/// otherwise (an f32 model, another kiln version's kernel, a hand-made
-/// module), which then runs as it is. The relaxed kernel computes the same
-/// bits as the plain one (`guest/src/kernels/wasm/relaxed.rs`), so the twin
-/// is a drop-in.
+/// [`KERNEL_RELAXED_WASM`], or [`KERNEL_RNN_RELAXED_WASM`] for a model with
+/// recurrent layers — if `wasm` is exactly what this kiln's `build` makes
+/// of its blob and metadata (byte for byte) and its model has int8 dense
+/// layers or recurrent layers with int8 weights (the only ones the relaxed
+/// kernel speeds up), and `None` otherwise (an f32 model, a tree ensemble,
+/// whose family no relaxed kernel holds, another kiln version's kernel, a
+/// hand-made module), which then runs as it is. The
+/// relaxed kernel computes the same bits as the plain one
+/// (`guest/src/kernels/wasm/relaxed.rs`), so the twin is a drop-in.
 pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
-    let int8_dense = |model: &kiln_guest::Model<'_>| {
-        let layers = model.layers();
-        !layers.iter().any(|l| is_recurrent(l) || is_trees(l))
-            && layers
-                .iter()
-                .any(|l| matches!(l, kiln_guest::Layer::Int8(kiln_guest::Int8Layer::Dense(_))))
+    use kiln_guest::{Int8Layer, Layer, RecurrentWeights};
+    let int8 = |l: &Layer<'_>| match l {
+        Layer::Int8(Int8Layer::Dense(_)) => true,
+        Layer::Recurrent(r, _) => matches!(r.weights, RecurrentWeights::Int8(_)),
+        _ => false,
     };
-    match rebuilt(wasm, int8_dense)? {
-        Some(r) => embed::embed(KERNEL_RELAXED_WASM, r.blob, r.meta).map(Some),
+    let wanted = |model: &kiln_guest::Model<'_>| {
+        let layers = model.layers();
+        !layers.iter().any(is_trees) && layers.iter().any(int8)
+    };
+    match rebuilt(wasm, wanted)? {
+        Some(r) => {
+            let kernel = if std::ptr::eq(r.kernel, KERNEL_RNN_WASM) {
+                KERNEL_RNN_RELAXED_WASM
+            } else {
+                KERNEL_RELAXED_WASM
+            };
+            embed::embed(kernel, r.blob, r.meta).map(Some)
+        }
         None => Ok(None),
     }
 }

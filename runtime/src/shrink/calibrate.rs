@@ -135,7 +135,10 @@ pub(super) fn check_float(model: &ModelFile) -> Result<(), ShrinkError> {
                 | LayerSpec::QuantizeDynamic
                 | LayerSpec::DenseInt8 { .. }
                 | LayerSpec::Conv2dInt8 { .. }
-        ) {
+        ) || l
+            .recurrent_tensors()
+            .is_some_and(|(_, scales)| scales != [None, None])
+        {
             return Err(ShrinkError::AlreadyQuantized { layer, op: l.op() });
         }
     }

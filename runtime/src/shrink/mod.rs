@@ -33,6 +33,14 @@ pub enum ShrinkError {
         "{0} needs a chain model; this one is a graph (format 2): quantize and fine-tune chains only"
     )]
     Graph(&'static str),
+    /// What `to_kernel` checks before quantizing, should it ever let a
+    /// tensor through that the quantizer cannot read.
+    #[error("layer {layer}: tensor `{tensor}` {problem}")]
+    Tensor {
+        layer: usize,
+        tensor: String,
+        problem: &'static str,
+    },
     #[error("the model has no dense layers to {0}")]
     NoDense(&'static str),
     #[error("calibration data has no rows")]

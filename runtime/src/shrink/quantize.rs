@@ -113,6 +113,17 @@ pub fn quantize(
             } if !cfg.dynamic && plain_conv(*padding, *pads, *dilation, *groups) => {
                 (weight, bias, Some((*stride, *padding)))
             }
+            other if other.recurrent_tensors().is_some() => {
+                out_layers.push(quantize_recurrent(
+                    model,
+                    (i, other),
+                    cfg.scheme,
+                    &mut tensors,
+                )?);
+                input = None;
+                i += 1;
+                continue;
+            }
             other => {
                 copy(other, &mut tensors);
                 // Pooling and flattening between int8 layers run on int8
@@ -152,12 +163,12 @@ pub fn quantize(
 
         let scale_name = quantize_layer_tensors(
             model,
-            (weight, bias),
+            (i, weight, bias),
             conv.is_some(),
             sx,
             cfg.scheme,
             &mut tensors,
-        );
+        )?;
 
         let output = if feeds_int8 {
             // A convolution's output keeps all 8 bits: the 7-bit rule of
@@ -232,20 +243,19 @@ fn plain_conv(padding: usize, pads: Option<[usize; 4]>, dilation: usize, groups:
 /// the input scale `sx` is static, else f32.
 fn quantize_layer_tensors(
     model: &ModelFile,
-    (weight, bias): (&String, &String),
+    (layer, weight, bias): (usize, &String, &String),
     conv: bool,
     sx: Option<f32>,
     scheme: Scheme,
     tensors: &mut BTreeMap<String, Tensor>,
-) -> String {
-    let w = &model.tensors[weight];
+) -> Result<String, ShrinkError> {
+    let (w, wf) = f32_tensor(model, layer, weight)?;
     let (outputs, taps) = match (w.shape.as_slice(), conv) {
         (&[outputs, inputs], false) => (outputs, inputs),
         (&[out_c, in_c, kh, kw], true) => (out_c, in_c * kh * kw),
-        _ => unreachable!("to_kernel checked the layer"),
+        _ => return Err(tensor_error(layer, weight, "has the wrong rank")),
     };
-    let wf = w.as_f32().expect("checked f32 weight");
-    let bf = model.tensors[bias].as_f32().expect("checked f32 bias");
+    let (_, bf) = f32_tensor(model, layer, bias)?;
     let floor: Vec<f32> = match sx {
         Some(sx) => bf.iter().map(|&b| bias_scale_floor(b, sx)).collect(),
         None => vec![0.0; outputs],
@@ -270,7 +280,64 @@ fn quantize_layer_tensors(
         None => Tensor::new(vec![outputs], bf.to_vec()),
     };
     tensors.insert(bias.clone(), bias_tensor);
-    scale_name
+    Ok(scale_name)
+}
+
+/// Tensor `name` of layer `layer` and its values, if it is there and f32.
+fn f32_tensor<'m>(
+    model: &'m ModelFile,
+    layer: usize,
+    name: &str,
+) -> Result<(&'m Tensor, &'m [f32]), ShrinkError> {
+    let t = model
+        .tensors
+        .get(name)
+        .ok_or_else(|| tensor_error(layer, name, "is missing"))?;
+    let values = t
+        .as_f32()
+        .ok_or_else(|| tensor_error(layer, name, "is not f32"))?;
+    Ok((t, values))
+}
+
+fn tensor_error(layer: usize, tensor: &str, problem: &'static str) -> ShrinkError {
+    ShrinkError::Tensor {
+        layer,
+        tensor: tensor.to_string(),
+        problem,
+    }
+}
+
+/// A recurrent layer with int8 `w` and `r`, per output channel (each row
+/// of `[D·G·H, F]` and `[D·G·H, H]`), their scales `w.scale` and
+/// `r.scale` (`[D, G·H]`) and the f32 `b` written into `tensors`; the
+/// layer reads them (`docs/quantization.md`, "Recurrent layers").
+fn quantize_recurrent(
+    model: &ModelFile,
+    (index, layer): (usize, &LayerSpec),
+    scheme: Scheme,
+    tensors: &mut BTreeMap<String, Tensor>,
+) -> Result<LayerSpec, ShrinkError> {
+    let Some(([w, r, b], _)) = layer.recurrent_tensors() else {
+        return Ok(layer.clone());
+    };
+    let mut scale = |name: &str| -> Result<String, ShrinkError> {
+        let (t, values) = f32_tensor(model, index, name)?;
+        let &[d, gh, cols] = t.shape.as_slice() else {
+            return Err(tensor_error(
+                index,
+                name,
+                "is not [directions, gates·hidden, columns]",
+            ));
+        };
+        let (q, scales) = quantize_weights(values, cols, d * gh, scheme, &vec![0.0; d * gh]);
+        let scale_name = format!("{name}.scale");
+        tensors.insert(name.to_string(), Tensor::i8(t.shape.clone(), q));
+        tensors.insert(scale_name.clone(), Tensor::new(vec![d, gh], scales));
+        Ok(scale_name)
+    };
+    let (ws, rs) = (scale(w)?, scale(r)?);
+    tensors.insert(b.to_string(), f32_tensor(model, index, b)?.0.clone());
+    Ok(layer.clone().with_scales(ws, rs))
 }
 
 /// The largest magnitude of an i32 bias at the accumulator scale: half the

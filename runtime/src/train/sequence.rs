@@ -183,35 +183,7 @@ pub(super) fn export(r: &Recurrent, n: usize, tensors: &mut BTreeMap<String, Ten
     } else {
         Direction::Forward
     };
-    match r.cell {
-        Cell::Rnn => LayerSpec::Rnn {
-            hidden,
-            w,
-            r: rr,
-            b,
-            direction,
-            sequence,
-        },
-        Cell::Gru {
-            linear_before_reset,
-        } => LayerSpec::Gru {
-            hidden,
-            w,
-            r: rr,
-            b,
-            direction,
-            sequence,
-            linear_before_reset,
-        },
-        Cell::Lstm => LayerSpec::Lstm {
-            hidden,
-            w,
-            r: rr,
-            b,
-            direction,
-            sequence,
-        },
-    }
+    LayerSpec::recurrent(r.cell, hidden, [w, rr, b], direction, sequence)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use super::json::Json;
+use kiln_guest::Cell;
 use kiln_guest::graph::{Direction, GRAPH_FORMAT_VERSION, Graph, InputSpec, LayerSpec, Task};
 
 /// `` `a`, `b`, `c` `` as serde lists expected names (no `Debug`
@@ -223,13 +224,24 @@ const OPS: [(&str, &[&str]); 27] = [
             "direction",
             "sequence",
             "linear_before_reset",
+            "w_scale",
+            "r_scale",
         ],
     ),
     ("lstm", RECURRENT),
 ];
 
 /// The fields of `rnn` and `lstm` (`gru` adds `linear_before_reset`).
-const RECURRENT: &[&str] = &["hidden", "w", "r", "b", "direction", "sequence"];
+const RECURRENT: &[&str] = &[
+    "hidden",
+    "w",
+    "r",
+    "b",
+    "direction",
+    "sequence",
+    "w_scale",
+    "r_scale",
+];
 
 /// A recurrent layer's `direction`: `"forward"` when absent.
 fn direction(f: &Fields<'_, '_>) -> Result<Direction, String> {
@@ -312,39 +324,19 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
         },
         "hard_swish" => LayerSpec::HardSwish,
         "rnn" | "gru" | "lstm" => {
-            let (hidden, w, r, b) = (
-                f.usize("hidden")?,
-                f.string("w")?,
-                f.string("r")?,
-                f.string("b")?,
-            );
-            let (direction, sequence) = (direction(&f)?, f.bool("sequence", false)?);
-            match op.as_str() {
-                "rnn" => LayerSpec::Rnn {
-                    hidden,
-                    w,
-                    r,
-                    b,
-                    direction,
-                    sequence,
-                },
-                "gru" => LayerSpec::Gru {
-                    hidden,
-                    w,
-                    r,
-                    b,
-                    direction,
-                    sequence,
+            let cell = match op.as_str() {
+                "rnn" => Cell::Rnn,
+                "gru" => Cell::Gru {
                     linear_before_reset: f.bool("linear_before_reset", true)?,
                 },
-                _ => LayerSpec::Lstm {
-                    hidden,
-                    w,
-                    r,
-                    b,
-                    direction,
-                    sequence,
-                },
+                _ => Cell::Lstm,
+            };
+            let names = [f.string("w")?, f.string("r")?, f.string("b")?];
+            let (direction, sequence) = (direction(&f)?, f.bool("sequence", false)?);
+            let spec = LayerSpec::recurrent(cell, f.usize("hidden")?, names, direction, sequence);
+            match (f.opt_string("w_scale")?, f.opt_string("r_scale")?) {
+                (Some(ws), Some(rs)) => spec.with_scales(ws, rs),
+                _ => spec,
             }
         }
         _ => LayerSpec::GlobalAvgPool {
@@ -472,38 +464,24 @@ mod tests {
         .ok()
         .unwrap();
         let names = |n: &str| [format!("w{n}"), format!("r{n}"), format!("b{n}")];
-        let [w2, r2, b2] = names("2");
-        let [w3, r3, b3] = names("3");
+        let gru = Cell::Gru {
+            linear_before_reset: false,
+        };
+        let (fwd, bi) = (Direction::Forward, Direction::Bidirectional);
         assert_eq!(
             g.layers,
             [
-                LayerSpec::Gru {
-                    hidden: 4,
-                    w: "w".into(),
-                    r: "r".into(),
-                    b: "b".into(),
-                    direction: Direction::Bidirectional,
-                    sequence: true,
-                    linear_before_reset: false,
-                },
-                LayerSpec::Lstm {
-                    hidden: 3,
-                    w: w2,
-                    r: r2,
-                    b: b2,
-                    direction: Direction::Forward,
-                    sequence: false,
-                },
-                LayerSpec::Rnn {
-                    hidden: 2,
-                    w: w3,
-                    r: r3,
-                    b: b3,
-                    direction: Direction::Forward,
-                    sequence: false,
-                },
+                LayerSpec::recurrent(gru, 4, ["w", "r", "b"].map(String::from), bi, true),
+                LayerSpec::recurrent(Cell::Lstm, 3, names("2"), fwd, false),
+                LayerSpec::recurrent(Cell::Rnn, 2, names("3"), fwd, false),
             ]
         );
+        let int8 = read(r#"{"op": "lstm", "hidden": 3, "w": "w", "r": "r", "b": "b", "w_scale": "ws", "r_scale": "rs"}"#)
+            .ok()
+            .unwrap();
+        let spec =
+            LayerSpec::recurrent(Cell::Lstm, 3, ["w", "r", "b"].map(String::from), fwd, false);
+        assert_eq!(int8.layers, [spec.with_scales("ws".into(), "rs".into())]);
         let gru = r#""op": "gru", "hidden": 4, "w": "w", "r": "r", "b": "b""#;
         assert_eq!(
             message(&format!("{{{gru}}}")),

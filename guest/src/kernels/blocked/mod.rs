@@ -2,7 +2,8 @@
 //! [`lanes`] and instantiated by each architecture folder on its own
 //! vector type: the f32 dense layer ([`dense`]), the f32 convolution
 //! ([`conv`], [`depthwise`], and [`conv2d`] choosing between them) and the
-//! int8 convolution ([`conv_i8`]).
+//! int8 convolution ([`conv_i8`]), and the int8 product of recurrent
+//! layers over the target's int8 kernels ([`recurrent_i8`]).
 //!
 //! Each performs, per output, its generic definition's operations in the
 //! same order — only several outputs at a time — so an instantiation gives
@@ -13,6 +14,7 @@ pub(crate) mod conv_i8;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
 pub(crate) mod lanes;
+pub(crate) mod recurrent_i8;
 
 use crate::kernels::generic::for_each_group;
 use crate::kernels::geometry::ConvGeom;

@@ -178,3 +178,50 @@ pub(super) fn pool_i8(r: &Run) -> Result<u64, Failure> {
         Ok(())
     })
 }
+
+/// The int8 product of recurrent layers: rows of both signs, a NaN, an
+/// all-zero row, and an infinity (whose row leaves 0..=127 and takes the
+/// plain kernel in the relaxed build).
+pub(super) fn recurrent_product(r: &Run) -> Result<u64, Failure> {
+    r.cases(cases::DENSE, |case, [batch, inputs, outputs], rng, d| {
+        let mut x = rng.f32s(batch * inputs);
+        let specials = [f32::NAN, 0.0, f32::INFINITY];
+        for (row, s) in x.chunks_exact_mut(inputs).zip(specials) {
+            if s == 0.0 {
+                row.fill(0.0);
+            } else {
+                row[inputs / 2] = s;
+            }
+        }
+        let rows = rng.i8s(inputs * outputs);
+        let w = packed_dense(&rows, inputs, outputs);
+        let fold: Vec<i32> = rows
+            .chunks_exact(inputs)
+            .map(|r| -64 * r.iter().map(|&v| i32::from(v)).sum::<i32>())
+            .collect();
+        let scale: Vec<f32> = (0..outputs)
+            .map(|_| rng.range(1, 4096) as f32 / 65536.0)
+            .collect();
+        let bias = rng.f32s(outputs);
+        let m = generic::MatrixI8 {
+            w: &w,
+            scale: &scale,
+            fold: &fold,
+        };
+        let (mut scales, mut q, mut acc) = (
+            alloc::vec![0.0f32; batch],
+            alloc::vec![0i8; batch * inputs],
+            alloc::vec![0i32; batch * outputs],
+        );
+        let mut buf = generic::ProductBuffers {
+            scales: &mut scales,
+            q: &mut q,
+            acc: &mut acc,
+        };
+        let y = alloc::vec![0.0f32; batch * outputs];
+        let dims = [inputs, outputs];
+        let want = define(&y, |y| generic::product_i8(m, &x, dims, &bias, y, &mut buf));
+        let got = r.run(&y, |y| kernels::product_i8(m, &x, dims, &bias, y, &mut buf));
+        d.same(case, &got, &want)
+    })
+}

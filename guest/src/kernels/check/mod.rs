@@ -57,6 +57,7 @@ pub const OPS: &[Op] = &[
     ("conv2d groups, dilation, pads", f32::conv2d_full),
     ("clip, hard_sigmoid, hard_swish", f32::clamps),
     ("rnn, gru, lstm cells", f32::recurrent),
+    ("recurrent int8 product", int8::recurrent_product),
 ];
 
 /// Runs op `op` on every case (`case` `None`) or on one, and returns the

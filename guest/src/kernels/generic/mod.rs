@@ -34,7 +34,10 @@ pub use quantize::{
     dequantize, dequantize_planes, dynamic_scale, quantize, quantize_one, requantize,
     requantize_one, requantize_planes, round_ties_even,
 };
-pub use recurrent::{gru_cell, gru_reset, lstm_cell, rnn_cell};
+pub use recurrent::{
+    MatrixI8, PRODUCT_LEVELS, PRODUCT_ZERO_POINT, ProductBuffers, gru_cell, gru_reset, lstm_cell,
+    product_i8, product_i8_with, rnn_cell,
+};
 
 // Pieces the overrides share with their definitions.
 #[allow(unused_imports, reason = "only some targets' overrides use each")]

@@ -40,10 +40,11 @@ pub fn quantize(x: &[f32], inv_scale: f32, zero_point: i32, q: &mut [i8]) {
     }
 }
 
-/// The dynamic quantization scale of a row: `m / 127` where `m` is the
-/// largest `|x|` (NaN ignored), and `1` for an all-zero row. Returns
-/// `(scale, inv_scale = 127 / m)`.
-pub fn dynamic_scale(row: &[f32]) -> (f32, f32) {
+/// The dynamic quantization scale of a row for `levels` levels on each
+/// side of zero (127 for dense layers, 63 for recurrent ones): `m /
+/// levels` where `m` is the largest `|x|` (NaN ignored), and `1` for an
+/// all-zero row. Returns `(scale, inv_scale = levels / m)`.
+pub fn dynamic_scale(row: &[f32], levels: f32) -> (f32, f32) {
     let mut m = 0.0f32;
     for &v in row {
         let a = f32::from_bits(v.to_bits() & 0x7fff_ffff);
@@ -54,7 +55,7 @@ pub fn dynamic_scale(row: &[f32]) -> (f32, f32) {
     if m == 0.0 || m.is_infinite() {
         (1.0, 1.0)
     } else {
-        (m / 127.0, 127.0 / m)
+        (m / levels, levels / m)
     }
 }
 

@@ -11,6 +11,7 @@
 //! its values' bits. Callers ([`crate::Model`]) guarantee the lengths; the
 //! loops zip, so a wrong length computes less, never reads out of bounds.
 
+use super::{dense_i8, dequantize, dynamic_scale, quantize};
 use crate::math::{sigmoid, tanh};
 
 /// A simple RNN step: `h = tanh(p + q)` (`p`, `q`, `h`: `H` values).
@@ -74,6 +75,85 @@ pub fn lstm_cell(p: &[f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
         c[j] = f * c[j] + i * g;
         h[j] = o * tanh(c[j]);
     }
+}
+
+/// An int8 matrix of a recurrent layer as its product reads it: weights
+/// packed for the int8 dense kernel, and per output channel a scale and
+/// the folded zero point `−64 · Σ_i W[o][i]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatrixI8<'m> {
+    pub w: &'m [i8],
+    pub scale: &'m [f32],
+    pub fold: &'m [i32],
+}
+
+/// The buffers of [`product_i8`]: per-row scales, quantized rows and
+/// accumulators (at least rows, rows × inputs and rows × outputs values).
+#[derive(Debug)]
+pub struct ProductBuffers<'b> {
+    pub scales: &'b mut [f32],
+    pub q: &'b mut [i8],
+    pub acc: &'b mut [i32],
+}
+
+/// The zero point of a recurrent product's quantized rows: `64 ± 63`.
+pub const PRODUCT_ZERO_POINT: i32 = 64;
+/// The levels on each side of [`PRODUCT_ZERO_POINT`].
+pub const PRODUCT_LEVELS: f32 = 63.0;
+
+/// The int8 product of a recurrent layer (`docs/quantization.md`,
+/// "Recurrent layers"): `y = x · Wᵀ + bias` over the rows of `x` (`inputs`
+/// values each, `outputs` written per row): each row quantized with its
+/// own scale to `64 ± 63` ([`dynamic_scale`] with 63 levels, then
+/// [`quantize`]), the int8 dense kernel with the folded zero point as its
+/// bias ([`dense_i8`]), the dequantize with the row's scale
+/// ([`dequantize`]). Writes nothing if a buffer is short.
+pub fn product_i8(
+    m: MatrixI8<'_>,
+    x: &[f32],
+    dims: [usize; 2],
+    bias: &[f32],
+    y: &mut [f32],
+    buf: &mut ProductBuffers<'_>,
+) {
+    product_i8_with((quantize, dense_i8, dequantize), m, x, dims, bias, y, buf);
+}
+
+/// [`product_i8`] over the kernels `(quantize, dense, dequantize)`: the
+/// definitions, or a target's overrides (`kernels::blocked::recurrent_i8`),
+/// which then give the definition's bits.
+#[inline(always)]
+pub fn product_i8_with<Q, D, U>(
+    (quantize, dense, dequantize): (Q, D, U),
+    m: MatrixI8<'_>,
+    x: &[f32],
+    [inputs, outputs]: [usize; 2],
+    bias: &[f32],
+    y: &mut [f32],
+    buf: &mut ProductBuffers<'_>,
+) where
+    Q: Fn(&[f32], f32, i32, &mut [i8]),
+    D: Fn(&[i8], &[i8], &[i32], usize, usize, &mut [i32]),
+    U: Fn(&[i32], &[f32], &[f32], &[f32], &mut [f32]),
+{
+    let rows = x.len() / inputs.max(1);
+    let (Some(scales), Some(q), Some(acc)) = (
+        buf.scales.get_mut(..rows),
+        rows.checked_mul(inputs).and_then(|n| buf.q.get_mut(..n)),
+        rows.checked_mul(outputs).and_then(|n| buf.acc.get_mut(..n)),
+    ) else {
+        return;
+    };
+    let quantized = x
+        .chunks_exact(inputs.max(1))
+        .zip(q.chunks_exact_mut(inputs.max(1)));
+    for ((xr, qr), s) in quantized.zip(scales.iter_mut()) {
+        let (scale, inv) = dynamic_scale(xr, PRODUCT_LEVELS);
+        *s = scale;
+        quantize(xr, inv, PRODUCT_ZERO_POINT, qr);
+    }
+    dense(&*q, m.w, m.fold, inputs, outputs, &mut *acc);
+    dequantize(&*acc, &*scales, m.scale, bias, y);
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub use conv::{conv2d, pool};
 pub use conv_i8::{conv2d_i8, pool_i8, requantize_planes};
 pub use dense::{dense, relu, standardize};
 pub use dense_i8::quantize;
+pub use super::blocked::recurrent_i8::product_i8;
 pub use recurrent::{gru_cell, gru_reset, lstm_cell, rnn_cell};
 cfg_select! {
     feature = "relaxed-simd" => {

@@ -21,6 +21,7 @@ mod clip;
 mod dense_i8;
 
 pub use super::generic::*;
+pub use blocked::recurrent_i8::product_i8;
 pub use clip::{clip, hard_sigmoid, hard_swish};
 pub use dense_i8::dense_i8;
 

@@ -215,7 +215,7 @@ impl<'a> Int8Layer<'a> {
                     .take(batch)
                     .enumerate()
                 {
-                    let (scale, inv) = kernels::dynamic_scale(x);
+                    let (scale, inv) = kernels::dynamic_scale(x, 127.0);
                     q.row_scale[r] = scale;
                     kernels::quantize_i8(x, inv, 0, y);
                 }

@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::RunError;
+use crate::model::grow;
 
 /// Buffers of the int8 path: current and next int8 activations, the i32
 /// accumulators, and the per-row scales of dynamic quantization.
@@ -38,14 +39,6 @@ impl Int8Scratch {
         len: usize,
         cols: usize,
     ) -> Result<(), RunError> {
-        fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), RunError> {
-            if v.len() < n {
-                v.try_reserve_exact(n - v.len())
-                    .map_err(|_| RunError::OutOfMemory)?;
-                v.resize(n, T::default());
-            }
-            Ok(())
-        }
         grow(&mut self.cur, len)?;
         grow(&mut self.next, len)?;
         grow(&mut self.acc, len)?;

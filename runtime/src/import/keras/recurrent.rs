@@ -16,6 +16,7 @@ use super::KerasError;
 use super::state::{Lowering, Op, Order};
 use crate::import::common::LayerTensors;
 use crate::model::{Direction, LayerSpec};
+use kiln_guest::Cell;
 
 /// A recurrent layer under construction: ONNX's `W`, `R` and `B`.
 #[derive(Debug, Clone)]
@@ -52,34 +53,14 @@ impl Recurrent {
         } else {
             Direction::Forward
         };
-        let (hidden, sequence) = (self.hidden, self.sequence);
-        match self.kind {
-            "rnn" => LayerSpec::Rnn {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
-            },
-            "gru" => LayerSpec::Gru {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
+        let cell = match self.kind {
+            "rnn" => Cell::Rnn,
+            "gru" => Cell::Gru {
                 linear_before_reset: self.linear_before_reset,
             },
-            _ => LayerSpec::Lstm {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
-            },
-        }
+            _ => Cell::Lstm,
+        };
+        LayerSpec::recurrent(cell, self.hidden, [w, r, b], direction, self.sequence)
     }
 }
 

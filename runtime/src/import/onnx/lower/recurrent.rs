@@ -21,6 +21,7 @@ use super::super::{ImportError, NodeRef};
 use super::{Act, Lowering, Op, Value, a_has};
 use crate::import::common::LayerTensors;
 use crate::model::{Direction, LayerSpec};
+use kiln_guest::Cell;
 
 /// A recurrent layer: its op (`rnn`, `gru`, `lstm`), fields and ONNX
 /// tensors.
@@ -46,33 +47,14 @@ impl Recurrent {
         };
         let (w, r, b) = (add("w", self.w), add("r", self.r), add("b", self.b));
         let (hidden, direction, sequence) = (self.hidden, self.direction, self.sequence);
-        match self.op {
-            "rnn" => LayerSpec::Rnn {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
-            },
-            "gru" => LayerSpec::Gru {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
+        let cell = match self.op {
+            "rnn" => Cell::Rnn,
+            "gru" => Cell::Gru {
                 linear_before_reset: self.linear_before_reset,
             },
-            _ => LayerSpec::Lstm {
-                hidden,
-                w,
-                r,
-                b,
-                direction,
-                sequence,
-            },
-        }
+            _ => Cell::Lstm,
+        };
+        LayerSpec::recurrent(cell, hidden, [w, r, b], direction, sequence)
     }
 }
 

@@ -11,16 +11,23 @@
 //! batch (`[B·T, F] × [F, G·H]`, the dense kernel), then the steps in
 //! order, each one recurrent product (`[B, H] × [H, G·H]`, the dense
 //! kernel again) and the gate update of [`kernels::generic::rnn_cell`] and
-//! its siblings. Its buffers are [`RecurrentLayer::scratch_len`] values
-//! per row of [`crate::Scratch`].
+//! its siblings. Its buffers are [`RecurrentLayer::scratch_lens`] values
+//! per row of [`crate::Scratch`]. With int8 weights ([`int8`]) each
+//! product is the int8 dense kernel's, between a quantize and a
+//! dequantize; the gates and the cell state stay f32.
 
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use super::Tensor;
+mod int8;
+
+pub use int8::RecurrentI8;
+
 use super::check::{MAX_WIDTH, check_len, check_tensor};
+use super::{Tensor, grow};
+use crate::kernels::generic::{MatrixI8, ProductBuffers};
 use crate::kernels::{self, packing::dense::pack_rows};
-use crate::{Layer, ModelError};
+use crate::{Layer, ModelError, RunError};
 
 /// The cell of a recurrent layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +117,7 @@ impl RecurrentGeom {
         ])
     }
 
-    /// Scratch values per batch row: the projections of every step
+    /// f32 scratch values per batch row: the projections of every step
     /// (`T·G·H`), the recurrent products (`G·H`), the hidden and cell
     /// states and the reset state of the original GRU (`H` each).
     /// Saturating; [`RecurrentLayer::check`] bounds it.
@@ -123,19 +130,27 @@ impl RecurrentGeom {
     }
 }
 
-/// A layer of the recurrent family: its sizes and its weights, each
-/// direction's after the other's. `w` and `r` are the ONNX matrices
-/// (`[G·H, F]` and `[G·H, H]` per direction) packed into the dense
-/// kernel's column panels ([`kernels::packing::dense`]) — the original
-/// GRU's `r` as two matrices, the z and r rows (`[2H, H]`) then the h rows
-/// (`[H, H]`), since its candidate's product comes after the reset gate;
-/// `b` is ONNX's `[Wb, Rb]` (`2·G·H` per direction), as is.
+/// A layer of the recurrent family: its sizes, its weights and `b`,
+/// ONNX's `[Wb, Rb]` (`2·G·H` per direction), as is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecurrentLayer<'a> {
     pub geom: RecurrentGeom,
-    pub w: Tensor<'a>,
-    pub r: Tensor<'a>,
+    pub weights: RecurrentWeights<'a>,
     pub b: Tensor<'a>,
+}
+
+/// The matrices `w` (`[G·H, F]` per direction) and `r` (`[G·H, H]`), each
+/// direction's after the other's, packed for the dense kernels — the
+/// original GRU's `r` as two matrices, the z and r rows (`[2H, H]`) then
+/// the h rows (`[H, H]`), since its candidate's product comes after the
+/// reset gate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecurrentWeights<'a> {
+    /// f32, in the f32 dense kernel's column panels
+    /// ([`kernels::packing::dense`]).
+    F32 { w: Tensor<'a>, r: Tensor<'a> },
+    /// int8 per output channel, run by the int8 dense kernel ([`int8`]).
+    Int8(RecurrentI8<'a>),
 }
 
 impl<'a> Layer<'a> {
@@ -162,11 +177,7 @@ impl<'a> Layer<'a> {
         for d in 0..geom.directions() {
             wp.extend(pack_rows(&w[d * gh * f..(d + 1) * gh * f], f, gh));
             let rd = &r[d * gh * h..(d + 1) * gh * h];
-            if geom.cell
-                == (Cell::Gru {
-                    linear_before_reset: false,
-                })
-            {
+            if geom.splits_r() {
                 let (zr, n) = rd.split_at(2 * h * h);
                 rp.extend(pack_rows(zr, h, 2 * h));
                 rp.extend(pack_rows(n, h, h));
@@ -176,11 +187,63 @@ impl<'a> Layer<'a> {
         }
         let layer = RecurrentLayer {
             geom,
-            w: Cow::Owned(wp),
-            r: Cow::Owned(rp),
+            weights: RecurrentWeights::F32 {
+                w: Cow::Owned(wp),
+                r: Cow::Owned(rp),
+            },
             b,
         };
         Ok(Layer::Recurrent(layer, here))
+    }
+}
+
+impl RecurrentGeom {
+    /// Whether `r` runs as two products (the original GRU's).
+    fn splits_r(&self) -> bool {
+        self.cell
+            == Cell::Gru {
+                linear_before_reset: false,
+            }
+    }
+}
+
+/// One direction's matrix as a product reads it.
+#[derive(Clone, Copy)]
+enum Matrix<'m> {
+    F32(&'m [f32]),
+    Int8(MatrixI8<'m>),
+}
+
+impl Matrix<'_> {
+    /// `y = x · Mᵀ + bias` over the rows of `x` (`inputs` values each,
+    /// `outputs` written per row), the int8 products in `q`.
+    fn product(
+        self,
+        x: &[f32],
+        inputs: usize,
+        outputs: usize,
+        bias: &[f32],
+        y: &mut [f32],
+        q: &mut ProductBuffers<'_>,
+    ) {
+        match self {
+            Matrix::F32(w) => kernels::dense(x, w, bias, inputs, outputs, y),
+            Matrix::Int8(m) => kernels::product_i8(m, x, [inputs, outputs], bias, y, q),
+        }
+    }
+
+    /// The first `rows` output rows and the rest (of `inputs` values each).
+    fn split(self, rows: usize, inputs: usize) -> Option<(Self, Self)> {
+        Some(match self {
+            Matrix::F32(w) => {
+                let (a, b) = w.split_at_checked(rows.checked_mul(inputs)?)?;
+                (Matrix::F32(a), Matrix::F32(b))
+            }
+            Matrix::Int8(m) => {
+                let (a, b) = int8::split(m, rows, inputs)?;
+                (Matrix::Int8(a), Matrix::Int8(b))
+            }
+        })
     }
 }
 
@@ -190,8 +253,13 @@ impl RecurrentLayer<'_> {
         let own = |t: Tensor<'_>| Cow::Owned(t.into_owned());
         RecurrentLayer {
             geom: self.geom,
-            w: own(self.w),
-            r: own(self.r),
+            weights: match self.weights {
+                RecurrentWeights::F32 { w, r } => RecurrentWeights::F32 {
+                    w: own(w),
+                    r: own(r),
+                },
+                RecurrentWeights::Int8(q) => RecurrentWeights::Int8(q.into_owned()),
+            },
             b: own(self.b),
         }
     }
@@ -217,18 +285,53 @@ impl RecurrentLayer<'_> {
             return Err(too_large);
         }
         let [w, r, b] = g.tensor_lens().ok_or(too_large)?;
-        check_tensor(index, "w", w, &self.w, scan)?;
-        check_tensor(index, "r", r, &self.r, scan)?;
+        match &self.weights {
+            RecurrentWeights::F32 { w: wt, r: rt } => {
+                check_tensor(index, "w", w, wt, scan)?;
+                check_tensor(index, "r", r, rt, scan)?;
+            }
+            RecurrentWeights::Int8(q) => q.check(index, g)?,
+        }
         check_tensor(index, "b", b, &self.b, scan)
+    }
+
+    /// Values per batch row of the three scratch buffers: f32
+    /// ([`RecurrentGeom::scratch_len`]), and, for int8 weights, the
+    /// quantized inputs (i8) and the accumulators (i32) of the products.
+    pub(crate) fn scratch_lens(&self) -> [usize; 3] {
+        let f32s = self.geom.scratch_len();
+        match self.weights {
+            RecurrentWeights::F32 { .. } => [f32s, 0, 0],
+            RecurrentWeights::Int8(_) => {
+                let [scales, i8s, i32s] = int8::scratch_lens(&self.geom);
+                [f32s.saturating_add(scales), i8s, i32s]
+            }
+        }
+    }
+
+    /// Direction `d`'s matrices `w` and `r`.
+    fn matrices(&self, d: usize) -> Option<(Matrix<'_>, Matrix<'_>)> {
+        let g = &self.geom;
+        let (f, h, gh) = (g.features, g.hidden, g.gate_len()?);
+        match &self.weights {
+            RecurrentWeights::F32 { w, r } => Some((
+                Matrix::F32(w.get(d * gh * f..(d + 1) * gh * f)?),
+                Matrix::F32(r.get(d * gh * h..(d + 1) * gh * h)?),
+            )),
+            RecurrentWeights::Int8(q) => {
+                let (w, r) = q.direction(g, d)?;
+                Some((Matrix::Int8(w), Matrix::Int8(r)))
+            }
+        }
     }
 
     /// Runs `batch` rows of `x` (`T·F` values each) into `y` (rows of
     /// [`RecurrentGeom::output_len`]), in `scratch` (`batch ×`
-    /// [`RecurrentGeom::scratch_len`] values). Writes nothing if a length
+    /// [`RecurrentLayer::scratch_lens`] values). Writes nothing if a length
     /// breaks [`crate::Model`]'s contract; slices by `get` and chunks, so
     /// the module carries no panic path.
     #[inline(never)]
-    pub(super) fn run(&self, x: &[f32], batch: usize, y: &mut [f32], scratch: &mut [f32]) {
+    pub(super) fn run(&self, x: &[f32], batch: usize, y: &mut [f32], scratch: &mut Buffers) {
         let g = &self.geom;
         let (steps, f, h, dirs) = (g.steps, g.features, g.hidden, g.directions());
         let gh = g.cell.gates() * h;
@@ -236,7 +339,8 @@ impl RecurrentLayer<'_> {
         if steps == 0 || f == 0 || h == 0 || x.len() != batch * steps * f {
             return;
         }
-        let Some((proj, rest)) = scratch.split_at_mut_checked(batch * steps * gh) else {
+        let Buffers { f32s, i8s, i32s } = scratch;
+        let Some((proj, rest)) = f32s.split_at_mut_checked(batch * steps * gh) else {
             return;
         };
         let Some((q, rest)) = rest.split_at_mut_checked(batch * gh) else {
@@ -248,41 +352,40 @@ impl RecurrentLayer<'_> {
         let Some((cell, rest)) = rest.split_at_mut_checked(batch * h) else {
             return;
         };
-        let Some(reset) = rest.get_mut(..batch * h) else {
+        let Some((reset, scales)) = rest.split_at_mut_checked(batch * h) else {
             return;
         };
+        let mut qb = ProductBuffers {
+            scales,
+            q: i8s,
+            acc: i32s,
+        };
         for d in 0..dirs {
-            let (Some(w), Some(r), Some(b)) = (
-                self.w.get(d * gh * f..(d + 1) * gh * f),
-                self.r.get(d * gh * h..(d + 1) * gh * h),
-                self.b.get(d * 2 * gh..(d + 1) * 2 * gh),
-            ) else {
+            let (Some((w, r)), Some(b)) =
+                (self.matrices(d), self.b.get(d * 2 * gh..(d + 1) * 2 * gh))
+            else {
                 return;
             };
             let Some((wb, rb)) = b.split_at_checked(gh) else {
                 return;
             };
             // Every step's projection at once: row `b · T + t` of `proj`.
-            kernels::dense(x, w, wb, f, gh, proj);
+            w.product(x, f, gh, wb, proj, &mut qb);
             state.fill(0.0);
             cell.fill(0.0);
             for k in 0..steps {
                 let t = if d == 0 { k } else { steps - 1 - k };
                 // Step t's projections, one per row of the batch.
                 let p = || proj.chunks_exact(gh).skip(t).step_by(steps);
-                if g.cell
-                    == (Cell::Gru {
-                        linear_before_reset: false,
-                    })
-                {
+                if g.splits_r() {
                     let (Some((r_zr, r_n)), Some((rb_zr, rb_n)), Some((q_zr, q_n))) = (
-                        r.split_at_checked(2 * h * h),
+                        r.split(2 * h, h),
                         rb.split_at_checked(2 * h),
                         q.split_at_mut_checked(batch * 2 * h),
                     ) else {
                         return;
                     };
-                    kernels::dense(state, r_zr, rb_zr, h, 2 * h, q_zr);
+                    r_zr.product(state, h, 2 * h, rb_zr, q_zr, &mut qb);
                     let rows = p().zip(q_zr.chunks_exact(2 * h)).zip(state.chunks_exact(h));
                     for (((p, q), h0), rh) in rows.zip(reset.chunks_exact_mut(h)) {
                         let (p_r, q_r) =
@@ -290,13 +393,13 @@ impl RecurrentLayer<'_> {
                         kernels::gru_reset(p_r, q_r, h0, rh);
                     }
                     let q_n = q_n.get_mut(..batch * h).unwrap_or(&mut []);
-                    kernels::dense(reset, r_n, rb_n, h, h, q_n);
+                    r_n.product(reset, h, h, rb_n, q_n, &mut qb);
                     let rows = p().zip(q_zr.chunks_exact(2 * h)).zip(q_n.chunks_exact(h));
                     for (((p, q_zr), q_n), hr) in rows.zip(state.chunks_exact_mut(h)) {
                         kernels::gru_cell(p, q_zr, q_n, hr, false);
                     }
                 } else {
-                    kernels::dense(state, r, rb, h, gh, q);
+                    r.product(state, h, gh, rb, q, &mut qb);
                     let rows = p().zip(q.chunks_exact(gh)).zip(state.chunks_exact_mut(h));
                     for (((p, q), hr), cr) in rows.zip(cell.chunks_exact_mut(h)) {
                         match g.cell {
@@ -317,6 +420,47 @@ impl RecurrentLayer<'_> {
                 write(y, out_w, d * h, state, h);
             }
         }
+    }
+}
+
+/// The recurrent layers' scratch buffers ([`RecurrentLayer::scratch_lens`]
+/// values per row each), part of [`crate::Scratch`].
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    f32s: Vec<f32>,
+    i8s: Vec<i8>,
+    i32s: Vec<i32>,
+}
+
+impl Buffers {
+    pub(crate) const fn new() -> Self {
+        Buffers {
+            f32s: Vec::new(),
+            i8s: Vec::new(),
+            i32s: Vec::new(),
+        }
+    }
+
+    /// Grows the buffers to `batch` rows of the largest needs of `layers`.
+    pub(crate) fn reserve<'l, 'a: 'l>(
+        &mut self,
+        layers: impl Iterator<Item = &'l RecurrentLayer<'a>>,
+        batch: usize,
+        limit: usize,
+    ) -> Result<(), RunError> {
+        let need = layers.fold([0; 3], |m, l| {
+            let n = l.scratch_lens();
+            [m[0].max(n[0]), m[1].max(n[1]), m[2].max(n[2])]
+        });
+        let len = |n: usize| {
+            batch
+                .checked_mul(n)
+                .filter(|&n| n <= limit)
+                .ok_or(RunError::BadBatch)
+        };
+        grow(&mut self.f32s, len(need[0])?)?;
+        grow(&mut self.i8s, len(need[1])?)?;
+        grow(&mut self.i32s, len(need[2])?)
     }
 }
 
@@ -359,177 +503,4 @@ mod without_feature {
 }
 
 #[cfg(all(test, feature = "rnn"))]
-mod tests {
-    use super::*;
-    use crate::{Model, math};
-    use alloc::vec;
-
-    /// Deterministic values in about [-1, 1).
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|k| (((k + seed) * 7919 + seed * 31) % 211) as f32 / 105.0 - 1.0)
-            .collect()
-    }
-
-    const CELLS: [Cell; 4] = [
-        Cell::Rnn,
-        Cell::Gru {
-            linear_before_reset: true,
-        },
-        Cell::Gru {
-            linear_before_reset: false,
-        },
-        Cell::Lstm,
-    ];
-
-    fn geom(cell: Cell, bidirectional: bool, sequence: bool) -> RecurrentGeom {
-        RecurrentGeom {
-            cell,
-            steps: 5,
-            features: 3,
-            hidden: 7,
-            bidirectional,
-            sequence,
-        }
-    }
-
-    /// The ONNX tensors `w`, `r`, `b` of `g`, seeded.
-    fn tensors(g: &RecurrentGeom, seed: usize) -> [Vec<f32>; 3] {
-        let [w, r, b] = g.tensor_lens().unwrap();
-        [values(w, seed), values(r, seed + 1), values(b, seed + 2)]
-    }
-
-    fn model(g: RecurrentGeom, [w, r, b]: &[Vec<f32>; 3]) -> Model<'static> {
-        let layer = Layer::recurrent(0, g, w, r, b.clone().into()).unwrap();
-        Model::new(g.input_len(), vec![layer]).unwrap()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|v| v.to_bits()).collect()
-    }
-
-    /// A two-step RNN of one value, by hand in the defined order.
-    #[test]
-    fn rnn_is_the_defined_sum() {
-        let g = RecurrentGeom {
-            steps: 2,
-            features: 1,
-            hidden: 1,
-            ..geom(Cell::Rnn, false, true)
-        };
-        let t = [vec![0.5], vec![-0.75], vec![0.25, 0.125]];
-        let out = model(g, &t).predict(&[1.5, -2.0]).unwrap();
-        let q0 = 0.0 * -0.75 + 0.125;
-        let h1 = math::tanh((1.5 * 0.5 + 0.25) + q0);
-        let h2 = math::tanh((-2.0 * 0.5 + 0.25) + (h1 * -0.75 + 0.125));
-        assert_eq!(bits(&out), bits(&[h1, h2]));
-    }
-
-    /// Rows of a batch run as they run alone; the last step of a sequence
-    /// output is the final state; each cell differs from the others.
-    #[test]
-    fn batches_sequences_and_cells_agree() {
-        let mut finals = Vec::new();
-        for cell in CELLS {
-            for bi in [false, true] {
-                let t = tensors(&geom(cell, bi, false), 3);
-                let (last, seq) = (
-                    model(geom(cell, bi, false), &t),
-                    model(geom(cell, bi, true), &t),
-                );
-                let x = values(3 * 15, 11);
-                let batch = last.predict(&x).unwrap();
-                let all = seq.predict(&x).unwrap();
-                let d = usize::from(bi) + 1;
-                assert_eq!(all.len(), 3 * 5 * d * 7);
-                for (row, xr) in x.chunks(15).enumerate() {
-                    let one = last.predict(xr).unwrap();
-                    assert_eq!(bits(&one), bits(&batch[row * d * 7..][..d * 7]), "{cell:?}");
-                    let s = &all[row * 5 * d * 7..][..5 * d * 7];
-                    // Forward's last step, and backward's step 0.
-                    assert_eq!(bits(&one[..7]), bits(&s[4 * d * 7..][..7]));
-                    if bi {
-                        assert_eq!(bits(&one[7..]), bits(&s[7..14]));
-                    }
-                }
-                finals.push(bits(&batch[..7]));
-            }
-        }
-        for (i, a) in finals.iter().enumerate() {
-            for b in finals.iter().skip(i + 2) {
-                assert_ne!(a, b);
-            }
-        }
-    }
-
-    /// The backward direction is the forward one over the reversed steps.
-    #[test]
-    fn backward_reads_the_steps_in_reverse() {
-        for cell in CELLS {
-            let g = geom(cell, true, false);
-            let [w, r, b] = tensors(&g, 5);
-            let half = |t: &[f32]| t[t.len() / 2..].to_vec();
-            let fwd = geom(cell, false, false);
-            let backward_alone = model(fwd, &[half(&w), half(&r), half(&b)]);
-            let x = values(15, 2);
-            let reversed: Vec<f32> = x.chunks(3).rev().flatten().copied().collect();
-            let both = model(g, &[w, r, b]).predict(&x).unwrap();
-            let alone = backward_alone.predict(&reversed).unwrap();
-            assert_eq!(bits(&both[7..]), bits(&alone), "{cell:?}");
-        }
-    }
-
-    #[test]
-    fn checks_sizes_and_tensors() {
-        let g = geom(Cell::Lstm, true, false);
-        let [w, r, b] = tensors(&g, 1);
-        let err = Layer::recurrent(2, g, &w[1..], &r, b.clone().into()).unwrap_err();
-        assert!(matches!(
-            err,
-            ModelError::TensorLen {
-                layer: 2,
-                tensor: "w",
-                ..
-            }
-        ));
-        let bad = |g: RecurrentGeom, b: Vec<f32>| {
-            let layer = Layer::Recurrent(
-                RecurrentLayer {
-                    geom: g,
-                    w: w.clone().into(),
-                    r: r.clone().into(),
-                    b: b.into(),
-                },
-                super::super::family::rnn(0, "lstm").unwrap(),
-            );
-            Model::new(g.input_len().max(1), vec![layer]).unwrap_err()
-        };
-        let short = b[1..].to_vec();
-        assert!(matches!(
-            bad(g, short),
-            ModelError::TensorLen { tensor: "b", .. }
-        ));
-        let mut nan = b.clone();
-        nan[3] = f32::NAN;
-        assert_eq!(
-            bad(g, nan),
-            ModelError::NotFinite {
-                layer: 0,
-                tensor: "b"
-            }
-        );
-        let zero = RecurrentGeom { hidden: 0, ..g };
-        assert!(matches!(
-            bad(zero, b.clone()),
-            ModelError::BadParam {
-                param: "hidden",
-                ..
-            }
-        ));
-        let huge = RecurrentGeom {
-            steps: 1 << 40,
-            ..g
-        };
-        assert_eq!(bad(huge, b), ModelError::TooLarge { layer: 0 });
-    }
-}
+mod tests;
