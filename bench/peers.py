@@ -32,6 +32,8 @@ SKIP = {
     "takes uint8 activations with int8 weights (\"Impossible to unify U8 with I8\")",
     ("kiln-node-bindgen", "cnn.int8"): "no build of the wasm-bindgen package holds int8 convolution "
     "(size, docs/web.md); the model module runs it (kiln-node-abi)",
+    ("kiln-node-bindgen", "lstm.int8"): "no build of the wasm-bindgen package holds int8 recurrent "
+    "weights (size, docs/web.md); the model module runs them (kiln-node-abi)",
     ("tract", "mobilenet.int8"): "onnxruntime's dynamic-int8 MobileNet is made of the same ConvInteger "
     "nodes (uint8 activations, int8 weights) tract-onnx 0.22 refuses in the CNN",
 }

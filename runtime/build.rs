@@ -12,8 +12,9 @@
 //!   convolution, pooling, their activations), for f32 CNNs;
 //! * `kernel-cnn-int8.wasm` — `module,int8-conv`: also int8 convolution
 //!   and pooling, for quantized CNNs — every layer a chain model can have;
-//! * `kernel-rnn.wasm` — `module,rnn`: the MLP kernel with the recurrent
-//!   family (RNN, GRU, LSTM), for models with recurrent layers;
+//! * `kernel-rnn.wasm` — `module,int8-rnn`: the MLP kernel with the
+//!   recurrent family (RNN, GRU, LSTM; f32 or int8 weights), for models with
+//!   recurrent layers;
 //! * `kernel-trees.wasm` — `module,trees`: the MLP kernel with the tree
 //!   family (tree ensembles), for models with a tree ensemble;
 //! * `kernel-graph.wasm` — `module,conv,dag`: the CNN kernel with graph
@@ -77,16 +78,16 @@ fn main() {
 /// The guest features and file name of every kernel artifact.
 const KERNELS: &[(&str, &str)] = &[
     ("module", "kernel-mlp.wasm"),
-    ("module,rnn", "kernel-rnn.wasm"),
+    ("module,int8-rnn", "kernel-rnn.wasm"),
     ("module,trees", "kernel-trees.wasm"),
     ("module,conv", "kernel-cnn.wasm"),
     ("module,int8-conv", "kernel-cnn-int8.wasm"),
     ("module,conv,dag", "kernel-graph.wasm"),
     ("module,int8-conv,relaxed-simd", "kernel-relaxed.wasm"),
-    ("module,rnn,relaxed-simd", "kernel-rnn-relaxed.wasm"),
-    ("kernel-tests,int8-conv,rnn", "kernel-tests.wasm"),
+    ("module,int8-rnn,relaxed-simd", "kernel-rnn-relaxed.wasm"),
+    ("kernel-tests,int8-conv,int8-rnn", "kernel-tests.wasm"),
     (
-        "kernel-tests,int8-conv,rnn,relaxed-simd",
+        "kernel-tests,int8-conv,int8-rnn,relaxed-simd",
         "kernel-tests-relaxed.wasm",
     ),
 ];

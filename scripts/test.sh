@@ -40,12 +40,12 @@ step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnin
 step "scripts/deny.sh (licenses, bans, sources, advisories)" scripts/deny.sh
 step "cargo test" cargo test --workspace --locked
 # The workspace unifies the guest's features; the MLP module kernel builds
-# the guest with no layer family, the browser package with the CNN family
-# alone (`conv`), the RNN module kernel with the recurrent family alone
-# (`rnn`), so test those builds of the guest on their own too.
+# the guest with no layer family, the browser packages with the CNN family
+# alone (`conv`) or the recurrent family without int8 weights (`rnn`), so
+# test those builds of the guest on their own too.
 step "cargo test (guest, no layer family)" cargo test -p kiln-guest --locked
 step "cargo test (guest, CNN family only)" cargo test -p kiln-guest --features conv --locked
-step "cargo test (guest, recurrent family only)" cargo test -p kiln-guest --features rnn --locked
+step "cargo test (guest, recurrent family only, f32 weights as in web/pkg-rnn)" cargo test -p kiln-guest --features rnn --locked
 
 # The kiln binary the remaining tests drive is the one `cargo test` built for
 # tests/e2e. A separate `cargo build` would resolve other features (no

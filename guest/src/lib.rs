@@ -18,7 +18,7 @@
 //!   its execution ([`Scratch`]); private module `model`.
 //! * [`family`] — the layer families a build may leave out, each a cargo
 //!   feature (`conv`: [`ConvLayer`]; `int8-conv`; `rnn`:
-//!   [`RecurrentLayer`]); a model module's kernel
+//!   [`RecurrentLayer`]; `int8-rnn`: [`RecurrentI8`]); a model module's kernel
 //!   holds only those its model uses, and refuses the others by name.
 //! * [`blob`] — the compact model blob embedded into modules: the one codec
 //!   of a [`Model`].

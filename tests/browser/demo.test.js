@@ -89,6 +89,11 @@ describe("demo page in headless Chromium", () => {
       kiln("build", st, "-o", join(models, `${name}.wasm`));
       addModel(repo, name, { wasm: join(models, `${name}.wasm`), safetensors: st });
     }
+    // The GRU with int8 weights: no build of the package holds them (size).
+    const gruInt8 = join(models, "gru-int8.safetensors");
+    kiln("quantize", join(models, "gru.safetensors"), "--dynamic", "-o", gruInt8);
+    kiln("build", gruInt8, "-o", join(models, "gru-int8.wasm"));
+    addModel(repo, "gru-int8", { wasm: join(models, "gru-int8.wasm"), safetensors: gruInt8 });
 
     // A graph model: MobileNetV2-0.35 on 3×96×96 (ONNX, seeded weights).
     mobilenet = writeMobileNetV2(models);
@@ -201,7 +206,7 @@ describe("demo page in headless Chromium", () => {
     await page.close();
   });
 
-  test("a GRU and an LSTM: web/pkg and web/pkg-cnn refuse them naming web/pkg-rnn, which predicts them with the bits of kiln predict (wasmtime) and --native", async () => {
+  test("a GRU and an LSTM: web/pkg and web/pkg-cnn refuse them naming web/pkg-rnn, which predicts them with the bits of kiln predict (wasmtime) and --native, and refuses int8 weights", async () => {
     await open("/demo/");
     const rows = csvRows(digits.testCsv, 64);
     const flat = rows.flatMap((r) => Array.from(r));
@@ -237,6 +242,17 @@ describe("demo page in headless Chromium", () => {
         const per = Array.from({ length: rows.length }, (_, i) => bits(scores.slice(i * 10, (i + 1) * 10)));
         assert.deepEqual(per, want, `${name}: web/pkg-rnn in V8 vs kiln predict --native, all ${rows.length} held-out rows`);
       }
+    }
+    const int8 = await page.evaluate(async () => {
+      const rnn = await import("/pkg-rnn/kiln.js");
+      const refused = [];
+      for (const url of ["/models/gru-int8/model.wasm", "/models/gru-int8/model.safetensors"]) {
+        refused.push(await rnn.Model.load(url).then(() => "loaded", (e) => e.message));
+      }
+      return refused;
+    });
+    for (const message of int8) {
+      assert.match(message, /^\/models\/gru-int8\/model\.(wasm|safetensors): layer 0 \(gru\) is a recurrent layer with int8 weights, which no build of the package holds \(size\); run the model module through its raw ABI/);
     }
     assertNoProblems();
     await page.close();

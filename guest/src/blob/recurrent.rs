@@ -16,7 +16,7 @@
 //!
 //! A kernel without the family refuses these ops by name before reading
 //! their params ([`crate::model::family`]), so it holds none of this
-//! decoder.
+//! decoder; one without `int8-rnn` refuses int8 weights the same way.
 
 use alloc::vec::Vec;
 
@@ -60,7 +60,7 @@ pub(super) fn encode<'t>(
         } => (OP_GRU, linear_before_reset),
         Cell::Lstm => (OP_LSTM, false),
     };
-    let int8 = matches!(layer.weights, RecurrentWeights::Int8(_));
+    let int8 = matches!(layer.weights, RecurrentWeights::Int8(..));
     let flags = [
         (g.bidirectional, BIDIRECTIONAL),
         (g.sequence, SEQUENCE),
@@ -78,7 +78,7 @@ pub(super) fn encode<'t>(
             push_tensor(records, tensors, TensorRef::F32(w));
             push_tensor(records, tensors, TensorRef::F32(r));
         }
-        RecurrentWeights::Int8(q) => {
+        RecurrentWeights::Int8(q, _) => {
             for (w, scale, fold) in [(&q.w, &q.w_scale, &q.w_fold), (&q.r, &q.r_scale, &q.r_fold)] {
                 push_tensor(records, tensors, TensorRef::I8(w));
                 push_tensor(records, tensors, TensorRef::F32(scale));
@@ -129,16 +129,20 @@ pub(super) fn decode<'a>(
         sequence: flags & SEQUENCE != 0,
     };
     let weights = if int8 {
+        let here = family::int8_rnn(index, name)?;
         let i8s = |r: &mut Reader<'a>| r.typed(index, |[b]: [u8; 1]| b as i8);
         let i32s = |r: &mut Reader<'a>| r.typed(index, i32::from_le_bytes);
-        RecurrentWeights::Int8(RecurrentI8 {
-            w: i8s(r)?,
-            w_scale: r.tensor(index)?,
-            w_fold: i32s(r)?,
-            r: i8s(r)?,
-            r_scale: r.tensor(index)?,
-            r_fold: i32s(r)?,
-        })
+        RecurrentWeights::Int8(
+            RecurrentI8 {
+                w: i8s(r)?,
+                w_scale: r.tensor(index)?,
+                w_fold: i32s(r)?,
+                r: i8s(r)?,
+                r_scale: r.tensor(index)?,
+                r_fold: i32s(r)?,
+            },
+            here,
+        )
     } else {
         RecurrentWeights::F32 {
             w: r.tensor(index)?,

@@ -408,8 +408,8 @@ fn graph_round_trip_and_totality() {
 }
 
 /// Stacked recurrent layers of every cell — sequence output into the
-/// next, bidirectional, layers 1 and 2 with int8 weights, the dense head
-/// after.
+/// next, bidirectional, layers 1 and 2 with int8 weights (with
+/// `int8-rnn`), the dense head after.
 #[cfg(feature = "rnn")]
 fn recurrent_sample() -> Model<'static> {
     use crate::{Cell, RecurrentGeom};
@@ -441,7 +441,7 @@ fn recurrent_sample() -> Model<'static> {
                 .collect()
         };
         let (wv, rv, bv) = (v(w, i), v(r, i + 1), v(b, i + 2).into());
-        let layer = if i == 1 || i == 2 {
+        let layer = if cfg!(feature = "int8-rnn") && (i == 1 || i == 2) {
             let q = |t: &[f32]| t.iter().map(|&v| (v * 100.0) as i8).collect::<Vec<_>>();
             let gh = w / geom.directions() / features;
             let s = |n: usize| (1..=n).map(|k| k as f32 / 64.0).collect::<Vec<_>>();
@@ -505,6 +505,23 @@ fn recurrent_ops_are_refused_by_name() {
         layer: 0,
         op: "gru",
         feature: "rnn",
+    };
+    assert_eq!(decode(&blob), Err(DecodeError::Model(refused)));
+}
+
+/// A kernel without `int8-rnn` names the op of int8 weights before reading
+/// them.
+#[cfg(all(feature = "rnn", not(feature = "int8-rnn")))]
+#[test]
+fn int8_recurrent_weights_are_refused_by_name() {
+    let mut blob = encode(&recurrent_sample());
+    // Layer 0 (rnn): int8 flag and the int8 params' count.
+    blob[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&18u32.to_le_bytes());
+    blob[HEADER_LEN + 4 * 5..HEADER_LEN + 4 * 6].copy_from_slice(&8u32.to_le_bytes());
+    let refused = crate::ModelError::NotInKernel {
+        layer: 0,
+        op: "rnn",
+        feature: "int8-rnn",
     };
     assert_eq!(decode(&blob), Err(DecodeError::Model(refused)));
 }

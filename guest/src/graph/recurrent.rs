@@ -171,19 +171,19 @@ pub(super) fn layer(
     let gh = cell.gates().checked_mul(hidden).ok_or(too_large.clone())?;
     let two_gh = gh.checked_mul(2).ok_or(too_large)?;
     let g = cell.gates();
-    let shaped = |name: &str, want: &[usize], expected: &str| {
+    // Tensor `name`, if its shape is `want`, which the error spells
+    // `[D, k·hidden{last}]` (formatted only on error).
+    let shaped = |name: &str, want: &[usize], k: usize, last: &str| {
         let t = at.get(name)?;
         if t.shape != want {
-            return Err(at.shape_err(name, &t.shape, format!("{want:?} ({expected})")));
+            let expected = format!("{want:?} ([D, {k}·hidden{last}])");
+            return Err(at.shape_err(name, &t.shape, expected));
         }
         Ok(t)
     };
-    let w_shape = ([d, gh, features], format!("[D, {g}·hidden, features]"));
-    let r_shape = ([d, gh, hidden], format!("[D, {g}·hidden, hidden]"));
-    let b = at.f32s(
-        b,
-        shaped(b, &[d, two_gh], &format!("[D, {}·hidden]", 2 * g))?,
-    )?;
+    let b = at.f32s(b, shaped(b, &[d, two_gh], 2 * g, "")?)?;
+    let w_shaped = || shaped(w, &[d, gh, features], g, ", features");
+    let r_shaped = || shaped(r, &[d, gh, hidden], g, ", hidden");
     let geom = RecurrentGeom {
         cell,
         steps,
@@ -194,15 +194,15 @@ pub(super) fn layer(
     };
     let layer = match scales {
         [None, None] => {
-            let w = at.f32s(w, shaped(w, &w_shape.0, &w_shape.1)?)?;
-            let r = at.f32s(r, shaped(r, &r_shape.0, &r_shape.1)?)?;
+            let w = at.f32s(w, w_shaped()?)?;
+            let r = at.f32s(r, r_shaped()?)?;
             Layer::recurrent(index, geom, w, r, b.to_vec().into())?
         }
         [Some(ws), Some(rs)] => {
-            let w = at.i8s(w, shaped(w, &w_shape.0, &w_shape.1)?)?;
-            let r = at.i8s(r, shaped(r, &r_shape.0, &r_shape.1)?)?;
-            let scale =
-                |name: &str| at.f32s(name, shaped(name, &[d, gh], &format!("[D, {g}·hidden]"))?);
+            crate::model::family::int8_rnn(index, cell.name())?;
+            let w = at.i8s(w, w_shaped()?)?;
+            let r = at.i8s(r, r_shaped()?)?;
+            let scale = |name: &str| at.f32s(name, shaped(name, &[d, gh], g, "")?);
             let scales = [scale(ws)?, scale(rs)?];
             Layer::recurrent_int8(index, geom, [w, r], scales, b.to_vec().into())?
         }

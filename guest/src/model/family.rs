@@ -60,6 +60,14 @@ family!(
 );
 
 family!(
+    /// The marker of int8 weights in a recurrent layer
+    /// ([`crate::RecurrentI8`], feature `int8-rnn`).
+    Int8Rnn,
+    int8_rnn,
+    "int8-rnn"
+);
+
+family!(
     /// The marker of the recurrent family ([`crate::RecurrentLayer`],
     /// feature `rnn`).
     Rnn,

@@ -258,7 +258,7 @@ pub fn relaxed_twin(wasm: &[u8]) -> Result<Option<Vec<u8>>, ModuleError> {
     use kiln_guest::{Int8Layer, Layer, RecurrentWeights};
     let int8 = |l: &Layer<'_>| match l {
         Layer::Int8(Int8Layer::Dense(_)) => true,
-        Layer::Recurrent(r, _) => matches!(r.weights, RecurrentWeights::Int8(_)),
+        Layer::Recurrent(r, _) => matches!(r.weights, RecurrentWeights::Int8(..)),
         _ => false,
     };
     let wanted = |model: &kiln_guest::Model<'_>| {

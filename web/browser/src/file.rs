@@ -173,6 +173,11 @@ fn package_hint(feature: &str) -> String {
     let (what, build) = match feature {
         "conv" => ("a convolution or pooling", "CNN build, web/pkg-cnn"),
         "rnn" => ("a recurrent", "recurrent build, web/pkg-rnn"),
+        "int8-rnn" => {
+            return "is a recurrent layer with int8 weights, which no build of the package holds (size); \
+                    run the model module through its raw ABI (docs/abi.md), or load the f32 model with web/pkg-rnn"
+                .into();
+        }
         _ => {
             return format!(
                 "needs the guest feature `{feature}`, which this build of the package leaves out"
@@ -431,6 +436,12 @@ fn load_model_file(bytes: &[u8], name: &str) -> Result<Loaded, LoadError> {
             op,
         },
         ReadError::GraphFile => LoadError::GraphFile { name: name.into() },
+        ReadError::NotInPackage { layer, op, feature } => LoadError::NotInPackage {
+            name: name.into(),
+            layer,
+            op,
+            feature,
+        },
     })?;
     if graph.format != FORMAT_VERSION {
         return Err(LoadError::Format {

@@ -2,13 +2,14 @@
 //! read with the package's small JSON reader ([`super::json`]) instead of
 //! `serde_json`, whose derive code would double the package.
 //!
-//! Every op of [`LayerSpec`] (recurrent ones included, in every build: a
-//! build without the family refuses them at conversion, naming the build
-//! that has it) is read with the same field names, defaults
+//! Every op of [`LayerSpec`] is read with the same field names, defaults
 //! and unknown-field refusals as the host's serde schema (the host's tests
 //! in tests/e2e/browser.rs check both give the same graphs); the
 //! conversion into a `Model` is then the shared
-//! [`kiln_guest::graph::to_kernel_float`]. The ops in [`MODULE_ONLY`] — int8
+//! [`kiln_guest::graph::to_kernel_float`]. Recurrent ops are refused here,
+//! by name, in a build without the recurrent family, and with int8 weights
+//! (`w_scale`, `r_scale`) in every build (the package leaves them out), so
+//! none of their reading is linked in. The ops in [`MODULE_ONLY`] — int8
 //! layers, whose integers the host derives, `leaky_relu`, `clip`,
 //! `hard_sigmoid` and `tree_ensemble` — are the ones with float
 //! parameters: the page reads them from compiled modules,
@@ -160,6 +161,12 @@ pub(super) enum ReadError {
     ModuleOnly { layer: usize, op: String },
     /// A graph-format model (format 2), read from its module only.
     GraphFile,
+    /// A recurrent layer in a build without the guest family `feature`.
+    NotInPackage {
+        layer: usize,
+        op: &'static str,
+        feature: &'static str,
+    },
 }
 
 impl From<String> for ReadError {
@@ -323,6 +330,18 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
             slope: f.string("slope")?,
         },
         "hard_swish" => LayerSpec::HardSwish,
+        "rnn" | "gru" | "lstm" if !cfg!(feature = "rnn") || f.opt("w_scale").is_some() => {
+            let op = ["rnn", "gru", "lstm"].into_iter().find(|o| *o == op);
+            return Err(ReadError::NotInPackage {
+                layer: index,
+                op: op.unwrap_or_default(),
+                feature: if cfg!(feature = "rnn") {
+                    "int8-rnn"
+                } else {
+                    "rnn"
+                },
+            });
+        }
         "rnn" | "gru" | "lstm" => {
             let cell = match op.as_str() {
                 "rnn" => Cell::Rnn,
@@ -333,11 +352,10 @@ fn layer(json: &Json<'_>, index: usize) -> Result<LayerSpec, ReadError> {
             };
             let names = [f.string("w")?, f.string("r")?, f.string("b")?];
             let (direction, sequence) = (direction(&f)?, f.bool("sequence", false)?);
-            let spec = LayerSpec::recurrent(cell, f.usize("hidden")?, names, direction, sequence);
-            match (f.opt_string("w_scale")?, f.opt_string("r_scale")?) {
-                (Some(ws), Some(rs)) => spec.with_scales(ws, rs),
-                _ => spec,
+            if f.opt("r_scale").is_some() {
+                return Err("`w_scale` and `r_scale` go together".to_string().into());
             }
+            LayerSpec::recurrent(cell, f.usize("hidden")?, names, direction, sequence)
         }
         _ => LayerSpec::GlobalAvgPool {
             channels: f.usize("channels")?,
@@ -417,6 +435,7 @@ mod tests {
             Err(ReadError::Json(m)) => m,
             Err(ReadError::ModuleOnly { op, .. }) => format!("module only: {op}"),
             Err(ReadError::GraphFile) => "graph file".into(),
+            Err(ReadError::NotInPackage { op, feature, .. }) => format!("{op} needs {feature}"),
             Ok(_) => "accepted".into(),
         }
     }
@@ -454,6 +473,16 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "rnn"))]
+    fn recurrent_ops_are_refused_without_the_family() {
+        for op in ["rnn", "gru", "lstm"] {
+            let layer = format!(r#"{{"op": "{op}", "hidden": 3, "w": "w", "r": "r", "b": "b"}}"#);
+            assert_eq!(message(&layer), format!("{op} needs rnn"));
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "rnn")]
     fn recurrent_ops_read_with_their_defaults() {
         let g = read(
             r#"{"op": "gru", "hidden": 4, "w": "w", "r": "r", "b": "b", "linear_before_reset": false,
@@ -476,12 +505,12 @@ mod tests {
                 LayerSpec::recurrent(Cell::Rnn, 2, names("3"), fwd, false),
             ]
         );
-        let int8 = read(r#"{"op": "lstm", "hidden": 3, "w": "w", "r": "r", "b": "b", "w_scale": "ws", "r_scale": "rs"}"#)
-            .ok()
-            .unwrap();
-        let spec =
-            LayerSpec::recurrent(Cell::Lstm, 3, ["w", "r", "b"].map(String::from), fwd, false);
-        assert_eq!(int8.layers, [spec.with_scales("ws".into(), "rs".into())]);
+        // int8 weights: never in the package.
+        let int8 = r#"{"op": "lstm", "hidden": 3, "w": "w", "r": "r", "b": "b", "w_scale": "ws", "r_scale": "rs"}"#;
+        let Err(ReadError::NotInPackage { layer, op, feature }) = read(int8) else {
+            panic!("int8 weights read");
+        };
+        assert_eq!((layer, op, feature), (0, "lstm", "int8-rnn"));
         let gru = r#""op": "gru", "hidden": 4, "w": "w", "r": "r", "b": "b""#;
         assert_eq!(
             message(&format!("{{{gru}}}")),

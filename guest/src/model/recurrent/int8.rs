@@ -21,6 +21,7 @@ use super::{RecurrentGeom, Tensor};
 use crate::kernels::generic::{MatrixI8, PRODUCT_ZERO_POINT};
 use crate::kernels::packing::dense_i8 as k;
 use crate::model::check::check_len;
+use crate::model::family;
 use crate::{Layer, ModelError, RecurrentLayer, RecurrentWeights};
 
 /// The most features or hidden values an int8 layer takes: beyond, a sum
@@ -80,7 +81,7 @@ impl<'a> Layer<'a> {
     /// A recurrent layer with int8 weights from the model file's tensors:
     /// `w` (`[D, G·H, F]`) and `r` (`[D, G·H, H]`) int8, their scales
     /// (`[D, G·H]`), and `b` (`[D, 2·G·H]`, f32); an error naming layer
-    /// `index` in a build without the family.
+    /// `index` in a build without the family or without `int8-rnn`.
     pub fn recurrent_int8(
         index: usize,
         geom: RecurrentGeom,
@@ -88,7 +89,8 @@ impl<'a> Layer<'a> {
         [w_scale, r_scale]: [&[f32]; 2],
         b: Tensor<'a>,
     ) -> Result<Self, ModelError> {
-        let here = super::super::family::rnn(index, geom.cell.name())?;
+        let here = family::rnn(index, geom.cell.name())?;
+        let int8 = family::int8_rnn(index, geom.cell.name())?;
         let too_large = ModelError::TooLarge { layer: index };
         let [w_len, r_len, _] = geom.tensor_lens().ok_or(too_large.clone())?;
         let (f, h) = (geom.features, geom.hidden);
@@ -120,7 +122,7 @@ impl<'a> Layer<'a> {
         };
         let layer = RecurrentLayer {
             geom,
-            weights: RecurrentWeights::Int8(weights),
+            weights: RecurrentWeights::Int8(weights, int8),
             b,
         };
         Ok(Layer::Recurrent(layer, here))

@@ -24,7 +24,7 @@ mod int8;
 pub use int8::RecurrentI8;
 
 use super::check::{MAX_WIDTH, check_len, check_tensor};
-use super::{Tensor, grow};
+use super::{Tensor, family, grow};
 use crate::kernels::generic::{MatrixI8, ProductBuffers};
 use crate::kernels::{self, packing::dense::pack_rows};
 use crate::{Layer, ModelError, RunError};
@@ -149,8 +149,9 @@ pub enum RecurrentWeights<'a> {
     /// f32, in the f32 dense kernel's column panels
     /// ([`kernels::packing::dense`]).
     F32 { w: Tensor<'a>, r: Tensor<'a> },
-    /// int8 per output channel, run by the int8 dense kernel ([`int8`]).
-    Int8(RecurrentI8<'a>),
+    /// int8 per output channel, run by the int8 dense kernel ([`int8`]);
+    /// only in builds with `int8-rnn` ([`family::Int8Rnn`]).
+    Int8(RecurrentI8<'a>, family::Int8Rnn),
 }
 
 impl<'a> Layer<'a> {
@@ -211,7 +212,7 @@ impl RecurrentGeom {
 #[derive(Clone, Copy)]
 enum Matrix<'m> {
     F32(&'m [f32]),
-    Int8(MatrixI8<'m>),
+    Int8(MatrixI8<'m>, family::Int8Rnn),
 }
 
 impl Matrix<'_> {
@@ -228,7 +229,7 @@ impl Matrix<'_> {
     ) {
         match self {
             Matrix::F32(w) => kernels::dense(x, w, bias, inputs, outputs, y),
-            Matrix::Int8(m) => kernels::product_i8(m, x, [inputs, outputs], bias, y, q),
+            Matrix::Int8(m, _) => kernels::product_i8(m, x, [inputs, outputs], bias, y, q),
         }
     }
 
@@ -239,9 +240,9 @@ impl Matrix<'_> {
                 let (a, b) = w.split_at_checked(rows.checked_mul(inputs)?)?;
                 (Matrix::F32(a), Matrix::F32(b))
             }
-            Matrix::Int8(m) => {
+            Matrix::Int8(m, here) => {
                 let (a, b) = int8::split(m, rows, inputs)?;
-                (Matrix::Int8(a), Matrix::Int8(b))
+                (Matrix::Int8(a, here), Matrix::Int8(b, here))
             }
         })
     }
@@ -258,7 +259,7 @@ impl RecurrentLayer<'_> {
                     w: own(w),
                     r: own(r),
                 },
-                RecurrentWeights::Int8(q) => RecurrentWeights::Int8(q.into_owned()),
+                RecurrentWeights::Int8(q, here) => RecurrentWeights::Int8(q.into_owned(), here),
             },
             b: own(self.b),
         }
@@ -290,7 +291,7 @@ impl RecurrentLayer<'_> {
                 check_tensor(index, "w", w, wt, scan)?;
                 check_tensor(index, "r", r, rt, scan)?;
             }
-            RecurrentWeights::Int8(q) => q.check(index, g)?,
+            RecurrentWeights::Int8(q, _) => q.check(index, g)?,
         }
         check_tensor(index, "b", b, &self.b, scan)
     }
@@ -302,7 +303,7 @@ impl RecurrentLayer<'_> {
         let f32s = self.geom.scratch_len();
         match self.weights {
             RecurrentWeights::F32 { .. } => [f32s, 0, 0],
-            RecurrentWeights::Int8(_) => {
+            RecurrentWeights::Int8(..) => {
                 let [scales, i8s, i32s] = int8::scratch_lens(&self.geom);
                 [f32s.saturating_add(scales), i8s, i32s]
             }
@@ -318,9 +319,9 @@ impl RecurrentLayer<'_> {
                 Matrix::F32(w.get(d * gh * f..(d + 1) * gh * f)?),
                 Matrix::F32(r.get(d * gh * h..(d + 1) * gh * h)?),
             )),
-            RecurrentWeights::Int8(q) => {
+            &RecurrentWeights::Int8(ref q, here) => {
                 let (w, r) = q.direction(g, d)?;
-                Some((Matrix::Int8(w), Matrix::Int8(r)))
+                Some((Matrix::Int8(w, here), Matrix::Int8(r, here)))
             }
         }
     }

@@ -175,122 +175,151 @@ fn checks_sizes_and_tensors() {
     assert_eq!(bad(huge, b), ModelError::TooLarge { layer: 0 });
 }
 
-/// `t` quantized per row of `cols` values: symmetric, `max|row| / 127`.
-fn quantize_rows(t: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
-    let mut q = Vec::new();
-    let mut scales = Vec::new();
-    for row in t.chunks(cols) {
-        let m = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let s = if m == 0.0 { 1.0 } else { m / 127.0 };
-        q.extend(row.iter().map(|v| (v / s).round() as i8));
-        scales.push(s);
+/// int8 weights (feature `int8-rnn`).
+#[cfg(feature = "int8-rnn")]
+mod int8 {
+    use super::*;
+
+    /// `t` quantized per row of `cols` values: symmetric, `max|row| / 127`.
+    fn quantize_rows(t: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+        let mut q = Vec::new();
+        let mut scales = Vec::new();
+        for row in t.chunks(cols) {
+            let m = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let s = if m == 0.0 { 1.0 } else { m / 127.0 };
+            q.extend(row.iter().map(|v| (v / s).round() as i8));
+            scales.push(s);
+        }
+        (q, scales)
     }
-    (q, scales)
-}
 
-fn int8_model(g: RecurrentGeom, [w, r, b]: &[Vec<f32>; 3]) -> Model<'static> {
-    let (wq, ws) = quantize_rows(w, g.features);
-    let (rq, rs) = quantize_rows(r, g.hidden);
-    let layer = Layer::recurrent_int8(0, g, [&wq, &rq], [&ws, &rs], b.clone().into()).unwrap();
-    Model::new(g.input_len(), vec![layer]).unwrap()
-}
+    fn int8_model(g: RecurrentGeom, [w, r, b]: &[Vec<f32>; 3]) -> Model<'static> {
+        let (wq, ws) = quantize_rows(w, g.features);
+        let (rq, rs) = quantize_rows(r, g.hidden);
+        let layer = Layer::recurrent_int8(0, g, [&wq, &rq], [&ws, &rs], b.clone().into()).unwrap();
+        Model::new(g.input_len(), vec![layer]).unwrap()
+    }
 
-/// A one-step RNN of two features and one hidden value, int8, by hand:
-/// the input quantized to 64 ± 63 with its row's scale, the integer sum
-/// with the folded zero point, the dequantize, `tanh`.
-#[test]
-fn int8_rnn_is_the_defined_sum() {
-    let g = RecurrentGeom {
-        steps: 1,
-        features: 2,
-        hidden: 1,
-        ..geom(Cell::Rnn, false, false)
-    };
-    let layer = Layer::recurrent_int8(
-        0,
-        g,
-        [&[100, -50], &[7]],
-        [&[0.01], &[0.5]],
-        vec![0.25, 0.125].into(),
-    )
-    .unwrap();
-    let m = Model::new(2, vec![layer]).unwrap();
-    let x = [0.5f32, -2.0];
-    // m = 2: q = nearest(x · 63/2) + 64 = [80, 1] (15.75 → 16, −63).
-    let s = 2.0f32 / 63.0;
-    let acc = 80 * 100 - 50 - 64 * (100 - 50);
-    let p = acc as f32 * (s * 0.01) + 0.25;
-    // The state is 0: its scale is 1, q = 64, acc = 64·7 − 64·7 = 0.
-    let q = 0.0f32 * (1.0 * 0.5) + 0.125;
-    assert_eq!(bits(&m.predict(&x).unwrap()), bits(&[math::tanh(p + q)]));
-}
+    /// A one-step RNN of two features and one hidden value, int8, by hand:
+    /// the input quantized to 64 ± 63 with its row's scale, the integer sum
+    /// with the folded zero point, the dequantize, `tanh`.
+    #[test]
+    fn int8_rnn_is_the_defined_sum() {
+        let g = RecurrentGeom {
+            steps: 1,
+            features: 2,
+            hidden: 1,
+            ..geom(Cell::Rnn, false, false)
+        };
+        let layer = Layer::recurrent_int8(
+            0,
+            g,
+            [&[100, -50], &[7]],
+            [&[0.01], &[0.5]],
+            vec![0.25, 0.125].into(),
+        )
+        .unwrap();
+        let m = Model::new(2, vec![layer]).unwrap();
+        let x = [0.5f32, -2.0];
+        // m = 2: q = nearest(x · 63/2) + 64 = [80, 1] (15.75 → 16, −63).
+        let s = 2.0f32 / 63.0;
+        let acc = 80 * 100 - 50 - 64 * (100 - 50);
+        let p = acc as f32 * (s * 0.01) + 0.25;
+        // The state is 0: its scale is 1, q = 64, acc = 64·7 − 64·7 = 0.
+        let q = 0.0f32 * (1.0 * 0.5) + 0.125;
+        assert_eq!(bits(&m.predict(&x).unwrap()), bits(&[math::tanh(p + q)]));
+    }
 
-/// Every cell, both directions: int8 weights stay near the f32 layer's
-/// outputs, a row runs as it runs in a batch, and a sequence output ends
-/// in the final state.
-#[test]
-fn int8_layers_follow_f32_and_batch() {
-    for cell in CELLS {
-        for bi in [false, true] {
-            let t = tensors(&geom(cell, bi, false), 7);
-            let f32m = model(geom(cell, bi, false), &t);
-            let last = int8_model(geom(cell, bi, false), &t);
-            let seq = int8_model(geom(cell, bi, true), &t);
-            let x = values(3 * 15, 4);
-            let want = f32m.predict(&x).unwrap();
-            let got = last.predict(&x).unwrap();
-            let worst = want
-                .iter()
-                .zip(&got)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(worst < 0.05, "{cell:?} bi {bi}: {worst}");
-            let all = seq.predict(&x).unwrap();
-            let d = usize::from(bi) + 1;
-            for (row, xr) in x.chunks(15).enumerate() {
-                let one = last.predict(xr).unwrap();
-                assert_eq!(bits(&one), bits(&got[row * d * 7..][..d * 7]), "{cell:?}");
-                let s = &all[row * 5 * d * 7..][..5 * d * 7];
-                assert_eq!(bits(&one[..7]), bits(&s[4 * d * 7..][..7]));
+    /// Every cell, both directions: int8 weights stay near the f32 layer's
+    /// outputs, a row runs as it runs in a batch, and a sequence output ends
+    /// in the final state.
+    #[test]
+    fn int8_layers_follow_f32_and_batch() {
+        for cell in CELLS {
+            for bi in [false, true] {
+                let t = tensors(&geom(cell, bi, false), 7);
+                let f32m = model(geom(cell, bi, false), &t);
+                let last = int8_model(geom(cell, bi, false), &t);
+                let seq = int8_model(geom(cell, bi, true), &t);
+                let x = values(3 * 15, 4);
+                let want = f32m.predict(&x).unwrap();
+                let got = last.predict(&x).unwrap();
+                let worst = want
+                    .iter()
+                    .zip(&got)
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst < 0.05, "{cell:?} bi {bi}: {worst}");
+                let all = seq.predict(&x).unwrap();
+                let d = usize::from(bi) + 1;
+                for (row, xr) in x.chunks(15).enumerate() {
+                    let one = last.predict(xr).unwrap();
+                    assert_eq!(bits(&one), bits(&got[row * d * 7..][..d * 7]), "{cell:?}");
+                    let s = &all[row * 5 * d * 7..][..5 * d * 7];
+                    assert_eq!(bits(&one[..7]), bits(&s[4 * d * 7..][..7]));
+                }
             }
         }
     }
+
+    #[test]
+    fn int8_weights_are_checked() {
+        let g = geom(
+            Cell::Gru {
+                linear_before_reset: false,
+            },
+            true,
+            false,
+        );
+        let [w, r, b] = tensors(&g, 1);
+        let (wq, ws) = quantize_rows(&w, g.features);
+        let (rq, rs) = quantize_rows(&r, g.hidden);
+        let err =
+            Layer::recurrent_int8(4, g, [&wq, &rq[1..]], [&ws, &rs], b.clone().into()).unwrap_err();
+        assert!(matches!(
+            err,
+            ModelError::TensorLen {
+                layer: 4,
+                tensor: "r",
+                ..
+            }
+        ));
+        let mut zero = rs.clone();
+        zero[5] = 0.0;
+        let layer =
+            Layer::recurrent_int8(0, g, [&wq, &rq], [&ws, &zero], b.clone().into()).unwrap();
+        assert!(matches!(
+            Model::new(g.input_len(), vec![layer]),
+            Err(ModelError::Quant { layer: 0, .. })
+        ));
+        let layer = Layer::recurrent_int8(0, g, [&wq, &rq], [&ws[1..], &rs], b.into()).unwrap();
+        assert!(matches!(
+            Model::new(g.input_len(), vec![layer]),
+            Err(ModelError::TensorLen {
+                tensor: "w_scale",
+                ..
+            })
+        ));
+    }
 }
 
+/// A build without `int8-rnn` refuses int8 weights by name.
+#[cfg(not(feature = "int8-rnn"))]
 #[test]
-fn int8_weights_are_checked() {
-    let g = geom(
-        Cell::Gru {
-            linear_before_reset: false,
-        },
-        true,
-        false,
+fn int8_weights_are_refused_without_their_feature() {
+    let g = geom(Cell::Lstm, false, false);
+    let [w, r, b] = g.tensor_lens().unwrap();
+    let scales = vec![1.0; g.gate_len().unwrap()];
+    let layer = Layer::recurrent_int8(
+        2,
+        g,
+        [&vec![1; w], &vec![1; r]],
+        [&scales, &scales],
+        vec![0.0; b].into(),
     );
-    let [w, r, b] = tensors(&g, 1);
-    let (wq, ws) = quantize_rows(&w, g.features);
-    let (rq, rs) = quantize_rows(&r, g.hidden);
-    let err =
-        Layer::recurrent_int8(4, g, [&wq, &rq[1..]], [&ws, &rs], b.clone().into()).unwrap_err();
-    assert!(matches!(
-        err,
-        ModelError::TensorLen {
-            layer: 4,
-            tensor: "r",
-            ..
-        }
-    ));
-    let mut zero = rs.clone();
-    zero[5] = 0.0;
-    let layer = Layer::recurrent_int8(0, g, [&wq, &rq], [&ws, &zero], b.clone().into()).unwrap();
-    assert!(matches!(
-        Model::new(g.input_len(), vec![layer]),
-        Err(ModelError::Quant { layer: 0, .. })
-    ));
-    let layer = Layer::recurrent_int8(0, g, [&wq, &rq], [&ws[1..], &rs], b.into()).unwrap();
-    assert!(matches!(
-        Model::new(g.input_len(), vec![layer]),
-        Err(ModelError::TensorLen {
-            tensor: "w_scale",
-            ..
-        })
-    ));
+    let refused = ModelError::NotInKernel {
+        layer: 2,
+        op: "lstm",
+        feature: "int8-rnn",
+    };
+    assert_eq!(layer, Err(refused));
 }
