@@ -1,13 +1,22 @@
-// What the browser package's `Model.load(source, options)` reads before the
-// wasm side decodes it (src/lib.rs imports this file as ./load.js; scripts/
-// web.sh minifies it next to kiln.js): the bytes of a URL (string, URL, or
-// anything with a string `href`) or of an ArrayBuffer / typed array, and
-// with `{ publicKey }` the module's signature verified first
-// (web/trust/verify.js, imported only then: a page that verifies nothing
-// does not fetch it). Errors name the URL, as the host's do.
+// The browser package's `Model.load(source, options)` (src/lib.rs imports
+// this file as ./load.js, and it imports kiln.js back; scripts/web.sh
+// minifies it next to kiln.js): reads the bytes of a URL (string, URL, or
+// anything with a string `href`) or of an ArrayBuffer / typed array, with
+// `{ publicKey }` verifies the module's signature first (web/trust/
+// verify.js, imported only then: a page that verifies nothing does not
+// fetch it), then hands the bytes to the wasm side. Errors name the URL,
+// as the host's do.
+
+import { Model } from "./kiln.js";
+
+/** `Model.load(source, options)`: resolves to the Model. */
+export async function modelLoad(source, options) {
+  const [bytes, name] = await modelBytes(source, options);
+  return Model.fromNamedBytes(bytes, name);
+}
 
 /** Resolves to `[bytes, name]`: a Uint8Array and the URL (or "model bytes"). */
-export async function modelBytes(source, options) {
+async function modelBytes(source, options) {
   const url = typeof source === "string" ? source : typeof source?.href === "string" ? source.href : null;
   let bytes;
   if (url !== null) {

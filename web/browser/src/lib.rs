@@ -51,19 +51,20 @@ use kiln_guest::Scratch;
 #[global_allocator]
 static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-/// What `Model.load` reads (web/browser/load.js, next to kiln.js): the
-/// bytes of a URL or of an `ArrayBuffer`/view, and with `{ publicKey }` the
-/// module's signature checked first (web/trust/verify.js: WebCrypto's
-/// SHA-256 and Ed25519, and where a browser lacks them ./ed25519.js,
-/// imported only then). JavaScript, not Rust: fetching and the signature
-/// rest on browser APIs, and in wasm Ed25519 alone would cost tens of KB
-/// (docs/web.md, "Signed modules").
+/// `Model.load` (web/browser/load.js, next to kiln.js): reads the bytes of
+/// a URL or of an `ArrayBuffer`/view, with `{ publicKey }` checks the
+/// module's signature first (web/trust/verify.js: WebCrypto's SHA-256 and
+/// Ed25519, and where a browser lacks them ./ed25519.js, imported only
+/// then), then calls [`Model::from_named_bytes`]. JavaScript, not Rust:
+/// fetching and the signature rest on browser APIs, in wasm Ed25519 alone
+/// would cost tens of KB, and an `async` Rust function links an executor
+/// (~5 KB; docs/web.md, "Signed modules").
 #[wasm_bindgen(raw_module = "./load.js")]
 extern "C" {
-    /// Resolves to `[bytes: Uint8Array, name: string]`; rejects with an
-    /// `Error` naming the URL and what failed.
-    #[wasm_bindgen(js_name = modelBytes, catch)]
-    async fn model_bytes(source: JsValue, options: JsValue) -> Result<JsValue, JsValue>;
+    /// Resolves to the [`Model`]; rejects with an `Error` naming the URL
+    /// and what failed.
+    #[wasm_bindgen(js_name = modelLoad)]
+    fn model_load(source: JsValue, options: JsValue) -> js_sys::Promise;
 }
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -129,18 +130,22 @@ impl Model {
     /// naming what is wrong with the file. With `{ publicKey }`, the module's
     /// signature is verified first, and the load rejects unless it is that
     /// key's over exactly the module's bytes.
-    pub async fn load(
+    #[wasm_bindgen(unchecked_return_type = "Promise<Model>")]
+    pub fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | ArrayBuffer | ArrayBufferView")]
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<
             js_sys::Object,
         >,
-    ) -> Result<Model, JsValue> {
-        let options = options.map_or(JsValue::UNDEFINED, JsValue::from);
-        let got: js_sys::Array = model_bytes(source, options).await?.unchecked_into();
-        let bytes = js_sys::Uint8Array::new(&got.get(0)).to_vec();
-        let name = got.get(1).as_string().unwrap_or_default();
-        Ok(Self::load_bytes(&bytes, &name)?)
+    ) -> js_sys::Promise {
+        model_load(source, options.map_or(JsValue::UNDEFINED, JsValue::from))
+    }
+
+    /// `Model.load`'s last step (load.js): the model in `bytes`, read from
+    /// `name`, which prefixes error messages. Not part of the typed API.
+    #[wasm_bindgen(js_name = fromNamedBytes, skip_typescript)]
+    pub fn from_named_bytes(bytes: &[u8], name: &str) -> Result<Model, JsError> {
+        Self::load_bytes(bytes, name)
     }
 
     /// Loads a model from bytes already in memory (synchronous, so it cannot
