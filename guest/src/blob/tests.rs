@@ -413,19 +413,9 @@ fn graph_round_trip_and_totality() {
 #[cfg(feature = "rnn")]
 fn recurrent_sample() -> Model<'static> {
     use crate::{Cell, RecurrentGeom};
-    let cells = [
-        Cell::Rnn,
-        Cell::Gru {
-            linear_before_reset: true,
-        },
-        Cell::Gru {
-            linear_before_reset: false,
-        },
-        Cell::Lstm,
-    ];
     let (steps, mut features, hidden) = (3, 2, 3);
     let mut layers = Vec::new();
-    for (i, cell) in cells.into_iter().enumerate() {
+    for (i, cell) in Cell::ALL.into_iter().enumerate() {
         let geom = RecurrentGeom {
             cell,
             steps,

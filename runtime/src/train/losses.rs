@@ -253,16 +253,7 @@ mod tests {
         let (steps, features) = (4, 3);
         let x = inputs(3, steps * features, 3);
         let y = [0, 2, 1];
-        for cell in [
-            Cell::Rnn,
-            Cell::Gru {
-                linear_before_reset: true,
-            },
-            Cell::Gru {
-                linear_before_reset: false,
-            },
-            Cell::Lstm,
-        ] {
+        for cell in Cell::ALL {
             for (bi, seq) in [(false, false), (true, false), (true, true)] {
                 let mut r = Recurrent::new(cell, steps, features, 3, bi, seq, &mut rng);
                 r.b.mapv_inplace(|_| rand::Rng::random_range(&mut rng, -0.5..0.5));

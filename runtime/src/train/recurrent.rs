@@ -436,18 +436,8 @@ mod tests {
     #[test]
     fn forward_is_the_schema_maths() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let cells = [
-            Cell::Rnn,
-            Cell::Gru {
-                linear_before_reset: true,
-            },
-            Cell::Gru {
-                linear_before_reset: false,
-            },
-            Cell::Lstm,
-        ];
         let x = Array2::from_shape_fn((3, 5 * 2), |_| rng.random_range(-2.0f32..2.0));
-        for cell in cells {
+        for cell in Cell::ALL {
             for (bi, seq) in [(false, false), (false, true), (true, false), (true, true)] {
                 let mut l = Recurrent::new(cell, 5, 2, 3, bi, seq, &mut rng);
                 // Non-zero biases everywhere, so a swapped Wb/Rb shows.

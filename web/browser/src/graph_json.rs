@@ -221,25 +221,12 @@ const OPS: [(&str, &[&str]); 27] = [
     ("prelu", &["slope"]),
     ("global_avg_pool", &["channels"]),
     ("rnn", RECURRENT),
-    (
-        "gru",
-        &[
-            "hidden",
-            "w",
-            "r",
-            "b",
-            "direction",
-            "sequence",
-            "linear_before_reset",
-            "w_scale",
-            "r_scale",
-        ],
-    ),
+    ("gru", GRU),
     ("lstm", RECURRENT),
 ];
 
-/// The fields of `rnn` and `lstm` (`gru` adds `linear_before_reset`).
-const RECURRENT: &[&str] = &[
+/// The fields of `gru`, in the host schema's order.
+const GRU: &[&str] = &[
     "hidden",
     "w",
     "r",
@@ -248,7 +235,14 @@ const RECURRENT: &[&str] = &[
     "sequence",
     "w_scale",
     "r_scale",
+    "linear_before_reset",
 ];
+
+/// The fields of `rnn` and `lstm`: `gru`'s but `linear_before_reset`.
+const RECURRENT: &[&str] = match GRU.split_last() {
+    Some((_, rest)) => rest,
+    None => &[],
+};
 
 /// A recurrent layer's `direction`: `"forward"` when absent.
 fn direction(f: &Fields<'_, '_>) -> Result<Direction, String> {

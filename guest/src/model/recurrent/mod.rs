@@ -44,6 +44,18 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// Every cell, both GRU formulations.
+    pub const ALL: [Cell; 4] = [
+        Cell::Rnn,
+        Cell::Gru {
+            linear_before_reset: true,
+        },
+        Cell::Gru {
+            linear_before_reset: false,
+        },
+        Cell::Lstm,
+    ];
+
     /// Gates per step: 1, 3 or 4.
     pub fn gates(self) -> usize {
         match self {

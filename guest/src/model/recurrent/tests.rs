@@ -11,17 +11,6 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
         .collect()
 }
 
-const CELLS: [Cell; 4] = [
-    Cell::Rnn,
-    Cell::Gru {
-        linear_before_reset: true,
-    },
-    Cell::Gru {
-        linear_before_reset: false,
-    },
-    Cell::Lstm,
-];
-
 fn geom(cell: Cell, bidirectional: bool, sequence: bool) -> RecurrentGeom {
     RecurrentGeom {
         cell,
@@ -70,7 +59,7 @@ fn rnn_is_the_defined_sum() {
 #[test]
 fn batches_sequences_and_cells_agree() {
     let mut finals = Vec::new();
-    for cell in CELLS {
+    for cell in Cell::ALL {
         for bi in [false, true] {
             let t = tensors(&geom(cell, bi, false), 3);
             let (last, seq) = (
@@ -105,7 +94,7 @@ fn batches_sequences_and_cells_agree() {
 /// The backward direction is the forward one over the reversed steps.
 #[test]
 fn backward_reads_the_steps_in_reverse() {
-    for cell in CELLS {
+    for cell in Cell::ALL {
         let g = geom(cell, true, false);
         let [w, r, b] = tensors(&g, 5);
         let half = |t: &[f32]| t[t.len() / 2..].to_vec();
@@ -235,7 +224,7 @@ mod int8 {
     /// in the final state.
     #[test]
     fn int8_layers_follow_f32_and_batch() {
-        for cell in CELLS {
+        for cell in Cell::ALL {
             for bi in [false, true] {
                 let t = tensors(&geom(cell, bi, false), 7);
                 let f32m = model(geom(cell, bi, false), &t);
