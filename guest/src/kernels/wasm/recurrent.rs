@@ -19,9 +19,10 @@ fn splat(v: f32) -> v128 {
     f32x4_splat(v)
 }
 
-/// [`crate::math::exp`] on four lanes (one copy: the cells call it up to
-/// five times per vector).
-#[inline(never)]
+/// [`crate::math::exp`] on four lanes, inlined into each gate update (a
+/// shared copy cost the LSTM 6-11 %: docs/benchmarks.md, "Where the LSTM's
+/// time goes").
+#[inline(always)]
 fn exp(x: v128) -> v128 {
     let v = f32x4_mul(x, splat(LOG2E));
     // Round half away from zero, then truncate (`as i32`).
