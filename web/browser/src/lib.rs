@@ -58,7 +58,7 @@ static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocat
 /// then), then calls [`Model::from_named_bytes`]. JavaScript, not Rust:
 /// fetching and the signature rest on browser APIs, in wasm Ed25519 alone
 /// would cost tens of KB, and an `async` Rust function links an executor
-/// (~5 KB; docs/web.md, "Signed modules").
+/// and its glue (~10 KB; docs/web.md, "Signed modules").
 #[wasm_bindgen(raw_module = "./load.js")]
 extern "C" {
     /// Resolves to the [`Model`]; rejects with an `Error` naming the URL
